@@ -1,0 +1,42 @@
+import type { SQL } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import type * as schema from "./schema.ts";
+
+/** A drizzle database over either driver (postgres.js or PGlite), or a transaction of one. */
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+/** An open database and how to close it. */
+export interface DbHandle {
+  db: Db;
+  kind: "postgres" | "pglite";
+  close(): Promise<void>;
+}
+
+/**
+ * Runs raw SQL and returns its rows. postgres.js answers `execute` with an array of rows,
+ * PGlite with `{ rows }`: callers should not care which.
+ */
+export async function queryRows<T>(db: Db, query: SQL): Promise<T[]> {
+  const out: unknown = await db.execute(query);
+  if (Array.isArray(out)) return out as T[];
+  return ((out as { rows?: T[] }).rows ?? []) as T[];
+}
+
+const retryableCodes = new Set(["40P01", "40001"]);
+
+/**
+ * Retries a statement that lost a deadlock or serialization race. Hot-path statements lock
+ * rows in a fixed order, so this is a safety net, not the plan.
+ */
+export async function withRetry<T>(run: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      const code = (error as { code?: string; cause?: { code?: string } }).code ??
+        (error as { cause?: { code?: string } }).cause?.code;
+      if (attempt >= attempts || !code || !retryableCodes.has(code)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+    }
+  }
+}

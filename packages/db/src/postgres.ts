@@ -1,0 +1,14 @@
+import { drizzle } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+import type { Db, DbHandle } from "./db.ts";
+import * as schema from "./schema.ts";
+
+/**
+ * Connects to a Postgres server.
+ * @example const { db, close } = createPostgresDb("postgres://postgres@127.0.0.1:5432/test");
+ */
+export function createPostgresDb(url: string, options: { max?: number } = {}): DbHandle {
+  const client = postgres(url, { max: options.max ?? 10, onnotice: () => {}, connect_timeout: 10 });
+  const db = drizzle(client, { schema }) as unknown as Db;
+  return { db, kind: "postgres", close: () => client.end({ timeout: 5 }) };
+}

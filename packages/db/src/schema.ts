@@ -1,0 +1,177 @@
+// The tables of DESIGN §5. Fresh chunks are never stored one row each: a task's index
+// space is cut into `stripes` that lessees advance, a lease covers a block of consecutive
+// indexes, and `chunk_state` holds only the chunks that need their own state (a retry, a
+// failure). Completed chunks are `results` rows, keyed (task_id, idx) for exactly-once.
+// The hot tables (leases, results, chunk_state, task_counters) carry no foreign key to
+// tasks: each FK check takes a KEY SHARE lock on the task row, and many concurrent
+// submitters sharing one row's lock go through multixacts. Deleting a task deletes them.
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  smallint,
+  text,
+  timestamp,
+  uuid,
+  customType,
+} from "drizzle-orm/pg-core";
+
+const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
+  dataType: () => "bytea",
+});
+
+const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
+
+export const users = pgTable("users", {
+  id: uuid("id").primaryKey(),
+  email: text("email").notNull().unique(),
+  passwordHash: text("password_hash").notNull(),
+  role: text("role").$type<"admin" | "creator">().notNull(),
+  createdAt: createdAt(),
+});
+
+export const volunteers = pgTable("volunteers", {
+  id: uuid("id").primaryKey(),
+  userId: uuid("user_id").references(() => users.id, { onDelete: "set null" }),
+  name: text("name").notNull(),
+  createdAt: createdAt(),
+});
+
+export const tasks = pgTable(
+  "tasks",
+  {
+    id: uuid("id").primaryKey(),
+    ownerId: uuid("owner_id")
+      .notNull()
+      .references(() => users.id),
+    name: text("name").notNull(),
+    description: text("description").notNull().default(""),
+    code: text("code").notNull(),
+    codeSha256: text("code_sha256").notNull(),
+    wasm: bytea("wasm"),
+    wasmSha256: text("wasm_sha256"),
+    status: text("status")
+      .$type<"draft" | "running" | "paused" | "done" | "failed" | "cancelled">()
+      .notNull(),
+    priority: integer("priority").notNull().default(0),
+    replication: integer("replication").notNull().default(1),
+    quorum: integer("quorum").notNull().default(1),
+    timeoutMs: integer("timeout_ms").notNull().default(60000),
+    maxAttempts: integer("max_attempts").notNull().default(5),
+    maxExpiries: integer("max_expiries").notNull().default(20),
+    requires: jsonb("requires").$type<{ webgpu?: boolean }>().notNull().default({}),
+    allowUsers: jsonb("allow_users").$type<string[] | null>(),
+    inputKind: text("input_kind").$type<"array" | "range" | "ndjson">().notNull(),
+    range: jsonb("range").$type<{ start: number; end: number; step: number; size: number } | null>(),
+    total: integer("total").notNull(),
+    sealed: boolean("sealed").notNull(),
+    lastError: jsonb("last_error").$type<{ index: number; kind: string; message: string } | null>(),
+    aggregate: jsonb("aggregate").$type<{ state: string; value?: unknown } | null>(),
+    createdAt: createdAt(),
+    finishedAt: timestamp("finished_at", { withTimezone: true }),
+  },
+  (t) => [
+    index("tasks_running_idx").on(t.priority, t.createdAt).where(sql`status = 'running'`),
+    index("tasks_owner_idx").on(t.ownerId, t.createdAt),
+  ],
+);
+
+export const stripes = pgTable(
+  "stripes",
+  {
+    taskId: uuid("task_id")
+      .notNull()
+      .references(() => tasks.id, { onDelete: "cascade" }),
+    stripe: smallint("stripe").notNull(),
+    nextIdx: integer("next_idx").notNull(),
+    endIdx: integer("end_idx").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.taskId, t.stripe] })],
+);
+
+export const chunkInputs = pgTable(
+  "chunk_inputs",
+  {
+    taskId: uuid("task_id")
+      .notNull()
+      .references(() => tasks.id, { onDelete: "cascade" }),
+    idx: integer("idx").notNull(),
+    /** JSON text, served back verbatim. */
+    input: text("input").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.taskId, t.idx] })],
+);
+
+export const leases = pgTable(
+  "leases",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    taskId: uuid("task_id").notNull(),
+    volunteerId: uuid("volunteer_id").notNull(),
+    firstIdx: integer("first_idx").notNull(),
+    n: smallint("n").notNull(),
+    copy: smallint("copy").notNull().default(0),
+    /** Bit i set: the chunk at first_idx + i has been reported (result or error). */
+    reported: bigint("reported", { mode: "bigint" }).notNull().default(sql`0`),
+    reclaimed: boolean("reclaimed").notNull().default(false),
+    deadline: timestamp("deadline", { withTimezone: true }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index("leases_live_deadline_idx").on(t.deadline).where(sql`NOT reclaimed`),
+    index("leases_task_idx").on(t.taskId),
+  ],
+);
+
+export const results = pgTable(
+  "results",
+  {
+    taskId: uuid("task_id").notNull(),
+    idx: integer("idx").notNull(),
+    /** The result as JSON text. */
+    result: text("result").notNull(),
+    volunteerId: uuid("volunteer_id").notNull(),
+    cpuMs: integer("cpu_ms").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.taskId, t.idx] }),
+    index("results_task_created_idx").on(t.taskId, t.createdAt),
+  ],
+);
+
+export const chunkState = pgTable(
+  "chunk_state",
+  {
+    taskId: uuid("task_id").notNull(),
+    idx: integer("idx").notNull(),
+    status: text("status").$type<"pending" | "leased" | "failed">().notNull(),
+    /** The lease that holds (leased) or last held (pending, failed) the chunk. */
+    leaseId: bigint("lease_id", { mode: "number" }),
+    attempts: integer("attempts").notNull().default(0),
+    expiries: integer("expiries").notNull().default(0),
+    lastError: jsonb("last_error").$type<{ kind: string; message: string } | null>(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.taskId, t.idx] }),
+    index("chunk_state_pending_idx").on(t.taskId, t.idx).where(sql`status = 'pending'`),
+  ],
+);
+
+export const taskCounters = pgTable(
+  "task_counters",
+  {
+    taskId: uuid("task_id").notNull(),
+    shard: smallint("shard").notNull(),
+    done: integer("done").notNull().default(0),
+    failed: integer("failed").notNull().default(0),
+    cpuMs: bigint("cpu_ms", { mode: "number" }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.taskId, t.shard] })],
+);

@@ -1,0 +1,159 @@
+import { sql } from "drizzle-orm";
+import { queryRows, withRetry, type Db } from "./db.ts";
+import { completeFinishedTasks } from "./tasks.ts";
+
+/** A verified lease reference (the API checked the lease id's signature and owner). */
+export interface LeaseRef {
+  leaseRowId: number;
+  taskId: string;
+  index: number;
+}
+
+export interface ChunkResult extends LeaseRef {
+  /** The result as JSON text. */
+  result: string;
+  cpuMs: number;
+}
+
+export interface ChunkError extends LeaseRef {
+  kind: string;
+  message: string;
+  cpuMs: number;
+}
+
+export interface SubmitOutcome {
+  /** Results counted now; duplicates are accepted but not counted. */
+  inserted: number;
+  rejected: { ref: LeaseRef; reason: "task-cancelled" | "task-unknown" | "chunk-failed" }[];
+}
+
+/**
+ * Records a volunteer's results and errors. Exactly once: a result is an
+ * `INSERT … ON CONFLICT DO NOTHING RETURNING`, and only returned rows move the counters.
+ * A late result for an expired lease still counts while the chunk is not final.
+ */
+export async function submitChunks(
+  db: Db,
+  input: { volunteerId: string; shard: number; results: ChunkResult[]; errors: ChunkError[] },
+): Promise<SubmitOutcome> {
+  const outcome: SubmitOutcome = { inserted: 0, rejected: [] };
+  const touched = new Set<string>();
+  if (input.results.length > 0) {
+    const rows = await withRetry(() => insertResults(db, input.volunteerId, input.shard, input.results));
+    for (const row of rows) {
+      touched.add(row.task_id);
+      if (row.inserted) outcome.inserted++;
+      if (row.reason) outcome.rejected.push({ ref: refOf(row), reason: row.reason });
+    }
+  }
+  if (input.errors.length > 0) {
+    const rows = await withRetry(() => recordErrors(db, input.shard, input.errors));
+    for (const row of rows) {
+      if (row.status === "failed") touched.add(row.task_id);
+      if (row.reason) outcome.rejected.push({ ref: refOf(row), reason: row.reason });
+    }
+  }
+  await completeFinishedTasks(db, [...touched]);
+  return outcome;
+}
+
+type Reason = SubmitOutcome["rejected"][number]["reason"];
+type ItemRow = { lease_id: string | number; task_id: string; idx: number; reason: Reason | null };
+
+function refOf(row: ItemRow): LeaseRef {
+  return { leaseRowId: Number(row.lease_id), taskId: row.task_id, index: row.idx };
+}
+
+// Shared by both statements: lock the leases first (reclaim locks them first too, so the
+// two never wait on each other in opposite orders), then judge each item.
+const judgedItems = sql`
+  locked AS (
+    SELECT l.id, l.first_idx, l.reported, l.reclaimed FROM leases l
+    WHERE l.id IN (SELECT lease_id FROM items) ORDER BY l.id FOR UPDATE
+  ), judged AS (
+    SELECT i.*, l.first_idx, l.reported, l.reclaimed, t.max_attempts,
+      CASE WHEN t.id IS NULL THEN 'task-unknown'
+           WHEN t.status IN ('cancelled', 'draft') THEN 'task-cancelled'
+           WHEN cs.status = 'failed' THEN 'chunk-failed' END AS reason,
+      cs.task_id IS NOT NULL AS has_state, cs.status AS state_status, cs.lease_id AS state_lease,
+      coalesce(cs.attempts, 0) AS attempts
+    FROM items i
+    LEFT JOIN locked l ON l.id = i.lease_id
+    LEFT JOIN tasks t ON t.id = i.task_id
+    LEFT JOIN chunk_state cs ON cs.task_id = i.task_id AND cs.idx = i.idx
+  ), reported AS (
+    UPDATE leases l SET reported = l.reported | m.mask
+    FROM (SELECT lease_id, bit_or(1::bigint << (idx - first_idx)) AS mask FROM judged
+          WHERE first_idx IS NOT NULL GROUP BY lease_id) m
+    WHERE l.id = m.lease_id
+  )`;
+
+type ResultRow = ItemRow & { inserted: boolean };
+
+function insertResults(db: Db, volunteerId: string, shard: number, results: ChunkResult[]): Promise<ResultRow[]> {
+  const items = results.map((r) => ({ lease_id: r.leaseRowId, task_id: r.taskId, idx: r.index, result: r.result, cpu_ms: r.cpuMs }));
+  return queryRows<ResultRow>(
+    db,
+    sql`WITH items AS (
+          SELECT * FROM json_to_recordset(${JSON.stringify(items)}::json)
+            AS x(lease_id bigint, task_id uuid, idx int, result text, cpu_ms int)
+        ), ${judgedItems}, inserted AS (
+          INSERT INTO results (task_id, idx, result, volunteer_id, cpu_ms)
+          SELECT task_id, idx, result, ${volunteerId}, cpu_ms FROM judged WHERE reason IS NULL
+          ORDER BY task_id, idx
+          ON CONFLICT DO NOTHING
+          RETURNING task_id, idx, cpu_ms
+        ), counted AS (
+          INSERT INTO task_counters (task_id, shard, done, cpu_ms)
+          SELECT task_id, ${shard}, count(*), sum(cpu_ms) FROM inserted GROUP BY task_id ORDER BY task_id
+          ON CONFLICT (task_id, shard) DO UPDATE
+            SET done = task_counters.done + excluded.done, cpu_ms = task_counters.cpu_ms + excluded.cpu_ms
+        ), cleared AS (
+          DELETE FROM chunk_state cs USING inserted i WHERE cs.task_id = i.task_id AND cs.idx = i.idx
+        )
+        SELECT j.lease_id, j.task_id, j.idx, j.reason, (i.idx IS NOT NULL) AS inserted
+        FROM judged j LEFT JOIN inserted i ON i.task_id = j.task_id AND i.idx = j.idx`,
+  );
+}
+
+type ErrorRow = ItemRow & { status: string | null };
+
+/**
+ * An error counts one attempt, only from the chunk's current holder: the block lease that
+ * still holds it, or the lease named in its chunk_state row. At `max_attempts` the chunk fails.
+ */
+function recordErrors(db: Db, shard: number, errors: ChunkError[]): Promise<ErrorRow[]> {
+  const items = errors.map((e) => ({ lease_id: e.leaseRowId, task_id: e.taskId, idx: e.index, kind: e.kind, message: e.message }));
+  return queryRows<ErrorRow>(
+    db,
+    sql`WITH items AS (
+          SELECT * FROM json_to_recordset(${JSON.stringify(items)}::json)
+            AS x(lease_id bigint, task_id uuid, idx int, kind text, message text)
+        ), ${judgedItems}, counted_errors AS (
+          SELECT j.*, j.attempts + 1 AS next_attempts FROM judged j
+          WHERE j.reason IS NULL AND j.first_idx IS NOT NULL
+            AND (j.reported >> (j.idx - j.first_idx)) & 1 = 0
+            AND NOT EXISTS (SELECT 1 FROM results r WHERE r.task_id = j.task_id AND r.idx = j.idx)
+            AND ((NOT j.has_state AND NOT j.reclaimed) OR (j.state_status = 'leased' AND j.state_lease = j.lease_id))
+        ), upserted AS (
+          INSERT INTO chunk_state (task_id, idx, status, lease_id, attempts, last_error)
+          SELECT task_id, idx, CASE WHEN next_attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
+                 lease_id, next_attempts, jsonb_build_object('kind', kind, 'message', message)
+          FROM counted_errors ORDER BY task_id, idx
+          ON CONFLICT (task_id, idx) DO UPDATE
+            SET status = excluded.status, attempts = excluded.attempts,
+                last_error = excluded.last_error, lease_id = excluded.lease_id
+          RETURNING task_id, idx, status
+        ), failed_counts AS (
+          INSERT INTO task_counters (task_id, shard, failed)
+          SELECT task_id, ${shard}, count(*) FROM upserted WHERE status = 'failed' GROUP BY task_id ORDER BY task_id
+          ON CONFLICT (task_id, shard) DO UPDATE SET failed = task_counters.failed + excluded.failed
+        ), task_errors AS (
+          UPDATE tasks t SET last_error = jsonb_build_object('index', e.idx, 'kind', e.kind, 'message', e.message)
+          FROM (SELECT DISTINCT ON (task_id) task_id, idx, kind, message FROM counted_errors ORDER BY task_id, idx DESC) e
+          WHERE t.id = e.task_id
+        )
+        SELECT j.lease_id, j.task_id, j.idx, j.reason, u.status
+        FROM judged j LEFT JOIN upserted u ON u.task_id = j.task_id AND u.idx = j.idx`,
+  );
+}

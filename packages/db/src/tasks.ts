@@ -1,0 +1,271 @@
+import { eq, sql } from "drizzle-orm";
+import { queryRows, type Db } from "./db.ts";
+import { newId } from "./ids.ts";
+import { chunkInputs, stripes, tasks } from "./schema.ts";
+
+export type TaskStatus = "draft" | "running" | "paused" | "done" | "failed" | "cancelled";
+export type RangeSpec = { start: number; end: number; step: number; size: number };
+export type TaskInputs = { kind: "array"; items: unknown[] } | ({ kind: "range" } & RangeSpec);
+
+export interface NewTask {
+  ownerId: string;
+  name: string;
+  description: string;
+  code: string;
+  codeSha256: string;
+  priority: number;
+  replication: number;
+  quorum: number;
+  timeoutMs: number;
+  maxAttempts: number;
+  requires: { webgpu?: boolean };
+  allowUsers: string[] | null;
+  inputs: TaskInputs;
+  start: boolean;
+}
+
+/** A task as readers see it: options, status and counts per chunk (not per copy). */
+export interface TaskView {
+  id: string;
+  ownerId: string;
+  name: string;
+  description: string;
+  status: TaskStatus;
+  priority: number;
+  replication: number;
+  quorum: number;
+  timeoutMs: number;
+  maxAttempts: number;
+  requires: { webgpu?: boolean };
+  allowUsers: string[] | null;
+  codeSha256: string;
+  wasmSha256: string | null;
+  sealed: boolean;
+  inputKind: "array" | "range" | "ndjson";
+  counts: { total: number; pending: number; leased: number; done: number; failed: number };
+  cpuMs: number;
+  chunksPerSec: number;
+  lastError: { index: number; kind: string; message: string } | null;
+  aggregate: { state: string; value?: unknown };
+  createdAt: Date;
+  finishedAt: Date | null;
+}
+
+/** Chunks in a range task: ⌈(end − start) / (step · size)⌉. */
+export function rangeChunkCount(range: RangeSpec): number {
+  if (range.end <= range.start) return 0;
+  return Math.ceil((range.end - range.start) / (range.step * range.size));
+}
+
+/** The input of chunk `index` of a range task (DESIGN §4); never stored. */
+export function rangeChunkInput(range: RangeSpec, index: number): { start: number; end: number; step: number } {
+  const span = range.size * range.step;
+  const start = range.start + index * span;
+  return { start, end: Math.min(start + span, range.end), step: range.step };
+}
+
+// Lessees spread over a task's stripes so that no single row takes every lease; a stripe
+// smaller than a few 64-chunk leases would only add rows to scan.
+const chunksPerStripe = 1024;
+const maxStripes = 16;
+const inputRowsPerInsert = 2000;
+
+/** Creates a task with its stripes and (for arrays) its inputs, in one transaction. */
+export async function createTask(db: Db, input: NewTask): Promise<string> {
+  const id = newId();
+  const total = input.inputs.kind === "array" ? input.inputs.items.length : rangeChunkCount(input.inputs);
+  const stripeCount = Math.max(1, Math.min(maxStripes, Math.ceil(total / chunksPerStripe)));
+  await db.transaction(async (tx) => {
+    await tx.insert(tasks).values({
+      id,
+      ownerId: input.ownerId,
+      name: input.name,
+      description: input.description,
+      code: input.code,
+      codeSha256: input.codeSha256,
+      status: input.start ? "running" : "draft",
+      priority: input.priority,
+      replication: input.replication,
+      quorum: input.quorum,
+      timeoutMs: input.timeoutMs,
+      maxAttempts: input.maxAttempts,
+      requires: input.requires,
+      allowUsers: input.allowUsers,
+      inputKind: input.inputs.kind,
+      range: input.inputs.kind === "range" ? rangeOf(input.inputs) : null,
+      total,
+      sealed: true,
+    });
+    await tx.insert(stripes).values(
+      Array.from({ length: stripeCount }, (_, stripe) => ({
+        taskId: id,
+        stripe,
+        nextIdx: Math.floor((stripe * total) / stripeCount),
+        endIdx: Math.floor(((stripe + 1) * total) / stripeCount),
+      })),
+    );
+    if (input.inputs.kind === "array") {
+      const items = input.inputs.items;
+      for (let offset = 0; offset < items.length; offset += inputRowsPerInsert) {
+        const batch = items.slice(offset, offset + inputRowsPerInsert).map((item) => JSON.stringify(item));
+        await tx.execute(sql`
+          INSERT INTO ${chunkInputs} (task_id, idx, input)
+          SELECT ${id}::uuid, ${offset}::int + (ord - 1)::int, value
+          FROM json_array_elements_text(${JSON.stringify(batch)}::json) WITH ORDINALITY AS t(value, ord)`);
+      }
+    }
+  });
+  return id;
+}
+
+function rangeOf(inputs: RangeSpec): RangeSpec {
+  return { start: inputs.start, end: inputs.end, step: inputs.step, size: inputs.size };
+}
+
+type TaskRow = {
+  id: string;
+  owner_id: string;
+  name: string;
+  description: string;
+  status: TaskStatus;
+  priority: number;
+  replication: number;
+  quorum: number;
+  timeout_ms: number;
+  max_attempts: number;
+  requires: { webgpu?: boolean };
+  allow_users: string[] | null;
+  code_sha256: string;
+  wasm_sha256: string | null;
+  sealed: boolean;
+  input_kind: "array" | "range" | "ndjson";
+  total: number;
+  last_error: TaskView["lastError"];
+  aggregate: TaskView["aggregate"] | null;
+  created_at: Date | string;
+  finished_at: Date | string | null;
+  done: number | string;
+  failed: number | string;
+  cpu_ms: number | string;
+  leased: number | string;
+  recent: number | string;
+  window_s: number | string;
+};
+
+// Counts are summed from the sharded counters and the live leases, never by counting chunks.
+const taskViewColumns = sql`
+  t.id, t.owner_id, t.name, t.description, t.status, t.priority, t.replication, t.quorum,
+  t.timeout_ms, t.max_attempts, t.requires, t.allow_users, t.code_sha256, t.wasm_sha256,
+  t.sealed, t.input_kind, t.total, t.last_error, t.aggregate, t.created_at, t.finished_at,
+  coalesce(c.done, 0) AS done, coalesce(c.failed, 0) AS failed, coalesce(c.cpu_ms, 0) AS cpu_ms,
+  (SELECT coalesce(sum(l.n - bit_count(l.reported::bit(64))), 0) FROM leases l
+    WHERE l.task_id = t.id AND NOT l.reclaimed AND l.deadline > now()) AS leased,
+  (SELECT count(*) FROM results r WHERE r.task_id = t.id AND r.created_at > now() - interval '60 seconds') AS recent,
+  greatest(1, least(60, extract(epoch FROM now() - t.created_at))) AS window_s`;
+
+const counterTotals = sql`
+  LEFT JOIN LATERAL (SELECT sum(done) AS done, sum(failed) AS failed, sum(cpu_ms) AS cpu_ms
+    FROM task_counters WHERE task_id = t.id) c ON true`;
+
+function toTaskView(row: TaskRow): TaskView {
+  const done = Number(row.done);
+  const failed = Number(row.failed);
+  const leased = row.status === "running" || row.status === "paused" ? Number(row.leased) : 0;
+  const total = Number(row.total);
+  return {
+    id: row.id,
+    ownerId: row.owner_id,
+    name: row.name,
+    description: row.description,
+    status: row.status,
+    priority: row.priority,
+    replication: row.replication,
+    quorum: row.quorum,
+    timeoutMs: row.timeout_ms,
+    maxAttempts: row.max_attempts,
+    requires: row.requires,
+    allowUsers: row.allow_users,
+    codeSha256: row.code_sha256,
+    wasmSha256: row.wasm_sha256,
+    sealed: row.sealed,
+    inputKind: row.input_kind,
+    counts: { total, pending: Math.max(0, total - done - failed - leased), leased, done, failed },
+    cpuMs: Number(row.cpu_ms),
+    chunksPerSec: Math.round((Number(row.recent) / Number(row.window_s)) * 100) / 100,
+    lastError: row.last_error,
+    aggregate: row.aggregate ?? { state: "none" },
+    createdAt: new Date(row.created_at),
+    finishedAt: row.finished_at ? new Date(row.finished_at) : null,
+  };
+}
+
+export async function getTaskView(db: Db, id: string): Promise<TaskView | null> {
+  const [row] = await queryRows<TaskRow>(db, sql`SELECT ${taskViewColumns} FROM tasks t ${counterTotals} WHERE t.id = ${id}`);
+  return row ? toTaskView(row) : null;
+}
+
+/** Newest first; `before` is the last id of the previous page (UUIDv7 sorts by time). */
+export async function listTaskViews(
+  db: Db,
+  options: { ownerId: string | null; before: string | null; limit: number },
+): Promise<TaskView[]> {
+  const owner = options.ownerId === null ? sql`true` : sql`t.owner_id = ${options.ownerId}`;
+  const before = options.before === null ? sql`true` : sql`t.id < ${options.before}`;
+  const rows = await queryRows<TaskRow>(
+    db,
+    sql`SELECT ${taskViewColumns} FROM tasks t ${counterTotals}
+        WHERE ${owner} AND ${before} ORDER BY t.id DESC LIMIT ${options.limit}`,
+  );
+  return rows.map(toTaskView);
+}
+
+/** The owner and status of a task, for access checks. */
+export async function getTaskAccess(db: Db, id: string): Promise<{ ownerId: string; status: TaskStatus } | null> {
+  const [row] = await db.select({ ownerId: tasks.ownerId, status: tasks.status }).from(tasks).where(eq(tasks.id, id));
+  return row ?? null;
+}
+
+export async function getTaskCode(db: Db, id: string): Promise<{ code: string; codeSha256: string } | null> {
+  const [row] = await db.select({ code: tasks.code, codeSha256: tasks.codeSha256 }).from(tasks).where(eq(tasks.id, id));
+  return row ?? null;
+}
+
+export const lifecycleTransitions = {
+  start: { from: ["draft"], to: "running" },
+  pause: { from: ["running"], to: "paused" },
+  resume: { from: ["paused"], to: "running" },
+  cancel: { from: ["draft", "running", "paused"], to: "cancelled" },
+} as const satisfies Record<string, { from: readonly TaskStatus[]; to: TaskStatus }>;
+
+export type LifecycleAction = keyof typeof lifecycleTransitions;
+
+/** Moves a task along one lifecycle edge; false when its current status does not allow it. */
+export async function transitionTask(db: Db, id: string, action: LifecycleAction): Promise<boolean> {
+  const { from, to } = lifecycleTransitions[action];
+  const rows = await queryRows<{ id: string }>(
+    db,
+    sql`UPDATE tasks SET status = ${to}, finished_at = CASE WHEN ${to} = 'cancelled' THEN now() ELSE finished_at END
+        WHERE id = ${id} AND status IN ${from} RETURNING id`,
+  );
+  if (rows.length > 0 && action === "resume") await completeFinishedTasks(db, [id]);
+  return rows.length > 0;
+}
+
+/**
+ * Ends the given tasks that are sealed and whose every chunk is final: `done` when any
+ * chunk is done, `failed` when none is. Run by whoever may have made the last chunk final.
+ */
+export async function completeFinishedTasks(db: Db, taskIds: readonly string[]): Promise<string[]> {
+  if (taskIds.length === 0) return [];
+  const rows = await queryRows<{ id: string }>(
+    db,
+    sql`UPDATE tasks t SET status = CASE WHEN c.done > 0 THEN 'done' ELSE 'failed' END, finished_at = now()
+        FROM (SELECT task_id, sum(done) AS done, sum(failed) AS failed FROM task_counters
+              WHERE task_id IN (SELECT value::uuid FROM json_array_elements_text(${JSON.stringify(taskIds)}::json))
+              GROUP BY task_id) c
+        WHERE t.id = c.task_id AND t.status = 'running' AND t.sealed AND c.done + c.failed >= t.total
+        RETURNING t.id`,
+  );
+  return rows.map((row) => row.id);
+}
+
