@@ -1,0 +1,56 @@
+import { z } from "zod";
+
+const port = z.coerce.number().int().min(0).max(65535);
+const flag = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+
+const envSchema = z
+  .object({
+    DATABASE_URL: z.string().url().optional(),
+    PORT: port.default(8787),
+    SANDBOX_PORT: port.optional(),
+    SANDBOX_ORIGIN: z.string().url().optional(),
+    PUBLIC_URL: z.string().url().optional(),
+    JWT_SECRET: z.string().min(32, "JWT_SECRET must be at least 32 characters").optional(),
+    DATA_DIR: z.string().default("./data"),
+    ADMIN_EMAIL: z.string().email().optional(),
+    REQUIRE_CREATOR_APPROVAL: flag.default(false),
+    /** Added to every lease deadline: how long a silent volunteer keeps its chunks (DESIGN §5). */
+    LEASE_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
+    /** How long a volunteer that got no work waits before asking again. */
+    IDLE_RETRY_MS: z.coerce.number().int().min(100).default(2_000),
+  })
+  .transform((env) => ({
+    databaseUrl: env.DATABASE_URL ?? null,
+    port: env.PORT,
+    sandboxPort: env.SANDBOX_PORT ?? env.PORT + 1,
+    sandboxOrigin: env.SANDBOX_ORIGIN ?? null,
+    publicUrl: env.PUBLIC_URL ?? null,
+    jwtSecret: env.JWT_SECRET ?? null,
+    dataDir: env.DATA_DIR,
+    adminEmail: env.ADMIN_EMAIL ?? null,
+    requireCreatorApproval: env.REQUIRE_CREATOR_APPROVAL,
+    leaseGraceMs: env.LEASE_GRACE_MS,
+    idleRetryMs: env.IDLE_RETRY_MS,
+  }));
+
+export type ParsedEnv = z.output<typeof envSchema>;
+
+/** What the app itself needs: config, with the secret resolved by the entry. */
+export type AppEnv = Omit<ParsedEnv, "jwtSecret"> & { jwtSecret: string; embedded: boolean };
+
+/**
+ * Parses the environment of an entry (`process.env` on Node, the bindings on Workers).
+ * Throws one readable error listing every bad variable.
+ */
+export function parseEnv(record: Record<string, unknown>): ParsedEnv {
+  const present = Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);
+    throw new Error(`Invalid environment:\n${lines.join("\n")}`);
+  }
+  if (parsed.data.databaseUrl && !parsed.data.jwtSecret) {
+    throw new Error("Invalid environment:\n  JWT_SECRET: required with DATABASE_URL (only the embedded mode generates one)");
+  }
+  return parsed.data;
+}

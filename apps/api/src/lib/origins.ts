@@ -1,0 +1,26 @@
+import type { AppEnv } from "../env.ts";
+
+type OriginEnv = Pick<AppEnv, "sandboxOrigin" | "sandboxPort" | "port" | "publicUrl">;
+
+/**
+ * The sandbox origin for a page opened at `pageUrl`: `SANDBOX_ORIGIN` when set, else the
+ * other loopback name on the sandbox port, so that the frame is another *site* and Chromium
+ * gives it its own process (DESIGN §7).
+ */
+export function sandboxOriginForRequest(env: OriginEnv, pageUrl: URL): string {
+  if (env.sandboxOrigin) return env.sandboxOrigin;
+  const host = pageUrl.hostname === "localhost" ? "127.0.0.1" : "localhost";
+  return `http://${host}:${env.sandboxPort}`;
+}
+
+/** Every origin the sandbox may be served from; the API refuses requests from them. */
+export function sandboxOrigins(env: OriginEnv): string[] {
+  if (env.sandboxOrigin) return [new URL(env.sandboxOrigin).origin];
+  return ["127.0.0.1", "localhost", "[::1]"].map((host) => `http://${host}:${env.sandboxPort}`);
+}
+
+/** The app origins allowed to frame the sandbox (`frame-ancestors`). */
+export function appOrigins(env: OriginEnv): string[] {
+  if (env.publicUrl) return [new URL(env.publicUrl).origin];
+  return ["localhost", "127.0.0.1", "[::1]"].map((host) => `http://${host}:${env.port}`);
+}

@@ -1,0 +1,59 @@
+// Node entry: `npm start`. Embedded PGlite under DATA_DIR unless DATABASE_URL names a server.
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { lockDataDir } from "@crowdcompute/db/data-dir";
+import { migratePgliteDb, migratePostgresUrl } from "@crowdcompute/db/migrate";
+import { createPgliteDb } from "@crowdcompute/db/pglite";
+import { createPostgresDb } from "@crowdcompute/db/postgres";
+import type { DbHandle } from "@crowdcompute/db";
+import { parseEnv, type AppEnv } from "./env.ts";
+import { startServer } from "./node/server.ts";
+
+/** The embedded mode keeps a generated secret under the data directory, so tokens survive restarts. */
+function embeddedSecret(dataDir: string): string {
+  const path = join(dataDir, "jwt-secret");
+  if (existsSync(path)) return readFileSync(path, "utf8").trim();
+  const secret = randomBytes(32).toString("base64url");
+  writeFileSync(path, secret, { mode: 0o600 });
+  return secret;
+}
+
+async function main() {
+  const parsed = parseEnv(process.env);
+  let handle: DbHandle;
+  let release = () => {};
+  let jwtSecret = parsed.jwtSecret;
+  if (parsed.databaseUrl) {
+    await migratePostgresUrl(parsed.databaseUrl);
+    handle = createPostgresDb(parsed.databaseUrl);
+  } else {
+    mkdirSync(parsed.dataDir, { recursive: true });
+    release = lockDataDir(parsed.dataDir);
+    handle = await createPgliteDb(join(parsed.dataDir, "pglite"));
+    await migratePgliteDb(handle);
+    jwtSecret ??= embeddedSecret(parsed.dataDir);
+  }
+  const env: AppEnv = { ...parsed, jwtSecret: jwtSecret!, embedded: !parsed.databaseUrl };
+  const server = await startServer({ db: handle.db, env });
+  const database = parsed.databaseUrl ? "Postgres server (DATABASE_URL)" : `embedded PGlite in ${parsed.dataDir}`;
+  console.log(`CrowdCompute is running at ${server.url}  (sandbox on port ${server.sandboxPort}, ${database})`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`${signal}: shutting down`);
+    await server.close();
+    await handle.close();
+    release();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,69 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { serveStatic } from "@hono/node-server/serve-static";
+import type { Db } from "@crowdcompute/db";
+import { sandboxDocument } from "@crowdcompute/sandbox/document";
+import { Hono } from "hono";
+import { createApp } from "../create-app.ts";
+import type { AppEnv } from "../env.ts";
+import { appOrigins } from "../lib/origins.ts";
+import { listenOnLoopbacks } from "./listen.ts";
+
+export const defaultWebDist = fileURLToPath(new URL("../../../web/dist", import.meta.url));
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  sandboxPort: number;
+  close(): Promise<void>;
+}
+
+type Fetch = (request: Request) => Response | Promise<Response>;
+
+/**
+ * Serves the API and the built web app on `env.port`, and the sandbox document on
+ * `env.sandboxPort`, from one process (DESIGN §2). Port 0 picks free ports (tests).
+ */
+export async function startServer({ db, env, webDist = defaultWebDist }: { db: Db; env: AppEnv; webDist?: string }): Promise<RunningServer> {
+  // Each side must know the other's port, so listen first and build the apps after.
+  const starting: Fetch = () => new Response("starting", { status: 503 });
+  let siteFetch = starting;
+  let sandboxFetch = starting;
+  const site = await listenOnLoopbacks((request) => siteFetch(request), env.port);
+  const sandbox = await listenOnLoopbacks((request) => sandboxFetch(request), env.port === 0 ? 0 : env.sandboxPort);
+  const actual: AppEnv = { ...env, port: site.port, sandboxPort: sandbox.port };
+  siteFetch = siteApp(db, actual, webDist).fetch;
+  sandboxFetch = sandboxApp(actual).fetch;
+  return {
+    url: env.publicUrl ?? `http://localhost:${site.port}`,
+    port: site.port,
+    sandboxPort: sandbox.port,
+    close: async () => {
+      await Promise.all([site.close(), sandbox.close()]);
+    },
+  };
+}
+
+function siteApp(db: Db, env: AppEnv, webDist: string) {
+  const site = new Hono();
+  site.route("/", createApp({ db, env }));
+  if (existsSync(join(webDist, "index.html"))) {
+    const indexHtml = readFileSync(join(webDist, "index.html"), "utf8");
+    site.use("/*", serveStatic({ root: webDist }));
+    // Client-side routes all load the same page.
+    site.get("*", (c) => c.html(indexHtml));
+  } else {
+    site.get("*", (c) => c.text(`The web app is not built: run \`npm run build\` (looked in ${webDist}).`, 503));
+  }
+  return site;
+}
+
+/** The sandbox origin serves its bootstrap document and nothing else. */
+function sandboxApp(env: AppEnv) {
+  const document = sandboxDocument({ frameAncestors: appOrigins(env) });
+  const sandbox = new Hono();
+  sandbox.get("/", (c) => c.body(document.html, 200, document.headers));
+  sandbox.all("*", (c) => c.text("not found", 404));
+  return sandbox;
+}

@@ -1,0 +1,181 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import {
+  createTask,
+  finalChunksPage,
+  getTaskAccess,
+  getTaskCode,
+  getTaskForResults,
+  getTaskView,
+  lifecycleTransitions,
+  listTaskViews,
+  transitionTask,
+  type LifecycleAction,
+  type TaskView,
+} from "@crowdcompute/db";
+import { bodyLimit } from "hono/body-limit";
+import { authorize, createRouter, creatorRoles, volunteerRoles, type AppContext } from "../../lib/context.ts";
+import { conflict, forbidden, notFound, ProblemError } from "../../lib/problem.ts";
+import { checkWorkCode, sha256Hex } from "../../lib/work-code.ts";
+import { createTaskBody, taskIdParams, taskSchema } from "./tasks.schemas.ts";
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const maxTaskBodyBytes = 64 * 1024 * 1024;
+const resultsPageSize = 1000;
+
+/** The task as the API shows it: never the code itself, nor its owner's id. */
+export function taskJson(view: TaskView) {
+  const { ownerId: _owner, inputKind: _kind, createdAt, finishedAt, ...rest } = view;
+  return { ...rest, createdAt: createdAt.toISOString(), finishedAt: finishedAt?.toISOString() ?? null };
+}
+
+/** Loads a task the caller owns (or any task, for an admin); 404 for unknown ids. */
+async function ownedTask(c: AppContext, id: string) {
+  const claims = await authorize(c, creatorRoles);
+  if (!uuidPattern.test(id)) throw notFound("task");
+  const access = await getTaskAccess(c.var.deps.db, id);
+  if (!access) throw notFound("task");
+  if (claims.role !== "admin" && access.ownerId !== claims.sub) throw forbidden("this task belongs to another creator");
+  return { claims, access };
+}
+
+const create = createRoute({
+  method: "post",
+  path: "/api/tasks",
+  summary: "Create a task from work code and inputs (a JSON array or a range)",
+  middleware: [bodyLimit({ maxSize: maxTaskBodyBytes, onError: () => { throw new ProblemError(413, "Payload too large", `a task body may be at most ${maxTaskBodyBytes / 1024 / 1024} MiB`); } })] as const,
+  request: { body: { content: { "application/json": { schema: createTaskBody } }, required: true } },
+  responses: { 201: { description: "the new task", content: { "application/json": { schema: z.object({ task: taskSchema }) } } } },
+});
+
+const list = createRoute({
+  method: "get",
+  path: "/api/tasks",
+  summary: "The caller's tasks (all tasks for an admin), newest first",
+  request: { query: z.object({ cursor: z.string().regex(uuidPattern).optional(), limit: z.coerce.number().int().min(1).max(200).default(50) }) },
+  responses: {
+    200: {
+      description: "a page of tasks",
+      content: { "application/json": { schema: z.object({ items: z.array(taskSchema), nextCursor: z.string().nullable() }) } },
+    },
+  },
+});
+
+const get = createRoute({
+  method: "get",
+  path: "/api/tasks/{id}",
+  summary: "One task with its counts",
+  request: { params: taskIdParams },
+  responses: { 200: { description: "the task", content: { "application/json": { schema: z.object({ task: taskSchema }) } } } },
+});
+
+const lifecycle = createRoute({
+  method: "post",
+  path: "/api/tasks/{id}/{action}",
+  summary: "Start, pause, resume or cancel a task",
+  request: { params: z.object({ id: z.string(), action: z.enum(Object.keys(lifecycleTransitions) as [LifecycleAction, ...LifecycleAction[]]) }) },
+  responses: { 200: { description: "the task after the change", content: { "application/json": { schema: z.object({ task: taskSchema }) } } } },
+});
+
+const results = createRoute({
+  method: "get",
+  path: "/api/tasks/{id}/results",
+  summary: "Final chunks in index order, streamed as NDJSON",
+  request: { params: taskIdParams },
+  responses: { 200: { description: "one JSON line per final chunk: {index, input, status, result | error}", content: { "application/x-ndjson": { schema: z.string() } } } },
+});
+
+const code = createRoute({
+  method: "get",
+  path: "/api/tasks/{id}/code",
+  summary: "The task's work code (immutable; ETag is its sha256)",
+  request: { params: taskIdParams },
+  responses: { 200: { description: "an ES module", content: { "text/javascript": { schema: z.string() } } } },
+});
+
+export const taskRoutes = createRouter()
+  .openapi(create, async (c) => {
+    const claims = await authorize(c, creatorRoles);
+    const body = c.req.valid("json");
+    checkWorkCode(body.code);
+    const id = await createTask(c.var.deps.db, {
+      ownerId: claims.sub,
+      name: body.name,
+      description: body.description,
+      code: body.code,
+      codeSha256: await sha256Hex(body.code),
+      priority: body.priority,
+      replication: body.replication,
+      quorum: body.quorum,
+      timeoutMs: body.timeoutMs,
+      maxAttempts: body.maxAttempts,
+      requires: body.requires,
+      allowUsers: body.allowUsers,
+      inputs: body.inputs ? { kind: "array", items: body.inputs } : { kind: "range", ...body.range! },
+      start: body.start,
+    });
+    const view = await getTaskView(c.var.deps.db, id);
+    return c.json({ task: taskJson(view!) }, 201);
+  })
+  .openapi(list, async (c) => {
+    const claims = await authorize(c, creatorRoles);
+    const { cursor, limit } = c.req.valid("query");
+    const views = await listTaskViews(c.var.deps.db, {
+      ownerId: claims.role === "admin" ? null : claims.sub,
+      before: cursor ?? null,
+      limit,
+    });
+    const nextCursor = views.length === limit ? views[views.length - 1]!.id : null;
+    return c.json({ items: views.map(taskJson), nextCursor }, 200);
+  })
+  .openapi(get, async (c) => {
+    const { id } = c.req.valid("param");
+    await ownedTask(c, id);
+    const view = await getTaskView(c.var.deps.db, id);
+    if (!view) throw notFound("task");
+    return c.json({ task: taskJson(view) }, 200);
+  })
+  .openapi(lifecycle, async (c) => {
+    const { id, action } = c.req.valid("param");
+    const { access } = await ownedTask(c, id);
+    if (!(await transitionTask(c.var.deps.db, id, action))) {
+      throw conflict(`cannot ${action} a task that is ${access.status}`);
+    }
+    const view = await getTaskView(c.var.deps.db, id);
+    return c.json({ task: taskJson(view!) }, 200);
+  })
+  .openapi(results, async (c) => {
+    const { id } = c.req.valid("param");
+    await ownedTask(c, id);
+    const db = c.var.deps.db;
+    const task = await getTaskForResults(db, id);
+    if (!task) throw notFound("task");
+    const encoder = new TextEncoder();
+    let after = -1;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const page = await finalChunksPage(db, task, after, resultsPageSize);
+        if (page.length === 0) return controller.close();
+        after = page[page.length - 1]!.index;
+        // Inputs and results are stored as JSON text: splice them in rather than parse them.
+        const lines = page.map((chunk) =>
+          chunk.status === "done"
+            ? `{"index":${chunk.index},"input":${chunk.input},"status":"done","result":${chunk.result}}\n`
+            : `{"index":${chunk.index},"input":${chunk.input},"status":"failed","error":${JSON.stringify(chunk.error)}}\n`,
+        );
+        controller.enqueue(encoder.encode(lines.join("")));
+      },
+    });
+    // The typed-response helpers know no streams; the OpenAPI entry above documents this one.
+    return c.body(stream, 200, { "content-type": "application/x-ndjson; charset=utf-8", "cache-control": "no-store" }) as never;
+  })
+  .openapi(code, async (c) => {
+    await authorize(c, [...volunteerRoles, ...creatorRoles]);
+    const { id } = c.req.valid("param");
+    if (!uuidPattern.test(id)) throw notFound("task");
+    const row = await getTaskCode(c.var.deps.db, id);
+    if (!row) throw notFound("task");
+    const etag = `"${row.codeSha256}"`;
+    const headers = { etag, "cache-control": "private, max-age=31536000, immutable", "content-type": "text/javascript; charset=utf-8" };
+    if (c.req.header("if-none-match") === etag) return c.body(null, 304, headers) as never;
+    return c.body(row.code, 200, headers);
+  });

@@ -1,0 +1,150 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { leaseChunks, reclaimExpiredLeases, submitChunks, type ChunkError, type ChunkResult, type LeasedChunk } from "@crowdcompute/db";
+import { authorize, createRouter, volunteerRoles, type AppContext } from "../../lib/context.ts";
+import type { TokenClaims } from "../../lib/tokens.ts";
+import { forbidden, ProblemError, unprocessable } from "../../lib/problem.ts";
+
+export const maxLeaseBatch = 64;
+export const maxResultBytes = 1024 * 1024;
+const maxErrorMessage = 4096;
+
+const uuid = z.uuid();
+const leaseRequest = z
+  .object({
+    max: z.number().int().min(1).max(maxLeaseBatch).default(16),
+    capabilities: z
+      .object({
+        webgpu: z.boolean().default(false),
+        threads: z.number().int().min(1).max(256).default(1),
+        cpuPercent: z.number().int().min(1).max(100).default(100),
+      })
+      .strict()
+      .default({ webgpu: false, threads: 1, cpuPercent: 100 }),
+    exclude: z
+      .object({ tasks: z.array(uuid).max(1000).default([]), creators: z.array(uuid).max(1000).default([]) })
+      .strict()
+      .default({ tasks: [], creators: [] }),
+  })
+  .strict();
+
+const leaseSchema = z.object({
+  leaseId: z.string(),
+  taskId: z.string(),
+  index: z.number(),
+  input: z.unknown(),
+  deadline: z.string(),
+  codeSha256: z.string(),
+  wasmSha256: z.string().nullable(),
+});
+const leaseResponse = z.object({ leases: z.array(leaseSchema), retryAfterMs: z.number() });
+
+const resultItem = z
+  .object({
+    leaseId: z.string().min(1).max(200),
+    result: z.unknown().optional(),
+    error: z
+      .object({ kind: z.enum(["throw", "timeout", "oom", "invalid-result"]), message: z.string().max(maxErrorMessage) })
+      .strict()
+      .optional(),
+    cpuMs: z.number().min(0).max(1e9).default(0),
+  })
+  .strict()
+  .refine((item) => ("result" in item) !== (item.error !== undefined), { message: "give exactly one of `result` or `error`" });
+
+const resultsRequest = z
+  .object({ results: z.array(resultItem).min(1).max(256), next: leaseRequest.optional() })
+  .strict();
+
+const resultsResponse = z.object({
+  accepted: z.number(),
+  rejected: z.array(z.object({ leaseId: z.string(), reason: z.string() })),
+  leases: z.array(leaseSchema).optional(),
+  retryAfterMs: z.number().optional(),
+});
+
+const lease = createRoute({
+  method: "post",
+  path: "/api/work/lease",
+  summary: "Lease up to 64 chunks",
+  request: { body: { content: { "application/json": { schema: leaseRequest } }, required: true } },
+  responses: { 200: { description: "leases, or none and when to ask again", content: { "application/json": { schema: leaseResponse } } } },
+});
+
+const results = createRoute({
+  method: "post",
+  path: "/api/work/results",
+  summary: "Post results and errors; with `next`, lease the following batch in the same round trip",
+  request: { body: { content: { "application/json": { schema: resultsRequest } }, required: true } },
+  responses: { 200: { description: "what was accepted", content: { "application/json": { schema: resultsResponse } } } },
+});
+
+/** A stable counter shard per volunteer, so concurrent volunteers update different rows. */
+const shardOf = (volunteerId: string) => parseInt(volunteerId.slice(-4), 16) % 16;
+
+async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<typeof leaseRequest>) {
+  const { db, env, leaseIds } = c.var.deps;
+  await reclaimExpiredLeases(db, shardOf(claims.sub));
+  const chunks = await leaseChunks(db, {
+    volunteerId: claims.sub,
+    userId: claims.uid ?? null,
+    max: request.max,
+    threads: request.capabilities.threads,
+    webgpu: request.capabilities.webgpu,
+    excludeTasks: request.exclude.tasks,
+    excludeCreators: request.exclude.creators,
+    graceMs: env.leaseGraceMs,
+  });
+  const leases = await Promise.all(chunks.map((chunk) => leaseJson(leaseIds, claims.sub, chunk)));
+  return { leases, retryAfterMs: leases.length > 0 ? 0 : env.idleRetryMs };
+}
+
+async function leaseJson(leaseIds: AppContext["var"]["deps"]["leaseIds"], volunteerId: string, chunk: LeasedChunk) {
+  return {
+    leaseId: await leaseIds.encode({ leaseRowId: chunk.leaseRowId, taskId: chunk.taskId, index: chunk.index, copy: chunk.copy, volunteerId }),
+    taskId: chunk.taskId,
+    index: chunk.index,
+    input: JSON.parse(chunk.input) as unknown,
+    deadline: chunk.deadline.toISOString(),
+    codeSha256: chunk.codeSha256,
+    wasmSha256: chunk.wasmSha256,
+  };
+}
+
+export const workRoutes = createRouter()
+  .openapi(lease, async (c) => {
+    const claims = await authorize(c, volunteerRoles);
+    return c.json(await leaseFor(c, claims, c.req.valid("json")), 200);
+  })
+  .openapi(results, async (c) => {
+    const claims = await authorize(c, volunteerRoles);
+    const body = c.req.valid("json");
+    const { db, leaseIds } = c.var.deps;
+    const okItems: ChunkResult[] = [];
+    const errorItems: ChunkError[] = [];
+    const leaseIdOf = new Map<string, string>();
+    // Every id is checked before anything is written: one forged or foreign id rejects the batch.
+    for (const [position, item] of body.results.entries()) {
+      const parts = await leaseIds.decode(item.leaseId);
+      if (!parts) throw unprocessable(`results.${position}.leaseId is not a lease id this server issued`, [{ path: `results.${position}.leaseId`, message: "invalid lease id" }]);
+      if (parts.volunteerId !== claims.sub) throw forbidden(`results.${position}.leaseId was issued to another volunteer`);
+      const ref = { leaseRowId: parts.leaseRowId, taskId: parts.taskId, index: parts.index };
+      leaseIdOf.set(`${ref.leaseRowId}:${ref.index}`, item.leaseId);
+      const cpuMs = Math.round(item.cpuMs);
+      if (item.error) {
+        errorItems.push({ ...ref, kind: item.error.kind, message: item.error.message, cpuMs });
+        continue;
+      }
+      const json = JSON.stringify(item.result);
+      if (new TextEncoder().encode(json).length > maxResultBytes) {
+        throw new ProblemError(413, "Payload too large", `results.${position}.result is larger than 1 MiB`, [
+          { path: `results.${position}.result`, message: "at most 1 MiB of JSON" },
+        ]);
+      }
+      okItems.push({ ...ref, result: json, cpuMs });
+    }
+    const outcome = await submitChunks(db, { volunteerId: claims.sub, shard: shardOf(claims.sub), results: okItems, errors: errorItems });
+    const rejected = outcome.rejected.map((r) => ({ leaseId: leaseIdOf.get(`${r.ref.leaseRowId}:${r.ref.index}`) ?? "", reason: r.reason }));
+    const response: z.input<typeof resultsResponse> = { accepted: body.results.length - rejected.length, rejected };
+    if (body.next) Object.assign(response, await leaseFor(c, claims, body.next));
+    return c.json(response, 200);
+  });
