@@ -25,6 +25,8 @@ export interface LeasedChunk {
   deadline: Date;
   codeSha256: string;
   wasmSha256: string | null;
+  /** The task's per-chunk limit, which the volunteer's sandbox enforces. */
+  timeoutMs: number;
 }
 
 type Candidate = {
@@ -70,6 +72,7 @@ export async function leaseChunks(db: Db, request: LeaseRequest): Promise<Leased
         deadline: new Date(row.deadline),
         codeSha256: task.code_sha256,
         wasmSha256: task.wasm_sha256,
+        timeoutMs: task.timeout_ms,
       });
     }
   }

@@ -35,6 +35,7 @@ const leaseSchema = z.object({
   deadline: z.string(),
   codeSha256: z.string(),
   wasmSha256: z.string().nullable(),
+  timeoutMs: z.number(),
 });
 const leaseResponse = z.object({ leases: z.array(leaseSchema), retryAfterMs: z.number() });
 
@@ -107,6 +108,7 @@ async function leaseJson(leaseIds: AppContext["var"]["deps"]["leaseIds"], volunt
     deadline: chunk.deadline.toISOString(),
     codeSha256: chunk.codeSha256,
     wasmSha256: chunk.wasmSha256,
+    timeoutMs: chunk.timeoutMs,
   };
 }
 
