@@ -1,5 +1,11 @@
 import { defineConfig } from "vitest/config";
+import { reporters } from "../../tooling/vitest-reports.ts";
 
 export default defineConfig({
-  test: { include: ["test/**/*.test.ts", "src/**/*.test.ts"], testTimeout: 30_000, hookTimeout: 60_000 },
+  test: {
+    reporters: reporters("api"),
+    include: ["test/**/*.test.ts", "src/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+  },
 });

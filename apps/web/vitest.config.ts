@@ -1,5 +1,13 @@
 import { defineConfig } from "vitest/config";
+import { reporters } from "../../tooling/vitest-reports.ts";
 
+// Browser tests run one file at a time: this machine has 2 cores.
 export default defineConfig({
-  test: { include: ["test/**/*.test.ts"], testTimeout: 120_000, hookTimeout: 120_000, fileParallelism: false },
+  test: {
+    reporters: reporters("web"),
+    include: ["test/**/*.test.ts"],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    fileParallelism: false,
+  },
 });

@@ -113,7 +113,7 @@ describe.each(testBackends())("API on %s", (backend) => {
       const afterVolunteer = await rowCounts(t);
       expect((await createTask({ inputs: [1] }, volunteerToken)).status).toBe(403);
       expect(await rowCounts(t)).toEqual(afterVolunteer);
-      expect(afterVolunteer.volunteers).toBe(before.volunteers + 1);
+      expect(afterVolunteer.volunteers).toBe((before.volunteers ?? 0) + 1);
 
       const mine = await createTask({ inputs: [1] });
       const other = await t.register("other@example.com");
