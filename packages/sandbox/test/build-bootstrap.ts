@@ -1,0 +1,5 @@
+import { buildBootstrap } from "../build.ts";
+
+export default async function setup(): Promise<void> {
+  await buildBootstrap();
+}

@@ -1,0 +1,349 @@
+import { createHash } from "node:crypto";
+import { type Browser, type Page, chromium } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { chromiumArgs, findChromium } from "../../../tooling/chromium.ts";
+import type * as HostModule from "../src/host.ts";
+import type { ChunkOutcome, ChunkProgress, Sandbox, SandboxChunk, SandboxTask } from "../src/index.ts";
+import { type TestServers, startServers } from "./servers.ts";
+
+declare global {
+  interface Window {
+    ccSandbox: typeof HostModule;
+    sandbox: Sandbox;
+  }
+}
+
+let servers: TestServers;
+let browser: Browser;
+let page: Page;
+
+beforeAll(async () => {
+  servers = await startServers();
+  // A small heap makes the out-of-memory test quick and light.
+  browser = await chromium.launch({ executablePath: findChromium(), args: [...chromiumArgs, "--js-flags=--max-old-space-size=256"] });
+  page = await browser.newPage();
+  await page.goto(`${servers.appOrigin}/`);
+  await page.evaluate(async (origin) => {
+    window.sandbox = await window.ccSandbox.createSandbox({ origin, threads: 2 });
+  }, servers.sandboxOrigin);
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await servers?.close();
+});
+
+const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
+
+function taskFor(code: string, options: { taskId?: string; timeoutMs?: number } = {}): SandboxTask {
+  const codeSha256 = sha256(code);
+  return { taskId: options.taskId ?? codeSha256, code, codeSha256, timeoutMs: options.timeoutMs ?? 5000 };
+}
+
+const chunksFor = (inputs: unknown[]): SandboxChunk[] => inputs.map((input, index) => ({ key: `chunk-${index}`, index, input }));
+
+function runBatch(task: SandboxTask, chunks: SandboxChunk[]): Promise<ChunkOutcome[]> {
+  return page.evaluate(([task, chunks]) => window.sandbox.runBatch(task, chunks), [task, chunks] as const);
+}
+
+async function run(code: string, inputs: unknown[], options?: { taskId?: string; timeoutMs?: number }): Promise<ChunkOutcome[]> {
+  return runBatch(taskFor(code, options), chunksFor(inputs));
+}
+
+function results(outcomes: ChunkOutcome[]): unknown[] {
+  return outcomes.map((outcome) => (outcome.ok ? JSON.parse(outcome.resultJson) : outcome.error));
+}
+
+test("a batch computes the right values, in input order", async () => {
+  const code = `export default function work(n, ctx) {
+    let sum = 0;
+    for (let i = 1; i <= n; i++) sum += i * i;
+    return { index: ctx.index, sum };
+  }`;
+  const inputs = Array.from({ length: 40 }, (_, i) => i * 1000);
+  const expected = inputs.map((n, index) => {
+    let sum = 0;
+    for (let i = 1; i <= n; i++) sum += i * i;
+    return { index, sum };
+  });
+  const outcomes = await run(code, inputs);
+  expect(outcomes.map((outcome) => outcome.key)).toEqual(inputs.map((_, i) => `chunk-${i}`));
+  expect(results(outcomes)).toEqual(expected);
+  for (const outcome of outcomes) expect(outcome.cpuMs).toBeGreaterThanOrEqual(0);
+});
+
+test("threads > 1 run chunks in parallel", async () => {
+  const code = `export default function work() {
+    const now = () => performance.timeOrigin + performance.now();
+    const start = now();
+    while (now() - start < 300) {}
+    return [start, now()];
+  }`;
+  const spans = results(await run(code, [0, 1])) as [number, number][];
+  const [first, second] = spans as [[number, number], [number, number]];
+  expect(Math.max(first[0], second[0])).toBeLessThan(Math.min(first[1], second[1]));
+});
+
+test("a throwing chunk fails with its message; the others succeed", async () => {
+  const code = `export default function work(input) {
+    if (input === 2) throw new Error("boom at " + input);
+    if (input === 3) throw "a bare string";
+    return input;
+  }`;
+  expect(results(await run(code, [0, 1, 2, 3, 4]))).toEqual([
+    0,
+    1,
+    { kind: "throw", message: "boom at 2" },
+    { kind: "throw", message: "a bare string" },
+    4,
+  ]);
+});
+
+test("an infinite loop times out and the rest of the batch still computes", async () => {
+  const code = `export default function work(input) {
+    if (input === "spin") for (;;) {}
+    return input * 2;
+  }`;
+  await page.evaluate(() => window.sandbox.setThreads(1));
+  try {
+    const started = Date.now();
+    const outcomes = await run(code, [1, "spin", 3, 4, 5], { timeoutMs: 300 });
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(results(outcomes)).toEqual([2, { kind: "timeout", message: "the chunk ran longer than its timeout of 300 ms" }, 6, 8, 10]);
+  } finally {
+    await page.evaluate(() => window.sandbox.setThreads(2));
+  }
+});
+
+test("ctx.signal aborts at the deadline, so cooperative work ends as a timeout", async () => {
+  const code = `export default async function work(input, ctx) {
+    await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+    return ctx.signal.reason.name;
+  }`;
+  expect(results(await run(code, [0], { timeoutMs: 200 }))).toEqual([
+    { kind: "timeout", message: "the chunk ran longer than its timeout of 200 ms" },
+  ]);
+});
+
+test("results that are not JSON, or over 1 MiB, are invalid", async () => {
+  const code = `export default function work(input) {
+    switch (input) {
+      case "undefined": return undefined;
+      case "function": return () => 1;
+      case "bigint": return 1n;
+      case "cycle": { const a = {}; a.self = a; return a; }
+      case "huge": return "x".repeat(1024 * 1024);
+      default: return { fine: input };
+    }
+  }`;
+  const outcomes = await run(code, ["undefined", "function", "bigint", "cycle", "huge", "ok"]);
+  expect(outcomes.slice(0, 5).map((outcome) => !outcome.ok && outcome.error.kind)).toEqual(Array(5).fill("invalid-result"));
+  expect(results(outcomes)[5]).toEqual({ fine: "ok" });
+});
+
+test("code without a default export function fails every chunk with a clear message", async () => {
+  const missing = results(await run("export const work = (input) => input;", [0, 1]));
+  expect(missing).toEqual(Array(2).fill({ kind: "throw", message: expect.stringMatching(/no default export function/) }));
+  const broken = results(await run("export default function (", [0]));
+  expect(broken).toEqual([{ kind: "throw", message: expect.stringMatching(/failed to load: SyntaxError/) }]);
+});
+
+test("the host refuses code that does not match its sha256", async () => {
+  const task = { ...taskFor("export default () => 1;"), code: "export default () => 2;" };
+  await expect(runBatch(task, chunksFor([0]))).rejects.toThrow(/refusing to run task/);
+});
+
+test("storage, nested workers and broadcast channels are gone from work code", async () => {
+  const code = `export default function work() {
+    const proto = (object, name) => {
+      for (let p = object; p; p = Object.getPrototypeOf(p)) {
+        const found = Object.getOwnPropertyDescriptor(p, name);
+        if (found?.get) return typeof found.get.call(object);
+      }
+      return "undefined";
+    };
+    return {
+      indexedDB: typeof indexedDB,
+      caches: typeof caches,
+      storage: typeof navigator.storage,
+      locks: typeof navigator.locks,
+      BroadcastChannel: typeof BroadcastChannel,
+      Worker: typeof Worker,
+      SharedWorker: typeof SharedWorker,
+      storageViaPrototype: proto(navigator, "storage"),
+      indexedDBViaPrototype: proto(self, "indexedDB"),
+      deletable: Reflect.deleteProperty(self, "indexedDB"),
+    };
+  }`;
+  const [found] = results(await run(code, [0]));
+  expect(found).toEqual({
+    indexedDB: "undefined",
+    caches: "undefined",
+    storage: "undefined",
+    locks: "undefined",
+    BroadcastChannel: "undefined",
+    Worker: "undefined",
+    SharedWorker: "undefined",
+    storageViaPrototype: "undefined",
+    indexedDBViaPrototype: "undefined",
+    deletable: false,
+  });
+});
+
+test("work code cannot reach the network; the app page can (positive control)", async () => {
+  const url = servers.listenerUrl;
+  const code = `export default async function work(url) {
+    const attempt = async (what, go) => {
+      try { await go(); return what + ": reached"; } catch (err) { return what + ": blocked"; }
+    };
+    return [
+      await attempt("fetch", () => fetch(url + "fetch")),
+      await attempt("fetch same origin", () => fetch(location.origin + "/same-origin")),
+      await attempt("import", () => import(url + "import.js")),
+      await attempt("importScripts", () => importScripts(url + "script.js")),
+      await attempt("xhr", () => { const xhr = new XMLHttpRequest(); xhr.open("GET", url + "xhr", false); xhr.send(); }),
+      await attempt("websocket", () => new Promise((resolve, reject) => {
+        const socket = new WebSocket(url.replace("http", "ws") + "ws");
+        socket.onopen = resolve;
+        socket.onerror = () => reject(new Error("closed"));
+      })),
+    ];
+  }`;
+  const [attempts] = results(await run(code, [url]));
+  expect(attempts).toEqual(["fetch", "fetch same origin", "import", "importScripts", "xhr", "websocket"].map((what) => `${what}: blocked`));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  expect(servers.listenerConnections()).toBe(0);
+  expect(servers.sandboxStrayRequests()).toEqual([]);
+
+  const fromApp = await page.evaluate((target) => fetch(target).then((response) => response.text()), `${url}control`);
+  expect(fromApp).toBe("reached");
+  expect(servers.listenerConnections()).toBe(1);
+});
+
+test("workers are reused within a task and replaced on a task switch", async () => {
+  const code = `export default function work(input) {
+    const before = globalThis.remembered ?? null;
+    globalThis.remembered = input;
+    return before;
+  }`;
+  await page.evaluate(() => window.sandbox.setThreads(1));
+  try {
+    expect(results(await run(code, [1], { taskId: "task-a" }))).toEqual([null]);
+    expect(results(await run(code, [2], { taskId: "task-a" }))).toEqual([1]);
+    expect(results(await run(code, [3], { taskId: "task-b" }))).toEqual([null]);
+  } finally {
+    await page.evaluate(() => window.sandbox.setThreads(2));
+  }
+});
+
+test("progress reaches the host, at most 4 times a second per chunk", async () => {
+  const code = `export default async function work(input, ctx) {
+    const start = performance.now();
+    while (performance.now() - start < 800) {
+      ctx.progress((performance.now() - start) / 800, "working");
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    ctx.progress(7);
+    return "done";
+  }`;
+  const { outcomes, events } = await page.evaluate(
+    async ([task, chunks]) => {
+      const events: ChunkProgress[] = [];
+      const outcomes = await window.sandbox.runBatch(task, chunks, { onProgress: (progress) => events.push(progress) });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return { outcomes, events };
+    },
+    [taskFor(code), chunksFor([0])] as const,
+  );
+  expect(results(outcomes)).toEqual(["done"]);
+  expect(events.length).toBeGreaterThanOrEqual(2);
+  expect(events.length).toBeLessThanOrEqual(5);
+  for (const event of events) {
+    expect(event.key).toBe("chunk-0");
+    expect(event.fraction).toBeGreaterThanOrEqual(0);
+    expect(event.fraction).toBeLessThanOrEqual(1);
+  }
+});
+
+test("a frame killed by an unbounded heap fails the batch as oom and is replaced", async () => {
+  const code = `export default function work(input) {
+    if (input !== "hog") return input;
+    const hog = [];
+    for (;;) hog.push(new Array(1e6).fill(input.length));
+  }`;
+  // Playwright treats any renderer crash of a page, even its out-of-process iframe's, as
+  // the page's own and refuses further calls: use a page of its own, driven over CDP.
+  const crashing = await browser.newPage();
+  try {
+    await crashing.goto(`${servers.appOrigin}/`);
+    const cdp = await crashing.context().newCDPSession(crashing);
+    const evaluate = async (expression: string): Promise<unknown> => {
+      const reply = (await cdp.send("Runtime.evaluate", { expression, awaitPromise: true, returnByValue: true })) as {
+        result: { value?: unknown };
+        exceptionDetails?: unknown;
+      };
+      if (reply.exceptionDetails) throw new Error(JSON.stringify(reply.exceptionDetails));
+      return reply.result.value;
+    };
+    await evaluate(`ccSandbox.createSandbox({ origin: ${JSON.stringify(servers.sandboxOrigin)}, threads: 2 }).then((sandbox) => { window.sandbox = sandbox; })`);
+    const batch = (inputs: unknown[]): Promise<unknown> =>
+      evaluate(`window.sandbox.runBatch(${JSON.stringify(taskFor(code, { timeoutMs: 20_000 }))}, ${JSON.stringify(chunksFor(inputs))})`);
+    const crashed = (await batch([1, "hog", 3])) as ChunkOutcome[];
+    expect(crashed.map((outcome) => !outcome.ok && outcome.error.kind)).toEqual(["oom", "oom", "oom"]);
+    expect(results((await batch([1, 2, 3])) as ChunkOutcome[])).toEqual([1, 2, 3]);
+  } finally {
+    await crashing.close();
+  }
+});
+
+test("the frame takes one connection only; later connect messages are ignored", async () => {
+  const answers = await page.evaluate(async (origin) => {
+    const iframe = document.createElement("iframe");
+    iframe.setAttribute("sandbox", "allow-scripts allow-same-origin");
+    iframe.src = `${origin}/`;
+    const ready = new Promise((resolve) => addEventListener("message", (event) => event.source === iframe.contentWindow && resolve(null)));
+    document.body.append(iframe);
+    await ready;
+    // Comlink's wire format: does anything answer a ping sent down this port?
+    const pingOver = async (): Promise<unknown> => {
+      const { port1, port2 } = new MessageChannel();
+      iframe.contentWindow?.postMessage({ type: "cc-sandbox-connect" }, origin, [port2]);
+      const reply = new Promise((resolve) => {
+        port1.onmessage = (event) => resolve(event.data.value);
+        setTimeout(() => resolve("no answer"), 300);
+      });
+      port1.postMessage({ id: "probe", type: "APPLY", path: ["ping"], argumentList: [] });
+      return reply;
+    };
+    const first = await pingOver();
+    const second = await pingOver();
+    iframe.remove();
+    return [first, second];
+  }, servers.sandboxOrigin);
+  expect(answers).toEqual(["pong", "no answer"]);
+});
+
+describe("the sandbox document", () => {
+  test("is served with a CSP that allows no network and no 'self'", async () => {
+    const response = await fetch(`${servers.sandboxOrigin}/`);
+    const csp = response.headers.get("content-security-policy") ?? "";
+    expect(csp).toMatch(/^default-src 'none'; script-src 'sha256-[A-Za-z0-9+/]+=*' blob: 'unsafe-eval' 'wasm-unsafe-eval'; worker-src blob:; connect-src 'none'/);
+    expect(csp).toContain(`frame-ancestors ${servers.appOrigin}`);
+    expect(csp).not.toContain("'self'");
+    expect(response.headers.get("permissions-policy")).toBe(
+      "camera=(), microphone=(), geolocation=(), usb=(), serial=(), hid=(), bluetooth=(), clipboard-read=(), clipboard-write=(), display-capture=()",
+    );
+    expect(response.headers.get("referrer-policy")).toBe("no-referrer");
+    expect(response.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(response.headers.get("cache-control")).toBe("no-store");
+    expect(response.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(await response.text()).toMatch(/^<!doctype html>.*<script>.+<\/script>/s);
+  });
+
+  test("runs in its own process (an out-of-process iframe)", async () => {
+    const session = await browser.newBrowserCDPSession();
+    const { targetInfos } = (await session.send("Target.getTargets")) as { targetInfos: { type: string; url: string }[] };
+    await session.detach();
+    expect(targetInfos).toContainEqual(expect.objectContaining({ type: "iframe", url: `${servers.sandboxOrigin}/` }));
+  });
+});
