@@ -56,3 +56,12 @@ export function sandboxDocument({ frameAncestors }: { frameAncestors: string[] }
     },
   };
 }
+
+/**
+ * The sandbox origin for a page served locally: the other loopback name, so that the
+ * frame is another site and Chromium gives it its own process (DESIGN §7.1).
+ */
+export function sandboxOriginFor(pageUrl: URL, sandboxPort: number): string {
+  const host = pageUrl.hostname === "localhost" ? "127.0.0.1" : "localhost";
+  return `http://${host}:${sandboxPort}`;
+}

@@ -13,7 +13,7 @@ import {
 } from "./protocol.ts";
 
 export interface SandboxOptions {
-  /** The sandbox origin, e.g. `sandboxOriginFor(new URL(location.href), 8788)`. */
+  /** The sandbox origin, e.g. `sandboxOriginFor(new URL(location.href), 8788)` (see ./document.ts). */
   origin: string;
   /** Worker threads, 1..64. */
   threads: number;
@@ -173,15 +173,6 @@ async function connect(origin: string, container: HTMLElement, threads: number):
   const conn: Connection = { frame, lost, close, busy: 0, watched: false };
   await frame.configure({ threads });
   return conn;
-}
-
-/**
- * The sandbox origin for a page served locally: the other loopback name, so that the
- * frame is another site and Chromium gives it its own process (DESIGN §7.1).
- */
-export function sandboxOriginFor(pageUrl: URL, sandboxPort: number): string {
-  const host = pageUrl.hostname === "localhost" ? "127.0.0.1" : "localhost";
-  return `http://${host}:${sandboxPort}`;
 }
 
 function checkThreads(threads: number): number {

@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto";
 import { describe, expect, test } from "vitest";
 import { bootstrapScript, bootstrapSha256 } from "../dist/bootstrap.js";
-import { sandboxDocument } from "../src/document.ts";
-import { sandboxOriginFor } from "../src/host.ts";
+import { sandboxDocument, sandboxOriginFor } from "../src/document.ts";
 
 describe("sandboxDocument", () => {
   test("inlines the bootstrap as its only script, hashed in the CSP", () => {

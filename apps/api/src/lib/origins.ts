@@ -1,3 +1,4 @@
+import { sandboxOriginFor } from "@crowdcompute/sandbox/document";
 import type { AppEnv } from "../env.ts";
 
 type OriginEnv = Pick<AppEnv, "sandboxOrigin" | "sandboxPort" | "port" | "publicUrl">;
@@ -8,9 +9,7 @@ type OriginEnv = Pick<AppEnv, "sandboxOrigin" | "sandboxPort" | "port" | "public
  * gives it its own process (DESIGN §7).
  */
 export function sandboxOriginForRequest(env: OriginEnv, pageUrl: URL): string {
-  if (env.sandboxOrigin) return env.sandboxOrigin;
-  const host = pageUrl.hostname === "localhost" ? "127.0.0.1" : "localhost";
-  return `http://${host}:${env.sandboxPort}`;
+  return env.sandboxOrigin ?? sandboxOriginFor(pageUrl, env.sandboxPort);
 }
 
 /** Every origin the sandbox may be served from; the API refuses requests from them. */
