@@ -7,5 +7,6 @@ export * from "./users.ts";
 export * from "./tasks.ts";
 export { leaseChunks, type LeaseRequest, type LeasedChunk } from "./lease.ts";
 export { reclaimExpiredLeases } from "./expire.ts";
+export { heartbeatLeases, type HeartbeatOutcome } from "./heartbeat.ts";
 export { submitChunks, type ChunkError, type ChunkResult, type LeaseRef, type SubmitOutcome } from "./submit.ts";
 export { finalChunksPage, getTaskForResults, type FinalChunk } from "./results.ts";

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { leaseChunks, reclaimExpiredLeases, submitChunks, type ChunkError, type ChunkResult, type LeasedChunk } from "@crowdcompute/db";
+import { heartbeatLeases, leaseChunks, reclaimExpiredLeases, submitChunks, type ChunkError, type ChunkResult, type LeasedChunk } from "@crowdcompute/db";
 import { authorize, createRouter, volunteerRoles, type AppContext } from "../../lib/context.ts";
 import type { TokenClaims } from "../../lib/tokens.ts";
 import { forbidden, ProblemError, unprocessable } from "../../lib/problem.ts";
@@ -63,6 +63,15 @@ const resultsResponse = z.object({
   retryAfterMs: z.number().optional(),
 });
 
+const heartbeatRequest = z
+  .object({
+    leaseIds: z.array(z.string().min(1).max(200)).min(1).max(256),
+    progress: z.record(z.string(), z.number().min(0).max(1)).optional(),
+  })
+  .strict();
+
+const heartbeatResponse = z.object({ extended: z.array(z.string()), lost: z.array(z.string()), cancelled: z.array(z.string()) });
+
 const lease = createRoute({
   method: "post",
   path: "/api/work/lease",
@@ -77,6 +86,14 @@ const results = createRoute({
   summary: "Post results and errors; with `next`, lease the following batch in the same round trip",
   request: { body: { content: { "application/json": { schema: resultsRequest } }, required: true } },
   responses: { 200: { description: "what was accepted", content: { "application/json": { schema: resultsResponse } } } },
+});
+
+const heartbeat = createRoute({
+  method: "post",
+  path: "/api/work/heartbeat",
+  summary: "Keep leases alive while their chunks run; learn which were lost or cancelled",
+  request: { body: { content: { "application/json": { schema: heartbeatRequest } }, required: true } },
+  responses: { 200: { description: "each lease id, by what became of it", content: { "application/json": { schema: heartbeatResponse } } } },
 });
 
 /** A stable counter shard per volunteer, so concurrent volunteers update different rows. */
@@ -148,5 +165,23 @@ export const workRoutes = createRouter()
     const rejected = outcome.rejected.map((r) => ({ leaseId: leaseIdOf.get(`${r.ref.leaseRowId}:${r.ref.index}`) ?? "", reason: r.reason }));
     const response: z.input<typeof resultsResponse> = { accepted: body.results.length - rejected.length, rejected };
     if (body.next) Object.assign(response, await leaseFor(c, claims, body.next));
+    return c.json(response, 200);
+  })
+  .openapi(heartbeat, async (c) => {
+    const claims = await authorize(c, volunteerRoles);
+    const { leaseIds } = c.req.valid("json");
+    const { db, env, leaseIds: codec } = c.var.deps;
+    const rowOf = new Map<string, number>();
+    for (const [position, leaseId] of leaseIds.entries()) {
+      const parts = await codec.decode(leaseId);
+      if (!parts) throw unprocessable(`leaseIds.${position} is not a lease id this server issued`, [{ path: `leaseIds.${position}`, message: "invalid lease id" }]);
+      if (parts.volunteerId !== claims.sub) throw forbidden(`leaseIds.${position} was issued to another volunteer`);
+      rowOf.set(leaseId, parts.leaseRowId);
+    }
+    const outcome = await heartbeatLeases(db, { volunteerId: claims.sub, leaseRowIds: [...new Set(rowOf.values())], graceMs: env.leaseGraceMs });
+    const stateOf = new Map<number, "extended" | "lost" | "cancelled">();
+    for (const state of ["extended", "lost", "cancelled"] as const) for (const row of outcome[state]) stateOf.set(row, state);
+    const response = { extended: [] as string[], lost: [] as string[], cancelled: [] as string[] };
+    for (const [leaseId, row] of rowOf) response[stateOf.get(row) ?? "lost"].push(leaseId);
     return c.json(response, 200);
   });

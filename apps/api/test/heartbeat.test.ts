@@ -1,0 +1,64 @@
+import { sql } from "drizzle-orm";
+import { testBackends } from "@crowdcompute/db/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openTestApp, type TestApp } from "./harness.ts";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe.each(testBackends())("heartbeats on %s", (backend) => {
+  let t: TestApp;
+  let creator: string;
+
+  beforeAll(async () => {
+    t = await openTestApp(backend, { leaseGraceMs: 100 });
+    creator = (await t.register("hb@example.com")).token;
+  });
+  afterAll(async () => t?.dispose());
+
+  const startTask = async (inputs: unknown[], timeoutMs: number) => {
+    await t.db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running'`);
+    const res = await t.call("POST", "/api/tasks", { token: creator, body: { name: "hb", code: "export default (x) => x", inputs, timeoutMs, start: true } });
+    return res.json.task.id as string;
+  };
+  const lease = async (token: string, max: number) =>
+    (await t.call("POST", "/api/work/lease", { token, body: { max } })).json.leases as { leaseId: string; index: number }[];
+
+  it("keeps a beating volunteer's chunks past the first deadline, and a silent one loses them", async () => {
+    await startTask([1, 2], 1000);
+    const alive = await t.volunteer();
+    const other = await t.volunteer();
+    const leases = await lease(alive.token, 2);
+    expect(leases).toHaveLength(2);
+    // Deadline: 1000 ms · 2 + 100 ms. Beat past it.
+    for (let i = 0; i < 6; i++) {
+      await sleep(400);
+      const beat = await t.call("POST", "/api/work/heartbeat", { token: alive.token, body: { leaseIds: leases.map((l) => l.leaseId) } });
+      expect(beat.json).toEqual({ extended: leases.map((l) => l.leaseId), lost: [], cancelled: [] });
+    }
+    expect(await lease(other.token, 2)).toEqual([]);
+    // Silence: one timeout + grace later the chunks go to someone else, and the owner hears it.
+    await sleep(1300);
+    expect((await lease(other.token, 2)).map((l) => l.index)).toEqual([0, 1]);
+    const late = await t.call("POST", "/api/work/heartbeat", { token: alive.token, body: { leaseIds: [leases[0]!.leaseId] } });
+    expect(late.json).toEqual({ extended: [], lost: [leases[0]!.leaseId], cancelled: [] });
+  });
+
+  it("tells the volunteer when a task was cancelled", async () => {
+    const taskId = await startTask([1], 60_000);
+    const v = await t.volunteer();
+    const [held] = await lease(v.token, 1);
+    await t.call("POST", `/api/tasks/${taskId}/cancel`, { token: creator });
+    const beat = await t.call("POST", "/api/work/heartbeat", { token: v.token, body: { leaseIds: [held!.leaseId] } });
+    expect(beat.json).toEqual({ extended: [], lost: [], cancelled: [held!.leaseId] });
+  });
+
+  it("refuses forged and foreign lease ids", async () => {
+    await startTask([1], 60_000);
+    const owner = await t.volunteer();
+    const stranger = await t.volunteer();
+    const [held] = await lease(owner.token, 1);
+    expect((await t.call("POST", "/api/work/heartbeat", { token: stranger.token, body: { leaseIds: [held!.leaseId] } })).status).toBe(403);
+    expect((await t.call("POST", "/api/work/heartbeat", { token: owner.token, body: { leaseIds: ["forged"] } })).status).toBe(422);
+    expect((await t.call("POST", "/api/work/heartbeat", { token: owner.token, body: { leaseIds: [] } })).status).toBe(422);
+  });
+});
