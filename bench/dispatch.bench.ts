@@ -1,0 +1,171 @@
+// Dispatch throughput on one Postgres server, one run, like with like (DESIGN §5): the
+// work is queued before the clock starts, synchronous_commit is on, each side has a pool
+// of 10 connections, and every client runs on this machine's cores.
+//   (a) raw: our db modules (lease + submit) called directly, batches of 32 and 64
+//   (b) http: the whole API in its own process (JWT, JSON, signed lease ids), volunteers
+//       posting results with `next`, 64-chunk leases
+//   (c) graphile-worker, batched (localQueue + batched completion), no-op jobs
+// Usage: npx node bench/dispatch.bench.ts [chunks]   (DATABASE_URL, default the local server)
+import { spawn } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+import { createTask, createUser, createVolunteer, leaseChunks, reclaimExpiredLeases, submitChunks } from "@crowdcompute/db";
+import { createPostgresDb } from "@crowdcompute/db/postgres";
+import { createTestDatabase, dropDatabase } from "@crowdcompute/db/testing";
+import { Logger, makeWorkerUtils, run } from "graphile-worker";
+
+const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const chunks = Number(process.argv[2] ?? 40_000);
+const clients = 16;
+const poolSize = 10;
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+type Row = { path: string; chunks: number; seconds: number; perSecond: number; note: string };
+const rows: Row[] = [];
+const record = (path: string, count: number, ms: number, note: string) => {
+  const row = { path, chunks: count, seconds: ms / 1000, perSecond: Math.round(count / (ms / 1000)), note };
+  rows.push(row);
+  console.error(`  ${path}: ${row.perSecond.toLocaleString("en")} chunks/s`);
+};
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function rawPath(batch: number) {
+  const url = await createTestDatabase(adminUrl);
+  const { db, close } = createPostgresDb(url, { max: poolSize });
+  try {
+    const owner = await createUser(db, { email: "bench@example.com", passwordHash: "x", firstIsAdmin: false });
+    await createTask(db, {
+      ownerId: owner!.id, name: "bench", description: "", code: "export default () => 0", codeSha256: "0".repeat(64),
+      priority: 0, replication: 1, quorum: 1, timeoutMs: 60_000, maxAttempts: 5, requires: {}, allowUsers: null,
+      inputs: { kind: "range", start: 0, end: chunks, step: 1, size: 1 }, start: true,
+    });
+    const volunteers = await Promise.all(Array.from({ length: clients }, () => createVolunteer(db, { name: "v", userId: null })));
+    let done = 0;
+    const started = performance.now();
+    await Promise.all(volunteers.map(async (v, shard) => {
+      for (;;) {
+        await reclaimExpiredLeases(db, shard % 16);
+        const leased = await leaseChunks(db, { volunteerId: v.id, userId: null, max: batch, threads: 4, webgpu: false, excludeTasks: [], excludeCreators: [], graceMs: 30_000 });
+        if (leased.length === 0) return;
+        const out = await submitChunks(db, {
+          volunteerId: v.id, shard: shard % 16, errors: [],
+          results: leased.map((c) => ({ leaseRowId: c.leaseRowId, taskId: c.taskId, index: c.index, result: "0", cpuMs: 1 })),
+        });
+        done += out.inserted;
+      }
+    }));
+    if (done !== chunks) throw new Error(`raw path finished ${done} of ${chunks}`);
+    record(`(a) raw db modules, batch ${batch}`, chunks, performance.now() - started, `${clients} concurrent lessees, pool ${poolSize}`);
+  } finally {
+    await close();
+    await dropDatabase(adminUrl, new URL(url).pathname.slice(1));
+  }
+}
+
+async function httpPath() {
+  const url = await createTestDatabase(adminUrl);
+  const port = await freePort();
+  const server = spawn(process.execPath, ["apps/api/src/main.ts"], {
+    cwd: root,
+    env: { ...process.env, DATABASE_URL: url, PORT: String(port), SANDBOX_PORT: String(await freePort()), JWT_SECRET: "bench-secret-bench-secret-bench-secret" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.stdout!.on("data", (data: Buffer) => data.toString().includes("running at") && resolve());
+      server.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
+    });
+    const base = `http://127.0.0.1:${port}`;
+    const post = async (path: string, body: unknown, token?: string) => {
+      const response = await fetch(`${base}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify(body),
+      });
+      if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
+      return response.json() as Promise<any>;
+    };
+    const { token } = await post("/api/auth/register", { email: "bench@example.com", password: "bench password" });
+    await post("/api/tasks", { name: "bench", code: "export default () => 0", range: { start: 0, end: chunks, size: 1 }, start: true }, token);
+    const volunteerTokens = await Promise.all(Array.from({ length: clients }, async () => (await post("/api/volunteers", {})).token as string));
+    const next = { max: 64, capabilities: { threads: 4 } };
+    let accepted = 0;
+    const started = performance.now();
+    await Promise.all(volunteerTokens.map(async (vt) => {
+      let leases = (await post("/api/work/lease", next, vt)).leases as { leaseId: string }[];
+      while (leases.length > 0) {
+        const out = await post("/api/work/results", { results: leases.map((l) => ({ leaseId: l.leaseId, result: 0, cpuMs: 1 })), next }, vt);
+        accepted += out.accepted;
+        leases = out.leases;
+      }
+    }));
+    if (accepted !== chunks) throw new Error(`http path accepted ${accepted} of ${chunks}`);
+    record("(b) HTTP API, 64-chunk leases", chunks, performance.now() - started, `${clients} volunteer clients, server pool ${poolSize}, one Node process`);
+  } finally {
+    server.kill("SIGTERM");
+    await new Promise((resolve) => server.once("exit", resolve));
+    await dropDatabase(adminUrl, new URL(url).pathname.slice(1));
+  }
+}
+
+async function graphileWorker() {
+  const url = await createTestDatabase(adminUrl);
+  try {
+    // Its default logger writes a line per job, which would measure the terminal, not the queue.
+    const logger = new Logger(() => () => {});
+    const utils = await makeWorkerUtils({ connectionString: url, logger });
+    await utils.migrate();
+    for (let offset = 0; offset < chunks; offset += 10_000) {
+      const n = Math.min(10_000, chunks - offset);
+      await utils.addJobs(Array.from({ length: n }, () => ({ identifier: "noop", payload: {} })));
+    }
+    await utils.release();
+    let completed = 0;
+    let finish!: () => void;
+    const allDone = new Promise<void>((resolve) => (finish = resolve));
+    const started = performance.now();
+    const runner = await run({
+      connectionString: url,
+      concurrency: clients,
+      maxPoolSize: poolSize,
+      noHandleSignals: true,
+      pollInterval: 1000,
+      taskList: { noop: async () => {} },
+      logger,
+      preset: { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+    } as Parameters<typeof run>[0]);
+    runner.events.on("job:success", () => {
+      if (++completed === chunks) finish();
+    });
+    await allDone;
+    const elapsed = performance.now() - started;
+    await runner.stop();
+    record("(c) graphile-worker, batched", chunks, elapsed, `concurrency ${clients}, pool ${poolSize}, localQueue 500, completeJobBatchDelay 0`);
+  } finally {
+    await dropDatabase(adminUrl, new URL(url).pathname.slice(1));
+  }
+}
+
+console.error(`dispatch benchmark: ${chunks.toLocaleString("en")} chunks on ${adminUrl.replace(/\/\/[^@]*@/, "//")}`);
+await rawPath(32);
+await rawPath(64);
+await httpPath();
+await graphileWorker();
+
+const byPath = (prefix: string) => rows.find((row) => row.path.startsWith(prefix))!.perSecond;
+const raw64 = rows.find((row) => row.path.includes("batch 64"))!.perSecond;
+console.log("\n| path | chunks | seconds | chunks/s | setup |\n|---|---|---|---|---|");
+for (const row of rows) console.log(`| ${row.path} | ${row.chunks} | ${row.seconds.toFixed(2)} | ${row.perSecond.toLocaleString("en")} | ${row.note} |`);
+const ratios = { httpOverGraphile: byPath("(b)") / byPath("(c)"), httpOverRaw64: byPath("(b)") / raw64 };
+console.log(`\nHTTP / graphile-worker = ${ratios.httpOverGraphile.toFixed(2)}× (target ≥ 1.5×); HTTP / raw batch 64 = ${(ratios.httpOverRaw64 * 100).toFixed(0)} % (target ≥ 60 %)`);
+mkdirSync(new URL("./results", import.meta.url), { recursive: true });
+writeFileSync(new URL("./results/dispatch.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), chunks, clients, poolSize, rows, ratios }, null, 2));
