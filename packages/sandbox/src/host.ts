@@ -27,8 +27,17 @@ export interface RunBatchOptions {
 }
 
 export interface Sandbox {
-  /** Runs the chunks; resolves with one outcome per chunk, in input order. Rejects if `code` does not match `codeSha256`. */
+  /**
+   * Runs the chunks; resolves with one outcome per chunk, in input order. Rejects if `code`
+   * does not match `codeSha256`, or `wasm` does not match `wasmSha256`.
+   */
   runBatch(task: SandboxTask, chunks: SandboxChunk[], options?: RunBatchOptions): Promise<ChunkOutcome[]>;
+  /**
+   * Cancels chunks by key, whether running or still waiting in a batch: their outcomes are
+   * `cancelled` at once, running ones see `ctx.signal` abort, and a worker that does not let
+   * go within 500 ms is replaced.
+   */
+  cancel(keys: string[]): Promise<void>;
   setThreads(threads: number): Promise<void>;
   /** Removes the frame; batches still running reject. */
   destroy(): void;
@@ -63,6 +72,7 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
   let destroyed = false;
   let connection = Promise.resolve(await connect(origin, container, threads));
   let verified: { code: string; sha256: string } | undefined;
+  let verifiedWasm: { bytes: Uint8Array; sha256: string } | undefined;
 
   const current = (): Promise<Connection> => {
     if (destroyed) return Promise.reject(new Error("the sandbox was destroyed"));
@@ -96,6 +106,18 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
         }
         verified = { code: task.code, sha256: task.codeSha256 };
       }
+      if (task.wasmSha256 && !task.wasm) {
+        throw new Error(`refusing to run task ${task.taskId}: it names a wasm module (${task.wasmSha256}) but none was given`);
+      }
+      if (task.wasm) {
+        if (verifiedWasm?.bytes !== task.wasm || verifiedWasm.sha256 !== task.wasmSha256) {
+          const actual = await sha256Hex(task.wasm);
+          if (actual !== task.wasmSha256?.toLowerCase()) {
+            throw new Error(`refusing to run task ${task.taskId}: its wasm hashes to ${actual}, not ${task.wasmSha256}`);
+          }
+          verifiedWasm = { bytes: task.wasm, sha256: task.wasmSha256 };
+        }
+      }
       const conn = await current();
       conn.busy += 1;
       watch(conn);
@@ -113,6 +135,9 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
       } finally {
         conn.busy -= 1;
       }
+    },
+    async cancel(keys) {
+      await (await current()).frame.cancel(keys);
     },
     async setThreads(value) {
       threads = checkThreads(value);
@@ -182,8 +207,9 @@ function checkThreads(threads: number): number {
   return threads;
 }
 
-async function sha256Hex(text: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+async function sha256Hex(data: string | Uint8Array): Promise<string> {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
   return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 

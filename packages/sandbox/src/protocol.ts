@@ -1,8 +1,11 @@
 // The wire contract between host (app page), frame (sandbox origin) and workers.
 // Shared by all three bundles, so it holds types, constants and pure helpers only.
 
-/** How a chunk can fail (DESIGN §5). */
-export type ChunkErrorKind = "throw" | "timeout" | "oom" | "invalid-result";
+/**
+ * How a chunk can fail (DESIGN §5). `cancelled` is the sandbox's own: the host asked for
+ * it (`Sandbox.cancel`), so there is nothing to report to the server.
+ */
+export type ChunkErrorKind = "throw" | "timeout" | "oom" | "invalid-result" | "cancelled";
 
 export interface ChunkError {
   kind: ChunkErrorKind;
@@ -20,8 +23,24 @@ export interface SandboxTask {
   taskId: string;
   code: string;
   codeSha256: string;
+  /**
+   * The task's WebAssembly module, when it has one: the bytes the page fetched (never work
+   * code), checked by the host against `wasmSha256` (lowercase hex). Work code gets it as
+   * `ctx.wasm`, a `WebAssembly.Instance`.
+   */
+  wasm?: Uint8Array | undefined;
+  wasmSha256?: string | null | undefined;
+  /** The task requires WebGPU: work code gets `ctx.gpu`, a `GPUDevice`, when the worker has an adapter. */
+  webgpu?: boolean | undefined;
   /** Per chunk, counted from the chunk's own start in its worker. */
   timeoutMs: number;
+}
+
+/** What the frame hands a worker to load: the code, and the task's module compiled once by the frame. */
+export interface WorkerLoad {
+  code: string;
+  wasm: WebAssembly.Module | null;
+  webgpu: boolean;
 }
 
 /** One input to run. `key` identifies the chunk in outcomes and progress (e.g. a lease id). */
@@ -29,6 +48,11 @@ export interface SandboxChunk {
   key: string;
   index: number;
   input: unknown;
+  /**
+   * Which export runs: the default `work(input, ctx)`, or `reduce(results)` for the
+   * task's reduce chunks (DESIGN §5), whose input is an array of results.
+   */
+  entry?: "work" | "reduce" | undefined;
 }
 
 export interface ChunkProgress {
@@ -56,6 +80,8 @@ export interface FrameApi {
     chunks: SandboxChunk[],
     onProgress?: (progress: ChunkProgress) => void,
   ): Promise<ChunkOutcome[]>;
+  /** Cancels chunks by key, waiting or running: they end as `cancelled` (see `Sandbox.cancel`). */
+  cancel(keys: string[]): void;
   ping(): "pong";
 }
 
@@ -63,8 +89,10 @@ export type LoadResult = { ok: true } | { ok: false; message: string };
 
 /** What a worker exposes to the frame. Calls to `run` execute one at a time, in order. */
 export interface WorkerApi {
-  load(code: string): Promise<LoadResult>;
+  load(task: WorkerLoad): Promise<LoadResult>;
   run(chunk: SandboxChunk, timeoutMs: number): Promise<ChunkOutcome>;
+  /** Aborts `ctx.signal` of the chunk with this key (running or queued in the worker). */
+  cancel(key: string): void;
 }
 
 /**

@@ -5,6 +5,8 @@ import { chromiumArgs, findChromium } from "../../../tooling/chromium.ts";
 import type * as HostModule from "../src/host.ts";
 import type { ChunkOutcome, ChunkProgress, Sandbox, SandboxChunk, SandboxTask } from "../src/index.ts";
 import { type TestServers, startServers } from "./servers.ts";
+import { gpuSquaresCode, gpuSquaresExpected } from "./gpu-work.ts";
+import { compileWat, fib, fibWat } from "./wat.ts";
 
 declare global {
   interface Window {
@@ -20,7 +22,11 @@ let page: Page;
 beforeAll(async () => {
   servers = await startServers();
   // A small heap makes the out-of-memory test quick and light.
-  browser = await chromium.launch({ executablePath: findChromium(), args: [...chromiumArgs, "--js-flags=--max-old-space-size=256"] });
+  // SwiftShader's software adapter gives workers WebGPU (it works with --disable-gpu too).
+  browser = await chromium.launch({
+    executablePath: findChromium(),
+    args: [...chromiumArgs, "--enable-unsafe-webgpu", "--js-flags=--max-old-space-size=256"],
+  });
   page = await browser.newPage();
   await page.goto(`${servers.appOrigin}/`);
   await page.evaluate(async (origin) => {
@@ -35,18 +41,39 @@ afterAll(async () => {
 
 const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
 
-function taskFor(code: string, options: { taskId?: string; timeoutMs?: number } = {}): SandboxTask {
+interface TaskOptions {
+  taskId?: string;
+  timeoutMs?: number;
+  wasm?: Uint8Array;
+  webgpu?: boolean;
+}
+
+function taskFor(code: string, options: TaskOptions = {}): SandboxTask {
   const codeSha256 = sha256(code);
-  return { taskId: options.taskId ?? codeSha256, code, codeSha256, timeoutMs: options.timeoutMs ?? 5000 };
+  const task: SandboxTask = { taskId: options.taskId ?? codeSha256, code, codeSha256, timeoutMs: options.timeoutMs ?? 5000 };
+  if (options.wasm) Object.assign(task, { wasm: options.wasm, wasmSha256: createHash("sha256").update(options.wasm).digest("hex") });
+  if (options.webgpu) task.webgpu = true;
+  return task;
 }
 
 const chunksFor = (inputs: unknown[]): SandboxChunk[] => inputs.map((input, index) => ({ key: `chunk-${index}`, index, input }));
 
-function runBatch(task: SandboxTask, chunks: SandboxChunk[]): Promise<ChunkOutcome[]> {
-  return page.evaluate(([task, chunks]) => window.sandbox.runBatch(task, chunks), [task, chunks] as const);
+/** A task as it crosses into the page: the module's bytes travel as base64. */
+type WireTask = Omit<SandboxTask, "wasm"> & { wasmBase64?: string };
+
+function toWire(task: SandboxTask): WireTask {
+  const { wasm, ...rest } = task;
+  return wasm ? { ...rest, wasmBase64: Buffer.from(wasm).toString("base64") } : rest;
 }
 
-async function run(code: string, inputs: unknown[], options?: { taskId?: string; timeoutMs?: number }): Promise<ChunkOutcome[]> {
+function runBatch(task: SandboxTask, chunks: SandboxChunk[]): Promise<ChunkOutcome[]> {
+  return page.evaluate(([{ wasmBase64, ...task }, chunks]) => {
+    const wasm = wasmBase64 === undefined ? undefined : Uint8Array.from(atob(wasmBase64), (char) => char.charCodeAt(0));
+    return window.sandbox.runBatch({ ...task, wasm }, chunks);
+  }, [toWire(task), chunks] as const);
+}
+
+async function run(code: string, inputs: unknown[], options?: TaskOptions): Promise<ChunkOutcome[]> {
   return runBatch(taskFor(code, options), chunksFor(inputs));
 }
 
@@ -323,6 +350,28 @@ test("the frame takes one connection only; later connect messages are ignored", 
   expect(answers).toEqual(["pong", "no answer"]);
 });
 
+describe("reduce and canonicalize exports", () => {
+  const code = `
+    export default (x) => ({ value: x / 3 });
+    export function reduce(results) { return { value: results.reduce((sum, r) => sum + r.value, 0) }; }
+    // Rounds floats so that copies computed on different hardware hash alike.
+    export function canonicalize(result) { return { value: Math.round(result.value * 1000) / 1000 }; }`;
+
+  test("a reduce chunk calls reduce(results); every result passes through canonicalize", async () => {
+    const task = taskFor(code);
+    const outcomes = await runBatch(task, [
+      { key: "map", index: 0, input: 1 },
+      { key: "reduce", index: 1, input: [{ value: 0.1 }, { value: 0.2 }], entry: "reduce" },
+    ]);
+    expect(results(outcomes)).toEqual([{ value: 0.333 }, { value: 0.3 }]);
+  });
+
+  test("a reduce chunk of code without a reduce export fails with a clear message", async () => {
+    const [outcome] = await runBatch(taskFor("export default (x) => x"), [{ key: "r", index: 0, input: [1, 2], entry: "reduce" }]);
+    expect(outcome).toMatchObject({ ok: false, error: { kind: "throw", message: expect.stringMatching(/no `export function reduce/) } });
+  });
+});
+
 describe("the sandbox document", () => {
   test("is served with a CSP that allows no network and no 'self'", async () => {
     const response = await fetch(`${servers.sandboxOrigin}/`);
@@ -345,5 +394,172 @@ describe("the sandbox document", () => {
     const { targetInfos } = (await session.send("Target.getTargets")) as { targetInfos: { type: string; url: string }[] };
     await session.detach();
     expect(targetInfos).toContainEqual(expect.objectContaining({ type: "iframe", url: `${servers.sandboxOrigin}/` }));
+  });
+});
+
+describe("WebAssembly", () => {
+  const code = `export default function work(n, ctx) {
+    return { fib: String(ctx.wasm.exports.fib(n)), bump: ctx.wasm.exports.bump(), isInstance: ctx.wasm instanceof WebAssembly.Instance };
+  }`;
+
+  test("ctx.wasm is an instance of the task's module, one per worker, kept across its chunks", async () => {
+    const wasm = await compileWat(fibWat);
+    await page.evaluate(() => window.sandbox.setThreads(1));
+    try {
+      const inputs = [10, 50, 90];
+      const found = results(await run(code, inputs, { wasm, taskId: "wasm-task" })) as { fib: string; bump: number; isInstance: boolean }[];
+      expect(found.map((r) => r.fib)).toEqual(inputs.map((n) => String(fib(n))));
+      expect(found.map((r) => r.isInstance)).toEqual([true, true, true]);
+      // One instance per worker: its memory carries the counter from chunk to chunk and batch to batch.
+      expect(found.map((r) => r.bump)).toEqual([1, 2, 3]);
+      const next = results(await run(code, [1], { wasm, taskId: "wasm-task" })) as { bump: number }[];
+      expect(next[0]?.bump).toBe(4);
+    } finally {
+      await page.evaluate(() => window.sandbox.setThreads(2));
+    }
+  });
+
+  test("each worker has its own instance of the module the frame compiled", async () => {
+    const wasm = await compileWat(fibWat);
+    const slow = `export default function work(n, ctx) {
+      const start = performance.now();
+      while (performance.now() - start < 300) {}
+      return ctx.wasm.exports.bump();
+    }`;
+    const bumps = results(await run(slow, [5, 6, 7, 8], { wasm, taskId: "wasm-two-threads" })) as number[];
+    // Two workers running at once, two instances: each counts its own chunks from 1.
+    expect(bumps.filter((bump) => bump === 1)).toHaveLength(2);
+  });
+
+  test("the host refuses a module that does not match its sha256, and a task without one gets no ctx.wasm", async () => {
+    const wasm = await compileWat(fibWat);
+    const task = { ...taskFor(code, { wasm }), wasm: await compileWat(fibWat.replace("i32.const 1))", "i32.const 2))")) };
+    await expect(runBatch(task, chunksFor([1]))).rejects.toThrow(/its wasm hashes to/);
+    const { wasm: _bytes, ...named } = taskFor(code, { wasm });
+    await expect(runBatch(named, chunksFor([1]))).rejects.toThrow(/names a wasm module .* but none was given/);
+    expect(results(await run("export default (input, ctx) => typeof ctx.wasm;", [0]))).toEqual(["undefined"]);
+  });
+
+  test("a module's imports come from the work code's `wasmImports` export", async () => {
+    const wasm = await compileWat(`(module
+      (import "env" "triple" (func $triple (param i32) (result i32)))
+      (func (export "run") (param i32) (result i32) (i32.add (call $triple (local.get 0)) (i32.const 1))))`);
+    const code = `export const wasmImports = () => ({ env: { triple: (x) => x * 3 } });
+      export default (n, ctx) => ctx.wasm.exports.run(n);`;
+    expect(results(await run(code, [1, 5, 14], { wasm }))).toEqual([4, 16, 43]);
+    const missing = results(await run("export default (n, ctx) => n;", [1], { wasm }));
+    expect(missing).toEqual([{ kind: "throw", message: expect.stringMatching(/failed to instantiate/) }]);
+  });
+
+  test("a module that does not compile fails the chunks with a clear message", async () => {
+    const broken = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 99]);
+    const outcomes = results(await run(code, [1, 2], { wasm: broken }));
+    expect(outcomes).toEqual(Array(2).fill({ kind: "throw", message: expect.stringMatching(/WebAssembly module does not compile/) }));
+  });
+});
+
+describe("WebGPU", () => {
+  const code = gpuSquaresCode;
+
+  test("a task that requires WebGPU gets a GPUDevice, and a real compute shader's output is right", async () => {
+    const inputs = [Array.from({ length: 300 }, (_, i) => i / 4), [3, -2, 0.5]];
+    const outcomes = await run(code, inputs, { webgpu: true });
+    expect(results(outcomes)).toEqual(inputs.map(gpuSquaresExpected));
+  });
+
+  test("a task that does not require WebGPU gets no ctx.gpu", async () => {
+    expect(results(await run("export default (input, ctx) => typeof ctx.gpu;", [0]))).toEqual(["undefined"]);
+  });
+
+  test("at a deadline the chunk's device is destroyed; the next chunk gets a fresh one", async () => {
+    const watch = `export default async function work(input, ctx) {
+      if (input === "hold") {
+        globalThis.held = ctx.gpu;
+        ctx.gpu.lost.then((info) => { globalThis.lostReason = info.reason; });
+        await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+        return "aborted";
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return { lostReason: globalThis.lostReason ?? null, fresh: ctx.gpu !== globalThis.held && typeof ctx.gpu?.createBuffer === "function" };
+    }`;
+    await page.evaluate(() => window.sandbox.setThreads(1));
+    try {
+      const outcomes = results(await run(watch, ["hold", "after"], { webgpu: true, timeoutMs: 1000 }));
+      expect(outcomes).toEqual([
+        { kind: "timeout", message: "the chunk ran longer than its timeout of 1000 ms" },
+        { lostReason: "destroyed", fresh: true },
+      ]);
+    } finally {
+      await page.evaluate(() => window.sandbox.setThreads(2));
+    }
+  });
+});
+
+describe("cancel", () => {
+  test("cancelled chunks end as cancelled at once, whether waiting, cooperative or spinning; the rest compute", async () => {
+    const code = `export default async function work(input, ctx) {
+      ctx.progress(0, "started");
+      if (input === "wait") await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
+      if (input === "spin") for (;;) {}
+      if (input === "seen") return globalThis.seen ?? null;
+      globalThis.seen = ctx.signal.reason?.name ?? null;
+      return input * 2;
+    }`;
+    await page.evaluate(() => window.sandbox.setThreads(1));
+    try {
+      const outcomes = await page.evaluate(
+        async ([task, chunks]) => {
+          const started = new Set<string>();
+          let wake = (): void => {};
+          const batch = window.sandbox.runBatch(task, chunks, {
+            onProgress: ({ key }) => {
+              started.add(key);
+              wake();
+            },
+          });
+          const untilStarted = async (key: string): Promise<void> => {
+            while (!started.has(key)) await new Promise<void>((resolve) => (wake = resolve));
+          };
+          // chunk-6 is still waiting in the frame when chunk-0 runs (4 chunks go to a worker at a time).
+          await untilStarted("chunk-0");
+          await window.sandbox.cancel(["chunk-0", "chunk-6"]);
+          await untilStarted("chunk-2");
+          await window.sandbox.cancel(["chunk-2", "not-a-chunk"]);
+          return batch;
+        },
+        [taskFor(code, { timeoutMs: 10_000 }), chunksFor(["wait", "seen", "spin", 1, 2, 3, 4])] as const,
+      );
+      const cancelled = { kind: "cancelled", message: "the chunk was cancelled" };
+      // "seen": the cooperative chunk saw ctx.signal abort with an AbortError, in the same worker.
+      expect(results(outcomes)).toEqual([cancelled, "AbortError", cancelled, 2, 4, 6, cancelled]);
+    } finally {
+      await page.evaluate(() => window.sandbox.setThreads(2));
+    }
+  });
+
+  test("a cancel reaches batches still queued behind the running one", async () => {
+    const code = `export default async function work(input, ctx) {
+      ctx.progress(0);
+      if (input === "wait") await new Promise((resolve) => setTimeout(resolve, 300));
+      return input;
+    }`;
+    const outcomes = await page.evaluate(
+      async ([task, first, second]) => {
+        let wake = (): void => {};
+        let started = false;
+        const running = window.sandbox.runBatch(task, first, { onProgress: () => ((started = true), wake()) });
+        const queued = window.sandbox.runBatch(task, second);
+        while (!started) await new Promise<void>((resolve) => (wake = resolve));
+        await window.sandbox.cancel(["later-1"]);
+        return [...(await running), ...(await queued)];
+      },
+      [
+        taskFor(code),
+        chunksFor(["wait"]),
+        [0, 1, 2].map((input) => ({ key: `later-${input}`, index: input, input })),
+      ] as const,
+    );
+    expect(outcomes.map((outcome) => outcome.key)).toEqual(["chunk-0", "later-0", "later-1", "later-2"]);
+    expect(results(outcomes)).toEqual(["wait", 0, { kind: "cancelled", message: "the chunk was cancelled" }, 2]);
   });
 });

@@ -1,5 +1,6 @@
 // The two origins of a real deployment, on loopback: the app (http://localhost:A) and
 // the sandbox (http://127.0.0.1:B), plus a listener that work code must never reach.
+import { createSocket } from "node:dgram";
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -13,6 +14,13 @@ export interface TestServers {
   listenerUrl: string;
   /** TCP connections the listener accepted (counts WebSocket upgrades and blocked requests alike). */
   listenerConnections(): number;
+  /** Paths of the HTTP requests (and WebSocket upgrades) the listener saw. */
+  listenerRequests(): string[];
+  /** A UDP socket on 127.0.0.1 (STUN for WebRTC, QUIC for WebTransport) and the datagrams it got. */
+  udpPort: number;
+  udpPackets(): number;
+  /** Every request the app origin saw, in order (the page itself is `/` and `/host.js`). */
+  appRequests(): string[];
   /** Requests the sandbox origin saw for anything but its document. */
   sandboxStrayRequests(): string[];
   close(): Promise<void>;
@@ -49,7 +57,9 @@ export async function startServers(): Promise<TestServers> {
   const hostScript = await bundleHost();
   const servers: Server[] = [];
 
+  const appLog: string[] = [];
   const app: Handler = (request, response) => {
+    appLog.push(request.url ?? "");
     if (request.url === "/host.js") {
       response.writeHead(200, { "Content-Type": "text/javascript" }).end(hostScript);
     } else if (request.url === "/") {
@@ -79,21 +89,40 @@ export async function startServers(): Promise<TestServers> {
   servers.push(sandboxServer);
 
   let connections = 0;
-  const listener = await listen((_request, response) => {
-    response.writeHead(200, { "Access-Control-Allow-Origin": "*", "Content-Type": "text/plain" }).end("reached");
+  const listenerLog: string[] = [];
+  const listener = await listen((request, response) => {
+    listenerLog.push(request.url ?? "");
+    const type = request.url?.endsWith(".js") ? "text/javascript" : request.url?.includes("eventsource") ? "text/event-stream" : "text/plain";
+    response.writeHead(200, { "Access-Control-Allow-Origin": "*", "Content-Type": type }).end(type === "text/plain" ? "reached" : "");
   }, "127.0.0.1");
   listener.on("connection", () => {
     connections += 1;
   });
+  listener.on("upgrade", (request, socket) => {
+    listenerLog.push(request.url ?? "");
+    socket.destroy();
+  });
   servers.push(listener);
+
+  let datagrams = 0;
+  const udp = createSocket("udp4");
+  udp.on("message", () => {
+    datagrams += 1;
+  });
+  await new Promise<void>((resolve) => udp.bind(0, "127.0.0.1", () => resolve()));
 
   return {
     appOrigin,
     sandboxOrigin: `http://127.0.0.1:${portOf(sandboxServer)}`,
     listenerUrl: `http://127.0.0.1:${portOf(listener)}/`,
     listenerConnections: () => connections,
+    listenerRequests: () => [...listenerLog],
+    udpPort: udp.address().port,
+    udpPackets: () => datagrams,
+    appRequests: () => [...appLog],
     sandboxStrayRequests: () => [...stray],
     close: async () => {
+      udp.close();
       await Promise.all(
         servers.map((server) => {
           server.closeAllConnections();

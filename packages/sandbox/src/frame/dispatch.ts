@@ -20,7 +20,10 @@ import type { InFlight, WorkerSlot } from "./worker-slot.ts";
 const PIPELINE_DEPTH = 4;
 /** Lets a cooperative chunk see `ctx.signal` abort (and clean up) before its worker is terminated. */
 const TERMINATE_GRACE_MS = 50;
+/** A cancelled chunk whose worker has not answered within this is stopped with its worker. */
+const CANCEL_GRACE_MS = 500;
 
+// Not "cancelled": only the host decides that; a worker claiming it is believed as a throw.
 const errorKinds: readonly ChunkErrorKind[] = ["throw", "timeout", "oom", "invalid-result"];
 
 export interface DispatchOptions {
@@ -33,16 +36,27 @@ export interface DispatchOptions {
   onProgress?: ((progress: ChunkProgress) => unknown) | undefined;
 }
 
+export interface Dispatch {
+  /** One outcome per chunk, in input order. */
+  outcomes: Promise<ChunkOutcome[]>;
+  /**
+   * Ends these chunks now as `cancelled`: waiting ones are dropped, running ones see
+   * `ctx.signal` abort and lose their worker if they have not returned within 500 ms.
+   */
+  cancel(keys: Iterable<string>): void;
+}
+
 /**
  * Runs `chunks` on the slots, keeping every worker's queue full, and resolves with one
  * outcome per chunk in input order. A chunk that outlives its timeout costs its worker
  * (terminated and replaced); the chunks queued behind it are sent again elsewhere.
  */
-export function dispatch({ slots, replace, chunks, timeoutMs, onProgress }: DispatchOptions): Promise<ChunkOutcome[]> {
+export function dispatch({ slots, replace, chunks, timeoutMs, onProgress }: DispatchOptions): Dispatch {
   const waiting = chunks.slice();
   const outcomes = new Map<string, ChunkOutcome>();
+  let cancel: (keys: Iterable<string>) => void = () => {};
 
-  return new Promise((resolve) => {
+  const done = new Promise<ChunkOutcome[]>((resolve) => {
     const record = (outcome: ChunkOutcome): void => {
       if (outcomes.has(outcome.key)) return;
       outcomes.set(outcome.key, outcome);
@@ -110,6 +124,7 @@ export function dispatch({ slots, replace, chunks, timeoutMs, onProgress }: Disp
       if (at === -1) return;
       slot.inFlight.splice(at, 1);
       clearTimeout(entry.deadline);
+      clearTimeout(entry.cancelDeadline);
       const head = slot.inFlight[0];
       if (head && head.deadline === undefined) armDeadline(slot, head);
       record(checkOutcome(entry, outcome));
@@ -119,10 +134,37 @@ export function dispatch({ slots, replace, chunks, timeoutMs, onProgress }: Disp
     const onTimeout = (slot: WorkerSlot, entry: InFlight): void => {
       if (slot.dead) return;
       const message = `the chunk ran longer than its timeout of ${timeoutMs} ms`;
-      const requeue = slot.inFlight.filter((other) => other !== entry).map((other) => other.chunk);
+      abandon(slot, entry);
+      record(failure(entry.chunk.key, "timeout", message, timeoutMs));
+    };
+
+    /** Replaces the slot's worker; the chunks queued behind `entry` (and not already ended) go to others. */
+    const abandon = (slot: WorkerSlot, entry: InFlight): void => {
+      const requeue = slot.inFlight.filter((other) => other !== entry && !outcomes.has(other.chunk.key)).map((other) => other.chunk);
       attach(replaceSlot(slot));
       waiting.unshift(...requeue);
-      record(failure(entry.chunk.key, "timeout", message, timeoutMs));
+    };
+
+    cancel = (keys) => {
+      const wanted = new Set(keys);
+      for (let i = waiting.length - 1; i >= 0; i--) {
+        const chunk = waiting[i] as SandboxChunk;
+        if (wanted.has(chunk.key)) waiting.splice(i, 1);
+      }
+      for (const slot of slots.slice()) {
+        for (const entry of slot.inFlight) {
+          if (!wanted.has(entry.chunk.key) || outcomes.has(entry.chunk.key)) continue;
+          slot.api.cancel(entry.chunk.key).catch(() => {});
+          entry.cancelDeadline = setTimeout(() => {
+            if (!slot.dead && slot.inFlight.includes(entry)) abandon(slot, entry);
+          }, CANCEL_GRACE_MS);
+        }
+      }
+      for (const chunk of chunks) {
+        if (wanted.has(chunk.key)) record(failure(chunk.key, "cancelled", "the chunk was cancelled", 0));
+      }
+      // Queues emptied by the cancel take what is left of the batch.
+      for (const slot of slots) if (!slot.dead) void slot.ready.then((ready) => ready.ok && !slot.dead && fill(slot));
     };
 
     const replaceSlot = (slot: WorkerSlot): WorkerSlot => {
@@ -134,6 +176,7 @@ export function dispatch({ slots, replace, chunks, timeoutMs, onProgress }: Disp
     if (chunks.length === 0) return resolve([]);
     for (const slot of slots) attach(slot);
   });
+  return { outcomes: done, cancel: (keys) => cancel(keys) };
 }
 
 /** Outcomes come from a worker that work code shares, so each one is checked, never trusted. */

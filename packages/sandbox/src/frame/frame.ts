@@ -14,6 +14,7 @@ const api: FrameApi = {
   // The host passes a Comlink.proxy, which arrives here as a remote function.
   runBatch: (task, chunks, onProgress) =>
     pool.runBatch(task, chunks, onProgress as Remote<(progress: ChunkProgress) => void> | undefined),
+  cancel: (keys) => pool.cancel(keys),
   ping: () => "pong",
 };
 

@@ -1,5 +1,5 @@
 import { type Remote, wrap } from "comlink";
-import type { ChunkErrorKind, SandboxChunk, WorkerApi, WorkerNotice } from "../protocol.ts";
+import type { ChunkErrorKind, SandboxChunk, WorkerApi, WorkerLoad, WorkerNotice } from "../protocol.ts";
 
 /** Startup time a fresh worker gets on top of the task's timeout (worker boot, parsing ~1 MiB of code). */
 const LOAD_ALLOWANCE_MS = 2000;
@@ -14,6 +14,8 @@ export interface InFlight {
   startedAt?: number;
   deadline?: ReturnType<typeof setTimeout>;
   lastProgressAt?: number;
+  /** Set when the host cancelled this chunk: the worker is terminated if it has not let go by then. */
+  cancelDeadline?: ReturnType<typeof setTimeout>;
 }
 
 /** One worker thread with the task's code loaded (or loading). */
@@ -27,13 +29,13 @@ export interface WorkerSlot {
   terminate(): void;
 }
 
-export function startWorkerSlot(workerUrl: string, code: string, timeoutMs: number): WorkerSlot {
+export function startWorkerSlot(workerUrl: string, task: WorkerLoad, timeoutMs: number): WorkerSlot {
   const worker = new Worker(workerUrl);
   const api = wrap<WorkerApi>(worker);
   let loadTimer: ReturnType<typeof setTimeout> | undefined;
   const budget = timeoutMs + LOAD_ALLOWANCE_MS;
   const ready = Promise.race([
-    api.load(code).then(
+    api.load(task).then(
       (result): SlotReady => (result.ok ? result : { ok: false, kind: "throw", message: String(result.message) }),
     ),
     new Promise<SlotReady>((resolve) => {
@@ -52,7 +54,10 @@ export function startWorkerSlot(workerUrl: string, code: string, timeoutMs: numb
     dead: false,
     terminate() {
       slot.dead = true;
-      for (const entry of slot.inFlight) clearTimeout(entry.deadline);
+      for (const entry of slot.inFlight) {
+        clearTimeout(entry.deadline);
+        clearTimeout(entry.cancelDeadline);
+      }
       worker.terminate();
     },
   };
