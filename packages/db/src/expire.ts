@@ -15,34 +15,42 @@ export async function reclaimExpiredLeases(db: Db, shard: number): Promise<numbe
     queryRows<{ reclaimed: number; failed_tasks: string[] | null }>(
       db,
       sql`WITH expired AS (
-            SELECT id, task_id, first_idx, n, reported FROM leases
+            SELECT id, task_id, first_idx, n, reported, copy FROM leases
             WHERE NOT reclaimed AND deadline < now()
             ORDER BY deadline LIMIT ${leasesPerSweep} FOR UPDATE SKIP LOCKED
           ), marked AS (
             UPDATE leases l SET reclaimed = true FROM expired e WHERE l.id = e.id
           ), orphans AS (
-            SELECT e.task_id, e.first_idx + o AS idx, e.id AS lease_id
+            SELECT e.task_id, e.first_idx + o AS idx, e.id AS lease_id, e.copy
             FROM expired e CROSS JOIN LATERAL generate_series(0, e.n - 1) AS o
             WHERE (e.reported >> o) & 1 = 0
           ), candidates AS (
-            SELECT o.task_id, o.idx, o.lease_id, coalesce(cs.expiries, 0) + 1 AS expiries,
-                   coalesce(cs.attempts, 0) AS attempts, t.max_expiries
+            -- One row per chunk: two expired copies of one chunk under vote free two slots.
+            SELECT o.task_id, o.idx, max(o.lease_id) AS lease_id, count(*)::int AS orphaned,
+                   coalesce(max(cs.expiries), 0) + 1 AS expiries, coalesce(max(cs.attempts), 0) AS attempts,
+                   max(t.max_expiries) AS max_expiries, max(cs.status) AS state_status,
+                   coalesce(max(cs.copies_out), 0) AS copies_out, coalesce(max(cs.needed), 0) AS needed
             FROM orphans o
             JOIN tasks t ON t.id = o.task_id AND t.status IN ('running', 'paused')
             LEFT JOIN chunk_state cs ON cs.task_id = o.task_id AND cs.idx = o.idx
             WHERE NOT EXISTS (SELECT 1 FROM results r WHERE r.task_id = o.task_id AND r.idx = o.idx)
-              AND (cs.task_id IS NULL OR (cs.status = 'leased' AND cs.lease_id = o.lease_id))
+              AND (cs.task_id IS NULL OR (cs.status = 'leased' AND cs.lease_id = o.lease_id)
+                   -- an extra copy of a chunk under vote: its slot frees up, the vote goes on
+                   OR (cs.status = 'voting' AND o.copy > 0))
+            GROUP BY o.task_id, o.idx
           ), upserted AS (
-            INSERT INTO chunk_state (task_id, idx, status, lease_id, attempts, expiries, last_error)
-            SELECT task_id, idx, CASE WHEN expiries >= max_expiries THEN 'failed' ELSE 'pending' END,
+            INSERT INTO chunk_state (task_id, idx, status, lease_id, attempts, expiries, copies_out, needed, last_error)
+            SELECT task_id, idx,
+                   CASE WHEN expiries >= max_expiries THEN 'failed' WHEN state_status = 'voting' THEN 'voting' ELSE 'pending' END,
                    lease_id, attempts, expiries,
+                   CASE WHEN state_status = 'voting' THEN greatest(copies_out - orphaned, 0) ELSE copies_out END, needed,
                    CASE WHEN expiries >= max_expiries THEN jsonb_build_object(
                      'kind', 'expired', 'message', 'lease expired ' || expiries || ' times (volunteers vanished)') END
             FROM candidates ORDER BY task_id, idx
             ON CONFLICT (task_id, idx) DO UPDATE
-              SET status = excluded.status, expiries = excluded.expiries,
+              SET status = excluded.status, expiries = excluded.expiries, copies_out = excluded.copies_out,
                   last_error = coalesce(excluded.last_error, chunk_state.last_error)
-              WHERE chunk_state.status = 'leased' AND chunk_state.lease_id = excluded.lease_id
+              WHERE (chunk_state.status = 'leased' AND chunk_state.lease_id = excluded.lease_id) OR chunk_state.status = 'voting' 
             RETURNING task_id, idx, status, last_error
           ), failed_counts AS (
             INSERT INTO task_counters (task_id, shard, failed)

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { queryRows, withRetry, type Db } from "./db.ts";
+import { reduceInput } from "./reduce.ts";
 import { rangeChunkInput, type RangeSpec } from "./tasks.ts";
 
 export interface LeaseRequest {
@@ -17,6 +18,9 @@ export interface LeaseRequest {
 
 export interface LeasedChunk {
   leaseRowId: number;
+  /** The lease row's block: first index and number of chunks. */
+  firstIdx: number;
+  n: number;
   taskId: string;
   index: number;
   copy: number;
@@ -27,15 +31,23 @@ export interface LeasedChunk {
   wasmSha256: string | null;
   /** The task's per-chunk limit, which the volunteer's sandbox enforces. */
   timeoutMs: number;
+  /** What the task needs of the volunteer (e.g. WebGPU, so the sandbox offers `ctx.gpu`). */
+  requires: { webgpu?: boolean };
+  /** Which export runs: `work`, or `reduce` for the reduce chunks past the task's own. */
+  entry: "work" | "reduce";
 }
 
 type Candidate = {
   id: string;
+  owner_id: string;
   input_kind: "array" | "range" | "ndjson";
   range: RangeSpec | null;
   timeout_ms: number;
   code_sha256: string;
   wasm_sha256: string | null;
+  replication: number;
+  requires: { webgpu?: boolean };
+  total: number;
 };
 
 const candidateTasks = 16;
@@ -48,38 +60,106 @@ const candidateTasks = 16;
 export async function leaseChunks(db: Db, request: LeaseRequest): Promise<LeasedChunk[]> {
   const candidates = await queryRows<Candidate>(
     db,
-    sql`SELECT id, input_kind, range, timeout_ms, code_sha256, wasm_sha256 FROM tasks t
-        WHERE status = 'running'
-          AND (NOT coalesce((requires->>'webgpu')::boolean, false) OR ${request.webgpu})
-          AND (allow_users IS NULL OR allow_users ? ${request.userId ?? ""})
-          AND id NOT IN (SELECT value::uuid FROM json_array_elements_text(${JSON.stringify(request.excludeTasks)}::json))
-          AND owner_id NOT IN (SELECT value::uuid FROM json_array_elements_text(${JSON.stringify(request.excludeCreators)}::json))
-        ORDER BY priority DESC, created_at
+    // Creators take turns (least recently served first); a creator's own tasks go by priority.
+    sql`SELECT t.id, t.owner_id, t.input_kind, t.range, t.timeout_ms, t.code_sha256, t.wasm_sha256, t.replication, t.requires, t.total
+        FROM tasks t LEFT JOIN creator_turns ct ON ct.owner_id = t.owner_id
+        WHERE t.status = 'running'
+          AND (NOT coalesce((t.requires->>'webgpu')::boolean, false) OR ${request.webgpu})
+          AND (t.allow_users IS NULL OR t.allow_users ? ${request.userId ?? ""})
+          AND t.id NOT IN (SELECT value::uuid FROM json_array_elements_text(${JSON.stringify(request.excludeTasks)}::json))
+          AND t.owner_id NOT IN (SELECT value::uuid FROM json_array_elements_text(${JSON.stringify(request.excludeCreators)}::json))
+        ORDER BY ct.last_served_at ASC NULLS FIRST, t.owner_id, t.priority DESC, t.created_at
         LIMIT ${candidateTasks}`,
   );
+  const served = new Set<string>();
   const leased: LeasedChunk[] = [];
   for (const task of candidates) {
     const want = request.max - leased.length;
     if (want <= 0) break;
-    const rows = await withRetry(() => leaseFromTask(db, task, want, request));
+    // Extra copies of replicated chunks first: they hold back a quorum already under way.
+    const copies = task.replication > 1 ? await withRetry(() => leaseCopies(db, task, want, request)) : [];
+    const rows = want > copies.length ? [...copies, ...(await withRetry(() => leaseFromTask(db, task, want - copies.length, request)))] : copies;
+    if (rows.length > 0) served.add(task.owner_id);
     for (const row of rows) {
+      const entry = row.idx >= task.total ? "reduce" : "work";
+      let input = row.input ?? "null";
+      if (entry === "reduce") input = await reduceInput(db, task.id, task.total, row.idx);
+      else if (task.input_kind === "range") input = JSON.stringify(rangeChunkInput(task.range!, row.idx));
       leased.push({
         leaseRowId: Number(row.lease_id),
+        firstIdx: row.first_idx,
+        n: row.n,
         taskId: task.id,
         index: row.idx,
-        copy: 0,
-        input: task.input_kind === "range" ? JSON.stringify(rangeChunkInput(task.range!, row.idx)) : (row.input ?? "null"),
+        copy: row.copy ?? 0,
+        input,
+        entry,
         deadline: new Date(row.deadline),
         codeSha256: task.code_sha256,
         wasmSha256: task.wasm_sha256,
         timeoutMs: task.timeout_ms,
+        requires: task.requires,
       });
     }
+  }
+  const due = [...served].filter((owner) => (markedAt.get(owner) ?? 0) < Date.now() - markEveryMs);
+  if (due.length > 0) {
+    for (const owner of due) markedAt.set(owner, Date.now());
+    await markServed(db, due);
   }
   return leased;
 }
 
-type LeaseRow = { lease_id: string | number; idx: number; input: string | null; deadline: Date | string };
+// This process skips marking a creator it marked moments ago: the row would not change
+// (markServed's own 100 ms guard), and a round trip per lease request costs throughput.
+const markEveryMs = 100;
+const markedAt = new Map<string, number>();
+
+/** Moves the creators to the back of the queue; skips rows touched in the last 100 ms. */
+async function markServed(db: Db, ownerIds: string[]): Promise<void> {
+  await db.execute(sql`
+    INSERT INTO creator_turns AS ct (owner_id, last_served_at)
+    SELECT value::uuid, clock_timestamp() FROM json_array_elements_text(${JSON.stringify(ownerIds.sort())}::json)
+    ON CONFLICT (owner_id) DO UPDATE SET last_served_at = excluded.last_served_at
+      WHERE ct.last_served_at < excluded.last_served_at - interval '100 milliseconds'`);
+}
+
+type LeaseRow = { lease_id: string | number; first_idx: number; n: number; idx: number; input: string | null; deadline: Date | string; copy?: number };
+
+const deadlineAfter = (task: Candidate, request: LeaseRequest, n: ReturnType<typeof sql>) =>
+  sql`now() + make_interval(secs => (${task.timeout_ms}::bigint * ceil((${n})::numeric / ${request.threads}::int) + ${request.graceMs}::bigint) / 1000.0)`;
+
+/**
+ * One round trip: extra copies of chunks whose quorum is under way ('voting'), one-chunk
+ * leases, never to a volunteer (or user) that already voted on the chunk or holds a copy.
+ */
+function leaseCopies(db: Db, task: Candidate, want: number, request: LeaseRequest): Promise<LeaseRow[]> {
+  return queryRows<LeaseRow>(
+    db,
+    sql`WITH picked AS (
+          SELECT cs.idx FROM chunk_state cs
+          WHERE cs.task_id = ${task.id} AND cs.status = 'voting'
+            AND cs.copies_out + (SELECT count(*) FROM votes v WHERE v.task_id = cs.task_id AND v.idx = cs.idx) < cs.needed
+            AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.task_id = cs.task_id AND v.idx = cs.idx
+                            AND (v.volunteer_id = ${request.volunteerId} OR v.user_id = ${request.userId}))
+            AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = cs.task_id AND l.first_idx = cs.idx AND l.n = 1
+                            AND l.copy > 0 AND l.volunteer_id = ${request.volunteerId} AND NOT l.reclaimed AND l.reported = 0)
+          ORDER BY cs.idx LIMIT ${want} FOR UPDATE SKIP LOCKED
+        ), copy_leases AS (
+          INSERT INTO leases (task_id, volunteer_id, first_idx, n, copy, deadline)
+          SELECT ${task.id}, ${request.volunteerId}, idx, 1, 1, ${deadlineAfter(task, request, sql`(SELECT count(*) FROM picked)`)}
+          FROM picked ORDER BY idx
+          RETURNING id, first_idx, n, deadline
+        ), counted AS (
+          UPDATE chunk_state cs SET copies_out = cs.copies_out + 1
+          FROM picked p WHERE cs.task_id = ${task.id} AND cs.idx = p.idx
+        )
+        SELECT l.id AS lease_id, l.first_idx, l.n, l.first_idx AS idx, l.deadline, 1 AS copy,
+               (SELECT ci.input FROM chunk_inputs ci WHERE ci.task_id = ${task.id} AND ci.idx = l.first_idx) AS input
+        FROM copy_leases l
+        ORDER BY idx`,
+  );
+}
 
 /**
  * One round trip: pending retries become one-chunk leases, then one block of fresh chunks
@@ -89,8 +169,7 @@ type LeaseRow = { lease_id: string | number; idx: number; input: string | null; 
  */
 function leaseFromTask(db: Db, task: Candidate, want: number, request: LeaseRequest): Promise<LeaseRow[]> {
   const preferredStripe = stripeHint(request.volunteerId);
-  const deadline = (n: ReturnType<typeof sql>) =>
-    sql`now() + make_interval(secs => (${task.timeout_ms}::bigint * ceil((${n})::numeric / ${request.threads}::int) + ${request.graceMs}::bigint) / 1000.0)`;
+  const deadline = (n: ReturnType<typeof sql>) => deadlineAfter(task, request, n);
   return queryRows<LeaseRow>(
     db,
     sql`WITH retry AS (
@@ -125,10 +204,12 @@ function leaseFromTask(db: Db, task: Candidate, want: number, request: LeaseRequ
         ), granted AS (
           SELECT * FROM retry_leases UNION ALL SELECT * FROM fresh_lease
         )
-        SELECT g.id AS lease_id, g.first_idx + o AS idx, ci.input, g.deadline
+        -- A scalar subquery per chunk: one index probe each, whatever plan a prepared statement
+        -- settles on (a generic plan once hash-joined all 1M inputs of a task: 1 s per lease).
+        SELECT g.id AS lease_id, g.first_idx, g.n, g.first_idx + o AS idx, g.deadline,
+               (SELECT ci.input FROM chunk_inputs ci WHERE ci.task_id = ${task.id} AND ci.idx = g.first_idx + o) AS input
         FROM granted g
         CROSS JOIN LATERAL generate_series(0, g.n - 1) AS o
-        LEFT JOIN chunk_inputs ci ON ci.task_id = ${task.id} AND ci.idx = g.first_idx + o
         ORDER BY idx`,
   );
 }

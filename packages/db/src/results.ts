@@ -16,20 +16,22 @@ type Row = { idx: number; status: "done" | "failed"; result: string | null; erro
  */
 export async function finalChunksPage(
   db: Db,
-  task: { id: string; inputKind: string; range: RangeSpec | null },
+  task: { id: string; inputKind: string; range: RangeSpec | null; total: number },
   after: number,
   limit: number,
 ): Promise<FinalChunk[]> {
   const rows = await queryRows<Row>(
     db,
-    sql`SELECT f.idx, f.status, f.result, f.error, ci.input FROM (
+    // Inputs by scalar subquery: an index probe per row in any plan (see lease.ts).
+    sql`SELECT f.idx, f.status, f.result, f.error,
+               (SELECT ci.input FROM chunk_inputs ci WHERE ci.task_id = ${task.id} AND ci.idx = f.idx) AS input
+        FROM (
           (SELECT idx, 'done' AS status, result, NULL::jsonb AS error FROM results
-            WHERE task_id = ${task.id} AND idx > ${after} ORDER BY idx LIMIT ${limit})
+            WHERE task_id = ${task.id} AND idx > ${after} AND idx < ${task.total} ORDER BY idx LIMIT ${limit})
           UNION ALL
           (SELECT idx, 'failed', NULL, last_error FROM chunk_state
-            WHERE task_id = ${task.id} AND status = 'failed' AND idx > ${after} ORDER BY idx LIMIT ${limit})
+            WHERE task_id = ${task.id} AND status = 'failed' AND idx > ${after} AND idx < ${task.total} ORDER BY idx LIMIT ${limit})
         ) f
-        LEFT JOIN chunk_inputs ci ON ci.task_id = ${task.id} AND ci.idx = f.idx
         ORDER BY f.idx LIMIT ${limit}`,
   );
   return rows.map((row) => {
@@ -41,10 +43,10 @@ export async function finalChunksPage(
 }
 
 /** What a results download needs to know of its task. */
-export async function getTaskForResults(db: Db, id: string): Promise<{ id: string; inputKind: string; range: RangeSpec | null } | null> {
-  const [row] = await queryRows<{ id: string; input_kind: string; range: RangeSpec | null }>(
+export async function getTaskForResults(db: Db, id: string): Promise<{ id: string; inputKind: string; range: RangeSpec | null; total: number } | null> {
+  const [row] = await queryRows<{ id: string; input_kind: string; range: RangeSpec | null; total: number }>(
     db,
-    sql`SELECT id, input_kind, range FROM tasks WHERE id = ${id}`,
+    sql`SELECT id, input_kind, range, total FROM tasks WHERE id = ${id}`,
   );
-  return row ? { id: row.id, inputKind: row.input_kind, range: row.range } : null;
+  return row ? { id: row.id, inputKind: row.input_kind, range: row.range, total: row.total } : null;
 }

@@ -12,6 +12,7 @@ import {
   boolean,
   index,
   integer,
+  uniqueIndex,
   jsonb,
   pgTable,
   primaryKey,
@@ -34,12 +35,20 @@ export const users = pgTable("users", {
   passwordHash: text("password_hash").notNull(),
   role: text("role").$type<"admin" | "creator">().notNull(),
   createdAt: createdAt(),
+  /** Null until an admin approves the account; only consulted with REQUIRE_CREATOR_APPROVAL. */
+  approvedAt: timestamp("approved_at", { withTimezone: true }),
+  /** Set while an admin has suspended the account: it can do nothing, its tasks are paused. */
+  suspendedAt: timestamp("suspended_at", { withTimezone: true }),
 });
 
 export const volunteers = pgTable("volunteers", {
   id: uuid("id").primaryKey(),
   userId: uuid("user_id").references(() => users.id, { onDelete: "set null" }),
   name: text("name").notNull(),
+  /** Trusted volunteers' votes can carry a quorum alone; new ones start on probation (DESIGN §5). */
+  trusted: boolean("trusted").notNull().default(false),
+  /** Results of this volunteer that won a quorum. */
+  wins: integer("wins").notNull().default(0),
   createdAt: createdAt(),
 });
 
@@ -54,6 +63,8 @@ export const tasks = pgTable(
     description: text("description").notNull().default(""),
     code: text("code").notNull(),
     codeSha256: text("code_sha256").notNull(),
+    /** The code exports `reduce(results)`: the task ends with a tree of reduce chunks. */
+    hasReduce: boolean("has_reduce").notNull().default(false),
     wasm: bytea("wasm"),
     wasmSha256: text("wasm_sha256"),
     status: text("status")
@@ -125,7 +136,7 @@ export const leases = pgTable(
   },
   (t) => [
     index("leases_live_deadline_idx").on(t.deadline).where(sql`NOT reclaimed`),
-    index("leases_task_idx").on(t.taskId),
+    index("leases_task_idx").on(t.taskId, t.firstIdx),
   ],
 );
 
@@ -138,6 +149,8 @@ export const results = pgTable(
     result: text("result").notNull(),
     volunteerId: uuid("volunteer_id").notNull(),
     cpuMs: integer("cpu_ms").notNull(),
+    /** sha256 of the canonical JSON that won the quorum (replicated tasks only). */
+    hash: text("hash"),
     createdAt: createdAt(),
   },
   (t) => [
@@ -156,6 +169,9 @@ export const chunkState = pgTable(
     leaseId: bigint("lease_id", { mode: "number" }),
     attempts: integer("attempts").notNull().default(0),
     expiries: integer("expiries").notNull().default(0),
+    /** Replicated chunks ('voting'): copies needed so far, and copies leased out now. */
+    needed: smallint("needed").notNull().default(0),
+    copiesOut: smallint("copies_out").notNull().default(0),
     lastError: jsonb("last_error").$type<{ kind: string; message: string } | null>(),
   },
   (t) => [
@@ -172,6 +188,88 @@ export const taskCounters = pgTable(
     done: integer("done").notNull().default(0),
     failed: integer("failed").notNull().default(0),
     cpuMs: bigint("cpu_ms", { mode: "number" }).notNull().default(0),
+    /** Credit granted for results that won their quorum, in ms. */
+    credit: bigint("credit", { mode: "number" }).notNull().default(0),
   },
   (t) => [primaryKey({ columns: [t.taskId, t.shard] })],
 );
+
+/**
+ * When each creator was last served a lease: tasks are handed out round-robin across
+ * creators, least recently served first (DESIGN §5). Updated at most every 100 ms per
+ * creator, so busy creators' rows are not taken by every lease request.
+ */
+export const creatorTurns = pgTable("creator_turns", {
+  ownerId: uuid("owner_id").primaryKey(),
+  lastServedAt: timestamp("last_served_at", { withTimezone: true }).notNull(),
+});
+
+/**
+ * One row per copy of a replicated chunk that came back: a volunteer, and a user, vote at
+ * most once per chunk (the keys), so no one can stack copies. The hash is the server's,
+ * of the result's RFC 8785 canonical JSON.
+ */
+export const votes = pgTable(
+  "votes",
+  {
+    taskId: uuid("task_id").notNull(),
+    idx: integer("idx").notNull(),
+    volunteerId: uuid("volunteer_id").notNull(),
+    userId: uuid("user_id"),
+    hash: text("hash").notNull(),
+    result: text("result").notNull(),
+    cpuMs: integer("cpu_ms").notNull(),
+    /** The credit this copy earns if it wins: min(cpuMs, lease-to-result time, timeoutMs). */
+    claim: integer("claim").notNull(),
+    /** Whether the voter was trusted (or the task owner's) when it voted. */
+    trusted: boolean("trusted").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.taskId, t.idx, t.volunteerId] }),
+    uniqueIndex("votes_user_once_idx").on(t.taskId, t.idx, t.userId).where(sql`user_id IS NOT NULL`),
+  ],
+);
+
+/** Creators' API keys: only the sha256 of the key is kept; the key is shown once. */
+export const apiKeys = pgTable(
+  "api_keys",
+  {
+    id: uuid("id").primaryKey(),
+    userId: uuid("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    /** The key's first characters, so a creator can tell keys apart. */
+    prefix: text("prefix").notNull(),
+    keyHash: text("key_hash").notNull().unique(),
+    createdAt: createdAt(),
+    lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+  },
+  (t) => [index("api_keys_user_idx").on(t.userId, t.createdAt)],
+);
+
+/**
+ * Fixed-window counters for abuse limits (login attempts, sign-ups), shared by every API
+ * process and Workers isolate: one row per key, reset when its window has passed.
+ */
+export const rateLimits = pgTable("rate_limits", {
+  key: text("key").primaryKey(),
+  windowStart: timestamp("window_start", { withTimezone: true }).notNull(),
+  hits: integer("hits").notNull(),
+});
+
+/**
+ * Chunks done and CPU time per volunteer, for the leaderboard. Kept by a statement-level
+ * trigger on `results` (migration 0001) that sees only the rows an INSERT really added, so
+ * a duplicate submission moves nothing; one row per volunteer, so no row is shared.
+ */
+export const volunteerCounters = pgTable("volunteer_counters", {
+  volunteerId: uuid("volunteer_id").primaryKey(),
+  done: integer("done").notNull().default(0),
+  cpuMs: bigint("cpu_ms", { mode: "number" }).notNull().default(0),
+  /** Credit for results that won their quorum, in ms (kept by the submit path, not the trigger). */
+  credit: bigint("credit", { mode: "number" }).notNull().default(0),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+});

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { queryRows, withRetry, type Db } from "./db.ts";
 import { completeFinishedTasks } from "./tasks.ts";
+import { recordVotes } from "./votes.ts";
 
 /** A verified lease reference (the API checked the lease id's signature and owner). */
 export interface LeaseRef {
@@ -34,16 +35,27 @@ export interface SubmitOutcome {
  */
 export async function submitChunks(
   db: Db,
-  input: { volunteerId: string; shard: number; results: ChunkResult[]; errors: ChunkError[] },
+  input: { volunteerId: string; userId?: string | null; shard: number; results: ChunkResult[]; errors: ChunkError[] },
 ): Promise<SubmitOutcome> {
   const outcome: SubmitOutcome = { inserted: 0, rejected: [] };
   const touched = new Set<string>();
   if (input.results.length > 0) {
     const rows = await withRetry(() => insertResults(db, input.volunteerId, input.shard, input.results));
+    const votes: (ChunkResult & { copy: number; firstReport: boolean })[] = [];
+    const resultOf = new Map(input.results.map((r) => [`${r.leaseRowId}:${r.index}`, r]));
     for (const row of rows) {
-      touched.add(row.task_id);
+      if (row.exhausted) touched.add(row.task_id);
       if (row.inserted) outcome.inserted++;
       if (row.reason) outcome.rejected.push({ ref: refOf(row), reason: row.reason });
+      else if (row.replicated) {
+        const result = resultOf.get(`${row.lease_id}:${row.idx}`)!;
+        votes.push({ ...result, copy: row.copy, firstReport: row.first_report });
+      }
+    }
+    if (votes.length > 0) {
+      const counted = await withRetry(() => recordVotes(db, { volunteerId: input.volunteerId, userId: input.userId ?? null, shard: input.shard, votes }));
+      outcome.inserted += counted.won;
+      for (const taskId of counted.finishedChunksOf) touched.add(taskId);
     }
   }
   if (input.errors.length > 0) {
@@ -68,14 +80,17 @@ function refOf(row: ItemRow): LeaseRef {
 // two never wait on each other in opposite orders), then judge each item.
 const judgedItems = sql`
   locked AS (
-    SELECT l.id, l.first_idx, l.reported, l.reclaimed FROM leases l
+    SELECT l.id, l.first_idx, l.reported, l.reclaimed, l.copy, l.created_at FROM leases l
     WHERE l.id IN (SELECT lease_id FROM items) ORDER BY l.id FOR UPDATE
   ), judged AS (
-    SELECT i.*, l.first_idx, l.reported, l.reclaimed, t.max_attempts,
+    SELECT i.*, l.first_idx, l.reported, l.reclaimed, l.copy, l.created_at AS leased_at,
+      t.max_attempts, t.replication, t.timeout_ms, t.total,
+      coalesce((l.reported >> (i.idx - l.first_idx)) & 1 = 1, false) AS already_reported,
       CASE WHEN t.id IS NULL THEN 'task-unknown'
            WHEN t.status IN ('cancelled', 'draft') THEN 'task-cancelled'
            WHEN cs.status = 'failed' THEN 'chunk-failed' END AS reason,
       cs.task_id IS NOT NULL AS has_state, cs.status AS state_status, cs.lease_id AS state_lease,
+      coalesce(cs.copies_out, 0) AS copies_out,
       coalesce(cs.attempts, 0) AS attempts
     FROM items i
     LEFT JOIN locked l ON l.id = i.lease_id
@@ -88,7 +103,12 @@ const judgedItems = sql`
     WHERE l.id = m.lease_id
   )`;
 
-type ResultRow = ItemRow & { inserted: boolean };
+/**
+ * `exhausted`: the task has no fresh chunks left, so this submission may have finished it.
+ * `replicated`: the result is a vote, for `recordVotes`; `first_report`: this lease had not
+ * reported the chunk before and still held it (so a copy slot frees up).
+ */
+type ResultRow = ItemRow & { inserted: boolean; exhausted: boolean; replicated: boolean; copy: number; first_report: boolean };
 
 function insertResults(db: Db, volunteerId: string, shard: number, results: ChunkResult[]): Promise<ResultRow[]> {
   const items = results.map((r) => ({ lease_id: r.leaseRowId, task_id: r.taskId, idx: r.index, result: r.result, cpu_ms: r.cpuMs }));
@@ -99,19 +119,33 @@ function insertResults(db: Db, volunteerId: string, shard: number, results: Chun
             AS x(lease_id bigint, task_id uuid, idx int, result text, cpu_ms int)
         ), ${judgedItems}, inserted AS (
           INSERT INTO results (task_id, idx, result, volunteer_id, cpu_ms)
-          SELECT task_id, idx, result, ${volunteerId}, cpu_ms FROM judged WHERE reason IS NULL
+          SELECT task_id, idx, result, ${volunteerId}, cpu_ms FROM judged WHERE reason IS NULL AND replication = 1
           ORDER BY task_id, idx
           ON CONFLICT DO NOTHING
           RETURNING task_id, idx, cpu_ms
+        ), credited AS (
+          -- A single copy wins trivially; its credit is still bounded by what the server saw.
+          SELECT i.task_id, i.cpu_ms, i.idx < j.total AS own_chunk,
+                 least(i.cpu_ms, (extract(epoch FROM now() - j.leased_at) * 1000)::bigint, j.timeout_ms) AS credit
+          FROM inserted i JOIN (SELECT DISTINCT ON (task_id, idx) * FROM judged) j ON j.task_id = i.task_id AND j.idx = i.idx
         ), counted AS (
-          INSERT INTO task_counters (task_id, shard, done, cpu_ms)
-          SELECT task_id, ${shard}, count(*), sum(cpu_ms) FROM inserted GROUP BY task_id ORDER BY task_id
+          INSERT INTO task_counters (task_id, shard, done, cpu_ms, credit)
+          -- done counts the task's own chunks; its reduce chunks (indexes past total) do not.
+          SELECT task_id, ${shard}, count(*) FILTER (WHERE own_chunk), sum(cpu_ms), sum(credit) FROM credited GROUP BY task_id ORDER BY task_id
           ON CONFLICT (task_id, shard) DO UPDATE
-            SET done = task_counters.done + excluded.done, cpu_ms = task_counters.cpu_ms + excluded.cpu_ms
+            SET done = task_counters.done + excluded.done, cpu_ms = task_counters.cpu_ms + excluded.cpu_ms,
+                credit = task_counters.credit + excluded.credit
+        ), volunteer_credit AS (
+          INSERT INTO volunteer_counters AS vc (volunteer_id, credit)
+          SELECT ${volunteerId}, sum(credit) FROM credited HAVING count(*) > 0
+          ON CONFLICT (volunteer_id) DO UPDATE SET credit = vc.credit + excluded.credit
         ), cleared AS (
           DELETE FROM chunk_state cs USING inserted i WHERE cs.task_id = i.task_id AND cs.idx = i.idx
         )
-        SELECT j.lease_id, j.task_id, j.idx, j.reason, (i.idx IS NOT NULL) AS inserted
+        SELECT j.lease_id, j.task_id, j.idx, j.reason, (i.idx IS NOT NULL) AS inserted,
+          coalesce(j.replication > 1, false) AS replicated, coalesce(j.copy, 0)::int AS copy,
+          (NOT j.already_reported AND NOT coalesce(j.reclaimed, true)) AS first_report,
+          NOT EXISTS (SELECT 1 FROM stripes s WHERE s.task_id = j.task_id AND s.next_idx < s.end_idx) AS exhausted
         FROM judged j LEFT JOIN inserted i ON i.task_id = j.task_id AND i.idx = j.idx`,
   );
 }
@@ -134,15 +168,19 @@ function recordErrors(db: Db, shard: number, errors: ChunkError[]): Promise<Erro
           WHERE j.reason IS NULL AND j.first_idx IS NOT NULL
             AND (j.reported >> (j.idx - j.first_idx)) & 1 = 0
             AND NOT EXISTS (SELECT 1 FROM results r WHERE r.task_id = j.task_id AND r.idx = j.idx)
-            AND ((NOT j.has_state AND NOT j.reclaimed) OR (j.state_status = 'leased' AND j.state_lease = j.lease_id))
+            AND ((NOT j.has_state AND NOT j.reclaimed) OR (j.state_status = 'leased' AND j.state_lease = j.lease_id)
+                 OR (j.state_status = 'voting' AND j.copy > 0 AND NOT j.reclaimed))
         ), upserted AS (
-          INSERT INTO chunk_state (task_id, idx, status, lease_id, attempts, last_error)
-          SELECT task_id, idx, CASE WHEN next_attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
-                 lease_id, next_attempts, jsonb_build_object('kind', kind, 'message', message)
+          -- A failed copy of a chunk under vote frees its slot; the chunk stays 'voting'.
+          INSERT INTO chunk_state (task_id, idx, status, lease_id, attempts, last_error, copies_out)
+          SELECT task_id, idx,
+                 CASE WHEN next_attempts >= max_attempts THEN 'failed' WHEN state_status = 'voting' THEN 'voting' ELSE 'pending' END,
+                 lease_id, next_attempts, jsonb_build_object('kind', kind, 'message', message),
+                 CASE WHEN state_status = 'voting' THEN greatest(copies_out - 1, 0) ELSE copies_out END
           FROM counted_errors ORDER BY task_id, idx
           ON CONFLICT (task_id, idx) DO UPDATE
             SET status = excluded.status, attempts = excluded.attempts,
-                last_error = excluded.last_error, lease_id = excluded.lease_id
+                last_error = excluded.last_error, lease_id = excluded.lease_id, copies_out = excluded.copies_out
           RETURNING task_id, idx, status
         ), failed_counts AS (
           INSERT INTO task_counters (task_id, shard, failed)

@@ -1,11 +1,13 @@
 import { eq, sql } from "drizzle-orm";
 import { queryRows, type Db } from "./db.ts";
 import { newId } from "./ids.ts";
+import { advanceReduce } from "./reduce.ts";
 import { chunkInputs, stripes, tasks } from "./schema.ts";
 
 export type TaskStatus = "draft" | "running" | "paused" | "done" | "failed" | "cancelled";
 export type RangeSpec = { start: number; end: number; step: number; size: number };
-export type TaskInputs = { kind: "array"; items: unknown[] } | ({ kind: "range" } & RangeSpec);
+/** Arrays and ranges are sealed at creation; NDJSON inputs are appended later (`appendInputs`). */
+export type TaskInputs = { kind: "array"; items: unknown[] } | ({ kind: "range" } & RangeSpec) | { kind: "ndjson" };
 
 export interface NewTask {
   ownerId: string;
@@ -13,6 +15,10 @@ export interface NewTask {
   description: string;
   code: string;
   codeSha256: string;
+  /** The code exports `reduce(results)` (checked by parsing it). */
+  hasReduce?: boolean;
+  /** The task's WebAssembly module (validated by the API) and its lowercase hex sha256. */
+  wasm?: { bytes: Uint8Array; sha256: string } | null;
   priority: number;
   replication: number;
   quorum: number;
@@ -73,7 +79,8 @@ const inputRowsPerInsert = 2000;
 /** Creates a task with its stripes and (for arrays) its inputs, in one transaction. */
 export async function createTask(db: Db, input: NewTask): Promise<string> {
   const id = newId();
-  const total = input.inputs.kind === "array" ? input.inputs.items.length : rangeChunkCount(input.inputs);
+  const inputs = input.inputs;
+  const total = inputs.kind === "array" ? inputs.items.length : inputs.kind === "range" ? rangeChunkCount(inputs) : 0;
   const stripeCount = Math.max(1, Math.min(maxStripes, Math.ceil(total / chunksPerStripe)));
   await db.transaction(async (tx) => {
     await tx.insert(tasks).values({
@@ -83,6 +90,9 @@ export async function createTask(db: Db, input: NewTask): Promise<string> {
       description: input.description,
       code: input.code,
       codeSha256: input.codeSha256,
+      hasReduce: input.hasReduce ?? false,
+      wasm: input.wasm?.bytes ?? null,
+      wasmSha256: input.wasm?.sha256 ?? null,
       status: input.start ? "running" : "draft",
       priority: input.priority,
       replication: input.replication,
@@ -92,9 +102,9 @@ export async function createTask(db: Db, input: NewTask): Promise<string> {
       requires: input.requires,
       allowUsers: input.allowUsers,
       inputKind: input.inputs.kind,
-      range: input.inputs.kind === "range" ? rangeOf(input.inputs) : null,
+      range: inputs.kind === "range" ? rangeOf(inputs) : null,
       total,
-      sealed: true,
+      sealed: inputs.kind !== "ndjson",
     });
     await tx.insert(stripes).values(
       Array.from({ length: stripeCount }, (_, stripe) => ({
@@ -104,8 +114,8 @@ export async function createTask(db: Db, input: NewTask): Promise<string> {
         endIdx: Math.floor(((stripe + 1) * total) / stripeCount),
       })),
     );
-    if (input.inputs.kind === "array") {
-      const items = input.inputs.items;
+    if (inputs.kind === "array") {
+      const items = inputs.items;
       for (let offset = 0; offset < items.length; offset += inputRowsPerInsert) {
         const batch = items.slice(offset, offset + inputRowsPerInsert).map((item) => JSON.stringify(item));
         await tx.execute(sql`
@@ -159,7 +169,8 @@ const taskViewColumns = sql`
   t.sealed, t.input_kind, t.total, t.last_error, t.aggregate, t.created_at, t.finished_at,
   coalesce(c.done, 0) AS done, coalesce(c.failed, 0) AS failed, coalesce(c.cpu_ms, 0) AS cpu_ms,
   (SELECT coalesce(sum(l.n - bit_count(l.reported::bit(64))), 0) FROM leases l
-    WHERE l.task_id = t.id AND NOT l.reclaimed AND l.deadline > now()) AS leased,
+    WHERE l.task_id = t.id AND l.copy = 0 AND NOT l.reclaimed AND l.deadline > now() AND l.first_idx < t.total)
+  + (SELECT count(*) FROM chunk_state cs WHERE cs.task_id = t.id AND cs.status = 'voting' AND cs.copies_out > 0) AS leased,
   (SELECT count(*) FROM results r WHERE r.task_id = t.id AND r.created_at > now() - interval '60 seconds') AS recent,
   greatest(1, least(60, extract(epoch FROM now() - t.created_at))) AS window_s`;
 
@@ -230,6 +241,13 @@ export async function getTaskCode(db: Db, id: string): Promise<{ code: string; c
   return row ?? null;
 }
 
+/** The task's WebAssembly module, or null when the task does not exist or has none. */
+export async function getTaskWasm(db: Db, id: string): Promise<{ wasm: Uint8Array; wasmSha256: string } | null> {
+  const [row] = await db.select({ wasm: tasks.wasm, wasmSha256: tasks.wasmSha256 }).from(tasks).where(eq(tasks.id, id));
+  if (!row?.wasm || !row.wasmSha256) return null;
+  return { wasm: row.wasm, wasmSha256: row.wasmSha256 };
+}
+
 export const lifecycleTransitions = {
   start: { from: ["draft"], to: "running" },
   pause: { from: ["running"], to: "paused" },
@@ -253,19 +271,37 @@ export async function transitionTask(db: Db, id: string, action: LifecycleAction
 
 /**
  * Ends the given tasks that are sealed and whose every chunk is final: `done` when any
- * chunk is done, `failed` when none is. Run by whoever may have made the last chunk final.
+ * chunk is done, `failed` when none is. A task with a `reduce` export first climbs its
+ * reduce tree (`advanceReduce`) and ends with the aggregate. Run by whoever may have made
+ * the last chunk final.
  */
 export async function completeFinishedTasks(db: Db, taskIds: readonly string[]): Promise<string[]> {
   if (taskIds.length === 0) return [];
-  const rows = await queryRows<{ id: string }>(
+  const finished = await queryRows<{ id: string; total: number; has_reduce: boolean; done: number; failed: number }>(
     db,
-    sql`UPDATE tasks t SET status = CASE WHEN c.done > 0 THEN 'done' ELSE 'failed' END, finished_at = now()
-        FROM (SELECT task_id, sum(done) AS done, sum(failed) AS failed FROM task_counters
+    sql`SELECT t.id, t.total, t.has_reduce, c.done::int AS done, c.failed::int AS failed
+        FROM tasks t
+        JOIN (SELECT task_id, sum(done) AS done, sum(failed) AS failed FROM task_counters
               WHERE task_id IN (SELECT value::uuid FROM json_array_elements_text(${JSON.stringify(taskIds)}::json))
-              GROUP BY task_id) c
-        WHERE t.id = c.task_id AND t.status = 'running' AND t.sealed AND c.done + c.failed >= t.total
-        RETURNING t.id`,
+              GROUP BY task_id) c ON c.task_id = t.id
+        WHERE t.status = 'running' AND t.sealed AND c.done + c.failed >= t.total`,
   );
-  return rows.map((row) => row.id);
+  const ended: string[] = [];
+  for (const task of finished) {
+    let aggregate: { state: string; value?: unknown } | null = null;
+    if (task.has_reduce) {
+      const progress = task.failed > 0 ? ({ state: "failed" } as const) : await advanceReduce(db, task.id, task.total);
+      if (progress.state === "pending") continue;
+      aggregate = progress;
+    }
+    const rows = await queryRows<{ id: string }>(
+      db,
+      sql`UPDATE tasks SET status = ${task.done > 0 ? "done" : "failed"}, finished_at = now(),
+                 aggregate = coalesce(${aggregate === null ? null : JSON.stringify(aggregate)}::jsonb, aggregate)
+          WHERE id = ${task.id} AND status = 'running' RETURNING id`,
+    );
+    if (rows.length > 0) ended.push(task.id);
+  }
+  return ended;
 }
 

@@ -92,3 +92,5 @@ export async function dropDatabase(adminUrl: string, name: string): Promise<void
     await admin.end({ timeout: 5 });
   }
 }
+
+export { freePort } from "./disposable-postgres.ts";

@@ -41,7 +41,7 @@ export async function findUserById(db: Db, id: string): Promise<UserRow | null> 
   return row ?? null;
 }
 
-export async function createVolunteer(db: Db, input: { name: string; userId: string | null }): Promise<VolunteerRow> {
+export async function createVolunteer(db: Db, input: { name: string; userId: string | null; trusted?: boolean }): Promise<VolunteerRow> {
   const [row] = await db.insert(volunteers).values({ id: newId(), ...input }).returning();
   return row!;
 }

@@ -1,0 +1,1 @@
+ALTER TABLE "tasks" ADD COLUMN "has_reduce" boolean DEFAULT false NOT NULL;

@@ -1,0 +1,85 @@
+import { sql } from "drizzle-orm";
+import { queryRows, type Db } from "./db.ts";
+
+// DESIGN §5: reduce chunks take at most 256 inputs each, and form a tree over the results.
+export const reduceFanIn = 256;
+
+/**
+ * One level of a task's reduce tree. Its chunks are indexes after the task's own chunks
+ * (`firstIdx` onwards), so they are leased, retried, replicated and stored exactly as
+ * chunks are; chunk i of the level reduces the results of children
+ * [childFirstIdx + i·256, …) of the level below.
+ */
+export interface ReduceLevel {
+  level: number;
+  firstIdx: number;
+  count: number;
+  childFirstIdx: number;
+  childCount: number;
+}
+
+/** The reduce tree over `total` chunks, bottom level first; the last level has one chunk. */
+export function reduceLevels(total: number): ReduceLevel[] {
+  const levels: ReduceLevel[] = [];
+  let childFirstIdx = 0;
+  let childCount = total;
+  let firstIdx = total;
+  for (let level = 1; ; level++) {
+    const count = Math.max(1, Math.ceil(childCount / reduceFanIn));
+    levels.push({ level, firstIdx, count, childFirstIdx, childCount });
+    if (count === 1) return levels;
+    childFirstIdx = firstIdx;
+    childCount = count;
+    firstIdx += count;
+  }
+}
+
+/** The children of reduce chunk `index`: the index range whose results it reduces. */
+export function reduceChildren(total: number, index: number): { from: number; to: number } {
+  const level = reduceLevels(total).find((l) => index >= l.firstIdx && index < l.firstIdx + l.count);
+  if (!level) throw new RangeError(`${index} is not a reduce chunk of a task of ${total} chunks`);
+  const from = level.childFirstIdx + (index - level.firstIdx) * reduceFanIn;
+  return { from, to: Math.min(from + reduceFanIn, level.childFirstIdx + level.childCount) };
+}
+
+/** A reduce chunk's input: its children's results, in index order, as one JSON array text. */
+export async function reduceInput(db: Db, taskId: string, total: number, index: number): Promise<string> {
+  const { from, to } = reduceChildren(total, index);
+  const [row] = await queryRows<{ input: string }>(
+    db,
+    sql`SELECT coalesce(json_agg(result::json ORDER BY idx), '[]')::text AS input
+        FROM results WHERE task_id = ${taskId} AND idx >= ${from} AND idx < ${to}`,
+  );
+  return row?.input ?? "[]";
+}
+
+export type ReduceProgress = { state: "pending" } | { state: "done"; value: unknown } | { state: "failed" };
+
+/**
+ * Moves a task whose chunks all succeeded up its reduce tree: the first level not yet
+ * complete gets its stripe (inserted `ON CONFLICT DO NOTHING`, so whoever sees a level
+ * complete may do it), and the top chunk's result becomes the aggregate.
+ */
+export async function advanceReduce(db: Db, taskId: string, total: number): Promise<ReduceProgress> {
+  for (const level of reduceLevels(total)) {
+    const end = level.firstIdx + level.count;
+    const [row] = await queryRows<{ done: number; failed: number }>(
+      db,
+      sql`SELECT (SELECT count(*)::int FROM results WHERE task_id = ${taskId} AND idx >= ${level.firstIdx} AND idx < ${end}) AS done,
+                 (SELECT count(*)::int FROM chunk_state WHERE task_id = ${taskId} AND status = 'failed'
+                    AND idx >= ${level.firstIdx} AND idx < ${end}) AS failed`,
+    );
+    if ((row?.failed ?? 0) > 0) return { state: "failed" };
+    if ((row?.done ?? 0) < level.count) {
+      // Stripe numbers of reduce levels are negative: they never meet the chunks' own.
+      await db.execute(sql`
+        INSERT INTO stripes (task_id, stripe, next_idx, end_idx)
+        VALUES (${taskId}, ${-level.level}, ${level.firstIdx}, ${end})
+        ON CONFLICT (task_id, stripe) DO NOTHING`);
+      return { state: "pending" };
+    }
+  }
+  const top = reduceLevels(total).at(-1)!;
+  const [row] = await queryRows<{ result: string }>(db, sql`SELECT result FROM results WHERE task_id = ${taskId} AND idx = ${top.firstIdx}`);
+  return { state: "done", value: JSON.parse(row!.result) as unknown };
+}

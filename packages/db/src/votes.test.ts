@@ -1,0 +1,181 @@
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { queryRows } from "./db.ts";
+import {
+  createTask,
+  createUser,
+  createVolunteer,
+  finalChunksPage,
+  getTaskForResults,
+  getTaskView,
+  leaseChunks,
+  reclaimExpiredLeases,
+  submitChunks,
+  type LeasedChunk,
+  type NewTask,
+} from "./index.ts";
+import { openTestDb, testBackends, type TestDb } from "./testing.ts";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe.each(testBackends())("replication and quorum on %s", (backend) => {
+  let testDb: TestDb;
+  let ownerId: string;
+  const db = () => testDb.handle.db;
+
+  beforeAll(async () => {
+    testDb = await openTestDb(backend);
+    ownerId = (await createUser(db(), { email: "owner@example.com", passwordHash: "x", firstIsAdmin: false }))!.id;
+  });
+  afterAll(async () => testDb?.dispose());
+
+  const startTask = async (overrides: Partial<NewTask> = {}) => {
+    await db().execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running'`);
+    return createTask(db(), {
+      ownerId, name: "replicated", description: "", code: "export default (x) => x", codeSha256: "0".repeat(64),
+      priority: 0, replication: 2, quorum: 2, timeoutMs: 60_000, maxAttempts: 3, requires: {}, allowUsers: null,
+      inputs: { kind: "array", items: [10, 20] }, start: true, ...overrides,
+    });
+  };
+  type Volunteer = { id: string; userId: string | null };
+  const volunteer = async (userId: string | null = null): Promise<Volunteer> => ({ id: (await createVolunteer(db(), { name: "v", userId })).id, userId });
+  const lease = (v: Volunteer, max = 8, graceMs = 30_000) =>
+    leaseChunks(db(), { volunteerId: v.id, userId: v.userId, max, threads: 8, webgpu: false, excludeTasks: [], excludeCreators: [], graceMs });
+  const answer = (v: Volunteer, chunks: LeasedChunk[], value: (c: LeasedChunk) => unknown) =>
+    submitChunks(db(), {
+      volunteerId: v.id,
+      userId: v.userId,
+      shard: 0,
+      errors: [],
+      results: chunks.map((c) => ({ leaseRowId: c.leaseRowId, taskId: c.taskId, index: c.index, result: JSON.stringify(value(c)), cpuMs: 5 })),
+    });
+  const honest = (c: LeasedChunk) => Number(c.input) * 2;
+  const results = async (taskId: string) =>
+    (await finalChunksPage(db(), (await getTaskForResults(db(), taskId))!, -1, 100)).map((c) => (c.status === "done" ? JSON.parse(c.result) : c.error.kind));
+
+  it("needs agreeing copies from distinct volunteers, one more while none is trusted", async () => {
+    const taskId = await startTask();
+    const [a, b, c] = [await volunteer(), await volunteer(), await volunteer()];
+    const first = await lease(a);
+    expect(first.map((x) => [x.index, x.copy])).toEqual([[0, 0], [1, 0]]);
+    expect((await answer(a, first, honest)).inserted).toBe(0);
+    // A voted on both chunks: it gets no copy of them.
+    expect(await lease(a)).toEqual([]);
+    const second = await lease(b);
+    expect(second.map((x) => [x.index, x.copy])).toEqual([[0, 1], [1, 1]]);
+    expect((await answer(b, second, honest)).inserted).toBe(0);
+    // Two fresh identities agreeing are not enough: a third copy is issued.
+    expect(await lease(b)).toEqual([]);
+    const third = await lease(c);
+    expect(third.map((x) => x.index)).toEqual([0, 1]);
+    expect((await answer(c, third, honest)).inserted).toBe(2);
+    const view = await getTaskView(db(), taskId);
+    expect(view!.status).toBe("done");
+    expect(view!.counts).toMatchObject({ total: 2, done: 2, failed: 0, leased: 0, pending: 0 });
+    expect(await results(taskId)).toEqual([20, 40]);
+    const credit = await queryRows<{ volunteer_id: string; credit: number }>(
+      db(),
+      sql`SELECT volunteer_id, credit::int FROM volunteer_counters WHERE volunteer_id IN (${a.id}, ${b.id}, ${c.id}) ORDER BY volunteer_id`,
+    );
+    expect(credit).toHaveLength(3);
+    expect(credit.every((row) => row.credit > 0 && row.credit <= 10)).toBe(true);
+  });
+
+  it("settles with the task owner's volunteer, which is trusted for its own task", async () => {
+    const taskId = await startTask({ inputs: { kind: "array", items: [1] } });
+    const mine = await volunteer(ownerId);
+    const stranger = await volunteer();
+    await answer(stranger, await lease(stranger), honest);
+    expect((await answer(mine, await lease(mine), honest)).inserted).toBe(1);
+    expect((await getTaskView(db(), taskId))!.status).toBe("done");
+  });
+
+  it("never lets a liar's answer win, and fails a chunk nobody agrees on", async () => {
+    // At most replication + maxAttempts = 4 copies of a chunk.
+    const taskId = await startTask({ inputs: { kind: "array", items: [5, 6] }, maxAttempts: 2 });
+    const [liar, h1, h2, other] = [await volunteer(), await volunteer(), await volunteer(), await volunteer()];
+    const lies = await lease(liar);
+    await answer(liar, lies, () => 666);
+    // Chunk 0: two honest copies outvote the liar. Chunk 1: every copy disagrees.
+    const c1 = await lease(h1);
+    await answer(h1, c1, (c) => (c.index === 0 ? honest(c) : "h1"));
+    const c2 = await lease(h2);
+    await answer(h2, c2, (c) => (c.index === 0 ? honest(c) : "h2"));
+    // Chunk 1 has failed already: even a fourth, agreeing copy could not make three agree.
+    const c3 = await lease(other);
+    expect(c3.map((x) => x.index)).toEqual([0]);
+    await answer(other, c3, honest);
+    const view = await getTaskView(db(), taskId);
+    expect(await results(taskId)).toEqual([10, "no-quorum"]);
+    expect(view!.status).toBe("done");
+    expect(view!.counts).toMatchObject({ done: 1, failed: 1 });
+    expect(view!.lastError).toMatchObject({ index: 1, kind: "no-quorum" });
+  });
+
+  it("gives no user two copies, and frees the copy of a volunteer that vanished", async () => {
+    const taskId = await startTask({ inputs: { kind: "array", items: [3] }, timeoutMs: 100 });
+    const userId = (await createUser(db(), { email: "twice@example.com", passwordHash: "x", firstIsAdmin: false }))!.id;
+    const [first, sameUser, gone, second, third] = [await volunteer(userId), await volunteer(userId), await volunteer(), await volunteer(), await volunteer()];
+    await answer(first, await lease(first), honest);
+    expect(await lease(sameUser)).toEqual([]);
+    // No one is trusted yet, so three agreeing copies are planned: two more are out now.
+    const held = await lease(gone, 8, 0);
+    expect(held).toHaveLength(1);
+    const kept = await lease(second);
+    expect(kept).toHaveLength(1);
+    expect(await lease(third)).toEqual([]);
+    await sleep(250);
+    await reclaimExpiredLeases(db(), 0);
+    const freed = await lease(third);
+    expect(freed.map((x) => x.index)).toEqual([0]);
+    expect((await answer(second, kept, honest)).inserted).toBe(0);
+    // The vanished volunteer's late copy still counts, and settles the chunk.
+    expect((await answer(gone, held, honest)).inserted).toBe(1);
+    expect((await answer(third, freed, honest)).inserted).toBe(0);
+    expect(await results(taskId)).toEqual([6]);
+  });
+
+  it("trusts a probationer after 10 wins shared with 3 other volunteers", async () => {
+    const crowd = await Promise.all(Array.from({ length: 4 }, () => volunteer()));
+    await startTask({ inputs: { kind: "array", items: Array.from({ length: 12 }, (_, i) => i) }, replication: 3, quorum: 3 });
+    // Round-robin the four volunteers over the chunks until all settle.
+    for (let round = 0; round < 20; round++) {
+      let any = false;
+      for (const v of crowd) {
+        const chunks = await lease(v, 4);
+        if (chunks.length > 0) any = true;
+        await answer(v, chunks, honest);
+      }
+      if (!any) break;
+    }
+    const trusted = await queryRows<{ trusted: boolean; wins: number }>(
+      db(),
+      sql`SELECT trusted, wins FROM volunteers WHERE id IN (${crowd[0]!.id}, ${crowd[1]!.id}, ${crowd[2]!.id}, ${crowd[3]!.id})`,
+    );
+    expect(trusted.filter((v) => v.wins >= 10).every((v) => v.trusted)).toBe(true);
+    expect(trusted.some((v) => v.trusted)).toBe(true);
+  });
+
+  it("settles every chunk once when copies arrive at the same moment", async () => {
+    const total = 40;
+    const taskId = await startTask({ inputs: { kind: "array", items: Array.from({ length: total }, (_, i) => i) }, replication: 3, quorum: 2 });
+    const crowd = await Promise.all(Array.from({ length: 6 }, () => volunteer()));
+    const work = async (v: Volunteer) => {
+      for (let idle = 0; idle < 5; ) {
+        const chunks = await lease(v, 8);
+        if (chunks.length === 0) {
+          idle++;
+          await sleep(20);
+          continue;
+        }
+        await answer(v, chunks, honest);
+      }
+    };
+    await Promise.all(crowd.map(work));
+    const view = await getTaskView(db(), taskId);
+    expect(view!.counts).toMatchObject({ total, done: total, failed: 0 });
+    expect(await results(taskId)).toEqual(Array.from({ length: total }, (_, i) => i * 2));
+    const [row] = await queryRows<{ n: number }>(db(), sql`SELECT count(*)::int AS n FROM results WHERE task_id = ${taskId}`);
+    expect(row!.n).toBe(total);
+  });
+});

@@ -1,0 +1,204 @@
+import { sql } from "drizzle-orm";
+import { queryRows, type Db } from "./db.ts";
+import type { ChunkResult } from "./submit.ts";
+
+// Trust (DESIGN §5): a probationer becomes trusted after this many quorum wins, shared with
+// at least this many distinct other volunteers.
+const winsToTrust = 10;
+const coWinnersToTrust = 3;
+
+export interface Vote extends ChunkResult {
+  /** The lease's copy number (0 for the first copy, handed out in blocks). */
+  copy: number;
+  /** First report of this chunk by a lease that still held it: its copy slot frees up. */
+  firstReport: boolean;
+}
+
+type ChunkTally = {
+  task_id: string;
+  idx: number;
+  needed: number;
+  copies_out: number;
+  votes: number;
+  quorum: number;
+  replication: number;
+  max_attempts: number;
+  best_hash: string | null;
+  best_count: number;
+  best_trusted: boolean | null;
+};
+
+/**
+ * Records copies of replicated chunks as votes and settles each chunk they touch: done when
+ * `quorum` results agree (one more when no trusted volunteer is among them), another copy
+ * when they disagree, failed as `no-quorum` past `replication + maxAttempts` copies. The
+ * chunks' rows are locked first, so two votes arriving together are counted one after the
+ * other and neither misses the quorum. Results are compared by the sha256 of their RFC 8785
+ * canonical JSON, computed here, never taken from the client.
+ */
+export async function recordVotes(
+  db: Db,
+  input: { volunteerId: string; userId: string | null; shard: number; votes: Vote[] },
+): Promise<{ won: number; finishedChunksOf: Set<string> }> {
+  const items = input.votes.map((v) => ({
+    lease_id: v.leaseRowId,
+    task_id: v.taskId,
+    idx: v.index,
+    result: v.result,
+    cpu_ms: v.cpuMs,
+    frees_copy: v.copy > 0 && v.firstReport,
+  }));
+  const itemsJson = JSON.stringify(items);
+  const itemTable = sql`json_to_recordset(${itemsJson}::json) AS x(lease_id bigint, task_id uuid, idx int, result text, cpu_ms int, frees_copy boolean)`;
+
+  return db.transaction(async (tx) => {
+    // Chunks not final yet come under vote (a first copy's result opens the vote).
+    await tx.execute(sql`
+      INSERT INTO chunk_state (task_id, idx, status, needed)
+      SELECT DISTINCT x.task_id, x.idx, 'voting', t.replication FROM ${itemTable}
+      JOIN tasks t ON t.id = x.task_id
+      WHERE NOT EXISTS (SELECT 1 FROM results r WHERE r.task_id = x.task_id AND r.idx = x.idx)
+      ORDER BY x.task_id, x.idx
+      ON CONFLICT (task_id, idx) DO UPDATE SET status = 'voting', needed = greatest(chunk_state.needed, excluded.needed)
+        WHERE chunk_state.status IN ('pending', 'leased')`);
+    await tx.execute(sql`
+      SELECT 1 FROM chunk_state cs WHERE (cs.task_id, cs.idx) IN (SELECT task_id, idx FROM ${itemTable})
+      ORDER BY cs.task_id, cs.idx FOR UPDATE`);
+    await tx.execute(sql`
+      WITH fresh AS (
+        INSERT INTO votes (task_id, idx, volunteer_id, user_id, hash, result, cpu_ms, claim, trusted)
+        SELECT x.task_id, x.idx, ${input.volunteerId}, ${input.userId},
+               encode(sha256(convert_to(x.result, 'UTF8')), 'hex'), x.result, x.cpu_ms,
+               least(x.cpu_ms, (extract(epoch FROM now() - l.created_at) * 1000)::bigint, t.timeout_ms),
+               (v.trusted OR coalesce(t.owner_id = v.user_id, false))
+        FROM ${itemTable}
+        JOIN tasks t ON t.id = x.task_id
+        JOIN volunteers v ON v.id = ${input.volunteerId}
+        LEFT JOIN leases l ON l.id = x.lease_id
+        JOIN chunk_state cs ON cs.task_id = x.task_id AND cs.idx = x.idx AND cs.status = 'voting'
+        ORDER BY x.task_id, x.idx
+        ON CONFLICT DO NOTHING
+        RETURNING task_id, idx
+      )
+      UPDATE chunk_state cs SET copies_out = greatest(cs.copies_out - 1, 0)
+      FROM ${itemTable} WHERE x.frees_copy AND cs.task_id = x.task_id AND cs.idx = x.idx AND cs.status = 'voting'`);
+
+    // A new statement: it sees every committed vote, and ours.
+    const tallies = await queryRows<ChunkTally>(
+      tx,
+      sql`SELECT cs.task_id, cs.idx, cs.needed, cs.copies_out, t.quorum, t.replication, t.max_attempts,
+                 (SELECT count(*)::int FROM votes v WHERE v.task_id = cs.task_id AND v.idx = cs.idx) AS votes,
+                 best.hash AS best_hash, coalesce(best.n, 0)::int AS best_count, best.trusted AS best_trusted
+          FROM chunk_state cs
+          JOIN tasks t ON t.id = cs.task_id
+          LEFT JOIN LATERAL (
+            SELECT hash, count(*) AS n, bool_or(trusted) AS trusted FROM votes v
+            WHERE v.task_id = cs.task_id AND v.idx = cs.idx
+            GROUP BY hash ORDER BY count(*) DESC, bool_or(trusted) DESC LIMIT 1
+          ) best ON true
+          WHERE (cs.task_id, cs.idx) IN (SELECT DISTINCT task_id, idx FROM ${itemTable}) AND cs.status = 'voting'`,
+    );
+
+    const winners: { task_id: string; idx: number; hash: string }[] = [];
+    const losers: { task_id: string; idx: number; votes: number }[] = [];
+    const grow: { task_id: string; idx: number; needed: number }[] = [];
+    for (const tally of tallies) {
+      const required = tally.quorum + (tally.best_trusted ? 0 : 1);
+      if (tally.best_hash && tally.best_count >= required) {
+        winners.push({ task_id: tally.task_id, idx: tally.idx, hash: tally.best_hash });
+        continue;
+      }
+      // Even if every outstanding copy agreed with the leader, would the copies planned reach
+      // the quorum? If not, each such disagreement adds one copy (DESIGN §5), up to a cap.
+      const shortfall = required - tally.best_count - (tally.needed - tally.votes);
+      if (shortfall <= 0) continue;
+      const needed = tally.needed + 1;
+      if (needed > tally.replication + tally.max_attempts) losers.push({ task_id: tally.task_id, idx: tally.idx, votes: tally.votes });
+      else grow.push({ task_id: tally.task_id, idx: tally.idx, needed });
+    }
+
+    const finishedChunksOf = new Set<string>();
+    let won = 0;
+    if (winners.length > 0) {
+      const rows = await queryRows<{ task_id: string }>(
+        tx,
+        sql`WITH w AS (
+              SELECT * FROM json_to_recordset(${JSON.stringify(winners)}::json) AS w(task_id uuid, idx int, hash text)
+            ), winning_votes AS (
+              SELECT v.* FROM votes v JOIN w ON v.task_id = w.task_id AND v.idx = w.idx AND v.hash = w.hash
+            ), inserted AS (
+              INSERT INTO results (task_id, idx, result, volunteer_id, cpu_ms, hash)
+              SELECT DISTINCT ON (task_id, idx) task_id, idx, result, volunteer_id, cpu_ms, hash
+              FROM winning_votes ORDER BY task_id, idx, created_at
+              ON CONFLICT DO NOTHING
+              RETURNING task_id, idx, cpu_ms
+            ), credited AS (
+              SELECT wv.* FROM winning_votes wv JOIN inserted i ON i.task_id = wv.task_id AND i.idx = wv.idx
+            ), counted AS (
+              INSERT INTO task_counters (task_id, shard, done, cpu_ms, credit)
+              SELECT i.task_id, ${input.shard}, count(*) FILTER (WHERE i.idx < (SELECT total FROM tasks WHERE id = i.task_id)), sum(i.cpu_ms),
+                     (SELECT coalesce(sum(c.claim), 0) FROM credited c WHERE c.task_id = i.task_id)
+              FROM inserted i GROUP BY i.task_id ORDER BY i.task_id
+              ON CONFLICT (task_id, shard) DO UPDATE
+                SET done = task_counters.done + excluded.done, cpu_ms = task_counters.cpu_ms + excluded.cpu_ms,
+                    credit = task_counters.credit + excluded.credit
+            ), volunteer_credit AS (
+              INSERT INTO volunteer_counters AS vc (volunteer_id, credit)
+              SELECT volunteer_id, sum(claim) FROM credited GROUP BY volunteer_id ORDER BY volunteer_id
+              ON CONFLICT (volunteer_id) DO UPDATE SET credit = vc.credit + excluded.credit
+            ), volunteer_wins AS (
+              UPDATE volunteers v SET wins = v.wins + c.n
+              FROM (SELECT volunteer_id, count(*) AS n FROM credited GROUP BY volunteer_id) c WHERE v.id = c.volunteer_id
+            ), settled AS (
+              DELETE FROM chunk_state cs USING inserted i WHERE cs.task_id = i.task_id AND cs.idx = i.idx
+            )
+            SELECT task_id FROM inserted`,
+      );
+      won = rows.length;
+      for (const row of rows) finishedChunksOf.add(row.task_id);
+      await promoteProbationers(tx);
+    }
+    if (grow.length > 0) {
+      await tx.execute(sql`
+        UPDATE chunk_state cs SET needed = g.needed
+        FROM json_to_recordset(${JSON.stringify(grow)}::json) AS g(task_id uuid, idx int, needed int)
+        WHERE cs.task_id = g.task_id AND cs.idx = g.idx`);
+    }
+    if (losers.length > 0) {
+      await tx.execute(sql`
+        WITH l AS (
+          SELECT * FROM json_to_recordset(${JSON.stringify(losers)}::json) AS l(task_id uuid, idx int, votes int)
+        ), failed AS (
+          UPDATE chunk_state cs SET status = 'failed',
+            last_error = jsonb_build_object('kind', 'no-quorum', 'message', l.votes || ' copies came back without ' || t.quorum || ' agreeing')
+          FROM l JOIN tasks t ON t.id = l.task_id
+          WHERE cs.task_id = l.task_id AND cs.idx = l.idx
+          RETURNING cs.task_id, cs.idx, cs.last_error
+        ), counted AS (
+          INSERT INTO task_counters (task_id, shard, failed)
+          SELECT task_id, ${input.shard}, count(*) FROM failed GROUP BY task_id ORDER BY task_id
+          ON CONFLICT (task_id, shard) DO UPDATE SET failed = task_counters.failed + excluded.failed
+        )
+        UPDATE tasks t SET last_error = jsonb_build_object('index', f.idx) || f.last_error
+        FROM (SELECT DISTINCT ON (task_id) * FROM failed ORDER BY task_id, idx DESC) f WHERE t.id = f.task_id`);
+      for (const loser of losers) finishedChunksOf.add(loser.task_id);
+    }
+    return { won, finishedChunksOf };
+  });
+}
+
+/**
+ * Probationers with enough wins become trusted once their winning results agreed with at
+ * least `coWinnersToTrust` distinct other volunteers (so a pair of fresh identities cannot
+ * vouch for each other).
+ */
+async function promoteProbationers(tx: Db): Promise<void> {
+  await tx.execute(sql`
+    UPDATE volunteers p SET trusted = true
+    WHERE NOT p.trusted AND p.wins >= ${winsToTrust}
+      AND (SELECT count(DISTINCT other.volunteer_id) FROM votes mine
+           JOIN results r ON r.task_id = mine.task_id AND r.idx = mine.idx AND r.hash = mine.hash
+           JOIN votes other ON other.task_id = mine.task_id AND other.idx = mine.idx
+             AND other.hash = mine.hash AND other.volunteer_id <> mine.volunteer_id
+           WHERE mine.volunteer_id = p.id) >= ${coWinnersToTrust}`);
+}
