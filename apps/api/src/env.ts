@@ -18,6 +18,12 @@ const envSchema = z
     LEASE_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
     /** How long a volunteer that got no work waits before asking again. */
     IDLE_RETRY_MS: z.coerce.number().int().min(100).default(2_000),
+    /** Failed sign-ins allowed per account, and per IP address, in 15 minutes. */
+    LOGIN_LIMIT_PER_ACCOUNT: z.coerce.number().int().min(1).default(10),
+    LOGIN_LIMIT_PER_IP: z.coerce.number().int().min(1).default(50),
+    /** Accounts, and volunteer identities, created per IP address per hour. */
+    REGISTER_LIMIT_PER_IP: z.coerce.number().int().min(1).default(30),
+    VOLUNTEER_LIMIT_PER_IP: z.coerce.number().int().min(1).default(200),
   })
   .transform((env) => ({
     databaseUrl: env.DATABASE_URL ?? null,
@@ -31,6 +37,12 @@ const envSchema = z
     requireCreatorApproval: env.REQUIRE_CREATOR_APPROVAL,
     leaseGraceMs: env.LEASE_GRACE_MS,
     idleRetryMs: env.IDLE_RETRY_MS,
+    limits: {
+      loginPerAccount: env.LOGIN_LIMIT_PER_ACCOUNT,
+      loginPerIp: env.LOGIN_LIMIT_PER_IP,
+      registerPerIp: env.REGISTER_LIMIT_PER_IP,
+      volunteersPerIp: env.VOLUNTEER_LIMIT_PER_IP,
+    },
   }));
 
 export type ParsedEnv = z.output<typeof envSchema>;

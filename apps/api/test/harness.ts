@@ -1,5 +1,7 @@
 import { openTestDb, type Backend, type TestDb } from "@crowdcompute/db/testing";
-import { createApp, type App } from "../src/create-app.ts";
+import type { Db } from "@crowdcompute/db";
+import { sql } from "drizzle-orm";
+import { createApp, type App, type AppOptions } from "../src/create-app.ts";
 import type { AppEnv } from "../src/env.ts";
 
 export const testEnv = (overrides: Partial<AppEnv> = {}): AppEnv => ({
@@ -14,23 +16,41 @@ export const testEnv = (overrides: Partial<AppEnv> = {}): AppEnv => ({
   requireCreatorApproval: false,
   leaseGraceMs: 30_000,
   idleRetryMs: 2_000,
+  limits: { loginPerAccount: 10, loginPerIp: 50, registerPerIp: 30, volunteersPerIp: 200 },
   embedded: true,
   ...overrides,
 });
 
-/** An app over a fresh database of the given backend, and helpers that speak JSON to it. */
-export async function openTestApp(backend: Backend, env: Partial<AppEnv> = {}) {
-  const testDb: TestDb = await openTestDb(backend);
-  const app: App = createApp({ db: testDb.handle.db, env: testEnv(env) });
+export interface CallOptions {
+  token?: string;
+  body?: unknown;
+  raw?: BodyInit;
+  headers?: Record<string, string>;
+}
 
-  const call = async (method: string, path: string, options: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}) => {
+export interface CallResult {
+  status: number;
+  type: string;
+  text: string;
+  json: any;
+  headers: Headers;
+}
+
+type Fetcher = (path: string, init: RequestInit) => Promise<Response>;
+
+/**
+ * JSON helpers over any way of reaching the API: `app.request` in process, or `fetch` to a
+ * base URL (the Workers entry under `wrangler dev`), so one suite runs against both.
+ */
+export function apiClient(fetcher: Fetcher) {
+  const call = async (method: string, path: string, options: CallOptions = {}): Promise<CallResult> => {
     const headers: Record<string, string> = { ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
-    let body: string | undefined;
+    let body: BodyInit | undefined;
     if (options.raw !== undefined) body = options.raw;
     else if (options.body !== undefined) body = JSON.stringify(options.body);
-    if (body !== undefined) headers["content-type"] ??= "application/json";
-    const response = await app.request(path, { method, headers, ...(body !== undefined ? { body } : {}) });
+    if (body !== undefined && typeof body === "string") headers["content-type"] ??= "application/json";
+    const response = await fetcher(path, { method, headers, ...(body !== undefined ? { body } : {}) });
     const text = await response.text();
     const type = response.headers.get("content-type") ?? "";
     const json = type.includes("json") && !type.includes("ndjson") && text ? JSON.parse(text) : undefined;
@@ -40,7 +60,7 @@ export async function openTestApp(backend: Backend, env: Partial<AppEnv> = {}) {
   const register = async (email: string, password = "correct horse") => {
     const res = await call("POST", "/api/auth/register", { body: { email, password } });
     if (res.status !== 201) throw new Error(`register failed: ${res.status} ${res.text}`);
-    return res.json as { token: string; user: { id: string; email: string; role: string } };
+    return res.json as { token: string; user: { id: string; email: string; role: string; status: string } };
   };
 
   const volunteer = async (token?: string) => {
@@ -49,7 +69,44 @@ export async function openTestApp(backend: Backend, env: Partial<AppEnv> = {}) {
     return res.json as { token: string; volunteer: { id: string } };
   };
 
-  return { app, testDb, db: testDb.handle.db, call, register, volunteer, dispose: () => testDb.dispose() };
+  return { call, register, volunteer, fetcher };
+}
+
+/** What a suite needs: a way to call the API, and the database behind it for checks. */
+export interface ApiTarget extends ReturnType<typeof apiClient> {
+  /** "pglite" | "postgres" in process; "workers" over HTTP. */
+  name: string;
+  db: Db;
+  dispose(): Promise<void>;
+}
+
+/** An app over a fresh database of the given backend, and helpers that speak JSON to it. */
+export async function openTestApp(backend: Backend, env: Partial<AppEnv> = {}, options: Omit<AppOptions, "db" | "env"> = {}) {
+  const testDb: TestDb = await openTestDb(backend);
+  const app: App = createApp({ db: testDb.handle.db, env: testEnv(env), ...options });
+  const client = apiClient(async (path, init) => app.request(path, init));
+  return { ...client, name: backend as string, app, testDb, db: testDb.handle.db, dispose: () => testDb.dispose() };
 }
 
 export type TestApp = Awaited<ReturnType<typeof openTestApp>>;
+
+const countQueries = new WeakMap<Db, string>();
+
+/**
+ * Every table's row count, but the abuse counters (`rate_limits`, whose purpose is to
+ * count rejected requests): a rejected request must leave these unchanged. One round trip.
+ */
+export async function rowCounts(t: { db: Db }): Promise<Record<string, number>> {
+  const rows = (out: unknown) => (Array.isArray(out) ? out : (out as { rows: unknown[] }).rows) as Record<string, unknown>[];
+  let query = countQueries.get(t.db);
+  if (!query) {
+    const tables = rows(
+      await t.db.execute(sql`SELECT table_name AS name FROM information_schema.tables
+        WHERE table_schema = 'public' AND table_type = 'BASE TABLE' AND table_name <> 'rate_limits' ORDER BY 1`),
+    ).map((r) => String(r.name));
+    query = `SELECT ${tables.map((table) => `(SELECT count(*)::int FROM "${table}") AS "${table}"`).join(", ")}`;
+    countQueries.set(t.db, query);
+  }
+  const [row] = rows(await t.db.execute(sql.raw(query)));
+  return Object.fromEntries(Object.entries(row!).map(([table, n]) => [table, Number(n)]));
+}

@@ -1,5 +1,11 @@
 import type {
+  Account,
+  ApiKey,
   ChunkReport,
+  HeartbeatResponse,
+  LeaderboardEntry,
+  SiteStats,
+  StreamTicket,
   LeaseRequest,
   LeaseResponse,
   LifecycleAction,
@@ -85,14 +91,78 @@ export function createClient(options: ClientOptions = {}) {
       const response = await send("GET", `/api/tasks/${encodeURIComponent(id)}/results`);
       for await (const line of ndjsonLines(response)) yield JSON.parse(line) as ResultLine;
     },
+    /**
+     * The results download as raw text lines, streamed. Asks for `format`; `sent` says what
+     * the server actually sent (a server without `?format=csv` answers NDJSON), so callers
+     * can convert.
+     */
+    resultLines: async (id: string, format: "ndjson" | "csv" = "ndjson") => {
+      const query = format === "csv" ? "?format=csv" : "";
+      const response = await send("GET", `/api/tasks/${encodeURIComponent(id)}/results${query}`);
+      const sent: "ndjson" | "csv" = /^text\/csv\b/i.test(response.headers.get("content-type") ?? "") ? "csv" : "ndjson";
+      return { sent, lines: ndjsonLines(response) };
+    },
+    /**
+     * Appends NDJSON inputs (one JSON value per line) to a task created with neither `inputs`
+     * nor `range` (DESIGN §4). `offset` must equal the task's current input count, else 409,
+     * so a retried part never duplicates; `seal` ends the inputs.
+     */
+    appendInputs: async (id: string, ndjson: string, { offset, seal = false }: { offset: number; seal?: boolean }) => {
+      const headers: Record<string, string> = { "content-type": "application/x-ndjson" };
+      if (options.token) headers.authorization = `Bearer ${options.token}`;
+      const query = `?offset=${offset}${seal ? "&seal=true" : ""}`;
+      const response = await doFetch(`${baseUrl}/api/tasks/${encodeURIComponent(id)}/inputs${query}`, { method: "POST", headers, body: ndjson });
+      if (!response.ok) throw new ApiError(await problemOf(response));
+      return (await response.json()) as { total: number; sealed: boolean };
+    },
     taskCode: async (id: string) => (await send("GET", `/api/tasks/${encodeURIComponent(id)}/code`)).text(),
+    /** The task's WebAssembly module (404 `ApiError` when it has none). Check its sha256 before use. */
+    taskWasm: async (id: string) => new Uint8Array(await (await send("GET", `/api/tasks/${encodeURIComponent(id)}/wasm`)).arrayBuffer()),
 
     lease: (request: LeaseRequest) => json<LeaseResponse>("POST", "/api/work/lease", request),
     submitResults: (results: ChunkReport[], next?: LeaseRequest) =>
       json<SubmitResponse>("POST", "/api/work/results", next ? { results, next } : { results }),
+    /** Keeps leases alive while their chunks run; says which were lost or cancelled. */
+    heartbeat: (leaseIds: string[]) => json<HeartbeatResponse>("POST", "/api/work/heartbeat", { leaseIds }),
 
     config: () => json<{ sandboxOrigin: string }>("GET", "/api/config"),
     health: () => json<{ status: "ok"; db: "ok" }>("GET", "/api/health"),
+
+    /** Mints an API key for scripts (needs a signed-in session, not a key). `key` is shown only here. */
+    createApiKey: (name?: string) => json<{ key: string; apiKey: ApiKey }>("POST", "/api/keys", name ? { name } : {}),
+    listApiKeys: async () => (await json<{ items: ApiKey[] }>("GET", "/api/keys")).items,
+    revokeApiKey: async (id: string) => {
+      await send("DELETE", `/api/keys/${encodeURIComponent(id)}`);
+    },
+
+    stats: () => json<SiteStats>("GET", "/api/stats"),
+    leaderboard: async (limit?: number) =>
+      (await json<{ items: LeaderboardEntry[] }>("GET", `/api/leaderboard${limit ? `?limit=${limit}` : ""}`)).items,
+    /** Admin: accounts, newest first; `status: "pending"` lists creators waiting for approval. */
+    listAccounts: (query: { status?: "pending" | "suspended"; cursor?: string; limit?: number } = {}) => {
+      const params = new URLSearchParams();
+      for (const [k, v] of Object.entries(query)) if (v !== undefined) params.set(k, String(v));
+      return json<{ items: Account[]; nextCursor: string | null }>("GET", `/api/admin/users${params.size > 0 ? `?${params}` : ""}`);
+    },
+    /** Admin: approve a creator, or suspend one (its running tasks are paused), or lift a suspension. */
+    accountAction: (userId: string, action: "approve" | "suspend" | "unsuspend") =>
+      json<{ ok: true; pausedTasks?: string[] }>("POST", `/api/admin/users/${encodeURIComponent(userId)}/${action}`),
+    /** A 60 s ticket for `?ticket=` on event streams, for EventSource (which sends no headers). */
+    streamTicket: () => json<StreamTicket>("POST", "/api/tickets", {}),
+    /**
+     * The task's live progress: yields the task each time it changes (at most every 500 ms),
+     * and returns after the last one, when the task ends. `signal` stops it early.
+     */
+    async *taskEvents(id: string, signal?: AbortSignal): AsyncGenerator<Task> {
+      const headers: Record<string, string> = { accept: "text/event-stream" };
+      if (options.token) headers.authorization = `Bearer ${options.token}`;
+      const response = await doFetch(`${baseUrl}/api/tasks/${encodeURIComponent(id)}/events`, { headers, ...(signal ? { signal } : {}) });
+      if (!response.ok) throw new ApiError(await problemOf(response));
+      for await (const event of sseEvents(response)) {
+        if (event.event === "progress") yield JSON.parse(event.data) as Task;
+        if (event.event === "end") return;
+      }
+    },
   };
 }
 
@@ -107,6 +177,34 @@ async function problemOf(response: Response): Promise<Problem> {
     // not a problem document: describe the response instead
   }
   return { type: "about:blank", title: response.statusText || "Error", status: response.status, detail: text.slice(0, 500) };
+}
+
+/** Server-Sent Events from a fetch response (WHATWG format: `event:`/`data:` lines, blank line ends one). */
+async function* sseEvents(response: Response): AsyncGenerator<{ event: string; data: string }> {
+  let event = "message";
+  let data: string[] = [];
+  for await (const line of textLines(response)) {
+    if (line === "") {
+      if (data.length > 0) yield { event, data: data.join("\n") };
+      event = "message";
+      data = [];
+    } else if (line.startsWith("event:")) event = line.slice(6).trim();
+    else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+  }
+}
+
+async function* textLines(response: Response): AsyncGenerator<string> {
+  if (!response.body) return;
+  const decoder = new TextDecoder();
+  let buffered = "";
+  for await (const bytes of response.body as unknown as AsyncIterable<Uint8Array>) {
+    buffered += decoder.decode(bytes, { stream: true });
+    let newline: number;
+    while ((newline = buffered.indexOf("\n")) >= 0) {
+      yield buffered.slice(0, newline).replace(/\r$/, "");
+      buffered = buffered.slice(newline + 1);
+    }
+  }
 }
 
 async function* ndjsonLines(response: Response): AsyncGenerator<string> {

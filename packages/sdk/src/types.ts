@@ -6,6 +6,8 @@ export interface User {
   id: string;
   email: string;
   role: "admin" | "creator";
+  /** `pending`: waits for an admin's approval (REQUIRE_CREATOR_APPROVAL); `suspended`: by an admin. */
+  status: "active" | "pending" | "suspended";
 }
 
 export interface Session {
@@ -54,12 +56,17 @@ export interface NewTask {
   name: string;
   description?: string;
   code: string;
+  /** The task's WebAssembly module, base64 (≤ 16 MiB); work code gets it as `ctx.wasm`. */
+  wasm?: string;
   inputs?: unknown[];
   range?: RangeInputs;
   priority?: number;
   timeoutMs?: number;
   maxAttempts?: number;
-  requires?: { webgpu?: boolean };
+  requires?: { webgpu?: boolean   /** Copies of each chunk run by distinct volunteers, and how many must agree. */
+  replication?: number;
+  quorum?: number;
+};
   allowUsers?: string[] | null;
   start?: boolean;
 }
@@ -87,6 +94,19 @@ export interface Lease {
   codeSha256: string;
   wasmSha256: string | null;
   timeoutMs: number;
+  /** What the task needs of the volunteer. */
+  requires?: { webgpu?: boolean };
+  /** `reduce`: the input is an array of results, for the work code's `reduce` export. */
+  entry?: "work" | "reduce";
+}
+
+export interface HeartbeatResponse {
+  /** Leases whose deadline moved on. */
+  extended: string[];
+  /** Leases taken back (they expired): their chunks are someone else's now. */
+  lost: string[];
+  /** Leases of tasks that stopped: stop computing them. */
+  cancelled: string[];
 }
 
 export interface LeaseResponse {
@@ -119,4 +139,52 @@ export interface Problem {
   status: number;
   detail: string;
   errors?: { path: string; message: string }[];
+}
+
+/** A creator's API key as listed: never the key itself, which `createApiKey` shows once. */
+export interface ApiKey {
+  id: string;
+  name: string;
+  /** The key's first characters, e.g. `cc_Xy12abCd`. */
+  prefix: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+/** `GET /api/stats`: site-wide figures, at most 1 s old. */
+export interface SiteStats {
+  tasks: Record<TaskStatus, number>;
+  chunks: { done: number; failed: number };
+  cpuMs: number;
+  /** Results accepted per second over the last 60 s. */
+  chunksPerSec: number;
+  /** Volunteers with a lease or a result in the last 2 minutes. */
+  volunteersOnline: number;
+  at: string;
+}
+
+/** One line of `GET /api/leaderboard`, best first (by credit, then chunks done). */
+export interface LeaderboardEntry {
+  kind: "user" | "volunteer";
+  id: string;
+  name: string;
+  chunksDone: number;
+  cpuMs: number;
+  credit: number;
+}
+
+export interface StreamTicket {
+  ticket: string;
+  expiresAt: string;
+}
+
+/** An account as admins see it (`GET /api/admin/users`). */
+export interface Account {
+  id: string;
+  email: string;
+  role: "admin" | "creator";
+  createdAt: string;
+  approvedAt: string | null;
+  suspendedAt: string | null;
 }

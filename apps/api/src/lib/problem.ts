@@ -12,12 +12,15 @@ export class ProblemError extends Error {
   readonly status: ContentfulStatusCode;
   readonly title: string;
   readonly errors: FieldIssue[] | undefined;
+  /** Extra response headers, e.g. `Retry-After` on a 429. */
+  readonly headers: Record<string, string>;
 
-  constructor(status: ContentfulStatusCode, title: string, detail?: string, errors?: FieldIssue[]) {
+  constructor(status: ContentfulStatusCode, title: string, detail?: string, errors?: FieldIssue[], headers: Record<string, string> = {}) {
     super(detail ?? title);
     this.status = status;
     this.title = title;
     this.errors = errors;
+    this.headers = headers;
   }
 }
 
@@ -27,6 +30,9 @@ export const forbidden = (detail: string) => new ProblemError(403, "Forbidden", 
 export const notFound = (what: string) => new ProblemError(404, "Not found", `${what} not found`);
 export const conflict = (detail: string) => new ProblemError(409, "Conflict", detail);
 export const unprocessable = (detail: string, errors?: FieldIssue[]) => new ProblemError(422, "Unprocessable content", detail, errors);
+export const payloadTooLarge = (detail: string) => new ProblemError(413, "Payload too large", detail);
+export const tooManyRequests = (detail: string, retryAfterMs: number) =>
+  new ProblemError(429, "Too many requests", detail, undefined, { "retry-after": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) });
 
 export function problemResponse(c: Context, problem: ProblemError): Response {
   const body = {
@@ -36,12 +42,29 @@ export function problemResponse(c: Context, problem: ProblemError): Response {
     detail: problem.message,
     ...(problem.errors ? { errors: problem.errors } : {}),
   };
-  return c.body(JSON.stringify(body), problem.status, { "content-type": "application/problem+json" });
+  return c.body(JSON.stringify(body), problem.status, { ...problem.headers, "content-type": "application/problem+json" });
+}
+
+/**
+ * A database refusal caused by the request's data rather than by the server: Postgres
+ * "data exception" codes (class 22: a NUL character in text or jsonb, a number out of
+ * range) and a reference to a row that does not exist (23503). Validation should catch
+ * these first; this keeps a value that slips past it a 4xx, and its statement wrote nothing.
+ */
+function databaseInputProblem(error: unknown): ProblemError | null {
+  for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (typeof e.code !== "string") continue;
+    if (e.code.startsWith("22")) return unprocessable("the request holds a value the database cannot store (e.g. a NUL character, or a number out of range)");
+    if (e.code === "23503") return conflict("the request refers to something that no longer exists");
+  }
+  return null;
 }
 
 /** The one place errors become responses. */
 export function renderError(error: Error, c: Context): Response {
   if (error instanceof ProblemError) return problemResponse(c, error);
+  const fromDatabase = databaseInputProblem(error);
+  if (fromDatabase) return problemResponse(c, fromDatabase);
   if (error instanceof HTTPException) {
     const status = error.status as ContentfulStatusCode;
     const title = status === 413 ? "Payload too large" : status < 500 ? "Bad request" : "Server error";

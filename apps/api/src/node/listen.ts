@@ -2,7 +2,7 @@ import { createAdaptorServer } from "@hono/node-server";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 
-type Fetch = (request: Request) => Response | Promise<Response>;
+type Fetch = (request: Request, env?: unknown) => Response | Promise<Response>;
 
 /**
  * Serves `fetch` on both loopbacks, 127.0.0.1 and ::1 (`localhost` may resolve to either).

@@ -1,12 +1,15 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { getConnInfo } from "@hono/node-server/conninfo";
 import { serveStatic } from "@hono/node-server/serve-static";
 import type { Db } from "@crowdcompute/db";
 import { sandboxDocument } from "@crowdcompute/sandbox/document";
 import { Hono } from "hono";
 import { createApp } from "../create-app.ts";
 import type { AppEnv } from "../env.ts";
+import type { AppContext } from "../lib/context.ts";
+import { listeningFeed, pollingFeed, type ChangeFeed } from "../lib/live.ts";
 import { appOrigins } from "../lib/origins.ts";
 import { listenOnLoopbacks } from "./listen.ts";
 
@@ -19,7 +22,7 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-type Fetch = (request: Request) => Response | Promise<Response>;
+type Fetch = (request: Request, env?: unknown) => Response | Promise<Response>;
 
 /**
  * Serves the API and the built web app on `env.port`, and the sandbox document on
@@ -30,10 +33,16 @@ export async function startServer({ db, env, webDist = defaultWebDist }: { db: D
   const starting: Fetch = () => new Response("starting", { status: 503 });
   let siteFetch = starting;
   let sandboxFetch = starting;
-  const site = await listenOnLoopbacks((request) => siteFetch(request), env.port);
+  // The node adaptor passes its bindings (the socket) as `env`: conninfo needs them.
+  const site = await listenOnLoopbacks((request, bindings) => siteFetch(request, bindings), env.port);
   const sandbox = await listenOnLoopbacks((request) => sandboxFetch(request), env.port === 0 ? 0 : env.sandboxPort);
   const actual: AppEnv = { ...env, port: site.port, sandboxPort: sandbox.port };
-  siteFetch = siteApp(db, actual, webDist).fetch;
+  // Live streams wake on NOTIFY from any API process sharing the database (DESIGN §2).
+  const changes = await listeningFeed(db).catch((error: unknown) => {
+    console.warn(`LISTEN unavailable, live streams poll instead: ${(error as Error).message}`);
+    return pollingFeed();
+  });
+  siteFetch = siteApp(db, actual, webDist, changes).fetch;
   sandboxFetch = sandboxApp(actual).fetch;
   return {
     url: env.publicUrl ?? `http://localhost:${site.port}`,
@@ -41,13 +50,23 @@ export async function startServer({ db, env, webDist = defaultWebDist }: { db: D
     sandboxPort: sandbox.port,
     close: async () => {
       await Promise.all([site.close(), sandbox.close()]);
+      await changes.close().catch(() => {});
     },
   };
 }
 
-function siteApp(db: Db, env: AppEnv, webDist: string) {
+/** The peer's address on Node: the socket's, never a client-sent header. */
+const clientIp = (c: AppContext) => {
+  try {
+    return getConnInfo(c).remote.address ?? null;
+  } catch {
+    return null; // called without a socket (app.request)
+  }
+};
+
+function siteApp(db: Db, env: AppEnv, webDist: string, changes: ChangeFeed) {
   const site = new Hono();
-  site.route("/", createApp({ db, env }));
+  site.route("/", createApp({ db, env, changes, clientIp }));
   if (existsSync(join(webDist, "index.html"))) {
     const indexHtml = readFileSync(join(webDist, "index.html"), "utf8");
     site.use("/*", serveStatic({ root: webDist }));

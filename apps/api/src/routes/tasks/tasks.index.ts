@@ -2,40 +2,48 @@ import { createRoute, z } from "@hono/zod-openapi";
 import {
   createTask,
   finalChunksPage,
-  getTaskAccess,
   getTaskCode,
+  getTaskWasm,
   getTaskForResults,
   getTaskView,
   lifecycleTransitions,
   listTaskViews,
+  notifyTaskChanged,
   transitionTask,
+  type FinalChunk,
   type LifecycleAction,
   type TaskView,
 } from "@crowdcompute/db";
 import { bodyLimit } from "hono/body-limit";
-import { authorize, createRouter, creatorRoles, volunteerRoles, type AppContext } from "../../lib/context.ts";
-import { conflict, forbidden, notFound, ProblemError } from "../../lib/problem.ts";
+import { authorize, createRouter, creatorRoles, volunteerRoles } from "../../lib/context.ts";
+import { conflict, notFound, ProblemError } from "../../lib/problem.ts";
+import { ownedTask, uuidPattern } from "../../lib/task-access.ts";
 import { checkWorkCode, sha256Hex } from "../../lib/work-code.ts";
-import { createTaskBody, taskIdParams, taskSchema } from "./tasks.schemas.ts";
+import { createTaskBody, decodeBase64, taskIdParams, taskSchema } from "./tasks.schemas.ts";
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const maxTaskBodyBytes = 64 * 1024 * 1024;
 const resultsPageSize = 1000;
+
+// Inputs and results are stored as JSON text: splice them in rather than parse them.
+function ndjsonLine(chunk: FinalChunk): string {
+  return chunk.status === "done"
+    ? `{"index":${chunk.index},"input":${chunk.input},"status":"done","result":${chunk.result}}\n`
+    : `{"index":${chunk.index},"input":${chunk.input},"status":"failed","error":${JSON.stringify(chunk.error)}}\n`;
+}
+
+/** RFC 4180: every cell is JSON text, quoted, with its quotes doubled. */
+const csvCell = (json: string) => `"${json.replaceAll('"', '""')}"`;
+
+function csvLine(chunk: FinalChunk): string {
+  const result = chunk.status === "done" ? csvCell(chunk.result) : "";
+  const error = chunk.status === "failed" ? csvCell(JSON.stringify(chunk.error)) : "";
+  return `${chunk.index},${chunk.status},${csvCell(chunk.input)},${result},${error}\r\n`;
+}
 
 /** The task as the API shows it: never the code itself, nor its owner's id. */
 export function taskJson(view: TaskView) {
   const { ownerId: _owner, inputKind: _kind, createdAt, finishedAt, ...rest } = view;
   return { ...rest, createdAt: createdAt.toISOString(), finishedAt: finishedAt?.toISOString() ?? null };
-}
-
-/** Loads a task the caller owns (or any task, for an admin); 404 for unknown ids. */
-async function ownedTask(c: AppContext, id: string) {
-  const claims = await authorize(c, creatorRoles);
-  if (!uuidPattern.test(id)) throw notFound("task");
-  const access = await getTaskAccess(c.var.deps.db, id);
-  if (!access) throw notFound("task");
-  if (claims.role !== "admin" && access.ownerId !== claims.sub) throw forbidden("this task belongs to another creator");
-  return { claims, access };
 }
 
 const create = createRoute({
@@ -51,7 +59,7 @@ const list = createRoute({
   method: "get",
   path: "/api/tasks",
   summary: "The caller's tasks (all tasks for an admin), newest first",
-  request: { query: z.object({ cursor: z.string().regex(uuidPattern).optional(), limit: z.coerce.number().int().min(1).max(200).default(50) }) },
+  request: { query: z.object({ cursor: z.string().regex(uuidPattern).optional(), limit: z.coerce.number().int().min(1).max(200).default(50) }).strict() },
   responses: {
     200: {
       description: "a page of tasks",
@@ -79,9 +87,14 @@ const lifecycle = createRoute({
 const results = createRoute({
   method: "get",
   path: "/api/tasks/{id}/results",
-  summary: "Final chunks in index order, streamed as NDJSON",
-  request: { params: taskIdParams },
-  responses: { 200: { description: "one JSON line per final chunk: {index, input, status, result | error}", content: { "application/x-ndjson": { schema: z.string() } } } },
+  summary: "Final chunks in index order, streamed as NDJSON (or CSV with ?format=csv)",
+  request: { params: taskIdParams, query: z.object({ format: z.enum(["ndjson", "csv"]).default("ndjson") }).strict() },
+  responses: {
+    200: {
+      description: "one line per final chunk: NDJSON {index, input, status, result | error}, or CSV index,status,input,result,error with each cell JSON",
+      content: { "application/x-ndjson": { schema: z.string() }, "text/csv": { schema: z.string() } },
+    },
+  },
 });
 
 const code = createRoute({
@@ -92,17 +105,27 @@ const code = createRoute({
   responses: { 200: { description: "an ES module", content: { "text/javascript": { schema: z.string() } } } },
 });
 
+const wasm = createRoute({
+  method: "get",
+  path: "/api/tasks/{id}/wasm",
+  summary: "The task's WebAssembly module (immutable; ETag is its sha256); 404 when it has none",
+  request: { params: taskIdParams },
+  responses: { 200: { description: "a WebAssembly module", content: { "application/wasm": { schema: z.string().openapi({ format: "binary" }) } } } },
+});
+
 export const taskRoutes = createRouter()
   .openapi(create, async (c) => {
     const claims = await authorize(c, creatorRoles);
     const body = c.req.valid("json");
-    checkWorkCode(body.code);
+    const exports = checkWorkCode(body.code);
     const id = await createTask(c.var.deps.db, {
       ownerId: claims.sub,
       name: body.name,
       description: body.description,
       code: body.code,
       codeSha256: await sha256Hex(body.code),
+      hasReduce: exports.includes("reduce"),
+      wasm: body.wasm === undefined ? null : await wasmWithSha256(decodeBase64(body.wasm)),
       priority: body.priority,
       replication: body.replication,
       quorum: body.quorum,
@@ -110,7 +133,7 @@ export const taskRoutes = createRouter()
       maxAttempts: body.maxAttempts,
       requires: body.requires,
       allowUsers: body.allowUsers,
-      inputs: body.inputs ? { kind: "array", items: body.inputs } : { kind: "range", ...body.range! },
+      inputs: body.inputs ? { kind: "array", items: body.inputs } : body.range ? { kind: "range", ...body.range } : { kind: "ndjson" },
       start: body.start,
     });
     const view = await getTaskView(c.var.deps.db, id);
@@ -140,33 +163,34 @@ export const taskRoutes = createRouter()
     if (!(await transitionTask(c.var.deps.db, id, action))) {
       throw conflict(`cannot ${action} a task that is ${access.status}`);
     }
+    await notifyTaskChanged(c.var.deps.db, [id]); // live streams show the new status now
     const view = await getTaskView(c.var.deps.db, id);
     return c.json({ task: taskJson(view!) }, 200);
   })
   .openapi(results, async (c) => {
     const { id } = c.req.valid("param");
+    const { format } = c.req.valid("query");
     await ownedTask(c, id);
     const db = c.var.deps.db;
     const task = await getTaskForResults(db, id);
     if (!task) throw notFound("task");
     const encoder = new TextEncoder();
+    const line = format === "csv" ? csvLine : ndjsonLine;
     let after = -1;
     const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        if (format === "csv") controller.enqueue(encoder.encode("index,status,input,result,error\r\n"));
+      },
       async pull(controller) {
         const page = await finalChunksPage(db, task, after, resultsPageSize);
         if (page.length === 0) return controller.close();
         after = page[page.length - 1]!.index;
-        // Inputs and results are stored as JSON text: splice them in rather than parse them.
-        const lines = page.map((chunk) =>
-          chunk.status === "done"
-            ? `{"index":${chunk.index},"input":${chunk.input},"status":"done","result":${chunk.result}}\n`
-            : `{"index":${chunk.index},"input":${chunk.input},"status":"failed","error":${JSON.stringify(chunk.error)}}\n`,
-        );
-        controller.enqueue(encoder.encode(lines.join("")));
+        controller.enqueue(encoder.encode(page.map(line).join("")));
       },
     });
+    const type = format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson; charset=utf-8";
     // The typed-response helpers know no streams; the OpenAPI entry above documents this one.
-    return c.body(stream, 200, { "content-type": "application/x-ndjson; charset=utf-8", "cache-control": "no-store" }) as never;
+    return c.body(stream, 200, { "content-type": type, "cache-control": "no-store" }) as never;
   })
   .openapi(code, async (c) => {
     await authorize(c, [...volunteerRoles, ...creatorRoles]);
@@ -178,4 +202,20 @@ export const taskRoutes = createRouter()
     const headers = { etag, "cache-control": "private, max-age=31536000, immutable", "content-type": "text/javascript; charset=utf-8" };
     if (c.req.header("if-none-match") === etag) return c.body(null, 304, headers) as never;
     return c.body(row.code, 200, headers);
+  })
+  .openapi(wasm, async (c) => {
+    await authorize(c, [...volunteerRoles, ...creatorRoles]);
+    const { id } = c.req.valid("param");
+    if (!uuidPattern.test(id)) throw notFound("task");
+    const row = await getTaskWasm(c.var.deps.db, id);
+    if (!row) throw notFound("task wasm");
+    const etag = `"${row.wasmSha256}"`;
+    const headers = { etag, "cache-control": "private, max-age=31536000, immutable", "content-type": "application/wasm" };
+    if (c.req.header("if-none-match") === etag) return c.body(null, 304, headers) as never;
+    return c.body(row.wasm as Uint8Array<ArrayBuffer>, 200, headers) as never;
   });
+
+async function wasmWithSha256(bytes: Uint8Array): Promise<{ bytes: Uint8Array; sha256: string }> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return { bytes, sha256: Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("") };
+}

@@ -1,7 +1,17 @@
 import { z } from "@hono/zod-openapi";
+import { storableText } from "../../lib/text.ts";
 
 export const maxCodeBytes = 1024 * 1024;
 export const maxArrayInputs = 1_000_000;
+export const maxWasmBytes = 16 * 1024 * 1024;
+
+/** The bytes of base64 text (already checked to be base64). */
+export function decodeBase64(text: string): Uint8Array {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
 
 const uuid = z.uuid();
 
@@ -18,18 +28,32 @@ const range = z
 
 export const createTaskBody = z
   .object({
-    name: z.string().trim().min(1).max(200),
-    description: z.string().max(10_000).default(""),
-    code: z
-      .string()
+    name: storableText().trim().min(1).max(200),
+    description: storableText().max(10_000).default(""),
+    code: storableText()
       .min(1)
       .refine((code) => new TextEncoder().encode(code).length <= maxCodeBytes, "code must be at most 1 MiB"),
+    // Structure checked here, never compiled: the server does not run it (DESIGN §4).
+    wasm: z
+      .base64("wasm must be base64")
+      .max(Math.ceil(maxWasmBytes / 3) * 4, "wasm must be at most 16 MiB")
+      .superRefine((text, ctx) => {
+        let bytes: Uint8Array;
+        try {
+          bytes = decodeBase64(text);
+        } catch {
+          return; // not base64: reported by the check above
+        }
+        if (bytes.length > maxWasmBytes) ctx.addIssue({ code: "custom", message: "wasm must be at most 16 MiB" });
+        else if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) ctx.addIssue({ code: "custom", message: "wasm is not a valid WebAssembly module" });
+      })
+      .optional(),
     inputs: z.array(z.unknown()).min(1, "at least one input").max(maxArrayInputs).optional(),
     range: range.optional(),
     priority: z.number().int().min(-1000).max(1000).default(0),
-    // Replication and quorum land with the scheduler issue; until then only single copies are honest.
-    replication: z.literal(1, { message: "replication > 1 is not supported yet" }).default(1),
-    quorum: z.literal(1, { message: "quorum > 1 is not supported yet" }).default(1),
+    /** Copies of each chunk run by distinct volunteers; `quorum` of them must agree (DESIGN §5). */
+    replication: z.number().int().min(1).max(16).default(1),
+    quorum: z.number().int().min(1).max(16).default(1),
     timeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
     maxAttempts: z.number().int().min(1).max(100).default(5),
     requires: z.object({ webgpu: z.boolean().optional() }).strict().default({}),
@@ -37,10 +61,12 @@ export const createTaskBody = z
     start: z.boolean().default(false),
   })
   .strict()
-  .refine((t) => (t.inputs === undefined) !== (t.range === undefined), {
-    message: "give exactly one of `inputs` (a JSON array) or `range`",
+  // Neither: the inputs come later as NDJSON (POST /api/tasks/:id/inputs).
+  .refine((t) => t.inputs === undefined || t.range === undefined, {
+    message: "give at most one of `inputs` (a JSON array) or `range`",
     path: ["inputs"],
-  });
+  })
+  .refine((t) => t.quorum <= t.replication, { message: "quorum must be at most replication", path: ["quorum"] });
 
 export const taskSchema = z
   .object({

@@ -1,8 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { createVolunteer } from "@crowdcompute/db";
+import { storableText } from "../../lib/text.ts";
 import { authorize, createRouter, creatorRoles } from "../../lib/context.ts";
+import { signupWindowMs, spendLimit } from "../../lib/limits.ts";
 
-const body = z.object({ name: z.string().trim().min(1).max(100).optional() }).strict();
+const body = z.object({ name: storableText().trim().min(1).max(100).optional() }).strict();
 const volunteer = z.object({ id: z.string(), name: z.string(), userId: z.string().nullable() });
 
 const create = createRoute({
@@ -15,14 +17,19 @@ const create = createRoute({
       description: "a long-lived volunteer token (1 year)",
       content: { "application/json": { schema: z.object({ token: z.string(), volunteer }) } },
     },
+    429: { description: "too many volunteer identities from this address; see Retry-After" },
   },
 });
 
 export const volunteerRoutes = createRouter().openapi(create, async (c) => {
-  const { db, tokens } = c.var.deps;
-  const userId = c.req.header("authorization") ? (await authorize(c, creatorRoles)).sub : null;
+  const { db, env, tokens } = c.var.deps;
+  const owner = c.req.header("authorization") ? await authorize(c, creatorRoles) : null;
+  const userId = owner?.sub ?? null;
   const input = c.req.valid("json") ?? {};
-  const row = await createVolunteer(db, { name: input.name ?? "anonymous volunteer", userId });
+  const ip = c.var.deps.clientIp(c);
+  if (ip) await spendLimit(c, `volunteers:ip:${ip}`, env.limits.volunteersPerIp, signupWindowMs, "volunteer identities from this address");
+  // An admin's own volunteers start trusted (DESIGN §5); everyone else starts on probation.
+  const row = await createVolunteer(db, { name: input.name ?? "anonymous volunteer", userId, trusted: owner?.role === "admin" });
   const token = await tokens.sign({ sub: row.id, role: "volunteer", ...(userId ? { uid: userId } : {}) });
   return c.json({ token, volunteer: { id: row.id, name: row.name, userId: row.userId } }, 201);
 });

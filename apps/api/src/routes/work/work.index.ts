@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import canonicalize from "canonicalize";
 import { heartbeatLeases, leaseChunks, reclaimExpiredLeases, submitChunks, type ChunkError, type ChunkResult, type LeasedChunk } from "@crowdcompute/db";
 import { authorize, createRouter, volunteerRoles, type AppContext } from "../../lib/context.ts";
 import type { TokenClaims } from "../../lib/tokens.ts";
@@ -36,6 +37,8 @@ const leaseSchema = z.object({
   codeSha256: z.string(),
   wasmSha256: z.string().nullable(),
   timeoutMs: z.number(),
+  requires: z.object({ webgpu: z.boolean().optional() }),
+  entry: z.enum(["work", "reduce"]),
 });
 const leaseResponse = z.object({ leases: z.array(leaseSchema), retryAfterMs: z.number() });
 
@@ -99,9 +102,21 @@ const heartbeat = createRoute({
 /** A stable counter shard per volunteer, so concurrent volunteers update different rows. */
 const shardOf = (volunteerId: string) => parseInt(volunteerId.slice(-4), 16) % 16;
 
+// Expired leases are swept by lease requests themselves (no daemon), but not by every one:
+// one sweep per process every 250 ms finds what there is, and spares a round trip per request.
+const sweepEveryMs = 250;
+const lastSweep = new WeakMap<object, number>();
+
+async function sweepExpiredLeases(db: AppContext["var"]["deps"]["db"], shard: number) {
+  const now = Date.now();
+  if ((lastSweep.get(db) ?? 0) > now - sweepEveryMs) return;
+  lastSweep.set(db, now);
+  await reclaimExpiredLeases(db, shard);
+}
+
 async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<typeof leaseRequest>) {
   const { db, env, leaseIds } = c.var.deps;
-  await reclaimExpiredLeases(db, shardOf(claims.sub));
+  await sweepExpiredLeases(db, shardOf(claims.sub));
   const chunks = await leaseChunks(db, {
     volunteerId: claims.sub,
     userId: claims.uid ?? null,
@@ -112,13 +127,22 @@ async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<ty
     excludeCreators: request.exclude.creators,
     graceMs: env.leaseGraceMs,
   });
-  const leases = await Promise.all(chunks.map((chunk) => leaseJson(leaseIds, claims.sub, chunk)));
+  const blocks = new Map<number, Promise<string>>();
+  const blockOf = (chunk: LeasedChunk) => {
+    let block = blocks.get(chunk.leaseRowId);
+    if (!block) {
+      block = leaseIds.encodeBlock({ leaseRowId: chunk.leaseRowId, taskId: chunk.taskId, volunteerId: claims.sub, copy: chunk.copy, firstIdx: chunk.firstIdx, n: chunk.n });
+      blocks.set(chunk.leaseRowId, block);
+    }
+    return block;
+  };
+  const leases = await Promise.all(chunks.map(async (chunk) => leaseJson(leaseIds.chunkId(await blockOf(chunk), chunk.index), chunk)));
   return { leases, retryAfterMs: leases.length > 0 ? 0 : env.idleRetryMs };
 }
 
-async function leaseJson(leaseIds: AppContext["var"]["deps"]["leaseIds"], volunteerId: string, chunk: LeasedChunk) {
+function leaseJson(leaseId: string, chunk: LeasedChunk) {
   return {
-    leaseId: await leaseIds.encode({ leaseRowId: chunk.leaseRowId, taskId: chunk.taskId, index: chunk.index, copy: chunk.copy, volunteerId }),
+    leaseId,
     taskId: chunk.taskId,
     index: chunk.index,
     input: JSON.parse(chunk.input) as unknown,
@@ -126,6 +150,8 @@ async function leaseJson(leaseIds: AppContext["var"]["deps"]["leaseIds"], volunt
     codeSha256: chunk.codeSha256,
     wasmSha256: chunk.wasmSha256,
     timeoutMs: chunk.timeoutMs,
+    requires: chunk.requires,
+    entry: chunk.entry,
   };
 }
 
@@ -142,8 +168,9 @@ export const workRoutes = createRouter()
     const errorItems: ChunkError[] = [];
     const leaseIdOf = new Map<string, string>();
     // Every id is checked before anything is written: one forged or foreign id rejects the batch.
+    const decode = leaseIds.decoder();
     for (const [position, item] of body.results.entries()) {
-      const parts = await leaseIds.decode(item.leaseId);
+      const parts = await decode(item.leaseId);
       if (!parts) throw unprocessable(`results.${position}.leaseId is not a lease id this server issued`, [{ path: `results.${position}.leaseId`, message: "invalid lease id" }]);
       if (parts.volunteerId !== claims.sub) throw forbidden(`results.${position}.leaseId was issued to another volunteer`);
       const ref = { leaseRowId: parts.leaseRowId, taskId: parts.taskId, index: parts.index };
@@ -153,7 +180,8 @@ export const workRoutes = createRouter()
         errorItems.push({ ...ref, kind: item.error.kind, message: item.error.message, cpuMs });
         continue;
       }
-      const json = JSON.stringify(item.result);
+      // RFC 8785 canonical JSON: copies of a replicated chunk are compared by its hash.
+      const json = canonicalize(item.result) ?? "null";
       if (new TextEncoder().encode(json).length > maxResultBytes) {
         throw new ProblemError(413, "Payload too large", `results.${position}.result is larger than 1 MiB`, [
           { path: `results.${position}.result`, message: "at most 1 MiB of JSON" },
@@ -161,7 +189,14 @@ export const workRoutes = createRouter()
       }
       okItems.push({ ...ref, result: json, cpuMs });
     }
-    const outcome = await submitChunks(db, { volunteerId: claims.sub, shard: shardOf(claims.sub), results: okItems, errors: errorItems });
+    const outcome = await submitChunks(db, {
+      volunteerId: claims.sub,
+      userId: claims.uid ?? null,
+      shard: shardOf(claims.sub),
+      results: okItems,
+      errors: errorItems,
+    });
+    c.var.deps.taskChanged([...new Set([...okItems, ...errorItems].map((item) => item.taskId))]);
     const rejected = outcome.rejected.map((r) => ({ leaseId: leaseIdOf.get(`${r.ref.leaseRowId}:${r.ref.index}`) ?? "", reason: r.reason }));
     const response: z.input<typeof resultsResponse> = { accepted: body.results.length - rejected.length, rejected };
     if (body.next) Object.assign(response, await leaseFor(c, claims, body.next));
@@ -171,9 +206,10 @@ export const workRoutes = createRouter()
     const claims = await authorize(c, volunteerRoles);
     const { leaseIds } = c.req.valid("json");
     const { db, env, leaseIds: codec } = c.var.deps;
+    const decode = codec.decoder();
     const rowOf = new Map<string, number>();
     for (const [position, leaseId] of leaseIds.entries()) {
-      const parts = await codec.decode(leaseId);
+      const parts = await decode(leaseId);
       if (!parts) throw unprocessable(`leaseIds.${position} is not a lease id this server issued`, [{ path: `leaseIds.${position}`, message: "invalid lease id" }]);
       if (parts.volunteerId !== claims.sub) throw forbidden(`leaseIds.${position} was issued to another volunteer`);
       rowOf.set(leaseId, parts.leaseRowId);

@@ -1,0 +1,65 @@
+// Abuse limits (DESIGN §6): request body sizes, and per-account / per-IP counters kept in
+// Postgres so that every API process and Workers isolate shares them.
+import { hitRateLimit, peekRateLimits } from "@crowdcompute/db";
+import type { MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { AppBindings, AppContext } from "./context.ts";
+import { payloadTooLarge, tooManyRequests } from "./problem.ts";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** The largest body each route takes; anything else gets `defaultBodyLimit`. */
+const bodyLimits: { method: string; pattern: RegExp; bytes: number }[] = [
+  { method: "POST", pattern: /^\/api\/tasks$/, bytes: 64 * MiB },
+  { method: "POST", pattern: /^\/api\/tasks\/[^/]+\/inputs$/, bytes: 64 * MiB },
+  // up to 256 results of at most 1 MiB each would be 256 MiB: a batch is capped lower.
+  { method: "POST", pattern: /^\/api\/work\/results$/, bytes: 32 * MiB },
+];
+export const defaultBodyLimit = 256 * KiB;
+
+const describeBytes = (bytes: number) => (bytes >= MiB ? `${bytes / MiB} MiB` : `${bytes / KiB} KiB`);
+
+export function bodyLimitFor(method: string, path: string): number {
+  return bodyLimits.find((l) => l.method === method && l.pattern.test(path))?.bytes ?? defaultBodyLimit;
+}
+
+/**
+ * Refuses bodies over the route's limit with a 413 that names it, by Content-Length before
+ * reading and by counting while reading (a chunked body cannot slip past).
+ */
+export const limitBodies: MiddlewareHandler<AppBindings> = async (c, next) => {
+  if (c.req.method === "GET" || c.req.method === "HEAD") return next();
+  const bytes = bodyLimitFor(c.req.method, c.req.path);
+  const limited = bodyLimit({
+    maxSize: bytes,
+    onError: () => {
+      throw payloadTooLarge(`the body of ${c.req.method} ${c.req.path} may be at most ${describeBytes(bytes)} (${bytes} bytes)`);
+    },
+  });
+  return limited(c, next);
+};
+
+const minute = 60_000;
+export const loginWindowMs = 15 * minute;
+export const signupWindowMs = 60 * minute;
+
+/** Counts one hit against `key`; a 429 with Retry-After once more than `limit` in the window. */
+export async function spendLimit(c: AppContext, key: string, limit: number, windowMs: number, what: string): Promise<void> {
+  const state = await hitRateLimit(c.var.deps.db, key, windowMs);
+  if (state.hits > limit) {
+    throw tooManyRequests(`too many ${what}: at most ${limit} in ${windowMs / minute} minutes; try again later`, state.resetInMs);
+  }
+}
+
+/** A 429 when any of `keys` already reached `limit` (checked before work, counted after). */
+export async function checkLimits(c: AppContext, keys: { key: string; limit: number }[], windowMs: number, what: string): Promise<void> {
+  if (keys.length === 0) return;
+  const states = await peekRateLimits(c.var.deps.db, keys.map((k) => k.key), windowMs);
+  for (const { key, limit } of keys) {
+    const state = states.get(key);
+    if (state && state.hits >= limit) {
+      throw tooManyRequests(`too many ${what}: at most ${limit} in ${windowMs / minute} minutes; try again later`, state.resetInMs);
+    }
+  }
+}

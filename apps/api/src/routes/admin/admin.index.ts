@@ -1,0 +1,93 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { approveUser, listAccounts, notifyTaskChanged, suspendUser, unsuspendUser, type AccountRow } from "@crowdcompute/db";
+import { authorize, createRouter, type AppContext } from "../../lib/context.ts";
+import { conflict, notFound } from "../../lib/problem.ts";
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const accountSchema = z
+  .object({
+    id: z.string(),
+    email: z.string(),
+    role: z.enum(["admin", "creator"]),
+    createdAt: z.string(),
+    approvedAt: z.string().nullable(),
+    suspendedAt: z.string().nullable(),
+  })
+  .openapi("Account");
+
+const list = createRoute({
+  method: "get",
+  path: "/api/admin/users",
+  tags: ["admin"],
+  security: [{ bearer: [] }],
+  summary: "Accounts, newest first; `status=pending` lists creators waiting for approval",
+  request: {
+    query: z
+      .object({
+        status: z.enum(["pending", "suspended"]).optional(),
+        cursor: z.string().regex(uuidPattern).optional(),
+        limit: z.coerce.number().int().min(1).max(200).default(50),
+      })
+      .strict(),
+  },
+  responses: {
+    200: {
+      description: "a page of accounts",
+      content: { "application/json": { schema: z.object({ items: z.array(accountSchema), nextCursor: z.string().nullable() }) } },
+    },
+  },
+});
+
+const action = createRoute({
+  method: "post",
+  path: "/api/admin/users/{id}/{action}",
+  tags: ["admin"],
+  security: [{ bearer: [] }],
+  summary: "Approve a creator, or suspend one (its running tasks are paused) or lift a suspension",
+  request: { params: z.object({ id: z.string(), action: z.enum(["approve", "suspend", "unsuspend"]) }) },
+  responses: {
+    200: {
+      description: "done; for a suspension, the tasks it paused",
+      content: { "application/json": { schema: z.object({ ok: z.literal(true), pausedTasks: z.array(z.string()).optional() }) } },
+    },
+  },
+});
+
+const admin = (c: AppContext) => authorize(c, ["admin"]);
+
+const accountJson = (row: AccountRow) => ({
+  id: row.id,
+  email: row.email,
+  role: row.role,
+  createdAt: row.createdAt.toISOString(),
+  approvedAt: row.approvedAt?.toISOString() ?? null,
+  suspendedAt: row.suspendedAt?.toISOString() ?? null,
+});
+
+export const adminRoutes = createRouter()
+  .openapi(list, async (c) => {
+    await admin(c);
+    const { status, cursor, limit } = c.req.valid("query");
+    const rows = await listAccounts(c.var.deps.db, { status: status ?? null, before: cursor ?? null, limit });
+    const nextCursor = rows.length === limit ? rows[rows.length - 1]!.id : null;
+    return c.json({ items: rows.map(accountJson), nextCursor }, 200);
+  })
+  .openapi(action, async (c) => {
+    await admin(c);
+    const { id, action } = c.req.valid("param");
+    const { db } = c.var.deps;
+    if (!uuidPattern.test(id)) throw notFound("account");
+    if (action === "approve") {
+      if (!(await approveUser(db, id))) throw notFound("account");
+      return c.json({ ok: true as const }, 200);
+    }
+    if (action === "unsuspend") {
+      if (!(await unsuspendUser(db, id))) throw notFound("account");
+      return c.json({ ok: true as const }, 200);
+    }
+    const paused = await suspendUser(db, id);
+    if (!paused) throw conflict("no such creator: admins cannot be suspended");
+    await notifyTaskChanged(db, paused);
+    return c.json({ ok: true as const, pausedTasks: paused }, 200);
+  });

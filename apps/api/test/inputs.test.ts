@@ -1,0 +1,65 @@
+import { testBackends } from "@crowdcompute/db/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openTestApp, type TestApp } from "./harness.ts";
+
+describe.each(testBackends())("NDJSON inputs on %s", (backend) => {
+  let t: TestApp;
+  let creator: string;
+
+  beforeAll(async () => {
+    t = await openTestApp(backend);
+    creator = (await t.register("ndjson@example.com")).token;
+  });
+  afterAll(async () => t?.dispose());
+
+  const newTask = async () =>
+    (await t.call("POST", "/api/tasks", { token: creator, body: { name: "streamed", code: "export default (x) => x", start: true } })).json.task;
+  const upload = (id: string, query: string, raw: string) =>
+    t.call("POST", `/api/tasks/${id}/inputs?${query}`, { token: creator, raw, headers: { "content-type": "application/x-ndjson" } });
+
+  it("appends in order, refuses a repeated offset, and finishes only once sealed", async () => {
+    const task = await newTask();
+    expect(task).toMatchObject({ sealed: false, counts: { total: 0 } });
+    expect((await upload(task.id, "offset=0", '{"n":0}\n{"n":1}\n\n{"n":2}\n')).json).toEqual({ total: 3, sealed: false });
+    // A retried upload of the same part is refused, and names where to resume.
+    const retried = await upload(task.id, "offset=0", '{"n":0}\n');
+    expect(retried.status).toBe(409);
+    expect(retried.json.detail).toMatch(/offset=3/);
+
+    // Compute everything uploaded so far: the task must stay running, since more may come.
+    const { token } = await t.volunteer();
+    const leases = (await t.call("POST", "/api/work/lease", { token, body: { max: 64 } })).json.leases;
+    expect(leases.map((l: { input: unknown }) => l.input)).toEqual([{ n: 0 }, { n: 1 }, { n: 2 }]);
+    await t.call("POST", "/api/work/results", { token, body: { results: leases.map((l: { leaseId: string; input: unknown }) => ({ leaseId: l.leaseId, result: l.input })) } });
+    expect((await t.call("GET", `/api/tasks/${task.id}`, { token: creator })).json.task.status).toBe("running");
+
+    expect((await upload(task.id, "offset=3&seal=true", '{"n":3}')).json).toEqual({ total: 4, sealed: true });
+    expect((await upload(task.id, "offset=4", '{"n":4}\n')).status).toBe(409);
+    const more = (await t.call("POST", "/api/work/lease", { token, body: { max: 64 } })).json.leases;
+    expect(more.map((l: { index: number }) => l.index)).toEqual([3]);
+    await t.call("POST", "/api/work/results", { token, body: { results: [{ leaseId: more[0].leaseId, result: "last" }] } });
+    const done = (await t.call("GET", `/api/tasks/${task.id}`, { token: creator })).json.task;
+    expect(done).toMatchObject({ status: "done", sealed: true, counts: { total: 4, done: 4 } });
+    const lines = (await t.call("GET", `/api/tasks/${task.id}/results`, { token: creator })).text.trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.index)).toEqual([0, 1, 2, 3]);
+  });
+
+  it("stores nothing from an upload with a bad line, and says which line", async () => {
+    const task = await newTask();
+    const bad = await upload(task.id, "offset=0", '{"ok":1}\n{"ok":2}\n{broken\n');
+    expect(bad.status).toBe(422);
+    expect(bad.type).toBe("application/problem+json");
+    expect(bad.json.detail).toMatch(/line 3/);
+    expect((await upload(task.id, "offset=0", '"fine"\n')).json).toEqual({ total: 1, sealed: false });
+  });
+
+  it("only takes uploads for the owner's NDJSON tasks", async () => {
+    const task = await newTask();
+    const other = (await t.register("intruder@example.com")).token;
+    expect((await t.call("POST", `/api/tasks/${task.id}/inputs?offset=0`, { token: other, raw: "1\n" })).status).toBe(403);
+    const arrayTask = (await t.call("POST", "/api/tasks", { token: creator, body: { name: "a", code: "export default (x) => x", inputs: [1] } })).json.task;
+    expect((await upload(arrayTask.id, "offset=1", "2\n")).status).toBe(409);
+    expect((await upload(task.id, "offset=-1", "2\n")).status).toBe(422);
+    expect((await upload("01900000-0000-7000-8000-000000000000", "offset=0", "2\n")).status).toBe(404);
+  });
+});

@@ -1,0 +1,41 @@
+import { testBackends } from "@crowdcompute/db/testing";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openTestApp, type TestApp } from "./harness.ts";
+
+describe.each(testBackends())("replicated tasks through the API on %s", (backend) => {
+  let t: TestApp;
+  let creator: string;
+
+  beforeAll(async () => {
+    t = await openTestApp(backend, {}, {});
+    await t.register("first-admin@example.com");
+    creator = (await t.register("replicator@example.com")).token;
+  });
+  afterAll(async () => t?.dispose());
+
+  it("compares copies by their canonical JSON, so key order and spacing do not split a vote", async () => {
+    await t.db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running'`);
+    const task = (await t.call("POST", "/api/tasks", { token: creator, body: { name: "r2", code: "export default (x) => x", inputs: [1], replication: 2, quorum: 2, start: true } })).json.task;
+    expect(task).toMatchObject({ replication: 2, quorum: 2 });
+    const shapes = [{ a: 1, b: [true, null] }, { b: [true, null], a: 1.0 }, { a: 1, b: [true, null] }];
+    for (const [i, shape] of shapes.entries()) {
+      const { token } = await t.volunteer();
+      const { leases } = (await t.call("POST", "/api/work/lease", { token, body: { max: 4 } })).json;
+      expect(leases).toHaveLength(1);
+      const posted = await t.call("POST", "/api/work/results", { token, body: { results: [{ leaseId: leases[0].leaseId, result: shape, cpuMs: 3 }] } });
+      expect(posted.json.accepted).toBe(1);
+      const view = (await t.call("GET", `/api/tasks/${task.id}`, { token: creator })).json.task;
+      // Three fresh volunteers: the third agreeing copy settles it.
+      expect(view.status).toBe(i < 2 ? "running" : "done");
+    }
+    const lines = (await t.call("GET", `/api/tasks/${task.id}/results`, { token: creator })).text.trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toEqual([{ index: 0, input: 1, status: "done", result: { a: 1, b: [true, null] } }]);
+  });
+
+  it("refuses a quorum larger than the replication, storing nothing", async () => {
+    const bad = await t.call("POST", "/api/tasks", { token: creator, body: { name: "bad", code: "export default (x) => x", inputs: [1], replication: 2, quorum: 3 } });
+    expect(bad.status).toBe(422);
+    expect(bad.json.errors.map((e: { path: string }) => e.path)).toContain("quorum");
+  });
+});

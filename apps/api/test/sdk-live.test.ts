@@ -1,0 +1,78 @@
+// The Node entry over real HTTP, driven by the SDK's methods for API keys, stats, the
+// leaderboard and live progress: its LISTEN feed and its per-address limits included.
+import { openTestDb, testBackends, type TestDb } from "@crowdcompute/db/testing";
+import { ApiError, createClient, type Task } from "@crowdcompute/sdk";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startServer, type RunningServer } from "../src/node/server.ts";
+import { testEnv } from "./harness.ts";
+
+describe.each(testBackends())("the SDK against the Node server on %s", (backend) => {
+  let testDb: TestDb;
+  let server: RunningServer;
+
+  beforeAll(async () => {
+    testDb = await openTestDb(backend);
+    server = await startServer({
+      db: testDb.handle.db,
+      env: testEnv({ port: 0, embedded: backend === "pglite", limits: { loginPerAccount: 10, loginPerIp: 50, registerPerIp: 10, volunteersPerIp: 3 } }),
+      webDist: "/nonexistent",
+    });
+  });
+  afterAll(async () => {
+    await server?.close();
+    await testDb?.dispose();
+  });
+
+  it("mints, uses, lists and revokes API keys; follows a task live; reads stats and the leaderboard", async () => {
+    const anonymous = createClient({ baseUrl: server.url });
+    const session = anonymous.withToken((await anonymous.register("sdk-live@example.com", "a long password")).token);
+    const { key, apiKey } = await session.createApiKey("script");
+    const script = anonymous.withToken(key);
+    const task = await script.createTask({ name: "live", code: "export default (x) => x", inputs: [1, 2, 3, 4], start: true });
+    expect((await session.listApiKeys()).map((k) => k.id)).toEqual([apiKey.id]);
+
+    const seen: Task[] = [];
+    const following = (async () => {
+      for await (const update of script.taskEvents(task.id)) seen.push(update);
+    })();
+    const volunteer = anonymous.withToken((await session.createVolunteer("sdk volunteer")).token);
+    for (let i = 0; i < 2; i++) {
+      const { leases } = await volunteer.lease({ max: 2 });
+      await volunteer.submitResults(leases.map((l) => ({ leaseId: l.leaseId, result: l.input, cpuMs: 5 })));
+    }
+    await following; // returns once the task is done
+    expect(seen[0]!.counts.done).toBe(0);
+    expect(seen.at(-1)).toMatchObject({ status: "done", counts: { done: 4 } });
+
+    const { ticket } = await session.streamTicket();
+    expect(ticket.split(".")).toHaveLength(3);
+    const stats = await anonymous.stats();
+    expect(stats.chunks.done).toBe(4);
+    expect(stats.tasks.done).toBe(1);
+    const board = await anonymous.leaderboard(5);
+    expect(board[0]).toMatchObject({ kind: "user", chunksDone: 4, cpuMs: 20 });
+
+    await session.revokeApiKey(apiKey.id);
+    const revoked = await script.getTask(task.id).catch((error: unknown) => error);
+    expect(revoked).toBeInstanceOf(ApiError);
+    expect((revoked as ApiError).status).toBe(401);
+  });
+
+  it("limits volunteer identities per client address, from the socket", async () => {
+    const anonymous = createClient({ baseUrl: `http://127.0.0.1:${server.port}` });
+    const made: number[] = [];
+    let refused: ApiError | null = null;
+    for (let i = 0; i < 5 && !refused; i++) {
+      try {
+        await anonymous.createVolunteer();
+        made.push(i);
+      } catch (error) {
+        refused = error as ApiError;
+      }
+    }
+    // One volunteer came from this address in the test before (over ::1 or 127.0.0.1).
+    expect(made.length).toBeGreaterThanOrEqual(2);
+    expect(made.length).toBeLessThanOrEqual(3);
+    expect(refused?.status).toBe(429);
+  });
+});

@@ -1,0 +1,78 @@
+import { testBackends } from "@crowdcompute/db/testing";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openTestApp, type TestApp } from "./harness.ts";
+
+describe.each(testBackends())("retry-failed, clone and delete on %s", (backend) => {
+  let t: TestApp;
+  let creator: string;
+
+  beforeAll(async () => {
+    t = await openTestApp(backend);
+    creator = (await t.register("fixer@example.com")).token;
+  });
+  afterAll(async () => t?.dispose());
+
+  const task = (id: string) => t.call("GET", `/api/tasks/${id}`, { token: creator }).then((r) => r.json.task);
+  const only = async (id: string) => t.db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running' AND id <> ${id}`);
+
+  it("reopens failed chunks of a finished task, which then completes with results", async () => {
+    const created = (await t.call("POST", "/api/tasks", { token: creator, body: { name: "flaky", code: "export default (x) => x", inputs: [1, 2], maxAttempts: 1, start: true } })).json.task;
+    await only(created.id);
+    const { token } = await t.volunteer();
+    const leases = (await t.call("POST", "/api/work/lease", { token, body: { max: 2 } })).json.leases;
+    await t.call("POST", "/api/work/results", {
+      token,
+      body: { results: [{ leaseId: leases[0].leaseId, result: 1 }, { leaseId: leases[1].leaseId, error: { kind: "throw", message: "flake" } }] },
+    });
+    expect(await task(created.id)).toMatchObject({ status: "done", counts: { done: 1, failed: 1 } });
+
+    const retried = await t.call("POST", `/api/tasks/${created.id}/retry-failed`, { token: creator });
+    expect(retried.json.task).toMatchObject({ status: "running", counts: { done: 1, failed: 0, pending: 1 } });
+    const again = (await t.call("POST", "/api/work/lease", { token, body: { max: 2 } })).json.leases;
+    expect(again.map((l: { index: number }) => l.index)).toEqual([1]);
+    await t.call("POST", "/api/work/results", { token, body: { results: [{ leaseId: again[0].leaseId, result: 2 }] } });
+    expect(await task(created.id)).toMatchObject({ status: "done", counts: { done: 2, failed: 0 } });
+  });
+
+  it("clones a task's inputs into a new draft with fixed code", async () => {
+    const original = (await t.call("POST", "/api/tasks", { token: creator, body: { name: "buggy", code: "export default (x) => x +", inputs: [1] } }));
+    expect(original.status).toBe(422);
+    const source = (await t.call("POST", "/api/tasks", { token: creator, body: { name: "buggy", code: "export default (x) => { throw new Error('bug') }", inputs: [10, 20, 30], timeoutMs: 5000 } })).json.task;
+    expect((await t.call("POST", `/api/tasks/${source.id}/clone`, { token: creator, body: { code: "export default (x) => x +" } })).status).toBe(422);
+    const cloned = await t.call("POST", `/api/tasks/${source.id}/clone`, { token: creator, body: { code: "export default (x) => x * 2" } });
+    expect(cloned.status).toBe(201);
+    expect(cloned.json.task).toMatchObject({ name: "buggy", status: "draft", timeoutMs: 5000, counts: { total: 3, done: 0 } });
+    expect(cloned.json.task.id).not.toBe(source.id);
+    expect(cloned.json.task.codeSha256).not.toBe(source.codeSha256);
+
+    await t.call("POST", `/api/tasks/${cloned.json.task.id}/start`, { token: creator });
+    await only(cloned.json.task.id);
+    const { token } = await t.volunteer();
+    const leases = (await t.call("POST", "/api/work/lease", { token, body: { max: 8 } })).json.leases;
+    expect(leases.map((l: { input: number }) => l.input)).toEqual([10, 20, 30]);
+    const code = await t.call("GET", `/api/tasks/${cloned.json.task.id}/code`, { token });
+    expect(code.text).toBe("export default (x) => x * 2");
+  });
+
+  it("deletes a task with everything of it, for its owner only", async () => {
+    const doomed = (await t.call("POST", "/api/tasks", { token: creator, body: { name: "doomed", code: "export default (x) => x", inputs: [1, 2], start: true } })).json.task;
+    await only(doomed.id);
+    const { token } = await t.volunteer();
+    const leases = (await t.call("POST", "/api/work/lease", { token, body: { max: 1 } })).json.leases;
+    await t.call("POST", "/api/work/results", { token, body: { results: [{ leaseId: leases[0].leaseId, result: 1 }] } });
+    const stranger = (await t.register("stranger@example.com")).token;
+    expect((await t.call("DELETE", `/api/tasks/${doomed.id}`, { token: stranger })).status).toBe(403);
+    expect((await t.call("DELETE", `/api/tasks/${doomed.id}`, { token: creator })).status).toBe(204);
+    expect((await t.call("GET", `/api/tasks/${doomed.id}`, { token: creator })).status).toBe(404);
+    for (const table of ["results", "leases", "chunk_state", "task_counters", "chunk_inputs", "stripes"]) {
+      const out: unknown = await t.db.execute(sql`SELECT count(*)::int AS n FROM ${sql.identifier(table)} WHERE task_id = ${doomed.id}`);
+      const rows = Array.isArray(out) ? out : (out as { rows: { n: number }[] }).rows;
+      expect(rows[0].n, table).toBe(0);
+    }
+    expect((await t.call("DELETE", `/api/tasks/${doomed.id}`, { token: creator })).status).toBe(404);
+    // The late result of a deleted task is refused, not a server error.
+    const late = await t.call("POST", "/api/work/results", { token, body: { results: [{ leaseId: leases[0].leaseId, result: 1 }] } });
+    expect(late.json.rejected).toEqual([{ leaseId: leases[0].leaseId, reason: "task-unknown" }]);
+  });
+});
