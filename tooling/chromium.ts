@@ -1,30 +1,15 @@
-// Shared by every browser test and the CLI: find the system Chromium or fail loudly.
-import { existsSync, mkdtempSync } from "node:fs";
+// Shared by every browser test: the system Chromium (found as the CLI finds it) and the flags it needs here.
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { locateChromium } from "../apps/cli/src/chromium.ts";
 
-const candidates = [
-  "/usr/bin/chromium",
-  "/usr/bin/chromium-browser",
-  "/usr/bin/google-chrome",
-  "/usr/bin/google-chrome-stable",
-  "/snap/bin/chromium",
-];
-
-/** The Chromium to drive: `CHROMIUM_PATH`, else the first system install found. Throws with the install command when none exists. */
+/**
+ * The Chromium to drive in tests: `CHROMIUM_PATH`, else the first system install found (the
+ * same search as the `crowdcompute` CLI's). Throws with the install command when none exists.
+ */
 export function findChromium(env: Record<string, string | undefined> = process.env): string {
-  const fromEnv = env.CHROMIUM_PATH;
-  if (fromEnv) {
-    if (!existsSync(fromEnv)) throw new Error(`CHROMIUM_PATH=${fromEnv} does not exist`);
-    return fromEnv;
-  }
-  const found = candidates.find((path) => existsSync(path));
-  if (!found) {
-    throw new Error(
-      "No Chromium found. Install it (Debian/Ubuntu: `apt-get update && apt-get install -y chromium`) or set CHROMIUM_PATH.",
-    );
-  }
-  return found;
+  return locateChromium(undefined, env.CHROMIUM_PATH);
 }
 
 /** Flags every headless Chromium here needs (closed network, root, 2 cores). */

@@ -1,0 +1,124 @@
+// `crowdcompute submit work.js`: bundle, check the inputs, create the task (uploading large
+// NDJSON inputs in parts), optionally start and follow it.
+import { basename, extname } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ApiError, type Client, type NewTask } from "@crowdcompute/sdk";
+import cliProgress from "cli-progress";
+import { bundleWork } from "../bundle.ts";
+import { describeError, ProblemError, UsageError } from "../errors.ts";
+import { ndjsonParts, parseRange, prepareInputs, rangeChunkCount } from "../inputs.ts";
+import { formatCount, isTty, paint, printJson } from "../output.ts";
+import { loadWasm } from "../wasm.ts";
+import { watchTask } from "./tasks.ts";
+
+export interface SubmitOptions {
+  inputs?: string;
+  wasm?: string;
+  range?: string;
+  name?: string;
+  description?: string;
+  timeout?: number;
+  attempts?: number;
+  priority?: number;
+  webgpu?: boolean;
+  minify?: boolean;
+  start?: boolean;
+  watch?: boolean;
+  json: boolean;
+}
+
+export interface PreparedSubmission {
+  task: NewTask;
+  /** Large NDJSON inputs, sent after the task exists (`POST /api/tasks/:id/inputs`). */
+  upload: { path: string; count: number } | null;
+}
+
+/** One upload request's worth of NDJSON; the API takes up to 256 MiB, smaller parts retry cheaply. */
+export const uploadPartChars = 4 * 1024 * 1024;
+
+/** Everything the server needs, checked here first: a usage error means nothing was sent. */
+export async function prepareTask(file: string, options: SubmitOptions): Promise<PreparedSubmission> {
+  if ((options.inputs === undefined) === (options.range === undefined)) {
+    throw new UsageError("give exactly one of --inputs FILE (JSON array or NDJSON) or --range start:end:step:size");
+  }
+  const range = options.range !== undefined ? parseRange(options.range) : undefined;
+  const { code } = await bundleWork(file, { minify: options.minify ?? false });
+  const wasm = options.wasm !== undefined ? await loadWasm(options.wasm) : undefined;
+  const inputs = options.inputs !== undefined ? await prepareInputs(options.inputs) : undefined;
+  const task: NewTask = {
+    name: options.name ?? basename(file, extname(file)),
+    code,
+    ...(wasm ? { wasm: Buffer.from(wasm).toString("base64") } : {}),
+    ...(inputs?.kind === "array" ? { inputs: inputs.items } : {}),
+    ...(range ? { range } : {}),
+    ...(options.description !== undefined ? { description: options.description } : {}),
+    ...(options.timeout !== undefined ? { timeoutMs: options.timeout } : {}),
+    ...(options.attempts !== undefined ? { maxAttempts: options.attempts } : {}),
+    ...(options.priority !== undefined ? { priority: options.priority } : {}),
+    ...(options.webgpu ? { requires: { webgpu: true } } : {}),
+    start: Boolean(options.start || options.watch),
+  };
+  return { task, upload: inputs?.kind === "ndjson" ? { path: inputs.path, count: inputs.count } : null };
+}
+
+/**
+ * Appends the file's lines in parts at the server's own offset. A part whose answer was
+ * lost may have landed: before retrying, the task's input count says where to go on, and
+ * the offset check (409 otherwise) means nothing is ever appended twice.
+ */
+async function uploadInputs(client: Client, taskId: string, { path, count }: { path: string; count: number }, quiet: boolean): Promise<void> {
+  const bar =
+    !quiet && isTty(process.stderr)
+      ? new cliProgress.SingleBar({ format: "uploading inputs {bar} {percentage}% | {value}/{total}", stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
+      : null;
+  bar?.start(count, 0);
+  let offset = 0;
+  try {
+    for await (const whole of ndjsonParts(path, uploadPartChars)) {
+      const partStart = offset;
+      let part = whole;
+      for (let attempt = 1; part.length > 0; attempt++) {
+        try {
+          const answer = await client.appendInputs(taskId, `${part.join("\n")}\n`, { offset, seal: partStart + whole.length === count });
+          offset = answer.total;
+          break;
+        } catch (error) {
+          const retryable = !(error instanceof ApiError) || error.status >= 500 || error.status === 409;
+          if (!retryable || attempt >= 5) {
+            throw new ProblemError(`uploading inputs stopped at ${formatCount(offset)} of ${formatCount(count)} (${describeError(error)}); task ${taskId} stays a draft with partial inputs`);
+          }
+          await sleep(500 * 2 ** attempt);
+          const total = (await client.getTask(taskId)).counts.total;
+          part = whole.slice(Math.max(0, total - partStart));
+          offset = Math.max(offset, total);
+        }
+      }
+      bar?.update(offset);
+    }
+  } finally {
+    bar?.stop();
+  }
+}
+
+/** Creates the prepared task; with `watch`, follows it to the end (exit 1 unless it ends done). */
+export async function submit(client: Client, { task: newTask, upload }: PreparedSubmission, options: SubmitOptions): Promise<number> {
+  // Large inputs go up first, into a draft: volunteers never see a half-uploaded task.
+  let task = await client.createTask(upload ? { ...newTask, start: false } : newTask);
+  if (upload) {
+    await uploadInputs(client, task.id, upload, options.json);
+    task = newTask.start ? await client.taskAction(task.id, "start") : await client.getTask(task.id);
+  }
+  if (options.json) printJson(task);
+  else {
+    const chunks = newTask.range ? rangeChunkCount(newTask.range) : task.counts.total;
+    const how = upload ? ` (inputs uploaded in parts)` : "";
+    console.log(`${paint("green", "created")} task ${task.id} (${task.name}): ${formatCount(chunks)} chunks${how}, ${task.status}`);
+    if (!options.watch) {
+      if (task.status === "draft") console.log(`  start it:  crowdcompute start ${task.id}`);
+      console.log(`  follow it: crowdcompute status ${task.id} --watch`);
+      console.log(`  results:   crowdcompute results ${task.id} > results.ndjson`);
+    }
+  }
+  if (options.watch) return watchTask(client, task.id, options.json);
+  return 0;
+}

@@ -1,0 +1,161 @@
+// `status`, `tasks`, `start|pause|resume|cancel`, and following a task until it ends.
+import { setTimeout as sleep } from "node:timers/promises";
+import { ApiError, type Client, type LifecycleAction, type Task, type TaskStatus } from "@crowdcompute/sdk";
+import cliProgress from "cli-progress";
+import { describeError } from "../errors.ts";
+import { formatCount, formatDuration, formatRate, isTty, paint, printJson } from "../output.ts";
+
+export const finalStatuses: readonly TaskStatus[] = ["done", "failed", "cancelled"];
+
+const statusStyle: Record<TaskStatus, Parameters<typeof paint>[0]> = {
+  draft: "gray",
+  running: "cyan",
+  paused: "yellow",
+  done: "green",
+  failed: "red",
+  cancelled: "red",
+};
+
+const percentOf = (task: Task) => (task.counts.total === 0 ? 0 : Math.floor(((task.counts.done + task.counts.failed) * 100) / task.counts.total));
+
+function bar(task: Task, width = 30): string {
+  const { total, done, failed } = task.counts;
+  const doneCells = total === 0 ? 0 : Math.round((done / total) * width);
+  const failedCells = total === 0 ? 0 : Math.min(width - doneCells, Math.round((failed / total) * width));
+  return paint("green", "█".repeat(doneCells)) + paint("red", "█".repeat(failedCells)) + paint("gray", "░".repeat(width - doneCells - failedCells));
+}
+
+/** A task for people: a bar and colours on a TTY, `key: value` lines when piped. */
+export function printTask(task: Task): void {
+  const { total, done, failed, pending, leased } = task.counts;
+  const lines: [string, string][] = [
+    ["task", `${task.id}  ${task.name}`],
+    ["status", paint(statusStyle[task.status], task.status)],
+    [
+      "progress",
+      `${isTty(process.stdout) ? `${bar(task)} ` : ""}${percentOf(task)}%  ${formatCount(done)} done, ${formatCount(failed)} failed, ${formatCount(leased)} running, ${formatCount(pending)} pending of ${formatCount(total)}`,
+    ],
+    ["rate", `${formatRate(task.chunksPerSec)} chunks/s (last minute)`],
+    ["cpu", formatDuration(task.cpuMs)],
+    ["created", task.createdAt],
+  ];
+  if (task.finishedAt) lines.push(["finished", task.finishedAt]);
+  if (task.lastError) lines.push(["last error", paint("red", `chunk ${task.lastError.index}: ${task.lastError.kind}: ${task.lastError.message}`)]);
+  if (task.aggregate.state !== "none" && task.aggregate.state !== "pending") lines.push(["aggregate", JSON.stringify(task.aggregate)]);
+  for (const [key, value] of lines) console.log(`${`${key}:`.padEnd(11)} ${value}`);
+}
+
+export async function showStatus(client: Client, id: string, json: boolean): Promise<number> {
+  const task = await client.getTask(id);
+  if (json) printJson(task);
+  else printTask(task);
+  return 0;
+}
+
+/** How long a followed task may go without an answer from the server before we give up. */
+const unreachableLimitMs = 120_000;
+
+/**
+ * Polls the task every second until it is done, failed or cancelled: a live bar on a TTY,
+ * a line per change when piped (at most every 2 s), a JSON line per change with --json.
+ * Resolves with 0 when the task ends done, 1 otherwise.
+ */
+export async function watchTask(client: Client, id: string, json: boolean): Promise<number> {
+  const tty = !json && isTty(process.stderr);
+  const liveBar = tty
+    ? new cliProgress.SingleBar(
+        {
+          format: `{bar} {percentage}% | {value}/{total} chunks | {failed} failed | {rate}/s | {status}`,
+          stream: process.stderr,
+          hideCursor: true,
+          barsize: 30,
+          fps: 4,
+        },
+        cliProgress.Presets.shades_classic,
+      )
+    : null;
+  let lastKey = "";
+  let lastPrintedAt = 0;
+  let unreachableSince: number | null = null;
+  let task: Task | null = null;
+  let saidDraft = false;
+  try {
+    for (;;) {
+      try {
+        task = await client.getTask(id);
+        unreachableSince = null;
+      } catch (error) {
+        if (error instanceof ApiError && error.status < 500) throw error;
+        unreachableSince ??= Date.now();
+        if (Date.now() - unreachableSince > unreachableLimitMs) throw error;
+        if (!json && !tty) console.error(`${describeError(error)}; still trying`);
+        await sleep(2000);
+        continue;
+      }
+      const { done, failed, total, leased } = task.counts;
+      const final = finalStatuses.includes(task.status);
+      const key = `${task.status}/${done}/${failed}/${leased}`;
+      if (liveBar) {
+        const payload = { failed: formatCount(failed), rate: formatRate(task.chunksPerSec), status: task.status };
+        if (lastKey === "") liveBar.start(total, done + failed, payload);
+        else liveBar.setTotal(total);
+        liveBar.update(done + failed, payload);
+      } else if (key !== lastKey && (final || Date.now() - lastPrintedAt >= 2000)) {
+        lastPrintedAt = Date.now();
+        if (json) printJson({ id: task.id, status: task.status, counts: task.counts, chunksPerSec: task.chunksPerSec });
+        else console.log(`${task.status}: ${done}/${total} done, ${failed} failed, ${leased} running, ${formatRate(task.chunksPerSec)}/s`);
+      }
+      if (key !== lastKey) lastKey = key;
+      if (final) break;
+      if (task.status === "draft" && !saidDraft && !json) {
+        saidDraft = true;
+        console.error(`task ${id} is a draft: start it with \`crowdcompute start ${id}\``);
+      }
+      await sleep(1000);
+    }
+  } finally {
+    liveBar?.stop();
+  }
+  if (!json) {
+    const style = task.status === "done" ? "green" : "red";
+    console.error(paint(style, `task ${task.id} ${task.status}`, process.stderr) + ` (${formatCount(task.counts.done)} done, ${formatCount(task.counts.failed)} failed)`);
+    if (task.lastError) console.error(`last error: chunk ${task.lastError.index}: ${task.lastError.kind}: ${task.lastError.message}`);
+  }
+  return task.status === "done" ? 0 : 1;
+}
+
+export async function lifecycle(client: Client, id: string, action: LifecycleAction, json: boolean): Promise<number> {
+  const task = await client.taskAction(id, action);
+  if (json) printJson(task);
+  else console.log(`task ${task.id} is ${paint(statusStyle[task.status], task.status)}`);
+  return 0;
+}
+
+export async function listTasks(client: Client, { limit, all, json }: { limit: number; all: boolean; json: boolean }): Promise<number> {
+  const tasks: Task[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await client.listTasks({ limit: all ? 200 : Math.min(limit, 200), ...(cursor ? { cursor } : {}) });
+    tasks.push(...page.items);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor && (all || tasks.length < limit));
+  const shown = all ? tasks : tasks.slice(0, limit);
+  if (json) {
+    printJson(shown);
+    return 0;
+  }
+  if (shown.length === 0) {
+    console.log("no tasks yet: create one with `crowdcompute submit work.js --inputs inputs.ndjson`");
+    return 0;
+  }
+  const header = ["ID", "STATUS", "FINAL/TOTAL", "CREATED", "NAME"];
+  const rows = shown.map((task) => [task.id, task.status, `${formatCount(task.counts.done + task.counts.failed)}/${formatCount(task.counts.total)}`, task.createdAt.slice(0, 19).replace("T", " "), task.name]);
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
+  // Padding is measured before colouring: escape codes have no width.
+  const format = (row: string[], style: (cell: string, column: number) => string) =>
+    row.map((cell, i) => style(i === row.length - 1 ? cell : cell.padEnd(widths[i]!), i)).join("  ");
+  console.log(format(header, (cell) => paint("bold", cell)));
+  for (const row of rows) console.log(format(row, (cell, column) => (column === 1 ? paint(statusStyle[row[1] as TaskStatus], cell) : cell)));
+  if (!all && cursor) console.log(paint("gray", `(more: --limit ${limit * 2} or --all)`));
+  return 0;
+}

@@ -1,0 +1,315 @@
+// `crowdcompute volunteer`: K headless Chromiums on the real volunteer page, supervised.
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Page } from "puppeteer-core";
+import { describeError } from "../errors.ts";
+import { launchChromium, type LaunchedBrowser } from "../chromium.ts";
+import { formatCount, formatDuration, formatRate, isTty, paint, printJson } from "../output.ts";
+
+export interface VolunteerOptions {
+  server: string;
+  /** Worker threads per browser; the page's default (half the cores) when absent. */
+  threads: number | undefined;
+  executablePath: string;
+  instances: number;
+  webgpu: boolean;
+  json: boolean;
+}
+
+/** What the page shows, read each second. */
+interface PageFigures {
+  state: string;
+  chunksDone: number;
+  chunksFailed: number;
+  cpuMs: number;
+  message: string | null;
+}
+
+type InstanceState = "launching" | "loading" | "starting" | "running" | "waiting" | "paused" | "error" | "stopped";
+
+// The page's status labels (apps/web volunteer-page.tsx), as the CLI names them.
+const stateByLabel: Record<string, InstanceState> = {
+  "Not started": "loading",
+  "Starting…": "starting",
+  Computing: "running",
+  "Waiting for work": "waiting",
+  Paused: "paused",
+  Trouble: "error",
+};
+
+/** The page retries a dead server by itself; only a runner that gave up (or hung) needs a reload. */
+const stuckStartingMs = 60_000;
+const stuckTroubleMs = 120_000;
+const pollMs = 1000;
+const retryDelaysMs = [1000, 2000, 5000, 10_000];
+
+const threadsSlider = '::-p-aria([name="Threads"][role="slider"])';
+const startButton = '::-p-aria([name="Start"][role="button"])';
+const pauseButton = '::-p-aria([name="Pause"][role="button"])';
+/** How long Ctrl-C waits for a page to post the results it holds. */
+const pauseGraceMs = 5000;
+
+type Event =
+  | { event: "browser"; instance: number; pid: number | null; profile: string }
+  | { event: "threads"; instance: number; threads: number; requested: number }
+  | { event: "reload"; instance: number; reason: string }
+  | { event: "retry"; instance: number; error: string; inMs: number };
+
+class Instance {
+  readonly number: number;
+  state: InstanceState = "launching";
+  message: string | null = null;
+  /** Counters of pages that were reloaded: the page's own start again from zero. */
+  private carried = { chunksDone: 0, chunksFailed: 0, cpuMs: 0 };
+  private shown = { chunksDone: 0, chunksFailed: 0, cpuMs: 0 };
+  private launched: LaunchedBrowser | null = null;
+  private readonly options: VolunteerOptions;
+  private readonly emit: (event: Event) => void;
+  private readonly signal: AbortSignal;
+
+  constructor(number: number, options: VolunteerOptions, emit: (event: Event) => void, signal: AbortSignal) {
+    this.number = number;
+    this.options = options;
+    this.emit = emit;
+    this.signal = signal;
+  }
+
+  get totals() {
+    return {
+      chunksDone: this.carried.chunksDone + this.shown.chunksDone,
+      chunksFailed: this.carried.chunksFailed + this.shown.chunksFailed,
+      cpuMs: this.carried.cpuMs + this.shown.cpuMs,
+    };
+  }
+
+  /** Keeps a browser on the volunteer page until the signal aborts. */
+  async run(): Promise<void> {
+    // Consecutive failures (a launch or a load that threw, or a page that died within a
+    // minute) space the retries out, so a broken server is not hammered.
+    let failures = 0;
+    while (!this.signal.aborted) {
+      try {
+        if (!this.launched?.browser.connected) {
+          await this.launched?.close();
+          this.state = "launching";
+          this.launched = await launchChromium(this.options.executablePath, { webgpu: this.options.webgpu });
+          this.emit({ event: "browser", instance: this.number, pid: this.launched.pid, profile: this.launched.userDataDir });
+        }
+        const opened = Date.now();
+        const reason = await this.serve(await this.launched.browser.newPage());
+        if (this.signal.aborted) break;
+        failures = Date.now() - opened < 60_000 ? failures + 1 : 0;
+        this.emit({ event: "reload", instance: this.number, reason });
+        await sleep(retryDelaysMs[Math.min(failures, retryDelaysMs.length - 1)]!, undefined, { signal: this.signal }).catch(() => {});
+      } catch (error) {
+        if (this.signal.aborted) break;
+        const inMs = retryDelaysMs[Math.min(failures++, retryDelaysMs.length - 1)]!;
+        this.state = "error";
+        // Chromium's "net::ERR_CONNECTION_REFUSED at http://…" reads better the other way round.
+        this.message = describeError(error).replace(/^net::(\S+) at (\S+)$/, "cannot reach $2 ($1)");
+        this.emit({ event: "retry", instance: this.number, error: this.message, inMs });
+        await sleep(inMs, undefined, { signal: this.signal }).catch(() => {});
+      }
+    }
+    this.state = "stopped";
+    await this.launched?.close();
+  }
+
+  /** Opens the page, starts it, and watches it; returns why it must be reloaded. */
+  private async serve(page: Page): Promise<string> {
+    let crashed = false;
+    page.on("error", () => (crashed = true));
+    try {
+      this.state = "loading";
+      await page.goto(`${this.options.server}/`, { waitUntil: "domcontentloaded", timeout: 30_000 });
+      const slider = await page.waitForSelector(threadsSlider, { timeout: 30_000 });
+      if (!slider) throw new Error("the volunteer page has no Threads slider");
+      if (this.options.threads !== undefined) {
+        const requested = this.options.threads;
+        // React reads the value through the native setter and an `input` event.
+        const threads = await slider.evaluate((element, wanted) => {
+          const input = element as HTMLInputElement;
+          const max = Number(input.max) || wanted;
+          const value = Math.min(wanted, max);
+          Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value")!.set!.call(input, String(value));
+          input.dispatchEvent(new Event("input", { bubbles: true }));
+          return value;
+        }, requested);
+        if (threads !== requested) this.emit({ event: "threads", instance: this.number, threads, requested });
+      }
+      const start = await page.waitForSelector(startButton, { timeout: 30_000 });
+      await start!.click();
+
+      let stateSince = Date.now();
+      let lastState = "";
+      while (!this.signal.aborted) {
+        await sleep(pollMs, undefined, { signal: this.signal }).catch(() => {});
+        if (this.signal.aborted) break;
+        if (crashed || page.isClosed()) return "the page crashed";
+        let figures: PageFigures;
+        try {
+          figures = await page.evaluate(readFigures);
+        } catch (error) {
+          if (crashed || page.isClosed()) return "the page crashed";
+          return `the page stopped answering (${describeError(error)})`;
+        }
+        this.shown = { chunksDone: figures.chunksDone, chunksFailed: figures.chunksFailed, cpuMs: figures.cpuMs };
+        this.state = stateByLabel[figures.state] ?? "error";
+        this.message = figures.message;
+        if (figures.state !== lastState) {
+          lastState = figures.state;
+          stateSince = Date.now();
+        }
+        const stuckFor = Date.now() - stateSince;
+        if (this.state === "error" && !/retrying/.test(figures.message ?? "")) return `the page gave up: ${figures.message ?? "unknown error"}`;
+        if (this.state === "error" && stuckFor > stuckTroubleMs) return `the page has been in trouble for ${formatDuration(stuckFor)}`;
+        if (this.state === "starting" && stuckFor > stuckStartingMs) return `the page has been starting for ${formatDuration(stuckFor)}`;
+      }
+      await this.pauseGently(page);
+      return "stopping";
+    } finally {
+      this.carried = this.totals;
+      this.shown = { chunksDone: 0, chunksFailed: 0, cpuMs: 0 };
+      if (!page.isClosed()) await page.close().catch(() => {});
+    }
+  }
+
+  /**
+   * Presses Pause, which lets the page post the results it holds and stop asking for more,
+   * and waits a little for that: a chunk computed but never posted is a chunk computed twice.
+   */
+  private async pauseGently(page: Page): Promise<void> {
+    try {
+      const pause = await page.$(pauseButton);
+      if (!pause) return;
+      await pause.click();
+      const deadline = Date.now() + pauseGraceMs;
+      while (Date.now() < deadline) {
+        const figures = await page.evaluate(readFigures);
+        this.shown = { chunksDone: figures.chunksDone, chunksFailed: figures.chunksFailed, cpuMs: figures.cpuMs };
+        if (stateByLabel[figures.state] === "paused") return;
+        await sleep(200);
+      }
+    } catch {
+      // The page is gone or busy: closing it is all that is left.
+    }
+  }
+}
+
+/** Runs in the page: the figures section, by its accessible labels. */
+function readFigures(): PageFigures {
+  const figures: Record<string, string> = {};
+  for (const item of document.querySelectorAll('section[aria-label="Your contribution"] > div')) {
+    const label = item.querySelector(".label")?.textContent?.trim();
+    const value = item.querySelector("strong")?.textContent?.trim();
+    if (label && value !== undefined) figures[label] = value;
+  }
+  const cpu = figures["CPU time"] ?? "0 ms";
+  // "350 ms", "4.2 s", "3 min 5 s"
+  const cpuMs = [...cpu.matchAll(/([\d.]+)\s*(min|ms|s)/g)].reduce((sum, [, n, unit]) => sum + Number(n) * (unit === "min" ? 60_000 : unit === "s" ? 1000 : 1), 0);
+  return {
+    state: document.querySelector('[data-testid="state"]')?.textContent?.trim() ?? "",
+    // Digits only: "1,234" and "1 234" are counts too.
+    chunksDone: Number((document.querySelector('[data-testid="chunks-done"]')?.textContent ?? "").replace(/\D/g, "")) || 0,
+    chunksFailed: Number((figures["Chunks failed"] ?? "").replace(/\D/g, "")) || 0,
+    cpuMs,
+    message: document.querySelector('[role="status"]')?.textContent ?? null,
+  };
+}
+
+/** Runs until SIGINT or SIGTERM, then closes every browser; resolves with the exit code. */
+export async function volunteer(options: VolunteerOptions): Promise<number> {
+  const stop = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      // A second Ctrl-C while closing: give up on a tidy exit.
+      process.stderr.write(`\n${signal} again: exiting without waiting for the browsers\n`);
+      process.exit(1);
+    }
+    stop.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  const tty = !options.json && isTty(process.stdout);
+  const samples: { at: number; done: number }[] = [];
+  let liveLine = false;
+  const clearLive = () => {
+    if (liveLine) process.stdout.write("\r\x1b[2K");
+    liveLine = false;
+  };
+  const emit = (event: Event) => {
+    if (options.json) return printJson(event);
+    clearLive();
+    const who = options.instances > 1 ? `browser ${event.instance}: ` : "";
+    if (event.event === "browser") console.error(`${who}Chromium started (pid ${event.pid ?? "?"}), opening ${options.server}/`);
+    if (event.event === "threads") console.error(`${who}the page allows at most ${event.threads} threads here; using ${event.threads} (asked for ${event.requested})`);
+    if (event.event === "reload") console.error(paint("yellow", `${who}reloading the volunteer page: ${event.reason}`, process.stderr));
+    if (event.event === "retry") console.error(paint("yellow", `${who}${event.error}; retrying in ${event.inMs / 1000} s`, process.stderr));
+  };
+
+  const instances = Array.from({ length: options.instances }, (_, i) => new Instance(i + 1, options, emit, stop.signal));
+  const summary = () => {
+    const totals = instances.map((instance) => instance.totals);
+    const done = totals.reduce((sum, t) => sum + t.chunksDone, 0);
+    const now = Date.now();
+    samples.push({ at: now, done });
+    while (samples.length > 2 && now - samples[0]!.at > 10_000) samples.shift();
+    const first = samples[0]!;
+    const rate = now > first.at ? ((done - first.done) * 1000) / (now - first.at) : 0;
+    return {
+      chunksDone: done,
+      chunksFailed: totals.reduce((sum, t) => sum + t.chunksFailed, 0),
+      cpuMs: totals.reduce((sum, t) => sum + t.cpuMs, 0),
+      rate,
+      states: instances.map((instance) => instance.state),
+    };
+  };
+  const describeStates = (states: InstanceState[]) => {
+    const counts = new Map<InstanceState, number>();
+    for (const state of states) counts.set(state, (counts.get(state) ?? 0) + 1);
+    return [...counts].map(([state, n]) => (states.length > 1 ? `${n} ${state}` : state)).join(", ");
+  };
+
+  // With --json or piped: a line when something changed, at most every 5 s (a log, not an
+  // animation), and at least every 60 s so a log shows the process is alive.
+  let lastKey = "";
+  let lastPrintedAt = 0;
+  const report = () => {
+    const s = summary();
+    if (tty) {
+      const line = `${formatCount(s.chunksDone)} chunks done · ${formatRate(s.rate)}/s · ${formatCount(s.chunksFailed)} failed · CPU ${formatDuration(s.cpuMs)} · ${describeStates(s.states)}`;
+      process.stdout.write(`\r\x1b[2K${paint("cyan", "●")} ${line}`);
+      liveLine = true;
+      return;
+    }
+    const key = `${s.chunksDone}/${s.chunksFailed}/${s.states.join()}`;
+    const since = Date.now() - lastPrintedAt;
+    if (key === lastKey ? since < 60_000 : since < (options.json ? 1000 : 5000)) return;
+    lastKey = key;
+    lastPrintedAt = Date.now();
+    if (options.json) printJson({ event: "progress", ...s, rate: Number(s.rate.toFixed(2)) });
+    else console.log(`${formatCount(s.chunksDone)} chunks done · ${formatRate(s.rate)}/s · ${formatCount(s.chunksFailed)} failed · CPU ${formatDuration(s.cpuMs)} · ${describeStates(s.states)}`);
+  };
+
+  if (!options.json) {
+    const threads = options.threads === undefined ? "the page's default threads" : `${options.threads} thread${options.threads === 1 ? "" : "s"}`;
+    console.error(`Volunteering for ${options.server} with ${options.instances} browser${options.instances === 1 ? "" : "s"}, ${threads} each. Ctrl-C stops.`);
+  }
+  const ticker = setInterval(report, pollMs);
+  try {
+    await Promise.all(instances.map((instance) => instance.run()));
+  } finally {
+    clearInterval(ticker);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+  const s = summary();
+  if (options.json) printJson({ event: "stopped", chunksDone: s.chunksDone, chunksFailed: s.chunksFailed, cpuMs: s.cpuMs });
+  else {
+    clearLive();
+    console.log(`Stopped: ${formatCount(s.chunksDone)} chunks done, ${formatCount(s.chunksFailed)} failed, CPU ${formatDuration(s.cpuMs)}.`);
+  }
+  return 0;
+}

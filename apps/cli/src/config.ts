@@ -1,0 +1,101 @@
+// Where the CLI finds its server and credentials: flags, then the environment, then the
+// config file written by `crowdcompute login`.
+import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { UsageError } from "./errors.ts";
+
+export const defaultServer = "http://localhost:8787";
+
+/** The environment, read once by the entry (src/main.ts) and passed down. */
+export interface CliEnv {
+  /** CROWDCOMPUTE_API_KEY: a creator token; wins over the config file. */
+  apiKey: string | undefined;
+  /** CROWDCOMPUTE_SERVER */
+  server: string | undefined;
+  /** CHROMIUM_PATH */
+  chromiumPath: string | undefined;
+  /** `$XDG_CONFIG_HOME/crowdcompute/config.json`, else `~/.config/crowdcompute/config.json`. */
+  configFile: string;
+}
+
+export function readCliEnv(env: Record<string, string | undefined>): CliEnv {
+  const configHome = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), ".config");
+  return {
+    apiKey: env.CROWDCOMPUTE_API_KEY || undefined,
+    server: env.CROWDCOMPUTE_SERVER || undefined,
+    chromiumPath: env.CHROMIUM_PATH || undefined,
+    configFile: join(configHome, "crowdcompute", "config.json"),
+  };
+}
+
+/** What `login` stores: one credential per server, so a token never goes to another server. */
+export interface ConfigFile {
+  defaultServer?: string;
+  servers: Record<string, { token: string; email?: string; kind: "api-key" | "session" }>;
+}
+
+export async function readConfig(path: string): Promise<ConfigFile> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { servers: {} };
+    throw error;
+  }
+  try {
+    const parsed = JSON.parse(text) as Partial<ConfigFile>;
+    return { ...parsed, servers: parsed.servers ?? {} };
+  } catch {
+    throw new UsageError(`${path} is not valid JSON: fix or delete it, then run \`crowdcompute login\` again`);
+  }
+}
+
+/** Writes the file readable by its owner only (0600), in a 0700 directory: it holds credentials. */
+export async function writeConfig(path: string, config: ConfigFile): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await writeFile(path, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  // `mode` applies only when the file is created; an older file keeps its bits otherwise.
+  await chmod(path, 0o600);
+}
+
+export async function deleteConfigEntry(path: string, server: string): Promise<boolean> {
+  const config = await readConfig(path);
+  if (!config.servers[server]) return false;
+  delete config.servers[server];
+  if (config.defaultServer === server) delete config.defaultServer;
+  if (Object.keys(config.servers).length === 0) await rm(path, { force: true });
+  else await writeConfig(path, config);
+  return true;
+}
+
+/** `http://host:port` (plus any path prefix), validated; a usage error otherwise. */
+export function normalizeServer(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UsageError(`--server: not a URL: ${JSON.stringify(value)} (expected e.g. ${defaultServer})`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new UsageError(`--server: expected an http(s) URL, got ${value}`);
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+/** The server to talk to: --server, CROWDCOMPUTE_SERVER, the one `login` used last, or the local default. */
+export async function resolveServer(env: CliEnv, flag: string | undefined): Promise<string> {
+  if (flag) return normalizeServer(flag);
+  if (env.server) return normalizeServer(env.server);
+  const config = await readConfig(env.configFile);
+  return config.defaultServer ?? defaultServer;
+}
+
+/** The creator credential for `server`: CROWDCOMPUTE_API_KEY, else what `login` stored for it. */
+export async function resolveToken(env: CliEnv, server: string): Promise<string> {
+  if (env.apiKey) return env.apiKey;
+  const config = await readConfig(env.configFile);
+  const entry = config.servers[server];
+  if (!entry) {
+    throw new UsageError(`not signed in to ${server}: run \`crowdcompute login --server ${server}\` or set CROWDCOMPUTE_API_KEY`);
+  }
+  return entry.token;
+}

@@ -1,0 +1,214 @@
+// The `crowdcompute` command (DESIGN §8): the only file that reads the environment and exits.
+import { availableParallelism } from "node:os";
+import { createClient, type Client, type LifecycleAction } from "@crowdcompute/sdk";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { type CliEnv, readCliEnv, resolveServer, resolveToken } from "./config.ts";
+import { describeError, exitCodeOf, exitCodes } from "./errors.ts";
+import { paint } from "./output.ts";
+
+function integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max === Number.MAX_SAFE_INTEGER ? "∞" : max}.`);
+    }
+    return n;
+  };
+}
+
+const serverOption = () => new Option("--server <url>", "the CrowdCompute server (default: $CROWDCOMPUTE_SERVER, the last `login`, or http://localhost:8787)");
+const jsonOption = () => new Option("--json", "machine-readable JSON on stdout");
+
+export function buildProgram(env: CliEnv, setExitCode: (code: number) => void): Command {
+  const creator = async (flags: { server?: string }): Promise<Client> => {
+    const server = await resolveServer(env, flags.server);
+    return createClient({ baseUrl: server, token: await resolveToken(env, server) });
+  };
+
+  const program = new Command("crowdcompute")
+    .description("Lend this machine's browsers to a CrowdCompute server, or run tasks on one.")
+    .showHelpAfterError("(add --help for usage)")
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(paint("red", text, process.stderr)) })
+    .addHelpText(
+      "after",
+      `
+Environment:
+  CROWDCOMPUTE_SERVER    default server for every command
+  CROWDCOMPUTE_API_KEY   creator credential (instead of \`crowdcompute login\`)
+  CHROMIUM_PATH          the browser for \`volunteer\` and \`run\` (instead of --browser)
+
+Exit codes: 0 ok, 1 the server refused or failed (or a watched task did not finish done), 2 a usage error (nothing was sent).`,
+    );
+
+  program
+    .command("volunteer")
+    .description("run headless Chromium volunteers on the server's volunteer page until Ctrl-C")
+    .addOption(serverOption())
+    .option("--threads <n>", "worker threads per browser (default: the page's, half the cores)", integer("--threads", 1, 64))
+    .option("--instances <k>", "browsers to run", integer("--instances", 1, 64), 1)
+    .option("--browser <path>", "Chromium or Chrome to use (default: detected, or $CHROMIUM_PATH)")
+    .option("--webgpu", "let tasks that need WebGPU run here (enables Chromium's WebGPU)")
+    .addOption(jsonOption())
+    .action(async (flags: { server?: string; threads?: number; instances: number; browser?: string; webgpu?: boolean; json?: boolean }) => {
+      const { locateChromium } = await import("./chromium.ts");
+      const { volunteer } = await import("./commands/volunteer.ts");
+      const server = await resolveServer(env, flags.server);
+      const executablePath = locateChromium(flags.browser, env.chromiumPath);
+      setExitCode(await volunteer({ server, threads: flags.threads, instances: flags.instances, executablePath, webgpu: flags.webgpu ?? false, json: flags.json ?? false }));
+    });
+
+  program
+    .command("login")
+    .description("sign in (or --register) and keep the credential in your config dir (mode 0600)")
+    .addOption(serverOption())
+    .option("--email <email>", "account email (asked for on a terminal)")
+    .option("--password-stdin", "read the password from stdin instead of asking")
+    .option("--register", "create the account first")
+    .addOption(jsonOption())
+    .action(async (flags: { server?: string; email?: string; passwordStdin?: boolean; register?: boolean; json?: boolean }) => {
+      const { login } = await import("./commands/login.ts");
+      setExitCode(await login(env, await resolveServer(env, flags.server), { ...flags, json: flags.json ?? false }));
+    });
+
+  program
+    .command("logout")
+    .description("forget the credential stored for a server")
+    .addOption(serverOption())
+    .addOption(jsonOption())
+    .action(async (flags: { server?: string; json?: boolean }) => {
+      const { logout } = await import("./commands/login.ts");
+      setExitCode(await logout(env, await resolveServer(env, flags.server), flags.json ?? false));
+    });
+
+  const inputOptions = (command: Command) =>
+    command
+      .option("--inputs <file>", "inputs: a JSON array (.json) or one JSON value per line (.ndjson)")
+      .option("--range <start:end:step:size>", "inputs: chunks of `size` integers from start (inclusive) to end (exclusive)")
+      .option("--wasm <file>", "a WebAssembly module (.wasm, or .wat text compiled here) for `ctx.wasm`")
+      .option("--minify", "minify the bundled work code");
+
+  inputOptions(
+    program
+      .command("submit")
+      .description("bundle a work function (with its imports) and create a task from it")
+      .argument("<work.js>", "an ES module whose default export is the work function"),
+  )
+    .option("--name <name>", "task name (default: the file name)")
+    .option("--description <text>", "task description")
+    .option("--timeout <ms>", "per-chunk timeout in ms", integer("--timeout", 100, 3_600_000))
+    .option("--attempts <n>", "attempts per chunk before it fails", integer("--attempts", 1, 100))
+    .option("--priority <n>", "order among your own tasks (higher first)", integer("--priority", -1000, 1000))
+    .option("--webgpu", "only volunteers with WebGPU may run it")
+    .option("--start", "start it at once (default: a draft)")
+    .option("--watch", "start it and follow its progress until it ends (exit 1 unless it ends done)")
+    .addOption(serverOption())
+    .addOption(jsonOption())
+    .action(async (file: string, flags: Record<string, unknown> & { server?: string; json?: boolean }) => {
+      const { prepareTask, submit } = await import("./commands/submit.ts");
+      const options = { ...flags, json: flags.json ?? false };
+      // Everything is checked and bundled before credentials are looked at: a usage error always wins.
+      const newTask = await prepareTask(file, options);
+      setExitCode(await submit(await creator(flags), newTask, options));
+    });
+
+  program
+    .command("status")
+    .description("a task's progress (a bar on a terminal, plain lines when piped)")
+    .argument("<id>", "task id")
+    .option("-w, --watch", "follow it until it ends (exit 1 unless it ends done)")
+    .addOption(serverOption())
+    .addOption(jsonOption())
+    .action(async (id: string, flags: { server?: string; watch?: boolean; json?: boolean }) => {
+      const { showStatus, watchTask } = await import("./commands/tasks.ts");
+      const client = await creator(flags);
+      setExitCode(flags.watch ? await watchTask(client, id, flags.json ?? false) : await showStatus(client, id, flags.json ?? false));
+    });
+
+  program
+    .command("results")
+    .description("download a task's final results to stdout, streamed (progress on stderr)")
+    .argument("<id>", "task id")
+    .addOption(new Option("--format <format>", "ndjson or csv").choices(["ndjson", "csv"]).default("ndjson"))
+    .option("-q, --quiet", "no progress on stderr")
+    .addOption(serverOption())
+    .action(async (id: string, flags: { server?: string; format: "ndjson" | "csv"; quiet?: boolean }) => {
+      const { downloadResults } = await import("./commands/results.ts");
+      setExitCode(await downloadResults(await creator(flags), id, flags.format, flags.quiet ?? false));
+    });
+
+  const actions: [LifecycleAction, string][] = [
+    ["start", "start a draft task"],
+    ["pause", "stop handing out a task's chunks (those running finish)"],
+    ["resume", "hand out a paused task's chunks again"],
+    ["cancel", "cancel a task for good"],
+  ];
+  for (const [action, description] of actions) {
+    program
+      .command(action)
+      .description(description)
+      .argument("<id>", "task id")
+      .addOption(serverOption())
+      .addOption(jsonOption())
+      .action(async (id: string, flags: { server?: string; json?: boolean }) => {
+        const { lifecycle } = await import("./commands/tasks.ts");
+        setExitCode(await lifecycle(await creator(flags), id, action, flags.json ?? false));
+      });
+  }
+
+  program
+    .command("tasks")
+    .description("your tasks, newest first")
+    .option("--limit <n>", "how many", integer("--limit", 1, 10_000), 20)
+    .option("--all", "every task")
+    .addOption(serverOption())
+    .addOption(jsonOption())
+    .action(async (flags: { server?: string; limit: number; all?: boolean; json?: boolean }) => {
+      const { listTasks } = await import("./commands/tasks.ts");
+      setExitCode(await listTasks(await creator(flags), { limit: flags.limit, all: flags.all ?? false, json: flags.json ?? false }));
+    });
+
+  inputOptions(
+    program
+      .command("run")
+      .description("dry run: compute chunks in local headless Chromium, in the same sandbox volunteers use; prints results like `results`")
+      .argument("<work.js>", "an ES module whose default export is the work function"),
+  )
+    .option("--limit <n>", "only the first n chunks", integer("--limit", 1))
+    .option("--threads <n>", "worker threads", integer("--threads", 1, 64), Math.min(4, availableParallelism()))
+    .option("--timeout <ms>", "per-chunk timeout in ms", integer("--timeout", 100, 3_600_000), 60_000)
+    .addOption(new Option("--format <format>", "ndjson or csv").choices(["ndjson", "csv"]).default("ndjson"))
+    .option("--browser <path>", "Chromium or Chrome to use (default: detected, or $CHROMIUM_PATH)")
+    .option("--webgpu", "enable Chromium's WebGPU")
+    .action(async (file: string, flags: { inputs?: string; range?: string; wasm?: string; limit?: number; threads: number; timeout: number; format: "ndjson" | "csv"; browser?: string; minify?: boolean; webgpu?: boolean }) => {
+      const { locateChromium } = await import("./chromium.ts");
+      const { runLocally } = await import("./commands/run.ts");
+      const executablePath = locateChromium(flags.browser, env.chromiumPath);
+      setExitCode(await runLocally(file, { ...flags, executablePath }));
+    });
+
+  return program;
+}
+
+async function main(): Promise<never> {
+  // `crowdcompute results ID | head`: the reader left, which is not an error of ours.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(exitCodes.ok);
+    throw error;
+  });
+  let code: number = exitCodes.ok;
+  const program = buildProgram(readCliEnv(process.env), (value) => (code = value));
+  try {
+    await program.parseAsync(process.argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Commander has printed its message (or the help) already.
+      process.exit(error.exitCode === 0 ? exitCodes.ok : exitCodes.usage);
+    }
+    process.stderr.write(`${paint("red", "error:", process.stderr)} ${describeError(error)}\n`);
+    process.exit(exitCodeOf(error));
+  }
+  process.exit(code);
+}
+
+await main();

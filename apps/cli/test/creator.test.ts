@@ -1,0 +1,227 @@
+// The creator commands against the real server process: login, submit, status, lifecycle,
+// tasks and results, and the exit codes and messages of everything that can go wrong.
+import { statSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createClient, type Client, type Task } from "@crowdcompute/sdk";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { uploadPartChars } from "../src/commands/submit.ts";
+import { fixtures, freePortPair, parseJsonLines, removeTempDirs, runCli, seeds, startServerProcess, tempDir, type ServerProcess } from "./helpers.ts";
+
+const work = join(fixtures, "lcg/work.js");
+
+describe("creator commands", () => {
+  let server: ServerProcess;
+  let env: Record<string, string>;
+  let creator: Client;
+  let inputs: string;
+  let configFile: string;
+
+  beforeAll(async () => {
+    server = await startServerProcess({ port: await freePortPair(), dataDir: join(tempDir("data"), "data") });
+    const home = tempDir("home");
+    configFile = join(home, "config", "crowdcompute", "config.json");
+    env = { XDG_CONFIG_HOME: join(home, "config"), HOME: home, CROWDCOMPUTE_SERVER: server.url };
+    inputs = join(tempDir("inputs"), "in.ndjson");
+    writeFileSync(inputs, seeds(30).map((s) => JSON.stringify(s)).join("\n") + "\n");
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    removeTempDirs();
+  });
+
+  const taskCount = async () => (await creator.listTasks({ limit: 200 })).items.length;
+
+  it("login --register stores an API key in the config dir, readable by the owner only", async () => {
+    const login = await runCli(["login", "--register", "--email", "creator@example.com", "--password-stdin"], { env, input: "a long password\n" });
+    expect(login.stderr).toBe("");
+    expect(login.code).toBe(0);
+    expect(login.stdout).toContain("Registered and signed in");
+    expect(statSync(configFile).mode & 0o777).toBe(0o600);
+    const config = JSON.parse(readFileSync(configFile, "utf8")) as { defaultServer: string; servers: Record<string, { token: string; kind: string }> };
+    expect(config.defaultServer).toBe(server.url);
+    const entry = config.servers[server.url]!;
+    expect(entry.kind).toBe("api-key");
+    expect(entry.token).toMatch(/^cc_/);
+    creator = createClient({ baseUrl: server.url, token: entry.token });
+    expect(await taskCount()).toBe(0);
+
+    // A wrong password is the server's refusal: exit 1, and the stored key is kept.
+    const wrong = await runCli(["login", "--email", "creator@example.com", "--password-stdin"], { env, input: "not the password\n" });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/401/);
+    expect(JSON.parse(readFileSync(configFile, "utf8")).servers[server.url].token).toBe(entry.token);
+  });
+
+  it("refuses bad flags and bad files with a clear message, exit 2, and submits nothing", async () => {
+    const before = await taskCount();
+    const cases: [string[], RegExp][] = [
+      [["submit", work], /exactly one of --inputs FILE .* or --range/],
+      [["submit", work, "--inputs", inputs, "--range", "0:10:1:2"], /exactly one of --inputs/],
+      [["submit", join(fixtures, "missing.js"), "--inputs", inputs], /cannot read .*missing\.js \(ENOENT\)/],
+      [["submit", join(fixtures, "syntax-error.js"), "--inputs", inputs], /cannot bundle .*syntax-error\.js:\n.*syntax-error\.js:2:\d+: Unexpected/],
+      [["submit", join(fixtures, "no-default.js"), "--inputs", inputs], /no-default\.js has no default export/],
+      [["submit", work, "--inputs", join(fixtures, "bad-line.ndjson")], /bad-line\.ndjson:3: not a JSON value/],
+      [["submit", work, "--inputs", join(fixtures, "not-array.json")], /not-array\.json must hold a JSON array/],
+      [["submit", work, "--inputs", join(fixtures, "missing.ndjson")], /--inputs: cannot read .*missing\.ndjson \(ENOENT\)/],
+      [["submit", work, "--range", "10:0:1:5"], /end \(0\) must be greater than start \(10\)/],
+      [["submit", work, "--range", "0:100"], /expected start:end:step:size/],
+      [["submit", work, "--range", "0:100:x:5"], /step must be an integer/],
+      [["submit", work, "--inputs", inputs, "--timeout", "soon"], /--timeout must be an integer from 100/],
+      [["submit", work, "--inputs", inputs, "--attempts", "0"], /--attempts must be an integer from 1 to 100/],
+      [["submit", work, "--inputs", inputs, "--bogus"], /unknown option '--bogus'/],
+      [["submit"], /missing required argument 'work.js'/],
+      [["submit", work, "--inputs", inputs, "--wasm", join(fixtures, "bad.wat")], /--wasm: .*bad\.wat: validate failed:\n.*bad\.wat:1:56: error: type mismatch in i32\.add/],
+      [["submit", work, "--inputs", inputs, "--wasm", join(fixtures, "not-array.json")], /--wasm: .*not-array\.json is not a valid WebAssembly module/],
+      [["submit", work, "--inputs", inputs, "--wasm", join(fixtures, "missing.wasm")], /--wasm: cannot read .*missing\.wasm \(ENOENT\)/],
+      [["results", "x", "--format", "xml"], /Allowed choices are ndjson, csv/],
+      [["frobnicate"], /unknown command 'frobnicate'/],
+      [["tasks", "--server", "ftp://example.com"], /expected an http\(s\) URL/],
+      [["volunteer", "--threads", "0"], /--threads must be an integer from 1 to 64/],
+      [["volunteer", "--browser", "/nonexistent/chromium"], /--browser: no browser at \/nonexistent\/chromium/],
+      [["run", work, "--inputs", inputs, "--browser", "/nonexistent/chromium"], /--browser: no browser at/],
+    ];
+    for (const [args, message] of cases) {
+      const result = await runCli(args, { env });
+      expect({ args, code: result.code }).toEqual({ args, code: 2 });
+      expect(result.stderr).toMatch(message);
+      expect(result.stdout).toBe("");
+    }
+    // No credential at all: a usage error that says how to sign in.
+    const signedOut = await runCli(["tasks"], { env: { ...env, XDG_CONFIG_HOME: tempDir("empty") } });
+    expect(signedOut.code).toBe(2);
+    expect(signedOut.stderr).toContain(`not signed in to ${server.url}: run \`crowdcompute login --server ${server.url}\``);
+    expect(await taskCount()).toBe(before);
+  });
+
+  it("reports the server's refusals with exit 1", async () => {
+    const unknown = await runCli(["status", "01a216d1-010f-74f1-851d-5f9e30c85fdc"], { env });
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/404 .*task not found/);
+    const badKey = await runCli(["tasks"], { env: { ...env, CROWDCOMPUTE_API_KEY: "cc_not_a_real_key" } });
+    expect(badKey.code).toBe(1);
+    expect(badKey.stderr).toMatch(/401/);
+    const closed = await freePortPair();
+    const unreachable = await runCli(["tasks", "--server", `http://localhost:${closed}`], { env: { ...env, CROWDCOMPUTE_API_KEY: "cc_x" } });
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr).toMatch(/cannot reach the server \(ECONNREFUSED\)/);
+  });
+
+  it("submits a draft and walks it through start, pause, resume and cancel", async () => {
+    const submitted = await runCli(["submit", work, "--inputs", inputs, "--name", "walk", "--timeout", "5000", "--attempts", "3", "--priority", "7", "--json"], { env });
+    expect(submitted.stderr).toBe("");
+    expect(submitted.code).toBe(0);
+    const task = JSON.parse(submitted.stdout) as Task;
+    expect(task).toMatchObject({ name: "walk", status: "draft", timeoutMs: 5000, maxAttempts: 3, priority: 7, counts: { total: 30 } });
+    // The bundle holds the library and the local module, and nothing to import at run time.
+    const code = await creator.taskCode(task.id);
+    expect(code).toContain("export {");
+    expect(code).not.toMatch(/^import /m);
+    expect(code).toContain("1664525");
+
+    const steps: [string, string][] = [
+      ["start", "running"],
+      ["pause", "paused"],
+      ["resume", "running"],
+      ["cancel", "cancelled"],
+    ];
+    for (const [action, status] of steps) {
+      const result = await runCli([action, task.id], { env });
+      expect(result.code).toBe(0);
+      expect(result.stdout).toBe(`task ${task.id} is ${status}\n`);
+      expect((await creator.getTask(task.id)).status).toBe(status);
+    }
+    const again = await runCli(["pause", task.id], { env });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/409 .*cannot pause a task that is cancelled/);
+
+    const status = await runCli(["status", task.id], { env });
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/^task: +\S+ +walk$/m);
+    expect(status.stdout).toMatch(/^status: +cancelled$/m);
+    expect(status.stdout).toMatch(/^progress: +0% +0 done, 0 failed, 0 running, 30 pending of 30$/m);
+
+    const listed = await runCli(["tasks", "--json"], { env });
+    expect((JSON.parse(listed.stdout) as Task[]).map((t) => t.id)).toContain(task.id);
+    const table = await runCli(["tasks"], { env });
+    expect(table.stdout).toMatch(new RegExp(`^${task.id} +cancelled +0/30 .* walk$`, "m"));
+  });
+
+  it("submits a range, and downloads results as NDJSON and CSV once a volunteer has posted them", async () => {
+    const submitted = await runCli(["submit", work, "--range", "0:1000:3:50", "--attempts", "1", "--start", "--json"], { env });
+    expect(submitted.code).toBe(0);
+    const task = JSON.parse(submitted.stdout) as Task;
+    expect(task.counts.total).toBe(Math.ceil(1000 / 150));
+    expect(task.status).toBe("running");
+
+    // A volunteer through the API (no browser needed here): lease every chunk and post a result.
+    const anonymous = createClient({ baseUrl: server.url });
+    const volunteer = anonymous.withToken((await anonymous.createVolunteer("test")).token);
+    const leases = (await volunteer.lease({ max: 64 })).leases.filter((lease) => lease.taskId === task.id);
+    expect(leases.length).toBe(task.counts.total);
+    const results = leases.map((lease) => {
+      const input = lease.input as { start: number; end: number; step: number };
+      return lease.index === 2
+        ? { leaseId: lease.leaseId, error: { kind: "throw" as const, message: "boom, with \"quotes\", commas" }, cpuMs: 1 }
+        : { leaseId: lease.leaseId, result: [(input.end - input.start) / input.step, 'a "quoted", comma'], cpuMs: 1 };
+    });
+    await volunteer.submitResults(results);
+
+    const watched = await runCli(["status", task.id, "--watch"], { env, timeoutMs: 30_000 });
+    expect(watched.stdout).toMatch(/^done: \d+\/\d+ done/m);
+    expect(watched.code).toBe(0);
+
+    const ndjson = await runCli(["results", task.id], { env });
+    expect(ndjson.code).toBe(0);
+    const lines = parseJsonLines(ndjson.stdout) as { index: number; status: string; input: { start: number } }[];
+    expect(lines.map((line) => line.index)).toEqual(leases.map((_, i) => i));
+    expect(lines[0]).toEqual({ index: 0, input: { start: 0, end: 150, step: 3 }, status: "done", result: [50, 'a "quoted", comma'] });
+    expect(lines[2]).toMatchObject({ index: 2, status: "failed", error: { kind: "throw", message: 'boom, with "quotes", commas' } });
+    expect(ndjson.stderr).toContain(`${lines.length} results of task ${task.id}`);
+
+    const csv = await runCli(["results", task.id, "--format", "csv", "--quiet"], { env });
+    expect(csv.code).toBe(0);
+    expect(csv.stderr).toBe("");
+    const rows = csv.stdout.split("\r\n");
+    expect(rows[0]).toBe("index,status,input,result,error");
+    expect(rows[1]).toBe('0,done,"{""start"":0,""end"":150,""step"":3}","[50,""a \\""quoted\\"", comma""]",');
+    expect(rows[3]).toMatch(/^2,failed,"\{""start"":300,""end"":450,""step"":3\}",,"\{""kind"":""throw"",""message"":""boom, with \\""quotes\\"", commas""\}"$/);
+    expect(rows.filter(Boolean).length).toBe(lines.length + 1);
+  });
+
+  it("takes NDJSON inputs of many lines and blank lines", async () => {
+    const file = join(tempDir("many"), "many.ndjson");
+    writeFileSync(file, seeds(5000).map((s, i) => (i % 1000 === 0 ? `\n${JSON.stringify(s)}` : JSON.stringify(s))).join("\n"));
+    const submitted = await runCli(["submit", work, "--inputs", file, "--json"], { env });
+    expect(submitted.code).toBe(0);
+    expect((JSON.parse(submitted.stdout) as Task).counts.total).toBe(5000);
+  });
+
+  it("uploads NDJSON beyond the inline limits in parts, sealed, before it starts", async () => {
+    const count = 120_000;
+    const file = join(tempDir("big"), "big.ndjson");
+    const line = (i: number) => JSON.stringify({ seed: i, pad: "x".repeat(80) });
+    writeFileSync(file, Array.from({ length: count }, (_, i) => line(i)).join("\n") + "\n");
+    expect(statSync(file).size).toBeGreaterThan(2 * uploadPartChars);
+    const submitted = await runCli(["submit", work, "--inputs", file, "--start", "--json"], { env });
+    expect(submitted.stderr).toBe("");
+    expect(submitted.code).toBe(0);
+    const task = JSON.parse(submitted.stdout) as Task;
+    expect(task).toMatchObject({ status: "running", sealed: true, counts: { total: count, pending: count } });
+    // The first chunks carry the file's first lines, in order.
+    const anonymous = createClient({ baseUrl: server.url });
+    const volunteer = anonymous.withToken((await anonymous.createVolunteer("upload check")).token);
+    const leases = (await volunteer.lease({ max: 64 })).leases.filter((lease) => lease.taskId === task.id);
+    expect(leases.length).toBeGreaterThan(0);
+    for (const lease of leases) expect(lease.input).toEqual({ seed: lease.index, pad: "x".repeat(80) });
+    await creator.taskAction(task.id, "cancel");
+  });
+
+  it("logout forgets the server's credential", async () => {
+    const out = await runCli(["logout"], { env });
+    expect(out.code).toBe(0);
+    expect(out.stdout).toBe(`Signed out of ${server.url}\n`);
+    const after = await runCli(["tasks"], { env });
+    expect(after.code).toBe(2);
+  });
+});
