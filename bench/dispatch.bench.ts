@@ -8,12 +8,12 @@
 // Usage: npx node bench/dispatch.bench.ts [chunks]   (DATABASE_URL, default the local server)
 import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { createTask, createUser, createVolunteer, leaseChunks, reclaimExpiredLeases, submitChunks } from "@crowdcompute/db";
 import { createPostgresDb } from "@crowdcompute/db/postgres";
-import { createTestDatabase, dropDatabase } from "@crowdcompute/db/testing";
+import { createTestDatabase, dropDatabase, freePort } from "@crowdcompute/db/testing";
 import { Logger, makeWorkerUtils, run } from "graphile-worker";
+import pg from "pg";
 
 const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const chunks = Number(process.argv[2] ?? 40_000);
@@ -28,15 +28,6 @@ const record = (path: string, count: number, ms: number, note: string) => {
   rows.push(row);
   console.error(`  ${path}: ${row.perSecond.toLocaleString("en")} chunks/s`);
 };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function rawPath(batch: number) {
   const url = await createTestDatabase(adminUrl);
@@ -74,7 +65,9 @@ async function rawPath(batch: number) {
 async function httpPath() {
   const url = await createTestDatabase(adminUrl);
   const port = await freePort();
-  const server = spawn(process.execPath, ["apps/api/src/main.ts"], {
+  // BENCH_SERVER_PROFILE=dir writes a V8 CPU profile of the API process there.
+  const profile = process.env.BENCH_SERVER_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_SERVER_PROFILE}`] : [];
+  const server = spawn(process.execPath, [...profile, "apps/api/src/main.ts"], {
     cwd: root,
     env: { ...process.env, DATABASE_URL: url, PORT: String(port), SANDBOX_PORT: String(await freePort()), JWT_SECRET: "bench-secret-bench-secret-bench-secret" },
     stdio: ["ignore", "pipe", "inherit"],
@@ -133,10 +126,11 @@ async function graphileWorker() {
     let finish!: () => void;
     const allDone = new Promise<void>((resolve) => (finish = resolve));
     const started = performance.now();
+    // Our own pool, ended before the database is dropped (else its idle clients error out).
+    const pgPool = new pg.Pool({ connectionString: url, max: poolSize });
     const runner = await run({
-      connectionString: url,
+      pgPool,
       concurrency: clients,
-      maxPoolSize: poolSize,
       noHandleSignals: true,
       pollInterval: 1000,
       taskList: { noop: async () => {} },
@@ -149,6 +143,7 @@ async function graphileWorker() {
     await allDone;
     const elapsed = performance.now() - started;
     await runner.stop();
+    await pgPool.end();
     record("(c) graphile-worker, batched", chunks, elapsed, `concurrency ${clients}, pool ${poolSize}, localQueue 500, completeJobBatchDelay 0`);
   } finally {
     await dropDatabase(adminUrl, new URL(url).pathname.slice(1));
@@ -156,13 +151,17 @@ async function graphileWorker() {
 }
 
 console.error(`dispatch benchmark: ${chunks.toLocaleString("en")} chunks on ${adminUrl.replace(/\/\/[^@]*@/, "//")}`);
-await rawPath(32);
-await rawPath(64);
-await httpPath();
-await graphileWorker();
+// BENCH_ONLY=http (or raw, graphile) runs one side, e.g. while profiling.
+const only = process.env.BENCH_ONLY;
+if (!only || only === "raw") {
+  await rawPath(32);
+  await rawPath(64);
+}
+if (!only || only === "http") await httpPath();
+if (!only || only === "graphile") await graphileWorker();
 
-const byPath = (prefix: string) => rows.find((row) => row.path.startsWith(prefix))!.perSecond;
-const raw64 = rows.find((row) => row.path.includes("batch 64"))!.perSecond;
+const byPath = (prefix: string) => rows.find((row) => row.path.startsWith(prefix))?.perSecond ?? Number.NaN;
+const raw64 = rows.find((row) => row.path.includes("batch 64"))?.perSecond ?? Number.NaN;
 console.log("\n| path | chunks | seconds | chunks/s | setup |\n|---|---|---|---|---|");
 for (const row of rows) console.log(`| ${row.path} | ${row.chunks} | ${row.seconds.toFixed(2)} | ${row.perSecond.toLocaleString("en")} | ${row.note} |`);
 const ratios = { httpOverGraphile: byPath("(b)") / byPath("(c)"), httpOverRaw64: byPath("(b)") / raw64 };
