@@ -31,6 +31,8 @@ export interface AppOptions {
   changes?: ChangeFeed;
   /** The client's IP address, for per-IP limits; each runtime knows it its own way. Default: unknown (no per-IP limits). */
   clientIp?: (c: AppContext) => string | null;
+  /** Where /api/docs loads its script; the Node entry serves it itself. Default: the Scalar CDN. */
+  docsScriptUrl?: string;
 }
 
 export const apiInfo = {
@@ -47,7 +49,7 @@ export const apiInfo = {
  * It imports nothing from `node:`: runtimes pass in what they have.
  * @example const app = createApp({ db, env }); const res = await app.request("/api/health");
  */
-export function createApp({ db, env, changes = pollingFeed(), clientIp = () => null }: AppOptions) {
+export function createApp({ db, env, changes = pollingFeed(), clientIp = () => null, docsScriptUrl }: AppOptions) {
   const deps: Deps = {
     db,
     env,
@@ -97,7 +99,7 @@ export function createApp({ db, env, changes = pollingFeed(), clientIp = () => n
     }
     return c.json(openApiDocument);
   });
-  app.get("/api/docs", Scalar({ url: "/api/openapi.json", pageTitle: apiInfo.title }));
+  app.get("/api/docs", Scalar({ url: "/api/openapi.json", pageTitle: apiInfo.title, ...(docsScriptUrl ? { cdn: docsScriptUrl } : {}) }));
   app.all("/api/*", () => {
     throw notFound("route");
   });

@@ -59,6 +59,15 @@ describe("Node server", () => {
     expect((await fetch(`http://127.0.0.1:${server.sandboxPort}/api/health`)).status).toBe(404);
   });
 
+  it("serves the API reference page with its script from this server, so it works offline", async () => {
+    const page = await (await fetch(`http://127.0.0.1:${server.port}/api/docs`)).text();
+    expect(page).toContain("/api/docs/scalar.js");
+    expect(page).not.toContain("cdn.jsdelivr.net");
+    const script = await fetch(`http://127.0.0.1:${server.port}/api/docs/scalar.js`);
+    expect(script.headers.get("content-type")).toMatch(/javascript/);
+    expect((await script.arrayBuffer()).byteLength).toBeGreaterThan(100_000);
+  });
+
   it("turns problems into ApiError with the server's details", async () => {
     const client = createClient({ baseUrl: server.url });
     const error = await client.getTask("01900000-0000-7000-8000-000000000000").catch((e: unknown) => e);

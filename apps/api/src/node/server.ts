@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import { serveStatic } from "@hono/node-server/serve-static";
@@ -64,9 +65,18 @@ const clientIp = (c: AppContext) => {
   }
 };
 
+// The API reference page's script, served from this process so the page works offline.
+// (The package exports no path to it: it sits beside the main entry, in dist/browser.)
+const docsScriptPath = join(dirname(createRequire(import.meta.url).resolve("@scalar/api-reference")), "browser", "standalone.js");
+const docsScriptUrl = "/api/docs/scalar.js";
+
 function siteApp(db: Db, env: AppEnv, webDist: string, changes: ChangeFeed) {
   const site = new Hono();
-  site.route("/", createApp({ db, env, changes, clientIp }));
+  const docsScript = readFileSync(docsScriptPath);
+  site.get(docsScriptUrl, (c) =>
+    c.body(docsScript, 200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "public, max-age=86400" }),
+  );
+  site.route("/", createApp({ db, env, changes, clientIp, docsScriptUrl }));
   if (existsSync(join(webDist, "index.html"))) {
     const indexHtml = readFileSync(join(webDist, "index.html"), "utf8");
     site.use("/*", serveStatic({ root: webDist }));
