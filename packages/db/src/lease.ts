@@ -139,7 +139,7 @@ function leaseCopies(db: Db, task: Candidate, want: number, request: LeaseReques
     sql`WITH picked AS (
           SELECT cs.idx FROM chunk_state cs
           WHERE cs.task_id = ${task.id} AND cs.status = 'voting'
-            AND cs.copies_out + (SELECT count(*) FROM votes v WHERE v.task_id = cs.task_id AND v.idx = cs.idx) < cs.needed
+            AND cs.copies_out + (SELECT count(*) FROM votes v WHERE v.task_id = cs.task_id AND v.idx = cs.idx AND v.counted) < cs.needed
             AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.task_id = cs.task_id AND v.idx = cs.idx
                             AND (v.volunteer_id = ${request.volunteerId} OR v.user_id = ${request.userId}))
             AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = cs.task_id AND l.first_idx = cs.idx AND l.n = 1

@@ -49,6 +49,10 @@ export const volunteers = pgTable("volunteers", {
   trusted: boolean("trusted").notNull().default(false),
   /** Results of this volunteer that won a quorum. */
   wins: integer("wins").notNull().default(0),
+  /** Its results that lost to a winning side with a trusted vote in it. */
+  losses: integer("losses").notNull().default(0),
+  /** Too many losses: its results no longer count (it is not told). */
+  banned: boolean("banned").notNull().default(false),
   createdAt: createdAt(),
 });
 
@@ -223,6 +227,8 @@ export const votes = pgTable(
     claim: integer("claim").notNull(),
     /** Whether the voter was trusted (or the task owner's) when it voted. */
     trusted: boolean("trusted").notNull(),
+    /** False once the voter is banned: kept for the record, left out of every tally. */
+    counted: boolean("counted").notNull().default(true),
     createdAt: createdAt(),
   },
   (t) => [

@@ -156,6 +156,38 @@ describe.each(testBackends())("replication and quorum on %s", (backend) => {
     expect(trusted.some((v) => v.trusted)).toBe(true);
   });
 
+  it("bans a volunteer that keeps losing to trusted results, and reopens what it helped win", async () => {
+    // Three fresh liars agree on a wrong answer: with no trusted vote, three is a quorum.
+    const fooled = await startTask({ inputs: { kind: "array", items: [7] } });
+    const liars = [await volunteer(), await volunteer(), await volunteer()];
+    for (const liar of liars) await answer(liar, await lease(liar), () => "wrong");
+    expect(await results(fooled)).toEqual(["wrong"]);
+
+    // The first liar then loses three times against the owner's (trusted) volunteer and an honest one.
+    const mine = await volunteer(ownerId);
+    const honestOne = await volunteer();
+    const [liar] = liars;
+    for (let round = 0; round < 3; round++) {
+      await startTask({ inputs: { kind: "array", items: [round] } });
+      await answer(liar!, await lease(liar!), () => "wrong");
+      await answer(honestOne, await lease(honestOne), honest);
+      await answer(mine, await lease(mine), honest);
+    }
+    const [row] = await queryRows<{ banned: boolean; losses: number }>(db(), sql`SELECT banned, losses FROM volunteers WHERE id = ${liar!.id}`);
+    expect(row).toEqual({ banned: true, losses: 3 });
+
+    // Its vote no longer counts: the fooled chunk lost its quorum and is open again.
+    const view = await getTaskView(db(), fooled);
+    expect(view!.counts).toMatchObject({ done: 0 });
+    expect(await results(fooled)).toEqual([]);
+    await db().execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running' AND id <> ${fooled}`);
+    // A banned volunteer is not told: it may still lease, but its copies do not count.
+    await answer(mine, await lease(mine), honest);
+    await answer(honestOne, await lease(honestOne), honest);
+    expect(await results(fooled)).toEqual([14]);
+    expect((await getTaskView(db(), fooled))!.status).toBe("done");
+  });
+
   it("settles every chunk once when copies arrive at the same moment", async () => {
     const total = 40;
     const taskId = await startTask({ inputs: { kind: "array", items: Array.from({ length: total }, (_, i) => i) }, replication: 3, quorum: 2 });

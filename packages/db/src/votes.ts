@@ -6,6 +6,11 @@ import type { ChunkResult } from "./submit.ts";
 // at least this many distinct other volunteers.
 const winsToTrust = 10;
 const coWinnersToTrust = 3;
+// Reputation: a volunteer whose results lost to a side with a trusted vote at least this many
+// times, and in more than this share of its decided results, is banned: its votes stop
+// counting, and quorums that needed them are reopened.
+const lossesToBan = 3;
+const lossShareToBan = 0.2;
 
 export interface Vote extends ChunkResult {
   /** The lease's copy number (0 for the first copy, handed out in blocks). */
@@ -66,11 +71,11 @@ export async function recordVotes(
       ORDER BY cs.task_id, cs.idx FOR UPDATE`);
     await tx.execute(sql`
       WITH fresh AS (
-        INSERT INTO votes (task_id, idx, volunteer_id, user_id, hash, result, cpu_ms, claim, trusted)
+        INSERT INTO votes (task_id, idx, volunteer_id, user_id, hash, result, cpu_ms, claim, trusted, counted)
         SELECT x.task_id, x.idx, ${input.volunteerId}, ${input.userId},
                encode(sha256(convert_to(x.result, 'UTF8')), 'hex'), x.result, x.cpu_ms,
                least(x.cpu_ms, (extract(epoch FROM now() - l.created_at) * 1000)::bigint, t.timeout_ms),
-               (v.trusted OR coalesce(t.owner_id = v.user_id, false))
+               (v.trusted OR coalesce(t.owner_id = v.user_id, false)), NOT v.banned
         FROM ${itemTable}
         JOIN tasks t ON t.id = x.task_id
         JOIN volunteers v ON v.id = ${input.volunteerId}
@@ -87,13 +92,13 @@ export async function recordVotes(
     const tallies = await queryRows<ChunkTally>(
       tx,
       sql`SELECT cs.task_id, cs.idx, cs.needed, cs.copies_out, t.quorum, t.replication, t.max_attempts,
-                 (SELECT count(*)::int FROM votes v WHERE v.task_id = cs.task_id AND v.idx = cs.idx) AS votes,
+                 (SELECT count(*)::int FROM votes v WHERE v.task_id = cs.task_id AND v.idx = cs.idx AND v.counted) AS votes,
                  best.hash AS best_hash, coalesce(best.n, 0)::int AS best_count, best.trusted AS best_trusted
           FROM chunk_state cs
           JOIN tasks t ON t.id = cs.task_id
           LEFT JOIN LATERAL (
             SELECT hash, count(*) AS n, bool_or(trusted) AS trusted FROM votes v
-            WHERE v.task_id = cs.task_id AND v.idx = cs.idx
+            WHERE v.task_id = cs.task_id AND v.idx = cs.idx AND v.counted
             GROUP BY hash ORDER BY count(*) DESC, bool_or(trusted) DESC LIMIT 1
           ) best ON true
           WHERE (cs.task_id, cs.idx) IN (SELECT DISTINCT task_id, idx FROM ${itemTable}) AND cs.status = 'voting'`,
@@ -125,7 +130,7 @@ export async function recordVotes(
         sql`WITH w AS (
               SELECT * FROM json_to_recordset(${JSON.stringify(winners)}::json) AS w(task_id uuid, idx int, hash text)
             ), winning_votes AS (
-              SELECT v.* FROM votes v JOIN w ON v.task_id = w.task_id AND v.idx = w.idx AND v.hash = w.hash
+              SELECT v.* FROM votes v JOIN w ON v.task_id = w.task_id AND v.idx = w.idx AND v.hash = w.hash AND v.counted
             ), inserted AS (
               INSERT INTO results (task_id, idx, result, volunteer_id, cpu_ms, hash)
               SELECT DISTINCT ON (task_id, idx) task_id, idx, result, volunteer_id, cpu_ms, hash
@@ -156,6 +161,7 @@ export async function recordVotes(
       );
       won = rows.length;
       for (const row of rows) finishedChunksOf.add(row.task_id);
+      for (const taskId of await penalizeLosers(tx, winners)) finishedChunksOf.add(taskId);
       await promoteProbationers(tx);
     }
     if (grow.length > 0) {
@@ -188,6 +194,77 @@ export async function recordVotes(
 }
 
 /**
+ * Where a trusted vote was on the winning side, every counted vote against it was wrong: its
+ * volunteer takes a loss. Volunteers past the ban line are banned (see `banVolunteers`).
+ * Returns the tasks whose chunks the bans reopened.
+ */
+async function penalizeLosers(tx: Db, winners: { task_id: string; idx: number; hash: string }[]): Promise<string[]> {
+  const penalized = await queryRows<{ id: string; wins: number; losses: number }>(
+    tx,
+    sql`WITH w AS (
+          SELECT * FROM json_to_recordset(${JSON.stringify(winners)}::json) AS w(task_id uuid, idx int, hash text)
+        ), vouched AS (
+          SELECT w.* FROM w WHERE EXISTS (SELECT 1 FROM votes v WHERE v.task_id = w.task_id AND v.idx = w.idx
+                                           AND v.hash = w.hash AND v.counted AND v.trusted)
+        ), lost AS (
+          SELECT v.volunteer_id, count(*) AS n FROM votes v
+          JOIN vouched w ON v.task_id = w.task_id AND v.idx = w.idx AND v.hash <> w.hash AND v.counted
+          GROUP BY v.volunteer_id
+        )
+        UPDATE volunteers p SET losses = p.losses + lost.n FROM lost
+        WHERE p.id = lost.volunteer_id AND NOT p.banned
+        RETURNING p.id, p.wins, p.losses`,
+  );
+  const banned = penalized.filter((v) => v.losses >= lossesToBan && v.losses > lossShareToBan * (v.wins + v.losses));
+  return banned.length > 0 ? banVolunteers(tx, banned.map((v) => v.id)) : [];
+}
+
+/**
+ * Bans volunteers (they are not told): their votes stop counting, and every chunk whose
+ * result needed one of their votes to make its quorum goes back to voting for another copy.
+ * Returns the tasks it reopened chunks of.
+ */
+export async function banVolunteers(tx: Db, volunteerIds: string[]): Promise<string[]> {
+  const ids = JSON.stringify(volunteerIds);
+  await tx.execute(sql`
+    UPDATE volunteers SET banned = true, trusted = false WHERE id IN (SELECT value::uuid FROM json_array_elements_text(${ids}::json))`);
+  await tx.execute(sql`
+    UPDATE votes SET counted = false WHERE volunteer_id IN (SELECT value::uuid FROM json_array_elements_text(${ids}::json))`);
+  const reopened = await queryRows<{ task_id: string }>(
+    tx,
+    sql`WITH helped AS (
+          SELECT DISTINCT r.task_id, r.idx, r.hash, r.cpu_ms FROM results r
+          JOIN votes v ON v.task_id = r.task_id AND v.idx = r.idx AND v.hash = r.hash
+          WHERE v.volunteer_id IN (SELECT value::uuid FROM json_array_elements_text(${ids}::json))
+        ), standing AS (
+          SELECT h.*, t.quorum,
+                 (SELECT count(*) FROM votes v WHERE v.task_id = h.task_id AND v.idx = h.idx AND v.hash = h.hash AND v.counted) AS agreeing,
+                 (SELECT coalesce(bool_or(v.trusted), false) FROM votes v WHERE v.task_id = h.task_id AND v.idx = h.idx AND v.hash = h.hash AND v.counted) AS vouched,
+                 (SELECT count(*) FROM votes v WHERE v.task_id = h.task_id AND v.idx = h.idx AND v.counted) AS counted_votes
+          FROM helped h JOIN tasks t ON t.id = h.task_id
+        ), fallen AS (
+          DELETE FROM results r USING standing s
+          WHERE r.task_id = s.task_id AND r.idx = s.idx AND s.agreeing < s.quorum + CASE WHEN s.vouched THEN 0 ELSE 1 END
+          RETURNING r.task_id, r.idx, r.cpu_ms, s.counted_votes
+        ), revoting AS (
+          INSERT INTO chunk_state (task_id, idx, status, needed)
+          SELECT task_id, idx, 'voting', counted_votes + 1 FROM fallen ORDER BY task_id, idx
+          ON CONFLICT (task_id, idx) DO UPDATE SET status = 'voting', needed = excluded.needed, copies_out = 0
+        ), uncounted AS (
+          INSERT INTO task_counters (task_id, shard, done, cpu_ms)
+          SELECT task_id, 0, -count(*), -sum(cpu_ms) FROM fallen GROUP BY task_id ORDER BY task_id
+          ON CONFLICT (task_id, shard) DO UPDATE
+            SET done = task_counters.done + excluded.done, cpu_ms = task_counters.cpu_ms + excluded.cpu_ms
+        ), running_again AS (
+          UPDATE tasks SET status = 'running', finished_at = NULL
+          WHERE id IN (SELECT task_id FROM fallen) AND status IN ('done', 'failed')
+        )
+        SELECT DISTINCT task_id FROM fallen`,
+  );
+  return reopened.map((row) => row.task_id);
+}
+
+/**
  * Probationers with enough wins become trusted once their winning results agreed with at
  * least `coWinnersToTrust` distinct other volunteers (so a pair of fresh identities cannot
  * vouch for each other).
@@ -195,10 +272,10 @@ export async function recordVotes(
 async function promoteProbationers(tx: Db): Promise<void> {
   await tx.execute(sql`
     UPDATE volunteers p SET trusted = true
-    WHERE NOT p.trusted AND p.wins >= ${winsToTrust}
+    WHERE NOT p.trusted AND NOT p.banned AND p.wins >= ${winsToTrust}
       AND (SELECT count(DISTINCT other.volunteer_id) FROM votes mine
            JOIN results r ON r.task_id = mine.task_id AND r.idx = mine.idx AND r.hash = mine.hash
            JOIN votes other ON other.task_id = mine.task_id AND other.idx = mine.idx
-             AND other.hash = mine.hash AND other.volunteer_id <> mine.volunteer_id
+             AND other.hash = mine.hash AND other.volunteer_id <> mine.volunteer_id AND other.counted
            WHERE mine.volunteer_id = p.id) >= ${coWinnersToTrust}`);
 }
