@@ -19,8 +19,10 @@ describe.each(testBackends())("replicated tasks through the API on %s", (backend
     const task = (await t.call("POST", "/api/tasks", { token: creator, body: { name: "r2", code: "export default (x) => x", inputs: [1], replication: 2, quorum: 2, start: true } })).json.task;
     expect(task).toMatchObject({ replication: 2, quorum: 2 });
     const shapes = [{ a: 1, b: [true, null] }, { b: [true, null], a: 1.0 }, { a: 1, b: [true, null] }];
+    const tokens: string[] = [];
     for (const [i, shape] of shapes.entries()) {
       const { token } = await t.volunteer();
+      tokens.push(token);
       const { leases } = (await t.call("POST", "/api/work/lease", { token, body: { max: 4 } })).json;
       expect(leases).toHaveLength(1);
       const posted = await t.call("POST", "/api/work/results", { token, body: { results: [{ leaseId: leases[0].leaseId, result: shape, cpuMs: 3 }] } });
@@ -31,6 +33,16 @@ describe.each(testBackends())("replicated tasks through the API on %s", (backend
     }
     const lines = (await t.call("GET", `/api/tasks/${task.id}/results`, { token: creator })).text.trim().split("\n").map((l) => JSON.parse(l));
     expect(lines).toEqual([{ index: 0, input: 1, status: "done", result: { a: 1, b: [true, null] } }]);
+    // Every copy on the winning side earns credit, bounded by the cpuMs it claimed.
+    let credit = 0;
+    for (const token of tokens) {
+      const figures = (await t.call("GET", "/api/volunteers/me", { token })).json;
+      expect(figures.credit).toBeLessThanOrEqual(3);
+      expect(figures).not.toHaveProperty("banned");
+      credit += figures.credit;
+    }
+    expect(credit).toBeGreaterThan(0);
+    expect((await t.call("GET", "/api/volunteers/me", { token: creator })).status).toBe(403);
   });
 
   it("refuses a quorum larger than the replication, storing nothing", async () => {

@@ -55,3 +55,17 @@ export async function findVolunteer(db: Db, id: string): Promise<VolunteerRow | 
 export async function pingDb(db: Db): Promise<void> {
   await queryRows(db, sql`SELECT 1`);
 }
+
+/** What a volunteer may know of itself: its figures (never whether it is banned). */
+export async function getVolunteerFigures(
+  db: Db,
+  id: string,
+): Promise<{ id: string; name: string; chunksDone: number; cpuMs: number; credit: number } | null> {
+  const [row] = await queryRows<{ id: string; name: string; done: number | null; cpu_ms: string | number | null; credit: string | number | null }>(
+    db,
+    sql`SELECT v.id, v.name, vc.done, vc.cpu_ms, vc.credit FROM volunteers v
+        LEFT JOIN volunteer_counters vc ON vc.volunteer_id = v.id WHERE v.id = ${id}`,
+  );
+  if (!row) return null;
+  return { id: row.id, name: row.name, chunksDone: row.done ?? 0, cpuMs: Number(row.cpu_ms ?? 0), credit: Number(row.credit ?? 0) };
+}

@@ -3,6 +3,7 @@ import type {
   ApiKey,
   ChunkReport,
   HeartbeatResponse,
+  VolunteerFigures,
   LeaderboardEntry,
   SiteStats,
   StreamTicket,
@@ -122,6 +123,8 @@ export function createClient(options: ClientOptions = {}) {
     lease: (request: LeaseRequest) => json<LeaseResponse>("POST", "/api/work/lease", request),
     submitResults: (results: ChunkReport[], next?: LeaseRequest) =>
       json<SubmitResponse>("POST", "/api/work/results", next ? { results, next } : { results }),
+    /** The calling volunteer's own figures (a volunteer token). */
+    volunteerFigures: () => json<VolunteerFigures>("GET", "/api/volunteers/me"),
     /** Keeps leases alive while their chunks run; says which were lost or cancelled. */
     heartbeat: (leaseIds: string[]) => json<HeartbeatResponse>("POST", "/api/work/heartbeat", { leaseIds }),
 

@@ -100,6 +100,15 @@ export interface Lease {
   entry?: "work" | "reduce";
 }
 
+/** A volunteer's own figures; credit is in ms of CPU that won a quorum. */
+export interface VolunteerFigures {
+  id: string;
+  name: string;
+  chunksDone: number;
+  cpuMs: number;
+  credit: number;
+}
+
 export interface HeartbeatResponse {
   /** Leases whose deadline moved on. */
   extended: string[];

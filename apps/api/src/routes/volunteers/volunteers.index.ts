@@ -1,7 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { createVolunteer } from "@crowdcompute/db";
+import { createVolunteer, getVolunteerFigures } from "@crowdcompute/db";
 import { storableText } from "../../lib/text.ts";
-import { authorize, createRouter, creatorRoles } from "../../lib/context.ts";
+import { authorize, createRouter, creatorRoles, volunteerRoles } from "../../lib/context.ts";
+import { notFound } from "../../lib/problem.ts";
 import { signupWindowMs, spendLimit } from "../../lib/limits.ts";
 
 const body = z.object({ name: storableText().trim().min(1).max(100).optional() }).strict();
@@ -21,7 +22,30 @@ const create = createRoute({
   },
 });
 
-export const volunteerRoutes = createRouter().openapi(create, async (c) => {
+const me = createRoute({
+  method: "get",
+  path: "/api/volunteers/me",
+  summary: "The calling volunteer's own figures: chunks done, CPU time and credit",
+  responses: {
+    200: {
+      description: "the volunteer's figures",
+      content: {
+        "application/json": {
+          schema: z.object({ id: z.string(), name: z.string(), chunksDone: z.number(), cpuMs: z.number(), credit: z.number() }),
+        },
+      },
+    },
+  },
+});
+
+export const volunteerRoutes = createRouter()
+  .openapi(me, async (c) => {
+    const claims = await authorize(c, volunteerRoles);
+    const figures = await getVolunteerFigures(c.var.deps.db, claims.sub);
+    if (!figures) throw notFound("volunteer");
+    return c.json(figures, 200);
+  })
+  .openapi(create, async (c) => {
   const { db, env, tokens } = c.var.deps;
   const owner = c.req.header("authorization") ? await authorize(c, creatorRoles) : null;
   const userId = owner?.sub ?? null;
