@@ -1,13 +1,13 @@
 // The whole path in real Chromium: a creator's task computed by two browser volunteers
 // through the sandbox, one of them closed mid-run.
-import { startServer, type RunningServer } from "@crowdcompute/api/node-server";
-import { parseEnv } from "@crowdcompute/api/env";
-import { openTestDb, testBackends, type TestDb } from "@crowdcompute/db/testing";
+import type { RunningServer } from "@crowdcompute/api/node-server";
+import type { TestDb } from "@crowdcompute/db/testing";
 import { createClient, type ResultLine } from "@crowdcompute/sdk";
 import { sql } from "drizzle-orm";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromiumArgs, findChromium } from "../../../tooling/chromium.ts";
+import { browserTestBackend as backend, startTestServer, until } from "./helpers.ts";
 
 const chunkCount = 240;
 
@@ -32,35 +32,20 @@ async function rows<T>(db: TestDb["handle"]["db"], query: ReturnType<typeof sql>
   return (Array.isArray(out) ? out : (out as { rows: T[] }).rows) as T[];
 }
 
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
-// One database is enough for the browser test: the real server when there is one.
-const backend = testBackends().at(-1)!;
-
 describe(`volunteers in Chromium (${backend})`, () => {
   let testDb: TestDb;
+  let stopServer: () => Promise<void>;
   let server: RunningServer;
   let browser: Browser;
 
   beforeAll(async () => {
-    testDb = await openTestDb(backend);
-    const parsed = parseEnv({ PORT: "0", LEASE_GRACE_MS: "1500", IDLE_RETRY_MS: "300" });
-    server = await startServer({ db: testDb.handle.db, env: { ...parsed, jwtSecret: "e2e-secret-e2e-secret-e2e-secret-e2e", embedded: true } });
+    ({ server, testDb, close: stopServer } = await startTestServer({ LEASE_GRACE_MS: "1500", IDLE_RETRY_MS: "300" }));
     browser = await chromium.launch({ executablePath: findChromium(), args: chromiumArgs });
   });
 
   afterAll(async () => {
     await browser?.close();
-    await server?.close();
-    await testDb?.dispose();
+    await stopServer?.();
   });
 
   async function openVolunteer(): Promise<{ context: BrowserContext; page: Page; volunteerId: string }> {

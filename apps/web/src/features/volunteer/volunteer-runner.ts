@@ -11,6 +11,8 @@ export interface RunnerStats {
   /** Chunks computed per task id in this session. */
   tasks: Record<string, number>;
   volunteerId: string | null;
+  /** Credit the server granted (ms of CPU whose results won their quorum); null until known. */
+  credit: number | null;
   message: string | null;
 }
 
@@ -25,6 +27,8 @@ const tokenKey = "crowdcompute.volunteer.token";
 const maxBatch = 64;
 const chunksPerThread = 4;
 const backoffMs = [500, 1000, 2000, 5000, 10_000];
+const heartbeatMaxMs = 10_000;
+const creditRefreshMs = 5_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -40,7 +44,11 @@ export class VolunteerRunner {
   private running = false;
   private wake: (() => void) | null = null;
   private readonly codeBySha = new Map<string, string>();
-  private stats: RunnerStats = { state: "stopped", chunksDone: 0, chunksFailed: 0, cpuMs: 0, tasks: {}, volunteerId: null, message: null };
+  /** Modules by sha256, fetched by the page (never by work code) and checked before use. */
+  private readonly wasmBySha = new Map<string, Promise<Uint8Array>>();
+  /** Whether this browser has a WebGPU adapter; asked once, before the first lease. */
+  private webgpu = false;
+  private stats: RunnerStats = { state: "stopped", chunksDone: 0, chunksFailed: 0, cpuMs: 0, tasks: {}, volunteerId: null, credit: null, message: null };
 
   constructor(options: RunnerOptions) {
     this.options = options;
@@ -77,7 +85,10 @@ export class VolunteerRunner {
   }
 
   private leaseRequest(): LeaseRequest {
-    return { max: Math.min(maxBatch, this.threads * chunksPerThread), capabilities: { threads: this.threads } };
+    return {
+      max: Math.min(maxBatch, this.threads * chunksPerThread),
+      capabilities: { threads: this.threads, webgpu: this.webgpu },
+    };
   }
 
   private async volunteerClient(): Promise<Client> {
@@ -94,23 +105,30 @@ export class VolunteerRunner {
     let failures = 0;
     let leases: Lease[] = [];
     let unsent: ChunkReport[] = [];
+    // Null until we have an identity; a failure to get one is retried like any other.
+    let client: Client | null = null;
     try {
-      let client = await this.volunteerClient();
-      if (!this.sandbox) {
-        const { sandboxOrigin } = await this.options.client.config();
-        this.sandbox = await createSandbox({ origin: sandboxOrigin, threads: this.threads });
-      }
+      this.webgpu = await hasWebGpuAdapter();
       while (this.running || unsent.length > 0) {
         try {
+          client ??= await this.volunteerClient();
+          if (!this.sandbox) {
+            const { sandboxOrigin } = await this.options.client.config();
+            this.sandbox = await createSandbox({ origin: sandboxOrigin, threads: this.threads });
+          }
           if (unsent.length > 0) {
             const response = await client.submitResults(unsent, this.running ? this.leaseRequest() : undefined);
             unsent = [];
+            this.refreshCredit(client);
             leases = response.leases ?? [];
             if (leases.length === 0 && this.running) await this.idle(response.retryAfterMs ?? 0);
           } else if (leases.length === 0) {
             const response = await client.lease(this.leaseRequest());
             leases = response.leases;
-            if (leases.length === 0) await this.idle(response.retryAfterMs);
+            if (leases.length === 0) {
+              this.refreshCredit(client);
+              await this.idle(response.retryAfterMs);
+            }
           }
           failures = 0;
           if (leases.length > 0 && this.running) {
@@ -119,10 +137,10 @@ export class VolunteerRunner {
             leases = [];
           }
         } catch (error) {
-          if (error instanceof ApiError && error.status === 401) {
+          if (error instanceof ApiError && error.status === 401 && client) {
             // Our identity is gone (a reset server): start over as a new volunteer.
             this.options.storage.removeItem(tokenKey);
-            client = await this.volunteerClient();
+            client = null;
             unsent = [];
             leases = [];
             continue;
@@ -137,6 +155,18 @@ export class VolunteerRunner {
       this.running = false;
       this.update({ state: "error", message: describe(error) });
     }
+  }
+
+  private creditAskedAt = 0;
+
+  /** Asks the server for this volunteer's credit, at most every few seconds; figures are a nicety, so errors are ignored. */
+  private refreshCredit(client: Client): void {
+    if (Date.now() - this.creditAskedAt < creditRefreshMs) return;
+    this.creditAskedAt = Date.now();
+    client
+      .volunteerFigures()
+      .then((figures) => this.update({ credit: figures.credit }))
+      .catch(() => {});
   }
 
   private async idle(ms: number) {
@@ -161,13 +191,79 @@ export class VolunteerRunner {
         code = await client.taskCode(taskId);
         this.codeBySha.set(first.codeSha256, code);
       }
-      const outcomes = await this.sandbox!.runBatch(
-        { taskId, code, codeSha256: first.codeSha256, timeoutMs: first.timeoutMs },
-        group.map((lease) => ({ key: lease.leaseId, index: lease.index, input: lease.input })),
-      );
-      for (const outcome of outcomes) reports.push(this.report(taskId, outcome));
+      let wasm: Uint8Array | undefined;
+      if (first.wasmSha256) {
+        try {
+          wasm = await this.taskWasm(client, taskId, first.wasmSha256);
+        } catch (error) {
+          // The server sent bytes that are not the module it named: no chunk of it can run here.
+          if (!(error instanceof WasmMismatch)) throw error;
+          const message = truncate(error.message);
+          for (const lease of group) reports.push(this.report(taskId, { key: lease.leaseId, ok: false, error: { kind: "throw", message }, cpuMs: 0 }));
+          continue;
+        }
+      }
+      const stopBeating = this.heartbeat(client, group);
+      let outcomes: ChunkOutcome[];
+      try {
+        outcomes = await this.sandbox!.runBatch(
+          {
+            taskId,
+            code,
+            codeSha256: first.codeSha256,
+            wasm,
+            wasmSha256: first.wasmSha256,
+            webgpu: this.webgpu && Boolean(first.requires?.webgpu),
+            timeoutMs: first.timeoutMs,
+          },
+          group.map((lease) => ({ key: lease.leaseId, index: lease.index, input: lease.input, entry: lease.entry })),
+        );
+      } finally {
+        stopBeating();
+      }
+      for (const outcome of outcomes) {
+        // Cancelled by this page: the server already knows; nothing to report.
+        if (!outcome.ok && outcome.error.kind === "cancelled") continue;
+        reports.push(this.report(taskId, outcome));
+      }
     }
     return reports;
+  }
+
+  /**
+   * While a batch runs, tells the server every few seconds that its leases are alive, and
+   * stops the chunks the server says are cancelled (the task stopped) or lost (taken back).
+   */
+  private heartbeat(client: Client, leases: Lease[]): () => void {
+    const timeoutMs = leases[0]?.timeoutMs ?? 60_000;
+    const everyMs = Math.max(1_000, Math.min(heartbeatMaxMs, timeoutMs / 2));
+    const timer = setInterval(() => {
+      client
+        .heartbeat(leases.map((lease) => lease.leaseId))
+        .then(({ cancelled, lost }) => {
+          const stop = [...cancelled, ...lost];
+          if (stop.length > 0) return this.sandbox?.cancel(stop);
+        })
+        // A missed beat is harmless: the lease deadline has room for several.
+        .catch(() => {});
+    }, everyMs);
+    return () => clearInterval(timer);
+  }
+
+  /** The task's module, fetched once per sha256 and checked against it. */
+  private taskWasm(client: Client, taskId: string, sha256: string): Promise<Uint8Array> {
+    let wasm = this.wasmBySha.get(sha256);
+    if (!wasm) {
+      wasm = client.taskWasm(taskId).then(async (bytes) => {
+        const actual = await sha256Hex(bytes);
+        if (actual !== sha256.toLowerCase()) throw new WasmMismatch(`task ${taskId}: its wasm hashes to ${actual}, not ${sha256}`);
+        return bytes;
+      });
+      this.wasmBySha.set(sha256, wasm);
+      // A failed fetch is tried again next time; a mismatch too (the server may have been mid-deploy).
+      wasm.catch(() => this.wasmBySha.delete(sha256));
+    }
+    return wasm;
   }
 
   private report(taskId: string, outcome: ChunkOutcome): ChunkReport {
@@ -181,8 +277,30 @@ export class VolunteerRunner {
       return { leaseId: outcome.key, result: JSON.parse(outcome.resultJson) as unknown, cpuMs };
     }
     this.update({ chunksFailed: this.stats.chunksFailed + 1, cpuMs: this.stats.cpuMs + cpuMs });
-    return { leaseId: outcome.key, error: outcome.error, cpuMs };
+    const kind = outcome.error.kind === "cancelled" ? "throw" : outcome.error.kind;
+    return { leaseId: outcome.key, error: { kind, message: outcome.error.message }, cpuMs };
   }
+}
+
+class WasmMismatch extends Error {}
+
+/** True when `navigator.gpu` gives an adapter (SwiftShader's counts: it computes, slowly). */
+async function hasWebGpuAdapter(): Promise<boolean> {
+  try {
+    const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+    return Boolean(await gpu?.requestAdapter());
+  } catch {
+    return false;
+  }
+}
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
+  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+function truncate(message: string): string {
+  return message.length > 1000 ? `${message.slice(0, 1000)}…` : message;
 }
 
 function groupByTask(leases: Lease[]): Map<string, Lease[]> {

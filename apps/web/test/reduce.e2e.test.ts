@@ -1,0 +1,53 @@
+// A task with a reduce export, computed end to end by the volunteer page: its chunks, then
+// its reduce chunks (whose input is an array of results), then the aggregate on the task.
+import type { RunningServer } from "@crowdcompute/api/node-server";
+import { createClient } from "@crowdcompute/sdk";
+import { chromium, type Browser } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chromiumArgs, findChromium } from "../../../tooling/chromium.ts";
+import { browserTestBackend as backend, startTestServer, until } from "./helpers.ts";
+
+const code = `
+export default (n) => ({ count: 1, sum: n, max: n });
+export function reduce(parts) {
+  return parts.reduce((a, b) => ({ count: a.count + b.count, sum: a.sum + b.sum, max: Math.max(a.max, b.max) }));
+}`;
+
+describe(`a map-reduce task in the volunteer page (${backend})`, () => {
+  let stopServer: () => Promise<void>;
+  let server: RunningServer;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    ({ server, close: stopServer } = await startTestServer({ IDLE_RETRY_MS: "300" }));
+    browser = await chromium.launch({ executablePath: findChromium(), args: chromiumArgs });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await stopServer?.();
+  });
+
+  it("ends with the aggregate of all results", async () => {
+    const anonymous = createClient({ baseUrl: server.url });
+    const creator = anonymous.withToken((await anonymous.register("mapreduce@example.com", "a long password")).token);
+    // 300 chunks: two reduce chunks of the first level, one at the top.
+    const inputs = Array.from({ length: 300 }, (_, i) => (i * 37) % 1000);
+    const task = await creator.createTask({ name: "stats", code, inputs, start: true });
+
+    const page = await (await browser.newContext()).newPage();
+    page.on("pageerror", (error) => console.error("page error:", error.message));
+    await page.goto(`${server.url}/`);
+    await page.getByRole("button", { name: "Start" }).click();
+    const done = await until("the aggregate", async () => {
+      const view = await creator.getTask(task.id);
+      return view.status === "done" ? view : null;
+    });
+    expect(done.aggregate).toEqual({
+      state: "done",
+      value: { count: 300, sum: inputs.reduce((a, b) => a + b, 0), max: Math.max(...inputs) },
+    });
+    expect(done.counts).toMatchObject({ total: 300, done: 300, failed: 0 });
+    // The page computed 300 chunks and 3 reduce chunks.
+    expect(await page.getByTestId("chunks-done").textContent()).toBe("303");
+  });
+});
