@@ -5,7 +5,7 @@ import { reporters } from "../../tooling/vitest-reports.ts";
 export default defineConfig({
   test: {
     reporters: reporters("web"),
-    include: ["test/**/*.test.ts"],
+    include: ["test/**/*.test.ts", "src/**/*.test.ts"],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     fileParallelism: false,

@@ -1,7 +1,7 @@
 // A task's WebAssembly module from the command line: a .wasm binary, or WebAssembly text
 // (.wat) compiled here with wabt, so examples need no toolchain.
 import { readFile } from "node:fs/promises";
-import { extname } from "node:path";
+import { basename, extname } from "node:path";
 import { UsageError } from "./errors.ts";
 
 /** The API's cap on a module (DESIGN §4). */
@@ -25,7 +25,8 @@ async function compileWat(path: string, text: string): Promise<Uint8Array> {
   const tools = await wabt();
   let module;
   try {
-    module = tools.parseWat(path, text);
+    // wabt keeps the name in a fixed buffer: a long path came back with stray bytes in its messages.
+    module = tools.parseWat(basename(path), text);
   } catch (error) {
     throw new UsageError(`--wasm: ${path} is not valid WebAssembly text:\n${(error as Error).message}`);
   }

@@ -16,6 +16,7 @@ interface VolunteerEvent {
   pid?: number | null;
   profile?: string;
   chunksDone?: number;
+  creditMs?: number;
   reason?: string;
 }
 
@@ -40,6 +41,7 @@ function startVolunteer(args: string[], env: Record<string, string>) {
     stderr: () => stderr,
     browserPids: () => events.filter((e) => e.event === "browser").map((e) => e.pid!),
     chunksDone: () => events.filter((e) => e.event === "progress").at(-1)?.chunksDone ?? 0,
+    creditMs: () => events.filter((e) => e.event === "progress").at(-1)?.creditMs ?? 0,
   };
 }
 
@@ -149,6 +151,8 @@ describe("crowdcompute volunteer", () => {
     await expectResults(second.task, second.inputs);
     // The progress line follows the page each second.
     const doneBeforeCrash = await until("the progress line to count both tasks", () => volunteer.chunksDone() >= 120 && volunteer.chunksDone(), 30_000);
+    // The server's credit for the results that won (all of them: one copy each) shows on the line.
+    await until("credit on the progress line", () => volunteer.creditMs() > 0, 30_000);
 
     // Kill the page's renderer processes: the page dies, and the CLI must load it again.
     const reloadsBefore = volunteer.events.filter((e) => e.event === "reload").length;

@@ -85,6 +85,15 @@ export function createClient(options: ClientOptions = {}) {
       const suffix = query.size > 0 ? `?${query}` : "";
       return json<{ items: Task[]; nextCursor: string | null }>("GET", `/api/tasks${suffix}`);
     },
+    /** Gives every failed chunk a fresh set of attempts; a finished task runs again. */
+    retryFailed: async (id: string) => (await json<{ task: Task }>("POST", `/api/tasks/${encodeURIComponent(id)}/retry-failed`)).task,
+    /** A new draft with the same inputs and options, optionally with new code. */
+    cloneTask: async (id: string, change: { code?: string } = {}) =>
+      (await json<{ task: Task }>("POST", `/api/tasks/${encodeURIComponent(id)}/clone`, change)).task,
+    /** Deletes a task with its inputs and results. */
+    deleteTask: async (id: string): Promise<void> => {
+      await send("DELETE", `/api/tasks/${encodeURIComponent(id)}`);
+    },
     taskAction: async (id: string, action: LifecycleAction) =>
       (await json<{ task: Task }>("POST", `/api/tasks/${encodeURIComponent(id)}/${action}`)).task,
     /** The final chunks in index order, one line at a time, never the whole download in memory. */

@@ -18,8 +18,11 @@ export function sandboxOrigins(env: OriginEnv): string[] {
   return ["127.0.0.1", "localhost", "[::1]"].map((host) => `http://${host}:${env.sandboxPort}`);
 }
 
-/** The app origins allowed to frame the sandbox (`frame-ancestors`). */
+/**
+ * The app origins allowed to frame the sandbox (`frame-ancestors`). Not `[::1]`: Chromium
+ * rejects IPv6 literals in that directive (a console error on every frame load).
+ */
 export function appOrigins(env: OriginEnv): string[] {
   if (env.publicUrl) return [new URL(env.publicUrl).origin];
-  return ["localhost", "127.0.0.1", "[::1]"].map((host) => `http://${host}:${env.port}`);
+  return ["localhost", "127.0.0.1"].map((host) => `http://${host}:${env.port}`);
 }

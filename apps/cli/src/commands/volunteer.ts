@@ -21,6 +21,8 @@ interface PageFigures {
   chunksDone: number;
   chunksFailed: number;
   cpuMs: number;
+  /** The server's credit for this browser's volunteer (it survives reloads: same identity). */
+  creditMs: number;
   message: string | null;
 }
 
@@ -61,6 +63,7 @@ class Instance {
   /** Counters of pages that were reloaded: the page's own start again from zero. */
   private carried = { chunksDone: 0, chunksFailed: 0, cpuMs: 0 };
   private shown = { chunksDone: 0, chunksFailed: 0, cpuMs: 0 };
+  credit = 0;
   private launched: LaunchedBrowser | null = null;
   private readonly options: VolunteerOptions;
   private readonly emit: (event: Event) => void;
@@ -153,6 +156,7 @@ class Instance {
           return `the page stopped answering (${describeError(error)})`;
         }
         this.shown = { chunksDone: figures.chunksDone, chunksFailed: figures.chunksFailed, cpuMs: figures.cpuMs };
+        if (figures.creditMs > 0) this.credit = figures.creditMs;
         this.state = stateByLabel[figures.state] ?? "error";
         this.message = figures.message;
         if (figures.state !== lastState) {
@@ -186,6 +190,7 @@ class Instance {
       while (Date.now() < deadline) {
         const figures = await page.evaluate(readFigures);
         this.shown = { chunksDone: figures.chunksDone, chunksFailed: figures.chunksFailed, cpuMs: figures.cpuMs };
+        if (figures.creditMs > 0) this.credit = figures.creditMs;
         if (stateByLabel[figures.state] === "paused") return;
         await sleep(200);
       }
@@ -195,23 +200,17 @@ class Instance {
   }
 }
 
-/** Runs in the page: the figures section, by its accessible labels. */
+/** Runs in the page: the figures, by their test ids (numbers in data-ms where they are durations). */
 function readFigures(): PageFigures {
-  const figures: Record<string, string> = {};
-  for (const item of document.querySelectorAll('section[aria-label="Your contribution"] > div')) {
-    const label = item.querySelector(".label")?.textContent?.trim();
-    const value = item.querySelector("strong")?.textContent?.trim();
-    if (label && value !== undefined) figures[label] = value;
-  }
-  const cpu = figures["CPU time"] ?? "0 ms";
-  // "350 ms", "4.2 s", "3 min 5 s"
-  const cpuMs = [...cpu.matchAll(/([\d.]+)\s*(min|ms|s)/g)].reduce((sum, [, n, unit]) => sum + Number(n) * (unit === "min" ? 60_000 : unit === "s" ? 1000 : 1), 0);
+  const text = (id: string) => document.querySelector(`[data-testid="${id}"]`)?.textContent?.trim() ?? "";
+  const ms = (id: string) => Number(document.querySelector(`[data-testid="${id}"]`)?.getAttribute("data-ms") || 0) || 0;
   return {
-    state: document.querySelector('[data-testid="state"]')?.textContent?.trim() ?? "",
+    state: text("state"),
     // Digits only: "1,234" and "1 234" are counts too.
-    chunksDone: Number((document.querySelector('[data-testid="chunks-done"]')?.textContent ?? "").replace(/\D/g, "")) || 0,
-    chunksFailed: Number((figures["Chunks failed"] ?? "").replace(/\D/g, "")) || 0,
-    cpuMs,
+    chunksDone: Number(text("chunks-done").replace(/\D/g, "")) || 0,
+    chunksFailed: Number(text("chunks-failed").replace(/\D/g, "")) || 0,
+    cpuMs: ms("cpu-time"),
+    creditMs: ms("credit"),
     message: document.querySelector('[role="status"]')?.textContent ?? null,
   };
 }
@@ -262,6 +261,7 @@ export async function volunteer(options: VolunteerOptions): Promise<number> {
       chunksDone: done,
       chunksFailed: totals.reduce((sum, t) => sum + t.chunksFailed, 0),
       cpuMs: totals.reduce((sum, t) => sum + t.cpuMs, 0),
+      creditMs: instances.reduce((sum, instance) => sum + instance.credit, 0),
       rate,
       states: instances.map((instance) => instance.state),
     };
@@ -279,7 +279,7 @@ export async function volunteer(options: VolunteerOptions): Promise<number> {
   const report = () => {
     const s = summary();
     if (tty) {
-      const line = `${formatCount(s.chunksDone)} chunks done · ${formatRate(s.rate)}/s · ${formatCount(s.chunksFailed)} failed · CPU ${formatDuration(s.cpuMs)} · ${describeStates(s.states)}`;
+      const line = `${formatCount(s.chunksDone)} chunks done · ${formatRate(s.rate)}/s · ${formatCount(s.chunksFailed)} failed · CPU ${formatDuration(s.cpuMs)} · credit ${formatDuration(s.creditMs)} · ${describeStates(s.states)}`;
       process.stdout.write(`\r\x1b[2K${paint("cyan", "●")} ${line}`);
       liveLine = true;
       return;
@@ -290,7 +290,7 @@ export async function volunteer(options: VolunteerOptions): Promise<number> {
     lastKey = key;
     lastPrintedAt = Date.now();
     if (options.json) printJson({ event: "progress", ...s, rate: Number(s.rate.toFixed(2)) });
-    else console.log(`${formatCount(s.chunksDone)} chunks done · ${formatRate(s.rate)}/s · ${formatCount(s.chunksFailed)} failed · CPU ${formatDuration(s.cpuMs)} · ${describeStates(s.states)}`);
+    else console.log(`${formatCount(s.chunksDone)} chunks done · ${formatRate(s.rate)}/s · ${formatCount(s.chunksFailed)} failed · CPU ${formatDuration(s.cpuMs)} · credit ${formatDuration(s.creditMs)} · ${describeStates(s.states)}`);
   };
 
   if (!options.json) {
@@ -306,10 +306,10 @@ export async function volunteer(options: VolunteerOptions): Promise<number> {
     process.off("SIGTERM", onSignal);
   }
   const s = summary();
-  if (options.json) printJson({ event: "stopped", chunksDone: s.chunksDone, chunksFailed: s.chunksFailed, cpuMs: s.cpuMs });
+  if (options.json) printJson({ event: "stopped", chunksDone: s.chunksDone, chunksFailed: s.chunksFailed, cpuMs: s.cpuMs, creditMs: s.creditMs });
   else {
     clearLive();
-    console.log(`Stopped: ${formatCount(s.chunksDone)} chunks done, ${formatCount(s.chunksFailed)} failed, CPU ${formatDuration(s.cpuMs)}.`);
+    console.log(`Stopped: ${formatCount(s.chunksDone)} chunks done, ${formatCount(s.chunksFailed)} failed, CPU ${formatDuration(s.cpuMs)}, credit ${formatDuration(s.creditMs)}.`);
   }
   return 0;
 }

@@ -1,5 +1,11 @@
 import { useEffect, useRef, useState } from "react";
-import { api } from "../../lib/api.ts";
+import { Button } from "../../components/ui/button.tsx";
+import { Card, CardTitle, Stat } from "../../components/ui/card.tsx";
+import { useSiteStats } from "../../hooks/use-site-stats.ts";
+import { formatDuration, formatNumber, formatRate } from "../../lib/format.ts";
+import { useSession } from "../../lib/session.tsx";
+import { Leaderboard, useOwnEntry } from "./leaderboard.tsx";
+import { useHidden, useOnline, useOnPower, useVolunteerOptions } from "./use-volunteer-options.ts";
 import { VolunteerRunner, type RunnerStats } from "./volunteer-runner.ts";
 
 const cores = typeof navigator !== "undefined" ? navigator.hardwareConcurrency || 2 : 2;
@@ -14,108 +20,194 @@ const stateLabels: Record<RunnerStats["state"], string> = {
   error: "Trouble",
 };
 
-function formatCpu(ms: number): string {
-  if (ms < 1000) return `${ms} ms`;
-  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
-  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+const stateColors: Record<RunnerStats["state"], string> = {
+  stopped: "bg-slate-400",
+  starting: "bg-amber-400",
+  running: "bg-emerald-500 animate-pulse",
+  waiting: "bg-sky-400",
+  paused: "bg-slate-400",
+  error: "bg-red-500",
+};
+
+/** Chunks per second over the last minute, from samples of the running count. */
+function useLocalRate(chunksDone: number): number {
+  const samples = useRef<{ t: number; n: number }[]>([]);
+  const [rate, setRate] = useState(0);
+  useEffect(() => {
+    const tick = () => {
+      const now = Date.now();
+      const list = samples.current;
+      list.push({ t: now, n: chunksDone });
+      while (list.length > 1 && now - list[0]!.t > 60_000) list.shift();
+      const first = list[0]!;
+      setRate(now - first.t > 0 ? ((chunksDone - first.n) * 1000) / Math.max(now - first.t, 1000) : 0);
+    };
+    tick();
+    const timer = setInterval(tick, 2000);
+    return () => clearInterval(timer);
+  }, [chunksDone]);
+  return rate;
 }
 
 /** `/`: one click to lend this browser's CPU to the tasks on this server. */
 export function VolunteerPage() {
-  const [threads, setThreads] = useState(defaultThreads);
-  const [pauseWhenHidden, setPauseWhenHidden] = useState(false);
+  const { client, session } = useSession();
+  const [options, setOption] = useVolunteerOptions({ threads: defaultThreads, pauseWhenHidden: false, onlyOnPower: false });
+  const threads = Math.min(options.threads, cores);
   const [stats, setStats] = useState<RunnerStats | null>(null);
+  /** The volunteer pressed Start (or Resume) and not Pause since. */
+  const [wanted, setWanted] = useState(false);
   const runner = useRef<VolunteerRunner | null>(null);
-  const active = stats !== null && stats.state !== "stopped" && stats.state !== "paused";
+  const hidden = useHidden();
+  const online = useOnline();
+  const power = useOnPower();
+  const site = useSiteStats(2);
+  const localRate = useLocalRate(stats?.chunksDone ?? 0);
+  const own = useOwnEntry(stats?.volunteerId ?? null, session?.user.id ?? null);
+
+  const heldBy = wanted && options.pauseWhenHidden && hidden ? "this tab is hidden" : wanted && options.onlyOnPower && !power.onPower ? "this device is on battery" : null;
 
   useEffect(() => () => runner.current?.destroy(), []);
 
+  // Run exactly when the volunteer wants it and no option holds it back. After a pause the
+  // runner's loop still posts the chunks in hand; starting again before it has stopped would
+  // run a second loop beside it, so a restart waits for the "paused" state.
+  const stopping = useRef(false);
+  const state = stats?.state ?? "stopped";
   useEffect(() => {
-    if (!pauseWhenHidden) return;
-    const onVisibility = () => {
-      if (document.hidden) runner.current?.pause();
-      else if (runner.current) runner.current.start();
-    };
-    document.addEventListener("visibilitychange", onVisibility);
-    return () => document.removeEventListener("visibilitychange", onVisibility);
-  }, [pauseWhenHidden]);
-
-  const start = () => {
-    runner.current ??= new VolunteerRunner({ client: api, storage: localStorage, threads, onChange: setStats });
+    if (!(wanted && !heldBy)) {
+      if (runner.current && state !== "paused" && state !== "stopped" && !stopping.current) {
+        stopping.current = true;
+        runner.current.pause();
+      }
+      return;
+    }
+    if (stopping.current && state !== "paused") return;
+    stopping.current = false;
+    runner.current ??= new VolunteerRunner({ client, storage: localStorage, threads, onChange: setStats });
     runner.current.start();
-  };
+    // Deliberately not client or threads: the runner keeps the client it started with, and
+    // threads change through setThreads.
+  }, [wanted, heldBy, state]);
 
   const changeThreads = (value: number) => {
-    setThreads(value);
+    setOption("threads", value);
     void runner.current?.setThreads(value);
   };
 
+  const taskEntries = Object.entries(stats?.tasks ?? {});
+
+  // This browser's own credit from the runner; until it knows, the account's leaderboard entry.
+  const creditMs = stats?.credit ?? own?.credit ?? null;
+
   return (
-    <main className="volunteer">
-      <header>
-        <h1>CrowdCompute</h1>
-        <p>Lend your browser's spare CPU to science and other good work. Tasks run in a locked-down sandbox: they cannot see this page, your files or the network.</p>
-      </header>
-
-      <section className="controls" aria-label="Controls">
-        {active ? (
-          <button type="button" onClick={() => runner.current?.pause()}>
-            Pause
-          </button>
-        ) : (
-          <button type="button" className="primary" onClick={start}>
-            {stats ? "Resume" : "Start"}
-          </button>
-        )}
-        <label>
-          Threads: <output>{threads}</output>
-          <input
-            type="range"
-            aria-label="Threads"
-            min={1}
-            max={cores}
-            value={threads}
-            onChange={(event) => changeThreads(Number(event.target.value))}
-          />
-        </label>
-        <label className="checkbox">
-          <input type="checkbox" checked={pauseWhenHidden} onChange={(event) => setPauseWhenHidden(event.target.checked)} />
-          Pause when this tab is hidden
-        </label>
-      </section>
-
-      <section className="figures" aria-label="Your contribution">
-        <div>
-          <span className="label">Status</span>
-          <strong data-testid="state">{stateLabels[stats?.state ?? "stopped"]}</strong>
-        </div>
-        <div>
-          <span className="label">Chunks done</span>
-          <strong data-testid="chunks-done">{stats?.chunksDone ?? 0}</strong>
-        </div>
-        <div>
-          <span className="label">Chunks failed</span>
-          <strong>{stats?.chunksFailed ?? 0}</strong>
-        </div>
-        <div>
-          <span className="label">CPU time</span>
-          <strong>{formatCpu(stats?.cpuMs ?? 0)}</strong>
+    <div className="flex flex-col gap-6">
+      <title>{state === "running" ? `Computing (${stats?.chunksDone ?? 0}) · CrowdCompute` : "Volunteer · CrowdCompute"}</title>
+      <section className="rounded-2xl bg-gradient-to-br from-brand-600 to-brand-700 p-6 text-white shadow-md sm:p-8" aria-labelledby="volunteer-heading">
+        <h1 id="volunteer-heading" className="text-3xl font-bold tracking-tight sm:text-4xl">Lend your spare CPU</h1>
+        <p className="mt-2 max-w-2xl text-brand-100">
+          Your browser computes small pieces of research and other good work. Tasks run in a locked-down sandbox: they cannot see this page, your files or the network. No account needed.
+        </p>
+        <div className="mt-6 flex flex-wrap items-center gap-x-6 gap-y-4" aria-label="Controls" role="group">
+          {wanted ? (
+            <Button onClick={() => setWanted(false)} className="!border-white/60 !bg-white/10 !text-white hover:!bg-white/20">
+              Pause
+            </Button>
+          ) : (
+            <Button onClick={() => setWanted(true)} className="!border-white !bg-white !px-6 !text-base !font-semibold !text-brand-700 hover:!bg-brand-50">
+              {stats ? "Resume" : "Start"}
+            </Button>
+          )}
+          <label className="flex items-center gap-3 text-sm">
+            <span>
+              Threads: <output className="font-semibold tabular-nums">{threads}</output>
+            </span>
+            <input type="range" aria-label="Threads" min={1} max={cores} value={threads} onChange={(event) => changeThreads(Number(event.target.value))} className="accent-white" />
+          </label>
+          <label className="flex items-center gap-2 text-sm">
+            <input type="checkbox" checked={options.pauseWhenHidden} onChange={(event) => setOption("pauseWhenHidden", event.target.checked)} />
+            Pause when this tab is hidden
+          </label>
+          <label className="flex items-center gap-2 text-sm">
+            <input type="checkbox" checked={options.onlyOnPower} onChange={(event) => setOption("onlyOnPower", event.target.checked)} />
+            Only when on power{power.known ? "" : " (where the browser can tell)"}
+          </label>
         </div>
       </section>
-      {stats?.message ? <p className="message" role="status">{stats.message}</p> : null}
 
-      {stats && Object.keys(stats.tasks).length > 0 ? (
-        <section aria-label="Tasks you are working for">
-          <h2>Tasks you helped</h2>
-          <ul className="tasks">
-            {Object.entries(stats.tasks).map(([taskId, count]) => (
-              <li key={taskId}>
-                <code>{taskId.slice(0, 8)}</code> — {count} chunks
-              </li>
-            ))}
-          </ul>
+      <div className="flex flex-wrap items-center gap-3" role="status" aria-live="polite">
+        <span className={`inline-block size-3 shrink-0 rounded-full ${online ? stateColors[state] : "bg-red-500"}`} aria-hidden="true" />
+        <span className="font-medium" data-testid="state">{stateLabels[state]}</span>
+        {!online ? <span className="text-sm font-medium text-red-700">Offline: the page reconnects by itself when the network is back.</span> : null}
+        {heldBy ? <span className="text-sm text-slate-600">Held: {heldBy}.</span> : null}
+        {stats?.message ? <span className="text-sm text-amber-800">{stats.message}</span> : null}
+        {state === "waiting" && stats?.nextLeaseAt ? <NextTry at={stats.nextLeaseAt} /> : null}
+      </div>
+
+      <div className="grid grid-cols-1 gap-6 lg:grid-cols-[minmax(0,5fr)_minmax(0,2fr)]">
+        <section aria-labelledby="you-heading">
+          <h2 id="you-heading" className="mb-2 text-sm font-semibold tracking-wide text-slate-500 uppercase">Your contribution</h2>
+          <div className="grid grid-cols-2 gap-3 sm:grid-cols-3 lg:grid-cols-5">
+            <Stat label="Chunks done" value={stats?.chunksDone ?? 0} testId="chunks-done" />
+            <Stat label="Chunks failed" value={stats?.chunksFailed ?? 0} testId="chunks-failed" />
+            <div className="rounded-xl border border-slate-200 bg-white p-4 shadow-sm">
+              <span className="block text-sm text-slate-500">CPU time</span>
+              <strong className="mt-1 block text-xl font-semibold tabular-nums" data-testid="cpu-time" data-ms={stats?.cpuMs ?? 0}>
+                {formatDuration(stats?.cpuMs ?? 0)}
+              </strong>
+            </div>
+            <div className="rounded-xl border border-slate-200 bg-white p-4 shadow-sm">
+              <span className="block text-sm text-slate-500">Credit</span>
+              <strong
+                className="mt-1 block text-xl font-semibold tabular-nums"
+                data-testid="credit"
+                data-ms={creditMs ?? ""}
+                title="CPU time of results that won their quorum"
+              >
+                {creditMs === null ? "–" : formatDuration(creditMs)}
+              </strong>
+            </div>
+            <Stat label="Your rate" value={formatRate(localRate)} testId="local-rate" />
+          </div>
         </section>
-      ) : null}
-    </main>
+        <section aria-labelledby="site-heading">
+          <h2 id="site-heading" className="mb-2 text-sm font-semibold tracking-wide text-slate-500 uppercase">Everyone</h2>
+          <div className="grid grid-cols-2 gap-3">
+            <Stat label="Site-wide rate" value={site.stats ? formatRate(site.stats.chunksPerSec) : "–"} testId="site-rate" />
+            <Stat label="Volunteers online" value={site.stats ? formatNumber(site.stats.volunteersOnline) : "–"} testId="volunteers-online" />
+          </div>
+        </section>
+      </div>
+
+      <div className="grid grid-cols-1 gap-6 lg:grid-cols-2">
+        <Card aria-labelledby="helped-heading">
+          <CardTitle id="helped-heading">Tasks you are working for</CardTitle>
+          {taskEntries.length > 0 ? (
+            <ul className="flex flex-col gap-1 text-sm">
+              {taskEntries.map(([taskId, count]) => (
+                <li key={taskId} className="flex justify-between gap-3">
+                  <code className="font-mono text-xs" title={taskId}>task {taskId.slice(0, 8)}</code>
+                  <span className="tabular-nums">{count} chunks</span>
+                </li>
+              ))}
+            </ul>
+          ) : (
+            <p className="text-sm text-slate-500">Tasks show up here once this browser computes their chunks.</p>
+          )}
+        </Card>
+        <Leaderboard volunteerId={stats?.volunteerId ?? null} userId={session?.user.id ?? null} />
+      </div>
+    </div>
   );
+}
+
+/** "Asking again in 3 s", counting down each second while the page waits for work. */
+function NextTry({ at }: { at: number }) {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, []);
+  const seconds = Math.max(0, Math.ceil((at - now) / 1000));
+  return <span className="text-sm text-slate-600" data-testid="next-try">asking again in {seconds} s</span>;
 }

@@ -13,6 +13,8 @@ export interface RunnerStats {
   volunteerId: string | null;
   /** Credit the server granted (ms of CPU whose results won their quorum); null until known. */
   credit: number | null;
+  /** While waiting for work: when the next lease request goes out (ms since the epoch). */
+  nextLeaseAt: number | null;
   message: string | null;
 }
 
@@ -48,7 +50,7 @@ export class VolunteerRunner {
   private readonly wasmBySha = new Map<string, Promise<Uint8Array>>();
   /** Whether this browser has a WebGPU adapter; asked once, before the first lease. */
   private webgpu = false;
-  private stats: RunnerStats = { state: "stopped", chunksDone: 0, chunksFailed: 0, cpuMs: 0, tasks: {}, volunteerId: null, credit: null, message: null };
+  private stats: RunnerStats = { state: "stopped", chunksDone: 0, chunksFailed: 0, cpuMs: 0, tasks: {}, volunteerId: null, credit: null, nextLeaseAt: null, message: null };
 
   constructor(options: RunnerOptions) {
     this.options = options;
@@ -59,8 +61,11 @@ export class VolunteerRunner {
     if (this.running) return;
     this.running = true;
     this.update({ state: "starting", message: null });
-    void this.loop();
+    // A loop still posting the chunks of a pause simply goes on: never two loops at once.
+    if (!this.looping) void this.loop();
   }
+
+  private looping = false;
 
   /** Finishes the chunks in hand, posts them, then stops asking for more. */
   pause(): void {
@@ -102,6 +107,17 @@ export class VolunteerRunner {
   }
 
   private async loop(): Promise<void> {
+    this.looping = true;
+    try {
+      await this.work();
+    } finally {
+      this.looping = false;
+      // Started again while the last reports were being posted.
+      if (this.running) void this.loop();
+    }
+  }
+
+  private async work(): Promise<void> {
     let failures = 0;
     let leases: Lease[] = [];
     let unsent: ChunkReport[] = [];
@@ -150,7 +166,7 @@ export class VolunteerRunner {
           await sleep(wait);
         }
       }
-      this.update({ state: "paused", message: null });
+      if (!this.running) this.update({ state: "paused", message: null });
     } catch (error) {
       this.running = false;
       this.update({ state: "error", message: describe(error) });
@@ -170,7 +186,7 @@ export class VolunteerRunner {
   }
 
   private async idle(ms: number) {
-    this.update({ state: "waiting", message: "no work right now" });
+    this.update({ state: "waiting", message: "no work right now", nextLeaseAt: Date.now() + ms });
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, ms);
       this.wake = () => {
@@ -179,6 +195,7 @@ export class VolunteerRunner {
       };
     });
     this.wake = null;
+    this.update({ nextLeaseAt: null });
   }
 
   /** Runs leased chunks task by task and turns outcomes into reports for the API. */
