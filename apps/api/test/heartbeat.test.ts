@@ -52,6 +52,15 @@ describe.each(testBackends())("heartbeats on %s", (backend) => {
     expect(beat.json).toEqual({ extended: [], lost: [], cancelled: [held!.leaseId] });
   });
 
+  it("tells a volunteer the name and description of a task, and nothing more", async () => {
+    const created = await t.call("POST", "/api/tasks", { token: creator, body: { name: "Protein folds", description: "Scores candidate folds", code: "export default (x) => x", inputs: [1] } });
+    const { token } = await t.volunteer();
+    const summary = await t.call("GET", `/api/tasks/${created.json.task.id}/summary`, { token });
+    expect(summary.json).toEqual({ id: created.json.task.id, name: "Protein folds", description: "Scores candidate folds" });
+    expect((await t.call("GET", `/api/tasks/${created.json.task.id}/summary`)).status).toBe(401);
+    expect((await t.call("GET", "/api/tasks/01900000-0000-7000-8000-000000000000/summary", { token })).status).toBe(404);
+  });
+
   it("refuses forged and foreign lease ids", async () => {
     await startTask([1], 60_000);
     const owner = await t.volunteer();

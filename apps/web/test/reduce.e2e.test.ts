@@ -49,5 +49,7 @@ describe(`a map-reduce task in the volunteer page (${backend})`, () => {
     expect(done.counts).toMatchObject({ total: 300, done: 300, failed: 0 });
     // The page computed 300 chunks and 3 reduce chunks.
     expect(await page.getByTestId("chunks-done").textContent()).toBe("303");
+    // The page says what it computed for, by name.
+    await until("the task's name on the page", async () => (await page.getByTestId("helped-task").first().textContent())?.includes("stats"), 10_000);
   });
 });

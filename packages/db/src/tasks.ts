@@ -241,6 +241,12 @@ export async function getTaskCode(db: Db, id: string): Promise<{ code: string; c
   return row ?? null;
 }
 
+/** What a volunteer may know of a task it computes for: its name and description. */
+export async function getTaskSummary(db: Db, id: string): Promise<{ id: string; name: string; description: string } | null> {
+  const [row] = await db.select({ id: tasks.id, name: tasks.name, description: tasks.description }).from(tasks).where(eq(tasks.id, id));
+  return row ?? null;
+}
+
 /** The task's WebAssembly module, or null when the task does not exist or has none. */
 export async function getTaskWasm(db: Db, id: string): Promise<{ wasm: Uint8Array; wasmSha256: string } | null> {
   const [row] = await db.select({ wasm: tasks.wasm, wasmSha256: tasks.wasmSha256 }).from(tasks).where(eq(tasks.id, id));

@@ -132,6 +132,8 @@ export function createClient(options: ClientOptions = {}) {
     lease: (request: LeaseRequest) => json<LeaseResponse>("POST", "/api/work/lease", request),
     submitResults: (results: ChunkReport[], next?: LeaseRequest) =>
       json<SubmitResponse>("POST", "/api/work/results", next ? { results, next } : { results }),
+    /** A task's name and description, for the volunteer computing it. */
+    taskSummary: (id: string) => json<{ id: string; name: string; description: string }>("GET", `/api/tasks/${encodeURIComponent(id)}/summary`),
     /** The calling volunteer's own figures (a volunteer token). */
     volunteerFigures: () => json<VolunteerFigures>("GET", "/api/volunteers/me"),
     /** Keeps leases alive while their chunks run; says which were lost or cancelled. */

@@ -3,6 +3,7 @@ import {
   createTask,
   finalChunksPage,
   getTaskCode,
+  getTaskSummary,
   getTaskWasm,
   getTaskForResults,
   getTaskView,
@@ -93,6 +94,19 @@ const results = createRoute({
     200: {
       description: "one line per final chunk: NDJSON {index, input, status, result | error}, or CSV index,status,input,result,error with each cell JSON",
       content: { "application/x-ndjson": { schema: z.string() }, "text/csv": { schema: z.string() } },
+    },
+  },
+});
+
+const summary = createRoute({
+  method: "get",
+  path: "/api/tasks/{id}/summary",
+  summary: "What a volunteer may know of a task it computes for: its name and description",
+  request: { params: taskIdParams },
+  responses: {
+    200: {
+      description: "the task's public summary",
+      content: { "application/json": { schema: z.object({ id: z.string(), name: z.string(), description: z.string() }) } },
     },
   },
 });
@@ -191,6 +205,14 @@ export const taskRoutes = createRouter()
     const type = format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson; charset=utf-8";
     // The typed-response helpers know no streams; the OpenAPI entry above documents this one.
     return c.body(stream, 200, { "content-type": type, "cache-control": "no-store" }) as never;
+  })
+  .openapi(summary, async (c) => {
+    await authorize(c, [...volunteerRoles, ...creatorRoles]);
+    const { id } = c.req.valid("param");
+    if (!uuidPattern.test(id)) throw notFound("task");
+    const row = await getTaskSummary(c.var.deps.db, id);
+    if (!row) throw notFound("task");
+    return c.json(row, 200);
   })
   .openapi(code, async (c) => {
     await authorize(c, [...volunteerRoles, ...creatorRoles]);

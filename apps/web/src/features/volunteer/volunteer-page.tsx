@@ -184,12 +184,18 @@ export function VolunteerPage() {
           <CardTitle id="helped-heading">Tasks you are working for</CardTitle>
           {taskEntries.length > 0 ? (
             <ul className="flex flex-col gap-1 text-sm">
-              {taskEntries.map(([taskId, count]) => (
-                <li key={taskId} className="flex justify-between gap-3">
-                  <code className="font-mono text-xs" title={taskId}>task {taskId.slice(0, 8)}</code>
-                  <span className="tabular-nums">{count} chunks</span>
-                </li>
-              ))}
+              {taskEntries.map(([taskId, count]) => {
+                const about = stats?.taskInfo[taskId];
+                return (
+                  <li key={taskId} className="flex justify-between gap-3" data-testid="helped-task">
+                    <span className="min-w-0">
+                      {about ? <span className="font-medium">{about.name}</span> : <code className="font-mono text-xs" title={taskId}>task {taskId.slice(0, 8)}</code>}
+                      {about?.description ? <span className="block truncate text-xs text-slate-500">{about.description}</span> : null}
+                    </span>
+                    <span className="shrink-0 tabular-nums">{count} chunks</span>
+                  </li>
+                );
+              })}
             </ul>
           ) : (
             <p className="text-sm text-slate-500">Tasks show up here once this browser computes their chunks.</p>

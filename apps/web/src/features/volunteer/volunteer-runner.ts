@@ -13,6 +13,8 @@ export interface RunnerStats {
   volunteerId: string | null;
   /** Credit the server granted (ms of CPU whose results won their quorum); null until known. */
   credit: number | null;
+  /** Name and description of the tasks this browser computes for, by task id. */
+  taskInfo: Record<string, { name: string; description: string }>;
   /** While waiting for work: when the next lease request goes out (ms since the epoch). */
   nextLeaseAt: number | null;
   message: string | null;
@@ -50,7 +52,7 @@ export class VolunteerRunner {
   private readonly wasmBySha = new Map<string, Promise<Uint8Array>>();
   /** Whether this browser has a WebGPU adapter; asked once, before the first lease. */
   private webgpu = false;
-  private stats: RunnerStats = { state: "stopped", chunksDone: 0, chunksFailed: 0, cpuMs: 0, tasks: {}, volunteerId: null, credit: null, nextLeaseAt: null, message: null };
+  private stats: RunnerStats = { state: "stopped", chunksDone: 0, chunksFailed: 0, cpuMs: 0, tasks: {}, volunteerId: null, credit: null, taskInfo: {}, nextLeaseAt: null, message: null };
 
   constructor(options: RunnerOptions) {
     this.options = options;
@@ -173,6 +175,18 @@ export class VolunteerRunner {
     }
   }
 
+  private readonly askedAbout = new Set<string>();
+
+  /** Fetches a task's name and description once, so the volunteer knows what runs here. */
+  private learnAbout(client: Client, taskId: string): void {
+    if (this.askedAbout.has(taskId)) return;
+    this.askedAbout.add(taskId);
+    client
+      .taskSummary(taskId)
+      .then(({ name, description }) => this.update({ taskInfo: { ...this.stats.taskInfo, [taskId]: { name, description } } }))
+      .catch(() => this.askedAbout.delete(taskId));
+  }
+
   private creditAskedAt = 0;
 
   /** Asks the server for this volunteer's credit, at most every few seconds; figures are a nicety, so errors are ignored. */
@@ -203,6 +217,7 @@ export class VolunteerRunner {
     const reports: ChunkReport[] = [];
     for (const [taskId, group] of groupByTask(leases)) {
       const first = group[0]!;
+      this.learnAbout(client, taskId);
       let code = this.codeBySha.get(first.codeSha256);
       if (code === undefined) {
         code = await client.taskCode(taskId);
