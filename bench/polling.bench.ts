@@ -29,8 +29,12 @@ const server = spawn(process.execPath, [...profile, "apps/api/src/main.ts"], {
   stdio: ["ignore", "pipe", "inherit"],
 });
 try {
+  let serverOutput = 0;
   await new Promise<void>((resolve, reject) => {
-    server.stdout!.on("data", (data: Buffer) => data.toString().includes("running at") && resolve());
+    server.stdout!.on("data", (data: Buffer) => {
+      serverOutput += data.length;
+      if (data.toString().includes("running at")) resolve();
+    });
     server.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
   });
   // node:http with a keep-alive agent: fetch costs several times the CPU per request, and the
@@ -105,6 +109,7 @@ try {
   const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
   console.log(`\nserver RSS: ${avg(firstRss).toFixed(0)} MB in the first 5 s, ${avg(lastRss).toFixed(0)} MB in the last 5 s, max ${Math.max(...rss).toFixed(0)} MB`);
   console.log("targets: p99 lease latency < 50 ms, 0 errors, RSS stable");
+  console.log(`server stdout: ${serverOutput} bytes`);
   mkdirSync(new URL("./results", import.meta.url), { recursive: true });
   writeFileSync(new URL("./results/polling.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), volunteers, seconds, thinkMs, requests, errors, chunksDone, rows, rssMb: rss }, null, 2));
 } finally {

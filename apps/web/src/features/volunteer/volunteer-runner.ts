@@ -1,4 +1,4 @@
-import { ApiError, type ChunkReport, type Client, type Lease, type LeaseRequest } from "@crowdcompute/sdk";
+import { ApiError, type ChunkReport, type Client, type Lease, type LeaseRequest, type LeaseResponse } from "@crowdcompute/sdk";
 import { createSandbox, type ChunkOutcome, type Sandbox } from "@crowdcompute/sandbox";
 
 export type RunnerState = "stopped" | "starting" | "running" | "waiting" | "paused" | "error";
@@ -121,26 +121,47 @@ export class VolunteerRunner {
 
   private async work(): Promise<void> {
     let failures = 0;
+    /** Leases in hand, to run (also after a pause: chunks in hand are finished). */
     let leases: Lease[] = [];
+    /** Reports the server has not taken yet; kept across failures. */
     let unsent: ChunkReport[] = [];
+    // The next batch is leased while this one runs, and results are posted while the next one
+    // runs, so workers do not wait for the network between batches (DESIGN §8).
+    let ahead: Promise<LeaseResponse> | null = null;
+    let posting: Promise<void> | null = null;
     // Null until we have an identity; a failure to get one is retried like any other.
     let client: Client | null = null;
     try {
       this.webgpu = await hasWebGpuAdapter();
-      while (this.running || unsent.length > 0) {
+      while (this.running || unsent.length > 0 || leases.length > 0 || ahead || posting) {
         try {
           client ??= await this.volunteerClient();
           if (!this.sandbox) {
             const { sandboxOrigin } = await this.options.client.config();
             this.sandbox = await createSandbox({ origin: sandboxOrigin, threads: this.threads });
           }
-          if (unsent.length > 0) {
-            const response = await client.submitResults(unsent, this.running ? this.leaseRequest() : undefined);
+          if (posting) {
+            const posted = posting;
+            posting = null;
+            await posted;
+          }
+          if (leases.length === 0 && ahead) {
+            const fetched = ahead;
+            ahead = null;
+            leases = (await fetched).leases;
+          }
+          if (leases.length === 0 && unsent.length > 0) {
+            // Nothing to run: post what we have and lease the next batch in one round trip.
+            const reports = unsent;
             unsent = [];
+            const response = await client.submitResults(reports, this.running ? this.leaseRequest() : undefined).catch((error: unknown) => {
+              if (retryable(error)) unsent = [...reports, ...unsent];
+              throw error;
+            });
             this.refreshCredit(client);
             leases = response.leases ?? [];
             if (leases.length === 0 && this.running) await this.idle(response.retryAfterMs ?? 0);
-          } else if (leases.length === 0) {
+          } else if (leases.length === 0 && this.running) {
             const response = await client.lease(this.leaseRequest());
             leases = response.leases;
             if (leases.length === 0) {
@@ -149,10 +170,25 @@ export class VolunteerRunner {
             }
           }
           failures = 0;
-          if (leases.length > 0 && this.running) {
-            this.update({ state: "running", message: null });
-            unsent = await this.runLeases(client, leases);
+          if (leases.length > 0) {
+            const batch = leases;
             leases = [];
+            if (this.running) {
+              ahead = client.lease(this.leaseRequest());
+              ahead.catch(() => {}); // awaited, and its failure handled, next time round
+            }
+            this.update({ state: "running", message: null });
+            const reports = [...unsent, ...(await this.runLeases(client, batch))];
+            unsent = [];
+            const poster = client;
+            posting = poster.submitResults(reports).then(
+              () => this.refreshCredit(poster),
+              (error: unknown) => {
+                if (retryable(error)) unsent = [...reports, ...unsent];
+                throw error;
+              },
+            );
+            posting.catch(() => {}); // awaited next time round
           }
         } catch (error) {
           if (error instanceof ApiError && error.status === 401 && client) {
@@ -161,6 +197,8 @@ export class VolunteerRunner {
             client = null;
             unsent = [];
             leases = [];
+            ahead = null;
+            posting = null;
             continue;
           }
           const wait = backoffMs[Math.min(failures++, backoffMs.length - 1)]!;
@@ -333,6 +371,14 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
 
 function truncate(message: string): string {
   return message.length > 1000 ? `${message.slice(0, 1000)}…` : message;
+}
+
+/**
+ * Whether reports that failed to post should be posted again: yes after a network error, a
+ * 5xx or a 429; no after another 4xx (the server refused them for good, and would again).
+ */
+function retryable(error: unknown): boolean {
+  return !(error instanceof ApiError) || error.status >= 500 || error.status === 429;
 }
 
 function groupByTask(leases: Lease[]): Map<string, Lease[]> {
