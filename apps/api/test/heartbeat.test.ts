@@ -52,11 +52,16 @@ describe.each(testBackends())("heartbeats on %s", (backend) => {
     expect(beat.json).toEqual({ extended: [], lost: [], cancelled: [held!.leaseId] });
   });
 
-  it("tells a volunteer the name and description of a task, and nothing more", async () => {
-    const created = await t.call("POST", "/api/tasks", { token: creator, body: { name: "Protein folds", description: "Scores candidate folds", code: "export default (x) => x", inputs: [1] } });
+  it("tells a volunteer a task's name, description and creator's display name, and nothing more", async () => {
+    const named = await t.call("POST", "/api/auth/register", { body: { email: "lab@example.com", password: "correct horse", name: "The Folding Lab" } });
+    expect(named.status).toBe(201);
+    const created = await t.call("POST", "/api/tasks", { token: named.json.token, body: { name: "Protein folds", description: "Scores candidate folds", code: "export default (x) => x", inputs: [1] } });
     const { token } = await t.volunteer();
     const summary = await t.call("GET", `/api/tasks/${created.json.task.id}/summary`, { token });
-    expect(summary.json).toEqual({ id: created.json.task.id, name: "Protein folds", description: "Scores candidate folds" });
+    expect(summary.json).toEqual({ id: created.json.task.id, name: "Protein folds", description: "Scores candidate folds", creator: "The Folding Lab" });
+    // Without a display name, volunteers see no creator at all (never the email).
+    const anonymousTask = await t.call("POST", "/api/tasks", { token: creator, body: { name: "x", code: "export default (x) => x", inputs: [1] } });
+    expect((await t.call("GET", `/api/tasks/${anonymousTask.json.task.id}/summary`, { token })).json.creator).toBeNull();
     expect((await t.call("GET", `/api/tasks/${created.json.task.id}/summary`)).status).toBe(401);
     expect((await t.call("GET", "/api/tasks/01900000-0000-7000-8000-000000000000/summary", { token })).status).toBe(404);
   });

@@ -29,7 +29,7 @@ describe(`a map-reduce task in the volunteer page (${backend})`, () => {
 
   it("ends with the aggregate of all results", async () => {
     const anonymous = createClient({ baseUrl: server.url });
-    const creator = anonymous.withToken((await anonymous.register("mapreduce@example.com", "a long password")).token);
+    const creator = anonymous.withToken((await anonymous.register("mapreduce@example.com", "a long password", "Stats Lab")).token);
     // 300 chunks: two reduce chunks of the first level, one at the top.
     const inputs = Array.from({ length: 300 }, (_, i) => (i * 37) % 1000);
     const task = await creator.createTask({ name: "stats", code, inputs, start: true });
@@ -50,6 +50,6 @@ describe(`a map-reduce task in the volunteer page (${backend})`, () => {
     // The page computed 300 chunks and 3 reduce chunks.
     expect(await page.getByTestId("chunks-done").textContent()).toBe("303");
     // The page says what it computed for, by name.
-    await until("the task's name on the page", async () => (await page.getByTestId("helped-task").first().textContent())?.includes("stats"), 10_000);
+    await until("the task's name and creator on the page", async () => (await page.getByTestId("helped-task").first().textContent())?.includes("stats by Stats Lab"), 10_000);
   });
 });

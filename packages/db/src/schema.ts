@@ -32,6 +32,8 @@ const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull(
 export const users = pgTable("users", {
   id: uuid("id").primaryKey(),
   email: text("email").notNull().unique(),
+  /** Shown to volunteers as the creator of a task; never the email. */
+  displayName: text("display_name"),
   passwordHash: text("password_hash").notNull(),
   role: text("role").$type<"admin" | "creator">().notNull(),
   createdAt: createdAt(),

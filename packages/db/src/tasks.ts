@@ -2,7 +2,7 @@ import { eq, sql } from "drizzle-orm";
 import { queryRows, type Db } from "./db.ts";
 import { newId } from "./ids.ts";
 import { advanceReduce } from "./reduce.ts";
-import { chunkInputs, stripes, tasks } from "./schema.ts";
+import { chunkInputs, stripes, tasks, users } from "./schema.ts";
 
 export type TaskStatus = "draft" | "running" | "paused" | "done" | "failed" | "cancelled";
 export type RangeSpec = { start: number; end: number; step: number; size: number };
@@ -241,9 +241,16 @@ export async function getTaskCode(db: Db, id: string): Promise<{ code: string; c
   return row ?? null;
 }
 
-/** What a volunteer may know of a task it computes for: its name and description. */
-export async function getTaskSummary(db: Db, id: string): Promise<{ id: string; name: string; description: string } | null> {
-  const [row] = await db.select({ id: tasks.id, name: tasks.name, description: tasks.description }).from(tasks).where(eq(tasks.id, id));
+/** What a volunteer may know of a task it computes for: its name, description and creator's display name. */
+export async function getTaskSummary(
+  db: Db,
+  id: string,
+): Promise<{ id: string; name: string; description: string; creator: string | null } | null> {
+  const [row] = await db
+    .select({ id: tasks.id, name: tasks.name, description: tasks.description, creator: users.displayName })
+    .from(tasks)
+    .innerJoin(users, eq(users.id, tasks.ownerId))
+    .where(eq(tasks.id, id));
   return row ?? null;
 }
 

@@ -12,7 +12,7 @@ export type VolunteerRow = typeof volunteers.$inferSelect;
  */
 export async function createUser(
   db: Db,
-  input: { email: string; passwordHash: string; adminEmail?: string; firstIsAdmin: boolean },
+  input: { email: string; passwordHash: string; adminEmail?: string; firstIsAdmin: boolean; displayName?: string | null },
 ): Promise<UserRow | null> {
   return db.transaction(async (tx) => {
     await tx.execute(sql`SELECT pg_advisory_xact_lock(4242)`);
@@ -24,7 +24,7 @@ export async function createUser(
     }
     const [created] = await tx
       .insert(users)
-      .values({ id: newId(), email: input.email, passwordHash: input.passwordHash, role })
+      .values({ id: newId(), email: input.email, passwordHash: input.passwordHash, role, displayName: input.displayName ?? null })
       .onConflictDoNothing()
       .returning();
     return created ?? null;

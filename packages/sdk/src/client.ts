@@ -71,7 +71,9 @@ export function createClient(options: ClientOptions = {}) {
     /** The same client, acting with another token. */
     withToken: (token: string) => createClient({ ...options, token }),
 
-    register: (email: string, password: string) => json<Session>("POST", "/api/auth/register", { email, password }),
+    /** Creates a creator account; `name` is what volunteers see as the creator of its tasks. */
+    register: (email: string, password: string, name?: string) =>
+      json<Session>("POST", "/api/auth/register", name === undefined ? { email, password } : { email, password, name }),
     login: (email: string, password: string) => json<Session>("POST", "/api/auth/login", { email, password }),
     createVolunteer: (name?: string) =>
       json<{ token: string; volunteer: Volunteer }>("POST", "/api/volunteers", name ? { name } : {}),
@@ -133,7 +135,8 @@ export function createClient(options: ClientOptions = {}) {
     submitResults: (results: ChunkReport[], next?: LeaseRequest) =>
       json<SubmitResponse>("POST", "/api/work/results", next ? { results, next } : { results }),
     /** A task's name and description, for the volunteer computing it. */
-    taskSummary: (id: string) => json<{ id: string; name: string; description: string }>("GET", `/api/tasks/${encodeURIComponent(id)}/summary`),
+    taskSummary: (id: string) =>
+      json<{ id: string; name: string; description: string; creator: string | null }>("GET", `/api/tasks/${encodeURIComponent(id)}/summary`),
     /** The calling volunteer's own figures (a volunteer token). */
     volunteerFigures: () => json<VolunteerFigures>("GET", "/api/volunteers/me"),
     /** Keeps leases alive while their chunks run; says which were lost or cancelled. */

@@ -4,6 +4,7 @@ import { createRouter } from "../../lib/context.ts";
 import { checkLimits, loginWindowMs, signupWindowMs, spendLimit } from "../../lib/limits.ts";
 import { hashPassword, verifyPassword } from "../../lib/passwords.ts";
 import { conflict, unauthorized } from "../../lib/problem.ts";
+import { storableText } from "../../lib/text.ts";
 
 const credentials = z
   .object({
@@ -26,12 +27,15 @@ export function accountStatus(account: AccountState, requireApproval: boolean): 
 }
 const session = z.object({ token: z.string(), user: userSchema });
 
-const route = (path: string, summary: string, status: 200 | 201) =>
+// A name volunteers see as the creator of this account's tasks (the email never is).
+const registration = credentials.extend({ name: storableText().trim().min(1).max(100).optional() }).strict();
+
+const route = (path: string, summary: string, status: 200 | 201, schema: typeof credentials | typeof registration = credentials) =>
   createRoute({
     method: "post",
     path,
     summary,
-    request: { body: { content: { "application/json": { schema: credentials } }, required: true } },
+    request: { body: { content: { "application/json": { schema } }, required: true } },
     responses: {
       [status]: { description: "a session token (24 h) and the user", content: { "application/json": { schema: session } } },
       429: { description: "too many attempts from this address or for this account; see Retry-After" },
@@ -39,14 +43,15 @@ const route = (path: string, summary: string, status: 200 | 201) =>
   });
 
 export const authRoutes = createRouter()
-  .openapi(route("/api/auth/register", "Create a creator account", 201), async (c) => {
+  .openapi(route("/api/auth/register", "Create a creator account", 201, registration), async (c) => {
     const { db, env, tokens } = c.var.deps;
-    const { email, password } = c.req.valid("json");
+    const { email, password, name } = c.req.valid("json") as z.output<typeof registration>;
     const ip = c.var.deps.clientIp(c);
     if (ip) await spendLimit(c, `register:ip:${ip}`, env.limits.registerPerIp, signupWindowMs, "sign-ups from this address");
     const user = await createUser(db, {
       email,
       passwordHash: await hashPassword(password),
+      displayName: name ?? null,
       firstIsAdmin: env.embedded,
       ...(env.adminEmail ? { adminEmail: env.adminEmail } : {}),
     });

@@ -18,6 +18,7 @@ export function SignInPage() {
   const [mode, setMode] = useState<Mode>(params.get("mode") === "register" ? "register" : "signin");
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
+  const [displayName, setDisplayName] = useState("");
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [problem, setProblem] = useState<Problem | null>(null);
   const [busy, setBusy] = useState(false);
@@ -36,7 +37,7 @@ export function SignInPage() {
     if (Object.keys(local).length > 0) return;
     setBusy(true);
     try {
-      const result = mode === "register" ? await client.register(email.trim(), password) : await client.login(email.trim(), password);
+      const result = mode === "register" ? await client.register(email.trim(), password, displayName.trim() || undefined) : await client.login(email.trim(), password);
       signIn(result);
       void navigate(next, { replace: true });
     } catch (error) {
@@ -61,6 +62,16 @@ export function SignInPage() {
       <p className="mb-6 text-slate-600">Creators sign in to publish tasks. Volunteering needs no account.</p>
       <Card>
         <form noValidate onSubmit={submit} className="flex flex-col gap-4" aria-label={mode === "register" ? "Create an account" : "Sign in"}>
+          {mode === "register" ? (
+            <Field
+              label="Name shown to volunteers (optional)"
+              autoComplete="organization"
+              value={displayName}
+              onChange={(e) => setDisplayName(e.target.value)}
+              error={errors.name}
+              hint="Volunteers see it beside your tasks' names; never your email."
+            />
+          ) : null}
           <Field label="Email" type="email" autoComplete="email" value={email} onChange={(e) => setEmail(e.target.value)} error={errors.email} />
           <Field
             label="Password"

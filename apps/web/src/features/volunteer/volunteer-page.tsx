@@ -190,6 +190,7 @@ export function VolunteerPage() {
                   <li key={taskId} className="flex justify-between gap-3" data-testid="helped-task">
                     <span className="min-w-0">
                       {about ? <span className="font-medium">{about.name}</span> : <code className="font-mono text-xs" title={taskId}>task {taskId.slice(0, 8)}</code>}
+                      {about?.creator ? <span className="text-xs text-slate-500"> by {about.creator}</span> : null}
                       {about?.description ? <span className="block truncate text-xs text-slate-500">{about.description}</span> : null}
                     </span>
                     <span className="shrink-0 tabular-nums">{count} chunks</span>

@@ -14,7 +14,7 @@ export interface RunnerStats {
   /** Credit the server granted (ms of CPU whose results won their quorum); null until known. */
   credit: number | null;
   /** Name and description of the tasks this browser computes for, by task id. */
-  taskInfo: Record<string, { name: string; description: string }>;
+  taskInfo: Record<string, { name: string; description: string; creator: string | null }>;
   /** While waiting for work: when the next lease request goes out (ms since the epoch). */
   nextLeaseAt: number | null;
   message: string | null;
@@ -221,7 +221,7 @@ export class VolunteerRunner {
     this.askedAbout.add(taskId);
     client
       .taskSummary(taskId)
-      .then(({ name, description }) => this.update({ taskInfo: { ...this.stats.taskInfo, [taskId]: { name, description } } }))
+      .then(({ name, description, creator }) => this.update({ taskInfo: { ...this.stats.taskInfo, [taskId]: { name, description, creator } } }))
       .catch(() => this.askedAbout.delete(taskId));
   }
 
