@@ -1,10 +1,9 @@
 import { sql } from "drizzle-orm";
 import { queryRows, type Db } from "./db.ts";
+import { addStripes } from "./stripes.ts";
 import { completeFinishedTasks } from "./tasks.ts";
 
 const rowsPerInsert = 5000;
-const chunksPerStripe = 1024;
-const maxNewStripes = 16;
 
 export type AppendOutcome =
   | { ok: true; total: number; sealed: boolean }
@@ -71,21 +70,4 @@ class BadLine extends Error {
     super(message);
     this.line = line;
   }
-}
-
-/** New stripes over [from, to), numbered after the task's existing ones. */
-async function addStripes(tx: Db, taskId: string, from: number, to: number): Promise<void> {
-  const count = to - from;
-  if (count <= 0) return;
-  const stripeCount = Math.max(1, Math.min(maxNewStripes, Math.ceil(count / chunksPerStripe)));
-  const bounds = Array.from({ length: stripeCount }, (_, i) => [
-    from + Math.floor((i * count) / stripeCount),
-    from + Math.floor(((i + 1) * count) / stripeCount),
-  ]);
-  await tx.execute(sql`
-    INSERT INTO stripes (task_id, stripe, next_idx, end_idx)
-    SELECT ${taskId}::uuid,
-           (SELECT coalesce(max(stripe), -1) FROM stripes WHERE task_id = ${taskId}) + (ord)::int,
-           (b->>0)::int, (b->>1)::int
-    FROM json_array_elements(${JSON.stringify(bounds)}::json) WITH ORDINALITY AS t(b, ord)`);
 }

@@ -1,11 +1,10 @@
 import { sql } from "drizzle-orm";
 import { queryRows, type Db } from "./db.ts";
 import { newId } from "./ids.ts";
+import { addStripes } from "./stripes.ts";
 
 // Shard 0 of task_counters takes the corrections; readers sum all shards anyway.
 const correctionShard = 0;
-const chunksPerStripe = 1024;
-const maxStripes = 16;
 
 /**
  * Gives every failed chunk of a task a fresh set of attempts (after the creator fixed the
@@ -63,13 +62,7 @@ export async function cloneTask(
     );
     if (!copied) return null;
     await tx.execute(sql`INSERT INTO chunk_inputs (task_id, idx, input) SELECT ${id}, idx, input FROM chunk_inputs WHERE task_id = ${input.taskId}`);
-    const total = Number(copied.total);
-    const stripeCount = Math.max(1, Math.min(maxStripes, Math.ceil(total / chunksPerStripe)));
-    const bounds = Array.from({ length: stripeCount }, (_, i) => [Math.floor((i * total) / stripeCount), Math.floor(((i + 1) * total) / stripeCount)]);
-    await tx.execute(sql`
-      INSERT INTO stripes (task_id, stripe, next_idx, end_idx)
-      SELECT ${id}::uuid, (ord - 1)::int, (b->>0)::int, (b->>1)::int
-      FROM json_array_elements(${JSON.stringify(bounds)}::json) WITH ORDINALITY AS t(b, ord)`);
+    await addStripes(tx, id, 0, Number(copied.total));
     return id;
   });
 }

@@ -2,7 +2,8 @@ import { eq, sql } from "drizzle-orm";
 import { queryRows, type Db } from "./db.ts";
 import { newId } from "./ids.ts";
 import { advanceReduce } from "./reduce.ts";
-import { chunkInputs, stripes, tasks, users } from "./schema.ts";
+import { addStripes } from "./stripes.ts";
+import { chunkInputs, tasks, users } from "./schema.ts";
 
 export type TaskStatus = "draft" | "running" | "paused" | "done" | "failed" | "cancelled";
 export type RangeSpec = { start: number; end: number; step: number; size: number };
@@ -70,10 +71,6 @@ export function rangeChunkInput(range: RangeSpec, index: number): { start: numbe
   return { start, end: Math.min(start + span, range.end), step: range.step };
 }
 
-// Lessees spread over a task's stripes so that no single row takes every lease; a stripe
-// smaller than a few 64-chunk leases would only add rows to scan.
-const chunksPerStripe = 1024;
-const maxStripes = 16;
 const inputRowsPerInsert = 2000;
 
 /** Creates a task with its stripes and (for arrays) its inputs, in one transaction. */
@@ -81,7 +78,6 @@ export async function createTask(db: Db, input: NewTask): Promise<string> {
   const id = newId();
   const inputs = input.inputs;
   const total = inputs.kind === "array" ? inputs.items.length : inputs.kind === "range" ? rangeChunkCount(inputs) : 0;
-  const stripeCount = Math.max(1, Math.min(maxStripes, Math.ceil(total / chunksPerStripe)));
   await db.transaction(async (tx) => {
     await tx.insert(tasks).values({
       id,
@@ -106,14 +102,7 @@ export async function createTask(db: Db, input: NewTask): Promise<string> {
       total,
       sealed: inputs.kind !== "ndjson",
     });
-    await tx.insert(stripes).values(
-      Array.from({ length: stripeCount }, (_, stripe) => ({
-        taskId: id,
-        stripe,
-        nextIdx: Math.floor((stripe * total) / stripeCount),
-        endIdx: Math.floor(((stripe + 1) * total) / stripeCount),
-      })),
-    );
+    await addStripes(tx, id, 0, total);
     if (inputs.kind === "array") {
       const items = inputs.items;
       for (let offset = 0; offset < items.length; offset += inputRowsPerInsert) {
