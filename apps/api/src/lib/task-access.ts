@@ -1,6 +1,7 @@
 import { getTaskAccess } from "@crowdcompute/db";
 import { authorize, creatorRoles, type AppContext } from "./context.ts";
 import { forbidden, notFound } from "./problem.ts";
+import type { TokenClaims } from "./tokens.ts";
 
 export const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -9,7 +10,11 @@ export const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
  * admin: 401/403 otherwise, and 404 for an id that names no task (malformed ones included).
  */
 export async function ownedTask(c: AppContext, id: string) {
-  const claims = await authorize(c, creatorRoles);
+  return requireTaskOwner(c, await authorize(c, creatorRoles), id);
+}
+
+/** As `ownedTask`, for claims the caller already has (e.g. from a stream ticket). */
+export async function requireTaskOwner(c: AppContext, claims: TokenClaims, id: string) {
   if (!uuidPattern.test(id)) throw notFound("task");
   const access = await getTaskAccess(c.var.deps.db, id);
   if (!access) throw notFound("task");

@@ -2,8 +2,8 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { approveUser, listAccounts, notifyTaskChanged, suspendUser, unsuspendUser, type AccountRow } from "@crowdcompute/db";
 import { authorize, createRouter, type AppContext } from "../../lib/context.ts";
 import { conflict, notFound } from "../../lib/problem.ts";
+import { uuidPattern } from "../../lib/task-access.ts";
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const accountSchema = z
   .object({

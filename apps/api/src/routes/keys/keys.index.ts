@@ -4,8 +4,8 @@ import { storableText } from "../../lib/text.ts";
 import { authorize, createRouter, creatorRoles, type AppContext } from "../../lib/context.ts";
 import { mintApiKey } from "../../lib/api-keys.ts";
 import { conflict, forbidden, notFound } from "../../lib/problem.ts";
+import { uuidPattern } from "../../lib/task-access.ts";
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const apiKeySchema = z
   .object({

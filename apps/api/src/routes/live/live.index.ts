@@ -1,12 +1,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { getTaskAccess, getTaskView } from "@crowdcompute/db";
+import { getTaskView } from "@crowdcompute/db";
 import { streamSSE } from "hono/streaming";
 import { authorize, authorizeStream, createRouter, creatorRoles } from "../../lib/context.ts";
 import { sleep } from "../../lib/live.ts";
-import { forbidden, notFound } from "../../lib/problem.ts";
 import { taskJson } from "../tasks/tasks.index.ts";
+import { requireTaskOwner } from "../../lib/task-access.ts";
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const finalStatuses = new Set(["done", "failed", "cancelled"]);
 /** Progress events are at most this often, however fast a task moves. */
 export const minEventIntervalMs = 500;
@@ -48,10 +47,7 @@ export const liveRoutes = createRouter()
     const { id } = c.req.valid("param");
     const claims = await authorizeStream(c, creatorRoles, c.req.valid("query").ticket);
     const { db, changes } = c.var.deps;
-    if (!uuidPattern.test(id)) throw notFound("task");
-    const access = await getTaskAccess(db, id);
-    if (!access) throw notFound("task");
-    if (claims.role !== "admin" && access.ownerId !== claims.sub) throw forbidden("this task belongs to another creator");
+    await requireTaskOwner(c, claims, id);
     return streamSSE(c, async (stream) => {
       const stop = new AbortController();
       stream.onAbort(() => stop.abort());
