@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createTask, createUser, createVolunteer, finalChunksPage, getTaskForResults, getTaskView, leaseChunks, submitChunks } from "@crowdcompute/db";
 import { createPostgresDb } from "@crowdcompute/db/postgres";
-import { createTestDatabase, dropDatabase } from "@crowdcompute/db/testing";
+import { createTestDatabase, dropDatabase, taskFixture, leaseRequest } from "@crowdcompute/db/testing";
 
 const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const chunks = Number(process.argv[2] ?? 3000);
@@ -23,18 +23,17 @@ async function run(mode: "random" | "colluding", replication: number, quorum: nu
   const { db, close } = createPostgresDb(url, { max: 4 });
   try {
     const owner = (await createUser(db, { email: "owner@example.com", passwordHash: "x", firstIsAdmin: false }))!;
-    const taskId = await createTask(db, {
-      ownerId: owner.id, name: "byzantine", description: "", code: "export default (x) => x", codeSha256: "0".repeat(64),
-      priority: 0, replication, quorum, timeoutMs: 60_000, maxAttempts: 5, requires: {}, allowUsers: null,
-      inputs: { kind: "array", items: Array.from({ length: chunks }, (_, i) => i) }, start: true,
-    });
+    const taskId = await createTask(
+      db,
+      taskFixture(owner.id, { name: "byzantine", replication, quorum, maxAttempts: 5, inputs: { kind: "array", items: Array.from({ length: chunks }, (_, i) => i) } }),
+    );
     const volunteers = await Promise.all(
       Array.from({ length: volunteerCount }, async (_, i) => ({ id: (await createVolunteer(db, { name: `v${i}`, userId: null })).id, liar: i < volunteerCount * liarShare })),
     );
     let idleRounds = 0;
     while (idleRounds < volunteerCount * 2) {
       const v = volunteers[Math.floor(random() * volunteers.length)]!;
-      const leased = await leaseChunks(db, { volunteerId: v.id, userId: null, max: 4, threads: 4, webgpu: false, excludeTasks: [], excludeCreators: [], graceMs: 60_000 });
+      const leased = await leaseChunks(db, leaseRequest(v.id, { max: 4, threads: 4, graceMs: 60_000 }));
       if (leased.length === 0) {
         idleRounds++;
         continue;

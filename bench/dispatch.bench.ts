@@ -11,7 +11,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { createTask, createUser, createVolunteer, leaseChunks, reclaimExpiredLeases, submitChunks } from "@crowdcompute/db";
 import { createPostgresDb } from "@crowdcompute/db/postgres";
-import { createTestDatabase, dropDatabase, freePort } from "@crowdcompute/db/testing";
+import { createTestDatabase, dropDatabase, freePort, taskFixture, leaseRequest } from "@crowdcompute/db/testing";
 import { Logger, makeWorkerUtils, run } from "graphile-worker";
 import pg from "pg";
 
@@ -34,18 +34,14 @@ async function rawPath(batch: number) {
   const { db, close } = createPostgresDb(url, { max: poolSize });
   try {
     const owner = await createUser(db, { email: "bench@example.com", passwordHash: "x", firstIsAdmin: false });
-    await createTask(db, {
-      ownerId: owner!.id, name: "bench", description: "", code: "export default () => 0", codeSha256: "0".repeat(64),
-      priority: 0, replication: 1, quorum: 1, timeoutMs: 60_000, maxAttempts: 5, requires: {}, allowUsers: null,
-      inputs: { kind: "range", start: 0, end: chunks, step: 1, size: 1 }, start: true,
-    });
+    await createTask(db, taskFixture(owner!.id, { name: "bench", maxAttempts: 5, inputs: { kind: "range", start: 0, end: chunks, step: 1, size: 1 } }));
     const volunteers = await Promise.all(Array.from({ length: clients }, () => createVolunteer(db, { name: "v", userId: null })));
     let done = 0;
     const started = performance.now();
     await Promise.all(volunteers.map(async (v, shard) => {
       for (;;) {
         await reclaimExpiredLeases(db, shard % 16);
-        const leased = await leaseChunks(db, { volunteerId: v.id, userId: null, max: batch, threads: 4, webgpu: false, excludeTasks: [], excludeCreators: [], graceMs: 30_000 });
+        const leased = await leaseChunks(db, leaseRequest(v.id, { max: batch, threads: 4 }));
         if (leased.length === 0) return;
         const out = await submitChunks(db, {
           volunteerId: v.id, shard: shard % 16, errors: [],

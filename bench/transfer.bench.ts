@@ -9,7 +9,7 @@ import { readFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { createVolunteer, leaseChunks, submitChunks } from "@crowdcompute/db";
 import { createPostgresDb } from "@crowdcompute/db/postgres";
-import { createTestDatabase, dropDatabase, freePort } from "@crowdcompute/db/testing";
+import { createTestDatabase, dropDatabase, freePort, leaseRequest } from "@crowdcompute/db/testing";
 
 const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const lines = Number(process.argv[2] ?? 1_000_000);
@@ -77,7 +77,7 @@ try {
   const volunteers = await Promise.all(Array.from({ length: 8 }, () => createVolunteer(db, { name: "v", userId: null })));
   await Promise.all(volunteers.map(async (v, shard) => {
     for (;;) {
-      const leased = await leaseChunks(db, { volunteerId: v.id, userId: null, max: 64, threads: 64, webgpu: false, excludeTasks: [], excludeCreators: [], graceMs: 60_000 });
+      const leased = await leaseChunks(db, leaseRequest(v.id, { max: 64, threads: 64, graceMs: 60_000 }));
       if (leased.length === 0) return;
       await submitChunks(db, { volunteerId: v.id, shard, errors: [], results: leased.map((c) => ({ leaseRowId: c.leaseRowId, taskId: c.taskId, index: c.index, result: c.input, cpuMs: 1 })) });
     }

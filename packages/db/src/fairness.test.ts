@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTask, createUser, createVolunteer, leaseChunks, type NewTask } from "./index.ts";
-import { openTestDb, testBackends, type TestDb } from "./testing.ts";
+import { openTestDb, testBackends, type TestDb, taskFixture, leaseRequest } from "./testing.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -15,11 +15,7 @@ describe.each(testBackends())("fair scheduling on %s", (backend) => {
   afterAll(async () => testDb?.dispose());
 
   const task = (ownerId: string, name: string, overrides: Partial<NewTask> = {}) =>
-    createTask(db(), {
-      ownerId, name, description: "", code: "export default (x) => x", codeSha256: "0".repeat(64),
-      priority: 0, replication: 1, quorum: 1, timeoutMs: 60_000, maxAttempts: 3, requires: {}, allowUsers: null,
-      inputs: { kind: "array", items: Array.from({ length: 100 }, (_, i) => i) }, start: true, ...overrides,
-    });
+    createTask(db(), taskFixture(ownerId, { name, inputs: { kind: "array", items: Array.from({ length: 100 }, (_, i) => i) }, ...overrides }));
   const creator = async (email: string) => (await createUser(db(), { email, passwordHash: "x", firstIsAdmin: false }))!.id;
 
   it("serves creators in turn and a creator's tasks by priority", async () => {
@@ -31,7 +27,7 @@ describe.each(testBackends())("fair scheduling on %s", (backend) => {
     const volunteerId = (await createVolunteer(db(), { name: "v", userId: null })).id;
     const served: string[] = [];
     for (let turn = 0; turn < 6; turn++) {
-      const chunks = await leaseChunks(db(), { volunteerId, userId: null, max: 2, threads: 1, webgpu: false, excludeTasks: [], excludeCreators: [], graceMs: 30_000 });
+      const chunks = await leaseChunks(db(), leaseRequest(volunteerId, { max: 2 }));
       served.push(...new Set(chunks.map((c) => c.taskId)));
       await sleep(120);
     }

@@ -13,7 +13,7 @@ import {
   type LeasedChunk,
   type NewTask,
 } from "./index.ts";
-import { openTestDb, testBackends, type TestDb } from "./testing.ts";
+import { openTestDb, testBackends, type TestDb, taskFixture, leaseRequest } from "./testing.ts";
 
 describe("the reduce tree's shape", () => {
   it("reduces 256 at a time, level by level, up to one chunk", () => {
@@ -40,11 +40,10 @@ describe.each(testBackends())("reduce on %s", (backend) => {
 
   const start = async (items: unknown[], overrides: Partial<NewTask> = {}) => {
     await db().execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running'`);
-    return createTask(db(), {
-      ownerId, name: "sum", description: "", code: "export default (x) => x; export const reduce = (r) => r", codeSha256: "0".repeat(64),
-      hasReduce: true, priority: 0, replication: 1, quorum: 1, timeoutMs: 60_000, maxAttempts: 1, requires: {}, allowUsers: null,
-      inputs: { kind: "array", items }, start: true, ...overrides,
-    });
+    return createTask(
+      db(),
+      taskFixture(ownerId, { name: "sum", code: "export default (x) => x; export const reduce = (r) => r", hasReduce: true, maxAttempts: 1, inputs: { kind: "array", items }, ...overrides }),
+    );
   };
 
   // The "volunteer": squares on work chunks, sums on reduce chunks (what the sandbox would run).
@@ -59,7 +58,7 @@ describe.each(testBackends())("reduce on %s", (backend) => {
     const volunteerId = (await createVolunteer(db(), { name: "v", userId: null })).id;
     const seen = { work: 0, reduce: 0 };
     for (let round = 0; round < 100; round++) {
-      const chunks = await leaseChunks(db(), { volunteerId, userId: null, max: 64, threads: 4, webgpu: false, excludeTasks: [], excludeCreators: [], graceMs: 30_000 });
+      const chunks = await leaseChunks(db(), leaseRequest(volunteerId, { max: 64, threads: 4 }));
       if (chunks.length === 0) break;
       for (const chunk of chunks) seen[chunk.entry]++;
       // Reduce chunks come only once every chunk below them is done.
@@ -84,7 +83,7 @@ describe.each(testBackends())("reduce on %s", (backend) => {
   it("reports a failed aggregate without reducing when a chunk failed", async () => {
     const taskId = await start([1, 2]);
     const volunteerId = (await createVolunteer(db(), { name: "v", userId: null })).id;
-    const chunks = await leaseChunks(db(), { volunteerId, userId: null, max: 64, threads: 4, webgpu: false, excludeTasks: [], excludeCreators: [], graceMs: 30_000 });
+    const chunks = await leaseChunks(db(), leaseRequest(volunteerId, { max: 64, threads: 4 }));
     await submitChunks(db(), {
       volunteerId,
       shard: 0,
@@ -94,6 +93,6 @@ describe.each(testBackends())("reduce on %s", (backend) => {
     const view = await getTaskView(db(), taskId);
     expect(view!.status).toBe("done");
     expect(view!.aggregate).toEqual({ state: "failed" });
-    expect(await leaseChunks(db(), { volunteerId, userId: null, max: 64, threads: 4, webgpu: false, excludeTasks: [], excludeCreators: [], graceMs: 30_000 })).toEqual([]);
+    expect(await leaseChunks(db(), leaseRequest(volunteerId, { max: 64, threads: 4 }))).toEqual([]);
   });
 });

@@ -15,7 +15,7 @@ import {
   type LeasedChunk,
   type NewTask,
 } from "./index.ts";
-import { openTestDb, testBackends, type TestDb } from "./testing.ts";
+import { openTestDb, testBackends, type TestDb, taskFixture, leaseRequest } from "./testing.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -31,26 +31,10 @@ describe.each(testBackends())("scheduler on %s", (backend) => {
   });
   afterAll(async () => testDb?.dispose());
 
-  const newTask = (overrides: Partial<NewTask> = {}): NewTask => ({
-    ownerId,
-    name: "t",
-    description: "",
-    code: "export default (x) => x",
-    codeSha256: "0".repeat(64),
-    priority: 0,
-    replication: 1,
-    quorum: 1,
-    timeoutMs: 60_000,
-    maxAttempts: 3,
-    requires: {},
-    allowUsers: null,
-    inputs: { kind: "array", items: Array.from({ length: 10 }, (_, i) => ({ n: i })) },
-    start: true,
-    ...overrides,
-  });
+  const newTask = (overrides: Partial<NewTask> = {}): NewTask => taskFixture(ownerId, overrides);
   const volunteer = async () => (await createVolunteer(db(), { name: "v", userId: null })).id;
   const lease = (volunteerId: string, max: number, graceMs = 30_000) =>
-    leaseChunks(db(), { volunteerId, userId: null, max, threads: 1, webgpu: false, excludeTasks: [], excludeCreators: [], graceMs });
+    leaseChunks(db(), leaseRequest(volunteerId, { max, graceMs }));
   const ok = (chunk: LeasedChunk, result: unknown) => ({
     leaseRowId: chunk.leaseRowId,
     taskId: chunk.taskId,

@@ -6,6 +6,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
 import type { DbHandle } from "./db.ts";
+import type { LeaseRequest } from "./lease.ts";
+import type { NewTask } from "./tasks.ts";
 import { migratePgliteDb, migratePostgresUrl, migrationsFolder } from "./migrate.ts";
 import { createPgliteDb } from "./pglite.ts";
 import { createPostgresDb } from "./postgres.ts";
@@ -94,3 +96,29 @@ export async function dropDatabase(adminUrl: string, name: string): Promise<void
 }
 
 export { freePort } from "./disposable-postgres.ts";
+
+/** A task to create in tests and benches: small defaults, overridden as needed. */
+export function taskFixture(ownerId: string, overrides: Partial<NewTask> = {}): NewTask {
+  return {
+    ownerId,
+    name: "t",
+    description: "",
+    code: "export default (x) => x",
+    codeSha256: "0".repeat(64),
+    priority: 0,
+    replication: 1,
+    quorum: 1,
+    timeoutMs: 60_000,
+    maxAttempts: 3,
+    requires: {},
+    allowUsers: null,
+    inputs: { kind: "array", items: Array.from({ length: 10 }, (_, i) => ({ n: i })) },
+    start: true,
+    ...overrides,
+  };
+}
+
+/** A lease request of a volunteer with no user, no WebGPU and no exclusions. */
+export function leaseRequest(volunteerId: string, overrides: Partial<LeaseRequest> = {}): LeaseRequest {
+  return { volunteerId, userId: null, max: 64, threads: 1, webgpu: false, excludeTasks: [], excludeCreators: [], graceMs: 30_000, ...overrides };
+}

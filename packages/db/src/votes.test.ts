@@ -14,7 +14,7 @@ import {
   type LeasedChunk,
   type NewTask,
 } from "./index.ts";
-import { openTestDb, testBackends, type TestDb } from "./testing.ts";
+import { openTestDb, testBackends, type TestDb, taskFixture, leaseRequest } from "./testing.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -31,16 +31,12 @@ describe.each(testBackends())("replication and quorum on %s", (backend) => {
 
   const startTask = async (overrides: Partial<NewTask> = {}) => {
     await db().execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running'`);
-    return createTask(db(), {
-      ownerId, name: "replicated", description: "", code: "export default (x) => x", codeSha256: "0".repeat(64),
-      priority: 0, replication: 2, quorum: 2, timeoutMs: 60_000, maxAttempts: 3, requires: {}, allowUsers: null,
-      inputs: { kind: "array", items: [10, 20] }, start: true, ...overrides,
-    });
+    return createTask(db(), taskFixture(ownerId, { name: "replicated", replication: 2, quorum: 2, inputs: { kind: "array", items: [10, 20] }, ...overrides }));
   };
   type Volunteer = { id: string; userId: string | null };
   const volunteer = async (userId: string | null = null): Promise<Volunteer> => ({ id: (await createVolunteer(db(), { name: "v", userId })).id, userId });
   const lease = (v: Volunteer, max = 8, graceMs = 30_000) =>
-    leaseChunks(db(), { volunteerId: v.id, userId: v.userId, max, threads: 8, webgpu: false, excludeTasks: [], excludeCreators: [], graceMs });
+    leaseChunks(db(), leaseRequest(v.id, { userId: v.userId, max: max, threads: 8, graceMs }));
   const answer = (v: Volunteer, chunks: LeasedChunk[], value: (c: LeasedChunk) => unknown) =>
     submitChunks(db(), {
       volunteerId: v.id,
