@@ -1,0 +1,203 @@
+// A task's chunks, one page at a time, for `GET /api/tasks/:id/chunks` (DESIGN §6). Fresh
+// chunks are never rows (DESIGN §5), so a chunk's status is derived, in this precedence:
+//   a `results` row                           -> done
+//   a `chunk_state` row: failed | voting | pending
+//   a `chunk_state` row: leased               -> leased while its lease is live, else pending
+//   no row, inside a live block lease that has not reported it -> leased
+//   anything else (fresh in a stripe, an expired lease awaiting reclaim) -> pending
+// "Live" matches the task's counts (`leased` in tasks.ts): a copy-0 lease, not reclaimed,
+// before its deadline, in a running or paused task.
+//
+// A page never reads more than it returns, give or take: each status filter has a source of
+// candidate indexes that is ordered by index and cut at the page size, and every candidate is
+// then classified by the rules above (index probes on results, chunk_state and leases).
+import { sql, type SQL } from "drizzle-orm";
+import { queryRows, type Db } from "./db.ts";
+import { rangeChunkInput, type RangeSpec, type TaskStatus } from "./tasks.ts";
+
+export const chunkStatuses = ["pending", "leased", "voting", "done", "failed"] as const;
+export type ChunkStatus = (typeof chunkStatuses)[number];
+
+/** One copy of a replicated chunk that came back (replication 1 keeps none). */
+export interface ChunkVote {
+  volunteerId: string;
+  /** The name the volunteer chose (never an email). */
+  volunteerName: string | null;
+  /** The first characters of the server's sha256 of the result's canonical JSON. */
+  hashPrefix: string;
+  /** Whether it matches the accepted result; null while the chunk has none. */
+  agrees: boolean | null;
+  at: Date;
+}
+
+export interface ChunkListing {
+  index: number;
+  /** The chunk's input as JSON text. */
+  input: string;
+  status: ChunkStatus;
+  /** Errors and timeouts counted toward maxAttempts; null once done (completion drops the chunk's own row). */
+  attempts: number | null;
+  /** Leases that expired on it (vanished volunteers), counted apart; null once done. */
+  expiries: number | null;
+  votes: ChunkVote[];
+  lastError: { kind: string; message: string } | null;
+}
+
+export interface ChunkPage {
+  items: ChunkListing[];
+  /** Pass as `after` for the next page; null when there is none. */
+  nextAfter: number | null;
+}
+
+export const hashPrefixLength = 12;
+
+type TaskRow = { id: string; input_kind: string; range: RangeSpec | null; total: number; status: TaskStatus };
+type Row = {
+  idx: number;
+  status: ChunkStatus;
+  wanted: boolean;
+  attempts: number | null;
+  expiries: number | null;
+  last_error: { kind: string; message: string } | null;
+  input: string | null;
+  votes: { volunteer_id: string; name: string | null; hash: string; agrees: boolean | null; at: string }[] | null;
+};
+
+/**
+ * A page of a task's chunks after index `after`, in index order, optionally only those with
+ * one status; null when the task does not exist. Reduce chunks (indexes past `total`) are
+ * the platform's, not the creator's: never listed.
+ *
+ * What each filter reads (see the route's description for the public version):
+ * - none: the window of indexes (after, after + limit], dense, so every page is full;
+ * - done: `results` by primary key; failed, voting: `chunk_state` rows of that status;
+ * - pending: retries (`chunk_state`), fresh indexes cut from the stripes (never more than a
+ *   page of them), and chunks of expired leases not yet reclaimed;
+ * - leased: retries on a lease and the live block leases (the chunks in flight).
+ * Pending misses one case the unfiltered listing shows as pending: chunks that were out on a
+ * lease when the task was cancelled (no row records them once the lease is reclaimed).
+ */
+export async function listChunks(
+  db: Db,
+  taskId: string,
+  options: { status: ChunkStatus | null; after: number; limit: number },
+): Promise<ChunkPage | null> {
+  const [task] = await queryRows<TaskRow>(db, sql`SELECT id, input_kind, range, total, status FROM tasks WHERE id = ${taskId}`);
+  if (!task) return null;
+  const { status, limit } = options;
+  const after = Math.max(-1, options.after);
+  const take = limit + 1; // one more than a page says whether another page follows
+  const live = task.status === "running" || task.status === "paused";
+  const window = { taskId, total: task.total, after, take, live };
+  const candidates = status === null ? denseWindow(window) : candidateSources[status](window);
+  const rows = await queryRows<Row>(
+    db,
+    sql`WITH cand AS (
+          SELECT DISTINCT idx FROM (${candidates}) c WHERE idx > ${after} AND idx < ${task.total} ORDER BY idx LIMIT ${take}
+        ), classified AS (
+          SELECT c.idx, cs.attempts, cs.expiries, cs.last_error, r.hash AS result_hash, (r.idx IS NOT NULL) AS done,
+            CASE WHEN r.idx IS NOT NULL THEN 'done'
+                 WHEN cs.status IN ('failed', 'voting', 'pending') THEN cs.status
+                 WHEN cs.status = 'leased' THEN
+                   CASE WHEN EXISTS (SELECT 1 FROM leases l WHERE l.id = cs.lease_id AND ${liveLease(live)}) THEN 'leased' ELSE 'pending' END
+                 WHEN EXISTS (
+                   -- A block holds at most 64 chunks (its reported mask is a bigint): a bounded probe.
+                   SELECT 1 FROM leases l
+                   WHERE l.task_id = ${taskId} AND l.first_idx <= c.idx AND l.first_idx > c.idx - 64
+                     AND c.idx < l.first_idx + l.n AND l.copy = 0 AND ${liveLease(live)}
+                     AND (l.reported >> (c.idx - l.first_idx)) & 1 = 0) THEN 'leased'
+                 ELSE 'pending' END AS status
+          FROM cand c
+          LEFT JOIN results r ON r.task_id = ${taskId} AND r.idx = c.idx
+          LEFT JOIN chunk_state cs ON cs.task_id = ${taskId} AND cs.idx = c.idx
+        ), page AS (
+          SELECT k.*, ${status === null ? sql`true` : sql`k.status = ${status}`} AS wanted FROM classified k
+        )
+        -- Inputs and votes by scalar subquery: index probes per listed chunk, in any plan (see lease.ts).
+        SELECT p.idx, p.status, p.wanted,
+          CASE WHEN p.done THEN NULL ELSE coalesce(p.attempts, 0) END AS attempts,
+          CASE WHEN p.done THEN NULL ELSE coalesce(p.expiries, 0) END AS expiries,
+          CASE WHEN p.done THEN NULL ELSE p.last_error END AS last_error,
+          CASE WHEN p.wanted THEN (SELECT ci.input FROM chunk_inputs ci WHERE ci.task_id = ${taskId} AND ci.idx = p.idx) END AS input,
+          CASE WHEN p.wanted THEN (
+            SELECT json_agg(json_build_object('volunteer_id', v.volunteer_id, 'name', vo.name, 'hash', v.hash,
+                                              'agrees', CASE WHEN p.result_hash IS NULL THEN NULL ELSE v.hash = p.result_hash END,
+                                              'at', v.created_at) ORDER BY v.created_at, v.volunteer_id)
+            FROM votes v LEFT JOIN volunteers vo ON vo.id = v.volunteer_id
+            WHERE v.task_id = ${taskId} AND v.idx = p.idx) END AS votes
+        FROM page p ORDER BY p.idx`,
+  );
+  const examined = rows.slice(0, limit);
+  const items = examined.filter((row) => row.wanted).map((row) => toListing(task, row));
+  return { items, nextAfter: rows.length > limit ? examined[examined.length - 1]!.idx : null };
+}
+
+type Window = { taskId: string; total: number; after: number; take: number; live: boolean };
+
+const liveLease = (live: boolean) => (live ? sql`NOT l.reclaimed AND l.deadline > now()` : sql`false`);
+
+/** Every index of the next page: chunks are the dense range [0, total). */
+function denseWindow(w: Window): SQL {
+  return sql`SELECT generate_series(${w.after + 1}::int, least(${w.total}::int - 1, ${w.after + w.take}::int)) AS idx`;
+}
+
+/** The chunks a set of copy-0 leases holds and has not reported, after the cursor. */
+function leasedChunks(w: Window, which: SQL): SQL {
+  return sql`(SELECT l.first_idx + o AS idx FROM leases l CROSS JOIN LATERAL generate_series(0, l.n - 1) AS o
+              WHERE l.task_id = ${w.taskId} AND l.copy = 0 AND ${which} AND (l.reported >> o) & 1 = 0
+                AND l.first_idx + o > ${w.after} AND l.first_idx + o < ${w.total}
+              ORDER BY idx LIMIT ${w.take})`;
+}
+
+function stateRows(w: Window, statuses: readonly string[]): SQL {
+  return sql`(SELECT idx FROM chunk_state WHERE task_id = ${w.taskId} AND status IN ${statuses}
+                AND idx > ${w.after} AND idx < ${w.total} ORDER BY idx LIMIT ${w.take})`;
+}
+
+/**
+ * Fresh chunks: the untouched part [next_idx, end_idx) of each of the task's own stripes
+ * (reduce levels have negative stripe numbers). The ranges are disjoint, so the first page
+ * of them comes from the stripes whose earlier ranges hold fewer than a page.
+ */
+function freshChunks(w: Window): SQL {
+  return sql`(WITH open AS (
+                SELECT greatest(next_idx, ${w.after + 1}::int) AS from_idx, least(end_idx, ${w.total}::int) AS to_idx
+                FROM stripes WHERE task_id = ${w.taskId} AND stripe >= 0
+              ), ranked AS (
+                SELECT from_idx, to_idx, (sum(to_idx - from_idx) OVER (ORDER BY from_idx) - (to_idx - from_idx))::int AS before
+                FROM open WHERE to_idx > from_idx
+              )
+              SELECT generate_series(from_idx, least(to_idx, from_idx + ${w.take}::int - before) - 1) AS idx
+              FROM ranked WHERE before < ${w.take})`;
+}
+
+const candidateSources: Record<ChunkStatus, (w: Window) => SQL> = {
+  done: (w) => sql`(SELECT idx FROM results WHERE task_id = ${w.taskId} AND idx > ${w.after} AND idx < ${w.total} ORDER BY idx LIMIT ${w.take})`,
+  failed: (w) => stateRows(w, ["failed"]),
+  voting: (w) => stateRows(w, ["voting"]),
+  leased: (w) => (w.live ? sql`${stateRows(w, ["leased"])} UNION ALL ${leasedChunks(w, liveLease(true))}` : sql`SELECT NULL::int AS idx WHERE false`),
+  // A retry's lease may have lapsed ('leased' rows), and an expired block lease waits for the
+  // next lease request to reclaim it: both are pending until then, as the task's counts say.
+  pending: (w) =>
+    sql`${stateRows(w, ["pending", "leased"])} UNION ALL ${freshChunks(w)}
+        UNION ALL ${leasedChunks(w, w.live ? sql`NOT l.reclaimed AND l.deadline <= now()` : sql`NOT l.reclaimed`)}`,
+};
+
+function toListing(task: TaskRow, row: Row): ChunkListing {
+  const input = task.input_kind === "range" && task.range ? JSON.stringify(rangeChunkInput(task.range, row.idx)) : (row.input ?? "null");
+  return {
+    index: row.idx,
+    input,
+    status: row.status,
+    attempts: row.attempts === null ? null : Number(row.attempts),
+    expiries: row.expiries === null ? null : Number(row.expiries),
+    lastError: row.last_error,
+    votes: (row.votes ?? []).map((vote) => ({
+      volunteerId: vote.volunteer_id,
+      volunteerName: vote.name,
+      hashPrefix: vote.hash.slice(0, hashPrefixLength),
+      agrees: vote.agrees,
+      at: new Date(vote.at),
+    })),
+  };
+}
