@@ -20,6 +20,7 @@ import { liveRoutes } from "./routes/live/live.index.ts";
 import { statsRoutes } from "./routes/stats/stats.index.ts";
 import { inputRoutes } from "./routes/inputs/inputs.index.ts";
 import { taskMaintenanceRoutes } from "./routes/task-maintenance/task-maintenance.index.ts";
+import { taskChunkRoutes } from "./routes/tasks/task-chunks.index.ts";
 import { taskRoutes } from "./routes/tasks/tasks.index.ts";
 import { volunteerRoutes } from "./routes/volunteers/volunteers.index.ts";
 import { workRoutes } from "./routes/work/work.index.ts";
@@ -77,6 +78,7 @@ export function createApp({ db, env, changes = pollingFeed(), clientIp = () => n
   // Before taskRoutes, whose /api/tasks/{id}/{action} would otherwise claim inputs, retry-failed and clone.
   app.route("/", taskMaintenanceRoutes);
   app.route("/", inputRoutes);
+  app.route("/", taskChunkRoutes);
   app.route("/", taskRoutes);
   app.route("/", workRoutes);
   app.route("/", keyRoutes);
