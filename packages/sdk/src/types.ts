@@ -63,10 +63,10 @@ export interface NewTask {
   priority?: number;
   timeoutMs?: number;
   maxAttempts?: number;
-  requires?: { webgpu?: boolean   /** Copies of each chunk run by distinct volunteers, and how many must agree. */
+  requires?: { webgpu?: boolean };
+  /** Copies of each chunk run by distinct volunteers, and how many must agree. */
   replication?: number;
   quorum?: number;
-};
   allowUsers?: string[] | null;
   start?: boolean;
 }
