@@ -5,6 +5,7 @@ import { createRouter, type AppContext, type Deps } from "./lib/context.ts";
 import { createLeaseIds } from "./lib/lease-ids.ts";
 import { createTaskNotifier } from "./lib/task-notifier.ts";
 import { limitBodies } from "./lib/limits.ts";
+import { metricsHandler, unobservedWork, type AppMetrics } from "./lib/metrics.ts";
 import { pollingFeed, type ChangeFeed } from "./lib/live.ts";
 import { multipartTaskBodies, multipartTaskForm } from "./lib/multipart-task.ts";
 import { forbidden, notFound, renderError } from "./lib/problem.ts";
@@ -34,6 +35,8 @@ export interface AppOptions {
   clientIp?: (c: AppContext) => string | null;
   /** Where /api/docs loads its script; the Node entry serves it itself. Default: the Scalar CDN. */
   docsScriptUrl?: string;
+  /** Operator metrics for GET /metrics (the Node entry passes prom-client's). Default: none, /metrics is 404. */
+  metrics?: AppMetrics;
 }
 
 export const apiInfo = {
@@ -50,7 +53,7 @@ export const apiInfo = {
  * It imports nothing from `node:`: runtimes pass in what they have.
  * @example const app = createApp({ db, env }); const res = await app.request("/api/health");
  */
-export function createApp({ db, env, changes = pollingFeed(), clientIp = () => null, docsScriptUrl }: AppOptions) {
+export function createApp({ db, env, changes = pollingFeed(), clientIp = () => null, docsScriptUrl, metrics }: AppOptions) {
   const deps: Deps = {
     db,
     env,
@@ -60,6 +63,7 @@ export function createApp({ db, env, changes = pollingFeed(), clientIp = () => n
     changes,
     clientIp,
     taskChanged: createTaskNotifier(db),
+    work: metrics?.work ?? unobservedWork,
   };
   const refusedOrigins = new Set(sandboxOrigins(env));
   const app = createRouter();
@@ -102,6 +106,7 @@ export function createApp({ db, env, changes = pollingFeed(), clientIp = () => n
     return c.json(openApiDocument);
   });
   app.get("/api/docs", Scalar({ url: "/api/openapi.json", pageTitle: apiInfo.title, ...(docsScriptUrl ? { cdn: docsScriptUrl } : {}) }));
+  app.get("/metrics", metricsHandler(env, metrics));
   app.all("/api/*", () => {
     throw notFound("route");
   });

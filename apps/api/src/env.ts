@@ -24,6 +24,8 @@ const envSchema = z
     /** Accounts, and volunteer identities, created per IP address per hour. */
     REGISTER_LIMIT_PER_IP: z.coerce.number().int().min(1).default(30),
     VOLUNTEER_LIMIT_PER_IP: z.coerce.number().int().min(1).default(200),
+    /** The operator's bearer token for GET /metrics; without it /metrics is not served (404). */
+    METRICS_TOKEN: z.string().min(16, "METRICS_TOKEN must be at least 16 characters").optional(),
   })
   .transform((env) => ({
     databaseUrl: env.DATABASE_URL ?? null,
@@ -37,6 +39,7 @@ const envSchema = z
     requireCreatorApproval: env.REQUIRE_CREATOR_APPROVAL,
     leaseGraceMs: env.LEASE_GRACE_MS,
     idleRetryMs: env.IDLE_RETRY_MS,
+    metricsToken: env.METRICS_TOKEN ?? null,
     limits: {
       loginPerAccount: env.LOGIN_LIMIT_PER_ACCOUNT,
       loginPerIp: env.LOGIN_LIMIT_PER_IP,

@@ -16,6 +16,7 @@ export const testEnv = (overrides: Partial<AppEnv> = {}): AppEnv => ({
   requireCreatorApproval: false,
   leaseGraceMs: 30_000,
   idleRetryMs: 2_000,
+  metricsToken: null,
   limits: { loginPerAccount: 10, loginPerIp: 50, registerPerIp: 30, volunteersPerIp: 200 },
   embedded: true,
   ...overrides,

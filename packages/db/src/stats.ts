@@ -12,6 +12,10 @@ export interface SiteStats {
   volunteersOnline: number;
 }
 
+/** Volunteers holding a lease that is live or ended in the last 2 minutes (see `siteStats`). */
+export const volunteersOnline = sql`(SELECT count(DISTINCT volunteer_id) FROM leases
+  WHERE NOT reclaimed AND deadline > now() - interval '2 minutes')`;
+
 const statuses: TaskStatus[] = ["draft", "running", "paused", "done", "failed", "cancelled"];
 
 /**
@@ -38,8 +42,7 @@ export async function siteStats(db: Db): Promise<SiteStats> {
       (SELECT count(*) FROM tasks t JOIN results r ON r.task_id = t.id
         WHERE (t.status IN ('running', 'paused') OR t.finished_at > now() - interval '60 seconds')
           AND r.created_at > now() - interval '60 seconds') AS recent,
-      (SELECT count(DISTINCT volunteer_id) FROM leases
-        WHERE NOT reclaimed AND deadline > now() - interval '2 minutes') AS online
+      ${volunteersOnline} AS online
     FROM (SELECT sum(done) AS done, sum(failed) AS failed, sum(cpu_ms) AS cpu_ms FROM task_counters) c`,
   );
   const byStatus = typeof row!.tasks === "string" ? (JSON.parse(row!.tasks) as Record<string, number>) : (row!.tasks ?? {});

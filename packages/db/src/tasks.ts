@@ -3,6 +3,7 @@ import { queryRows, type Db } from "./db.ts";
 import { newId } from "./ids.ts";
 import { advanceReduce } from "./reduce.ts";
 import { addStripes } from "./stripes.ts";
+import { counterTotals, leasedChunksOfTask } from "./task-counts.ts";
 import { chunkInputs, tasks, users } from "./schema.ts";
 
 export type TaskStatus = "draft" | "running" | "paused" | "done" | "failed" | "cancelled";
@@ -157,15 +158,9 @@ const taskViewColumns = sql`
   t.timeout_ms, t.max_attempts, t.requires, t.allow_users, t.code_sha256, t.wasm_sha256,
   t.sealed, t.input_kind, t.total, t.last_error, t.aggregate, t.created_at, t.finished_at,
   coalesce(c.done, 0) AS done, coalesce(c.failed, 0) AS failed, coalesce(c.cpu_ms, 0) AS cpu_ms,
-  (SELECT coalesce(sum(l.n - bit_count(l.reported::bit(64))), 0) FROM leases l
-    WHERE l.task_id = t.id AND l.copy = 0 AND NOT l.reclaimed AND l.deadline > now() AND l.first_idx < t.total)
-  + (SELECT count(*) FROM chunk_state cs WHERE cs.task_id = t.id AND cs.status = 'voting' AND cs.copies_out > 0) AS leased,
+  ${leasedChunksOfTask} AS leased,
   (SELECT count(*) FROM results r WHERE r.task_id = t.id AND r.created_at > now() - interval '60 seconds') AS recent,
   greatest(1, least(60, extract(epoch FROM now() - t.created_at))) AS window_s`;
-
-const counterTotals = sql`
-  LEFT JOIN LATERAL (SELECT sum(done) AS done, sum(failed) AS failed, sum(cpu_ms) AS cpu_ms
-    FROM task_counters WHERE task_id = t.id) c ON true`;
 
 function toTaskView(row: TaskRow): TaskView {
   const done = Number(row.done);

@@ -4,6 +4,7 @@ import type { Context } from "hono";
 import type { AppEnv } from "../env.ts";
 import { hashApiKey, isApiKey, isWellFormedApiKey } from "./api-keys.ts";
 import type { LeaseIds } from "./lease-ids.ts";
+import type { WorkObserver } from "./metrics.ts";
 import type { TaskNotifier } from "./task-notifier.ts";
 import type { ChangeFeed } from "./live.ts";
 import { forbidden, unauthorized, unprocessable } from "./problem.ts";
@@ -23,6 +24,8 @@ export interface Deps {
   clientIp: (c: AppContext) => string | null;
   /** Tells live streams (any process) that tasks changed; throttled per task. */
   taskChanged: TaskNotifier;
+  /** Hears of each lease and results request, for operator metrics. */
+  work: WorkObserver;
 }
 
 export type AppBindings = { Variables: { deps: Deps } };

@@ -13,6 +13,7 @@ import type { AppContext } from "../lib/context.ts";
 import { listeningFeed, pollingFeed, type ChangeFeed } from "../lib/live.ts";
 import { appOrigins } from "../lib/origins.ts";
 import { listenOnLoopbacks } from "./listen.ts";
+import { createNodeMetrics } from "./metrics.ts";
 
 export const defaultWebDist = fileURLToPath(new URL("../../../web/dist", import.meta.url));
 
@@ -76,7 +77,9 @@ function siteApp(db: Db, env: AppEnv, webDist: string, changes: ChangeFeed) {
   site.get(docsScriptUrl, (c) =>
     c.body(docsScript, 200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "public, max-age=86400" }),
   );
-  site.route("/", createApp({ db, env, changes, clientIp, docsScriptUrl }));
+  // Metrics cost a little on every lease: kept only where an operator can read them.
+  const metrics = env.metricsToken ? createNodeMetrics(db) : undefined;
+  site.route("/", createApp({ db, env, changes, clientIp, docsScriptUrl, ...(metrics ? { metrics } : {}) }));
   if (existsSync(join(webDist, "index.html"))) {
     const indexHtml = readFileSync(join(webDist, "index.html"), "utf8");
     site.use("/*", serveStatic({ root: webDist }));

@@ -3,6 +3,7 @@ import canonicalize from "canonicalize";
 import { heartbeatLeases, leaseChunks, reclaimExpiredLeases, submitChunks, type ChunkError, type ChunkResult, type LeasedChunk } from "@crowdcompute/db";
 import { authorize, createRouter, volunteerRoles, type AppContext } from "../../lib/context.ts";
 import type { TokenClaims } from "../../lib/tokens.ts";
+import { secondsSince } from "../../lib/metrics.ts";
 import { forbidden, ProblemError, unprocessable } from "../../lib/problem.ts";
 
 export const maxLeaseBatch = 64;
@@ -157,10 +158,14 @@ function leaseJson(leaseId: string, chunk: LeasedChunk) {
 
 export const workRoutes = createRouter()
   .openapi(lease, async (c) => {
+    const startedAt = performance.now();
     const claims = await authorize(c, volunteerRoles);
-    return c.json(await leaseFor(c, claims, c.req.valid("json")), 200);
+    const response = await leaseFor(c, claims, c.req.valid("json"));
+    c.var.deps.work.leaseAnswered(response.leases.length, secondsSince(startedAt));
+    return c.json(response, 200);
   })
   .openapi(results, async (c) => {
+    const startedAt = performance.now();
     const claims = await authorize(c, volunteerRoles);
     const body = c.req.valid("json");
     const { db, leaseIds } = c.var.deps;
@@ -200,6 +205,7 @@ export const workRoutes = createRouter()
     const rejected = outcome.rejected.map((r) => ({ leaseId: leaseIdOf.get(`${r.ref.leaseRowId}:${r.ref.index}`) ?? "", reason: r.reason }));
     const response: z.input<typeof resultsResponse> = { accepted: body.results.length - rejected.length, rejected };
     if (body.next) Object.assign(response, await leaseFor(c, claims, body.next));
+    c.var.deps.work.resultsAnswered({ accepted: response.accepted, rejected: rejected.length, leased: response.leases?.length ?? 0 }, secondsSince(startedAt));
     return c.json(response, 200);
   })
   .openapi(heartbeat, async (c) => {

@@ -1,0 +1,42 @@
+// GET /metrics for the operator (DESIGN §6). The app only reports and guards: the runtime
+// that can keep figures in memory (Node, with prom-client) passes `AppMetrics` to createApp;
+// without it, as on Workers, /metrics is 404.
+import { timingSafeEqual } from "hono/utils/buffer";
+import type { AppEnv } from "../env.ts";
+import type { AppContext } from "./context.ts";
+import { notFound, unauthorized } from "./problem.ts";
+
+/** What the work routes report about each request they answered. */
+export interface WorkObserver {
+  /** A lease request handed out `chunks` chunks in `seconds`. */
+  leaseAnswered(chunks: number, seconds: number): void;
+  /** A results request took `accepted` reports, rejected `rejected`, and leased `leased` chunks of its `next` batch, in `seconds`. */
+  resultsAnswered(counts: { accepted: number; rejected: number; leased: number }, seconds: number): void;
+}
+
+export interface AppMetrics {
+  work: WorkObserver;
+  /** The Prometheus text exposition, figures from the database read now. */
+  render(): Promise<{ contentType: string; text: string }>;
+}
+
+export const unobservedWork: WorkObserver = { leaseAnswered() {}, resultsAnswered() {} };
+
+/** Seconds since `startedAt`, a `performance.now()` reading (both runtimes have it). */
+export const secondsSince = (startedAt: number) => (performance.now() - startedAt) / 1000;
+
+/**
+ * Serves `metrics` to a caller with `Authorization: Bearer <METRICS_TOKEN>`. Not served
+ * (404) until METRICS_TOKEN is set, nor where the runtime keeps no metrics.
+ */
+export function metricsHandler(env: AppEnv, metrics: AppMetrics | undefined) {
+  return async (c: AppContext) => {
+    if (!env.metricsToken || !metrics) throw notFound("route");
+    const match = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "");
+    if (!match || !(await timingSafeEqual(match[1]!, env.metricsToken))) {
+      throw unauthorized("GET /metrics needs Authorization: Bearer <METRICS_TOKEN>");
+    }
+    const { contentType, text } = await metrics.render();
+    return c.body(text, 200, { "content-type": contentType, "cache-control": "no-store" });
+  };
+}
