@@ -1,4 +1,5 @@
 import { testBackends } from "@crowdcompute/db/testing";
+import { ApiError, createClient } from "@crowdcompute/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openTestApp, rowCounts, type TestApp } from "./harness.ts";
 
@@ -144,6 +145,18 @@ describe.each(testBackends())("GET /api/tasks/:id/chunks on %s", (backend) => {
       if (field) expect(res.json.errors.map((e: { path: string }) => e.path), query).toContain(field);
     }
     expect(await rowCounts(t)).toEqual(before);
+  });
+
+  it("is the SDK's listChunks", async () => {
+    const sdk = createClient({ baseUrl: "http://api.test", token: creator, fetch: (input, init) => Promise.resolve(t.app.request(String(input), init)) });
+    const first = await sdk.listChunks(retried, { status: "done", limit: 1 });
+    expect(first.items.map((c) => [c.index, c.status, c.input])).toEqual([[0, "done", 10]]);
+    const next = await sdk.listChunks(retried, { status: "done", limit: 1, cursor: first.nextCursor! });
+    expect(next.items.map((c) => c.index)).toEqual([2]);
+    expect((await sdk.listChunks(retried)).items).toHaveLength(6);
+    const refused = await sdk.listChunks(retried, { limit: 0 }).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(ApiError);
+    expect((refused as ApiError).status).toBe(422);
   });
 
   it("is in the OpenAPI document, with its filter and limits", async () => {

@@ -1,7 +1,9 @@
 import type {
   Account,
   ApiKey,
+  Chunk,
   ChunkReport,
+  ChunkStatus,
   HeartbeatResponse,
   VolunteerFigures,
   LeaderboardEntry,
@@ -102,6 +104,17 @@ export function createClient(options: ClientOptions = {}) {
     async *results(id: string): AsyncGenerator<ResultLine> {
       const response = await send("GET", `/api/tasks/${encodeURIComponent(id)}/results`);
       for await (const line of ndjsonLines(response)) yield JSON.parse(line) as ResultLine;
+    },
+    /**
+     * A page of the task's chunks in index order, with attempts, votes and errors; `status`
+     * keeps one kind. Pass `nextCursor` back as `cursor` until it is null (a filtered page
+     * may be short before the end).
+     */
+    listChunks: (id: string, page: { status?: ChunkStatus; cursor?: string; limit?: number } = {}) => {
+      const query = new URLSearchParams();
+      for (const [key, value] of Object.entries(page)) if (value !== undefined) query.set(key, String(value));
+      const suffix = query.size > 0 ? `?${query}` : "";
+      return json<{ items: Chunk[]; nextCursor: string | null }>("GET", `/api/tasks/${encodeURIComponent(id)}/chunks${suffix}`);
     },
     /**
      * The results download as raw text lines, streamed. Asks for `format`; `sent` says what

@@ -141,6 +141,32 @@ export type ResultLine =
   | { index: number; input: unknown; status: "done"; result: unknown }
   | { index: number; input: unknown; status: "failed"; error: { kind: string; message: string } };
 
+export type ChunkStatus = "pending" | "leased" | "voting" | "done" | "failed";
+
+/** One copy of a replicated chunk that came back. */
+export interface ChunkVote {
+  /** The name is the one the volunteer chose, never an email. */
+  volunteer: { id: string; name: string | null };
+  /** The first 12 hex digits of the server's hash of the result: equal prefixes, equal results. */
+  hashPrefix: string;
+  /** Whether it matches the accepted result; null while the chunk has none. */
+  agrees: boolean | null;
+  at: string;
+}
+
+/** One item of `GET /api/tasks/:id/chunks`. */
+export interface Chunk {
+  index: number;
+  input: unknown;
+  status: ChunkStatus;
+  /** Errors and timeouts counted toward maxAttempts; null once done. */
+  attempts: number | null;
+  /** Leases that expired on it (vanished volunteers); null once done. */
+  expiries: number | null;
+  votes: ChunkVote[];
+  lastError: { kind: string; message: string } | null;
+}
+
 /** An RFC 9457 problem, as every error response carries. */
 export interface Problem {
   type: string;
