@@ -6,20 +6,17 @@
 //       posting results with `next`, 64-chunk leases
 //   (c) graphile-worker, batched (localQueue + batched completion), no-op jobs
 // Usage: npx node bench/dispatch.bench.ts [chunks]   (DATABASE_URL, default the local server)
-import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { createTask, createUser, createVolunteer, leaseChunks, reclaimExpiredLeases, submitChunks } from "@crowdcompute/db";
 import { createPostgresDb } from "@crowdcompute/db/postgres";
-import { createTestDatabase, dropDatabase, freePort, taskFixture, leaseRequest } from "@crowdcompute/db/testing";
+import { createTestDatabase, dropDatabase, taskFixture, leaseRequest } from "@crowdcompute/db/testing";
 import { Logger, makeWorkerUtils, run } from "graphile-worker";
 import pg from "pg";
+import { adminUrl, databaseName, drainTask, fetchClient, startApiProcess, startRangeTask, volunteerTokens } from "./api-process.ts";
 
-const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const chunks = Number(process.argv[2] ?? 40_000);
 const clients = 16;
 const poolSize = 10;
-const root = fileURLToPath(new URL("..", import.meta.url));
 
 type Row = { path: string; chunks: number; seconds: number; perSecond: number; note: string };
 const rows: Row[] = [];
@@ -54,55 +51,24 @@ async function rawPath(batch: number) {
     record(`(a) raw db modules, batch ${batch}`, chunks, performance.now() - started, `${clients} concurrent lessees, pool ${poolSize}`);
   } finally {
     await close();
-    await dropDatabase(adminUrl, new URL(url).pathname.slice(1));
+    await dropDatabase(adminUrl, databaseName(url));
   }
 }
 
 async function httpPath() {
   const url = await createTestDatabase(adminUrl);
-  const port = await freePort();
-  // BENCH_SERVER_PROFILE=dir writes a V8 CPU profile of the API process there.
-  const profile = process.env.BENCH_SERVER_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_SERVER_PROFILE}`] : [];
-  const server = spawn(process.execPath, [...profile, "apps/api/src/main.ts"], {
-    cwd: root,
-    env: { ...process.env, DATABASE_URL: url, PORT: String(port), SANDBOX_PORT: String(await freePort()), JWT_SECRET: "bench-secret-bench-secret-bench-secret" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const server = await startApiProcess(url);
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.stdout!.on("data", (data: Buffer) => data.toString().includes("running at") && resolve());
-      server.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
-    });
-    const base = `http://127.0.0.1:${port}`;
-    const post = async (path: string, body: unknown, token?: string) => {
-      const response = await fetch(`${base}${path}`, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-        body: JSON.stringify(body),
-      });
-      if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
-      return response.json() as Promise<any>;
-    };
-    const { token } = await post("/api/auth/register", { email: "bench@example.com", password: "bench password" });
-    await post("/api/tasks", { name: "bench", code: "export default () => 0", range: { start: 0, end: chunks, size: 1 }, start: true }, token);
-    const volunteerTokens = await Promise.all(Array.from({ length: clients }, async () => (await post("/api/volunteers", {})).token as string));
-    const next = { max: 64, capabilities: { threads: 4 } };
-    let accepted = 0;
+    const client = fetchClient(server.base);
+    await startRangeTask(client, "bench", chunks);
+    const tokens = await volunteerTokens(client, clients);
     const started = performance.now();
-    await Promise.all(volunteerTokens.map(async (vt) => {
-      let leases = (await post("/api/work/lease", next, vt)).leases as { leaseId: string }[];
-      while (leases.length > 0) {
-        const out = await post("/api/work/results", { results: leases.map((l) => ({ leaseId: l.leaseId, result: 0, cpuMs: 1 })), next }, vt);
-        accepted += out.accepted;
-        leases = out.leases;
-      }
-    }));
+    const accepted = (await Promise.all(tokens.map((token) => drainTask(client, token)))).reduce((a, b) => a + b, 0);
     if (accepted !== chunks) throw new Error(`http path accepted ${accepted} of ${chunks}`);
     record("(b) HTTP API, 64-chunk leases", chunks, performance.now() - started, `${clients} volunteer clients, server pool ${poolSize}, one Node process`);
   } finally {
-    server.kill("SIGTERM");
-    await new Promise((resolve) => server.once("exit", resolve));
-    await dropDatabase(adminUrl, new URL(url).pathname.slice(1));
+    await server.stop();
+    await dropDatabase(adminUrl, databaseName(url));
   }
 }
 
@@ -142,7 +108,7 @@ async function graphileWorker() {
     await pgPool.end();
     record("(c) graphile-worker, batched", chunks, elapsed, `concurrency ${clients}, pool ${poolSize}, localQueue 500, completeJobBatchDelay 0`);
   } finally {
-    await dropDatabase(adminUrl, new URL(url).pathname.slice(1));
+    await dropDatabase(adminUrl, databaseName(url));
   }
 }
 

@@ -1,119 +1,171 @@
-// Many volunteers at once against one API process on real Postgres: each of N simulated
-// volunteers leases 4 chunks, "computes" them for a think time, posts the results with the
-// next lease, and polls with retryAfterMs when there is no work. Prints lease and submit
-// latency percentiles, the error rate and the server's memory over the run.
-// Usage: npx node bench/polling.bench.ts [volunteers] [seconds]
-import { spawn } from "node:child_process";
-import http from "node:http";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { createTestDatabase, dropDatabase, freePort } from "@crowdcompute/db/testing";
+// Load (issue 9): many simulated volunteers against one Node API process on real Postgres
+// for a few minutes. Each volunteer behaves like the volunteer page (volunteer-runner.ts):
+// it leases a batch, at once leases the next one ahead, "computes" the batch for a think
+// time, then posts its results while it computes the next, and asks for its credit after a
+// post (at most every 5 s). With no work it waits retryAfterMs.
+//
+// Think time: the page leases threads × 4 chunks (8 with 2 threads) and runs them 4 per
+// thread, so a batch takes 4 chunk times. We take 2.5 s chunks, so a batch takes about 10 s;
+// each batch draws its time uniformly from 5–15 s so that volunteers do not march in step.
+// That is 2,000 / 10 s = 200 batches a second, 3 requests each (lease, results, credit).
+// Pass another mean think time to see where one process saturates.
+//
+// Reported: p50/p99 latency of each call, the error rate (must be 0), the API process's
+// RSS and the bench database's Postgres connections sampled every second (the pool,
+// max 10 in packages/db/src/postgres.ts, must bound them; postgres.js adds one connection
+// of its own for LISTEN), per minute and in all.
+// Usage: npx node bench/polling.bench.ts [volunteers] [seconds] [mean think ms]
+//   (or BENCH_VOLUNTEERS, BENCH_SECONDS, BENCH_THINK_MS; DATABASE_URL as for the others)
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createTestDatabase, dropDatabase } from "@crowdcompute/db/testing";
+import pg from "pg";
+import {
+  adminUrl, databaseName, keepAliveClient, mean, percentile, rssMb, sleep, startApiProcess, startRangeTask, volunteerTokens,
+} from "./api-process.ts";
 
-const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-const volunteers = Number(process.argv[2] ?? 2000);
-const seconds = Number(process.argv[3] ?? 60);
-const thinkMs = 2000;
-const root = fileURLToPath(new URL("..", import.meta.url));
+const volunteers = Number(process.argv[2] ?? process.env.BENCH_VOLUNTEERS ?? 2000);
+const seconds = Number(process.argv[3] ?? process.env.BENCH_SECONDS ?? 180);
+const thinkMs = Number(process.argv[4] ?? process.env.BENCH_THINK_MS ?? 10_000);
+const batch = 8;
+const leaseBody = { max: batch, capabilities: { threads: 2 } };
+const creditRefreshMs = 5_000;
+const poolMax = 10; // createPostgresDb's default, which the Node entry uses
+const thinkTime = () => thinkMs * (0.5 + Math.random());
 
-const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+type Call = "lease" | "results" | "credit";
+const calls: Call[] = ["lease", "results", "credit"];
+interface Sample { at: number; rssMb: number; poolConnections: number; listenConnections: number }
 
 const url = await createTestDatabase(adminUrl);
-const port = await freePort();
-// BENCH_SERVER_PROFILE=dir writes a V8 CPU profile of the API process there.
-const profile = process.env.BENCH_SERVER_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_SERVER_PROFILE}`] : [];
-const server = spawn(process.execPath, [...profile, "apps/api/src/main.ts"], {
-  cwd: root,
-  env: { ...process.env, DATABASE_URL: url, PORT: String(port), SANDBOX_PORT: String(await freePort()), JWT_SECRET: "bench-secret-bench-secret-bench-secret", IDLE_RETRY_MS: "2000", VOLUNTEER_LIMIT_PER_IP: "1000000" },
-  stdio: ["ignore", "pipe", "inherit"],
-});
+const server = await startApiProcess(url, { IDLE_RETRY_MS: "2000", VOLUNTEER_LIMIT_PER_IP: "1000000" });
+// Connected to the admin database, so that it is not one of the connections it counts.
+const monitor = new pg.Client({ connectionString: adminUrl });
+await monitor.connect();
 try {
-  let serverOutput = 0;
-  await new Promise<void>((resolve, reject) => {
-    server.stdout!.on("data", (data: Buffer) => {
-      serverOutput += data.length;
-      if (data.toString().includes("running at")) resolve();
-    });
-    server.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
-  });
-  // node:http with a keep-alive agent: fetch costs several times the CPU per request, and the
-  // client shares the server's two cores.
-  const agent = new http.Agent({ keepAlive: true, maxSockets: volunteers });
-  const post = (path: string, body: unknown, token?: string) =>
-    new Promise<any>((resolve, reject) => {
-      const payload = JSON.stringify(body);
-      const request = http.request(
-        { host: "127.0.0.1", port, path, method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(payload), ...(token ? { authorization: `Bearer ${token}` } : {}) } },
-        (response) => {
-          const parts: Buffer[] = [];
-          response.on("data", (part: Buffer) => parts.push(part));
-          response.on("end", () => {
-            const json = JSON.parse(Buffer.concat(parts).toString()) as any;
-            if ((response.statusCode ?? 500) >= 400) reject(Object.assign(new Error(`${path}: ${response.statusCode}`), { json }));
-            else resolve(json);
-          });
-        },
-      );
-      request.on("error", reject);
-      request.end(payload);
-    });
-  const { token } = await post("/api/auth/register", { email: "bench@example.com", password: "bench password" });
-  // Enough work that nobody runs dry: 4 chunks per volunteer per think time, for the whole run.
-  const chunks = Math.ceil((volunteers * 4 * seconds * 1000) / thinkMs);
-  await post("/api/tasks", { name: "polling", code: "export default () => 0", range: { start: 0, end: chunks, size: 1 }, start: true }, token);
-  // Identities are made beforehand, 50 at a time (the per-address sign-up limit is raised for the bench).
-  const tokens: string[] = [];
-  for (let i = 0; i < volunteers; i += 50) tokens.push(...(await Promise.all(Array.from({ length: Math.min(50, volunteers - i) }, async () => (await post("/api/volunteers", {})).token as string))));
+  const client = keepAliveClient(server.base, volunteers);
+  // Enough work that nobody runs dry: two batches in hand per volunteer, plus one per shortest think time.
+  const chunks = Math.ceil(volunteers * batch * (2 + (seconds * 1000) / (thinkMs * 0.5)));
+  await startRangeTask(client, "polling", chunks);
+  const tokens = await volunteerTokens(client, volunteers);
 
-  const latency = { lease: [] as number[], results: [] as number[] };
-  let errors = 0;
-  let requests = 0;
+  const started = Date.now();
+  const stopAt = started + seconds * 1000;
+  const minuteOf = (at: number) => Math.floor((at - started) / 60_000);
+  const latencies = new Map<string, number[]>(); // `${call} ${minute}` and `${call}` → ms
+  const errors: { at: number; call: Call; message: string }[] = [];
+  const requests = { lease: 0, results: 0, credit: 0 };
   let chunksDone = 0;
-  const rss: number[] = [];
-  const sampler = setInterval(() => rss.push(rssMb(server.pid!)), 1000);
-  const stopAt = Date.now() + seconds * 1000;
-  const next = { max: 4, capabilities: { threads: 2 } };
-  await Promise.all(tokens.map(async (vt, i) => {
-    await sleep((i / volunteers) * thinkMs); // arrivals spread over one think time
-    let leases: { leaseId: string }[] = [];
-    while (Date.now() < stopAt) {
-      const started = performance.now();
-      const kind = leases.length > 0 ? "results" : "lease";
-      try {
-        requests++;
-        const out = kind === "results"
-          ? await post("/api/work/results", { results: leases.map((l) => ({ leaseId: l.leaseId, result: 0, cpuMs: 1 })), next }, vt)
-          : await post("/api/work/lease", next, vt);
-        latency[kind].push(performance.now() - started);
-        if (kind === "results") chunksDone += out.accepted;
-        leases = out.leases;
-        await sleep(leases.length > 0 ? thinkMs : out.retryAfterMs);
-      } catch {
-        errors++;
-        await sleep(1000);
-      }
-    }
-  }));
-  clearInterval(sampler);
 
-  const rows = (["lease", "results"] as const).map((kind) => {
-    const sorted = latency[kind].sort((a, b) => a - b);
-    return { kind, count: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? Number.NaN };
+  const timed = async <T>(call: Call, request: () => Promise<T>): Promise<T | null> => {
+    const begun = performance.now();
+    requests[call]++;
+    try {
+      const out = await request();
+      const ms = performance.now() - begun;
+      for (const key of [call, `${call} ${minuteOf(Date.now())}`]) {
+        if (!latencies.has(key)) latencies.set(key, []);
+        latencies.get(key)!.push(ms);
+      }
+      return out;
+    } catch (error) {
+      errors.push({ at: Date.now(), call, message: (error as Error).message });
+      return null;
+    }
+  };
+
+  const samples: Sample[] = [];
+  const sample = async () => {
+    const { rows } = await monitor.query<{ pool: string; listen: string }>(
+      "SELECT count(*) FILTER (WHERE query NOT ILIKE 'listen%') AS pool, count(*) FILTER (WHERE query ILIKE 'listen%') AS listen FROM pg_stat_activity WHERE datname = $1",
+      [databaseName(url)],
+    );
+    samples.push({ at: Date.now(), rssMb: rssMb(server.pid), poolConnections: Number(rows[0]!.pool), listenConnections: Number(rows[0]!.listen) });
+  };
+  const sampler = setInterval(() => void sample().catch(() => {}), 1000);
+
+  type Lease = { leaseId: string };
+  const lease = (token: string) => timed("lease", () => client.post("/api/work/lease", leaseBody, token) as Promise<{ leases: Lease[]; retryAfterMs: number }>);
+
+  const volunteer = async (token: string, i: number) => {
+    await sleep((i / volunteers) * thinkMs); // arrivals spread over one think time
+    let creditAskedAt = 0;
+    let posting: Promise<unknown> = Promise.resolve();
+    let inHand = (await lease(token))?.leases ?? [];
+    while (Date.now() < stopAt) {
+      if (inHand.length === 0) {
+        const out = await lease(token);
+        inHand = out?.leases ?? [];
+        if (inHand.length === 0) await sleep(out?.retryAfterMs ?? 1000);
+        continue;
+      }
+      const running = inHand;
+      const ahead = lease(token);
+      await sleep(thinkTime());
+      await posting; // one post at a time, as the page
+      posting = timed("results", () => client.post("/api/work/results", { results: running.map((l) => ({ leaseId: l.leaseId, result: 0, cpuMs: 2500 })) }, token)).then((out) => {
+        chunksDone += out?.accepted ?? 0;
+        if (out && Date.now() - creditAskedAt >= creditRefreshMs) {
+          creditAskedAt = Date.now();
+          return timed("credit", () => client.get("/api/volunteers/me", token));
+        }
+      });
+      inHand = (await ahead)?.leases ?? [];
+    }
+    await posting;
+  };
+  await Promise.all(tokens.map(volunteer));
+  clearInterval(sampler);
+  const elapsed = (Date.now() - started) / 1000;
+
+  const stats = (key: string) => {
+    const sorted = (latencies.get(key) ?? []).sort((a, b) => a - b);
+    return { count: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? Number.NaN };
+  };
+  const overall = calls.map((call) => ({ call, ...stats(call), errors: errors.filter((e) => e.call === call).length }));
+  const minutes = Array.from({ length: Math.max(1, Math.ceil(seconds / 60)) }, (_, minute) => {
+    const inMinute = samples.filter((s) => minuteOf(s.at) === minute);
+    return {
+      minute: minute + 1,
+      lease: stats(`lease ${minute}`),
+      results: stats(`results ${minute}`),
+      errors: errors.filter((e) => minuteOf(e.at) === minute).length,
+      rssMeanMb: mean(inMinute.map((s) => s.rssMb)),
+      rssMaxMb: Math.max(...inMinute.map((s) => s.rssMb)),
+      poolConnectionsMax: Math.max(...inMinute.map((s) => s.poolConnections)),
+      listenConnectionsMax: Math.max(...inMinute.map((s) => s.listenConnections)),
+    };
   });
-  console.log(`\n${volunteers} volunteers for ${seconds} s (think time ${thinkMs} ms): ${requests} requests, ${errors} errors, ${chunksDone} chunks done\n`);
-  console.log("| call | count | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|");
-  for (const row of rows) console.log(`| ${row.kind} | ${row.count} | ${row.p50.toFixed(1)} | ${row.p99.toFixed(1)} | ${row.max.toFixed(1)} |`);
-  const firstRss = rss.slice(0, 5);
-  const lastRss = rss.slice(-5);
-  const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-  console.log(`\nserver RSS: ${avg(firstRss).toFixed(0)} MB in the first 5 s, ${avg(lastRss).toFixed(0)} MB in the last 5 s, max ${Math.max(...rss).toFixed(0)} MB`);
-  console.log("targets: p99 lease latency < 50 ms, 0 errors, RSS stable");
-  console.log(`server stdout: ${serverOutput} bytes`);
+  const totalRequests = requests.lease + requests.results + requests.credit;
+  const poolConnectionsMax = Math.max(...samples.map((s) => s.poolConnections));
+  const listenConnectionsMax = Math.max(...samples.map((s) => s.listenConnections));
+  const firstMinuteRss = mean(samples.filter((s) => s.at - started < 60_000).map((s) => s.rssMb));
+  const lastMinuteRss = mean(samples.filter((s) => Date.now() - s.at <= 60_000).map((s) => s.rssMb));
+
+  const ms = (x: number) => x.toFixed(1);
+  console.log(`\n${volunteers} volunteers for ${elapsed.toFixed(0)} s, mean think time ${thinkMs} ms (uniform ${thinkMs / 2}–${(thinkMs * 3) / 2} ms), ${batch}-chunk batches: ${totalRequests} requests (${(totalRequests / elapsed).toFixed(0)}/s), ${chunksDone} chunks done\n`);
+  console.log("| call | requests | p50 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|");
+  for (const row of overall) console.log(`| ${row.call} | ${row.count} | ${ms(row.p50)} | ${ms(row.p99)} | ${ms(row.max)} | ${row.errors} |`);
+  console.log("\n| minute | lease p50 / p99 ms | results p50 / p99 ms | errors | server RSS mean / max MB | Postgres connections max (pool + LISTEN) |\n|---|---|---|---|---|---|");
+  for (const m of minutes) {
+    console.log(`| ${m.minute} | ${ms(m.lease.p50)} / ${ms(m.lease.p99)} | ${ms(m.results.p50)} / ${ms(m.results.p99)} | ${m.errors} | ${m.rssMeanMb.toFixed(0)} / ${m.rssMaxMb.toFixed(0)} | ${m.poolConnectionsMax} + ${m.listenConnectionsMax} |`);
+  }
+  const errorRate = errors.length / Math.max(1, totalRequests);
+  const connectionsBounded = poolConnectionsMax <= poolMax && listenConnectionsMax <= 1;
+  console.log(`\nerror rate ${(100 * errorRate).toFixed(3)} % (target 0)${errors[0] ? `; first error: ${errors[0].message}` : ""}`);
+  console.log(`server RSS: first minute mean ${firstMinuteRss.toFixed(0)} MB, last minute mean ${lastMinuteRss.toFixed(0)} MB (${lastMinuteRss >= firstMinuteRss ? "+" : ""}${(lastMinuteRss - firstMinuteRss).toFixed(0)} MB)`);
+  console.log(`Postgres connections to the bench database: at most ${poolConnectionsMax} pool + ${listenConnectionsMax} LISTEN (pool max ${poolMax}): ${connectionsBounded ? "bounded" : "NOT bounded"}`);
+  console.log(`server stdout during the run: ${server.outputBytes()} bytes; target: p99 lease latency < 50 ms`);
   mkdirSync(new URL("./results", import.meta.url), { recursive: true });
-  writeFileSync(new URL("./results/polling.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), volunteers, seconds, thinkMs, requests, errors, chunksDone, rows, rssMb: rss }, null, 2));
+  writeFileSync(
+    new URL("./results/polling.json", import.meta.url),
+    JSON.stringify({
+      date: new Date().toISOString(), volunteers, seconds: elapsed, thinkMs, batch, requests, chunksDone, errorRate, errors: errors.slice(0, 20),
+      overall, minutes, firstMinuteRss, lastMinuteRss, poolMax, poolConnectionsMax, listenConnectionsMax, samples,
+    }, null, 2),
+  );
+  if (errors.length > 0 || !connectionsBounded) process.exitCode = 1;
 } finally {
-  server.kill("SIGTERM");
-  await new Promise((resolve) => server.once("exit", resolve));
-  await dropDatabase(adminUrl, new URL(url).pathname.slice(1));
+  await monitor.end();
+  await server.stop();
+  await dropDatabase(adminUrl, databaseName(url));
 }

@@ -1,0 +1,177 @@
+// What the HTTP benches share: the Node API in a process of its own on a bench database,
+// JSON clients for it, the dispatch volunteer loop, and figures read from /proc.
+// Not a bench itself (run.ts runs only *.bench.ts).
+import { spawn } from "node:child_process";
+import http from "node:http";
+import { readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { freePort } from "@crowdcompute/db/testing";
+
+export const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+export const jwtSecret = "bench-secret-bench-secret-bench-secret";
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+/** The database a connection URL names. */
+export const databaseName = (url: string) => new URL(url).pathname.slice(1);
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export const percentile = (sorted: readonly number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+export const mean = (xs: readonly number[]) => (xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
+
+export interface ApiProcess {
+  base: string;
+  port: number;
+  pid: number;
+  /** Bytes the server wrote to stdout since it started (a per-request log line would show here). */
+  outputBytes(): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `apps/api/src/main.ts` on a free port against `databaseUrl` (it migrates first, under
+ * an advisory lock, so several may start at once) and resolves when it serves.
+ * BENCH_SERVER_PROFILE=dir writes a V8 CPU profile of each API process there.
+ */
+export async function startApiProcess(databaseUrl: string, env: Record<string, string> = {}): Promise<ApiProcess> {
+  const port = await freePort();
+  const profile = process.env.BENCH_SERVER_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_SERVER_PROFILE}`] : [];
+  const child = spawn(process.execPath, [...profile, "apps/api/src/main.ts"], {
+    cwd: root,
+    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), SANDBOX_PORT: String(await freePort()), JWT_SECRET: jwtSecret, ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  let outputBytes = 0;
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on("data", (data: Buffer) => {
+      outputBytes += data.length;
+      if (data.toString().includes("running at")) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`API process exited with ${code}`)));
+  });
+  return {
+    base: `http://127.0.0.1:${port}`,
+    port,
+    pid: child.pid!,
+    outputBytes: () => outputBytes,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+export interface JsonClient {
+  post(path: string, body: unknown, token?: string): Promise<any>;
+  get(path: string, token?: string): Promise<any>;
+}
+
+class HttpStatusError extends Error {
+  constructor(path: string, status: number, body: string) {
+    super(`${path}: ${status} ${body.slice(0, 500)}`);
+  }
+}
+
+/** A client on fetch (undici): what a browser-like caller costs. */
+export function fetchClient(base: string): JsonClient {
+  const call = async (method: string, path: string, body?: unknown, token?: string) => {
+    const response = await fetch(`${base}${path}`, {
+      method,
+      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    if (!response.ok) throw new HttpStatusError(path, response.status, await response.text());
+    return response.json() as Promise<any>;
+  };
+  return { post: (path, body, token) => call("POST", path, body, token), get: (path, token) => call("GET", path, undefined, token) };
+}
+
+/**
+ * A client on node:http with a keep-alive agent: fetch costs several times the CPU per
+ * request, and the clients share the server's cores. Idle sockets are closed after 2 s: the
+ * agent's own margin (1 s before the server's 5 s keep-alive timeout) is lost when a loaded
+ * machine delays its timers, and a request sent on a socket the server is closing fails
+ * with ECONNRESET, an error of the client, not of the API.
+ */
+export function keepAliveClient(base: string, maxSockets: number): JsonClient {
+  const { hostname, port } = new URL(base);
+  const agent = new http.Agent({ keepAlive: true, maxSockets, timeout: 2_000 });
+  const call = (method: string, path: string, body?: unknown, token?: string) =>
+    new Promise<any>((resolve, reject) => {
+      const payload = body === undefined ? "" : JSON.stringify(body);
+      const headers = { "content-type": "application/json", "content-length": Buffer.byteLength(payload), ...(token ? { authorization: `Bearer ${token}` } : {}) };
+      const request = http.request({ host: hostname, port, path, method, agent, headers }, (response) => {
+        const parts: Buffer[] = [];
+        response.on("data", (part: Buffer) => parts.push(part));
+        response.on("error", reject);
+        response.on("end", () => {
+          const text = Buffer.concat(parts).toString();
+          if ((response.statusCode ?? 500) >= 400) return reject(new HttpStatusError(path, response.statusCode ?? 500, text));
+          try {
+            resolve(JSON.parse(text));
+          } catch (error) {
+            reject(error);
+          }
+        });
+      });
+      request.on("error", reject);
+      request.end(payload);
+    });
+  return { post: (path, body, token) => call("POST", path, body, token), get: (path, token) => call("GET", path, undefined, token) };
+}
+
+/** Registers a creator and starts a no-op range task of `chunks` chunks. */
+export async function startRangeTask(client: JsonClient, name: string, chunks: number): Promise<void> {
+  const { token } = await client.post("/api/auth/register", { email: `${name}@example.com`, password: "bench password" });
+  await client.post("/api/tasks", { name, code: "export default () => 0", range: { start: 0, end: chunks, size: 1 }, start: true }, token);
+}
+
+/** Volunteer identities, made `inParallel` at a time (the per-address limit must allow `count`). */
+export async function volunteerTokens(client: JsonClient, count: number, inParallel = 50): Promise<string[]> {
+  const tokens: string[] = [];
+  for (let i = 0; i < count; i += inParallel) {
+    const batch = Array.from({ length: Math.min(inParallel, count - i) }, async () => (await client.post("/api/volunteers", {})).token as string);
+    tokens.push(...(await Promise.all(batch)));
+  }
+  return tokens;
+}
+
+export const dispatchLease = { max: 64, capabilities: { threads: 4 } };
+
+/**
+ * The dispatch loop of one volunteer with no compute time: lease, then post every result
+ * with `next` so the following batch comes back in the same round trip, until no work is
+ * left. Returns how many results the server accepted.
+ */
+export async function drainTask(client: JsonClient, token: string, next: unknown = dispatchLease): Promise<number> {
+  let accepted = 0;
+  let leases = (await client.post("/api/work/lease", next, token)).leases as { leaseId: string }[];
+  while (leases.length > 0) {
+    const out = await client.post("/api/work/results", { results: leases.map((l) => ({ leaseId: l.leaseId, result: 0, cpuMs: 1 })), next }, token);
+    accepted += out.accepted as number;
+    leases = out.leases;
+  }
+  return accepted;
+}
+
+/** Resident memory of a process, in MB. */
+export const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
+
+const clockTicksPerSecond = 100; // USER_HZ on Linux
+
+/** CPU seconds (user + system) a process and all its descendants alive now have used. */
+export function treeCpuSeconds(pid: number): number {
+  let ticks = 0;
+  try {
+    // The command name may hold spaces; the fields after it are fixed.
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    ticks = Number(fields[11]) + Number(fields[12]);
+    for (const thread of readdirSync(`/proc/${pid}/task`)) {
+      for (const child of readFileSync(`/proc/${pid}/task/${thread}/children`, "utf8").split(" ").filter(Boolean)) {
+        ticks += treeCpuSeconds(Number(child)) * clockTicksPerSecond;
+      }
+    }
+  } catch {
+    // the process ended meanwhile
+  }
+  return ticks / clockTicksPerSecond;
+}
