@@ -1,4 +1,4 @@
-import type { LifecycleAction, Problem, ResultLine, Task } from "@crowdcompute/sdk";
+import type { Chunk, LifecycleAction, Problem, Task } from "@crowdcompute/sdk";
 import { useQueryClient } from "@tanstack/react-query";
 import { useMemo, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
@@ -47,7 +47,7 @@ export function TaskPage() {
   const [busy, setBusy] = useState<string | null>(null);
   const [actionProblem, setActionProblem] = useState<Problem | null>(null);
   const [confirmDelete, setConfirmDelete] = useState(false);
-  const [failed, setFailed] = useState<Extract<ResultLine, { status: "failed" }>[] | null>(null);
+  const [failed, setFailed] = useState<Chunk[] | null>(null);
   const chart = useMemo(() => throughput(live.samples), [live.samples]);
   const series = useMemo(
     () => [
@@ -81,10 +81,13 @@ export function TaskPage() {
     setBusy("Loading failed chunks");
     setActionProblem(null);
     try {
-      const found: Extract<ResultLine, { status: "failed" }>[] = [];
-      for await (const line of client.results(id)) {
-        if (line.status === "failed") found.push(line);
-        if (found.length >= maxFailedShown) break;
+      const found: Chunk[] = [];
+      // A filtered page may come back short before the end: follow the cursor until it is null.
+      for (let cursor: string | null = null; found.length < maxFailedShown; ) {
+        const page = await client.listChunks(id, { status: "failed", limit: maxFailedShown - found.length, ...(cursor ? { cursor } : {}) });
+        found.push(...page.items);
+        cursor = page.nextCursor;
+        if (cursor === null) break;
       }
       setFailed(found);
     } catch (error) {
@@ -203,14 +206,15 @@ export function TaskPage() {
               <div className="relative mt-3 overflow-x-auto">
                 <table className="w-full text-left text-sm" aria-label="Failed chunks">
                   <thead className="border-b border-slate-200 text-slate-500">
-                    <tr><th scope="col" className="py-1 pr-3 font-medium">Chunk</th><th scope="col" className="py-1 pr-3 font-medium">Input</th><th scope="col" className="py-1 font-medium">Error</th></tr>
+                    <tr><th scope="col" className="py-1 pr-3 font-medium">Chunk</th><th scope="col" className="py-1 pr-3 font-medium">Input</th><th scope="col" className="py-1 pr-3 font-medium">Attempts</th><th scope="col" className="py-1 font-medium">Error</th></tr>
                   </thead>
                   <tbody>
-                    {failed.map((line) => (
-                      <tr key={line.index} className="border-b border-slate-100 align-top">
-                        <td className="py-1 pr-3 tabular-nums">{line.index}</td>
-                        <td className="py-1 pr-3"><code className="font-mono text-xs break-all">{preview(line.input, 60)}</code></td>
-                        <td className="py-1 text-red-800"><strong>{line.error.kind}</strong>: {line.error.message}</td>
+                    {failed.map((chunk) => (
+                      <tr key={chunk.index} className="border-b border-slate-100 align-top">
+                        <td className="py-1 pr-3 tabular-nums">{chunk.index}</td>
+                        <td className="py-1 pr-3"><code className="font-mono text-xs break-all">{preview(chunk.input, 60)}</code></td>
+                        <td className="py-1 pr-3 tabular-nums">{chunk.attempts ?? ""}</td>
+                        <td className="py-1 text-red-800">{chunk.lastError ? <><strong>{chunk.lastError.kind}</strong>: {chunk.lastError.message}</> : null}</td>
                       </tr>
                     ))}
                   </tbody>
