@@ -105,7 +105,9 @@ describe.each(testBackends())("GET /metrics (%s)", (backend) => {
     expect(metrics.get('crowdcompute_chunks{state="failed"}')).toBe(0);
     expect(metrics.get('crowdcompute_chunks{state="leased"}')).toBe(1);
     expect(metrics.get('crowdcompute_chunks{state="pending"}')).toBe(4);
-    const [max, busy, idle] = ["crowdcompute_db_pool_max", 'crowdcompute_db_connections{state="busy"}', 'crowdcompute_db_connections{state="idle"}'].map((name) => metrics.get(name)!);
+    const max = metrics.get("crowdcompute_db_pool_max")!;
+    const busy = metrics.get('crowdcompute_db_connections{state="busy"}')!;
+    const idle = metrics.get('crowdcompute_db_connections{state="idle"}')!;
     if (backend === "pglite") {
       expect([max, busy, idle]).toEqual([1, 1, 0]);
     } else {
