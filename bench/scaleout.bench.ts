@@ -13,6 +13,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestDatabase, dropDatabase, freePort } from "@crowdcompute/db/testing";
+import pg from "pg";
 import { bundleWorker, startWranglerDev } from "../apps/api/src/node/wrangler-dev.ts";
 import {
   adminUrl, databaseName, drainTask, jwtSecret, keepAliveClient, startApiProcess, startRangeTask, treeCpuSeconds, volunteerTokens, type JsonClient,
@@ -33,6 +34,8 @@ interface Row {
   seconds: number;
   perSecond: number;
   apiCpuSeconds: number;
+  /** CPU of the database's server processes; null where connections come and go per request. */
+  postgresCpuSeconds: number | null;
   clientCpuSeconds: number;
   machineBusyPercent: number;
 }
@@ -47,11 +50,17 @@ function machineTimes() {
   return { busy: total - idle, total };
 }
 
+/** CPU seconds so far of each Postgres server process connected to `database` now. */
+async function postgresBackendCpu(monitor: pg.Client, database: string): Promise<Map<number, number>> {
+  const { rows: backends } = await monitor.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = $1", [database]);
+  return new Map(backends.map(({ pid }) => [pid, treeCpuSeconds(pid)]));
+}
+
 /**
  * Runs a warm-up task, then the measured one, with `clients` volunteers spread round-robin
  * over `bases`; `pids` are the server processes whose CPU time is counted.
  */
-async function measure(setup: string, bases: string[], pids: number[]): Promise<void> {
+async function measure(setup: string, bases: string[], pids: number[], database: string, pooled: boolean): Promise<void> {
   const apiClients: JsonClient[] = bases.map((base) => keepAliveClient(base, clients));
   const first = apiClients[0]!;
   const tokens = await volunteerTokens(first, clients);
@@ -64,6 +73,10 @@ async function measure(setup: string, bases: string[], pids: number[]): Promise<
   if ((await drainAll()) !== warmUp) throw new Error(`${setup}: the warm-up task did not finish`);
 
   await startRangeTask(first, "scaleout", chunks);
+  // The pools' connections are open after the warm-up and stay open (postgres.js has no idle timeout by default).
+  const monitor = new pg.Client({ connectionString: adminUrl });
+  await monitor.connect();
+  const postgresBefore = await postgresBackendCpu(monitor, database);
   const apiCpuBefore = pids.reduce((sum, pid) => sum + treeCpuSeconds(pid), 0);
   const clientCpuBefore = process.cpuUsage();
   const machineBefore = machineTimes();
@@ -73,6 +86,9 @@ async function measure(setup: string, bases: string[], pids: number[]): Promise<
   const machineAfter = machineTimes();
   const clientCpu = process.cpuUsage(clientCpuBefore);
   const apiCpuSeconds = pids.reduce((sum, pid) => sum + treeCpuSeconds(pid), 0) - apiCpuBefore;
+  const postgresAfter = await postgresBackendCpu(monitor, database);
+  await monitor.end();
+  const postgresCpuSeconds = [...postgresAfter].reduce((sum, [pid, cpu]) => sum + cpu - (postgresBefore.get(pid) ?? 0), 0);
   if (accepted !== chunks) throw new Error(`${setup}: ${accepted} of ${chunks} chunks accepted`);
 
   const perSecond = Math.round(chunks / seconds);
@@ -84,6 +100,7 @@ async function measure(setup: string, bases: string[], pids: number[]): Promise<
     seconds,
     perSecond,
     apiCpuSeconds,
+    postgresCpuSeconds: pooled ? postgresCpuSeconds : null,
     clientCpuSeconds: (clientCpu.user + clientCpu.system) / 1e6,
     machineBusyPercent: (100 * (machineAfter.busy - machineBefore.busy)) / Math.max(1, machineAfter.total - machineBefore.total),
   });
@@ -98,7 +115,7 @@ async function nodeProcesses(count: number) {
   try {
     const failure = started.find((result) => result.status === "rejected");
     if (failure) throw failure.reason;
-    await measure("Node", servers.map((s) => s.base), servers.map((s) => s.pid));
+    await measure("Node", servers.map((s) => s.base), servers.map((s) => s.pid), databaseName(url), true);
   } finally {
     await Promise.all(servers.map((server) => server.stop()));
     await dropDatabase(adminUrl, databaseName(url));
@@ -116,7 +133,7 @@ async function workersEntry() {
       vars: { DATABASE_URL: url, JWT_SECRET: jwtSecret, ...limits },
     });
     try {
-      await measure("Workers (wrangler dev)", [dev.url], [dev.child.pid!]);
+      await measure("Workers (wrangler dev)", [dev.url], [dev.child.pid!], databaseName(url), false);
     } catch (error) {
       console.error(`wrangler dev output:\n${dev.output()}`);
       throw error;
@@ -135,11 +152,12 @@ if (withWorkers) await workersEntry();
 
 const baseline = rows.find((row) => row.setup === "Node" && row.processes === 1)?.perSecond;
 const withSpeedUp = rows.map((row) => ({ ...row, speedUp: baseline ? row.perSecond / baseline : null }));
-console.log("\n| setup | processes | clients | chunks | seconds | chunks/s | speed-up vs 1 process | API CPU s | client CPU s | machine busy |\n|---|---|---|---|---|---|---|---|---|---|");
+console.log("\n| setup | processes | clients | chunks | seconds | chunks/s | speed-up vs 1 process | API CPU s | Postgres CPU s | client CPU s | machine busy |\n|---|---|---|---|---|---|---|---|---|---|---|");
 for (const row of withSpeedUp) {
   const speedUp = row.speedUp === null ? "—" : `${row.speedUp.toFixed(2)}×`;
-  console.log(`| ${row.setup} | ${row.processes} | ${row.clients} | ${row.chunks} | ${row.seconds.toFixed(2)} | ${row.perSecond.toLocaleString("en")} | ${speedUp} | ${row.apiCpuSeconds.toFixed(1)} | ${row.clientCpuSeconds.toFixed(1)} | ${row.machineBusyPercent.toFixed(0)} % |`);
+  console.log(`| ${row.setup} | ${row.processes} | ${row.clients} | ${row.chunks} | ${row.seconds.toFixed(2)} | ${row.perSecond.toLocaleString("en")} | ${speedUp} | ${row.apiCpuSeconds.toFixed(1)} | ${row.postgresCpuSeconds?.toFixed(1) ?? "—"} | ${row.clientCpuSeconds.toFixed(1)} | ${row.machineBusyPercent.toFixed(0)} % |`);
 }
-console.log(`\n${cpus().length} cores shared by the clients, every API process and Postgres; Postgres's CPU is in "machine busy", not in "API CPU".`);
+console.log(`\n${cpus().length} cores shared by the clients, every API process and Postgres (and whatever else runs here): "machine busy" is the share of all cores busy during the run, for any process.`);
+console.log("API CPU counts each API process (for Workers: wrangler and workerd); Postgres CPU, the server processes of the pools' connections (Workers open one per request: not counted).");
 mkdirSync(new URL("./results", import.meta.url), { recursive: true });
 writeFileSync(new URL("./results/scaleout.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, chunks, clients, rows: withSpeedUp }, null, 2));
