@@ -43,6 +43,22 @@ export async function freePort(): Promise<number> {
   });
 }
 
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** Two consecutive free ports: a server's and its sandbox's (`PORT + 1`, DESIGN §2). */
+export async function freePortPair(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port < 65535 && (await portIsFree(port + 1))) return port;
+  }
+}
+
 /** Creates and starts a fresh cluster on a free port, trust auth, database `postgres`. */
 export async function startDisposablePostgres(): Promise<DisposablePostgres> {
   const bin = serverBinDir();

@@ -14,6 +14,7 @@ export { reduceChildren, reduceFanIn, reduceLevels, type ReduceLevel } from "./r
 export { submitChunks, type ChunkError, type ChunkResult, type LeaseRef, type SubmitOutcome } from "./submit.ts";
 export { finalChunksPage, getTaskForResults, type FinalChunk } from "./results.ts";
 export { chunkStatuses, listChunks, type ChunkListing, type ChunkPage, type ChunkStatus, type ChunkVote } from "./chunk-listing.ts";
+export { auditTask, type TaskAudit } from "./audit.ts";
 export { createApiKey, findApiKeyOwner, listApiKeys, maxActiveApiKeys, revokeApiKey, type ApiKeyRow } from "./api-keys.ts";
 export { hitRateLimit, peekRateLimits, type RateLimitState } from "./rate-limits.ts";
 export { leaderboard, siteStats, type LeaderboardEntry, type SiteStats } from "./stats.ts";

@@ -95,7 +95,7 @@ export async function dropDatabase(adminUrl: string, name: string): Promise<void
   }
 }
 
-export { freePort } from "./disposable-postgres.ts";
+export { freePort, freePortPair } from "./disposable-postgres.ts";
 
 /** A task to create in tests and benches: small defaults, overridden as needed. */
 export function taskFixture(ownerId: string, overrides: Partial<NewTask> = {}): NewTask {

@@ -60,11 +60,31 @@ function databaseInputProblem(error: unknown): ProblemError | null {
   return null;
 }
 
+// Postgres codes of a server going away (57P01 admin shutdown, 57P02 crash shutdown, 57P03
+// starting up, class 08 connection exceptions) and postgres.js/Node codes of a lost socket.
+const unavailableCodes = /^(57P0[123]|08...|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|CONNECTION_(CLOSED|ENDED|DESTROYED|CONNECT_TIMEOUT))$/;
+
+/**
+ * The database cannot be reached (restarting, failing over): a 503 with Retry-After, which
+ * clients retry, rather than a 500. The statement did not commit, or committed and will be
+ * answered again idempotently on the retry (DESIGN §5).
+ */
+function databaseUnavailable(error: unknown): ProblemError | null {
+  for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === "string" && unavailableCodes.test(e.code)) {
+      return new ProblemError(503, "Service unavailable", "the database is unavailable; retry shortly", undefined, { "retry-after": "1" });
+    }
+  }
+  return null;
+}
+
 /** The one place errors become responses. */
 export function renderError(error: Error, c: Context): Response {
   if (error instanceof ProblemError) return problemResponse(c, error);
   const fromDatabase = databaseInputProblem(error);
   if (fromDatabase) return problemResponse(c, fromDatabase);
+  const unavailable = databaseUnavailable(error);
+  if (unavailable) return problemResponse(c, unavailable);
   if (error instanceof HTTPException) {
     const status = error.status as ContentfulStatusCode;
     const title = status === 413 ? "Payload too large" : status < 500 ? "Bad request" : "Server error";

@@ -1,0 +1,118 @@
+// The moving parts a fault scenario starts, breaks and restarts: API processes (the real
+// `node src/main.ts`), a TCP balancer in front of several of them, and browser volunteers
+// (the real `crowdcompute volunteer`, one headless Chromium each).
+import { spawn, type ChildProcess } from "node:child_process";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { fileURLToPath } from "node:url";
+
+const apiRoot = fileURLToPath(new URL("../..", import.meta.url));
+const cliBin = fileURLToPath(new URL("../../../cli/bin/crowdcompute.js", import.meta.url));
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface ApiProcess {
+  port: number;
+  base: string;
+  child: ChildProcess;
+  output(): string;
+}
+
+/** Starts `node src/main.ts` with `env` on `port` (sandbox on `port + 1`) and waits until it serves. */
+export async function startApi(env: Record<string, string>, port: number): Promise<ApiProcess> {
+  const fullEnv = { ...process.env, LEASE_GRACE_MS: "500", IDLE_RETRY_MS: "200", ...env, PORT: String(port), SANDBOX_PORT: String(port + 1) };
+  let output = "";
+  const child = spawn(process.execPath, ["src/main.ts"], { cwd: apiRoot, env: fullEnv, stdio: ["ignore", "pipe", "pipe"] });
+  await new Promise<void>((resolve, reject) => {
+    const onData = (data: Buffer) => {
+      output += data.toString();
+      if (output.includes("running at")) resolve();
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`API exited with ${code}: ${output}`)));
+  });
+  return { port, base: `http://localhost:${port}`, child, output: () => output };
+}
+
+/** Kills a process with SIGKILL (no chance to tidy up) and waits for it to be gone. */
+export async function killProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGKILL");
+  await exited;
+}
+
+/**
+ * A TCP balancer on `port` and `port + 1` (site and sandbox) in front of the API processes
+ * `backends()` names: each connection goes to the next backend that accepts it, as a load
+ * balancer with health checks would. Connections to a killed backend just break.
+ */
+export async function startBalancer(port: number, backends: () => number[]): Promise<{ close(): Promise<void> }> {
+  let turn = 0;
+  const sockets = new Set<Socket>();
+  const listen = (offset: number) =>
+    new Promise<Server>((resolve, reject) => {
+      const server = createServer((client) => {
+        sockets.add(client);
+        client.once("close", () => sockets.delete(client));
+        client.pause();
+        const tryBackend = (triesLeft: number) => {
+          const ports = backends();
+          const target = ports[turn++ % Math.max(1, ports.length)];
+          if (target === undefined || triesLeft === 0) return client.destroy();
+          const upstream = createConnection({ host: "127.0.0.1", port: target + offset });
+          upstream.once("error", () => (upstream.bytesWritten === 0 && !client.destroyed ? tryBackend(triesLeft - 1) : client.destroy()));
+          upstream.once("connect", () => {
+            sockets.add(upstream);
+            upstream.once("close", () => sockets.delete(upstream));
+            client.pipe(upstream).on("error", () => {});
+            upstream.pipe(client).on("error", () => {});
+            upstream.once("close", () => client.destroy());
+            client.once("close", () => upstream.destroy());
+            client.resume();
+          });
+        };
+        client.on("error", () => {});
+        tryBackend(backends().length * 2);
+      });
+      server.once("error", reject);
+      server.listen(port + offset, "127.0.0.1", () => resolve(server));
+    });
+  const servers = [await listen(0), await listen(1)];
+  return {
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+    },
+  };
+}
+
+export interface BrowserVolunteer {
+  child: ChildProcess;
+  chunksDone(): number;
+  output(): string;
+}
+
+/** `crowdcompute volunteer --threads 1 --json` on `server`: one real headless Chromium on the volunteer page. */
+export function startBrowserVolunteer(server: string): BrowserVolunteer {
+  const child = spawn(process.execPath, [cliBin, "volunteer", "--server", server, "--threads", "1", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  let done = 0;
+  let pending = "";
+  child.stdout!.on("data", (data: Buffer) => {
+    output += data.toString();
+    pending += data.toString();
+    const lines = pending.split("\n");
+    pending = lines.pop()!;
+    for (const line of lines) {
+      try {
+        const event = JSON.parse(line) as { event?: string; chunksDone?: number };
+        if (event.event === "progress" && typeof event.chunksDone === "number") done = event.chunksDone;
+      } catch {
+        // not an event line
+      }
+    }
+  });
+  child.stderr!.on("data", (data: Buffer) => (output += data.toString()));
+  return { child, chunksDone: () => done, output: () => output };
+}

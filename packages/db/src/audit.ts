@@ -1,0 +1,50 @@
+import { sql } from "drizzle-orm";
+import { queryRows, type Db } from "./db.ts";
+
+/**
+ * What a task's rows say after a run, counted from scratch (slow: for tests and benches,
+ * never for requests). A consistent task has one result per final chunk, counters equal to
+ * those rows, and no chunk still out.
+ */
+export interface TaskAudit {
+  total: number;
+  resultRows: number;
+  /** Result rows whose index is outside [0, total). */
+  outOfRange: number;
+  failedChunks: number;
+  /** chunk_state rows that are neither failed nor closed by a result. */
+  openChunks: number;
+  counters: { done: number; failed: number; credit: number };
+  /** Over the whole database: every volunteer's counters (a test's database holds one task). */
+  volunteers: { done: number; credit: number };
+}
+
+export async function auditTask(db: Db, taskId: string): Promise<TaskAudit> {
+  const [row] = await queryRows<Record<string, number | string>>(
+    db,
+    sql`SELECT
+      t.total,
+      (SELECT count(*) FROM results r WHERE r.task_id = t.id) AS result_rows,
+      (SELECT count(*) FROM results r WHERE r.task_id = t.id AND (r.idx < 0 OR r.idx >= t.total)) AS out_of_range,
+      (SELECT count(*) FROM chunk_state s WHERE s.task_id = t.id AND s.status = 'failed') AS failed_chunks,
+      (SELECT count(*) FROM chunk_state s WHERE s.task_id = t.id AND s.status <> 'failed'
+        AND NOT EXISTS (SELECT 1 FROM results r WHERE r.task_id = s.task_id AND r.idx = s.idx)) AS open_chunks,
+      (SELECT coalesce(sum(done), 0) FROM task_counters c WHERE c.task_id = t.id) AS done,
+      (SELECT coalesce(sum(failed), 0) FROM task_counters c WHERE c.task_id = t.id) AS failed,
+      (SELECT coalesce(sum(credit), 0) FROM task_counters c WHERE c.task_id = t.id) AS credit,
+      (SELECT coalesce(sum(done), 0) FROM volunteer_counters) AS volunteer_done,
+      (SELECT coalesce(sum(credit), 0) FROM volunteer_counters) AS volunteer_credit
+    FROM tasks t WHERE t.id = ${taskId}`,
+  );
+  if (!row) throw new Error(`no task ${taskId}`);
+  const n = (key: string) => Number(row[key]);
+  return {
+    total: n("total"),
+    resultRows: n("result_rows"),
+    outOfRange: n("out_of_range"),
+    failedChunks: n("failed_chunks"),
+    openChunks: n("open_chunks"),
+    counters: { done: n("done"), failed: n("failed"), credit: n("credit") },
+    volunteers: { done: n("volunteer_done"), credit: n("volunteer_credit") },
+  };
+}
