@@ -141,11 +141,25 @@ function denseWindow(w: Window): SQL {
   return sql`SELECT generate_series(${w.after + 1}::int, least(${w.total}::int - 1, ${w.after + w.take}::int)) AS idx`;
 }
 
-/** The chunks a set of copy-0 leases holds and has not reported, after the cursor. */
+/**
+ * The chunks a set of copy-0 leases holds and has not reported, after the cursor. Only the
+ * first page of leases that still hold such a chunk is expanded (unreported chunks of
+ * copy-0 leases that are not reclaimed never overlap: a retry's lease exists only once the
+ * block was reclaimed or had reported the chunk), so a finished task whose leases all wait
+ * for the sweep costs a scan of its lease rows, not of its chunks. Expanding every lease
+ * first also misled the planner (1000 rows per generate_series) into JIT: 130 ms, not 8.
+ */
 function leasedChunks(w: Window, which: SQL): SQL {
-  return sql`(SELECT l.first_idx + o AS idx FROM leases l CROSS JOIN LATERAL generate_series(0, l.n - 1) AS o
-              WHERE l.task_id = ${w.taskId} AND l.copy = 0 AND ${which} AND (l.reported >> o) & 1 = 0
-                AND l.first_idx + o > ${w.after} AND l.first_idx + o < ${w.total}
+  const from = sql`greatest(0, ${w.after + 1}::int - l.first_idx)`;
+  const all = sql`CASE WHEN l.n >= 64 THEN -1::bigint ELSE ~(-1::bigint << l.n) END`;
+  return sql`(SELECT l.first_idx + o AS idx
+              FROM (SELECT l.first_idx, l.n, l.reported FROM leases l
+                    WHERE l.task_id = ${w.taskId} AND l.copy = 0 AND ${which}
+                      AND l.first_idx + l.n > ${w.after + 1}::int AND l.first_idx < ${w.total}::int
+                      AND (l.reported | ~(-1::bigint << ${from})) & ${all} <> ${all}
+                    ORDER BY l.first_idx LIMIT ${w.take}) l
+              CROSS JOIN LATERAL generate_series(${from}, l.n - 1) AS o
+              WHERE (l.reported >> o) & 1 = 0 AND l.first_idx + o < ${w.total}::int
               ORDER BY idx LIMIT ${w.take})`;
 }
 
