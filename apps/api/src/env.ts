@@ -26,6 +26,8 @@ const envSchema = z
     VOLUNTEER_LIMIT_PER_IP: z.coerce.number().int().min(1).default(200),
     /** The operator's bearer token for GET /metrics; without it /metrics is not served (404). */
     METRICS_TOKEN: z.string().min(16, "METRICS_TOKEN must be at least 16 characters").optional(),
+    /** On SIGTERM/SIGINT, how long requests in flight may take to finish before they are cut. */
+    SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   })
   .transform((env) => ({
     databaseUrl: env.DATABASE_URL ?? null,
@@ -40,6 +42,7 @@ const envSchema = z
     leaseGraceMs: env.LEASE_GRACE_MS,
     idleRetryMs: env.IDLE_RETRY_MS,
     metricsToken: env.METRICS_TOKEN ?? null,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     limits: {
       loginPerAccount: env.LOGIN_LIMIT_PER_ACCOUNT,
       loginPerIp: env.LOGIN_LIMIT_PER_IP,

@@ -41,13 +41,21 @@ async function main() {
 
   let stopping = false;
   const stop = async (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      console.log(`${signal} again: quitting without waiting for requests in flight`);
+      process.exit(1);
+    }
     stopping = true;
-    console.log(`${signal}: shutting down`);
-    await server.close();
-    await handle.close();
-    release();
-    process.exit(0);
+    console.log(`${signal}: shutting down (requests in flight have up to ${env.shutdownTimeoutMs} ms to finish)`);
+    try {
+      await server.close();
+      await handle.close();
+      release();
+      process.exit(0);
+    } catch (error) {
+      console.error(`shutdown failed: ${error instanceof Error ? error.message : error}`);
+      process.exit(1);
+    }
   };
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));

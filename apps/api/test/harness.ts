@@ -17,6 +17,7 @@ export const testEnv = (overrides: Partial<AppEnv> = {}): AppEnv => ({
   leaseGraceMs: 30_000,
   idleRetryMs: 2_000,
   metricsToken: null,
+  shutdownTimeoutMs: 10_000,
   limits: { loginPerAccount: 10, loginPerIp: 50, registerPerIp: 30, volunteersPerIp: 200 },
   embedded: true,
   ...overrides,

@@ -12,6 +12,7 @@ import type { AppEnv } from "../env.ts";
 import type { AppContext } from "../lib/context.ts";
 import { listeningFeed, pollingFeed, type ChangeFeed } from "../lib/live.ts";
 import { appOrigins } from "../lib/origins.ts";
+import { endableEventStreams } from "./event-streams.ts";
 import { listenOnLoopbacks } from "./listen.ts";
 import { createNodeMetrics } from "./metrics.ts";
 
@@ -21,6 +22,10 @@ export interface RunningServer {
   url: string;
   port: number;
   sandboxPort: number;
+  /**
+   * Shuts down gracefully: stops accepting connections, ends event streams, lets the other
+   * requests in flight finish for up to `env.shutdownTimeoutMs`, then cuts what is left.
+   */
   close(): Promise<void>;
 }
 
@@ -44,14 +49,18 @@ export async function startServer({ db, env, webDist = defaultWebDist }: { db: D
     console.warn(`LISTEN unavailable, live streams poll instead: ${(error as Error).message}`);
     return pollingFeed();
   });
-  siteFetch = siteApp(db, actual, webDist, changes).fetch;
+  const streams = endableEventStreams(siteApp(db, actual, webDist, changes).fetch);
+  siteFetch = streams.fetch;
   sandboxFetch = sandboxApp(actual).fetch;
   return {
     url: env.publicUrl ?? `http://localhost:${site.port}`,
     port: site.port,
     sandboxPort: sandbox.port,
     close: async () => {
-      await Promise.all([site.close(), sandbox.close()]);
+      const closed = Promise.all([site.close(env.shutdownTimeoutMs), sandbox.close(env.shutdownTimeoutMs)]);
+      streams.endAll();
+      const cut = (await closed).reduce((sum, n) => sum + n, 0);
+      if (cut > 0) console.warn(`shutdown: cut ${cut} request${cut === 1 ? "" : "s"} still running after ${env.shutdownTimeoutMs} ms`);
       await changes.close().catch(() => {});
     },
   };
