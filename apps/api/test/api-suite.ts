@@ -232,6 +232,42 @@ describe(title, () => {
       expect(await rowCounts(t)).toEqual(before);
     });
 
+    it("answers a repeated Idempotency-Key with the same leases, less those reported since", async () => {
+      await t.db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running'`);
+      await createTask({ inputs: Array.from({ length: 12 }, (_, i) => i), start: true });
+      const { token } = await t.volunteer();
+      const lease = (key: string, max = 4) => t.call("POST", "/api/work/lease", { token, body: { max }, headers: { "idempotency-key": key } });
+      const ids = (response: { json: { leases: { leaseId: string }[] } }) => response.json.leases.map((l) => l.leaseId);
+
+      const first = await lease("request-1");
+      expect(first.json.leases.map((l: { index: number }) => l.index)).toEqual([0, 1, 2, 3]);
+      const before = await rowCounts(t);
+      const repeat = await lease("request-1");
+      expect(repeat.json).toEqual(first.json);
+      expect(await rowCounts(t)).toEqual(before);
+
+      // Another key leases anew; the key is per volunteer.
+      expect((await lease("request-2")).json.leases.map((l: { index: number }) => l.index)).toEqual([4, 5, 6, 7]);
+      const other = await t.volunteer();
+      const othersLease = await t.call("POST", "/api/work/lease", { token: other.token, body: { max: 4 }, headers: { "idempotency-key": "request-1" } });
+      expect(othersLease.json.leases.map((l: { index: number }) => l.index)).toEqual([8, 9, 10, 11]);
+
+      // Reported chunks drop out of a repeat; a results post with `next` replays its lease too.
+      const [done, ...rest] = first.json.leases as { leaseId: string; input: number }[];
+      const posted = await t.call("POST", "/api/work/results", { token, body: { results: [{ leaseId: done!.leaseId, result: 0 }] } });
+      expect(posted.json.accepted).toBe(1);
+      expect(ids(await lease("request-1"))).toEqual(rest.map((l) => l.leaseId));
+      const results = rest.map((l) => ({ leaseId: l.leaseId, result: l.input }));
+      const withNext = await t.call("POST", "/api/work/results", { token, body: { results, next: { max: 4 } }, headers: { "idempotency-key": "request-3" } });
+      expect(withNext.json).toMatchObject({ accepted: 3, leases: [] });
+
+      for (const bad of ["", "x".repeat(201), "has space", "naïve"]) {
+        const refused = await t.call("POST", "/api/work/lease", { token, body: { max: 1 }, headers: { "idempotency-key": bad } });
+        expect(refused.status, JSON.stringify(bad)).toBeGreaterThanOrEqual(400);
+        expect(refused.status).toBeLessThan(500);
+      }
+    });
+
     it("answers with retryAfterMs when there is no work", async () => {
       await t.db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running'`);
       const { token } = await t.volunteer();

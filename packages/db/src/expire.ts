@@ -57,6 +57,11 @@ export async function reclaimExpiredLeases(db: Db, shard: number): Promise<numbe
             SELECT task_id, ${shard}, count(*) FROM upserted WHERE status = 'failed'
             GROUP BY task_id ORDER BY task_id
             ON CONFLICT (task_id, shard) DO UPDATE SET failed = task_counters.failed + excluded.failed
+          ), old_lease_requests AS (
+            -- Idempotency keys outlive any lease they could return.
+            DELETE FROM lease_requests WHERE (volunteer_id, key) IN (
+              SELECT volunteer_id, key FROM lease_requests
+              WHERE created_at < now() - interval '1 day' LIMIT ${leasesPerSweep})
           ), task_errors AS (
             UPDATE tasks t SET last_error = jsonb_build_object('index', f.idx) || f.last_error
             FROM (SELECT DISTINCT ON (task_id) task_id, idx, last_error FROM upserted

@@ -14,6 +14,8 @@ export interface LeaseRequest {
   excludeCreators: readonly string[];
   /** Added to every lease deadline (DESIGN §5: 30 s). */
   graceMs: number;
+  /** The request's `Idempotency-Key`: a repeat with the same key gets the same leases back. */
+  idempotencyKey?: string | null;
 }
 
 export interface LeasedChunk {
@@ -58,6 +60,9 @@ const candidateTasks = 16;
  * leases are reclaimed by the caller first (`reclaimExpiredLeases`).
  */
 export async function leaseChunks(db: Db, request: LeaseRequest): Promise<LeasedChunk[]> {
+  if (request.idempotencyKey && !(await claimRequestKey(db, request.volunteerId, request.idempotencyKey))) {
+    return leasesOfRequest(db, request.volunteerId, request.idempotencyKey);
+  }
   const candidates = await queryRows<Candidate>(
     db,
     // Creators take turns (least recently served first); a creator's own tasks go by priority.
@@ -80,33 +85,70 @@ export async function leaseChunks(db: Db, request: LeaseRequest): Promise<Leased
     const copies = task.replication > 1 ? await withRetry(() => leaseCopies(db, task, want, request)) : [];
     const rows = want > copies.length ? [...copies, ...(await withRetry(() => leaseFromTask(db, task, want - copies.length, request)))] : copies;
     if (rows.length > 0) served.add(task.owner_id);
-    for (const row of rows) {
-      const entry = row.idx >= task.total ? "reduce" : "work";
-      let input = row.input ?? "null";
-      if (entry === "reduce") input = await reduceInput(db, task.id, task.total, row.idx);
-      else if (task.input_kind === "range") input = JSON.stringify(rangeChunkInput(task.range!, row.idx));
-      leased.push({
-        leaseRowId: Number(row.lease_id),
-        firstIdx: row.first_idx,
-        n: row.n,
-        taskId: task.id,
-        index: row.idx,
-        copy: row.copy ?? 0,
-        input,
-        entry,
-        deadline: new Date(row.deadline),
-        codeSha256: task.code_sha256,
-        wasmSha256: task.wasm_sha256,
-        timeoutMs: task.timeout_ms,
-        requires: task.requires,
-      });
-    }
+    for (const row of rows) leased.push(await leasedChunk(db, task, row));
   }
   const due = [...served].filter((owner) => (markedAt.get(owner) ?? 0) < Date.now() - markEveryMs);
   if (due.length > 0) {
     for (const owner of due) markedAt.set(owner, Date.now());
     await markServed(db, due);
   }
+  return leased;
+}
+
+type TaskOfLease = Pick<Candidate, "id" | "input_kind" | "range" | "timeout_ms" | "code_sha256" | "wasm_sha256" | "requires" | "total">;
+
+async function leasedChunk(db: Db, task: TaskOfLease, row: LeaseRow): Promise<LeasedChunk> {
+  const entry = row.idx >= task.total ? "reduce" : "work";
+  let input = row.input ?? "null";
+  if (entry === "reduce") input = await reduceInput(db, task.id, task.total, row.idx);
+  else if (task.input_kind === "range") input = JSON.stringify(rangeChunkInput(task.range!, row.idx));
+  return {
+    leaseRowId: Number(row.lease_id),
+    firstIdx: row.first_idx,
+    n: row.n,
+    taskId: task.id,
+    index: row.idx,
+    copy: row.copy ?? 0,
+    input,
+    entry,
+    deadline: new Date(row.deadline),
+    codeSha256: task.code_sha256,
+    wasmSha256: task.wasm_sha256,
+    timeoutMs: task.timeout_ms,
+    requires: task.requires,
+  };
+}
+
+/** True when this is the first request with the key (it leases); false for a repeat. */
+async function claimRequestKey(db: Db, volunteerId: string, key: string): Promise<boolean> {
+  const rows = await queryRows<{ claimed: number }>(
+    db,
+    sql`INSERT INTO lease_requests (volunteer_id, key) VALUES (${volunteerId}, ${key})
+        ON CONFLICT (volunteer_id, key) DO NOTHING RETURNING 1 AS claimed`,
+  );
+  return rows.length > 0;
+}
+
+/**
+ * The leases an earlier request with this key got, less the chunks reported or taken back
+ * since. A repeat that arrives while the first request is still leasing gets what that
+ * request has leased so far (usually nothing): its client lost that answer anyway.
+ */
+async function leasesOfRequest(db: Db, volunteerId: string, key: string): Promise<LeasedChunk[]> {
+  const rows = await queryRows<LeaseRow & TaskOfLease>(
+    db,
+    sql`SELECT l.id AS lease_id, l.first_idx, l.n, l.first_idx + o AS idx, l.deadline, l.copy,
+               t.id, t.input_kind, t.range, t.timeout_ms, t.code_sha256, t.wasm_sha256, t.requires, t.total,
+               (SELECT ci.input FROM chunk_inputs ci WHERE ci.task_id = l.task_id AND ci.idx = l.first_idx + o) AS input
+        FROM leases l
+        JOIN tasks t ON t.id = l.task_id AND t.status IN ('running', 'paused')
+        CROSS JOIN LATERAL generate_series(0, l.n - 1) AS o
+        WHERE l.volunteer_id = ${volunteerId} AND l.request_key = ${key}
+          AND NOT l.reclaimed AND (l.reported >> o) & 1 = 0
+        ORDER BY l.id, idx`,
+  );
+  const leased: LeasedChunk[] = [];
+  for (const row of rows) leased.push(await leasedChunk(db, row, row));
   return leased;
 }
 
@@ -146,8 +188,8 @@ function leaseCopies(db: Db, task: Candidate, want: number, request: LeaseReques
                             AND l.copy > 0 AND l.volunteer_id = ${request.volunteerId} AND NOT l.reclaimed AND l.reported = 0)
           ORDER BY cs.idx LIMIT ${want} FOR UPDATE SKIP LOCKED
         ), copy_leases AS (
-          INSERT INTO leases (task_id, volunteer_id, first_idx, n, copy, deadline)
-          SELECT ${task.id}, ${request.volunteerId}, idx, 1, 1, ${deadlineAfter(task, request, sql`(SELECT count(*) FROM picked)`)}
+          INSERT INTO leases (task_id, volunteer_id, first_idx, n, copy, deadline, request_key)
+          SELECT ${task.id}, ${request.volunteerId}, idx, 1, 1, ${deadlineAfter(task, request, sql`(SELECT count(*) FROM picked)`)}, ${request.idempotencyKey ?? null}
           FROM picked ORDER BY idx
           RETURNING id, first_idx, n, deadline
         ), counted AS (
@@ -179,8 +221,8 @@ function leaseFromTask(db: Db, task: Candidate, want: number, request: LeaseRequ
         ), retry_count AS (
           SELECT count(*)::int AS n FROM retry
         ), retry_leases AS (
-          INSERT INTO leases (task_id, volunteer_id, first_idx, n, deadline)
-          SELECT ${task.id}, ${request.volunteerId}, idx, 1, ${deadline(sql`(SELECT n FROM retry_count)`)}
+          INSERT INTO leases (task_id, volunteer_id, first_idx, n, deadline, request_key)
+          SELECT ${task.id}, ${request.volunteerId}, idx, 1, ${deadline(sql`(SELECT n FROM retry_count)`)}, ${request.idempotencyKey ?? null}
           FROM retry ORDER BY idx
           RETURNING id, first_idx, n, deadline
         ), retry_marked AS (
@@ -196,9 +238,9 @@ function leaseFromTask(db: Db, task: Candidate, want: number, request: LeaseRequ
           FROM stripe WHERE s.task_id = ${task.id} AND s.stripe = stripe.stripe
           RETURNING stripe.next_idx AS first_idx, s.next_idx - stripe.next_idx AS n
         ), fresh_lease AS (
-          INSERT INTO leases (task_id, volunteer_id, first_idx, n, deadline)
+          INSERT INTO leases (task_id, volunteer_id, first_idx, n, deadline, request_key)
           SELECT ${task.id}, ${request.volunteerId}, first_idx, n,
-                 ${deadline(sql`advanced.n + (SELECT n FROM retry_count)`)}
+                 ${deadline(sql`advanced.n + (SELECT n FROM retry_count)`)}, ${request.idempotencyKey ?? null}
           FROM advanced
           RETURNING id, first_idx, n, deadline
         ), granted AS (

@@ -138,12 +138,30 @@ export const leases = pgTable(
     reported: bigint("reported", { mode: "bigint" }).notNull().default(sql`0`),
     reclaimed: boolean("reclaimed").notNull().default(false),
     deadline: timestamp("deadline", { withTimezone: true }).notNull(),
+    /** The lease request's `Idempotency-Key`, so that a repeat returns these leases. */
+    requestKey: text("request_key"),
     createdAt: createdAt(),
   },
   (t) => [
     index("leases_live_deadline_idx").on(t.deadline).where(sql`NOT reclaimed`),
     index("leases_task_idx").on(t.taskId, t.firstIdx),
+    index("leases_request_key_idx").on(t.volunteerId, t.requestKey).where(sql`request_key IS NOT NULL`),
   ],
+);
+
+/**
+ * Lease requests that carried an `Idempotency-Key`: the first request with a key inserts
+ * its row and leases; a repeat finds the row and returns that request's leases instead.
+ * Rows older than a day are dropped (a lease lives far less).
+ */
+export const leaseRequests = pgTable(
+  "lease_requests",
+  {
+    volunteerId: uuid("volunteer_id").notNull(),
+    key: text("key").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.volunteerId, t.key] }), index("lease_requests_created_idx").on(t.createdAt)],
 );
 
 export const results = pgTable(

@@ -53,8 +53,8 @@ export function createClient(options: ClientOptions = {}) {
   const baseUrl = (options.baseUrl ?? "").replace(/\/$/, "");
   const doFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
 
-  async function send(method: string, path: string, body?: unknown): Promise<Response> {
-    const headers: Record<string, string> = {};
+  async function send(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<Response> {
+    const headers: Record<string, string> = { ...extraHeaders };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
     const response = await doFetch(`${baseUrl}${path}`, {
@@ -66,8 +66,9 @@ export function createClient(options: ClientOptions = {}) {
     return response;
   }
 
-  const json = async <T>(method: string, path: string, body?: unknown): Promise<T> =>
-    (await (await send(method, path, body)).json()) as T;
+  const json = async <T>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<T> =>
+    (await (await send(method, path, body, headers)).json()) as T;
+  const idempotency = (key: string | undefined) => (key ? { "idempotency-key": key } : undefined);
 
   return {
     /** The same client, acting with another token. */
@@ -144,9 +145,15 @@ export function createClient(options: ClientOptions = {}) {
     /** The task's WebAssembly module (404 `ApiError` when it has none). Check its sha256 before use. */
     taskWasm: async (id: string) => new Uint8Array(await (await send("GET", `/api/tasks/${encodeURIComponent(id)}/wasm`)).arrayBuffer()),
 
-    lease: (request: LeaseRequest) => json<LeaseResponse>("POST", "/api/work/lease", request),
-    submitResults: (results: ChunkReport[], next?: LeaseRequest) =>
-      json<SubmitResponse>("POST", "/api/work/results", next ? { results, next } : { results }),
+    /**
+     * Leases chunks. Retrying a request whose answer was lost with the same `idempotencyKey`
+     * returns the leases the first attempt got instead of leasing more.
+     */
+    lease: (request: LeaseRequest, { idempotencyKey }: { idempotencyKey?: string } = {}) =>
+      json<LeaseResponse>("POST", "/api/work/lease", request, idempotency(idempotencyKey)),
+    /** Posts results (idempotent per lease); `idempotencyKey` applies to the `next` lease. */
+    submitResults: (results: ChunkReport[], next?: LeaseRequest, { idempotencyKey }: { idempotencyKey?: string } = {}) =>
+      json<SubmitResponse>("POST", "/api/work/results", next ? { results, next } : { results }, idempotency(idempotencyKey)),
     /** A task's name and description, for the volunteer computing it. */
     taskSummary: (id: string) =>
       json<{ id: string; name: string; description: string; creator: string | null }>("GET", `/api/tasks/${encodeURIComponent(id)}/summary`),

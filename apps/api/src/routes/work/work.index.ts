@@ -76,11 +76,20 @@ const heartbeatRequest = z
 
 const heartbeatResponse = z.object({ extended: z.array(z.string()), lost: z.array(z.string()), cancelled: z.array(z.string()) });
 
+// Printable ASCII, as RFC 9110 field values allow and a UUID or a random token needs.
+const idempotencyHeaders = z.object({
+  "idempotency-key": z
+    .string()
+    .regex(/^[\x21-\x7e]{1,200}$/, "1 to 200 printable ASCII characters")
+    .optional()
+    .openapi({ description: "A repeat of a lease request with the same key (per volunteer, for a day) returns the leases the first one got, less those reported or taken back since" }),
+});
+
 const lease = createRoute({
   method: "post",
   path: "/api/work/lease",
   summary: "Lease up to 64 chunks",
-  request: { body: { content: { "application/json": { schema: leaseRequest } }, required: true } },
+  request: { headers: idempotencyHeaders, body: { content: { "application/json": { schema: leaseRequest } }, required: true } },
   responses: { 200: { description: "leases, or none and when to ask again", content: { "application/json": { schema: leaseResponse } } } },
 });
 
@@ -88,7 +97,7 @@ const results = createRoute({
   method: "post",
   path: "/api/work/results",
   summary: "Post results and errors; with `next`, lease the following batch in the same round trip",
-  request: { body: { content: { "application/json": { schema: resultsRequest } }, required: true } },
+  request: { headers: idempotencyHeaders, body: { content: { "application/json": { schema: resultsRequest } }, required: true } },
   responses: { 200: { description: "what was accepted", content: { "application/json": { schema: resultsResponse } } } },
 });
 
@@ -115,7 +124,7 @@ async function sweepExpiredLeases(db: AppContext["var"]["deps"]["db"], shard: nu
   await reclaimExpiredLeases(db, shard);
 }
 
-async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<typeof leaseRequest>) {
+async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<typeof leaseRequest>, idempotencyKey: string | undefined) {
   const { db, env, leaseIds } = c.var.deps;
   await sweepExpiredLeases(db, shardOf(claims.sub));
   const chunks = await leaseChunks(db, {
@@ -127,6 +136,7 @@ async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<ty
     excludeTasks: request.exclude.tasks,
     excludeCreators: request.exclude.creators,
     graceMs: env.leaseGraceMs,
+    idempotencyKey: idempotencyKey ?? null,
   });
   const blocks = new Map<number, Promise<string>>();
   const blockOf = (chunk: LeasedChunk) => {
@@ -160,7 +170,7 @@ export const workRoutes = createRouter()
   .openapi(lease, async (c) => {
     const startedAt = performance.now();
     const claims = await authorize(c, volunteerRoles);
-    const response = await leaseFor(c, claims, c.req.valid("json"));
+    const response = await leaseFor(c, claims, c.req.valid("json"), c.req.valid("header")["idempotency-key"]);
     c.var.deps.work.leaseAnswered(response.leases.length, secondsSince(startedAt));
     return c.json(response, 200);
   })
@@ -204,7 +214,7 @@ export const workRoutes = createRouter()
     c.var.deps.taskChanged([...new Set([...okItems, ...errorItems].map((item) => item.taskId))]);
     const rejected = outcome.rejected.map((r) => ({ leaseId: leaseIdOf.get(`${r.ref.leaseRowId}:${r.ref.index}`) ?? "", reason: r.reason }));
     const response: z.input<typeof resultsResponse> = { accepted: body.results.length - rejected.length, rejected };
-    if (body.next) Object.assign(response, await leaseFor(c, claims, body.next));
+    if (body.next) Object.assign(response, await leaseFor(c, claims, body.next, c.req.valid("header")["idempotency-key"]));
     c.var.deps.work.resultsAnswered({ accepted: response.accepted, rejected: rejected.length, leased: response.leases?.length ?? 0 }, secondsSince(startedAt));
     return c.json(response, 200);
   })

@@ -131,6 +131,10 @@ export class VolunteerRunner {
     let posting: Promise<void> | null = null;
     // Null until we have an identity; a failure to get one is retried like any other.
     let client: Client | null = null;
+    // The Idempotency-Key of the lease request whose answer has not arrived: its retry sends
+    // the same key and gets those leases back, instead of leaving them to expire (DESIGN §5).
+    let leaseKey: string | null = null;
+    const pendingLeaseKey = () => ({ idempotencyKey: (leaseKey ??= randomKey()) });
     try {
       this.webgpu = await hasWebGpuAdapter();
       while (this.running || unsent.length > 0 || leases.length > 0 || ahead || posting) {
@@ -149,20 +153,24 @@ export class VolunteerRunner {
             const fetched = ahead;
             ahead = null;
             leases = (await fetched).leases;
+            leaseKey = null;
           }
           if (leases.length === 0 && unsent.length > 0) {
             // Nothing to run: post what we have and lease the next batch in one round trip.
             const reports = unsent;
             unsent = [];
-            const response = await client.submitResults(reports, this.running ? this.leaseRequest() : undefined).catch((error: unknown) => {
+            const next = this.running ? this.leaseRequest() : undefined;
+            const response = await client.submitResults(reports, next, next ? pendingLeaseKey() : {}).catch((error: unknown) => {
               if (retryable(error)) unsent = [...reports, ...unsent];
               throw error;
             });
+            leaseKey = null;
             this.refreshCredit(client);
             leases = response.leases ?? [];
             if (leases.length === 0 && this.running) await this.idle(response.retryAfterMs ?? 0);
           } else if (leases.length === 0 && this.running) {
-            const response = await client.lease(this.leaseRequest());
+            const response = await client.lease(this.leaseRequest(), pendingLeaseKey());
+            leaseKey = null;
             leases = response.leases;
             if (leases.length === 0) {
               this.refreshCredit(client);
@@ -174,7 +182,7 @@ export class VolunteerRunner {
             const batch = leases;
             leases = [];
             if (this.running) {
-              ahead = client.lease(this.leaseRequest());
+              ahead = client.lease(this.leaseRequest(), pendingLeaseKey());
               ahead.catch(() => {}); // awaited, and its failure handled, next time round
             }
             this.update({ state: "running", message: null });
@@ -199,6 +207,7 @@ export class VolunteerRunner {
             leases = [];
             ahead = null;
             posting = null;
+            leaseKey = null;
             continue;
           }
           const wait = backoffMs[Math.min(failures++, backoffMs.length - 1)]!;
@@ -377,6 +386,11 @@ function truncate(message: string): string {
  * Whether reports that failed to post should be posted again: yes after a network error, a
  * 5xx or a 429; no after another 4xx (the server refused them for good, and would again).
  */
+/** 128 random bits as hex (crypto.randomUUID needs a secure context; a volunteer page may not be one). */
+function randomKey(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
 function retryable(error: unknown): boolean {
   return !(error instanceof ApiError) || error.status >= 500 || error.status === 429;
 }
