@@ -56,19 +56,22 @@ describe.each(testBackends())("retry-failed, clone and delete on %s", (backend) 
   });
 
   it("deletes a task with everything of it, for its owner only", async () => {
-    const doomed = (await t.call("POST", "/api/tasks", { token: creator, body: { name: "doomed", code: "export default (x) => x", inputs: [1, 2], start: true } })).json.task;
+    const doomed = (await t.call("POST", "/api/tasks", { token: creator, body: { name: "doomed", code: "export default (x) => x", inputs: [1, 2], replication: 2, quorum: 2, start: true } })).json.task;
     await only(doomed.id);
     const { token } = await t.volunteer();
     const leases = (await t.call("POST", "/api/work/lease", { token, body: { max: 1 } })).json.leases;
     await t.call("POST", "/api/work/results", { token, body: { results: [{ leaseId: leases[0].leaseId, result: 1 }] } });
+    const rowsOf = async (table: string) => {
+      const out: unknown = await t.db.execute(sql`SELECT count(*)::int AS n FROM ${sql.identifier(table)} WHERE task_id = ${doomed.id}`);
+      return (Array.isArray(out) ? out : (out as { rows: { n: number }[] }).rows)[0].n as number;
+    };
+    expect(await rowsOf("votes")).toBe(1);
     const stranger = (await t.register("stranger@example.com")).token;
     expect((await t.call("DELETE", `/api/tasks/${doomed.id}`, { token: stranger })).status).toBe(403);
     expect((await t.call("DELETE", `/api/tasks/${doomed.id}`, { token: creator })).status).toBe(204);
     expect((await t.call("GET", `/api/tasks/${doomed.id}`, { token: creator })).status).toBe(404);
-    for (const table of ["results", "leases", "chunk_state", "task_counters", "chunk_inputs", "stripes"]) {
-      const out: unknown = await t.db.execute(sql`SELECT count(*)::int AS n FROM ${sql.identifier(table)} WHERE task_id = ${doomed.id}`);
-      const rows = Array.isArray(out) ? out : (out as { rows: { n: number }[] }).rows;
-      expect(rows[0].n, table).toBe(0);
+    for (const table of ["results", "votes", "leases", "chunk_state", "task_counters", "chunk_inputs", "stripes"]) {
+      expect(await rowsOf(table), table).toBe(0);
     }
     expect((await t.call("DELETE", `/api/tasks/${doomed.id}`, { token: creator })).status).toBe(404);
     // The late result of a deleted task is refused, not a server error.

@@ -70,7 +70,7 @@ export async function cloneTask(
 /** Deletes a task and everything of it. The hot tables carry no foreign key (see schema.ts), so each is cleared here. */
 export async function deleteTask(db: Db, taskId: string): Promise<boolean> {
   return db.transaction(async (tx) => {
-    for (const table of ["results", "leases", "chunk_state", "task_counters"] as const) {
+    for (const table of ["results", "votes", "leases", "chunk_state", "task_counters"] as const) {
       await tx.execute(sql`DELETE FROM ${sql.identifier(table)} WHERE task_id = ${taskId}`);
     }
     const deleted = await queryRows<{ id: string }>(tx, sql`DELETE FROM tasks WHERE id = ${taskId} RETURNING id`);
