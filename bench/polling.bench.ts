@@ -20,7 +20,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { createTestDatabase, dropDatabase } from "@crowdcompute/db/testing";
 import pg from "pg";
 import {
-  adminUrl, databaseName, keepAliveClient, mean, percentile, rssMb, sleep, startApiProcess, startRangeTask, volunteerTokens,
+  adminUrl, databaseName, keepAliveClient, mean, percentile, rssMb, sleep, startApiProcess, startRangeTask, treeCpuSeconds, volunteerTokens,
 } from "./api-process.ts";
 
 const volunteers = Number(process.argv[2] ?? process.env.BENCH_VOLUNTEERS ?? 2000);
@@ -34,7 +34,8 @@ const thinkTime = () => thinkMs * (0.5 + Math.random());
 
 type Call = "lease" | "results" | "credit";
 const calls: Call[] = ["lease", "results", "credit"];
-interface Sample { at: number; rssMb: number; poolConnections: number; listenConnections: number }
+/** One second's sample; CPU in seconds used so far (Node runs JavaScript on one core: 1 s per second is saturated). */
+interface Sample { at: number; rssMb: number; poolConnections: number; listenConnections: number; busy: number; lockWaits: number; apiCpu: number; clientCpu: number }
 
 const url = await createTestDatabase(adminUrl);
 const server = await startApiProcess(url, { IDLE_RETRY_MS: "2000", VOLUNTEER_LIMIT_PER_IP: "1000000" });
@@ -75,11 +76,18 @@ try {
 
   const samples: Sample[] = [];
   const sample = async () => {
-    const { rows } = await monitor.query<{ pool: string; listen: string }>(
-      "SELECT count(*) FILTER (WHERE query NOT ILIKE 'listen%') AS pool, count(*) FILTER (WHERE query ILIKE 'listen%') AS listen FROM pg_stat_activity WHERE datname = $1",
+    // busy: running a statement or inside a transaction; lockWaits: of those, waiting for a row or table lock.
+    const { rows } = await monitor.query<{ pool: string; listen: string; busy: string; lock_waits: string }>(
+      `SELECT count(*) FILTER (WHERE query NOT ILIKE 'listen%') AS pool, count(*) FILTER (WHERE query ILIKE 'listen%') AS listen,
+              count(*) FILTER (WHERE state <> 'idle' AND query NOT ILIKE 'listen%') AS busy, count(*) FILTER (WHERE wait_event_type = 'Lock') AS lock_waits
+       FROM pg_stat_activity WHERE datname = $1`,
       [databaseName(url)],
     );
-    samples.push({ at: Date.now(), rssMb: rssMb(server.pid), poolConnections: Number(rows[0]!.pool), listenConnections: Number(rows[0]!.listen) });
+    const { user, system } = process.cpuUsage();
+    samples.push({
+      at: Date.now(), rssMb: rssMb(server.pid), poolConnections: Number(rows[0]!.pool), listenConnections: Number(rows[0]!.listen),
+      busy: Number(rows[0]!.busy), lockWaits: Number(rows[0]!.lock_waits), apiCpu: treeCpuSeconds(server.pid), clientCpu: (user + system) / 1e6,
+    });
   };
   const sampler = setInterval(() => void sample().catch(() => {}), 1000);
 
@@ -124,6 +132,8 @@ try {
   const overall = calls.map((call) => ({ call, ...stats(call), errors: errors.filter((e) => e.call === call).length }));
   const minutes = Array.from({ length: Math.max(1, Math.ceil(seconds / 60)) }, (_, minute) => {
     const inMinute = samples.filter((s) => minuteOf(s.at) === minute);
+    const cpuPercent = (of: (s: Sample) => number) =>
+      inMinute.length < 2 ? Number.NaN : (100 * (of(inMinute.at(-1)!) - of(inMinute[0]!))) / ((inMinute.at(-1)!.at - inMinute[0]!.at) / 1000);
     return {
       minute: minute + 1,
       lease: stats(`lease ${minute}`),
@@ -133,6 +143,10 @@ try {
       rssMaxMb: Math.max(...inMinute.map((s) => s.rssMb)),
       poolConnectionsMax: Math.max(...inMinute.map((s) => s.poolConnections)),
       listenConnectionsMax: Math.max(...inMinute.map((s) => s.listenConnections)),
+      busyMean: mean(inMinute.map((s) => s.busy)),
+      lockWaitsMean: mean(inMinute.map((s) => s.lockWaits)),
+      apiCpuPercent: cpuPercent((s) => s.apiCpu),
+      clientCpuPercent: cpuPercent((s) => s.clientCpu),
     };
   });
   const totalRequests = requests.lease + requests.results + requests.credit;
@@ -145,9 +159,9 @@ try {
   console.log(`\n${volunteers} volunteers for ${elapsed.toFixed(0)} s, mean think time ${thinkMs} ms (uniform ${thinkMs / 2}–${(thinkMs * 3) / 2} ms), ${batch}-chunk batches: ${totalRequests} requests (${(totalRequests / elapsed).toFixed(0)}/s), ${chunksDone} chunks done\n`);
   console.log("| call | requests | p50 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|");
   for (const row of overall) console.log(`| ${row.call} | ${row.count} | ${ms(row.p50)} | ${ms(row.p99)} | ${ms(row.max)} | ${row.errors} |`);
-  console.log("\n| minute | lease p50 / p99 ms | results p50 / p99 ms | errors | server RSS mean / max MB | Postgres connections max (pool + LISTEN) |\n|---|---|---|---|---|---|");
+  console.log("\n| minute | lease p50 / p99 ms | results p50 / p99 ms | errors | server RSS mean / max MB | Postgres connections max (pool + LISTEN) | connections busy / waiting on a lock (mean) | API / bench client CPU % of a core |\n|---|---|---|---|---|---|---|---|");
   for (const m of minutes) {
-    console.log(`| ${m.minute} | ${ms(m.lease.p50)} / ${ms(m.lease.p99)} | ${ms(m.results.p50)} / ${ms(m.results.p99)} | ${m.errors} | ${m.rssMeanMb.toFixed(0)} / ${m.rssMaxMb.toFixed(0)} | ${m.poolConnectionsMax} + ${m.listenConnectionsMax} |`);
+    console.log(`| ${m.minute} | ${ms(m.lease.p50)} / ${ms(m.lease.p99)} | ${ms(m.results.p50)} / ${ms(m.results.p99)} | ${m.errors} | ${m.rssMeanMb.toFixed(0)} / ${m.rssMaxMb.toFixed(0)} | ${m.poolConnectionsMax} + ${m.listenConnectionsMax} | ${m.busyMean.toFixed(1)} / ${m.lockWaitsMean.toFixed(1)} | ${m.apiCpuPercent.toFixed(0)} / ${m.clientCpuPercent.toFixed(0)} |`);
   }
   const errorRate = errors.length / Math.max(1, totalRequests);
   const connectionsBounded = poolConnectionsMax <= poolMax && listenConnectionsMax <= 1;
