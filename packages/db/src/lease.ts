@@ -1,7 +1,8 @@
 import { sql } from "drizzle-orm";
 import { queryRows, withRetry, type Db } from "./db.ts";
+import { candidateTasks, rotateServedCreators, type Candidate } from "./candidates.ts";
 import { reduceInput } from "./reduce.ts";
-import { rangeChunkInput, type RangeSpec } from "./tasks.ts";
+import { rangeChunkInput } from "./tasks.ts";
 
 export interface LeaseRequest {
   volunteerId: string;
@@ -24,6 +25,8 @@ export interface LeasedChunk {
   firstIdx: number;
   n: number;
   taskId: string;
+  /** The task's creator (for turn taking). */
+  ownerId: string;
   index: number;
   copy: number;
   /** The chunk's input as JSON text. */
@@ -39,21 +42,6 @@ export interface LeasedChunk {
   entry: "work" | "reduce";
 }
 
-type Candidate = {
-  id: string;
-  owner_id: string;
-  input_kind: "array" | "range" | "ndjson";
-  range: RangeSpec | null;
-  timeout_ms: number;
-  code_sha256: string;
-  wasm_sha256: string | null;
-  replication: number;
-  requires: { webgpu?: boolean };
-  total: number;
-};
-
-const candidateTasks = 16;
-
 /**
  * Hands a volunteer up to `max` chunks, retries first, then fresh blocks cut from a stripe
  * (`FOR UPDATE SKIP LOCKED`, so concurrent lessees never wait on each other). Expired
@@ -63,30 +51,12 @@ export async function leaseChunks(db: Db, request: LeaseRequest): Promise<Leased
   if (request.idempotencyKey && !(await claimRequestKey(db, request.volunteerId, request.idempotencyKey))) {
     return leasesOfRequest(db, request.volunteerId, request.idempotencyKey);
   }
-  const candidates = await queryRows<Candidate>(
-    db,
-    // Creators take turns (least recently served first); a creator's own tasks go by priority.
-    sql`SELECT t.id, t.owner_id, t.input_kind, t.range, t.timeout_ms, t.code_sha256, t.wasm_sha256, t.replication, t.requires, t.total
-        FROM tasks t LEFT JOIN creator_turns ct ON ct.owner_id = t.owner_id
-        WHERE t.status = 'running'
-          AND (NOT coalesce((t.requires->>'webgpu')::boolean, false) OR ${request.webgpu})
-          AND (t.allow_users IS NULL OR t.allow_users ? ${request.userId ?? ""})
-          AND t.id NOT IN (SELECT value::uuid FROM json_array_elements_text(${JSON.stringify(request.excludeTasks)}::json))
-          AND t.owner_id NOT IN (SELECT value::uuid FROM json_array_elements_text(${JSON.stringify(request.excludeCreators)}::json))
-        ORDER BY ct.last_served_at ASC NULLS FIRST, t.owner_id, t.priority DESC, t.created_at
-        LIMIT ${candidateTasks}`,
-  );
-  const served = new Set<string>();
-  const leased: LeasedChunk[] = [];
-  for (const task of candidates) {
-    const want = request.max - leased.length;
-    if (want <= 0) break;
-    // Extra copies of replicated chunks first: they hold back a quorum already under way.
-    const copies = task.replication > 1 ? await withRetry(() => leaseCopies(db, task, want, request)) : [];
-    const rows = want > copies.length ? [...copies, ...(await withRetry(() => leaseFromTask(db, task, want - copies.length, request)))] : copies;
-    if (rows.length > 0) served.add(task.owner_id);
-    for (const row of rows) leased.push(await leasedChunk(db, task, row));
-  }
+  const candidates = await candidateTasks(db, request);
+  let leased = await leaseFromCandidates(db, candidates.tasks, request);
+  // A cached list may name tasks that have since ended while others started: look again.
+  if (leased.length === 0 && candidates.fromCache) leased = await leaseFromCandidates(db, (await candidateTasks(db, request, { fresh: true })).tasks, request);
+  const served = new Set(leased.map((chunk) => chunk.ownerId));
+  rotateServedCreators(db, request, served);
   const due = [...served].filter((owner) => (markedAt.get(owner) ?? 0) < Date.now() - markEveryMs);
   if (due.length > 0) {
     for (const owner of due) markedAt.set(owner, Date.now());
@@ -95,7 +65,20 @@ export async function leaseChunks(db: Db, request: LeaseRequest): Promise<Leased
   return leased;
 }
 
-type TaskOfLease = Pick<Candidate, "id" | "input_kind" | "range" | "timeout_ms" | "code_sha256" | "wasm_sha256" | "requires" | "total">;
+async function leaseFromCandidates(db: Db, candidates: Candidate[], request: LeaseRequest): Promise<LeasedChunk[]> {
+  const leased: LeasedChunk[] = [];
+  for (const task of candidates) {
+    const want = request.max - leased.length;
+    if (want <= 0) break;
+    // Extra copies of replicated chunks first: they hold back a quorum already under way.
+    const copies = task.replication > 1 ? await withRetry(() => leaseCopies(db, task, want, request)) : [];
+    const rows = want > copies.length ? [...copies, ...(await withRetry(() => leaseFromTask(db, task, want - copies.length, request)))] : copies;
+    for (const row of rows) leased.push(await leasedChunk(db, task, row));
+  }
+  return leased;
+}
+
+type TaskOfLease = Pick<Candidate, "id" | "owner_id" | "input_kind" | "range" | "timeout_ms" | "code_sha256" | "wasm_sha256" | "requires" | "total">;
 
 async function leasedChunk(db: Db, task: TaskOfLease, row: LeaseRow): Promise<LeasedChunk> {
   const entry = row.idx >= task.total ? "reduce" : "work";
@@ -107,6 +90,7 @@ async function leasedChunk(db: Db, task: TaskOfLease, row: LeaseRow): Promise<Le
     firstIdx: row.first_idx,
     n: row.n,
     taskId: task.id,
+    ownerId: task.owner_id,
     index: row.idx,
     copy: row.copy ?? 0,
     input,
@@ -138,7 +122,7 @@ async function leasesOfRequest(db: Db, volunteerId: string, key: string): Promis
   const rows = await queryRows<LeaseRow & TaskOfLease>(
     db,
     sql`SELECT l.id AS lease_id, l.first_idx, l.n, l.first_idx + o AS idx, l.deadline, l.copy,
-               t.id, t.input_kind, t.range, t.timeout_ms, t.code_sha256, t.wasm_sha256, t.requires, t.total,
+               t.id, t.owner_id, t.input_kind, t.range, t.timeout_ms, t.code_sha256, t.wasm_sha256, t.requires, t.total,
                (SELECT ci.input FROM chunk_inputs ci WHERE ci.task_id = l.task_id AND ci.idx = l.first_idx + o) AS input
         FROM leases l
         JOIN tasks t ON t.id = l.task_id AND t.status IN ('running', 'paused')
@@ -168,6 +152,9 @@ async function markServed(db: Db, ownerIds: string[]): Promise<void> {
 
 type LeaseRow = { lease_id: string | number; first_idx: number; n: number; idx: number; input: string | null; deadline: Date | string; copy?: number };
 
+/** The candidate list may be 100 ms old: each lease statement checks the task still runs. */
+const stillRunning = (task: Candidate) => sql`EXISTS (SELECT 1 FROM tasks WHERE id = ${task.id} AND status = 'running')`;
+
 const deadlineAfter = (task: Candidate, request: LeaseRequest, n: ReturnType<typeof sql>) =>
   sql`now() + make_interval(secs => (${task.timeout_ms}::bigint * ceil((${n})::numeric / ${request.threads}::int) + ${request.graceMs}::bigint) / 1000.0)`;
 
@@ -180,7 +167,7 @@ function leaseCopies(db: Db, task: Candidate, want: number, request: LeaseReques
     db,
     sql`WITH picked AS (
           SELECT cs.idx FROM chunk_state cs
-          WHERE cs.task_id = ${task.id} AND cs.status = 'voting'
+          WHERE cs.task_id = ${task.id} AND cs.status = 'voting' AND ${stillRunning(task)}
             AND cs.copies_out + (SELECT count(*) FROM votes v WHERE v.task_id = cs.task_id AND v.idx = cs.idx AND v.counted) < cs.needed
             AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.task_id = cs.task_id AND v.idx = cs.idx
                             AND (v.volunteer_id = ${request.volunteerId} OR v.user_id = ${request.userId}))
@@ -216,7 +203,7 @@ function leaseFromTask(db: Db, task: Candidate, want: number, request: LeaseRequ
     db,
     sql`WITH retry AS (
           SELECT idx FROM chunk_state
-          WHERE task_id = ${task.id} AND status = 'pending'
+          WHERE task_id = ${task.id} AND status = 'pending' AND ${stillRunning(task)}
           ORDER BY idx LIMIT ${want} FOR UPDATE SKIP LOCKED
         ), retry_count AS (
           SELECT count(*)::int AS n FROM retry
@@ -230,7 +217,7 @@ function leaseFromTask(db: Db, task: Candidate, want: number, request: LeaseRequ
           FROM retry_leases rl WHERE cs.task_id = ${task.id} AND cs.idx = rl.first_idx
         ), stripe AS (
           SELECT stripe, next_idx, end_idx FROM stripes
-          WHERE task_id = ${task.id} AND next_idx < end_idx AND (SELECT n FROM retry_count) < ${want}
+          WHERE task_id = ${task.id} AND next_idx < end_idx AND (SELECT n FROM retry_count) < ${want} AND ${stillRunning(task)}
           ORDER BY stripe < ${preferredStripe}, stripe
           LIMIT 1 FOR UPDATE SKIP LOCKED
         ), advanced AS (

@@ -45,6 +45,22 @@ describe.each(testBackends())("scheduler on %s", (backend) => {
   const cancelOthers = async (keep: string) =>
     db().execute(sql`UPDATE tasks SET status = 'cancelled' WHERE id <> ${keep} AND status = 'running'`);
 
+  it("stops leasing a task paused elsewhere at once, though this process keeps its candidate list for 100 ms", async () => {
+    const taskId = await createTask(db(), newTask());
+    await cancelOthers(taskId);
+    const v = await volunteer();
+    expect(await lease(v, 2)).toHaveLength(2);
+    // Another API process pauses it: this process's cached list still names the task.
+    await db().execute(sql`UPDATE tasks SET status = 'paused' WHERE id = ${taskId}`);
+    expect(await lease(v, 2)).toEqual([]);
+    // And one started elsewhere is found though the cached list does not name it.
+    const other = await createTask(db(), newTask());
+    await db().execute(sql`UPDATE tasks SET status = 'draft' WHERE id = ${other}`);
+    expect(await lease(v, 2)).toEqual([]);
+    await db().execute(sql`UPDATE tasks SET status = 'running' WHERE id = ${other}`);
+    expect((await lease(v, 2)).map((c) => c.taskId)).toEqual([other, other]);
+  });
+
   it("leases blocks of consecutive chunks with their inputs and completes the task exactly once", async () => {
     const taskId = await createTask(db(), newTask());
     await cancelOthers(taskId);

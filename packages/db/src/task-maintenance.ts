@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { queryRows, type Db } from "./db.ts";
 import { newId } from "./ids.ts";
+import { candidateTasksChanged } from "./candidates.ts";
 import { addStripes } from "./stripes.ts";
 
 // Shard 0 of task_counters takes the corrections; readers sum all shards anyway.
@@ -13,7 +14,7 @@ const correctionShard = 0;
  * when the task is a draft or cancelled.
  */
 export async function retryFailedChunks(db: Db, taskId: string): Promise<number | null> {
-  return db.transaction(async (tx) => {
+  const reopened = await db.transaction(async (tx) => {
     const [task] = await queryRows<{ status: string }>(tx, sql`SELECT status FROM tasks WHERE id = ${taskId} FOR UPDATE`);
     if (!task || !["running", "paused", "done", "failed"].includes(task.status)) return null;
     const [row] = await queryRows<{ n: number }>(
@@ -34,6 +35,8 @@ export async function retryFailedChunks(db: Db, taskId: string): Promise<number 
     }
     return reopened;
   });
+  if (reopened) candidateTasksChanged();
+  return reopened;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { eq, sql } from "drizzle-orm";
 import { queryRows, type Db } from "./db.ts";
 import { newId } from "./ids.ts";
+import { candidateTasksChanged } from "./candidates.ts";
 import { advanceReduce } from "./reduce.ts";
 import { addStripes } from "./stripes.ts";
 import { counterTotals, leasedChunksOfTask } from "./task-counts.ts";
@@ -115,6 +116,7 @@ export async function createTask(db: Db, input: NewTask): Promise<string> {
       }
     }
   });
+  candidateTasksChanged();
   return id;
 }
 
@@ -262,6 +264,7 @@ export async function transitionTask(db: Db, id: string, action: LifecycleAction
     sql`UPDATE tasks SET status = ${to}, finished_at = CASE WHEN ${to} = 'cancelled' THEN now() ELSE finished_at END
         WHERE id = ${id} AND status IN ${from} RETURNING id`,
   );
+  if (rows.length > 0) candidateTasksChanged();
   if (rows.length > 0 && action === "resume") await completeFinishedTasks(db, [id]);
   return rows.length > 0;
 }
