@@ -4,7 +4,7 @@
 // fresh database of the local Postgres server. Prints the share of wrong results accepted.
 // Usage: npx node bench/byzantine.bench.ts [chunks] [volunteers]
 import { mkdirSync, writeFileSync } from "node:fs";
-import { createTask, createUser, createVolunteer, finalChunksPage, getTaskForResults, getTaskView, leaseChunks, submitChunks } from "@crowdcompute/db";
+import { auditVolunteers, createTask, createUser, createVolunteer, finalChunksPage, getTaskForResults, getTaskView, leaseChunks, submitChunks } from "@crowdcompute/db";
 import { createPostgresDb } from "@crowdcompute/db/postgres";
 import { createTestDatabase, dropDatabase, taskFixture, leaseRequest } from "@crowdcompute/db/testing";
 
@@ -53,7 +53,22 @@ async function run(mode: "random" | "colluding", replication: number, quorum: nu
     const view = (await getTaskView(db, taskId))!;
     const page = await finalChunksPage(db, (await getTaskForResults(db, taskId))!, -1, chunks + 10);
     const wrong = page.filter((c) => c.status === "done" && JSON.parse(c.result) !== honest(JSON.parse(c.input) as number)).length;
-    return { mode, replication, quorum, chunks, done: view.counts.done, failed: view.counts.failed, wrong, wrongShare: wrong / Math.max(1, view.counts.done) };
+    // Reputation and credit: liars should end banned, honest volunteers never, and every
+    // honest vote that matched the accepted result earns exactly what it claimed.
+    const liarIds = new Set(volunteers.filter((v) => v.liar).map((v) => v.id));
+    const audits = await auditVolunteers(db, taskId);
+    const liars = audits.filter((a) => liarIds.has(a.volunteerId));
+    const honestOnes = audits.filter((a) => !liarIds.has(a.volunteerId));
+    const reputation = (a: { wins: number; losses: number }) => a.wins / Math.max(1, a.wins + a.losses);
+    return {
+      mode, replication, quorum, chunks, done: view.counts.done, failed: view.counts.failed, wrong, wrongShare: wrong / Math.max(1, view.counts.done),
+      liarsBanned: liars.filter((a) => a.banned).length, liars: liars.length,
+      liarReputation: liars.reduce((sum, a) => sum + reputation(a), 0) / Math.max(1, liars.length),
+      honestBanned: honestOnes.filter((a) => a.banned).length, honest: honestOnes.length,
+      honestReputation: honestOnes.reduce((sum, a) => sum + reputation(a), 0) / Math.max(1, honestOnes.length),
+      honestCredit: honestOnes.reduce((sum, a) => sum + a.credit, 0),
+      honestCreditDue: honestOnes.reduce((sum, a) => sum + a.winningClaims, 0),
+    };
   } finally {
     await close();
     await dropDatabase(adminUrl, new URL(url).pathname.slice(1));
@@ -62,8 +77,20 @@ async function run(mode: "random" | "colluding", replication: number, quorum: nu
 
 const rows = [await run("random", 2, 2), await run("colluding", 2, 2)];
 console.log(`\n${volunteerCount} volunteers, ${liarShare * 100} % liars, ${chunks} chunks\n`);
-console.log("| liars | replication/quorum | done | failed | wrong accepted | share |\n|---|---|---|---|---|---|");
-for (const r of rows) console.log(`| ${r.mode} | ${r.replication}/${r.quorum} | ${r.done} | ${r.failed} | ${r.wrong} | ${(r.wrongShare * 100).toFixed(3)} % |`);
-console.log("\ntargets: random liars 0 wrong; colluding ≤ 0.1 %");
+console.log("| liars | replication/quorum | done | failed | wrong accepted | share | liars banned | liars' reputation | honest banned | honest reputation | honest credit / due |");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+for (const r of rows) {
+  console.log(
+    `| ${r.mode} | ${r.replication}/${r.quorum} | ${r.done} | ${r.failed} | ${r.wrong} | ${(r.wrongShare * 100).toFixed(3)} % | ${r.liarsBanned} of ${r.liars} | ${r.liarReputation.toFixed(2)} | ${r.honestBanned} of ${r.honest} | ${r.honestReputation.toFixed(2)} | ${r.honestCredit} / ${r.honestCreditDue} ms |`,
+  );
+}
+console.log("\ntargets: random liars 0 wrong; colluding ≤ 0.1 %; no honest volunteer banned; honest credit = due");
 mkdirSync(new URL("./results", import.meta.url), { recursive: true });
 writeFileSync(new URL("./results/byzantine.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), volunteerCount, liarShare, rows }, null, 2));
+const missed = rows.filter(
+  (r) => (r.mode === "random" ? r.wrong > 0 : r.wrongShare > 0.001) || r.honestBanned > 0 || r.honestCredit !== r.honestCreditDue || r.liarsBanned < r.liars,
+);
+if (missed.length > 0) {
+  console.error(`\ntargets missed by: ${missed.map((r) => r.mode).join(", ")}`);
+  process.exit(1);
+}

@@ -48,3 +48,47 @@ export async function auditTask(db: Db, taskId: string): Promise<TaskAudit> {
     volunteers: { done: n("volunteer_done"), credit: n("volunteer_credit") },
   };
 }
+
+/** One volunteer's part in a replicated task, counted from the votes (tests and benches only). */
+export interface VolunteerAudit {
+  volunteerId: string;
+  votes: number;
+  /** Votes that match the chunk's accepted result. */
+  winningVotes: number;
+  /** What those winning votes claimed (min of cpu, lease-to-result time, timeout): the credit they should earn. */
+  winningClaims: number;
+  /** The volunteer's credit as its counters hold it. */
+  credit: number;
+  wins: number;
+  losses: number;
+  trusted: boolean;
+  banned: boolean;
+}
+
+export async function auditVolunteers(db: Db, taskId: string): Promise<VolunteerAudit[]> {
+  const rows = await queryRows<Record<string, string | number | boolean>>(
+    db,
+    sql`SELECT v.volunteer_id, count(*) AS votes,
+          count(*) FILTER (WHERE v.hash = r.hash) AS winning_votes,
+          coalesce(sum(v.claim) FILTER (WHERE v.hash = r.hash), 0) AS winning_claims,
+          coalesce(max(vc.credit), 0) AS credit, max(vol.wins) AS wins, max(vol.losses) AS losses,
+          bool_or(vol.trusted) AS trusted, bool_or(vol.banned) AS banned
+        FROM votes v
+        JOIN volunteers vol ON vol.id = v.volunteer_id
+        LEFT JOIN results r ON r.task_id = v.task_id AND r.idx = v.idx
+        LEFT JOIN volunteer_counters vc ON vc.volunteer_id = v.volunteer_id
+        WHERE v.task_id = ${taskId}
+        GROUP BY v.volunteer_id ORDER BY v.volunteer_id`,
+  );
+  return rows.map((row) => ({
+    volunteerId: String(row.volunteer_id),
+    votes: Number(row.votes),
+    winningVotes: Number(row.winning_votes),
+    winningClaims: Number(row.winning_claims),
+    credit: Number(row.credit),
+    wins: Number(row.wins),
+    losses: Number(row.losses),
+    trusted: Boolean(row.trusted),
+    banned: Boolean(row.banned),
+  }));
+}
