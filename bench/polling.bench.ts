@@ -20,7 +20,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { createTestDatabase, dropDatabase } from "@crowdcompute/db/testing";
 import pg from "pg";
 import {
-  adminUrl, databaseName, keepAliveClient, mean, percentile, rssMb, sleep, startApiProcess, startRangeTask, treeCpuSeconds, volunteerTokens,
+  adminUrl, databaseName, keepAliveClient, mean, percentile, machineTimes, rssMb, sleep, startApiProcess, startRangeTask, treeCpuSeconds, volunteerTokens,
 } from "./api-process.ts";
 
 const volunteers = Number(process.argv[2] ?? process.env.BENCH_VOLUNTEERS ?? 2000);
@@ -35,7 +35,7 @@ const thinkTime = () => thinkMs * (0.5 + Math.random());
 type Call = "lease" | "results" | "credit";
 const calls: Call[] = ["lease", "results", "credit"];
 /** One second's sample; CPU in seconds used so far (Node runs JavaScript on one core: 1 s per second is saturated). */
-interface Sample { at: number; rssMb: number; poolConnections: number; listenConnections: number; busy: number; lockWaits: number; apiCpu: number; clientCpu: number }
+interface Sample { at: number; rssMb: number; poolConnections: number; listenConnections: number; busy: number; lockWaits: number; apiCpu: number; postgresCpu: number; clientCpu: number; machineBusy: number; machineTotal: number }
 
 const url = await createTestDatabase(adminUrl);
 const server = await startApiProcess(url, { IDLE_RETRY_MS: "2000", VOLUNTEER_LIMIT_PER_IP: "1000000" });
@@ -77,16 +77,20 @@ try {
   const samples: Sample[] = [];
   const sample = async () => {
     // busy: running a statement or inside a transaction; lockWaits: of those, waiting for a row or table lock.
-    const { rows } = await monitor.query<{ pool: string; listen: string; busy: string; lock_waits: string }>(
-      `SELECT count(*) FILTER (WHERE query NOT ILIKE 'listen%') AS pool, count(*) FILTER (WHERE query ILIKE 'listen%') AS listen,
+    const { rows } = await monitor.query<{ pool: string; listen: string; busy: string; lock_waits: string; pids: number[] | null }>(
+      `SELECT array_agg(pid) AS pids, count(*) FILTER (WHERE query NOT ILIKE 'listen%') AS pool, count(*) FILTER (WHERE query ILIKE 'listen%') AS listen,
               count(*) FILTER (WHERE state <> 'idle' AND query NOT ILIKE 'listen%') AS busy, count(*) FILTER (WHERE wait_event_type = 'Lock') AS lock_waits
        FROM pg_stat_activity WHERE datname = $1`,
       [databaseName(url)],
     );
     const { user, system } = process.cpuUsage();
+    const machine = machineTimes();
     samples.push({
       at: Date.now(), rssMb: rssMb(server.pid), poolConnections: Number(rows[0]!.pool), listenConnections: Number(rows[0]!.listen),
       busy: Number(rows[0]!.busy), lockWaits: Number(rows[0]!.lock_waits), apiCpu: treeCpuSeconds(server.pid), clientCpu: (user + system) / 1e6,
+      // The pool's connections stay open (postgres.js has no idle timeout by default), so this sum only grows.
+      postgresCpu: (rows[0]!.pids ?? []).reduce((sum, pid) => sum + treeCpuSeconds(pid), 0),
+      machineBusy: machine.busy, machineTotal: machine.total,
     });
   };
   const sampler = setInterval(() => void sample().catch(() => {}), 1000);
@@ -146,6 +150,9 @@ try {
       busyMean: mean(inMinute.map((s) => s.busy)),
       lockWaitsMean: mean(inMinute.map((s) => s.lockWaits)),
       apiCpuPercent: cpuPercent((s) => s.apiCpu),
+      postgresCpuPercent: cpuPercent((s) => s.postgresCpu),
+      machineBusyPercent: inMinute.length < 2 ? Number.NaN
+        : (100 * (inMinute.at(-1)!.machineBusy - inMinute[0]!.machineBusy)) / (inMinute.at(-1)!.machineTotal - inMinute[0]!.machineTotal),
       clientCpuPercent: cpuPercent((s) => s.clientCpu),
     };
   });
@@ -159,9 +166,9 @@ try {
   console.log(`\n${volunteers} volunteers for ${elapsed.toFixed(0)} s, mean think time ${thinkMs} ms (uniform ${thinkMs / 2}–${(thinkMs * 3) / 2} ms), ${batch}-chunk batches: ${totalRequests} requests (${(totalRequests / elapsed).toFixed(0)}/s), ${chunksDone} chunks done\n`);
   console.log("| call | requests | p50 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|");
   for (const row of overall) console.log(`| ${row.call} | ${row.count} | ${ms(row.p50)} | ${ms(row.p99)} | ${ms(row.max)} | ${row.errors} |`);
-  console.log("\n| minute | lease p50 / p99 ms | results p50 / p99 ms | errors | server RSS mean / max MB | Postgres connections max (pool + LISTEN) | connections busy / waiting on a lock (mean) | API / bench client CPU % of a core |\n|---|---|---|---|---|---|---|---|");
+  console.log("\n| minute | lease p50 / p99 ms | results p50 / p99 ms | errors | server RSS mean / max MB | Postgres connections max (pool + LISTEN) | connections busy / waiting on a lock (mean) | CPU % of a core: API / Postgres pool / bench client | machine busy |\n|---|---|---|---|---|---|---|---|---|");
   for (const m of minutes) {
-    console.log(`| ${m.minute} | ${ms(m.lease.p50)} / ${ms(m.lease.p99)} | ${ms(m.results.p50)} / ${ms(m.results.p99)} | ${m.errors} | ${m.rssMeanMb.toFixed(0)} / ${m.rssMaxMb.toFixed(0)} | ${m.poolConnectionsMax} + ${m.listenConnectionsMax} | ${m.busyMean.toFixed(1)} / ${m.lockWaitsMean.toFixed(1)} | ${m.apiCpuPercent.toFixed(0)} / ${m.clientCpuPercent.toFixed(0)} |`);
+    console.log(`| ${m.minute} | ${ms(m.lease.p50)} / ${ms(m.lease.p99)} | ${ms(m.results.p50)} / ${ms(m.results.p99)} | ${m.errors} | ${m.rssMeanMb.toFixed(0)} / ${m.rssMaxMb.toFixed(0)} | ${m.poolConnectionsMax} + ${m.listenConnectionsMax} | ${m.busyMean.toFixed(1)} / ${m.lockWaitsMean.toFixed(1)} | ${m.apiCpuPercent.toFixed(0)} / ${m.postgresCpuPercent.toFixed(0)} / ${m.clientCpuPercent.toFixed(0)} | ${m.machineBusyPercent.toFixed(0)} % |`);
   }
   const errorRate = errors.length / Math.max(1, totalRequests);
   const connectionsBounded = poolConnectionsMax <= poolMax && listenConnectionsMax <= 1;

@@ -9,14 +9,14 @@
 // busy, more processes cannot add throughput, and the machine-busy column shows it.
 // Usage: npx node bench/scaleout.bench.ts [chunks] [process counts, e.g. 1,2,4]
 //   BENCH_CLIENTS (default 16) volunteer clients in all; BENCH_WORKERS=0 skips wrangler dev.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestDatabase, dropDatabase, freePort } from "@crowdcompute/db/testing";
 import pg from "pg";
 import { bundleWorker, startWranglerDev } from "../apps/api/src/node/wrangler-dev.ts";
 import {
-  adminUrl, databaseName, drainTask, jwtSecret, keepAliveClient, startApiProcess, startRangeTask, treeCpuSeconds, volunteerTokens, type JsonClient,
+  adminUrl, databaseName, drainTask, jwtSecret, keepAliveClient, machineTimes, startApiProcess, startRangeTask, treeCpuSeconds, volunteerTokens, type JsonClient,
 } from "./api-process.ts";
 
 const chunks = Number(process.argv[2] ?? 40_000);
@@ -40,15 +40,6 @@ interface Row {
   machineBusyPercent: number;
 }
 const rows: Row[] = [];
-
-/** Busy and total jiffies of the whole machine (all cores), from /proc/stat. */
-function machineTimes() {
-  const [, ...fields] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/);
-  const values = fields.map(Number);
-  const idle = (values[3] ?? 0) + (values[4] ?? 0); // idle + iowait
-  const total = values.reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
-}
 
 /** CPU seconds so far of each Postgres server process connected to `database` now. */
 async function postgresBackendCpu(monitor: pg.Client, database: string): Promise<Map<number, number>> {
