@@ -66,6 +66,26 @@ describe.each(testBackends())("heartbeats on %s", (backend) => {
     expect((await t.call("GET", "/api/tasks/01900000-0000-7000-8000-000000000000/summary", { token })).status).toBe(404);
   });
 
+  it("gives a volunteer that lends part of its CPU proportionally longer deadlines", async () => {
+    await startTask([1, 2, 3, 4], 60_000);
+    const v = await t.volunteer();
+    const leaseFor = async (capabilities: Record<string, unknown>) => {
+      const res = await t.call("POST", "/api/work/lease", { token: v.token, body: { max: 2, capabilities } });
+      expect(res.status).toBe(200);
+      return (Date.parse(res.json.leases[0].deadline as string) - Date.now()) / 1000;
+    };
+    // 2 chunks on 1 thread, + 0.1 s grace: 120.1 s at full speed, 480.1 s at a quarter (less the round trip).
+    const full = await leaseFor({ threads: 1 });
+    expect(full).toBeGreaterThan(115);
+    expect(full).toBeLessThanOrEqual(120.1);
+    const quarter = await leaseFor({ threads: 1, cpuPercent: 25 });
+    expect(quarter).toBeGreaterThan(475);
+    expect(quarter).toBeLessThanOrEqual(480.1);
+    for (const cpuPercent of [0, 101, 50.5]) {
+      expect((await t.call("POST", "/api/work/lease", { token: v.token, body: { max: 1, capabilities: { cpuPercent } } })).status).toBe(422);
+    }
+  });
+
   it("refuses forged and foreign lease ids", async () => {
     await startTask([1], 60_000);
     const owner = await t.volunteer();

@@ -10,6 +10,11 @@ export interface LeaseRequest {
   userId: string | null;
   max: number;
   threads: number;
+  /**
+   * The share of each thread's time the volunteer lets chunks use, 1..100 (default 100): a
+   * throttled volunteer takes proportionally longer over a batch, so its deadline does too.
+   */
+  cpuPercent?: number;
   webgpu: boolean;
   excludeTasks: readonly string[];
   excludeCreators: readonly string[];
@@ -156,7 +161,8 @@ type LeaseRow = { lease_id: string | number; first_idx: number; n: number; idx: 
 const stillRunning = (task: Candidate) => sql`EXISTS (SELECT 1 FROM tasks WHERE id = ${task.id} AND status = 'running')`;
 
 const deadlineAfter = (task: Candidate, request: LeaseRequest, n: ReturnType<typeof sql>) =>
-  sql`now() + make_interval(secs => (${task.timeout_ms}::bigint * ceil((${n})::numeric / ${request.threads}::int) + ${request.graceMs}::bigint) / 1000.0)`;
+  sql`now() + make_interval(secs => (${task.timeout_ms}::bigint * ceil((${n})::numeric / ${request.threads}::int) * 100 / ${request.cpuPercent ?? 100}::int
+                                     + ${request.graceMs}::bigint) / 1000.0)`;
 
 /**
  * One round trip: extra copies of chunks whose quorum is under way ('voting'), one-chunk
@@ -194,7 +200,7 @@ function leaseCopies(db: Db, task: Candidate, want: number, request: LeaseReques
  * One round trip: pending retries become one-chunk leases, then one block of fresh chunks
  * is cut from the first unlocked stripe (preferring the volunteer's own, so concurrent
  * volunteers start on different rows). The deadline covers the batch: timeoutMs ·
- * ⌈n / threads⌉ + grace.
+ * ⌈n / threads⌉ · 100 / cpuPercent + grace.
  */
 function leaseFromTask(db: Db, task: Candidate, want: number, request: LeaseRequest): Promise<LeaseRow[]> {
   const preferredStripe = stripeHint(request.volunteerId);

@@ -132,6 +132,7 @@ async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<ty
     userId: claims.uid ?? null,
     max: request.max,
     threads: request.capabilities.threads,
+    cpuPercent: request.capabilities.cpuPercent,
     webgpu: request.capabilities.webgpu,
     excludeTasks: request.exclude.tasks,
     excludeCreators: request.exclude.creators,
