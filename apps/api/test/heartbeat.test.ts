@@ -52,16 +52,20 @@ describe.each(testBackends())("heartbeats on %s", (backend) => {
     expect(beat.json).toEqual({ extended: [], lost: [], cancelled: [held!.leaseId] });
   });
 
-  it("tells a volunteer a task's name, description and creator's display name, and nothing more", async () => {
+  it("tells a volunteer a task's name, description and creator's display name and id, and nothing more", async () => {
     const named = await t.call("POST", "/api/auth/register", { body: { email: "lab@example.com", password: "correct horse", name: "The Folding Lab" } });
     expect(named.status).toBe(201);
     const created = await t.call("POST", "/api/tasks", { token: named.json.token, body: { name: "Protein folds", description: "Scores candidate folds", code: "export default (x) => x", inputs: [1] } });
     const { token } = await t.volunteer();
     const summary = await t.call("GET", `/api/tasks/${created.json.task.id}/summary`, { token });
-    expect(summary.json).toEqual({ id: created.json.task.id, name: "Protein folds", description: "Scores candidate folds", creator: "The Folding Lab" });
-    // Without a display name, volunteers see no creator at all (never the email).
+    // The creator's id lets the volunteer exclude all of that creator's tasks from its leases.
+    expect(summary.json).toEqual({ id: created.json.task.id, name: "Protein folds", description: "Scores candidate folds", creator: "The Folding Lab", creatorId: named.json.user.id });
+    // Without a display name, volunteers see no creator name at all (never the email), only its id.
     const anonymousTask = await t.call("POST", "/api/tasks", { token: creator, body: { name: "x", code: "export default (x) => x", inputs: [1] } });
-    expect((await t.call("GET", `/api/tasks/${anonymousTask.json.task.id}/summary`, { token })).json.creator).toBeNull();
+    const anonymous = await t.call("GET", `/api/tasks/${anonymousTask.json.task.id}/summary`, { token });
+    expect(anonymous.json).toEqual({ id: anonymousTask.json.task.id, name: "x", description: "", creator: null, creatorId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    expect(anonymous.json.creatorId).not.toBe(named.json.user.id);
+    expect(JSON.stringify(anonymous.json)).not.toContain("@");
     expect((await t.call("GET", `/api/tasks/${created.json.task.id}/summary`)).status).toBe(401);
     expect((await t.call("GET", "/api/tasks/01900000-0000-7000-8000-000000000000/summary", { token })).status).toBe(404);
   });

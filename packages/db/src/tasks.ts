@@ -227,13 +227,16 @@ export async function getTaskCode(db: Db, id: string): Promise<{ code: string; c
   return row ?? null;
 }
 
-/** What a volunteer may know of a task it computes for: its name, description and creator's display name. */
+/**
+ * What a volunteer may know of a task it computes for: its name, description, and its
+ * creator's display name and id (the id, so the volunteer can choose to skip that creator).
+ */
 export async function getTaskSummary(
   db: Db,
   id: string,
-): Promise<{ id: string; name: string; description: string; creator: string | null } | null> {
+): Promise<{ id: string; name: string; description: string; creator: string | null; creatorId: string } | null> {
   const [row] = await db
-    .select({ id: tasks.id, name: tasks.name, description: tasks.description, creator: users.displayName })
+    .select({ id: tasks.id, name: tasks.name, description: tasks.description, creator: users.displayName, creatorId: tasks.ownerId })
     .from(tasks)
     .innerJoin(users, eq(users.id, tasks.ownerId))
     .where(eq(tasks.id, id));

@@ -154,9 +154,9 @@ export function createClient(options: ClientOptions = {}) {
     /** Posts results (idempotent per lease); `idempotencyKey` applies to the `next` lease. */
     submitResults: (results: ChunkReport[], next?: LeaseRequest, { idempotencyKey }: { idempotencyKey?: string } = {}) =>
       json<SubmitResponse>("POST", "/api/work/results", next ? { results, next } : { results }, idempotency(idempotencyKey)),
-    /** A task's name and description, for the volunteer computing it. */
+    /** A task's name, description and creator (display name and id), for the volunteer computing it. */
     taskSummary: (id: string) =>
-      json<{ id: string; name: string; description: string; creator: string | null }>("GET", `/api/tasks/${encodeURIComponent(id)}/summary`),
+      json<{ id: string; name: string; description: string; creator: string | null; creatorId: string }>("GET", `/api/tasks/${encodeURIComponent(id)}/summary`),
     /** The calling volunteer's own figures (a volunteer token). */
     volunteerFigures: () => json<VolunteerFigures>("GET", "/api/volunteers/me"),
     /** Keeps leases alive while their chunks run; says which were lost or cancelled. */

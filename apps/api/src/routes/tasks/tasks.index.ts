@@ -101,12 +101,16 @@ const results = createRoute({
 const summary = createRoute({
   method: "get",
   path: "/api/tasks/{id}/summary",
-  summary: "What a volunteer may know of a task it computes for: name, description, and its creator's display name",
+  summary: "What a volunteer may know of a task it computes for: name, description, its creator's display name and id (to exclude that creator's tasks)",
   request: { params: taskIdParams },
   responses: {
     200: {
       description: "the task's public summary",
-      content: { "application/json": { schema: z.object({ id: z.string(), name: z.string(), description: z.string(), creator: z.string().nullable() }) } },
+      content: {
+        "application/json": {
+          schema: z.object({ id: z.string(), name: z.string(), description: z.string(), creator: z.string().nullable(), creatorId: z.uuid() }),
+        },
+      },
     },
   },
 });
