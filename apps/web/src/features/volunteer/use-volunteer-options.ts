@@ -2,6 +2,8 @@ import { useEffect, useState } from "react";
 
 export interface VolunteerOptions {
   threads: number;
+  /** The share of each thread's time chunks may use, 10..100. */
+  cpuPercent: number;
   pauseWhenHidden: boolean;
   onlyOnPower: boolean;
 }
@@ -15,6 +17,7 @@ export function useVolunteerOptions(defaults: VolunteerOptions) {
       const saved = JSON.parse(localStorage.getItem(storageKey) ?? "{}") as Partial<VolunteerOptions>;
       return {
         threads: typeof saved.threads === "number" && saved.threads >= 1 ? saved.threads : defaults.threads,
+        cpuPercent: isCpuPercent(saved.cpuPercent) ? saved.cpuPercent : defaults.cpuPercent,
         pauseWhenHidden: typeof saved.pauseWhenHidden === "boolean" ? saved.pauseWhenHidden : defaults.pauseWhenHidden,
         onlyOnPower: typeof saved.onlyOnPower === "boolean" ? saved.onlyOnPower : defaults.onlyOnPower,
       };
@@ -28,6 +31,11 @@ export function useVolunteerOptions(defaults: VolunteerOptions) {
   const set = <K extends keyof VolunteerOptions>(key: K, value: VolunteerOptions[K]) => setOptions((o) => ({ ...o, [key]: value }));
   return [options, set] as const;
 }
+
+export const minCpuPercent = 10;
+
+export const isCpuPercent = (value: unknown): value is number =>
+  typeof value === "number" && Number.isInteger(value) && value >= minCpuPercent && value <= 100;
 
 interface BatteryManager extends EventTarget {
   charging: boolean;

@@ -5,7 +5,8 @@ import { useSiteStats } from "../../hooks/use-site-stats.ts";
 import { formatDuration, formatNumber, formatRate } from "../../lib/format.ts";
 import { useSession } from "../../lib/session.tsx";
 import { Leaderboard, useOwnEntry } from "./leaderboard.tsx";
-import { useHidden, useOnline, useOnPower, useVolunteerOptions } from "./use-volunteer-options.ts";
+import { useExclusions, type ExclusionList } from "./use-exclusions.ts";
+import { minCpuPercent, useHidden, useOnline, useOnPower, useVolunteerOptions } from "./use-volunteer-options.ts";
 import { VolunteerRunner, type RunnerStats } from "./volunteer-runner.ts";
 
 const cores = typeof navigator !== "undefined" ? navigator.hardwareConcurrency || 2 : 2;
@@ -52,7 +53,8 @@ function useLocalRate(chunksDone: number): number {
 /** `/`: one click to lend this browser's CPU to the tasks on this server. */
 export function VolunteerPage() {
   const { client, session } = useSession();
-  const [options, setOption] = useVolunteerOptions({ threads: defaultThreads, pauseWhenHidden: false, onlyOnPower: false });
+  const [options, setOption] = useVolunteerOptions({ threads: defaultThreads, cpuPercent: 100, pauseWhenHidden: false, onlyOnPower: false });
+  const exclusions = useExclusions();
   const threads = Math.min(options.threads, cores);
   const [stats, setStats] = useState<RunnerStats | null>(null);
   /** The volunteer pressed Start (or Resume) and not Pause since. */
@@ -84,15 +86,29 @@ export function VolunteerPage() {
     }
     if (stopping.current && state !== "paused") return;
     stopping.current = false;
-    runner.current ??= new VolunteerRunner({ client, storage: localStorage, threads, onChange: setStats });
+    runner.current ??= new VolunteerRunner({
+      client,
+      storage: localStorage,
+      threads,
+      cpuPercent: options.cpuPercent,
+      exclude: exclusions.ids,
+      onChange: setStats,
+    });
     runner.current.start();
-    // Deliberately not client or threads: the runner keeps the client it started with, and
-    // threads change through setThreads.
+    // Deliberately not client or the options: the runner keeps the client it started with,
+    // and options change through its setters.
   }, [wanted, heldBy, state]);
+
+  useEffect(() => runner.current?.setExclusions(exclusions.ids), [exclusions.ids]);
 
   const changeThreads = (value: number) => {
     setOption("threads", value);
     void runner.current?.setThreads(value);
+  };
+
+  const changeCpuPercent = (value: number) => {
+    setOption("cpuPercent", value);
+    runner.current?.setCpuPercent(value);
   };
 
   const taskEntries = Object.entries(stats?.tasks ?? {});
@@ -123,6 +139,21 @@ export function VolunteerPage() {
               Threads: <output className="font-semibold tabular-nums">{threads}</output>
             </span>
             <input type="range" aria-label="Threads" min={1} max={cores} value={threads} onChange={(event) => changeThreads(Number(event.target.value))} className="accent-white" />
+          </label>
+          <label className="flex items-center gap-3 text-sm" title="Each thread computes at most this share of the time and rests the rest">
+            <span>
+              CPU share: <output className="font-semibold tabular-nums" data-testid="cpu-share">{options.cpuPercent} %</output>
+            </span>
+            <input
+              type="range"
+              aria-label="CPU share"
+              min={minCpuPercent}
+              max={100}
+              step={10}
+              value={options.cpuPercent}
+              onChange={(event) => changeCpuPercent(Number(event.target.value))}
+              className="accent-white"
+            />
           </label>
           <label className="flex items-center gap-2 text-sm">
             <input type="checkbox" checked={options.pauseWhenHidden} onChange={(event) => setOption("pauseWhenHidden", event.target.checked)} />
@@ -183,15 +214,43 @@ export function VolunteerPage() {
         <Card aria-labelledby="helped-heading">
           <CardTitle id="helped-heading">Tasks you are working for</CardTitle>
           {taskEntries.length > 0 ? (
-            <ul className="flex flex-col gap-1 text-sm">
+            <ul className="flex flex-col gap-2 text-sm">
               {taskEntries.map(([taskId, count]) => {
                 const about = stats?.taskInfo[taskId];
+                const label = about?.name ?? `task ${taskId.slice(0, 8)}`;
+                const excluded = exclusions.ids.tasks.includes(taskId) || (about ? exclusions.ids.creators.includes(about.creatorId) : false);
                 return (
-                  <li key={taskId} className="flex justify-between gap-3" data-testid="helped-task">
+                  <li key={taskId} className="flex justify-between gap-3" data-testid="helped-task" data-task-id={taskId} data-excluded={excluded}>
                     <span className="min-w-0">
-                      {about ? <span className="font-medium">{about.name}</span> : <code className="font-mono text-xs" title={taskId}>task {taskId.slice(0, 8)}</code>}
+                      {about ? <span className="font-medium">{about.name}</span> : <code className="font-mono text-xs" title={taskId}>{label}</code>}
                       {about?.creator ? <span className="text-xs text-slate-500"> by {about.creator}</span> : null}
                       {about?.description ? <span className="block truncate text-xs text-slate-500">{about.description}</span> : null}
+                      {excluded ? (
+                        <span className="block text-xs text-slate-500">Skipped: no new chunks of it.</span>
+                      ) : (
+                        <span className="mt-1 flex flex-wrap gap-x-3 text-xs">
+                          <button
+                            type="button"
+                            className="text-slate-600 underline hover:text-slate-900"
+                            aria-label={`Skip task ${label}`}
+                            data-testid="exclude-task"
+                            onClick={() => exclusions.add("tasks", { id: taskId, name: label })}
+                          >
+                            Skip this task
+                          </button>
+                          {about ? (
+                            <button
+                              type="button"
+                              className="text-slate-600 underline hover:text-slate-900"
+                              aria-label={`Skip all tasks by ${creatorLabel(about.creator, about.creatorId)}`}
+                              data-testid="exclude-creator"
+                              onClick={() => exclusions.add("creators", { id: about.creatorId, name: creatorLabel(about.creator, about.creatorId) })}
+                            >
+                              Skip all by this creator
+                            </button>
+                          ) : null}
+                        </span>
+                      )}
                     </span>
                     <span className="shrink-0 tabular-nums">{count} chunks</span>
                   </li>
@@ -201,10 +260,43 @@ export function VolunteerPage() {
           ) : (
             <p className="text-sm text-slate-500">Tasks show up here once this browser computes their chunks.</p>
           )}
+          <ExclusionsList list={exclusions.list} onUndo={exclusions.remove} />
         </Card>
         <Leaderboard volunteerId={stats?.volunteerId ?? null} userId={session?.user.id ?? null} />
       </div>
     </div>
+  );
+}
+
+/** A creator as the volunteer sees it: its display name, or a short id when it has none. */
+function creatorLabel(name: string | null, id: string): string {
+  return name ?? `creator ${id.slice(0, 8)}`;
+}
+
+/** The tasks and creators this browser skips, each with a way back. */
+function ExclusionsList({ list, onUndo }: { list: ExclusionList; onUndo: (kind: keyof ExclusionList, id: string) => void }) {
+  const items = [...list.tasks.map((item) => ({ kind: "tasks" as const, ...item })), ...list.creators.map((item) => ({ kind: "creators" as const, ...item }))];
+  if (items.length === 0) return null;
+  return (
+    <section aria-labelledby="excluded-heading" className="mt-4 border-t border-slate-100 pt-3">
+      <h3 id="excluded-heading" className="mb-1 text-sm font-semibold text-slate-700">Skipped</h3>
+      <ul className="flex flex-col gap-1 text-sm">
+        {items.map(({ kind, id, name }) => (
+          <li key={`${kind}:${id}`} className="flex justify-between gap-3" data-testid="exclusion" data-kind={kind === "tasks" ? "task" : "creator"} data-id={id}>
+            <span className="min-w-0 truncate">{kind === "tasks" ? name : `all tasks by ${name}`}</span>
+            <button
+              type="button"
+              className="shrink-0 text-xs text-slate-600 underline hover:text-slate-900"
+              aria-label={`Work for ${kind === "tasks" ? name : `tasks by ${name}`} again`}
+              data-testid="undo-exclusion"
+              onClick={() => onUndo(kind, id)}
+            >
+              Undo
+            </button>
+          </li>
+        ))}
+      </ul>
+    </section>
   );
 }
 

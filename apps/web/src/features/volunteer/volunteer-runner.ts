@@ -13,17 +13,34 @@ export interface RunnerStats {
   volunteerId: string | null;
   /** Credit the server granted (ms of CPU whose results won their quorum); null until known. */
   credit: number | null;
-  /** Name and description of the tasks this browser computes for, by task id. */
-  taskInfo: Record<string, { name: string; description: string; creator: string | null }>;
+  /** Name, description and creator of the tasks this browser computes for, by task id. */
+  taskInfo: Record<string, TaskInfo>;
   /** While waiting for work: when the next lease request goes out (ms since the epoch). */
   nextLeaseAt: number | null;
   message: string | null;
+}
+
+export interface TaskInfo {
+  name: string;
+  description: string;
+  /** The creator's display name; null when it has none. */
+  creator: string | null;
+  creatorId: string;
+}
+
+/** Tasks and creators (by id) whose chunks this volunteer does not want. */
+export interface Exclusions {
+  tasks: string[];
+  creators: string[];
 }
 
 export interface RunnerOptions {
   client: Client;
   storage: Storage;
   threads: number;
+  /** The share of each thread's time chunks may use, 1..100. */
+  cpuPercent: number;
+  exclude: Exclusions;
   onChange: (stats: RunnerStats) => void;
 }
 
@@ -44,6 +61,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 export class VolunteerRunner {
   private readonly options: RunnerOptions;
   private threads: number;
+  private cpuPercent: number;
+  private exclude: Exclusions;
+  /** The last batch: when it ended and how long the sandbox was busy with it (performance.now() ms). */
+  private lastBatch = { endedAt: 0, busyMs: 0 };
+  private wakeFromRest: (() => void) | null = null;
   private sandbox: Sandbox | null = null;
   private running = false;
   private wake: (() => void) | null = null;
@@ -57,6 +79,8 @@ export class VolunteerRunner {
   constructor(options: RunnerOptions) {
     this.options = options;
     this.threads = options.threads;
+    this.cpuPercent = checkCpuPercent(options.cpuPercent);
+    this.exclude = options.exclude;
   }
 
   start(): void {
@@ -80,6 +104,17 @@ export class VolunteerRunner {
     await this.sandbox?.setThreads(threads);
   }
 
+  /** Takes effect at once: a rest under way is lengthened or cut short to fit the new share. */
+  setCpuPercent(cpuPercent: number): void {
+    this.cpuPercent = checkCpuPercent(cpuPercent);
+    this.wakeFromRest?.();
+  }
+
+  /** From the next lease request on; chunks of newly excluded tasks already in hand still run. */
+  setExclusions(exclude: Exclusions): void {
+    this.exclude = exclude;
+  }
+
   destroy(): void {
     this.pause();
     this.sandbox?.destroy();
@@ -92,9 +127,12 @@ export class VolunteerRunner {
   }
 
   private leaseRequest(): LeaseRequest {
+    const { tasks, creators } = this.exclude;
     return {
       max: Math.min(maxBatch, this.threads * chunksPerThread),
-      capabilities: { threads: this.threads, webgpu: this.webgpu },
+      // The server stretches the batch's deadline by 100 / cpuPercent for the rests below.
+      capabilities: { threads: this.threads, webgpu: this.webgpu, cpuPercent: this.cpuPercent },
+      ...(tasks.length > 0 || creators.length > 0 ? { exclude: { tasks, creators } } : {}),
     };
   }
 
@@ -181,6 +219,8 @@ export class VolunteerRunner {
           if (leases.length > 0) {
             const batch = leases;
             leases = [];
+            // Before the next lease goes out, so its deadline does not run during the rest.
+            await this.restAfterLastBatch();
             if (this.running) {
               ahead = client.lease(this.leaseRequest(), pendingLeaseKey());
               ahead.catch(() => {}); // awaited, and its failure handled, next time round
@@ -230,7 +270,9 @@ export class VolunteerRunner {
     this.askedAbout.add(taskId);
     client
       .taskSummary(taskId)
-      .then(({ name, description, creator }) => this.update({ taskInfo: { ...this.stats.taskInfo, [taskId]: { name, description, creator } } }))
+      .then(({ name, description, creator, creatorId }) =>
+        this.update({ taskInfo: { ...this.stats.taskInfo, [taskId]: { name, description, creator, creatorId } } }),
+      )
       .catch(() => this.askedAbout.delete(taskId));
   }
 
@@ -259,9 +301,32 @@ export class VolunteerRunner {
     this.update({ nextLeaseAt: null });
   }
 
+  /**
+   * Keeps each thread busy at most cpuPercent of the time: a batch that kept the sandbox busy
+   * t ms is followed by t · (100 / cpuPercent − 1) ms of rest before the next one starts.
+   * Resting between batches (each a few chunks per thread) rather than between chunks leaves
+   * the sandbox's pipelining alone; a batch's deadline allows for the rest before it.
+   */
+  private async restAfterLastBatch(): Promise<void> {
+    for (;;) {
+      const { endedAt, busyMs } = this.lastBatch;
+      const wait = endedAt + busyMs * (100 / this.cpuPercent - 1) - performance.now();
+      if (wait <= 0) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, wait);
+        this.wakeFromRest = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeFromRest = null;
+    }
+  }
+
   /** Runs leased chunks task by task and turns outcomes into reports for the API. */
   private async runLeases(client: Client, leases: Lease[]): Promise<ChunkReport[]> {
     const reports: ChunkReport[] = [];
+    let busyMs = 0;
     for (const [taskId, group] of groupByTask(leases)) {
       const first = group[0]!;
       this.learnAbout(client, taskId);
@@ -283,6 +348,7 @@ export class VolunteerRunner {
         }
       }
       const stopBeating = this.heartbeat(client, group);
+      const started = performance.now();
       let outcomes: ChunkOutcome[];
       try {
         outcomes = await this.sandbox!.runBatch(
@@ -299,6 +365,8 @@ export class VolunteerRunner {
         );
       } finally {
         stopBeating();
+        busyMs += performance.now() - started;
+        this.lastBatch = { endedAt: performance.now(), busyMs };
       }
       for (const outcome of outcomes) {
         // Cancelled by this page: the server already knows; nothing to report.
@@ -389,6 +457,11 @@ function truncate(message: string): string {
 /** 128 random bits as hex (crypto.randomUUID needs a secure context; a volunteer page may not be one). */
 function randomKey(): string {
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
+
+function checkCpuPercent(cpuPercent: number): number {
+  if (!Number.isInteger(cpuPercent) || cpuPercent < 1 || cpuPercent > 100) throw new RangeError(`cpuPercent must be an integer from 1 to 100, got ${cpuPercent}`);
+  return cpuPercent;
 }
 
 function retryable(error: unknown): boolean {
