@@ -12,7 +12,17 @@ export { appendInputs, type AppendOutcome } from "./inputs.ts";
 export { cloneTask, deleteTask, retryFailedChunks } from "./task-maintenance.ts";
 export { reduceChildren, reduceFanIn, reduceLevels, type ReduceLevel } from "./reduce.ts";
 export { submitChunks, type ChunkError, type ChunkResult, type LeaseRef, type SubmitOutcome } from "./submit.ts";
-export { finalChunksBetween, finalChunksPage, getTaskForResults, type FinalChunk, type ResultsTask } from "./results.ts";
+export {
+  finalChunksDownload,
+  finalChunksPage,
+  finalChunksWindow,
+  getTaskForResults,
+  nextFinalIndex,
+  type DownloadWindow,
+  type FinalChunk,
+  type ResultsFormat,
+  type ResultsTask,
+} from "./results.ts";
 export { chunkStatuses, listChunks, type ChunkListing, type ChunkPage, type ChunkStatus, type ChunkVote } from "./chunk-listing.ts";
 export { auditTask, auditVolunteers, type TaskAudit, type VolunteerAudit } from "./audit.ts";
 export { createApiKey, findApiKeyOwner, listApiKeys, maxActiveApiKeys, revokeApiKey, type ApiKeyRow } from "./api-keys.ts";

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import {
   createTask,
-  finalChunksPage,
+  finalChunksDownload,
   getTaskCode,
   getTaskSummary,
   getTaskWasm,
@@ -11,7 +11,6 @@ import {
   listTaskViews,
   notifyTaskChanged,
   transitionTask,
-  type FinalChunk,
   type LifecycleAction,
   type TaskView,
 } from "@crowdcompute/db";
@@ -23,24 +22,6 @@ import { checkWorkCode, sha256Hex } from "../../lib/work-code.ts";
 import { createTaskBody, decodeBase64, taskIdParams, taskSchema } from "./tasks.schemas.ts";
 
 const maxTaskBodyBytes = 64 * 1024 * 1024;
-const resultsPageSize = 1000;
-
-// Inputs and results are stored as JSON text: splice them in rather than parse them.
-function ndjsonLine(chunk: FinalChunk): string {
-  return chunk.status === "done"
-    ? `{"index":${chunk.index},"input":${chunk.input},"status":"done","result":${chunk.result}}\n`
-    : `{"index":${chunk.index},"input":${chunk.input},"status":"failed","error":${JSON.stringify(chunk.error)}}\n`;
-}
-
-/** RFC 4180: every cell is JSON text, quoted, with its quotes doubled. */
-const csvCell = (json: string) => `"${json.replaceAll('"', '""')}"`;
-
-function csvLine(chunk: FinalChunk): string {
-  const result = chunk.status === "done" ? csvCell(chunk.result) : "";
-  const error = chunk.status === "failed" ? csvCell(JSON.stringify(chunk.error)) : "";
-  return `${chunk.index},${chunk.status},${csvCell(chunk.input)},${result},${error}\r\n`;
-}
-
 /** The task as the API shows it: never the code itself, nor its owner's id. */
 export function taskJson(view: TaskView) {
   const { ownerId: _owner, inputKind: _kind, createdAt, finishedAt, ...rest } = view;
@@ -193,17 +174,18 @@ export const taskRoutes = createRouter()
     const task = await getTaskForResults(db, id);
     if (!task) throw notFound("task");
     const encoder = new TextEncoder();
-    const line = format === "csv" ? csvLine : ndjsonLine;
-    let after = -1;
+    const texts = finalChunksDownload(db, task, format);
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
         if (format === "csv") controller.enqueue(encoder.encode("index,status,input,result,error\r\n"));
       },
       async pull(controller) {
-        const page = await finalChunksPage(db, task, after, resultsPageSize);
-        if (page.length === 0) return controller.close();
-        after = page[page.length - 1]!.index;
-        controller.enqueue(encoder.encode(page.map(line).join("")));
+        const next = await texts.next();
+        if (next.done) controller.close();
+        else controller.enqueue(encoder.encode(next.value));
+      },
+      async cancel() {
+        await texts.return(undefined);
       },
     });
     const type = format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson; charset=utf-8";
