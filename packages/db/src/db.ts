@@ -1,5 +1,5 @@
 import type { SQL } from "drizzle-orm";
-import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { PgDialect, type PgDatabase, type PgQueryResultHKT } from "drizzle-orm/pg-core";
 import type * as schema from "./schema.ts";
 
 /** A drizzle database over either driver (postgres.js or PGlite), or a transaction of one. */
@@ -12,11 +12,32 @@ export interface DbHandle {
   close(): Promise<void>;
 }
 
+/** Runs a statement as a named prepared statement of its connection (parsed and planned once). */
+export type PreparedRunner = (text: string, params: unknown[]) => Promise<unknown[]>;
+
+const preparedRunners = new WeakMap<object, PreparedRunner>();
+const dialect = new PgDialect();
+
+/**
+ * Makes `queryRows` on `db` (not on its transactions) prepare its statements. drizzle's
+ * `execute` sends each one unnamed, so Postgres parsed, analysed and planned every lease
+ * and submit CTE anew: measured, 2.7 ms of server CPU per lease + submit of 8 chunks, of
+ * which 0.5 ms was execution.
+ */
+export function usePreparedStatements(db: Db, run: PreparedRunner): void {
+  preparedRunners.set(db, run);
+}
+
 /**
  * Runs raw SQL and returns its rows. postgres.js answers `execute` with an array of rows,
  * PGlite with `{ rows }`: callers should not care which.
  */
 export async function queryRows<T>(db: Db, query: SQL): Promise<T[]> {
+  const prepared = preparedRunners.get(db);
+  if (prepared) {
+    const { sql: text, params } = dialect.sqlToQuery(query);
+    return (await prepared(text, params)) as T[];
+  }
   const out: unknown = await db.execute(query);
   if (Array.isArray(out)) return out as T[];
   return ((out as { rows?: T[] }).rows ?? []) as T[];

@@ -148,11 +148,14 @@ const markedAt = new Map<string, number>();
 
 /** Moves the creators to the back of the queue; skips rows touched in the last 100 ms. */
 async function markServed(db: Db, ownerIds: string[]): Promise<void> {
-  await db.execute(sql`
+  await queryRows(
+    db,
+    sql`
     INSERT INTO creator_turns AS ct (owner_id, last_served_at)
     SELECT value::uuid, clock_timestamp() FROM json_array_elements_text(${JSON.stringify(ownerIds.sort())}::json)
     ON CONFLICT (owner_id) DO UPDATE SET last_served_at = excluded.last_served_at
-      WHERE ct.last_served_at < excluded.last_served_at - interval '100 milliseconds'`);
+      WHERE ct.last_served_at < excluded.last_served_at - interval '100 milliseconds'`,
+  );
 }
 
 type LeaseRow = { lease_id: string | number; first_idx: number; n: number; idx: number; input: string | null; deadline: Date | string; copy?: number };
