@@ -6,6 +6,7 @@ import http from "node:http";
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { freePort } from "@crowdcompute/db/testing";
+import { bundlePath, bundleServer } from "../apps/api/scripts/bundle.ts";
 
 export const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 export const jwtSecret = "bench-secret-bench-secret-bench-secret";
@@ -26,15 +27,19 @@ export interface ApiProcess {
   stop(): Promise<void>;
 }
 
+let bundled: Promise<void> | null = null;
+
 /**
- * Starts `apps/api/src/main.ts` on a free port against `databaseUrl` (it migrates first, under
- * an advisory lock, so several may start at once) and resolves when it serves.
+ * Starts the server `npm start` runs (the bundle apps/api/dist/main.js, built once per bench
+ * run) on a free port against `databaseUrl` (it migrates first, under an advisory lock, so
+ * several may start at once) and resolves when it serves.
  * BENCH_SERVER_PROFILE=dir writes a V8 CPU profile of each API process there.
  */
 export async function startApiProcess(databaseUrl: string, env: Record<string, string> = {}): Promise<ApiProcess> {
+  await (bundled ??= bundleServer());
   const port = await freePort();
   const profile = process.env.BENCH_SERVER_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_SERVER_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...profile, "apps/api/src/main.ts"], {
+  const child = spawn(process.execPath, [...profile, bundlePath], {
     cwd: root,
     env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), SANDBOX_PORT: String(await freePort()), JWT_SECRET: jwtSecret, ...env },
     stdio: ["ignore", "pipe", "inherit"],
@@ -69,20 +74,6 @@ class HttpStatusError extends Error {
   constructor(path: string, status: number, body: string) {
     super(`${path}: ${status} ${body.slice(0, 500)}`);
   }
-}
-
-/** A client on fetch (undici): what a browser-like caller costs. */
-export function fetchClient(base: string): JsonClient {
-  const call = async (method: string, path: string, body?: unknown, token?: string) => {
-    const response = await fetch(`${base}${path}`, {
-      method,
-      headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    if (!response.ok) throw new HttpStatusError(path, response.status, await response.text());
-    return response.json() as Promise<any>;
-  };
-  return { post: (path, body, token) => call("POST", path, body, token), get: (path, token) => call("GET", path, undefined, token) };
 }
 
 /**

@@ -12,7 +12,7 @@ import { createPostgresDb } from "@crowdcompute/db/postgres";
 import { createTestDatabase, dropDatabase, taskFixture, leaseRequest } from "@crowdcompute/db/testing";
 import { Logger, makeWorkerUtils, run } from "graphile-worker";
 import pg from "pg";
-import { adminUrl, databaseName, drainTask, fetchClient, startApiProcess, startRangeTask, volunteerTokens } from "./api-process.ts";
+import { adminUrl, databaseName, drainTask, keepAliveClient, startApiProcess, startRangeTask, volunteerTokens } from "./api-process.ts";
 
 const chunks = Number(process.argv[2] ?? 40_000);
 const clients = 16;
@@ -59,13 +59,13 @@ async function httpPath() {
   const url = await createTestDatabase(adminUrl);
   const server = await startApiProcess(url);
   try {
-    const client = fetchClient(server.base);
+    const client = keepAliveClient(server.base, clients);
     await startRangeTask(client, "bench", chunks);
     const tokens = await volunteerTokens(client, clients);
     const started = performance.now();
     const accepted = (await Promise.all(tokens.map((token) => drainTask(client, token)))).reduce((a, b) => a + b, 0);
     if (accepted !== chunks) throw new Error(`http path accepted ${accepted} of ${chunks}`);
-    record("(b) HTTP API, 64-chunk leases", chunks, performance.now() - started, `${clients} volunteer clients, server pool ${poolSize}, one Node process`);
+    record("(b) HTTP API, 64-chunk leases", chunks, performance.now() - started, `${clients} volunteer clients (node:http keep-alive), server pool ${poolSize}, one Node process (the npm start bundle)`);
   } finally {
     await server.stop();
     await dropDatabase(adminUrl, databaseName(url));
