@@ -44,6 +44,9 @@ describe.each(testBackends())("NDJSON inputs on %s", (backend) => {
     expect(lines.map((l) => l.index)).toEqual([0, 1, 2, 3]);
   });
 
+  const otherRunningTasks = async (keep: string): Promise<string[]> =>
+    (await t.call("GET", "/api/tasks", { token: creator })).json.items.filter((x: { id: string; status: string }) => x.id !== keep && x.status === "running").map((x: { id: string }) => x.id);
+
   it("stores nothing from an upload with a bad line, and says which line", async () => {
     const task = await newTask();
     const bad = await upload(task.id, "offset=0", '{"ok":1}\n{"ok":2}\n{broken\n');
@@ -51,6 +54,26 @@ describe.each(testBackends())("NDJSON inputs on %s", (backend) => {
     expect(bad.type).toBe("application/problem+json");
     expect(bad.json.detail).toMatch(/line 3/);
     expect((await upload(task.id, "offset=0", '"fine"\n')).json).toEqual({ total: 1, sealed: false });
+  });
+
+  it("names a bad line past the first insert batch, counting blank lines, and keeps lines as given", async () => {
+    const task = await newTask();
+    // 7,000 lines, every 100th blank: more than one batch; line 6,543 is broken.
+    const lines = Array.from({ length: 7000 }, (_, i) => (i % 100 === 99 ? "" : `{"n":${i}}`));
+    lines[6542] = '{"n": oops}';
+    const bad = await upload(task.id, "offset=0", lines.join("\n"));
+    expect(bad.status).toBe(422);
+    expect(bad.json.detail).toMatch(/^line 6543 is not JSON/);
+    expect((await t.call("GET", `/api/tasks/${task.id}`, { token: creator })).json.task.counts.total).toBe(0);
+
+    // CRLF line ends and spaces around a value are fine; the value's own spacing is kept.
+    expect((await upload(task.id, "offset=0&seal=true", '{"n": 1}\r\n  [1, 2]  \r\n"x"')).json).toEqual({ total: 3, sealed: true });
+    const { token } = await t.volunteer();
+    const leases = (await t.call("POST", "/api/work/lease", { token, body: { max: 8, exclude: { tasks: await otherRunningTasks(task.id) } } })).json.leases;
+    expect(leases.map((l: { input: unknown }) => l.input)).toEqual([{ n: 1 }, [1, 2], "x"]);
+    await t.call("POST", "/api/work/results", { token, body: { results: leases.map((l: { leaseId: string }) => ({ leaseId: l.leaseId, result: 0 })) } });
+    const download = (await t.call("GET", `/api/tasks/${task.id}/results`, { token: creator })).text.trim().split("\n");
+    expect(download.map((line) => JSON.parse(line).input)).toEqual([{ n: 1 }, [1, 2], "x"]);
   });
 
   it("only takes uploads for the owner's NDJSON tasks", async () => {

@@ -4,6 +4,19 @@ import { addStripes } from "./stripes.ts";
 import { completeFinishedTasks } from "./tasks.ts";
 
 const rowsPerInsert = 5000;
+const bytesPerInsert = 4 * 1024 * 1024;
+const blank = /^\s*$/;
+
+const parses = (line: string) => parseError(line) === null;
+
+function parseError(line: string): string | null {
+  try {
+    JSON.parse(line);
+    return null;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
 
 export type AppendOutcome =
   | { ok: true; total: number; sealed: boolean }
@@ -32,25 +45,40 @@ export async function appendInputs(
     let total = task.total;
     let lineNumber = 0;
     let batch: string[] = [];
+    let batchBytes = 0;
+    // Postgres checks each line is JSON (the json type keeps its text as given), so the
+    // lines are never parsed here: a million-line upload allocates little but the lines.
     const flush = async () => {
       if (batch.length === 0) return;
-      await tx.execute(sql`
-        INSERT INTO chunk_inputs (task_id, idx, input)
-        SELECT ${input.taskId}::uuid, ${total}::int + (ord - 1)::int, value
-        FROM json_array_elements_text(${JSON.stringify(batch)}::json) WITH ORDINALITY AS t(value, ord)`);
+      try {
+        await queryRows(
+          tx,
+          sql`INSERT INTO chunk_inputs (task_id, idx, input)
+              SELECT ${input.taskId}::uuid, ${total}::int + (ord - 1)::int, btrim(value, ${" \t\r"})::json::text
+              FROM string_to_table(${batch.join("\n")}, ${"\n"}) WITH ORDINALITY AS t(value, ord)`,
+        );
+      } catch (error) {
+        // Which line, and why, in the words of a JSON parser (the batch is rolled back anyway).
+        const bad = batch.findIndex((line) => !parses(line));
+        if (bad >= 0) throw new BadLine(lineNumber - batchLines + lineOfEntry[bad]!, parseError(batch[bad]!) ?? "not JSON");
+        throw error;
+      }
       total += batch.length;
       batch = [];
+      batchBytes = 0;
+      batchLines = 0;
+      lineOfEntry = [];
     };
+    let batchLines = 0;
+    let lineOfEntry: number[] = [];
     for await (const line of input.lines) {
       lineNumber++;
-      if (line.trim() === "") continue;
-      try {
-        // Stored re-serialized: compact, and certainly one JSON value.
-        batch.push(JSON.stringify(JSON.parse(line)));
-      } catch (error) {
-        throw new BadLine(lineNumber, (error as Error).message);
-      }
-      if (batch.length >= rowsPerInsert) await flush();
+      batchLines++;
+      if (blank.test(line)) continue;
+      lineOfEntry.push(batchLines);
+      batch.push(line);
+      batchBytes += line.length;
+      if (batch.length >= rowsPerInsert || batchBytes >= bytesPerInsert) await flush();
     }
     await flush();
     await addStripes(tx, input.taskId, task.total, total);
