@@ -6,7 +6,7 @@ import http from "node:http";
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { freePort } from "@crowdcompute/db/testing";
-import { bundlePath, bundleServer } from "../apps/api/scripts/bundle.ts";
+import { bundlePath, bundleServer, serverNodeFlags } from "../apps/api/scripts/bundle.ts";
 
 export const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 export const jwtSecret = "bench-secret-bench-secret-bench-secret";
@@ -39,7 +39,7 @@ export async function startApiProcess(databaseUrl: string, env: Record<string, s
   await (bundled ??= bundleServer());
   const port = await freePort();
   const profile = process.env.BENCH_SERVER_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_SERVER_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...profile, bundlePath], {
+  const child = spawn(process.execPath, [...serverNodeFlags, ...profile, bundlePath], {
     cwd: root,
     env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), SANDBOX_PORT: String(await freePort()), JWT_SECRET: jwtSecret, ...env },
     stdio: ["ignore", "pipe", "inherit"],

@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { createVolunteer, leaseChunks, submitChunks } from "@crowdcompute/db";
 import { createPostgresDb } from "@crowdcompute/db/postgres";
 import { createTestDatabase, dropDatabase, freePort, leaseRequest } from "@crowdcompute/db/testing";
-import { bundlePath, bundleServer } from "../apps/api/scripts/bundle.ts";
+import { bundlePath, bundleServer, serverNodeFlags } from "../apps/api/scripts/bundle.ts";
 
 const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const lines = Number(process.argv[2] ?? 1_000_000);
@@ -26,7 +26,7 @@ const rssMb = (pid: number) => {
 await bundleServer();
 const url = await createTestDatabase(adminUrl);
 const port = await freePort();
-const server = spawn(process.execPath, [bundlePath], {
+const server = spawn(process.execPath, [...serverNodeFlags, bundlePath], {
   cwd: root,
   env: { ...process.env, DATABASE_URL: url, PORT: String(port), SANDBOX_PORT: String(await freePort()), JWT_SECRET: "bench-secret-bench-secret-bench-secret" },
   stdio: ["ignore", "pipe", "inherit"],

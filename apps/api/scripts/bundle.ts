@@ -11,6 +11,14 @@ const apiRoot = fileURLToPath(new URL("..", import.meta.url));
 export const bundlePath = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 
 /**
+ * Node flags `npm start` runs the bundle with (the root and api package.json say the same):
+ * a 4 MiB young generation. A streamed 1M-line upload otherwise grows V8's young heap and
+ * the request body's buffers to a 234 MB peak RSS; with it, 190 MB. HTTP dispatch
+ * throughput did not change (alternating runs: 15.2/16.6k vs 14.8/16.8k chunks/s).
+ */
+export const serverNodeFlags = ["--max-semi-space-size=4"];
+
+/**
  * Our own modules find files beside themselves (migrations, the web app, a package's
  * assets) through `import.meta.url`. In the bundle that would name dist/main.js, so each
  * one gets its source file's URL back, relative to the bundle: the checkout may move.
