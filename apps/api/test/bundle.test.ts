@@ -1,13 +1,14 @@
 // `npm start` runs the bundle (dist/main.js), not src/: it must find everything our modules
 // locate beside themselves (migrations, the web app, the docs script, PGlite's files), and
 // it must stay small — resolving the unbundled module graph costs ~180 MB of RSS on its own.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestDatabase, dropDatabase, freePort, testBackends } from "@crowdcompute/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bundlePath, bundleServer } from "../scripts/bundle.ts";
+import { spawnServer } from "./server-process.ts";
 
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 
@@ -29,17 +30,7 @@ describe.each(testBackends())("the bundled Node entry on %s", (backend) => {
     if (databaseUrl) env.DATABASE_URL = databaseUrl;
     else delete env.DATABASE_URL;
     // Started from elsewhere than the repository: nothing may depend on the working directory.
-    child = spawn(process.execPath, [bundlePath], { cwd: tmpdir(), env, stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    await new Promise<void>((resolve, reject) => {
-      const onData = (data: Buffer) => {
-        output += data.toString();
-        if (output.includes("running at")) resolve();
-      };
-      child.stdout!.on("data", onData);
-      child.stderr!.on("data", onData);
-      child.once("exit", (code) => reject(new Error(`bundle exited with ${code}: ${output}`)));
-    });
+    child = (await spawnServer([bundlePath], { cwd: tmpdir(), env })).child;
     idleRssMb = rssMb(child.pid!);
     base = `http://127.0.0.1:${port}`;
     sandboxBase = `http://127.0.0.1:${sandboxPort}`;

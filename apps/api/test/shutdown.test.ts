@@ -2,7 +2,7 @@
 // lets a request in flight finish (its effect lands in the database), ends open event
 // streams instead of waiting for them, and exits 0; a request still running after
 // SHUTDOWN_TIMEOUT_MS is cut.
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -14,6 +14,7 @@ import { createPostgresDb } from "@crowdcompute/db/postgres";
 import { createTestDatabase, dropDatabase, freePort, testBackends, type Backend } from "@crowdcompute/db/testing";
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
+import { spawnServer } from "./server-process.ts";
 
 const apiRoot = fileURLToPath(new URL("..", import.meta.url));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -35,19 +36,9 @@ interface Api {
 async function startApi(env: Record<string, string>): Promise<Api> {
   const port = await freePort();
   const fullEnv = { ...process.env, ...env, PORT: String(port), SANDBOX_PORT: String(await freePort()) };
-  const child = spawn(process.execPath, ["src/main.ts"], { cwd: apiRoot, env: fullEnv, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
+  const { child, output } = await spawnServer(["src/main.ts"], { cwd: apiRoot, env: fullEnv });
   const exited = new Promise<{ code: number | null; at: number }>((resolve) => child.once("exit", (code) => resolve({ code, at: Date.now() })));
-  await new Promise<void>((resolve, reject) => {
-    const onData = (data: Buffer) => {
-      output += data.toString();
-      if (output.includes("running at")) resolve();
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    void exited.then(({ code }) => reject(new Error(`API exited with ${code}: ${output}`)));
-  });
-  return { base: `http://127.0.0.1:${port}`, port, process: child, output: () => output, exited };
+  return { base: `http://127.0.0.1:${port}`, port, process: child, output, exited };
 }
 
 async function call(api: Api, method: string, path: string, body?: unknown, token?: string): Promise<any> {

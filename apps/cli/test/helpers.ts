@@ -3,7 +3,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,21 +34,7 @@ export async function until<T>(what: string, probe: () => Promise<T | null | und
   }
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
-
-/** Two consecutive free ports: the server's and its sandbox's (PORT + 1). */
-export async function freePortPair(): Promise<number> {
-  for (;;) {
-    const port = 20_000 + Math.floor(Math.random() * 40_000) * 1;
-    if ((await portFree(port)) && (await portFree(port + 1))) return port;
-  }
-}
+export { freePortPair } from "@crowdcompute/db/testing";
 
 export interface ServerProcess {
   url: string;

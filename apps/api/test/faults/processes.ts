@@ -2,6 +2,7 @@
 // `node src/main.ts`), a TCP balancer in front of several of them, and browser volunteers
 // (the real `crowdcompute volunteer`, one headless Chromium each).
 import { spawn, type ChildProcess } from "node:child_process";
+import { spawnServer } from "../server-process.ts";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 
@@ -20,18 +21,8 @@ export interface ApiProcess {
 /** Starts `node src/main.ts` with `env` on `port` (sandbox on `port + 1`) and waits until it serves. */
 export async function startApi(env: Record<string, string>, port: number): Promise<ApiProcess> {
   const fullEnv = { ...process.env, LEASE_GRACE_MS: "500", IDLE_RETRY_MS: "200", ...env, PORT: String(port), SANDBOX_PORT: String(port + 1) };
-  let output = "";
-  const child = spawn(process.execPath, ["src/main.ts"], { cwd: apiRoot, env: fullEnv, stdio: ["ignore", "pipe", "pipe"] });
-  await new Promise<void>((resolve, reject) => {
-    const onData = (data: Buffer) => {
-      output += data.toString();
-      if (output.includes("running at")) resolve();
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`API exited with ${code}: ${output}`)));
-  });
-  return { port, base: `http://localhost:${port}`, child, output: () => output };
+  const { child, output } = await spawnServer(["src/main.ts"], { cwd: apiRoot, env: fullEnv });
+  return { port, base: `http://localhost:${port}`, child, output };
 }
 
 /** Kills a process with SIGKILL (no chance to tidy up) and waits for it to be gone. */

@@ -1,0 +1,24 @@
+// Test support: the API as a real child process, resolved once it says it serves.
+import { spawn, type ChildProcess } from "node:child_process";
+
+export interface ServerProcess {
+  child: ChildProcess;
+  /** Everything it wrote to stdout and stderr so far. */
+  output(): string;
+}
+
+/** `node …args` (src/main.ts, or the bundle); rejects with its output if it exits before serving. */
+export async function spawnServer(args: string[], { cwd, env }: { cwd: string; env: NodeJS.ProcessEnv }): Promise<ServerProcess> {
+  const child = spawn(process.execPath, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  await new Promise<void>((resolve, reject) => {
+    const onData = (data: Buffer) => {
+      output += data.toString();
+      if (output.includes("running at")) resolve();
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}: ${output}`)));
+  });
+  return { child, output: () => output };
+}
