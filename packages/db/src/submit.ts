@@ -81,7 +81,7 @@ function refOf(row: ItemRow): LeaseRef {
 const judgedItems = sql`
   locked AS (
     SELECT l.id, l.first_idx, l.reported, l.reclaimed, l.copy, l.created_at FROM leases l
-    WHERE l.id IN (SELECT lease_id FROM items) ORDER BY l.id FOR UPDATE
+    WHERE l.id = ANY (ARRAY(SELECT lease_id FROM items)) ORDER BY l.id FOR UPDATE
   ), judged AS (
     SELECT i.*, l.first_idx, l.reported, l.reclaimed, l.copy, l.created_at AS leased_at,
       t.max_attempts, t.replication, t.timeout_ms, t.total,
@@ -97,10 +97,11 @@ const judgedItems = sql`
     LEFT JOIN tasks t ON t.id = i.task_id
     LEFT JOIN chunk_state cs ON cs.task_id = i.task_id AND cs.idx = i.idx
   ), reported AS (
-    UPDATE leases l SET reported = l.reported | m.mask
-    FROM (SELECT lease_id, bit_or(1::bigint << (idx - first_idx)) AS mask FROM judged
-          WHERE first_idx IS NOT NULL GROUP BY lease_id) m
-    WHERE l.id = m.lease_id
+    -- Leases found by key (= ANY of an array), never by a join: the planner cannot know a
+    -- batch is a few rows and would hash-join a scan of every lease.
+    UPDATE leases l SET reported = l.reported
+      | (SELECT bit_or(1::bigint << (j.idx - j.first_idx)) FROM judged j WHERE j.lease_id = l.id)
+    WHERE l.id = ANY (ARRAY(SELECT lease_id FROM judged WHERE first_idx IS NOT NULL))
   )`;
 
 /**
