@@ -2,7 +2,7 @@ import type { Db } from "@crowdcompute/db";
 import { Scalar } from "@scalar/hono-api-reference";
 import type { AppEnv } from "./env.ts";
 import { createRouter, type AppContext, type Deps } from "./lib/context.ts";
-import { createLeaseIds } from "./lib/lease-ids.ts";
+import { createLeaseIds, type HmacSha256 } from "./lib/lease-ids.ts";
 import { createTaskNotifier } from "./lib/task-notifier.ts";
 import { limitBodies } from "./lib/limits.ts";
 import { metricsHandler, unobservedWork, type AppMetrics } from "./lib/metrics.ts";
@@ -37,6 +37,8 @@ export interface AppOptions {
   docsScriptUrl?: string;
   /** Operator metrics for GET /metrics (the Node entry passes prom-client's). Default: none, /metrics is 404. */
   metrics?: AppMetrics;
+  /** HMAC-SHA-256 for lease ids (the Node entry passes node:crypto's: a tenth of WebCrypto's cost). Default: WebCrypto. */
+  hmac?: HmacSha256;
 }
 
 export const apiInfo = {
@@ -53,12 +55,12 @@ export const apiInfo = {
  * It imports nothing from `node:`: runtimes pass in what they have.
  * @example const app = createApp({ db, env }); const res = await app.request("/api/health");
  */
-export function createApp({ db, env, changes = pollingFeed(), clientIp = () => null, docsScriptUrl, metrics }: AppOptions) {
+export function createApp({ db, env, changes = pollingFeed(), clientIp = () => null, docsScriptUrl, metrics, hmac }: AppOptions) {
   const deps: Deps = {
     db,
     env,
     tokens: createTokens(env.jwtSecret),
-    leaseIds: createLeaseIds(env.jwtSecret),
+    leaseIds: createLeaseIds(env.jwtSecret, hmac),
     tickets: createStreamTickets(env.jwtSecret),
     changes,
     clientIp,

@@ -1,3 +1,4 @@
+import { createHmac } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -66,6 +67,8 @@ export async function startServer({ db, env, webDist = defaultWebDist }: { db: D
   };
 }
 
+const nodeHmac = (key: Uint8Array, data: Uint8Array) => createHmac("sha256", key).update(data).digest();
+
 /** The peer's address on Node: the socket's, never a client-sent header. */
 const clientIp = (c: AppContext) => {
   try {
@@ -88,7 +91,7 @@ function siteApp(db: Db, env: AppEnv, webDist: string, changes: ChangeFeed) {
   );
   // Metrics cost a little on every lease: kept only where an operator can read them.
   const metrics = env.metricsToken ? createNodeMetrics(db) : undefined;
-  site.route("/", createApp({ db, env, changes, clientIp, docsScriptUrl, ...(metrics ? { metrics } : {}) }));
+  site.route("/", createApp({ db, env, changes, clientIp, docsScriptUrl, hmac: nodeHmac, ...(metrics ? { metrics } : {}) }));
   if (existsSync(join(webDist, "index.html"))) {
     const indexHtml = readFileSync(join(webDist, "index.html"), "utf8");
     site.use("/*", serveStatic({ root: webDist }));
