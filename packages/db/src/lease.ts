@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { queryRows, withRetry, type Db } from "./db.ts";
+import { hotRows, queryRows, withRetry, type Db } from "./db.ts";
 import { candidateTasks, rotateServedCreators, type Candidate } from "./candidates.ts";
 import { reduceInput } from "./reduce.ts";
 import { rangeChunkInput } from "./tasks.ts";
@@ -110,7 +110,7 @@ async function leasedChunk(db: Db, task: TaskOfLease, row: LeaseRow): Promise<Le
 
 /** True when this is the first request with the key (it leases); false for a repeat. */
 async function claimRequestKey(db: Db, volunteerId: string, key: string): Promise<boolean> {
-  const rows = await queryRows<{ claimed: number }>(
+  const rows = await hotRows<{ claimed: number }>(
     db,
     sql`INSERT INTO lease_requests (volunteer_id, key) VALUES (${volunteerId}, ${key})
         ON CONFLICT (volunteer_id, key) DO NOTHING RETURNING 1 AS claimed`,
@@ -148,7 +148,7 @@ const markedAt = new Map<string, number>();
 
 /** Moves the creators to the back of the queue; skips rows touched in the last 100 ms. */
 async function markServed(db: Db, ownerIds: string[]): Promise<void> {
-  await queryRows(
+  await hotRows(
     db,
     sql`
     INSERT INTO creator_turns AS ct (owner_id, last_served_at)
@@ -208,7 +208,7 @@ function leaseCopies(db: Db, task: Candidate, want: number, request: LeaseReques
 function leaseFromTask(db: Db, task: Candidate, want: number, request: LeaseRequest): Promise<LeaseRow[]> {
   const preferredStripe = stripeHint(request.volunteerId);
   const deadline = (n: ReturnType<typeof sql>) => deadlineAfter(task, request, n);
-  return queryRows<LeaseRow>(
+  return hotRows<LeaseRow>(
     db,
     sql`WITH retry AS (
           SELECT idx FROM chunk_state

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { queryRows, withRetry, type Db } from "./db.ts";
+import { hotRows, withRetry, type Db } from "./db.ts";
 import { completeFinishedTasks } from "./tasks.ts";
 import { recordVotes } from "./votes.ts";
 
@@ -113,7 +113,7 @@ type ResultRow = ItemRow & { inserted: boolean; exhausted: boolean; replicated: 
 
 function insertResults(db: Db, volunteerId: string, shard: number, results: ChunkResult[]): Promise<ResultRow[]> {
   const items = results.map((r) => ({ lease_id: r.leaseRowId, task_id: r.taskId, idx: r.index, result: r.result, cpu_ms: r.cpuMs }));
-  return queryRows<ResultRow>(
+  return hotRows<ResultRow>(
     db,
     sql`WITH items AS (
           SELECT * FROM json_to_recordset(${JSON.stringify(items)}::json)
@@ -159,7 +159,7 @@ type ErrorRow = ItemRow & { status: string | null };
  */
 function recordErrors(db: Db, shard: number, errors: ChunkError[]): Promise<ErrorRow[]> {
   const items = errors.map((e) => ({ lease_id: e.leaseRowId, task_id: e.taskId, idx: e.index, kind: e.kind, message: e.message }));
-  return queryRows<ErrorRow>(
+  return hotRows<ErrorRow>(
     db,
     sql`WITH items AS (
           SELECT * FROM json_to_recordset(${JSON.stringify(items)}::json)
