@@ -6,7 +6,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { auditVolunteers, createTask, createUser, createVolunteer, finalChunksPage, getTaskForResults, getTaskView, leaseChunks, submitChunks } from "@crowdcompute/db";
 import { createPostgresDb } from "@crowdcompute/db/postgres";
-import { createTestDatabase, dropDatabase, taskFixture, leaseRequest } from "@crowdcompute/db/testing";
+import { createTestDatabase, dropDatabase, taskFixture, leaseRef, leaseRequest } from "@crowdcompute/db/testing";
 
 const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const chunks = Number(process.argv[2] ?? 3000);
@@ -46,7 +46,7 @@ async function run(mode: "random" | "colluding", replication: number, quorum: nu
         results: leased.map((c) => {
           const input = Number(c.input);
           const value = !v.liar ? honest(input) : mode === "colluding" ? -1 : -1 - Math.floor(random() * 1e9);
-          return { leaseRowId: c.leaseRowId, taskId: c.taskId, index: c.index, result: JSON.stringify(value), cpuMs: 1 };
+          return { ...leaseRef(c), result: JSON.stringify(value), cpuMs: 1 };
         }),
       });
     }

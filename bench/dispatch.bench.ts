@@ -9,7 +9,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createTask, createUser, createVolunteer, leaseChunks, reclaimExpiredLeases, submitChunks } from "@crowdcompute/db";
 import { createPostgresDb } from "@crowdcompute/db/postgres";
-import { createTestDatabase, dropDatabase, taskFixture, leaseRequest } from "@crowdcompute/db/testing";
+import { createTestDatabase, dropDatabase, taskFixture, leaseRef, leaseRequest } from "@crowdcompute/db/testing";
 import { Logger, makeWorkerUtils, run } from "graphile-worker";
 import pg from "pg";
 import { adminUrl, databaseName, drainTask, keepAliveClient, startApiProcess, startRangeTask, volunteerTokens } from "./api-process.ts";
@@ -42,7 +42,7 @@ async function rawPath(batch: number) {
         if (leased.length === 0) return;
         const out = await submitChunks(db, {
           volunteerId: v.id, shard: shard % 16, errors: [],
-          results: leased.map((c) => ({ leaseRowId: c.leaseRowId, taskId: c.taskId, index: c.index, result: "0", cpuMs: 1 })),
+          results: leased.map((c) => ({ ...leaseRef(c), result: "0", cpuMs: 1 })),
         });
         done += out.inserted;
       }

@@ -13,7 +13,7 @@ import {
   type LeasedChunk,
   type NewTask,
 } from "./index.ts";
-import { leaseRequest, openTestDb, taskFixture, testBackends, type TestDb } from "./testing.ts";
+import { leaseRef, leaseRequest, openTestDb, taskFixture, testBackends, type TestDb } from "./testing.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -36,7 +36,7 @@ describe.each(testBackends())("chunk listing on %s", (backend) => {
   type Volunteer = { id: string; userId: string | null };
   const volunteer = async (name: string, userId: string | null = null): Promise<Volunteer> => ({ id: (await createVolunteer(db(), { name, userId })).id, userId });
   const lease = (v: Volunteer, max: number, graceMs = 30_000) => leaseChunks(db(), leaseRequest(v.id, { userId: v.userId, max, threads: max, graceMs }));
-  const ref = (c: LeasedChunk) => ({ leaseRowId: c.leaseRowId, taskId: c.taskId, index: c.index, cpuMs: 3 });
+  const ref = (c: LeasedChunk) => ({ ...leaseRef(c), cpuMs: 3 });
   const report = (v: Volunteer, results: [LeasedChunk, unknown][], errors: [LeasedChunk, string][] = []) =>
     submitChunks(db(), {
       volunteerId: v.id,

@@ -13,7 +13,7 @@ import {
   type LeasedChunk,
   type NewTask,
 } from "./index.ts";
-import { openTestDb, testBackends, type TestDb, taskFixture, leaseRequest } from "./testing.ts";
+import { openTestDb, testBackends, type TestDb, taskFixture, leaseRef, leaseRequest } from "./testing.ts";
 
 describe("the reduce tree's shape", () => {
   it("reduces 256 at a time, level by level, up to one chunk", () => {
@@ -67,7 +67,7 @@ describe.each(testBackends())("reduce on %s", (backend) => {
         volunteerId,
         shard: 0,
         errors: [],
-        results: chunks.map((c) => ({ leaseRowId: c.leaseRowId, taskId: c.taskId, index: c.index, result: JSON.stringify(compute(c)), cpuMs: 1 })),
+        results: chunks.map((c) => ({ ...leaseRef(c), result: JSON.stringify(compute(c)), cpuMs: 1 })),
       });
     }
     expect(seen).toEqual({ work: 600, reduce: 4 });

@@ -14,7 +14,7 @@ import {
   type ResultsFormat,
   type ResultsTask,
 } from "./index.ts";
-import { leaseRequest, openTestDb, taskFixture, testBackends, type TestDb } from "./testing.ts";
+import { leaseRef, leaseRequest, openTestDb, taskFixture, testBackends, type TestDb } from "./testing.ts";
 
 // The download format of DESIGN §6 as the API wrote it line by line before the database
 // took over: the texts the database builds must equal these byte for byte.
@@ -55,7 +55,7 @@ describe.each(testBackends())("results download text on %s", (backend) => {
       const errors = [];
       for (const chunk of leased) {
         const out = outcome(chunk.index);
-        const base = { leaseRowId: chunk.leaseRowId, taskId: chunk.taskId, index: chunk.index, cpuMs: 1 };
+        const base = { ...leaseRef(chunk), cpuMs: 1 };
         if (out && "result" in out) results.push({ ...base, result: JSON.stringify(out.result) });
         else if (out) errors.push({ ...base, kind: "throw", message: out.error });
       }

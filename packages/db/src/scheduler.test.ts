@@ -15,7 +15,7 @@ import {
   type LeasedChunk,
   type NewTask,
 } from "./index.ts";
-import { openTestDb, testBackends, type TestDb, taskFixture, leaseRequest } from "./testing.ts";
+import { openTestDb, testBackends, type TestDb, taskFixture, leaseRef, leaseRequest } from "./testing.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -35,13 +35,7 @@ describe.each(testBackends())("scheduler on %s", (backend) => {
   const volunteer = async () => (await createVolunteer(db(), { name: "v", userId: null })).id;
   const lease = (volunteerId: string, max: number, graceMs = 30_000) =>
     leaseChunks(db(), leaseRequest(volunteerId, { max, graceMs }));
-  const ok = (chunk: LeasedChunk, result: unknown) => ({
-    leaseRowId: chunk.leaseRowId,
-    taskId: chunk.taskId,
-    index: chunk.index,
-    result: JSON.stringify(result),
-    cpuMs: 5,
-  });
+  const ok = (chunk: LeasedChunk, result: unknown) => ({ ...leaseRef(chunk), result: JSON.stringify(result), cpuMs: 5 });
   const cancelOthers = async (keep: string) =>
     db().execute(sql`UPDATE tasks SET status = 'cancelled' WHERE id <> ${keep} AND status = 'running'`);
 

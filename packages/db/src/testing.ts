@@ -6,7 +6,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
 import type { DbHandle } from "./db.ts";
-import type { LeaseRequest } from "./lease.ts";
+import type { LeasedChunk, LeaseRequest } from "./lease.ts";
+import type { LeaseRef } from "./submit.ts";
 import type { NewTask } from "./tasks.ts";
 import { migratePgliteDb, migratePostgresUrl, migrationsFolder } from "./migrate.ts";
 import { createPgliteDb } from "./pglite.ts";
@@ -116,6 +117,11 @@ export function taskFixture(ownerId: string, overrides: Partial<NewTask> = {}): 
     start: true,
     ...overrides,
   };
+}
+
+/** The lease reference a volunteer reports a leased chunk under (the API decodes it from the lease id). */
+export function leaseRef(chunk: LeasedChunk): LeaseRef {
+  return { leaseRowId: chunk.leaseRowId, taskId: chunk.taskId, index: chunk.index };
 }
 
 /** A lease request of a volunteer with no user, no WebGPU and no exclusions. */

@@ -14,7 +14,7 @@ import {
   type LeasedChunk,
   type NewTask,
 } from "./index.ts";
-import { openTestDb, testBackends, type TestDb, taskFixture, leaseRequest } from "./testing.ts";
+import { openTestDb, testBackends, type TestDb, taskFixture, leaseRef, leaseRequest } from "./testing.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -43,7 +43,7 @@ describe.each(testBackends())("replication and quorum on %s", (backend) => {
       userId: v.userId,
       shard: 0,
       errors: [],
-      results: chunks.map((c) => ({ leaseRowId: c.leaseRowId, taskId: c.taskId, index: c.index, result: JSON.stringify(value(c)), cpuMs: 5 })),
+      results: chunks.map((c) => ({ ...leaseRef(c), result: JSON.stringify(value(c)), cpuMs: 5 })),
     });
   const honest = (c: LeasedChunk) => Number(c.input) * 2;
   const results = async (taskId: string) =>
