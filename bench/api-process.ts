@@ -1,12 +1,12 @@
 // What the HTTP benches share: the Node API in a process of its own on a bench database,
 // JSON clients for it, the dispatch volunteer loop, and figures read from /proc.
 // Not a bench itself (run.ts runs only *.bench.ts).
-import { spawn } from "node:child_process";
 import http from "node:http";
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { freePort } from "@crowdcompute/db/testing";
 import { bundlePath, bundleServer, serverNodeFlags } from "../apps/api/scripts/bundle.ts";
+import { spawnServer } from "../apps/api/test/server-process.ts";
 
 export const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 export const jwtSecret = "bench-secret-bench-secret-bench-secret";
@@ -22,7 +22,7 @@ export interface ApiProcess {
   base: string;
   port: number;
   pid: number;
-  /** Bytes the server wrote to stdout since it started (a per-request log line would show here). */
+  /** What the server wrote to stdout and stderr since it started, in characters (a per-request log line would show here). */
   outputBytes(): number;
   stop(): Promise<void>;
 }
@@ -39,25 +39,16 @@ export async function startApiProcess(databaseUrl: string, env: Record<string, s
   await (bundled ??= bundleServer());
   const port = await freePort();
   const profile = process.env.BENCH_SERVER_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_SERVER_PROFILE}`] : [];
-  const child = spawn(process.execPath, [...serverNodeFlags, ...profile, bundlePath], {
+  const { child, output } = await spawnServer([...serverNodeFlags, ...profile, bundlePath], {
     cwd: root,
     env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), SANDBOX_PORT: String(await freePort()), JWT_SECRET: jwtSecret, ...env },
-    stdio: ["ignore", "pipe", "inherit"],
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  let outputBytes = 0;
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on("data", (data: Buffer) => {
-      outputBytes += data.length;
-      if (data.toString().includes("running at")) resolve();
-    });
-    child.once("exit", (code) => reject(new Error(`API process exited with ${code}`)));
-  });
   return {
     base: `http://127.0.0.1:${port}`,
     port,
     pid: child.pid!,
-    outputBytes: () => outputBytes,
+    outputBytes: () => output().length,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
       await exited;

@@ -175,7 +175,7 @@ try {
   console.log(`\nerror rate ${(100 * errorRate).toFixed(3)} % (target 0)${errors[0] ? `; first error: ${errors[0].message}` : ""}`);
   console.log(`server RSS: first minute mean ${firstMinuteRss.toFixed(0)} MB, last minute mean ${lastMinuteRss.toFixed(0)} MB (${lastMinuteRss >= firstMinuteRss ? "+" : ""}${(lastMinuteRss - firstMinuteRss).toFixed(0)} MB)`);
   console.log(`Postgres connections to the bench database: at most ${poolConnectionsMax} pool + ${listenConnectionsMax} LISTEN (pool max ${poolMax}): ${connectionsBounded ? "bounded" : "NOT bounded"}`);
-  console.log(`server stdout during the run: ${server.outputBytes()} bytes; target: p99 lease latency < 50 ms`);
+  console.log(`server output during the run: ${server.outputBytes()} characters; target: p99 lease latency < 50 ms`);
   mkdirSync(new URL("./results", import.meta.url), { recursive: true });
   writeFileSync(
     new URL("./results/polling.json", import.meta.url),

@@ -5,49 +5,30 @@
 //             through the db modules, outside the clock), as NDJSON and as CSV
 // The server is the bundle `npm start` runs (apps/api/dist/main.js), built first.
 // Usage: npx node bench/transfer.bench.ts [lines]   (DATABASE_URL, default the local server)
-import { spawn } from "node:child_process";
-import { readFileSync, mkdirSync, writeFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { createVolunteer, leaseChunks, submitChunks } from "@crowdcompute/db";
 import { createPostgresDb } from "@crowdcompute/db/postgres";
-import { createTestDatabase, dropDatabase, freePort, leaseRequest } from "@crowdcompute/db/testing";
-import { bundlePath, bundleServer, serverNodeFlags } from "../apps/api/scripts/bundle.ts";
+import { createTestDatabase, dropDatabase, leaseRef, leaseRequest } from "@crowdcompute/db/testing";
+import { adminUrl, databaseName, rssMb, startApiProcess } from "./api-process.ts";
 
-const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const lines = Number(process.argv[2] ?? 1_000_000);
 const partLines = 250_000;
-const root = fileURLToPath(new URL("..", import.meta.url));
 
-const rssMb = (pid: number) => {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return match ? Number(match[1]) / 1024 : Number.NaN;
-};
-
-await bundleServer();
 const url = await createTestDatabase(adminUrl);
-const port = await freePort();
-const server = spawn(process.execPath, [...serverNodeFlags, bundlePath], {
-  cwd: root,
-  env: { ...process.env, DATABASE_URL: url, PORT: String(port), SANDBOX_PORT: String(await freePort()), JWT_SECRET: "bench-secret-bench-secret-bench-secret" },
-  stdio: ["ignore", "pipe", "inherit"],
-});
+const server = await startApiProcess(url);
 let peakRss = 0;
-const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(server.pid!))), 50);
+const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssMb(server.pid))), 50);
 // RSS at each step's start too: V8 keeps the heap an earlier step grew, so a peak alone
 // does not tell which step grew it.
 const rows: { step: string; chunks: number; seconds: number; perSecond: number; startRssMb: number; peakRssMb: number }[] = [];
 try {
-  await new Promise<void>((resolve, reject) => {
-    server.stdout!.on("data", (data: Buffer) => data.toString().includes("running at") && resolve());
-    server.once("exit", (code) => reject(new Error(`server exited with ${code}`)));
-  });
-  const base = `http://127.0.0.1:${port}`;
+  const { base } = server;
   const register = await fetch(`${base}/api/auth/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "bench@example.com", password: "bench password" }) });
   const { token } = (await register.json()) as { token: string };
   const auth = { authorization: `Bearer ${token}` };
   const created = await fetch(`${base}/api/tasks`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ name: "transfer", code: "export default (x) => x", start: true }) });
   const { task } = (await created.json()) as { task: { id: string } };
-  const idleRss = rssMb(server.pid!);
+  const idleRss = rssMb(server.pid);
   peakRss = idleRss;
 
   // Upload: each part streamed from a generator, so the client holds one line at a time.
@@ -84,7 +65,7 @@ try {
     for (;;) {
       const leased = await leaseChunks(db, leaseRequest(v.id, { max: 512, threads: 512, graceMs: 60_000 }));
       if (leased.length === 0) return;
-      await submitChunks(db, { volunteerId: v.id, shard, errors: [], results: leased.map((c) => ({ leaseRowId: c.leaseRowId, taskId: c.taskId, index: c.index, result: c.input, cpuMs: 1 })) });
+      await submitChunks(db, { volunteerId: v.id, shard, errors: [], results: leased.map((c) => ({ ...leaseRef(c), result: c.input, cpuMs: 1 })) });
     }
   }));
   await close();
@@ -92,7 +73,7 @@ try {
   // The client counts lines with indexOf: it shares the cores with the server.
   for (const format of ["ndjson", "csv"] as const) {
     console.error(`  downloading ${format}…`);
-    const startRss = rssMb(server.pid!);
+    const startRss = rssMb(server.pid);
     peakRss = startRss;
     const downloadStarted = performance.now();
     const response = await fetch(`${base}/api/tasks/${task.id}/results?format=${format}`, { headers: auth });
@@ -116,7 +97,6 @@ try {
   writeFileSync(new URL("./results/transfer.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), lines, idleRssMb: idleRss, rows }, null, 2));
 } finally {
   clearInterval(sampler);
-  server.kill("SIGTERM");
-  await new Promise((resolve) => server.once("exit", resolve));
-  await dropDatabase(adminUrl, new URL(url).pathname.slice(1));
+  await server.stop();
+  await dropDatabase(adminUrl, databaseName(url));
 }
