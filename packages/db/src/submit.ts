@@ -94,8 +94,10 @@ const judgedItems = sql`
       coalesce(cs.attempts, 0) AS attempts
     FROM items i
     LEFT JOIN locked l ON l.id = i.lease_id
-    LEFT JOIN tasks t ON t.id = i.task_id
-    LEFT JOIN chunk_state cs ON cs.task_id = i.task_id AND cs.idx = i.idx
+    -- Probes by key per item (OFFSET 0 keeps the planner from turning them back into joins,
+    -- which it hashes over a scan of the table while its statistics say it is small).
+    LEFT JOIN LATERAL (SELECT * FROM tasks WHERE id = i.task_id OFFSET 0) t ON true
+    LEFT JOIN LATERAL (SELECT * FROM chunk_state WHERE task_id = i.task_id AND idx = i.idx OFFSET 0) cs ON true
   ), reported AS (
     -- Leases found by key (= ANY of an array), never by a join: the planner cannot know a
     -- batch is a few rows and would hash-join a scan of every lease.
