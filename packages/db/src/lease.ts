@@ -77,30 +77,34 @@ async function leaseFromCandidates(db: Db, candidates: Candidate[], request: Lea
     if (want <= 0) break;
     // Extra copies of replicated chunks first: they hold back a quorum already under way.
     const copies = task.replication > 1 ? await withRetry(() => leaseCopies(db, task, want, request)) : [];
-    const rows = want > copies.length ? [...copies, ...(await withRetry(() => leaseFromTask(db, task, want - copies.length, request)))] : copies;
-    for (const row of rows) leased.push(await leasedChunk(db, task, row));
+    const blocks = want > copies.length ? [...copies, ...(await withRetry(() => leaseFromTask(db, task, want - copies.length, request)))] : copies;
+    for (const block of blocks) {
+      const deadline = new Date(block.deadline);
+      const inputs = inputsOf(block);
+      for (let o = 0; o < block.n; o++) leased.push(await leasedChunk(db, task, block, deadline, block.first_idx + o, inputs[o] ?? null));
+    }
   }
   return leased;
 }
 
 type TaskOfLease = Pick<Candidate, "id" | "owner_id" | "input_kind" | "range" | "timeout_ms" | "code_sha256" | "wasm_sha256" | "requires" | "total">;
 
-async function leasedChunk(db: Db, task: TaskOfLease, row: LeaseRow): Promise<LeasedChunk> {
-  const entry = row.idx >= task.total ? "reduce" : "work";
-  let input = row.input ?? "null";
-  if (entry === "reduce") input = await reduceInput(db, task.id, task.total, row.idx);
-  else if (task.input_kind === "range") input = JSON.stringify(rangeChunkInput(task.range!, row.idx));
+async function leasedChunk(db: Db, task: TaskOfLease, block: LeaseBlockRow, deadline: Date, idx: number, storedInput: string | null): Promise<LeasedChunk> {
+  const entry = idx >= task.total ? "reduce" : "work";
+  let input = storedInput ?? "null";
+  if (entry === "reduce") input = await reduceInput(db, task.id, task.total, idx);
+  else if (task.input_kind === "range") input = JSON.stringify(rangeChunkInput(task.range!, idx));
   return {
-    leaseRowId: Number(row.lease_id),
-    firstIdx: row.first_idx,
-    n: row.n,
+    leaseRowId: Number(block.lease_id),
+    firstIdx: block.first_idx,
+    n: block.n,
     taskId: task.id,
     ownerId: task.owner_id,
-    index: row.idx,
-    copy: row.copy ?? 0,
+    index: idx,
+    copy: block.copy ?? 0,
     input,
     entry,
-    deadline: new Date(row.deadline),
+    deadline,
     codeSha256: task.code_sha256,
     wasmSha256: task.wasm_sha256,
     timeoutMs: task.timeout_ms,
@@ -124,7 +128,7 @@ async function claimRequestKey(db: Db, volunteerId: string, key: string): Promis
  * request has leased so far (usually nothing): its client lost that answer anyway.
  */
 async function leasesOfRequest(db: Db, volunteerId: string, key: string): Promise<LeasedChunk[]> {
-  const rows = await queryRows<LeaseRow & TaskOfLease>(
+  const rows = await queryRows<LeaseBlockRow & TaskOfLease & { idx: number; input: string | null }>(
     db,
     sql`SELECT l.id AS lease_id, l.first_idx, l.n, l.first_idx + o AS idx, l.deadline, l.copy,
                t.id, t.owner_id, t.input_kind, t.range, t.timeout_ms, t.code_sha256, t.wasm_sha256, t.requires, t.total,
@@ -137,7 +141,7 @@ async function leasesOfRequest(db: Db, volunteerId: string, key: string): Promis
         ORDER BY l.id, idx`,
   );
   const leased: LeasedChunk[] = [];
-  for (const row of rows) leased.push(await leasedChunk(db, row, row));
+  for (const row of rows) leased.push(await leasedChunk(db, row, row, new Date(row.deadline), row.idx, row.input));
   return leased;
 }
 
@@ -158,7 +162,29 @@ async function markServed(db: Db, ownerIds: string[]): Promise<void> {
   );
 }
 
-type LeaseRow = { lease_id: string | number; first_idx: number; n: number; idx: number; input: string | null; deadline: Date | string; copy?: number };
+/**
+ * A lease row granted: its block of chunks and, unless the task is a range, their stored
+ * inputs in order, as a JSON array of strings (not text[]: the Workers driver reads no array
+ * types), which postgres.js hands over as text and PGlite parsed.
+ */
+type LeaseBlockRow = { lease_id: string | number; first_idx: number; n: number; deadline: Date | string; copy?: number; inputs?: string | (string | null)[] | null };
+
+const inputsOf = (block: LeaseBlockRow): (string | null)[] =>
+  typeof block.inputs === "string" ? (JSON.parse(block.inputs) as (string | null)[]) : (block.inputs ?? []);
+
+/**
+ * The stored inputs of a granted block, in index order (null where there is none, as for
+ * reduce chunks). Ranges store none: their inputs are computed, so the probes are skipped.
+ * A scalar subquery per chunk: one index probe each, whatever plan a prepared statement
+ * settles on (a generic plan once hash-joined all 1M inputs of a task: 1 s per lease).
+ */
+// Two statement texts, not a parameter: a CASE on a parameter made Postgres plan the lease
+// statement anew for every request (its custom plans looked cheaper than the generic one).
+const storedInputs = (task: Candidate, block: ReturnType<typeof sql>) =>
+  task.input_kind === "range"
+    ? sql`NULL::json`
+    : sql`array_to_json(ARRAY(SELECT (SELECT ci.input FROM chunk_inputs ci WHERE ci.task_id = ${task.id} AND ci.idx = ${block}.first_idx + o)
+                              FROM generate_series(0, ${block}.n - 1) AS o ORDER BY o))`;
 
 /** The candidate list may be 100 ms old: each lease statement checks the task still runs. */
 const stillRunning = (task: Candidate) => sql`EXISTS (SELECT 1 FROM tasks WHERE id = ${task.id} AND status = 'running')`;
@@ -171,8 +197,8 @@ const deadlineAfter = (task: Candidate, request: LeaseRequest, n: ReturnType<typ
  * One round trip: extra copies of chunks whose quorum is under way ('voting'), one-chunk
  * leases, never to a volunteer (or user) that already voted on the chunk or holds a copy.
  */
-function leaseCopies(db: Db, task: Candidate, want: number, request: LeaseRequest): Promise<LeaseRow[]> {
-  return queryRows<LeaseRow>(
+function leaseCopies(db: Db, task: Candidate, want: number, request: LeaseRequest): Promise<LeaseBlockRow[]> {
+  return queryRows<LeaseBlockRow>(
     db,
     sql`WITH picked AS (
           SELECT cs.idx FROM chunk_state cs
@@ -192,10 +218,9 @@ function leaseCopies(db: Db, task: Candidate, want: number, request: LeaseReques
           UPDATE chunk_state cs SET copies_out = cs.copies_out + 1
           FROM picked p WHERE cs.task_id = ${task.id} AND cs.idx = p.idx
         )
-        SELECT l.id AS lease_id, l.first_idx, l.n, l.first_idx AS idx, l.deadline, 1 AS copy,
-               (SELECT ci.input FROM chunk_inputs ci WHERE ci.task_id = ${task.id} AND ci.idx = l.first_idx) AS input
+        SELECT l.id AS lease_id, l.first_idx, l.n, l.deadline, 1 AS copy, ${storedInputs(task, sql`l`)} AS inputs
         FROM copy_leases l
-        ORDER BY idx`,
+        ORDER BY l.first_idx`,
   );
 }
 
@@ -205,10 +230,10 @@ function leaseCopies(db: Db, task: Candidate, want: number, request: LeaseReques
  * volunteers start on different rows). The deadline covers the batch: timeoutMs ·
  * ⌈n / threads⌉ · 100 / cpuPercent + grace.
  */
-function leaseFromTask(db: Db, task: Candidate, want: number, request: LeaseRequest): Promise<LeaseRow[]> {
+function leaseFromTask(db: Db, task: Candidate, want: number, request: LeaseRequest): Promise<LeaseBlockRow[]> {
   const preferredStripe = stripeHint(request.volunteerId);
   const deadline = (n: ReturnType<typeof sql>) => deadlineAfter(task, request, n);
-  return hotRows<LeaseRow>(
+  return hotRows<LeaseBlockRow>(
     db,
     sql`WITH retry AS (
           SELECT idx FROM chunk_state
@@ -242,13 +267,10 @@ function leaseFromTask(db: Db, task: Candidate, want: number, request: LeaseRequ
         ), granted AS (
           SELECT * FROM retry_leases UNION ALL SELECT * FROM fresh_lease
         )
-        -- A scalar subquery per chunk: one index probe each, whatever plan a prepared statement
-        -- settles on (a generic plan once hash-joined all 1M inputs of a task: 1 s per lease).
-        SELECT g.id AS lease_id, g.first_idx, g.n, g.first_idx + o AS idx, g.deadline,
-               (SELECT ci.input FROM chunk_inputs ci WHERE ci.task_id = ${task.id} AND ci.idx = g.first_idx + o) AS input
+        -- One row per lease row, not per chunk: 64 chunks cost the API one row to read.
+        SELECT g.id AS lease_id, g.first_idx, g.n, g.deadline, ${storedInputs(task, sql`g`)} AS inputs
         FROM granted g
-        CROSS JOIN LATERAL generate_series(0, g.n - 1) AS o
-        ORDER BY idx`,
+        ORDER BY g.first_idx`,
   );
 }
 
