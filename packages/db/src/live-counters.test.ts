@@ -1,13 +1,15 @@
 // The data behind abuse limits, the leaderboard and live updates: rate-limit windows, the
-// per-volunteer counters kept by the results trigger, and NOTIFY reaching a listener.
-import { sql } from "drizzle-orm";
+// per-volunteer counters kept by the submitting statements, and NOTIFY reaching a listener.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKey, findApiKeyOwner, listApiKeys, revokeApiKey } from "./api-keys.ts";
 import { listenTaskChanged, notifyTaskChanged } from "./events.ts";
 import { newId } from "./ids.ts";
+import { leaseChunks, type LeasedChunk } from "./lease.ts";
 import { hitRateLimit, peekRateLimits } from "./rate-limits.ts";
 import { leaderboard } from "./stats.ts";
-import { openTestDb, testBackends, type TestDb } from "./testing.ts";
+import { submitChunks } from "./submit.ts";
+import { createTask } from "./tasks.ts";
+import { leaseRef, leaseRequest, openTestDb, taskFixture, testBackends, type TestDb } from "./testing.ts";
 import { createUser, createVolunteer } from "./users.ts";
 
 describe.each(testBackends())("limits, counters and notifications on %s", (backend) => {
@@ -40,16 +42,21 @@ describe.each(testBackends())("limits, counters and notifications on %s", (backe
     const a = await createVolunteer(db, { name: "a", userId: user.id });
     const b = await createVolunteer(db, { name: "b", userId: user.id });
     const c = await createVolunteer(db, { name: "anonymous", userId: null });
-    const task = newId();
-    const insert = (rows: [number, string, number][]) =>
-      db.execute(sql`INSERT INTO results (task_id, idx, result, volunteer_id, cpu_ms)
-        SELECT ${task}::uuid, (r->>0)::int, '1', (r->>1)::uuid, (r->>2)::int FROM json_array_elements(${JSON.stringify(rows)}::json) r
-        ON CONFLICT DO NOTHING`);
-    await insert([[0, a.id, 5], [1, a.id, 5], [2, b.id, 7], [3, c.id, 1]]);
-    await insert([[0, a.id, 5], [2, c.id, 100], [4, c.id, 2]]); // 0 and 2 are duplicates: only 4 counts
+    await createTask(db, taskFixture(user.id, { inputs: { kind: "range", start: 0, end: 5, step: 1, size: 1 } }));
+    const lease = (volunteerId: string, max: number) => leaseChunks(db, leaseRequest(volunteerId, { userId: null, max }));
+    const submit = (volunteerId: string, chunks: LeasedChunk[], cpuMs: number) =>
+      submitChunks(db, { volunteerId, shard: 0, errors: [], results: chunks.map((chunk) => ({ ...leaseRef(chunk), result: "1", cpuMs })) });
+    const [ofA, ofB, ofC] = [await lease(a.id, 2), await lease(b.id, 1), await lease(c.id, 2)];
+    // Held longer than the claimed CPU time, so that each result's credit is its claim.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await submit(a.id, ofA, 5)).toMatchObject({ inserted: 2 });
+    expect(await submit(b.id, ofB, 7)).toMatchObject({ inserted: 1 });
+    expect(await submit(c.id, ofC.slice(0, 1), 1)).toMatchObject({ inserted: 1 });
+    // A repeat of c's first result counts nothing; its second result counts.
+    expect(await submit(c.id, ofC, 2)).toMatchObject({ inserted: 1 });
     expect(await leaderboard(db, 10)).toEqual([
-      { kind: "user", id: user.id, name: "a", chunksDone: 3, cpuMs: 17, credit: 0 },
-      { kind: "volunteer", id: c.id, name: "anonymous", chunksDone: 2, cpuMs: 3, credit: 0 },
+      { kind: "user", id: user.id, name: "a", chunksDone: 3, cpuMs: 17, credit: 17 },
+      { kind: "volunteer", id: c.id, name: "anonymous", chunksDone: 2, cpuMs: 3, credit: 3 },
     ]);
     expect(await leaderboard(db, 1)).toHaveLength(1);
   });

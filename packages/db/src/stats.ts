@@ -68,7 +68,7 @@ export interface LeaderboardEntry {
 
 /**
  * The top contributors by credit, then chunks done, from the per-volunteer counters (chunks
- * and CPU time kept by the results trigger, credit by the quorum code; never by counting
+ * and CPU time kept by the statements that insert results, credit by the same; never by counting
  * results). Users are grouped across their volunteers.
  */
 export async function leaderboard(db: Db, limit: number): Promise<LeaderboardEntry[]> {

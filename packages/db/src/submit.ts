@@ -42,12 +42,14 @@ export async function submitChunks(
   if (input.results.length > 0) {
     const rows = await withRetry(() => insertResults(db, input.volunteerId, input.shard, input.results));
     const votes: (ChunkResult & { copy: number; firstReport: boolean })[] = [];
-    const resultOf = new Map(input.results.map((r) => [`${r.leaseRowId}:${r.index}`, r]));
+    let resultOf: Map<string, ChunkResult> | null = null;
     for (const row of rows) {
-      if (row.exhausted) touched.add(row.task_id);
-      if (row.inserted) outcome.inserted++;
-      if (row.reason) outcome.rejected.push({ ref: refOf(row), reason: row.reason });
-      else if (row.replicated) {
+      if (row.lease_id === null) {
+        outcome.inserted += row.inserted;
+        if (row.exhausted) touched.add(row.task_id);
+      } else if (row.reason) outcome.rejected.push({ ref: refOf(row), reason: row.reason });
+      else {
+        resultOf ??= new Map(input.results.map((r) => [`${r.leaseRowId}:${r.index}`, r]));
         const result = resultOf.get(`${row.lease_id}:${row.idx}`)!;
         votes.push({ ...result, copy: row.copy, firstReport: row.first_report });
       }
@@ -94,9 +96,12 @@ const judgedItems = sql`
       coalesce(cs.attempts, 0) AS attempts
     FROM items i
     LEFT JOIN locked l ON l.id = i.lease_id
-    -- Probes by key per item (OFFSET 0 keeps the planner from turning them back into joins,
-    -- which it hashes over a scan of the table while its statistics say it is small).
-    LEFT JOIN LATERAL (SELECT * FROM tasks WHERE id = i.task_id OFFSET 0) t ON true
+    -- Probes by key (OFFSET 0 keeps the planner from turning them back into joins, which it
+    -- hashes over a scan of the table while its statistics say it is small): the batch's
+    -- few tasks once each, its chunks' states once per item.
+    LEFT JOIN (SELECT t.* FROM (SELECT DISTINCT task_id FROM items) d
+               CROSS JOIN LATERAL (SELECT id, status, max_attempts, replication, timeout_ms, total
+                                   FROM tasks WHERE id = d.task_id OFFSET 0) t) t ON t.id = i.task_id
     LEFT JOIN LATERAL (SELECT * FROM chunk_state WHERE task_id = i.task_id AND idx = i.idx OFFSET 0) cs ON true
   ), reported AS (
     -- Leases found by key (= ANY of an array), never by a join: the planner cannot know a
@@ -107,11 +112,16 @@ const judgedItems = sql`
   )`;
 
 /**
- * `exhausted`: the task has no fresh chunks left, so this submission may have finished it.
- * `replicated`: the result is a vote, for `recordVotes`; `first_report`: this lease had not
- * reported the chunk before and still held it (so a copy slot frees up).
+ * Rows only where the API must act, so that a plain batch of 64 costs it a row to read, not
+ * 64: one per task (`lease_id` null) with how many results it `inserted` and whether it is
+ * `exhausted` (no fresh chunks left, so this submission may have finished it); and one per
+ * rejected item (`reason`) or vote (a replicated task's result, for `recordVotes`;
+ * `first_report`: this lease had not reported the chunk before and still held it, so a copy
+ * slot frees up).
  */
-type ResultRow = ItemRow & { inserted: boolean; exhausted: boolean; replicated: boolean; copy: number; first_report: boolean };
+type ResultRow =
+  | { lease_id: null; task_id: string; inserted: number; exhausted: boolean }
+  | (ItemRow & { lease_id: string | number; copy: number; first_report: boolean });
 
 function insertResults(db: Db, volunteerId: string, shard: number, results: ChunkResult[]): Promise<ResultRow[]> {
   const items = results.map((r) => ({ lease_id: r.leaseRowId, task_id: r.taskId, idx: r.index, result: r.result, cpu_ms: r.cpuMs }));
@@ -139,17 +149,24 @@ function insertResults(db: Db, volunteerId: string, shard: number, results: Chun
             SET done = task_counters.done + excluded.done, cpu_ms = task_counters.cpu_ms + excluded.cpu_ms,
                 credit = task_counters.credit + excluded.credit
         ), volunteer_credit AS (
-          INSERT INTO volunteer_counters AS vc (volunteer_id, credit)
-          SELECT ${volunteerId}, sum(credit) FROM credited HAVING count(*) > 0
-          ON CONFLICT (volunteer_id) DO UPDATE SET credit = vc.credit + excluded.credit
+          INSERT INTO volunteer_counters AS vc (volunteer_id, done, cpu_ms, credit, updated_at)
+          SELECT ${volunteerId}, count(*), sum(cpu_ms), sum(credit), now() FROM credited HAVING count(*) > 0
+          ON CONFLICT (volunteer_id) DO UPDATE
+            SET done = vc.done + excluded.done, cpu_ms = vc.cpu_ms + excluded.cpu_ms,
+                credit = vc.credit + excluded.credit, updated_at = excluded.updated_at
         ), cleared AS (
           DELETE FROM chunk_state cs USING inserted i WHERE cs.task_id = i.task_id AND cs.idx = i.idx
         )
-        SELECT j.lease_id, j.task_id, j.idx, j.reason, (i.idx IS NOT NULL) AS inserted,
-          coalesce(j.replication > 1, false) AS replicated, coalesce(j.copy, 0)::int AS copy,
-          (NOT j.already_reported AND NOT coalesce(j.reclaimed, true)) AS first_report,
-          NOT EXISTS (SELECT 1 FROM stripes s WHERE s.task_id = j.task_id AND s.next_idx < s.end_idx) AS exhausted
-        FROM judged j LEFT JOIN inserted i ON i.task_id = j.task_id AND i.idx = j.idx`,
+        SELECT NULL::bigint AS lease_id, t.task_id, NULL::int AS idx, NULL::text AS reason, NULL::int AS copy, NULL::boolean AS first_report,
+          (SELECT count(*)::int FROM inserted i WHERE i.task_id = t.task_id) AS inserted,
+          -- A scalar probe of the task's own stripes: a NOT EXISTS here was planned as a hash
+          -- of every open stripe of every task.
+          (SELECT 1 FROM stripes s WHERE s.task_id = t.task_id AND s.next_idx < s.end_idx LIMIT 1) IS NULL AS exhausted
+        FROM (SELECT DISTINCT task_id FROM judged) t
+        UNION ALL
+        SELECT j.lease_id, j.task_id, j.idx, j.reason, coalesce(j.copy, 0)::int,
+          (NOT j.already_reported AND NOT coalesce(j.reclaimed, true)), NULL, NULL
+        FROM judged j WHERE j.reason IS NOT NULL OR j.replication > 1`,
   );
 }
 

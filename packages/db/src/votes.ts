@@ -136,7 +136,7 @@ export async function recordVotes(
               SELECT DISTINCT ON (task_id, idx) task_id, idx, result, volunteer_id, cpu_ms, hash
               FROM winning_votes ORDER BY task_id, idx, created_at
               ON CONFLICT DO NOTHING
-              RETURNING task_id, idx, cpu_ms
+              RETURNING task_id, idx, cpu_ms, volunteer_id
             ), credited AS (
               SELECT wv.* FROM winning_votes wv JOIN inserted i ON i.task_id = wv.task_id AND i.idx = wv.idx
             ), counted AS (
@@ -148,9 +148,15 @@ export async function recordVotes(
                 SET done = task_counters.done + excluded.done, cpu_ms = task_counters.cpu_ms + excluded.cpu_ms,
                     credit = task_counters.credit + excluded.credit
             ), volunteer_credit AS (
-              INSERT INTO volunteer_counters AS vc (volunteer_id, credit)
-              SELECT volunteer_id, sum(claim) FROM credited GROUP BY volunteer_id ORDER BY volunteer_id
-              ON CONFLICT (volunteer_id) DO UPDATE SET credit = vc.credit + excluded.credit
+              -- done and cpu_ms go to the volunteer whose copy became the result; credit to every winning vote.
+              INSERT INTO volunteer_counters AS vc (volunteer_id, done, cpu_ms, credit, updated_at)
+              SELECT volunteer_id, sum(done), sum(cpu_ms), sum(credit), now() FROM (
+                SELECT volunteer_id, 0 AS done, 0 AS cpu_ms, claim AS credit FROM credited
+                UNION ALL SELECT volunteer_id, 1, cpu_ms, 0 FROM inserted
+              ) x GROUP BY volunteer_id ORDER BY volunteer_id
+              ON CONFLICT (volunteer_id) DO UPDATE
+                SET done = vc.done + excluded.done, cpu_ms = vc.cpu_ms + excluded.cpu_ms,
+                    credit = vc.credit + excluded.credit, updated_at = excluded.updated_at
             ), volunteer_wins AS (
               UPDATE volunteers v SET wins = v.wins + c.n
               FROM (SELECT volunteer_id, count(*) AS n FROM credited GROUP BY volunteer_id) c WHERE v.id = c.volunteer_id
