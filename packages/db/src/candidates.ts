@@ -33,6 +33,7 @@ const cacheMs = 100;
 const maxCachedFilters = 1000;
 let generation = 0;
 const caches = new WeakMap<Db, Map<string, { at: number; generation: number; tasks: Candidate[] }>>();
+const inFlight = new WeakMap<Db, Map<string, { generation: number; tasks: Promise<Candidate[]> }>>();
 
 /** Drops every cached answer of this process: a task started, resumed or was created. */
 export function candidateTasksChanged(): void {
@@ -52,6 +53,25 @@ export async function candidateTasks(db: Db, filter: CandidateFilter, { fresh = 
   const key = keyOf(filter);
   const hit = cache.get(key);
   if (!fresh && hit && hit.generation === generation && hit.at > Date.now() - cacheMs) return { tasks: hit.tasks, fromCache: true };
+  // Requests that find the answer expired together share one query instead of each sending
+  // their own (16 volunteers sent ~7 per expiry).
+  let queries = inFlight.get(db);
+  if (!queries) inFlight.set(db, (queries = new Map()));
+  const running = queries.get(key);
+  if (!fresh && running && running.generation === generation) return { tasks: await running.tasks, fromCache: true };
+  const query = { generation, tasks: queryCandidates(db, filter) };
+  queries.set(key, query);
+  try {
+    return { tasks: await query.tasks, fromCache: false };
+  } finally {
+    if (queries.get(key) === query) queries.delete(key);
+  }
+}
+
+async function queryCandidates(db: Db, filter: CandidateFilter): Promise<Candidate[]> {
+  const startedIn = generation;
+  const key = keyOf(filter);
+  const cache = caches.get(db)!;
   const tasks = await queryRows<Candidate>(
     db,
     sql`SELECT t.id, t.owner_id, t.input_kind, t.range, t.timeout_ms, t.code_sha256, t.wasm_sha256, t.replication, t.requires, t.total
@@ -68,9 +88,9 @@ export async function candidateTasks(db: Db, filter: CandidateFilter, { fresh = 
   if (tasks.length === 0) cache.delete(key);
   else {
     if (cache.size >= maxCachedFilters) cache.clear();
-    cache.set(key, { at: Date.now(), generation, tasks });
+    cache.set(key, { at: Date.now(), generation: startedIn, tasks });
   }
-  return { tasks, fromCache: false };
+  return tasks;
 }
 
 /** Moves the creators just served behind the others in this filter's cached turn order. */
