@@ -226,6 +226,9 @@ describe(title, () => {
       expect(neither.status).toBe(422);
       const huge = await t.call("POST", "/api/work/results", { token: alice.token, body: { results: [{ leaseId, result: "x".repeat(1024 * 1024 + 1) }] } });
       expect(huge.status).toBe(413);
+      // The limit is on UTF-8 bytes: half a million two-byte characters are over it.
+      const wide = await t.call("POST", "/api/work/results", { token: alice.token, body: { results: [{ leaseId, result: "é".repeat(512 * 1024) }] } });
+      expect(wide.status).toBe(413);
       expect((await t.call("POST", "/api/work/lease", { token: alice.token, body: { max: 65 } })).status).toBe(422);
       expect((await t.call("POST", "/api/work/lease", { token: creator.token, body: { max: 1 } })).status).toBe(403);
       expect((await t.call("POST", "/api/work/lease", { body: { max: 1 } })).status).toBe(401);

@@ -8,6 +8,8 @@ import { forbidden, ProblemError, unprocessable } from "../../lib/problem.ts";
 
 export const maxLeaseBatch = 64;
 export const maxResultBytes = 1024 * 1024;
+// A string of n UTF-16 units is at most 3n bytes of UTF-8: only long results need encoding.
+const utf8 = new TextEncoder();
 const maxErrorMessage = 4096;
 
 const uuid = z.uuid();
@@ -198,7 +200,7 @@ export const workRoutes = createRouter()
       }
       // RFC 8785 canonical JSON: copies of a replicated chunk are compared by its hash.
       const json = canonicalize(item.result) ?? "null";
-      if (new TextEncoder().encode(json).length > maxResultBytes) {
+      if (json.length > maxResultBytes / 3 && utf8.encode(json).length > maxResultBytes) {
         throw new ProblemError(413, "Payload too large", `results.${position}.result is larger than 1 MiB`, [
           { path: `results.${position}.result`, message: "at most 1 MiB of JSON" },
         ]);
