@@ -83,3 +83,32 @@ export async function advanceReduce(db: Db, taskId: string, total: number): Prom
   const [row] = await queryRows<{ result: string }>(db, sql`SELECT result FROM results WHERE task_id = ${taskId} AND idx = ${top.firstIdx}`);
   return { state: "done", value: JSON.parse(row!.result) as unknown };
 }
+
+/**
+ * Throws away the reduce trees of tasks with a `reduce` export whose chunk results changed
+ * after reduce chunks may have read them (a ban reopened a quorum): their reduce results,
+ * votes, retry states and stripes go, live reduce leases are taken back and any result they
+ * still send is refused (leased before `reduce_reset_at`), and the aggregate is cleared.
+ * The tree is issued again, level by level, once every chunk is final again.
+ */
+export async function resetReduceTrees(tx: Db, taskIds: readonly string[]): Promise<void> {
+  for (const taskId of taskIds) {
+    const [task] = await queryRows<{ total: number }>(
+      tx,
+      sql`UPDATE tasks SET reduce_reset_at = clock_timestamp(), aggregate = NULL WHERE id = ${taskId} AND has_reduce RETURNING total`,
+    );
+    if (!task) continue;
+    await tx.execute(sql`
+      WITH dropped_results AS (
+        DELETE FROM results WHERE task_id = ${taskId} AND idx >= ${task.total}
+      ), dropped_votes AS (
+        DELETE FROM votes WHERE task_id = ${taskId} AND idx >= ${task.total}
+      ), dropped_states AS (
+        DELETE FROM chunk_state WHERE task_id = ${taskId} AND idx >= ${task.total}
+      ), dropped_stripes AS (
+        -- Reduce levels' stripes are the negative ones.
+        DELETE FROM stripes WHERE task_id = ${taskId} AND stripe < 0
+      )
+      UPDATE leases SET reclaimed = true WHERE task_id = ${taskId} AND first_idx >= ${task.total} AND NOT reclaimed`);
+  }
+}

@@ -90,6 +90,8 @@ export const tasks = pgTable(
     sealed: boolean("sealed").notNull(),
     lastError: jsonb("last_error").$type<{ index: number; kind: string; message: string } | null>(),
     aggregate: jsonb("aggregate").$type<{ state: string; value?: unknown } | null>(),
+    /** When the reduce tree was last thrown away (a ban reopened a chunk under it): reduce leases older than this are void. */
+    reduceResetAt: timestamp("reduce_reset_at", { withTimezone: true }),
     createdAt: createdAt(),
     finishedAt: timestamp("finished_at", { withTimezone: true }),
   },

@@ -25,7 +25,7 @@ export interface ChunkError extends LeaseRef {
 export interface SubmitOutcome {
   /** Results counted now; duplicates are accepted but not counted. */
   inserted: number;
-  rejected: { ref: LeaseRef; reason: "task-cancelled" | "task-unknown" | "chunk-failed" }[];
+  rejected: { ref: LeaseRef; reason: "task-cancelled" | "task-unknown" | "chunk-failed" | "chunk-reissued" }[];
 }
 
 /**
@@ -90,7 +90,9 @@ const judgedItems = sql`
       coalesce((l.reported >> (i.idx - l.first_idx)) & 1 = 1, false) AS already_reported,
       CASE WHEN t.id IS NULL THEN 'task-unknown'
            WHEN t.status IN ('cancelled', 'draft') THEN 'task-cancelled'
-           WHEN cs.status = 'failed' THEN 'chunk-failed' END AS reason,
+           WHEN cs.status = 'failed' THEN 'chunk-failed'
+           -- a reduce chunk leased before its tree was thrown away read inputs that changed since
+           WHEN i.idx >= t.total AND l.created_at < t.reduce_reset_at THEN 'chunk-reissued' END AS reason,
       cs.task_id IS NOT NULL AS has_state, cs.status AS state_status, cs.lease_id AS state_lease,
       coalesce(cs.copies_out, 0) AS copies_out,
       coalesce(cs.attempts, 0) AS attempts
@@ -100,7 +102,7 @@ const judgedItems = sql`
     -- hashes over a scan of the table while its statistics say it is small): the batch's
     -- few tasks once each, its chunks' states once per item.
     LEFT JOIN (SELECT t.* FROM (SELECT DISTINCT task_id FROM items) d
-               CROSS JOIN LATERAL (SELECT id, status, max_attempts, replication, timeout_ms, total
+               CROSS JOIN LATERAL (SELECT id, status, max_attempts, replication, timeout_ms, total, reduce_reset_at
                                    FROM tasks WHERE id = d.task_id OFFSET 0) t) t ON t.id = i.task_id
     LEFT JOIN LATERAL (SELECT * FROM chunk_state WHERE task_id = i.task_id AND idx = i.idx OFFSET 0) cs ON true
   ), reported AS (

@@ -184,6 +184,53 @@ describe.each(testBackends())("replication and quorum on %s", (backend) => {
     expect((await getTaskView(db(), fooled))!.status).toBe("done");
   });
 
+  it("builds a reduce tree again when a ban reopens a chunk it had read", async () => {
+    // Three fresh liars win chunk 0 of a task with a reduce export; two honest volunteers,
+    // one of them trusted, decide chunk 1 and then reduce the (wrong) results into the
+    // aggregate while a third holds a spare copy of the reduce chunk.
+    const code = "export default (x) => x; export const reduce = (r) => r";
+    const reduced = await startTask({ inputs: { kind: "array", items: [7, 8] }, hasReduce: true, code, replication: 3, quorum: 2 });
+    const liars = [await volunteer(), await volunteer(), await volunteer()];
+    const [mine, honestOne, late] = [await volunteer(ownerId), await volunteer(), await volunteer()];
+    const work = (lie: boolean) => (c: LeasedChunk) => (c.entry === "reduce" ? { sum: JSON.parse(c.input) } : lie ? "wrong" : honest(c));
+    const reduceInputs = (chunks: LeasedChunk[]) => chunks.map((c) => [c.entry, JSON.parse(c.input)]);
+    for (const liar of liars) await answer(liar, await lease(liar, 1), work(true));
+    for (const v of [mine, honestOne]) await answer(v, await lease(v, 1), work(false));
+    expect(await results(reduced)).toEqual(["wrong", 16]);
+    const first = await lease(mine);
+    expect(reduceInputs(first)).toEqual([["reduce", ["wrong", 16]]]);
+    await answer(mine, first, work(false));
+    const stale = await lease(late);
+    expect(reduceInputs(stale)).toEqual([["reduce", ["wrong", 16]]]);
+    await answer(honestOne, await lease(honestOne), work(false));
+    expect((await getTaskView(db(), reduced))!).toMatchObject({ status: "done", aggregate: { state: "done", value: { sum: ["wrong", 16] } } });
+
+    // One liar loses three times against trusted results and is banned: chunk 0 lost its
+    // quorum, so the reduce that read it is void, and the aggregate with it.
+    const [liar] = liars;
+    for (let round = 0; round < 3; round++) {
+      await startTask({ inputs: { kind: "array", items: [round] } });
+      await answer(liar!, await lease(liar!), () => "wrong");
+      await answer(honestOne, await lease(honestOne), honest);
+      await answer(mine, await lease(mine), honest);
+    }
+    await db().execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running' AND id <> ${reduced}`);
+    expect((await getTaskView(db(), reduced))!).toMatchObject({ status: "running", counts: { done: 1 }, aggregate: { state: "none" } });
+    // The copy leased before the ban read the old inputs: it is refused, not counted.
+    const refused = await answer(late, stale, work(false));
+    expect(refused.rejected.map((r) => r.reason)).toEqual(["chunk-reissued"]);
+
+    // Chunk 0 is decided again, then the reduce runs again over the new results.
+    for (const v of [mine, honestOne]) await answer(v, await lease(v, 1), work(false));
+    expect(await results(reduced)).toEqual([14, 16]);
+    for (const v of [mine, honestOne]) {
+      const again = await lease(v);
+      expect(reduceInputs(again)).toEqual([["reduce", [14, 16]]]);
+      await answer(v, again, work(false));
+    }
+    expect((await getTaskView(db(), reduced))!).toMatchObject({ status: "done", counts: { done: 2 }, aggregate: { state: "done", value: { sum: [14, 16] } } });
+  });
+
   it("settles every chunk once when copies arrive at the same moment", async () => {
     const total = 40;
     const taskId = await startTask({ inputs: { kind: "array", items: Array.from({ length: total }, (_, i) => i) }, replication: 3, quorum: 2 });

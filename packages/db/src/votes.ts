@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { queryRows, type Db } from "./db.ts";
+import { resetReduceTrees } from "./reduce.ts";
 import type { ChunkResult } from "./submit.ts";
 
 // Trust (DESIGN §5): a probationer becomes trusted after this many quorum wins, shared with
@@ -243,7 +244,7 @@ export async function banVolunteers(tx: Db, volunteerIds: string[]): Promise<str
           JOIN votes v ON v.task_id = r.task_id AND v.idx = r.idx AND v.hash = r.hash
           WHERE v.volunteer_id IN (SELECT value::uuid FROM json_array_elements_text(${ids}::json))
         ), standing AS (
-          SELECT h.*, t.quorum,
+          SELECT h.*, t.quorum, t.total,
                  (SELECT count(*) FROM votes v WHERE v.task_id = h.task_id AND v.idx = h.idx AND v.hash = h.hash AND v.counted) AS agreeing,
                  (SELECT coalesce(bool_or(v.trusted), false) FROM votes v WHERE v.task_id = h.task_id AND v.idx = h.idx AND v.hash = h.hash AND v.counted) AS vouched,
                  (SELECT count(*) FROM votes v WHERE v.task_id = h.task_id AND v.idx = h.idx AND v.counted) AS counted_votes
@@ -251,14 +252,15 @@ export async function banVolunteers(tx: Db, volunteerIds: string[]): Promise<str
         ), fallen AS (
           DELETE FROM results r USING standing s
           WHERE r.task_id = s.task_id AND r.idx = s.idx AND s.agreeing < s.quorum + CASE WHEN s.vouched THEN 0 ELSE 1 END
-          RETURNING r.task_id, r.idx, r.cpu_ms, s.counted_votes
+          RETURNING r.task_id, r.idx, r.cpu_ms, s.counted_votes, s.total
         ), revoting AS (
           INSERT INTO chunk_state (task_id, idx, status, needed)
           SELECT task_id, idx, 'voting', counted_votes + 1 FROM fallen ORDER BY task_id, idx
           ON CONFLICT (task_id, idx) DO UPDATE SET status = 'voting', needed = excluded.needed, copies_out = 0
         ), uncounted AS (
           INSERT INTO task_counters (task_id, shard, done, cpu_ms)
-          SELECT task_id, 0, -count(*), -sum(cpu_ms) FROM fallen GROUP BY task_id ORDER BY task_id
+          -- done counts the task's own chunks, never its reduce chunks (indexes past total).
+          SELECT task_id, 0, -count(*) FILTER (WHERE idx < total), -sum(cpu_ms) FROM fallen GROUP BY task_id ORDER BY task_id
           ON CONFLICT (task_id, shard) DO UPDATE
             SET done = task_counters.done + excluded.done, cpu_ms = task_counters.cpu_ms + excluded.cpu_ms
         ), running_again AS (
@@ -267,7 +269,10 @@ export async function banVolunteers(tx: Db, volunteerIds: string[]): Promise<str
         )
         SELECT DISTINCT task_id FROM fallen`,
   );
-  return reopened.map((row) => row.task_id);
+  const taskIds = reopened.map((row) => row.task_id);
+  // A reduce chunk may already have read a result that fell: its tree is built again.
+  await resetReduceTrees(tx, taskIds);
+  return taskIds;
 }
 
 /**

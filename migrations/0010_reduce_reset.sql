@@ -1,0 +1,1 @@
+ALTER TABLE "tasks" ADD COLUMN "reduce_reset_at" timestamp with time zone;
