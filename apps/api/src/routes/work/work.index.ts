@@ -64,7 +64,15 @@ const resultsRequest = z
 
 const resultsResponse = z.object({
   accepted: z.number(),
-  rejected: z.array(z.object({ leaseId: z.string(), reason: z.string() })),
+  rejected: z.array(
+    z.object({
+      leaseId: z.string(),
+      reason: z.string().openapi({
+        description:
+          "task-cancelled (or not started), task-unknown, chunk-failed (already failed for good), or chunk-reissued (a reduce chunk whose inputs changed after this copy was leased); drop the chunk and go on",
+      }),
+    }),
+  ),
   leases: z.array(leaseSchema).optional(),
   retryAfterMs: z.number().optional(),
 });
