@@ -93,4 +93,36 @@ describe("Node server", () => {
     ]);
     expect((await creator.getTask(task.id)).status).toBe("done");
   });
+
+  it("reads streamed NDJSON inputs from the socket, and counts them against the 64 MiB limit", async () => {
+    const anonymous = createClient({ baseUrl: server.url });
+    const { token } = await anonymous.register("streamer@example.com", "a long password");
+    const task = await anonymous.withToken(token).createTask({ name: "streamed", code: "export default (x) => x", start: true });
+    // A body with no Content-Length: `lines` lines of `bytes` bytes each, made as they are read.
+    const upload = (offset: number, lines: number, bytes: number) => {
+      let sent = 0;
+      const line = new TextEncoder().encode(`"${"x".repeat(bytes - 3)}"\n`);
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (sent++ >= lines) controller.close();
+          else controller.enqueue(line);
+        },
+      });
+      return fetch(`${server.url}/api/tasks/${task.id}/inputs?offset=${offset}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/x-ndjson" },
+        body,
+        duplex: "half",
+      } as RequestInit);
+    };
+    const fine = await upload(0, 3000, 100);
+    expect(await fine.json()).toEqual({ total: 3000, sealed: false });
+    const tooBig = await upload(3000, 129, 512 * 1024);
+    expect(tooBig.status).toBe(413);
+    const problem = (await tooBig.json()) as { detail: string };
+    expect(problem.detail).toContain("64 MiB");
+    expect(problem.detail).toContain("?offset=");
+    // The refused upload stored nothing: the next one starts where the first one ended.
+    expect(await (await upload(3000, 1, 100)).json()).toEqual({ total: 3001, sealed: false });
+  });
 });

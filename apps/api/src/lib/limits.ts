@@ -4,15 +4,19 @@ import { hitRateLimit, peekRateLimits } from "@crowdcompute/db";
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppBindings, AppContext } from "./context.ts";
-import { payloadTooLarge, tooManyRequests } from "./problem.ts";
+import { payloadTooLarge, tooManyRequests, type ProblemError } from "./problem.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-/** The largest body each route takes; anything else gets `defaultBodyLimit`. */
-const bodyLimits: { method: string; pattern: RegExp; bytes: number }[] = [
+/**
+ * The largest body each route takes; anything else gets `defaultBodyLimit`. A `streamed`
+ * route reads its body as bytes itself (`Deps.requestBody`) and counts it as it goes: here
+ * only its Content-Length is checked.
+ */
+const bodyLimits: { method: string; pattern: RegExp; bytes: number; streamed?: boolean; hint?: string }[] = [
   { method: "POST", pattern: /^\/api\/tasks$/, bytes: 64 * MiB },
-  { method: "POST", pattern: /^\/api\/tasks\/[^/]+\/inputs$/, bytes: 64 * MiB },
+  { method: "POST", pattern: /^\/api\/tasks\/[^/]+\/inputs$/, bytes: 64 * MiB, streamed: true, hint: "send the rest in another request with ?offset=" },
   // up to 256 results of at most 1 MiB each would be 256 MiB: a batch is capped lower.
   { method: "POST", pattern: /^\/api\/work\/results$/, bytes: 32 * MiB },
 ];
@@ -20,8 +24,18 @@ export const defaultBodyLimit = 256 * KiB;
 
 const describeBytes = (bytes: number) => (bytes >= MiB ? `${bytes / MiB} MiB` : `${bytes / KiB} KiB`);
 
+const limitOf = (method: string, path: string) => bodyLimits.find((l) => l.method === method && l.pattern.test(path));
+
 export function bodyLimitFor(method: string, path: string): number {
-  return bodyLimits.find((l) => l.method === method && l.pattern.test(path))?.bytes ?? defaultBodyLimit;
+  return limitOf(method, path)?.bytes ?? defaultBodyLimit;
+}
+
+/** The 413 for a body over its route's limit. */
+export function bodyTooLarge(c: AppContext): ProblemError {
+  const limit = limitOf(c.req.method, c.req.path);
+  const bytes = limit?.bytes ?? defaultBodyLimit;
+  const hint = limit?.hint ? `; ${limit.hint}` : "";
+  return payloadTooLarge(`the body of ${c.req.method} ${c.req.path} may be at most ${describeBytes(bytes)} (${bytes} bytes)${hint}`);
 }
 
 /**
@@ -30,11 +44,15 @@ export function bodyLimitFor(method: string, path: string): number {
  */
 export const limitBodies: MiddlewareHandler<AppBindings> = async (c, next) => {
   if (c.req.method === "GET" || c.req.method === "HEAD") return next();
-  const bytes = bodyLimitFor(c.req.method, c.req.path);
+  const limit = limitOf(c.req.method, c.req.path);
+  if (limit?.streamed) {
+    if (Number(c.req.header("content-length") ?? 0) > limit.bytes) throw bodyTooLarge(c);
+    return next();
+  }
   const limited = bodyLimit({
-    maxSize: bytes,
+    maxSize: limit?.bytes ?? defaultBodyLimit,
     onError: () => {
-      throw payloadTooLarge(`the body of ${c.req.method} ${c.req.path} may be at most ${describeBytes(bytes)} (${bytes} bytes)`);
+      throw bodyTooLarge(c);
     },
   });
   return limited(c, next);

@@ -1,11 +1,12 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { appendInputs } from "@crowdcompute/db";
 import { createRouter } from "../../lib/context.ts";
+import { bodyLimitFor, bodyTooLarge } from "../../lib/limits.ts";
 import { ndjsonLines } from "../../lib/ndjson.ts";
 import { conflict, notFound, unprocessable } from "../../lib/problem.ts";
 import { ownedTask } from "../../lib/task-access.ts";
 
-const limits = { maxLineBytes: 1024 * 1024, maxBytes: 256 * 1024 * 1024 };
+const maxLineBytes = 1024 * 1024;
 
 const append = createRoute({
   method: "post",
@@ -37,7 +38,7 @@ export const inputRoutes = createRouter().openapi(append, async (c) => {
     taskId: id,
     offset,
     seal,
-    lines: ndjsonLines(c.req.raw.body, limits),
+    lines: ndjsonLines(c.var.deps.requestBody(c), { maxLineBytes, maxBytes: bodyLimitFor(c.req.method, c.req.path), tooLarge: () => bodyTooLarge(c) }),
   });
   if (outcome.ok) {
     c.var.deps.taskChanged([id]);
