@@ -39,12 +39,6 @@ export interface AppOptions {
   metrics?: AppMetrics;
   /** HMAC-SHA-256 for lease ids (the Node entry passes node:crypto's: a tenth of WebCrypto's cost). Default: WebCrypto. */
   hmac?: HmacSha256;
-  /**
-   * The body of a request as bytes, for routes that stream it. Default: the Web request's
-   * stream. The Node entry passes the socket's own stream: the Web stream Node builds over it
-   * copies each chunk, and a 1M-line upload then left ~60 MB of spent buffers for the GC.
-   */
-  requestBody?: (c: AppContext) => AsyncIterable<Uint8Array> | null;
 }
 
 export const apiInfo = {
@@ -61,9 +55,7 @@ export const apiInfo = {
  * It imports nothing from `node:`: runtimes pass in what they have.
  * @example const app = createApp({ db, env }); const res = await app.request("/api/health");
  */
-const webRequestBody = (c: AppContext) => c.req.raw.body as AsyncIterable<Uint8Array> | null;
-
-export function createApp({ db, env, changes = pollingFeed(), clientIp = () => null, docsScriptUrl, metrics, hmac, requestBody = webRequestBody }: AppOptions) {
+export function createApp({ db, env, changes = pollingFeed(), clientIp = () => null, docsScriptUrl, metrics, hmac }: AppOptions) {
   const deps: Deps = {
     db,
     env,
@@ -74,7 +66,6 @@ export function createApp({ db, env, changes = pollingFeed(), clientIp = () => n
     clientIp,
     taskChanged: createTaskNotifier(db),
     work: metrics?.work ?? unobservedWork,
-    requestBody,
   };
   const refusedOrigins = new Set(sandboxOrigins(env));
   const app = createRouter();

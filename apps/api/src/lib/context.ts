@@ -26,8 +26,6 @@ export interface Deps {
   taskChanged: TaskNotifier;
   /** Hears of each lease and results request, for operator metrics. */
   work: WorkObserver;
-  /** The request body's bytes for routes that stream it (NDJSON inputs); see `AppOptions.requestBody`. */
-  requestBody: (c: AppContext) => AsyncIterable<Uint8Array> | null;
 }
 
 export type AppBindings = { Variables: { deps: Deps } };

@@ -1,6 +1,5 @@
 import { createHmac, createSecretKey, type KeyObject } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import type { IncomingMessage } from "node:http";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -76,13 +75,6 @@ function nodeHmac(key: Uint8Array, data: Uint8Array): Uint8Array {
   return createHmac("sha256", keyObject).update(data).digest();
 }
 
-/**
- * The request's body straight from node:http (an IncomingMessage is an async iterable of
- * Buffers), where @hono/node-server put it; the Web stream otherwise (e.g. `app.request`).
- */
-const socketBody = (c: AppContext): AsyncIterable<Uint8Array> | null =>
-  (c.env as { incoming?: IncomingMessage } | undefined)?.incoming ?? (c.req.raw.body as AsyncIterable<Uint8Array> | null);
-
 /** The peer's address on Node: the socket's, never a client-sent header. */
 const clientIp = (c: AppContext) => {
   try {
@@ -105,7 +97,7 @@ function siteApp(db: Db, env: AppEnv, webDist: string, changes: ChangeFeed) {
   );
   // Metrics cost a little on every lease: kept only where an operator can read them.
   const metrics = env.metricsToken ? createNodeMetrics(db) : undefined;
-  site.route("/", createApp({ db, env, changes, clientIp, docsScriptUrl, hmac: nodeHmac, requestBody: socketBody, ...(metrics ? { metrics } : {}) }));
+  site.route("/", createApp({ db, env, changes, clientIp, docsScriptUrl, hmac: nodeHmac, ...(metrics ? { metrics } : {}) }));
   if (existsSync(join(webDist, "index.html"))) {
     const indexHtml = readFileSync(join(webDist, "index.html"), "utf8");
     site.use("/*", serveStatic({ root: webDist }));

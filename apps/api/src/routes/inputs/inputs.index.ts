@@ -38,7 +38,7 @@ export const inputRoutes = createRouter().openapi(append, async (c) => {
     taskId: id,
     offset,
     seal,
-    lines: ndjsonLines(c.var.deps.requestBody(c), { maxLineBytes, maxBytes: bodyLimitFor(c.req.method, c.req.path), tooLarge: () => bodyTooLarge(c) }),
+    lines: ndjsonLines(c.req.raw.body as AsyncIterable<Uint8Array> | null, { maxLineBytes, maxBytes: bodyLimitFor(c.req.method, c.req.path), tooLarge: () => bodyTooLarge(c) }),
   });
   if (outcome.ok) {
     c.var.deps.taskChanged([id]);
