@@ -90,6 +90,9 @@ export async function advanceReduce(db: Db, taskId: string, total: number): Prom
  * votes, retry states and stripes go, live reduce leases are taken back and any result they
  * still send is refused (leased before `reduce_reset_at`), and the aggregate is cleared.
  * The tree is issued again, level by level, once every chunk is final again.
+ * Left open: a lease statement that started after `clock_timestamp()` here but before this
+ * transaction commits sees the old stripes and could take an old reduce chunk (a window of
+ * milliseconds, only when a ban lands while the tree is being reduced).
  */
 export async function resetReduceTrees(tx: Db, taskIds: readonly string[]): Promise<void> {
   for (const taskId of taskIds) {
