@@ -15,13 +15,13 @@ export async function reclaimExpiredLeases(db: Db, shard: number): Promise<numbe
     queryRows<{ reclaimed: number; failed_tasks: string[] | null }>(
       db,
       sql`WITH expired AS (
-            SELECT id, task_id, first_idx, n, reported, copy FROM leases
+            SELECT id, task_id, first_idx, n, reported, copy, created_at FROM leases
             WHERE NOT reclaimed AND deadline < now()
             ORDER BY deadline LIMIT ${leasesPerSweep} FOR UPDATE SKIP LOCKED
           ), marked AS (
             UPDATE leases l SET reclaimed = true FROM expired e WHERE l.id = e.id
           ), orphans AS (
-            SELECT e.task_id, e.first_idx + o AS idx, e.id AS lease_id, e.copy
+            SELECT e.task_id, e.first_idx + o AS idx, e.id AS lease_id, e.copy, e.created_at AS leased_at
             FROM expired e CROSS JOIN LATERAL generate_series(0, e.n - 1) AS o
             WHERE (e.reported >> o) & 1 = 0
           ), candidates AS (
@@ -34,6 +34,8 @@ export async function reclaimExpiredLeases(db: Db, shard: number): Promise<numbe
             JOIN tasks t ON t.id = o.task_id AND t.status IN ('running', 'paused')
             LEFT JOIN chunk_state cs ON cs.task_id = o.task_id AND cs.idx = o.idx
             WHERE NOT EXISTS (SELECT 1 FROM results r WHERE r.task_id = o.task_id AND r.idx = o.idx)
+              -- a reduce lease from before its tree was thrown away reissues nothing
+              AND NOT (o.idx >= t.total AND o.leased_at < t.reduce_reset_at)
               AND (cs.task_id IS NULL OR (cs.status = 'leased' AND cs.lease_id = o.lease_id)
                    -- an extra copy of a chunk under vote: its slot frees up, the vote goes on
                    OR (cs.status = 'voting' AND o.copy > 0))

@@ -87,18 +87,17 @@ export async function advanceReduce(db: Db, taskId: string, total: number): Prom
 /**
  * Throws away the reduce trees of tasks with a `reduce` export whose chunk results changed
  * after reduce chunks may have read them (a ban reopened a quorum): their reduce results,
- * votes, retry states and stripes go, live reduce leases are taken back and any result they
- * still send is refused (leased before `reduce_reset_at`), and the aggregate is cleared.
- * The tree is issued again, level by level, once every chunk is final again.
- * Left open: a lease statement that started after `clock_timestamp()` here but before this
- * transaction commits sees the old stripes and could take an old reduce chunk (a window of
- * milliseconds, only when a ban lands while the tree is being reduced).
+ * votes, retry states and stripes go, live reduce leases are taken back, and the aggregate
+ * is cleared. The tree is issued again, level by level, once every chunk is final again.
+ * A reduce lease dated before `reduce_reset_at` is void: its result is refused and its
+ * expiry reissues nothing. The time is taken after the deletes, which wait for any lease
+ * statement holding a reduce stripe: every lease that could read the old results is older.
  */
 export async function resetReduceTrees(tx: Db, taskIds: readonly string[]): Promise<void> {
   for (const taskId of taskIds) {
     const [task] = await queryRows<{ total: number }>(
       tx,
-      sql`UPDATE tasks SET reduce_reset_at = clock_timestamp(), aggregate = NULL WHERE id = ${taskId} AND has_reduce RETURNING total`,
+      sql`SELECT total FROM tasks WHERE id = ${taskId} AND has_reduce FOR UPDATE`,
     );
     if (!task) continue;
     await tx.execute(sql`
@@ -113,5 +112,6 @@ export async function resetReduceTrees(tx: Db, taskIds: readonly string[]): Prom
         DELETE FROM stripes WHERE task_id = ${taskId} AND stripe < 0
       )
       UPDATE leases SET reclaimed = true WHERE task_id = ${taskId} AND first_idx >= ${task.total} AND NOT reclaimed`);
+    await tx.execute(sql`UPDATE tasks SET reduce_reset_at = clock_timestamp(), aggregate = NULL WHERE id = ${taskId}`);
   }
 }

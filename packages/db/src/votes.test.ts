@@ -219,6 +219,11 @@ describe.each(testBackends())("replication and quorum on %s", (backend) => {
     // The copy leased before the ban read the old inputs: it is refused, not counted.
     const refused = await answer(late, stale, work(false));
     expect(refused.rejected.map((r) => r.reason)).toEqual(["chunk-reissued"]);
+    // Nor does it come back when it expires (as one still being written during the ban would).
+    await db().execute(sql`UPDATE leases SET reclaimed = false, reported = 0, deadline = now() - interval '1 second' WHERE id = ${stale[0]!.leaseRowId}`);
+    await reclaimExpiredLeases(db(), 0);
+    const [reissued] = await queryRows<{ n: number }>(db(), sql`SELECT count(*)::int AS n FROM chunk_state WHERE task_id = ${reduced} AND idx >= 2`);
+    expect(reissued!.n).toBe(0);
 
     // Chunk 0 is decided again, then the reduce runs again over the new results.
     for (const v of [mine, honestOne]) await answer(v, await lease(v, 1), work(false));
