@@ -33,7 +33,7 @@ export interface PreparedSubmission {
   upload: { path: string; count: number } | null;
 }
 
-/** One upload request's worth of NDJSON; the API takes up to 256 MiB, smaller parts retry cheaply. */
+/** One upload request's worth of NDJSON; the API takes up to 64 MiB, smaller parts retry cheaply. */
 export const uploadPartChars = 4 * 1024 * 1024;
 
 /** Everything the server needs, checked here first: a usage error means nothing was sent. */
