@@ -46,6 +46,14 @@ describe.each(testBackends())("replication and quorum on %s", (backend) => {
       results: chunks.map((c) => ({ ...leaseRef(c), result: JSON.stringify(value(c)), cpuMs: 5 })),
     });
   const honest = (c: LeasedChunk) => Number(c.input) * 2;
+  /** `liar` answers wrong three times, each against the same honest answers (one of them trusted): enough for a ban. */
+  const loseThreeTimes = async (liar: Volunteer, honestOnes: Volunteer[]) => {
+    for (let round = 0; round < 3; round++) {
+      await startTask({ inputs: { kind: "array", items: [round] } });
+      await answer(liar, await lease(liar), () => "wrong");
+      for (const v of honestOnes) await answer(v, await lease(v), honest);
+    }
+  };
   const results = async (taskId: string) =>
     (await finalChunksPage(db(), (await getTaskForResults(db(), taskId))!, -1, 100)).map((c) => (c.status === "done" ? JSON.parse(c.result) : c.error.kind));
 
@@ -163,12 +171,7 @@ describe.each(testBackends())("replication and quorum on %s", (backend) => {
     const mine = await volunteer(ownerId);
     const honestOne = await volunteer();
     const [liar] = liars;
-    for (let round = 0; round < 3; round++) {
-      await startTask({ inputs: { kind: "array", items: [round] } });
-      await answer(liar!, await lease(liar!), () => "wrong");
-      await answer(honestOne, await lease(honestOne), honest);
-      await answer(mine, await lease(mine), honest);
-    }
+    await loseThreeTimes(liar!, [honestOne, mine]);
     const [row] = await queryRows<{ banned: boolean; losses: number }>(db(), sql`SELECT banned, losses FROM volunteers WHERE id = ${liar!.id}`);
     expect(row).toEqual({ banned: true, losses: 3 });
 
@@ -208,12 +211,7 @@ describe.each(testBackends())("replication and quorum on %s", (backend) => {
     // One liar loses three times against trusted results and is banned: chunk 0 lost its
     // quorum, so the reduce that read it is void, and the aggregate with it.
     const [liar] = liars;
-    for (let round = 0; round < 3; round++) {
-      await startTask({ inputs: { kind: "array", items: [round] } });
-      await answer(liar!, await lease(liar!), () => "wrong");
-      await answer(honestOne, await lease(honestOne), honest);
-      await answer(mine, await lease(mine), honest);
-    }
+    await loseThreeTimes(liar!, [honestOne, mine]);
     await db().execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running' AND id <> ${reduced}`);
     expect((await getTaskView(db(), reduced))!).toMatchObject({ status: "running", counts: { done: 1 }, aggregate: { state: "none" } });
     // The copy leased before the ban read the old inputs: it is refused, not counted.
