@@ -32,7 +32,7 @@ const candidateLimit = 16;
 const cacheMs = 100;
 const maxCachedFilters = 1000;
 let generation = 0;
-const caches = new WeakMap<Db, Map<string, { at: number; generation: number; tasks: Candidate[] }>>();
+const caches = new WeakMap<Db, Cache>();
 const inFlight = new WeakMap<Db, Map<string, { generation: number; tasks: Promise<Candidate[]> }>>();
 
 /** Drops every cached answer of this process: a task started, resumed or was created. */
@@ -59,7 +59,7 @@ export async function candidateTasks(db: Db, filter: CandidateFilter, { fresh = 
   if (!queries) inFlight.set(db, (queries = new Map()));
   const running = queries.get(key);
   if (!fresh && running && running.generation === generation) return { tasks: await running.tasks, fromCache: true };
-  const query = { generation, tasks: queryCandidates(db, filter) };
+  const query = { generation, tasks: queryCandidates(db, filter, key, cache) };
   queries.set(key, query);
   try {
     return { tasks: await query.tasks, fromCache: false };
@@ -68,10 +68,10 @@ export async function candidateTasks(db: Db, filter: CandidateFilter, { fresh = 
   }
 }
 
-async function queryCandidates(db: Db, filter: CandidateFilter): Promise<Candidate[]> {
+type Cache = Map<string, { at: number; generation: number; tasks: Candidate[] }>;
+
+async function queryCandidates(db: Db, filter: CandidateFilter, key: string, cache: Cache): Promise<Candidate[]> {
   const startedIn = generation;
-  const key = keyOf(filter);
-  const cache = caches.get(db)!;
   const tasks = await queryRows<Candidate>(
     db,
     sql`SELECT t.id, t.owner_id, t.input_kind, t.range, t.timeout_ms, t.code_sha256, t.wasm_sha256, t.replication, t.requires, t.total

@@ -177,9 +177,9 @@ const inputsOf = (block: LeaseBlockRow): (string | null)[] =>
  * reduce chunks). Ranges store none: their inputs are computed, so the probes are skipped.
  * A scalar subquery per chunk: one index probe each, whatever plan a prepared statement
  * settles on (a generic plan once hash-joined all 1M inputs of a task: 1 s per lease).
+ * Two statement texts, not a parameter: a CASE on a parameter made Postgres plan the lease
+ * statement anew for every request (its custom plans looked cheaper than the generic one).
  */
-// Two statement texts, not a parameter: a CASE on a parameter made Postgres plan the lease
-// statement anew for every request (its custom plans looked cheaper than the generic one).
 const storedInputs = (task: Candidate, block: ReturnType<typeof sql>) =>
   task.input_kind === "range"
     ? sql`NULL::json`
