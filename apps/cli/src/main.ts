@@ -46,16 +46,17 @@ Exit codes: 0 ok, 1 the server refused or failed (or a watched task did not fini
     .description("run headless Chromium volunteers on the server's volunteer page until Ctrl-C")
     .addOption(serverOption())
     .option("--threads <n>", "worker threads per browser (default: the page's, half the cores)", integer("--threads", 1, 64))
+    .option("--cpu <percent>", "the share of each thread's time chunks may use, in steps of 10 (default 100)", integer("--cpu", 10, 100))
     .option("--instances <k>", "browsers to run", integer("--instances", 1, 64), 1)
     .option("--browser <path>", "Chromium or Chrome to use (default: detected, or $CHROMIUM_PATH)")
     .option("--webgpu", "let tasks that need WebGPU run here (enables Chromium's WebGPU)")
     .addOption(jsonOption())
-    .action(async (flags: { server?: string; threads?: number; instances: number; browser?: string; webgpu?: boolean; json?: boolean }) => {
+    .action(async (flags: { server?: string; threads?: number; cpu?: number; instances: number; browser?: string; webgpu?: boolean; json?: boolean }) => {
       const { locateChromium } = await import("./chromium.ts");
       const { volunteer } = await import("./commands/volunteer.ts");
       const server = await resolveServer(env, flags.server);
       const executablePath = locateChromium(flags.browser, env.chromiumPath);
-      setExitCode(await volunteer({ server, threads: flags.threads, instances: flags.instances, executablePath, webgpu: flags.webgpu ?? false, json: flags.json ?? false }));
+      setExitCode(await volunteer({ server, threads: flags.threads, cpuPercent: flags.cpu, instances: flags.instances, executablePath, webgpu: flags.webgpu ?? false, json: flags.json ?? false }));
     });
 
   program

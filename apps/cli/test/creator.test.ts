@@ -78,6 +78,7 @@ describe("creator commands", () => {
       [["frobnicate"], /unknown command 'frobnicate'/],
       [["tasks", "--server", "ftp://example.com"], /expected an http\(s\) URL/],
       [["volunteer", "--threads", "0"], /--threads must be an integer from 1 to 64/],
+      [["volunteer", "--cpu", "5"], /--cpu must be an integer from 10 to 100/],
       [["volunteer", "--browser", "/nonexistent/chromium"], /--browser: no browser at \/nonexistent\/chromium/],
       [["run", work, "--inputs", inputs, "--browser", "/nonexistent/chromium"], /--browser: no browser at/],
     ];

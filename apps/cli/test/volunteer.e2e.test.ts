@@ -15,6 +15,9 @@ interface VolunteerEvent {
   event: string;
   pid?: number | null;
   profile?: string;
+  instance?: number;
+  cpuPercent?: number;
+  requested?: number;
   chunksDone?: number;
   creditMs?: number;
   reason?: string;
@@ -186,13 +189,15 @@ describe("crowdcompute volunteer", () => {
     expect(submitted.code).toBe(0);
     const task = JSON.parse(submitted.stdout) as Task;
     expect(task.wasmSha256).toMatch(/^[0-9a-f]{64}$/);
-    // Two browsers from one command this time.
-    const volunteer = startVolunteer(["--threads", "1", "--instances", "2"], env);
+    // Two browsers from one command this time, each at a CPU share the page rounds to its step.
+    const volunteer = startVolunteer(["--threads", "1", "--instances", "2", "--cpu", "55"], env);
     started.push(volunteer.child);
     const watched = await runCli(["status", task.id, "--watch"], { env, timeoutMs: 240_000 });
     expect(watched.code).toBe(0);
     const browsers = volunteer.events.filter((e) => e.event === "browser");
     expect(new Set(browsers.map((e) => e.pid)).size).toBe(2);
+    const shares = volunteer.events.filter((e) => e.event === "cpu");
+    expect(shares.map((e) => [e.instance, e.cpuPercent, e.requested]).sort()).toEqual([[1, 60, 55], [2, 60, 55]]);
     expect(new Set(browsers.map((e) => e.profile)).size).toBe(2);
     const lines = parseJsonLines((await runCli(["results", task.id], { env })).stdout) as { status: string; result: { n: number; steps: number } }[];
     expect(lines.length).toBe(20);

@@ -1,6 +1,6 @@
 // `crowdcompute volunteer`: K headless Chromiums on the real volunteer page, supervised.
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Page } from "puppeteer-core";
+import type { ElementHandle, Page } from "puppeteer-core";
 import { describeError } from "../errors.ts";
 import { launchChromium, type LaunchedBrowser } from "../chromium.ts";
 import { formatCount, formatDuration, formatRate, isTty, paint, printJson } from "../output.ts";
@@ -9,10 +9,28 @@ export interface VolunteerOptions {
   server: string;
   /** Worker threads per browser; the page's default (half the cores) when absent. */
   threads: number | undefined;
+  /** The share of each thread's time chunks may use, 10-100 (the page's CPU share); the page's default (100) when absent. */
+  cpuPercent: number | undefined;
   executablePath: string;
   instances: number;
   webgpu: boolean;
   json: boolean;
+}
+
+/**
+ * Moves a range input of the page to `wanted` and returns the value it holds once the page
+ * has rendered the change: the input clamps to its bounds and snaps to its step, and React,
+ * which reads it through the native setter and an `input` event, would put back a value it
+ * refused.
+ */
+function setSlider(slider: ElementHandle, wanted: number): Promise<number> {
+  return slider.evaluate(async (element, value) => {
+    const input = element as HTMLInputElement;
+    Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value")!.set!.call(input, String(value));
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    return Number(input.value);
+  }, wanted);
 }
 
 /** What the page shows, read each second. */
@@ -45,6 +63,7 @@ const pollMs = 1000;
 const retryDelaysMs = [1000, 2000, 5000, 10_000];
 
 const threadsSlider = '::-p-aria([name="Threads"][role="slider"])';
+const cpuSlider = '::-p-aria([name="CPU share"][role="slider"])';
 const startButton = '::-p-aria([name="Start"][role="button"])';
 const pauseButton = '::-p-aria([name="Pause"][role="button"])';
 /** How long Ctrl-C waits for a page to post the results it holds. */
@@ -53,6 +72,7 @@ const pauseGraceMs = 5000;
 type Event =
   | { event: "browser"; instance: number; pid: number | null; profile: string }
   | { event: "threads"; instance: number; threads: number; requested: number }
+  | { event: "cpu"; instance: number; cpuPercent: number; requested: number }
   | { event: "reload"; instance: number; reason: string }
   | { event: "retry"; instance: number; error: string; inMs: number };
 
@@ -124,20 +144,19 @@ class Instance {
     try {
       this.state = "loading";
       await page.goto(`${this.options.server}/`, { waitUntil: "domcontentloaded", timeout: 30_000 });
-      const slider = await page.waitForSelector(threadsSlider, { timeout: 30_000 });
-      if (!slider) throw new Error("the volunteer page has no Threads slider");
+      const threadsInput = await page.waitForSelector(threadsSlider, { timeout: 30_000 });
+      if (!threadsInput) throw new Error("the volunteer page has no Threads slider");
       if (this.options.threads !== undefined) {
         const requested = this.options.threads;
-        // React reads the value through the native setter and an `input` event.
-        const threads = await slider.evaluate((element, wanted) => {
-          const input = element as HTMLInputElement;
-          const max = Number(input.max) || wanted;
-          const value = Math.min(wanted, max);
-          Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, "value")!.set!.call(input, String(value));
-          input.dispatchEvent(new Event("input", { bubbles: true }));
-          return value;
-        }, requested);
+        const threads = await setSlider(threadsInput, requested);
         if (threads !== requested) this.emit({ event: "threads", instance: this.number, threads, requested });
+      }
+      if (this.options.cpuPercent !== undefined) {
+        const cpuInput = await page.waitForSelector(cpuSlider, { timeout: 30_000 });
+        if (!cpuInput) throw new Error("the volunteer page has no CPU share slider");
+        const requested = this.options.cpuPercent;
+        const cpuPercent = await setSlider(cpuInput, requested);
+        if (cpuPercent !== requested) this.emit({ event: "cpu", instance: this.number, cpuPercent, requested });
       }
       const start = await page.waitForSelector(startButton, { timeout: 30_000 });
       await start!.click();
@@ -244,6 +263,7 @@ export async function volunteer(options: VolunteerOptions): Promise<number> {
     const who = options.instances > 1 ? `browser ${event.instance}: ` : "";
     if (event.event === "browser") console.error(`${who}Chromium started (pid ${event.pid ?? "?"}), opening ${options.server}/`);
     if (event.event === "threads") console.error(`${who}the page allows at most ${event.threads} threads here; using ${event.threads} (asked for ${event.requested})`);
+    if (event.event === "cpu") console.error(`${who}the page's CPU share moves in steps of 10 %; using ${event.cpuPercent} % (asked for ${event.requested} %)`);
     if (event.event === "reload") console.error(paint("yellow", `${who}reloading the volunteer page: ${event.reason}`, process.stderr));
     if (event.event === "retry") console.error(paint("yellow", `${who}${event.error}; retrying in ${event.inMs / 1000} s`, process.stderr));
   };
@@ -295,7 +315,8 @@ export async function volunteer(options: VolunteerOptions): Promise<number> {
 
   if (!options.json) {
     const threads = options.threads === undefined ? "the page's default threads" : `${options.threads} thread${options.threads === 1 ? "" : "s"}`;
-    console.error(`Volunteering for ${options.server} with ${options.instances} browser${options.instances === 1 ? "" : "s"}, ${threads} each. Ctrl-C stops.`);
+    const share = options.cpuPercent === undefined ? "" : ` at ${options.cpuPercent} % CPU`;
+    console.error(`Volunteering for ${options.server} with ${options.instances} browser${options.instances === 1 ? "" : "s"}, ${threads}${share} each. Ctrl-C stops.`);
   }
   const ticker = setInterval(report, pollMs);
   try {
