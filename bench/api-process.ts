@@ -158,11 +158,11 @@ export function treeCpuSeconds(pid: number): number {
   return ticks / clockTicksPerSecond;
 }
 
-/** Busy and total jiffies of the whole machine (all cores), from /proc/stat. */
+/** Busy and total jiffies of the whole machine (all cores), from /proc/stat, and the busy ones in CPU seconds. */
 export function machineTimes() {
   const [, ...fields] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/);
   const values = fields.map(Number);
   const idle = (values[3] ?? 0) + (values[4] ?? 0); // idle + iowait
   const total = values.reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
+  return { busy: total - idle, total, busySeconds: (total - idle) / clockTicksPerSecond };
 }

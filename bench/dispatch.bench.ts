@@ -22,7 +22,6 @@ const poolSize = 10;
 
 type Row = { path: string; chunks: number; seconds: number; perSecond: number; cpuUsPerChunk: number; note: string };
 const rows: Row[] = [];
-const jiffyUs = 10_000; // USER_HZ is 100 on Linux
 
 /**
  * Starts a timed section: its end records the rate and the CPU time the whole machine spent
@@ -34,8 +33,8 @@ function timed() {
   const machine = machineTimes();
   return (path: string, count: number, note: string) => {
     const ms = performance.now() - started;
-    const busy = machineTimes().busy - machine.busy;
-    const row = { path, chunks: count, seconds: ms / 1000, perSecond: Math.round(count / (ms / 1000)), cpuUsPerChunk: Math.round((busy * jiffyUs) / count), note };
+    const busySeconds = machineTimes().busySeconds - machine.busySeconds;
+    const row = { path, chunks: count, seconds: ms / 1000, perSecond: Math.round(count / (ms / 1000)), cpuUsPerChunk: Math.round((busySeconds * 1e6) / count), note };
     rows.push(row);
     console.error(`  ${path}: ${row.perSecond.toLocaleString("en")} chunks/s, ${row.cpuUsPerChunk} µs of CPU a chunk`);
   };
