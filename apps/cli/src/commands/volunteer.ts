@@ -33,6 +33,19 @@ function setSlider(slider: ElementHandle, wanted: number): Promise<number> {
   }, wanted);
 }
 
+/** `read`, unless the page crashes or `ms` pass first: a read of the page must not wait forever. */
+async function answerWithin<T>(read: Promise<T>, crash: Promise<never>, ms: number): Promise<T> {
+  const timer = new AbortController();
+  const late = sleep(ms, undefined, { signal: timer.signal }).then(() => {
+    throw new Error(`no answer in ${ms / 1000} s`);
+  });
+  try {
+    return await Promise.race([read, crash, late]);
+  } finally {
+    timer.abort();
+  }
+}
+
 /** What the page shows, read each second. */
 interface PageFigures {
   state: string;
@@ -59,6 +72,8 @@ const stateByLabel: Record<string, InstanceState> = {
 /** The page retries a dead server by itself; only a runner that gave up (or hung) needs a reload. */
 const stuckStartingMs = 60_000;
 const stuckTroubleMs = 120_000;
+/** How long a read of the page's figures may take before the page counts as hung. */
+const answerTimeoutMs = 10_000;
 const pollMs = 1000;
 const retryDelaysMs = [1000, 2000, 5000, 10_000];
 
@@ -140,7 +155,14 @@ class Instance {
   /** Opens the page, starts it, and watches it; returns why it must be reloaded. */
   private async serve(page: Page): Promise<string> {
     let crashed = false;
-    page.on("error", () => (crashed = true));
+    // A read sent to a renderer that then dies may never be answered: the crash ends the wait.
+    let onCrash = () => {};
+    const crash = new Promise<never>((_, reject) => (onCrash = () => reject(new Error("the page crashed"))));
+    crash.catch(() => {});
+    page.on("error", () => {
+      crashed = true;
+      onCrash();
+    });
     try {
       this.state = "loading";
       await page.goto(`${this.options.server}/`, { waitUntil: "domcontentloaded", timeout: 30_000 });
@@ -169,7 +191,7 @@ class Instance {
         if (crashed || page.isClosed()) return "the page crashed";
         let figures: PageFigures;
         try {
-          figures = await page.evaluate(readFigures);
+          figures = await answerWithin(page.evaluate(readFigures), crash, answerTimeoutMs);
         } catch (error) {
           if (crashed || page.isClosed()) return "the page crashed";
           return `the page stopped answering (${describeError(error)})`;
