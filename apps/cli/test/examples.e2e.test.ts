@@ -29,6 +29,13 @@ describe("examples", () => {
     // The example's own checker agrees (it is what the README pipes results into).
     const verified = execFileSync(process.execPath, [join(examples, "hash-search/verify.js")], { input: result.stdout, encoding: "utf8" });
     expect(verified).toMatch(/^2 chunks checked, \d+ hits, 0 wrong$/m);
+    // As `crowdcompute results` gives them: the server keeps canonical JSON, keys sorted.
+    const sortKeys = (value: unknown): unknown =>
+      Array.isArray(value) ? value.map(sortKeys) : value && typeof value === "object" ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, sortKeys(v)])) : value;
+    const canonical = lines.map((line) => JSON.stringify(sortKeys(line))).join("\n");
+    expect(canonical).toContain('{"hash":');
+    const fromServer = execFileSync(process.execPath, [join(examples, "hash-search/verify.js")], { input: canonical, encoding: "utf8" });
+    expect(fromServer).toMatch(/^2 chunks checked, \d+ hits, 0 wrong$/m);
   });
 
   it("mandelbrot computes its rows from inputs.ndjson and assembles an image", async () => {
