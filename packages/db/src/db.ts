@@ -1,5 +1,6 @@
 import type { SQL } from "drizzle-orm";
-import { PgDialect, type PgDatabase, type PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { type PgDatabase, PgDialect, type PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { Dispatcher } from "./dispatch/dispatcher.ts";
 import type * as schema from "./schema.ts";
 
 /** A drizzle database over either driver (postgres.js or PGlite), or a transaction of one. */
@@ -9,18 +10,33 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 export interface DbHandle {
   db: Db;
   kind: "postgres" | "pglite";
+  /** This process's dispatch caches for this database (the same as `dispatcherOf(db)`). */
+  dispatcher: Dispatcher;
   close(): Promise<void>;
 }
 
 /** Runs a statement as a named prepared statement of its connection (parsed and planned once). */
 export type PreparedRunner = (text: string, params: unknown[]) => Promise<unknown[]>;
 
-const preparedRunners = new WeakMap<object, PreparedRunner>();
 const dialect = new PgDialect();
 
-/** Lets `hotRows` on `db` (not on its transactions) run its statements prepared. */
-export function usePreparedStatements(db: Db, run: PreparedRunner): void {
-  preparedRunners.set(db, run);
+/** What a database opened by `openDb` carries in this process; its transactions carry nothing. */
+const processState = Symbol("crowdcompute db state");
+type WithState = Db & { [processState]?: { dispatcher: Dispatcher; prepared: PreparedRunner | null } };
+
+/**
+ * A new drizzle database as a handle, with its dispatcher, and `prepared` (where the driver
+ * has one) for `hotRows` to run statements prepared on the database itself.
+ */
+export function openDb(db: Db, kind: DbHandle["kind"], close: () => Promise<void>, prepared: PreparedRunner | null = null): DbHandle {
+  const dispatcher = new Dispatcher();
+  (db as WithState)[processState] = { dispatcher, prepared };
+  return { db, kind, dispatcher, close };
+}
+
+/** The dispatcher `db` was opened with; an empty one, kept nowhere, for a transaction. */
+export function dispatcherOf(db: Db): Dispatcher {
+  return (db as WithState)[processState]?.dispatcher ?? new Dispatcher();
 }
 
 /**
@@ -43,7 +59,7 @@ export async function queryRows<T>(db: Db, query: SQL): Promise<T[]> {
  * a results download prepared this way nested-looped over a growing table (100k lines: 28 s).
  */
 export async function hotRows<T>(db: Db, query: SQL): Promise<T[]> {
-  const prepared = preparedRunners.get(db);
+  const prepared = (db as WithState)[processState]?.prepared;
   if (!prepared) return queryRows<T>(db, query);
   const { sql: text, params } = dialect.sqlToQuery(query);
   return (await prepared(text, params)) as T[];
@@ -60,8 +76,7 @@ export async function withRetry<T>(run: () => Promise<T>, attempts = 5): Promise
     try {
       return await run();
     } catch (error) {
-      const code = (error as { code?: string; cause?: { code?: string } }).code ??
-        (error as { cause?: { code?: string } }).cause?.code;
+      const code = (error as { code?: string; cause?: { code?: string } }).code ?? (error as { cause?: { code?: string } }).cause?.code;
       if (attempt >= attempts || !code || !retryableCodes.has(code)) throw error;
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
     }

@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Db } from "./db.ts";
 
 /** The channel that carries the ids of tasks whose progress or status changed. */
-export const taskChangedChannel = "cc_task_changed";
+const taskChangedChannel = "cc_task_changed";
 
 // A NOTIFY payload must stay under 8000 bytes: 36-byte ids, comma-separated.
 const idsPerNotify = 200;

@@ -1,33 +1,43 @@
-// The data layer: schema, queries and types. Drivers live in subpaths so that a bundle for
-// Workers can leave PGlite out: `@crowdcompute/db/postgres`, `/pglite`, `/migrate` (Node).
-export type { Db, DbHandle } from "./db.ts";
-export { withRetry } from "./db.ts";
-export { newId } from "./ids.ts";
-export * from "./users.ts";
-export * from "./tasks.ts";
-export { leaseChunks, type LeaseRequest, type LeasedChunk } from "./lease.ts";
-export { reclaimExpiredLeases } from "./expire.ts";
-export { heartbeatLeases, type HeartbeatOutcome } from "./heartbeat.ts";
-export { appendInputs, type AppendOutcome } from "./inputs.ts";
-export { cloneTask, deleteTask, retryFailedChunks } from "./task-maintenance.ts";
-export { reduceChildren, reduceFanIn, reduceLevels, type ReduceLevel } from "./reduce.ts";
-export { submitChunks, type ChunkError, type ChunkResult, type LeaseRef, type SubmitOutcome } from "./submit.ts";
+// The data layer's everyday surface: the database type, accounts and volunteers, tasks, and
+// the work path (lease, submit, heartbeat, release, sweep). The rest is in subpaths, so that
+// each importer names what it reads: `@crowdcompute/db/reads` (results, follow, chunks,
+// progress and console, stats, throughput), `/accounts` (account states and the admin's
+// account queries), `/audit` (invariant checks for tests and benchmarks); drivers in
+// `/postgres`, `/pglite`, `/migrate` (Node), so that a bundle for Workers can leave PGlite out.
+
+export { type ApiKeyRow, createApiKey, findApiKeyOwner, listApiKeys, maxActiveApiKeys, revokeApiKey } from "./accounts/api-keys.ts";
+export { hitRateLimit, peekRateLimits } from "./accounts/rate-limits.ts";
 export {
-  finalChunksDownload,
-  finalChunksPage,
-  finalChunksWindow,
-  getTaskForResults,
-  nextFinalIndex,
-  type DownloadWindow,
-  type FinalChunk,
-  type ResultsFormat,
-  type ResultsTask,
-} from "./results.ts";
-export { chunkStatuses, listChunks, type ChunkListing, type ChunkPage, type ChunkStatus, type ChunkVote } from "./chunk-listing.ts";
-export { auditTask, auditVolunteers, type TaskAudit, type VolunteerAudit } from "./audit.ts";
-export { createApiKey, findApiKeyOwner, listApiKeys, maxActiveApiKeys, revokeApiKey, type ApiKeyRow } from "./api-keys.ts";
-export { hitRateLimit, peekRateLimits, type RateLimitState } from "./rate-limits.ts";
-export { leaderboard, siteStats, type LeaderboardEntry, type SiteStats } from "./stats.ts";
-export { listenTaskChanged, notifyTaskChanged, taskChangedChannel } from "./events.ts";
+  createUser,
+  createVolunteer,
+  findUserByEmail,
+  findUserById,
+  getVolunteerFigures,
+  linkVolunteer,
+  pingDb,
+  renameVolunteer,
+  setDisplayName,
+  type VolunteerLink,
+} from "./accounts/users.ts";
+export type { Db, DbHandle } from "./db.ts";
+export { type ConsoleReport, type LiveChunkReport, recordChunkLive } from "./dispatch/chunk-live.ts";
+export { reclaimExpiredLeases, releaseLeases, sweepExpiredLeases } from "./dispatch/expire.ts";
+export { heartbeatLeases } from "./dispatch/heartbeat.ts";
+export { type LeasedBlock, leaseBlocks } from "./dispatch/lease.ts";
+export { type ChunkError, type ResultRun, submitResults } from "./dispatch/submit.ts";
+export { listenTaskChanged, notifyTaskChanged } from "./events.ts";
+export { volunteerMayReadTask } from "./reads/task-readers.ts";
+export { appendInputs } from "./tasks/inputs.ts";
+export { type CloneChanges, cloneTask, deleteTask, retryFailedChunks } from "./tasks/task-maintenance.ts";
+export {
+  createTask,
+  getTaskAccess,
+  getTaskCode,
+  getTaskSummary,
+  getTaskView,
+  getTaskWasm,
+  listTaskViews,
+  type TaskView,
+  transitionTask,
+} from "./tasks/tasks.ts";
 export { createWorkersDb } from "./workers.ts";
-export { approveUser, getAccountState, listAccounts, suspendUser, unsuspendUser, type AccountRow, type AccountState, type AccountStatus } from "./accounts.ts";

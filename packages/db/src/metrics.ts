@@ -1,9 +1,9 @@
 // The figures behind the operator's GET /metrics that only the database knows. Each is one
 // round trip and reads counters and live leases, never chunks, so a scrape stays cheap.
 import { sql } from "drizzle-orm";
-import { queryRows, type Db } from "./db.ts";
-import { volunteersOnline } from "./stats.ts";
-import { counterTotals, leasedChunksOfTask } from "./task-counts.ts";
+import { type Db, queryRows } from "./db.ts";
+import { volunteersOnline } from "./reads/stats.ts";
+import { counterTotals, leasedChunksOfTask } from "./reads/task-counts.ts";
 
 export interface OperatorFigures {
   /** As on the stats page: volunteers holding a lease that is live or ended in the last 2 minutes. */

@@ -1,7 +1,8 @@
 // `npm run migrate`: migrates DATABASE_URL, or the embedded database under ./data.
+
+import { lockDataDir } from "./data-dir.ts";
 import { migratePgliteDb, migratePostgresUrl } from "./migrate.ts";
 import { createPgliteDb } from "./pglite.ts";
-import { lockDataDir } from "./data-dir.ts";
 
 const url = process.env.DATABASE_URL;
 if (url) {
@@ -9,10 +10,10 @@ if (url) {
   console.log("migrated", url.replace(/\/\/[^@]*@/, "//***@"));
 } else {
   const dataDir = process.env.DATA_DIR ?? "./data";
-  const release = lockDataDir(dataDir);
+  const release = await lockDataDir(dataDir);
   const handle = await createPgliteDb(`${dataDir}/pglite`);
   await migratePgliteDb(handle);
   await handle.close();
-  release();
+  await release();
   console.log("migrated the embedded database in", dataDir);
 }

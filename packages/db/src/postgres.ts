@@ -1,6 +1,6 @@
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
-import { usePreparedStatements, type Db, type DbHandle } from "./db.ts";
+import { type Db, type DbHandle, openDb } from "./db.ts";
 import { newId } from "./ids.ts";
 import * as schema from "./schema.ts";
 
@@ -13,6 +13,10 @@ export function createPostgresDb(url: string, options: { max?: number } = {}): D
   const connection = { application_name: `crowdcompute ${newId()}` };
   const client = postgres(url, { max: options.max ?? 10, onnotice: () => {}, connect_timeout: 10, connection });
   const db = drizzle(client, { schema }) as unknown as Db;
-  usePreparedStatements(db, (text, params) => client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }));
-  return { db, kind: "postgres", close: () => client.end({ timeout: 5 }) };
+  return openDb(
+    db,
+    "postgres",
+    () => client.end({ timeout: 5 }),
+    (text, params) => client.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true }),
+  );
 }

@@ -1,0 +1,1 @@
+ALTER TABLE "tasks" ADD COLUMN "memory_mb" integer DEFAULT 256 NOT NULL;

@@ -1,0 +1,134 @@
+import { type SQL, sql } from "drizzle-orm";
+import { type Db, dispatcherOf, queryRows, withRetry } from "../db.ts";
+import { addToTaskCounters } from "../sql/counters.ts";
+import { resultCovers } from "../sql/result-rows.ts";
+import { completeFinishedTasks } from "../tasks/tasks.ts";
+
+const leasesPerSweep = 256;
+// Expired leases are swept by lease requests themselves (no daemon), but not by every one:
+// one sweep per process every 250 ms finds what there is, and spares a round trip per request.
+const sweepEveryMs = 250;
+
+/** `reclaimExpiredLeases`, unless this process (`db`'s dispatcher) swept less than 250 ms ago. */
+export async function sweepExpiredLeases(db: Db, shard: number): Promise<void> {
+  const dispatcher = dispatcherOf(db);
+  const now = Date.now();
+  if (dispatcher.lastSweepAt > now - sweepEveryMs) return;
+  dispatcher.lastSweepAt = now;
+  await reclaimExpiredLeases(db, shard);
+}
+
+/**
+ * Takes back leases whose deadline passed: each unreported chunk without a result goes back
+ * to pending with one more expiry (a vanished volunteer is not the chunk's fault, so expiries
+ * have their own cap, `max_expiries`), or fails once that cap is reached. Called before each
+ * lease request: no daemon is needed for correctness. Returns how many leases it reclaimed.
+ */
+export async function reclaimExpiredLeases(db: Db, shard: number): Promise<number> {
+  return takeBack(
+    db,
+    shard,
+    sql`SELECT id, task_id, first_idx, n, reported, copy, created_at FROM leases
+        WHERE NOT reclaimed AND deadline < now()
+        ORDER BY deadline LIMIT ${leasesPerSweep} FOR UPDATE SKIP LOCKED`,
+    1,
+  );
+}
+
+/**
+ * A volunteer gives leases back before their deadline (it paused): their unreported chunks
+ * go back to pending at once, counting no expiry (nothing vanished). Leases of another
+ * volunteer, or already taken back, are left alone. Returns the lease rows it took back.
+ */
+export async function releaseLeases(db: Db, input: { volunteerId: string; leaseRowIds: readonly number[]; shard: number }): Promise<number[]> {
+  if (input.leaseRowIds.length === 0) return [];
+  const ids = JSON.stringify([...new Set(input.leaseRowIds)].sort((a, b) => a - b));
+  const released = await queryRows<{ id: string | number }>(
+    db,
+    sql`SELECT id FROM leases WHERE id IN (SELECT value::bigint FROM json_array_elements_text(${ids}::json))
+          AND volunteer_id = ${input.volunteerId} AND NOT reclaimed`,
+  );
+  if (released.length === 0) return [];
+  await takeBack(
+    db,
+    input.shard,
+    sql`SELECT id, task_id, first_idx, n, reported, copy, created_at FROM leases
+        WHERE id IN (SELECT value::bigint FROM json_array_elements_text(${ids}::json))
+          AND volunteer_id = ${input.volunteerId} AND NOT reclaimed
+        ORDER BY id FOR UPDATE`,
+    0,
+  );
+  return released.map((row) => Number(row.id));
+}
+
+/**
+ * Takes back the leases `which` selects (and locks): marks them reclaimed and puts each chunk
+ * they had not reported, and that has no result, back to pending with `expiriesAdded` more
+ * expiries, failing it at the task's cap.
+ */
+async function takeBack(db: Db, shard: number, which: SQL, expiriesAdded: 0 | 1): Promise<number> {
+  const rows = await withRetry(() =>
+    queryRows<{ reclaimed: number; failed_tasks: string[] | null }>(
+      db,
+      sql`WITH expired AS (
+            ${which}
+          ), marked AS (
+            UPDATE leases l SET reclaimed = true FROM expired e WHERE l.id = e.id
+          ), orphans AS (
+            SELECT e.task_id, e.first_idx + o AS idx, e.id AS lease_id, e.copy, e.created_at AS leased_at
+            FROM expired e CROSS JOIN LATERAL generate_series(0, e.n - 1) AS o
+            WHERE get_bit(e.reported, o) = 0
+          ), candidates AS (
+            -- One row per chunk: two expired copies of one chunk under vote free two slots.
+            SELECT o.task_id, o.idx, max(o.lease_id) AS lease_id, count(*)::int AS orphaned,
+                   coalesce(max(cs.expiries), 0) + ${expiriesAdded}::int AS expiries, coalesce(max(cs.attempts), 0) AS attempts,
+                   max(t.max_expiries) AS max_expiries, max(cs.status) AS state_status,
+                   coalesce(max(cs.copies_out), 0) AS copies_out, coalesce(max(cs.needed), 0) AS needed
+            FROM orphans o
+            JOIN tasks t ON t.id = o.task_id AND t.status IN ('running', 'paused')
+            LEFT JOIN chunk_state cs ON cs.task_id = o.task_id AND cs.idx = o.idx
+            WHERE NOT ${resultCovers(sql`o.task_id`, sql`o.idx`)}
+              -- a reduce lease from before its tree was thrown away reissues nothing
+              AND NOT (o.idx >= t.total AND o.leased_at < t.reduce_reset_at)
+              AND (cs.task_id IS NULL OR (cs.status = 'leased' AND cs.lease_id = o.lease_id)
+                   -- an extra copy of a chunk under vote: its slot frees up, the vote goes on
+                   OR (cs.status = 'voting' AND o.copy > 0))
+            GROUP BY o.task_id, o.idx
+          ), upserted AS (
+            INSERT INTO chunk_state (task_id, idx, status, lease_id, attempts, expiries, copies_out, needed, last_error)
+            SELECT task_id, idx,
+                   CASE WHEN expiries >= max_expiries THEN 'failed' WHEN state_status = 'voting' THEN 'voting' ELSE 'pending' END,
+                   lease_id, attempts, expiries,
+                   CASE WHEN state_status = 'voting' THEN greatest(copies_out - orphaned, 0) ELSE copies_out END, needed,
+                   CASE WHEN expiries >= max_expiries THEN jsonb_build_object(
+                     'kind', 'expired', 'message', 'lease expired ' || expiries || ' times (volunteers vanished)') END
+            FROM candidates ORDER BY task_id, idx
+            ON CONFLICT (task_id, idx) DO UPDATE
+              SET status = excluded.status, expiries = excluded.expiries, copies_out = excluded.copies_out,
+                  last_error = coalesce(excluded.last_error, chunk_state.last_error)
+              WHERE (chunk_state.status = 'leased' AND chunk_state.lease_id = excluded.lease_id) OR chunk_state.status = 'voting' 
+            RETURNING task_id, idx, status, last_error
+          ), failed_counts AS (
+            ${addToTaskCounters(["failed"], sql`SELECT task_id, ${shard}, count(*) FROM upserted WHERE status = 'failed' GROUP BY task_id ORDER BY task_id`)}
+          ), old_lease_requests AS (
+            -- Idempotency keys outlive any lease they could return.
+            DELETE FROM lease_requests WHERE (volunteer_id, key) IN (
+              SELECT volunteer_id, key FROM lease_requests
+              WHERE created_at < now() - interval '1 day' LIMIT ${leasesPerSweep})
+          ), task_errors AS (
+            UPDATE tasks t SET last_error = jsonb_build_object('index', f.idx) || f.last_error
+            FROM (SELECT DISTINCT ON (task_id) task_id, idx, last_error FROM upserted
+                  WHERE status = 'failed' ORDER BY task_id, idx DESC) f
+            WHERE t.id = f.task_id
+          ), live_cleared AS (
+            -- A chunk that goes back to pending keeps its checkpoint for its next lease.
+            DELETE FROM chunk_live cl USING upserted u WHERE u.status = 'failed' AND cl.task_id = u.task_id AND cl.idx = u.idx
+          )
+          SELECT (SELECT count(*)::int FROM expired) AS reclaimed,
+                 (SELECT json_agg(DISTINCT task_id) FROM upserted WHERE status = 'failed') AS failed_tasks`,
+    ),
+  );
+  const row = rows[0];
+  if (row?.failed_tasks?.length) await completeFinishedTasks(db, row.failed_tasks);
+  return row?.reclaimed ?? 0;
+}

@@ -1,0 +1,46 @@
+import { sql } from "drizzle-orm";
+import { type Db, queryRows } from "../db.ts";
+
+export interface HeartbeatOutcome {
+  /** Lease rows whose deadline now runs at least one more chunk timeout + grace. */
+  extended: number[];
+  /** Lease rows already taken back (or unknown): their chunks are someone else's now. */
+  lost: number[];
+  /** Lease rows of tasks that are no longer running: stop computing them. */
+  cancelled: number[];
+}
+
+/**
+ * Keeps a live volunteer's leases from expiring: each deadline becomes at least
+ * now + timeoutMs + grace, so a batch that runs long but steadily is never reissued, while
+ * a silent volunteer still loses its chunks one timeout after its last heartbeat.
+ */
+export async function heartbeatLeases(db: Db, input: { volunteerId: string; leaseRowIds: readonly number[]; graceMs: number }): Promise<HeartbeatOutcome> {
+  const outcome: HeartbeatOutcome = { extended: [], lost: [], cancelled: [] };
+  if (input.leaseRowIds.length === 0) return outcome;
+  const rows = await queryRows<{ id: string | number; state: "extended" | "lost" | "cancelled" }>(
+    db,
+    sql`WITH wanted AS (
+          SELECT DISTINCT value::bigint AS id FROM json_array_elements_text(${JSON.stringify(input.leaseRowIds)}::json)
+        ), current AS (
+          SELECT l.id, t.status AS task_status, t.timeout_ms, l.reclaimed
+          FROM leases l JOIN tasks t ON t.id = l.task_id
+          WHERE l.id IN (SELECT id FROM wanted) AND l.volunteer_id = ${input.volunteerId}
+        ), extended AS (
+          UPDATE leases l
+          SET deadline = greatest(l.deadline, now() + make_interval(secs => (c.timeout_ms + ${input.graceMs}::bigint) / 1000.0))
+          FROM current c
+          WHERE l.id = c.id AND NOT c.reclaimed AND c.task_status IN ('running', 'paused')
+          RETURNING l.id
+        )
+        SELECT w.id,
+          CASE WHEN e.id IS NOT NULL THEN 'extended'
+               WHEN c.id IS NULL OR c.reclaimed THEN 'lost'
+               ELSE 'cancelled' END AS state
+        FROM wanted w
+        LEFT JOIN current c ON c.id = w.id
+        LEFT JOIN extended e ON e.id = w.id`,
+  );
+  for (const row of rows) outcome[row.state].push(Number(row.id));
+  return outcome;
+}

@@ -1,0 +1,101 @@
+// The hot submit path: a run of consecutive results from the lease that still holds them,
+// none reported before, of a task with one copy per chunk, becomes ONE results row (the
+// results as a JSON array; one chunk is a plain row). A Postgres-only probe, 16 clients:
+// per-chunk rows 22–26k chunks/s at 64 a block, 62–68k/s at 256; one row per block
+// 40–52k/s at 64, 170–280k/s at 256 (docs/architecture.md, "Result storage").
+//
+// Why a run never overlaps another row: the lease row is locked, not reclaimed, and has not
+// reported these offsets, so no one else holds them; a chunk held by another lease came back
+// to it by expiry (the old lease is reclaimed) or an error (the offset is reported), and such
+// a chunk is reissued alone, one lease row a chunk, so its late results meet on the key.
+import { sql } from "drizzle-orm";
+import { type Db, hotRows } from "../db.ts";
+import { boundedCpu, countCredited } from "../sql/counters.ts";
+import { noneSetIn, runMask } from "../sql/report-masks.ts";
+import { exhausted, type RejectionReason, runsJson } from "./submit-chunks.ts";
+
+/** Consecutive results of one lease: element k of `resultsJson` is chunk `firstIdx + offset + k`. */
+export interface ResultRun {
+  leaseRowId: number;
+  taskId: string;
+  /** The lease's first chunk index, as its signed id says. */
+  firstIdx: number;
+  offset: number;
+  count: number;
+  /** The results as one JSON array text of `count` elements, each (canonical) JSON. */
+  resultsJson: string;
+  /** CPU time of the run's chunks together, as the volunteer claims it. */
+  cpuMs: number;
+}
+
+/**
+ * What the caller must act on: per task, results counted and whether it may be finished;
+ * per run not stored whole, either a rejection of all of it or `perChunk` (store it chunk by
+ * chunk: a late result, a part overlapping an earlier report, or votes of a replicated task).
+ */
+export type BlockRow =
+  | { kind: "task"; task_id: string; item: null; reason: null; inserted: number; exhausted: boolean }
+  | { kind: "run"; task_id: string; item: number; reason: RejectionReason | null; inserted: null; exhausted: null };
+
+export function insertResultRuns(db: Db, volunteerId: string, shard: number, runs: ResultRun[]): Promise<BlockRow[]> {
+  const items = runsJson(runs.map((run) => ({ leaseRowId: run.leaseRowId, taskId: run.taskId, first: run.offset, count: run.count, resultsJson: run.resultsJson, cpuMs: run.cpuMs })));
+  return hotRows<BlockRow>(
+    db,
+    sql`WITH items AS (
+          -- "first" is the run's offset in its block here; a block row keeps the array text as
+          -- it came, one chunk its element's text.
+          SELECT item, lease_id, task_id, first AS off, len, CASE WHEN len = 1 THEN (results -> 0)::text ELSE results::text END AS result, cpu_ms
+          FROM json_to_recordset(${items}::json)
+            AS x(item int, lease_id bigint, task_id uuid, first int, len int, results json, cpu_ms bigint)
+        ), locked AS (
+          -- Leases by key and in id order, as every statement that takes them (see submit-chunks.ts).
+          SELECT l.id, l.task_id, l.first_idx, l.n, l.reported, l.reclaimed, l.copy, l.created_at FROM leases l
+          WHERE l.id = ANY (ARRAY(SELECT lease_id FROM items)) ORDER BY l.id FOR UPDATE
+        ), judged AS (
+          SELECT i.*, l.first_idx + i.off AS idx, l.n AS lease_n, t.total, l.first_idx + i.off < t.total AS own_chunk,
+            CASE WHEN t.id IS NULL OR l.id IS NULL THEN 'task-unknown'
+                 WHEN t.status IN ('cancelled', 'draft') THEN 'task-cancelled'
+                 -- a reduce chunk leased before its tree was thrown away read inputs that changed since
+                 WHEN l.first_idx + i.off >= t.total AND l.created_at < t.reduce_reset_at THEN 'chunk-reissued' END AS reason,
+            (l.id IS NOT NULL AND NOT l.reclaimed AND l.copy = 0 AND t.replication = 1 AND i.off + i.len <= l.n
+              AND ${noneSetIn(sql`l.reported`, sql`i.off`, sql`i.len`)}) AS whole,
+            -- What the server saw: no more than len × (lease to now), nor len × timeoutMs.
+            ${boundedCpu(sql`i.cpu_ms`, sql`l.created_at`, sql`t.timeout_ms`, sql`i.len`)} AS bounded_cpu
+          FROM items i
+          LEFT JOIN locked l ON l.id = i.lease_id AND l.task_id = i.task_id
+          -- The batch's few tasks, probed by key once each (OFFSET 0 keeps it a probe).
+          LEFT JOIN (SELECT t.* FROM (SELECT DISTINCT task_id FROM items) d
+                     CROSS JOIN LATERAL (SELECT id, status, replication, timeout_ms, total, reduce_reset_at
+                                         FROM tasks WHERE id = d.task_id OFFSET 0) t) t ON t.id = i.task_id
+        ), stored AS (
+          SELECT * FROM judged WHERE reason IS NULL AND whole
+        ), marked AS (
+          UPDATE leases l SET reported = l.reported | m.mask
+          FROM (SELECT lease_id, bit_or(${runMask(sql`lease_n`, sql`off`, sql`len`)}) AS mask FROM stored GROUP BY lease_id) m
+          WHERE l.id = m.lease_id
+        ), inserted AS (
+          INSERT INTO results (task_id, idx, n, result, volunteer_id, cpu_ms)
+          SELECT task_id, idx, len, result, ${volunteerId}, bounded_cpu FROM stored ORDER BY task_id, idx
+          -- Only a retry's one-chunk row can meet a late copy here (see the top of this file).
+          ON CONFLICT DO NOTHING
+          RETURNING task_id, idx, n
+        ), credited AS (
+          -- A single copy wins trivially: its credit is its CPU time as counted.
+          SELECT s.task_id, s.bounded_cpu AS cpu_ms, s.own_chunk, s.bounded_cpu AS credit, s.len AS n
+          FROM inserted i JOIN stored s ON s.task_id = i.task_id AND s.idx = i.idx
+        ), ${countCredited(volunteerId, shard, sql`n`)}, cleared AS (
+          -- A retry's state row goes with its result (a longer run has none: see above).
+          DELETE FROM chunk_state cs USING inserted i WHERE i.n = 1 AND cs.task_id = i.task_id AND cs.idx = i.idx
+        ), live_cleared AS (
+          -- Progress and checkpoints of the stored chunks, by index range: one probe of the
+          -- primary key a row, which finds nothing for chunks that never sent any.
+          DELETE FROM chunk_live cl USING inserted i WHERE cl.task_id = i.task_id AND cl.idx >= i.idx AND cl.idx < i.idx + i.n
+        )
+        SELECT 'task' AS kind, t.task_id, NULL::int AS item, NULL::text AS reason,
+          (SELECT coalesce(sum(i.n), 0)::int FROM inserted i WHERE i.task_id = t.task_id) AS inserted,
+          ${exhausted(sql`t.task_id`)} AS exhausted
+        FROM (SELECT DISTINCT task_id FROM judged) t
+        UNION ALL
+        SELECT 'run', j.task_id, j.item, j.reason, NULL, NULL FROM judged j WHERE j.reason IS NOT NULL OR NOT j.whole`,
+  );
+}

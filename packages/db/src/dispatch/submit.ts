@@ -1,0 +1,82 @@
+import { type Db, withRetry } from "../db.ts";
+import { completeFinishedTasks } from "../tasks/tasks.ts";
+import { type ConsoleReport, recordChunkConsole } from "./chunk-live.ts";
+import { insertResultRuns, type ResultRun } from "./submit-blocks.ts";
+import { type ChunkError, insertChunkResults, type RejectionReason, type RunOfResults } from "./submit-chunks.ts";
+import { recordChunkErrors } from "./submit-errors.ts";
+import { recordVotes, type Vote } from "./votes.ts";
+
+export type { ResultRun } from "./submit-blocks.ts";
+export type { ChunkError, ChunkRef, ChunkResult, RejectionReason } from "./submit-chunks.ts";
+
+export interface SubmitOutcome {
+  /** Chunks whose results counted now; a chunk reported again is accepted but not counted. */
+  inserted: number;
+  /** Chunks refused, as runs of consecutive indexes of one lease with one reason. */
+  rejected: { leaseRowId: number; taskId: string; index: number; count: number; reason: RejectionReason }[];
+}
+
+/**
+ * Records a volunteer's results (runs of consecutive chunks of one lease) and errors.
+ * Exactly once: a run its lease still holds becomes one row (submit-blocks.ts); anything else
+ * goes chunk by chunk (submit-chunks.ts), where a result is `INSERT … ON CONFLICT DO NOTHING
+ * RETURNING`; only rows really inserted move counters or credit. A late result for an
+ * expired lease still counts while the chunk is not final. Console output of the reported
+ * chunks is kept for those whose outcome counted (chunk-live.ts).
+ */
+export async function submitResults(
+  db: Db,
+  input: { volunteerId: string; userId?: string | null; shard: number; runs: ResultRun[]; errors: ChunkError[]; consoles?: readonly ConsoleReport[] },
+): Promise<SubmitOutcome> {
+  const outcome: SubmitOutcome = { inserted: 0, rejected: [] };
+  const touched = new Set<string>();
+  const runs = input.runs.filter((run) => run.count > 0);
+  if (runs.length > 0) {
+    const rows = await withRetry(() => insertResultRuns(db, input.volunteerId, input.shard, runs));
+    const perChunk: RunOfResults[] = [];
+    for (const row of rows) {
+      if (row.kind === "task") {
+        outcome.inserted += row.inserted;
+        if (row.exhausted) touched.add(row.task_id);
+        continue;
+      }
+      const run = runs[row.item]!;
+      const first = run.firstIdx + run.offset;
+      if (row.reason) outcome.rejected.push({ leaseRowId: run.leaseRowId, taskId: run.taskId, index: first, count: run.count, reason: row.reason });
+      else perChunk.push({ leaseRowId: run.leaseRowId, taskId: run.taskId, first, count: run.count, resultsJson: run.resultsJson, cpuMs: run.cpuMs });
+    }
+    if (perChunk.length > 0) await submitChunkByChunk(db, input, perChunk, outcome, touched);
+  }
+  if (input.errors.length > 0) {
+    const rows = await withRetry(() => recordChunkErrors(db, input.shard, input.errors));
+    for (const row of rows) {
+      if (row.status === "failed") touched.add(row.task_id);
+      if (row.reason) outcome.rejected.push({ leaseRowId: Number(row.lease_id), taskId: row.task_id, index: row.idx, count: 1, reason: row.reason });
+    }
+  }
+  // Console output before the task can end: whoever saw the task end finds every chunk's
+  // lines already committed (the task's event stream drains them up to that point).
+  if (input.consoles && input.consoles.length > 0) await recordChunkConsole(db, { volunteerId: input.volunteerId, reports: input.consoles });
+  await completeFinishedTasks(db, [...touched]);
+  return outcome;
+}
+
+async function submitChunkByChunk(db: Db, input: { volunteerId: string; userId?: string | null; shard: number }, runs: RunOfResults[], outcome: SubmitOutcome, touched: Set<string>): Promise<void> {
+  const rows = await withRetry(() => insertChunkResults(db, input.volunteerId, input.shard, runs));
+  const votes: Vote[] = [];
+  for (const row of rows) {
+    if (row.lease_id === null) {
+      outcome.inserted += row.inserted;
+      if (row.exhausted) touched.add(row.task_id);
+    } else if (row.reason) {
+      outcome.rejected.push({ leaseRowId: Number(row.lease_id), taskId: row.task_id, index: row.idx, count: 1, reason: row.reason });
+    } else {
+      votes.push({ leaseRowId: Number(row.lease_id), taskId: row.task_id, index: row.idx, result: row.result!, cpuMs: Number(row.cpu_ms), copy: row.copy, firstReport: row.first_report });
+    }
+  }
+  if (votes.length > 0) {
+    const counted = await withRetry(() => recordVotes(db, { volunteerId: input.volunteerId, userId: input.userId ?? null, shard: input.shard, votes }));
+    outcome.inserted += counted.won;
+    for (const taskId of counted.finishedChunksOf) touched.add(taskId);
+  }
+}

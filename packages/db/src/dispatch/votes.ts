@@ -1,0 +1,303 @@
+import { sql } from "drizzle-orm";
+import { type Db, queryRows } from "../db.ts";
+import { addToTaskCounters, addToVolunteerCounters, boundedCpu } from "../sql/counters.ts";
+import { resetReduceTrees } from "./reduce.ts";
+import type { ChunkResult } from "./submit.ts";
+
+// Trust (docs/architecture.md, "Replication, trust and reduce"): a probationer becomes
+// trusted after this many quorum wins, shared with at least this many distinct other volunteers.
+const winsToTrust = 10;
+const coWinnersToTrust = 3;
+// Reputation: a volunteer whose results lost to a side with a trusted vote at least this many
+// times, and in more than this share of its decided results, is banned: its votes stop
+// counting, and quorums that needed them are reopened.
+const lossesToBan = 3;
+const lossShareToBan = 0.2;
+
+export interface Vote extends ChunkResult {
+  /** The lease's copy number (0 for the first copy, handed out in blocks). */
+  copy: number;
+  /** First report of this chunk by a lease that still held it: its copy slot frees up. */
+  firstReport: boolean;
+}
+
+type ChunkTally = {
+  task_id: string;
+  idx: number;
+  needed: number;
+  copies_out: number;
+  votes: number;
+  quorum: number;
+  replication: number;
+  max_attempts: number;
+  best_hash: string | null;
+  best_count: number;
+  best_trusted: boolean | null;
+};
+
+/**
+ * Records copies of replicated chunks as votes and settles each chunk they touch: done when
+ * `quorum` results agree (one more when no trusted volunteer is among them), another copy
+ * when they disagree, failed as `no-quorum` past `replication + maxAttempts` copies. The
+ * chunks' rows are locked first, so two votes arriving together are counted one after the
+ * other and neither misses the quorum. Results are compared by the sha256 of their RFC 8785
+ * canonical JSON, computed here, never taken from the client.
+ */
+export async function recordVotes(db: Db, input: { volunteerId: string; userId: string | null; shard: number; votes: Vote[] }): Promise<{ won: number; finishedChunksOf: Set<string> }> {
+  const items = input.votes.map((v) => ({
+    lease_id: v.leaseRowId,
+    task_id: v.taskId,
+    idx: v.index,
+    result: v.result,
+    cpu_ms: v.cpuMs,
+    frees_copy: v.copy > 0 && v.firstReport,
+  }));
+  const itemsJson = JSON.stringify(items);
+  const itemTable = sql`json_to_recordset(${itemsJson}::json) AS x(lease_id bigint, task_id uuid, idx int, result text, cpu_ms int, frees_copy boolean)`;
+
+  return db.transaction(async (tx) => {
+    // Chunks not final yet come under vote (a first copy's result opens the vote).
+    await tx.execute(sql`
+      INSERT INTO chunk_state (task_id, idx, status, needed)
+      SELECT DISTINCT x.task_id, x.idx, 'voting', t.replication FROM ${itemTable}
+      JOIN tasks t ON t.id = x.task_id
+      WHERE NOT EXISTS (SELECT 1 FROM results r WHERE r.task_id = x.task_id AND r.idx = x.idx)
+      ORDER BY x.task_id, x.idx
+      ON CONFLICT (task_id, idx) DO UPDATE SET status = 'voting', needed = greatest(chunk_state.needed, excluded.needed)
+        WHERE chunk_state.status IN ('pending', 'leased')`);
+    await tx.execute(sql`
+      SELECT 1 FROM chunk_state cs WHERE (cs.task_id, cs.idx) IN (SELECT task_id, idx FROM ${itemTable})
+      ORDER BY cs.task_id, cs.idx FOR UPDATE`);
+    await tx.execute(sql`
+      WITH fresh AS (
+        INSERT INTO votes (task_id, idx, volunteer_id, user_id, hash, result, cpu_ms, claim, trusted, counted)
+        SELECT x.task_id, x.idx, ${input.volunteerId}, ${input.userId},
+               encode(sha256(convert_to(x.result, 'UTF8')), 'hex'), x.result, x.cpu_ms,
+               ${boundedCpu(sql`x.cpu_ms`, sql`l.created_at`, sql`t.timeout_ms`)},
+               (v.trusted OR coalesce(t.owner_id = v.user_id, false))
+                 -- a suspended account's volunteers vouch for nothing, its own tasks included
+                 AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = v.user_id AND u.suspended_at IS NOT NULL), NOT v.banned
+        FROM ${itemTable}
+        JOIN tasks t ON t.id = x.task_id
+        JOIN volunteers v ON v.id = ${input.volunteerId}
+        LEFT JOIN leases l ON l.id = x.lease_id
+        JOIN chunk_state cs ON cs.task_id = x.task_id AND cs.idx = x.idx AND cs.status = 'voting'
+        ORDER BY x.task_id, x.idx
+        ON CONFLICT DO NOTHING
+        RETURNING task_id, idx
+      )
+      UPDATE chunk_state cs SET copies_out = greatest(cs.copies_out - 1, 0)
+      FROM ${itemTable} WHERE x.frees_copy AND cs.task_id = x.task_id AND cs.idx = x.idx AND cs.status = 'voting'`);
+
+    // A new statement: it sees every committed vote, and ours. Each chunk keeps its count of
+    // counted votes (votes_in), which the lease statement's index of open copies reads.
+    const tallies = await queryRows<ChunkTally>(
+      tx,
+      sql`WITH counted AS (
+            UPDATE chunk_state cs SET votes_in = (SELECT count(*) FROM votes v WHERE v.task_id = cs.task_id AND v.idx = cs.idx AND v.counted)
+            WHERE (cs.task_id, cs.idx) IN (SELECT DISTINCT task_id, idx FROM ${itemTable}) AND cs.status = 'voting'
+            RETURNING cs.task_id, cs.idx, cs.needed, cs.copies_out, cs.votes_in
+          )
+          SELECT cs.task_id, cs.idx, cs.needed, cs.copies_out, t.quorum, t.replication, t.max_attempts, cs.votes_in::int AS votes,
+                 best.hash AS best_hash, coalesce(best.n, 0)::int AS best_count, best.trusted AS best_trusted
+          FROM counted cs
+          JOIN tasks t ON t.id = cs.task_id
+          LEFT JOIN LATERAL (
+            SELECT hash, count(*) AS n, bool_or(trusted) AS trusted FROM votes v
+            WHERE v.task_id = cs.task_id AND v.idx = cs.idx AND v.counted
+            GROUP BY hash ORDER BY count(*) DESC, bool_or(trusted) DESC LIMIT 1
+          ) best ON true`,
+    );
+
+    const winners: { task_id: string; idx: number; hash: string }[] = [];
+    const losers: { task_id: string; idx: number; votes: number }[] = [];
+    const grow: { task_id: string; idx: number; needed: number }[] = [];
+    for (const tally of tallies) {
+      const required = tally.quorum + (tally.best_trusted ? 0 : 1);
+      if (tally.best_hash && tally.best_count >= required) {
+        winners.push({ task_id: tally.task_id, idx: tally.idx, hash: tally.best_hash });
+        continue;
+      }
+      // Even if every outstanding copy agreed with the leader, would the copies planned reach
+      // the quorum? If not, each such disagreement adds one copy, up to a cap.
+      const shortfall = required - tally.best_count - (tally.needed - tally.votes);
+      if (shortfall <= 0) continue;
+      const needed = tally.needed + 1;
+      if (needed > tally.replication + tally.max_attempts) losers.push({ task_id: tally.task_id, idx: tally.idx, votes: tally.votes });
+      else grow.push({ task_id: tally.task_id, idx: tally.idx, needed });
+    }
+
+    const finishedChunksOf = new Set<string>();
+    let won = 0;
+    if (winners.length > 0) {
+      const rows = await queryRows<{ task_id: string }>(
+        tx,
+        sql`WITH w AS (
+              SELECT * FROM json_to_recordset(${JSON.stringify(winners)}::json) AS w(task_id uuid, idx int, hash text)
+            ), winning_votes AS (
+              SELECT v.* FROM votes v JOIN w ON v.task_id = w.task_id AND v.idx = w.idx AND v.hash = w.hash AND v.counted
+            ), inserted AS (
+              INSERT INTO results (task_id, idx, result, volunteer_id, cpu_ms, hash)
+              SELECT DISTINCT ON (task_id, idx) task_id, idx, result, volunteer_id, cpu_ms, hash
+              FROM winning_votes ORDER BY task_id, idx, created_at
+              ON CONFLICT DO NOTHING
+              RETURNING task_id, idx, cpu_ms, volunteer_id, hash
+            ), credited AS (
+              -- The winning votes of the chunks decided now, probed in the votes table by key:
+              -- joined to the winning_votes CTE instead, the planner (which takes a CTE for one
+              -- row) compared every pair, 33M for a block of 4096 (4 s).
+              SELECT v.* FROM inserted i JOIN votes v ON v.task_id = i.task_id AND v.idx = i.idx AND v.hash = i.hash AND v.counted
+            ), counted AS (
+              ${addToTaskCounters(
+                ["done", "cpu_ms", "credit"],
+                sql`SELECT i.task_id, ${input.shard}, count(*) FILTER (WHERE i.idx < (SELECT total FROM tasks WHERE id = i.task_id)), sum(i.cpu_ms),
+                           (SELECT coalesce(sum(c.claim), 0) FROM credited c WHERE c.task_id = i.task_id)
+                    FROM inserted i GROUP BY i.task_id ORDER BY i.task_id`,
+              )}
+            ), volunteer_credit AS (
+              -- done and cpu_ms go to the volunteer whose copy became the result; credit to every winning vote.
+              ${addToVolunteerCounters(
+                sql`SELECT volunteer_id, sum(done), sum(cpu_ms), sum(credit), now() FROM (
+                      SELECT volunteer_id, 0 AS done, 0 AS cpu_ms, claim AS credit FROM credited
+                      UNION ALL SELECT volunteer_id, 1, cpu_ms, 0 FROM inserted
+                    ) x GROUP BY volunteer_id ORDER BY volunteer_id`,
+              )}
+            ), volunteer_wins AS (
+              UPDATE volunteers v SET wins = v.wins + c.n
+              FROM (SELECT volunteer_id, count(*) AS n FROM credited GROUP BY volunteer_id) c WHERE v.id = c.volunteer_id
+            ), settled AS (
+              DELETE FROM chunk_state cs USING inserted i WHERE cs.task_id = i.task_id AND cs.idx = i.idx
+            )
+            SELECT task_id FROM inserted`,
+      );
+      won = rows.length;
+      for (const row of rows) finishedChunksOf.add(row.task_id);
+      for (const taskId of await penalizeLosers(tx, winners)) finishedChunksOf.add(taskId);
+      await promoteProbationers(tx);
+    }
+    if (grow.length > 0) {
+      await tx.execute(sql`
+        UPDATE chunk_state cs SET needed = g.needed
+        FROM json_to_recordset(${JSON.stringify(grow)}::json) AS g(task_id uuid, idx int, needed int)
+        WHERE cs.task_id = g.task_id AND cs.idx = g.idx`);
+    }
+    if (losers.length > 0) {
+      await tx.execute(sql`
+        WITH l AS (
+          SELECT * FROM json_to_recordset(${JSON.stringify(losers)}::json) AS l(task_id uuid, idx int, votes int)
+        ), failed AS (
+          UPDATE chunk_state cs SET status = 'failed',
+            last_error = jsonb_build_object('kind', 'no-quorum', 'message', l.votes || ' copies came back without ' || t.quorum || ' agreeing')
+          FROM l JOIN tasks t ON t.id = l.task_id
+          WHERE cs.task_id = l.task_id AND cs.idx = l.idx
+          RETURNING cs.task_id, cs.idx, cs.last_error
+        ), counted AS (
+          ${addToTaskCounters(["failed"], sql`SELECT task_id, ${input.shard}, count(*) FROM failed GROUP BY task_id ORDER BY task_id`)}
+        )
+        UPDATE tasks t SET last_error = jsonb_build_object('index', f.idx) || f.last_error
+        FROM (SELECT DISTINCT ON (task_id) * FROM failed ORDER BY task_id, idx DESC) f WHERE t.id = f.task_id`);
+      for (const loser of losers) finishedChunksOf.add(loser.task_id);
+    }
+    return { won, finishedChunksOf };
+  });
+}
+
+/**
+ * Where a trusted vote was on the winning side, every counted vote against it was wrong: its
+ * volunteer takes a loss. Volunteers past the ban line are banned (see `banVolunteers`).
+ * Returns the tasks whose chunks the bans reopened.
+ */
+async function penalizeLosers(tx: Db, winners: { task_id: string; idx: number; hash: string }[]): Promise<string[]> {
+  const penalized = await queryRows<{ id: string; wins: number; losses: number }>(
+    tx,
+    sql`WITH w AS (
+          SELECT * FROM json_to_recordset(${JSON.stringify(winners)}::json) AS w(task_id uuid, idx int, hash text)
+        ), vouched AS (
+          SELECT w.* FROM w WHERE EXISTS (SELECT 1 FROM votes v WHERE v.task_id = w.task_id AND v.idx = w.idx
+                                           AND v.hash = w.hash AND v.counted AND v.trusted)
+        ), lost AS (
+          SELECT v.volunteer_id, count(*) AS n FROM votes v
+          JOIN vouched w ON v.task_id = w.task_id AND v.idx = w.idx AND v.hash <> w.hash AND v.counted
+          GROUP BY v.volunteer_id
+        )
+        UPDATE volunteers p SET losses = p.losses + lost.n FROM lost
+        WHERE p.id = lost.volunteer_id AND NOT p.banned
+        RETURNING p.id, p.wins, p.losses`,
+  );
+  const banned = penalized.filter((v) => v.losses >= lossesToBan && v.losses > lossShareToBan * (v.wins + v.losses));
+  return banned.length > 0
+    ? banVolunteers(
+        tx,
+        banned.map((v) => v.id),
+      )
+    : [];
+}
+
+/**
+ * Bans volunteers (they are not told): their votes stop counting, and every chunk whose
+ * result needed one of their votes to make its quorum goes back to voting for another copy.
+ * Returns the tasks it reopened chunks of.
+ */
+async function banVolunteers(tx: Db, volunteerIds: string[]): Promise<string[]> {
+  const ids = JSON.stringify(volunteerIds);
+  await tx.execute(sql`
+    UPDATE volunteers SET banned = true, trusted = false WHERE id IN (SELECT value::uuid FROM json_array_elements_text(${ids}::json))`);
+  await tx.execute(sql`
+    WITH uncounted AS (
+      UPDATE votes SET counted = false WHERE volunteer_id IN (SELECT value::uuid FROM json_array_elements_text(${ids}::json)) AND counted
+      RETURNING task_id, idx
+    )
+    -- Their chunks under vote count a vote fewer, and may want another copy.
+    UPDATE chunk_state cs SET votes_in = greatest(cs.votes_in - u.n, 0)
+    FROM (SELECT task_id, idx, count(*)::int AS n FROM uncounted GROUP BY task_id, idx) u
+    WHERE cs.task_id = u.task_id AND cs.idx = u.idx AND cs.status = 'voting'`);
+  const reopened = await queryRows<{ task_id: string }>(
+    tx,
+    sql`WITH helped AS (
+          SELECT DISTINCT r.task_id, r.idx, r.hash, r.cpu_ms FROM results r
+          JOIN votes v ON v.task_id = r.task_id AND v.idx = r.idx AND v.hash = r.hash
+          WHERE v.volunteer_id IN (SELECT value::uuid FROM json_array_elements_text(${ids}::json))
+        ), standing AS (
+          SELECT h.*, t.quorum, t.total,
+                 (SELECT count(*) FROM votes v WHERE v.task_id = h.task_id AND v.idx = h.idx AND v.hash = h.hash AND v.counted) AS agreeing,
+                 (SELECT coalesce(bool_or(v.trusted), false) FROM votes v WHERE v.task_id = h.task_id AND v.idx = h.idx AND v.hash = h.hash AND v.counted) AS vouched,
+                 (SELECT count(*) FROM votes v WHERE v.task_id = h.task_id AND v.idx = h.idx AND v.counted) AS counted_votes
+          FROM helped h JOIN tasks t ON t.id = h.task_id
+        ), fallen AS (
+          DELETE FROM results r USING standing s
+          WHERE r.task_id = s.task_id AND r.idx = s.idx AND s.agreeing < s.quorum + CASE WHEN s.vouched THEN 0 ELSE 1 END
+          RETURNING r.task_id, r.idx, r.cpu_ms, s.counted_votes, s.total
+        ), revoting AS (
+          INSERT INTO chunk_state (task_id, idx, status, needed, votes_in)
+          SELECT task_id, idx, 'voting', counted_votes + 1, counted_votes FROM fallen ORDER BY task_id, idx
+          ON CONFLICT (task_id, idx) DO UPDATE SET status = 'voting', needed = excluded.needed, copies_out = 0, votes_in = excluded.votes_in
+        ), uncounted AS (
+          -- done counts the task's own chunks, never its reduce chunks (indexes past total).
+          ${addToTaskCounters(["done", "cpu_ms"], sql`SELECT task_id, 0, -count(*) FILTER (WHERE idx < total), -sum(cpu_ms) FROM fallen GROUP BY task_id ORDER BY task_id`)}
+        ), running_again AS (
+          UPDATE tasks SET status = 'running', finished_at = NULL
+          WHERE id IN (SELECT task_id FROM fallen) AND status IN ('done', 'failed')
+        )
+        SELECT DISTINCT task_id FROM fallen`,
+  );
+  const taskIds = reopened.map((row) => row.task_id);
+  // A reduce chunk may already have read a result that fell: its tree is built again.
+  await resetReduceTrees(tx, taskIds);
+  return taskIds;
+}
+
+/**
+ * Probationers with enough wins become trusted once their winning results agreed with at
+ * least `coWinnersToTrust` distinct other volunteers (so a pair of fresh identities cannot
+ * vouch for each other).
+ */
+async function promoteProbationers(tx: Db): Promise<void> {
+  await tx.execute(sql`
+    UPDATE volunteers p SET trusted = true
+    WHERE NOT p.trusted AND NOT p.banned AND p.wins >= ${winsToTrust}
+      AND (SELECT count(DISTINCT other.volunteer_id) FROM votes mine
+           JOIN results r ON r.task_id = mine.task_id AND r.idx = mine.idx AND r.hash = mine.hash
+           JOIN votes other ON other.task_id = mine.task_id AND other.idx = mine.idx
+             AND other.hash = mine.hash AND other.volunteer_id <> mine.volunteer_id AND other.counted
+           WHERE mine.volunteer_id = p.id) >= ${coWinnersToTrust}`);
+}
