@@ -34,10 +34,7 @@ export async function buildBootstrap(): Promise<{ script: string; sha256: string
   if (/<\/script|<!--|<script/i.test(script)) throw new Error("bootstrap source contains an HTML script-ending sequence");
   const sha256 = createHash("sha256").update(script, "utf8").digest("base64");
   await mkdir(new URL("dist/", import.meta.url), { recursive: true });
-  await writeFile(
-    new URL("dist/bootstrap.js", import.meta.url),
-    `export const bootstrapScript = ${JSON.stringify(script)};\nexport const bootstrapSha256 = ${JSON.stringify(sha256)};\n`,
-  );
+  await writeFile(new URL("dist/bootstrap.js", import.meta.url), `export const bootstrapScript = ${JSON.stringify(script)};\nexport const bootstrapSha256 = ${JSON.stringify(sha256)};\n`);
   await writeFile(
     new URL("dist/bootstrap.d.ts", import.meta.url),
     "/** The frame bootstrap, inlined as the sandbox document's only script. */\nexport declare const bootstrapScript: string;\n/** base64 sha256 of `bootstrapScript`, for the CSP `script-src 'sha256-…'`. */\nexport declare const bootstrapSha256: string;\n",

@@ -1,5 +1,5 @@
-// The sandbox origin's only document (DESIGN §7.1–7.2). Imported by the API on Node and on
-// Cloudflare Workers, so it uses nothing from node:.
+// The sandbox origin's only document (docs/architecture.md, "The sandbox"). Imported by
+// the API on Node and on Cloudflare Workers, so it uses nothing from node:.
 import { bootstrapScript, bootstrapSha256 } from "../dist/bootstrap.js";
 
 export interface SandboxDocument {
@@ -7,18 +7,7 @@ export interface SandboxDocument {
   headers: Record<string, string>;
 }
 
-const deniedFeatures = [
-  "camera",
-  "microphone",
-  "geolocation",
-  "usb",
-  "serial",
-  "hid",
-  "bluetooth",
-  "clipboard-read",
-  "clipboard-write",
-  "display-capture",
-];
+const deniedFeatures = ["camera", "microphone", "geolocation", "usb", "serial", "hid", "bluetooth", "clipboard-read", "clipboard-write", "display-capture"];
 
 /**
  * The bootstrap document and the headers to serve it with on the sandbox origin.
@@ -36,7 +25,7 @@ export function sandboxDocument({ frameAncestors }: { frameAncestors: string[] }
   }
   const csp = [
     "default-src 'none'",
-    // No 'self': with it, import('/anything?secret') reached the server (DESIGN §7.2).
+    // No 'self': with it, import('/anything?secret') reached the server.
     `script-src 'sha256-${bootstrapSha256}' blob: 'unsafe-eval' 'wasm-unsafe-eval'`,
     "worker-src blob:",
     "connect-src 'none'",
@@ -59,7 +48,7 @@ export function sandboxDocument({ frameAncestors }: { frameAncestors: string[] }
 
 /**
  * The sandbox origin for a page served locally: the other loopback name, so that the
- * frame is another site and Chromium gives it its own process (DESIGN §7.1).
+ * frame is another site and Chromium gives it its own process.
  */
 export function sandboxOriginFor(pageUrl: URL, sandboxPort: number): string {
   const host = pageUrl.hostname === "localhost" ? "127.0.0.1" : "localhost";

@@ -1,15 +1,17 @@
 // Runs in the app page: embeds the sandbox frame and talks to it over one MessagePort.
-import { type Remote, proxy, wrap } from "comlink";
+import { proxy, type Remote, wrap } from "comlink";
 import {
-  CONNECT_MESSAGE,
+  type ChunkCheckpoint,
   type ChunkOutcome,
   type ChunkProgress,
+  CONNECT_MESSAGE,
   type FrameApi,
+  failure,
+  MAX_MEMORY_MB,
   MAX_THREADS,
   READY_MESSAGE,
   type SandboxChunk,
   type SandboxTask,
-  failure,
 } from "./protocol.ts";
 
 export interface SandboxOptions {
@@ -17,6 +19,13 @@ export interface SandboxOptions {
   origin: string;
   /** Worker threads, 1..64. */
   threads: number;
+  /** The share of each thread's time chunks may use, 1..100 (default 100): a worker rests after each chunk. */
+  cpuPercent?: number;
+  /**
+   * The most memory one worker may hold, in MiB (1..4096, default 4096): caps every task's
+   * own budget (`SandboxTask.memoryMb`). A chunk over the lower of the two fails as `oom`.
+   */
+  maxMemoryMb?: number;
   /** Where to put the hidden iframe; `document.body` by default. */
   container?: HTMLElement;
 }
@@ -24,12 +33,21 @@ export interface SandboxOptions {
 export interface RunBatchOptions {
   /** At most 4 calls a second per chunk. */
   onProgress?: (progress: ChunkProgress) => void;
+  /**
+   * Each `ctx.checkpoint(state)` a chunk makes (at most 2 a second a chunk), as JSON text of at
+   * most 256 KiB: keep the latest, to hand to a later attempt at the chunk as `resume`.
+   */
+  onCheckpoint?: (checkpoint: ChunkCheckpoint) => void;
 }
 
 export interface Sandbox {
   /**
    * Runs the chunks; resolves with one outcome per chunk, in input order. Rejects if `code`
-   * does not match `codeSha256`, or `wasm` does not match `wasmSha256`.
+   * does not match `codeSha256`, or `wasm` does not match `wasmSha256`. A batch of the task
+   * that is running joins it: hand the next block over before this one ends and no worker
+   * waits between them. When the frame dies (a chunk blew its heap), the chunks it was not
+   * running run again, and those it was running run again one at a time: only a chunk that
+   * kills the frame on its own fails, as `oom`.
    */
   runBatch(task: SandboxTask, chunks: SandboxChunk[], options?: RunBatchOptions): Promise<ChunkOutcome[]>;
   /**
@@ -39,14 +57,26 @@ export interface Sandbox {
    */
   cancel(keys: string[]): Promise<void>;
   setThreads(threads: number): Promise<void>;
+  /** Takes effect at once: each worker rests cpuMs · (100 / cpuPercent − 1) after each chunk. */
+  setCpuPercent(cpuPercent: number): Promise<void>;
   /** Removes the frame; batches still running reject. */
   destroy(): void;
 }
 
 const READY_TIMEOUT_MS = 15_000;
-/** A frame whose process died (an unbounded heap kills it, DESIGN §7.4) stops answering pings. */
+/**
+ * A frame whose process died (an unbounded heap kills it) stops answering. While batches run
+ * the host asks it every second which chunks its workers are running: should it die, those
+ * are the suspects.
+ */
 const PING_INTERVAL_MS = 1000;
 const PING_TIMEOUT_MS = 3000;
+/**
+ * Frame deaths a chunk may be in flight for before it counts as a suspect though no report
+ * named it running (it may kill the frame sooner than the next report).
+ */
+const UNNAMED_CRASHES = 2;
+const crashedMessage = "the sandbox frame died while this chunk ran on its own (out of memory?)";
 
 interface Connection {
   frame: Remote<FrameApi>;
@@ -56,6 +86,8 @@ interface Connection {
   /** Batches running now; the watchdog pings only while there are some. */
   busy: number;
   watched: boolean;
+  /** The chunks the frame last said its workers were running. */
+  running: ReadonlySet<string>;
 }
 
 /**
@@ -69,15 +101,25 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
   const origin = new URL(options.origin).origin;
   const container = options.container ?? document.body;
   let threads = checkThreads(options.threads);
+  let cpuPercent = checkCpuPercent(options.cpuPercent ?? 100);
+  const maxMemoryMb = checkMemoryMb(options.maxMemoryMb ?? MAX_MEMORY_MB);
   let destroyed = false;
-  let connection = Promise.resolve(await connect(origin, container, threads));
+  const settings = () => ({ threads, cpuPercent, maxMemoryMb });
+  /** Keys cancelled while their chunks wait to run again after a frame died. */
+  const cancelled = new Set<string>();
+  /**
+   * A suspect runs alone, so that if the frame dies again it is the one that killed it:
+   * attempts hold this shared, a suspect exclusively (a waiting suspect goes first).
+   */
+  const exclusive = readersWriterLock();
+  let connection = Promise.resolve(await connect(origin, container, settings()));
   let verified: { code: string; sha256: string } | undefined;
   let verifiedWasm: { bytes: Uint8Array; sha256: string } | undefined;
 
   const current = (): Promise<Connection> => {
     if (destroyed) return Promise.reject(new Error("the sandbox was destroyed"));
     // After a failed reconnect, each call tries again.
-    connection = connection.catch(() => connect(origin, container, threads));
+    connection = connection.catch(() => connect(origin, container, settings()));
     return connection;
   };
 
@@ -87,18 +129,65 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
     conn.watched = true;
     const tick = async (): Promise<void> => {
       if (conn.busy === 0) return void (conn.watched = false);
-      const alive = await Promise.race([conn.frame.ping().then(() => true), sleep(PING_TIMEOUT_MS).then(() => false)]);
+      const alive = await Promise.race([
+        conn.frame.running().then((keys) => {
+          conn.running = new Set(keys);
+          return true;
+        }),
+        sleep(PING_TIMEOUT_MS).then(() => false),
+      ]);
       if (alive) return void setTimeout(tick, PING_INTERVAL_MS);
       conn.close("crashed");
       if (destroyed) return;
-      connection = connect(origin, container, threads);
+      connection = connect(origin, container, settings());
       connection.catch(() => {}); // reported by the next call to current()
     };
     setTimeout(tick, PING_INTERVAL_MS);
   };
 
+  /**
+   * After the frame died under a batch: chunks it named running are suspects, each run again
+   * alone on the new frame (one that kills it again is the culprit and fails as oom); the
+   * others run again together, by the same rule should the frame die again. A chunk in flight
+   * through UNNAMED_CRASHES deaths is a suspect even if never named.
+   */
+  const recover = async (
+    chunks: SandboxChunk[],
+    firstCrash: ReadonlySet<string>,
+    attempt: (batch: SandboxChunk[], alone: boolean) => Promise<ChunkOutcome[] | { crashed: ReadonlySet<string> }>,
+  ): Promise<ChunkOutcome[]> => {
+    const outcomes = new Map<string, ChunkOutcome>();
+    const crashes = new Map<string, number>();
+    let todo = chunks;
+    let named = firstCrash;
+    while (todo.length > 0) {
+      const suspects: SandboxChunk[] = [];
+      const others: SandboxChunk[] = [];
+      for (const chunk of todo) {
+        const count = (crashes.get(chunk.key) ?? 0) + 1;
+        crashes.set(chunk.key, count);
+        if (cancelled.has(chunk.key)) outcomes.set(chunk.key, failure(chunk.key, "cancelled", "the chunk was cancelled", 0));
+        else (named.has(chunk.key) || count >= UNNAMED_CRASHES ? suspects : others).push(chunk);
+      }
+      for (const suspect of suspects) {
+        const alone = await attempt([suspect], true);
+        outcomes.set(suspect.key, Array.isArray(alone) ? alone[0]! : failure(suspect.key, "oom", crashedMessage, 0));
+      }
+      if (others.length === 0) break;
+      const again = await attempt(others, false);
+      if (Array.isArray(again)) {
+        for (const outcome of again) outcomes.set(outcome.key, outcome);
+        break;
+      }
+      todo = others;
+      named = again.crashed;
+    }
+    for (const chunk of chunks) cancelled.delete(chunk.key);
+    return chunks.map((chunk) => outcomes.get(chunk.key)!);
+  };
+
   return {
-    async runBatch(task, chunks, { onProgress } = {}) {
+    async runBatch(task, chunks, { onProgress, onCheckpoint } = {}) {
       if (verified?.code !== task.code || verified.sha256 !== task.codeSha256) {
         const actual = await sha256Hex(task.code);
         if (actual !== task.codeSha256.toLowerCase()) {
@@ -118,39 +207,53 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
           verifiedWasm = { bytes: task.wasm, sha256: task.wasmSha256 };
         }
       }
-      const conn = await current();
-      conn.busy += 1;
-      watch(conn);
-      try {
-        const outcome = await Promise.race([
-          conn.frame.runBatch(task, chunks, onProgress && proxy(onProgress)),
-          conn.lost,
-        ]);
-        if (outcome === "destroyed") throw new Error("the sandbox was destroyed");
-        if (outcome === "crashed") {
-          // Which chunk blew up is unknown, so the whole attempt fails (DESIGN §7.4).
-          return chunks.map((chunk) => failure(chunk.key, "oom", "the sandbox frame stopped responding (out of memory?)", 0));
+      const progress = onProgress && proxy(onProgress);
+      const checkpoint = onCheckpoint && proxy(onCheckpoint);
+      /** One try on the frame there is now: the outcomes, or which chunks it was running when it died. */
+      const attempt = async (batch: SandboxChunk[], alone: boolean): Promise<ChunkOutcome[] | { crashed: ReadonlySet<string> }> => {
+        const release = await (alone ? exclusive.write() : exclusive.read());
+        try {
+          const conn = await current();
+          conn.busy += 1;
+          watch(conn);
+          try {
+            const outcome = await Promise.race([conn.frame.runBatch(task, batch, progress, checkpoint), conn.lost]);
+            if (outcome === "destroyed") throw new Error("the sandbox was destroyed");
+            if (outcome === "crashed") return { crashed: conn.running };
+            return outcome;
+          } finally {
+            conn.busy -= 1;
+          }
+        } finally {
+          release();
         }
-        return outcome;
-      } finally {
-        conn.busy -= 1;
-      }
+      };
+      const first = await attempt(chunks, false);
+      return Array.isArray(first) ? first : recover(chunks, first.crashed, attempt);
     },
     async cancel(keys) {
+      for (const key of keys) cancelled.add(key);
       await (await current()).frame.cancel(keys);
     },
     async setThreads(value) {
       threads = checkThreads(value);
-      await (await current()).frame.configure({ threads });
+      await (await current()).frame.configure(settings());
+    },
+    async setCpuPercent(value) {
+      cpuPercent = checkCpuPercent(value);
+      await (await current()).frame.configure(settings());
     },
     destroy() {
       destroyed = true;
-      connection.then((conn) => conn.close("destroyed"), () => {});
+      connection.then(
+        (conn) => conn.close("destroyed"),
+        () => {},
+      );
     },
   };
 }
 
-async function connect(origin: string, container: HTMLElement, threads: number): Promise<Connection> {
+async function connect(origin: string, container: HTMLElement, settings: { threads: number; cpuPercent: number; maxMemoryMb: number }): Promise<Connection> {
   const iframe = document.createElement("iframe");
   iframe.setAttribute("sandbox", "allow-scripts allow-same-origin");
   iframe.setAttribute("aria-hidden", "true");
@@ -195,9 +298,55 @@ async function connect(origin: string, container: HTMLElement, threads: number):
       resolve(reason);
     };
   });
-  const conn: Connection = { frame, lost, close, busy: 0, watched: false };
-  await frame.configure({ threads });
+  const conn: Connection = { frame, lost, close, busy: 0, watched: false, running: new Set() };
+  await frame.configure(settings);
   return conn;
+}
+
+function checkCpuPercent(cpuPercent: number): number {
+  if (!Number.isInteger(cpuPercent) || cpuPercent < 1 || cpuPercent > 100) {
+    throw new RangeError(`cpuPercent must be an integer from 1 to 100, got ${cpuPercent}`);
+  }
+  return cpuPercent;
+}
+
+function checkMemoryMb(memoryMb: number): number {
+  if (!Number.isInteger(memoryMb) || memoryMb < 1 || memoryMb > MAX_MEMORY_MB) {
+    throw new RangeError(`maxMemoryMb must be an integer from 1 to ${MAX_MEMORY_MB}, got ${memoryMb}`);
+  }
+  return memoryMb;
+}
+
+/** Shared holders (read) or one exclusive holder (write); a waiting writer goes before later readers. */
+function readersWriterLock(): { read(): Promise<() => void>; write(): Promise<() => void> } {
+  let readers = 0;
+  let writing = false;
+  const waiting: { write: boolean; grant: () => void }[] = [];
+  const pump = (): void => {
+    while (waiting.length > 0) {
+      const next = waiting[0]!;
+      if (writing || (next.write && readers > 0)) return;
+      waiting.shift();
+      if (next.write) writing = true;
+      else readers += 1;
+      next.grant();
+      if (next.write) return;
+    }
+  };
+  const acquire = (write: boolean): Promise<() => void> =>
+    new Promise((resolve) => {
+      let released = false;
+      const release = (): void => {
+        if (released) return;
+        released = true;
+        if (write) writing = false;
+        else readers -= 1;
+        pump();
+      };
+      waiting.push({ write, grant: () => resolve(release) });
+      pump();
+    });
+  return { read: () => acquire(false), write: () => acquire(true) };
 }
 
 function checkThreads(threads: number): number {

@@ -1,3 +1,4 @@
-export { type RunBatchOptions, type Sandbox, type SandboxOptions, createSandbox } from "./host.ts";
 export { sandboxOriginFor } from "./document.ts";
-export type { ChunkError, ChunkErrorKind, ChunkOutcome, ChunkProgress, SandboxChunk, SandboxTask } from "./protocol.ts";
+export { createSandbox, type RunBatchOptions, type Sandbox, type SandboxOptions } from "./host.ts";
+export type { ChunkCheckpoint, ChunkConsole, ChunkError, ChunkErrorKind, ChunkOutcome, ChunkProgress, ConsoleLevel, ConsoleLine, SandboxChunk, SandboxTask } from "./protocol.ts";
+export { CHECKPOINT_INTERVAL_MS, MAX_CHECKPOINT_CHARS, MAX_CONSOLE_CHARS, MAX_CONSOLE_LINES } from "./protocol.ts";

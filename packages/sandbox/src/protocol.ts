@@ -1,8 +1,9 @@
 // The wire contract between host (app page), frame (sandbox origin) and workers.
 // Shared by all three bundles, so it holds types, constants and pure helpers only.
+import type { WasmMemoryLimits } from "./wasm-limits.ts";
 
 /**
- * How a chunk can fail (DESIGN §5). `cancelled` is the sandbox's own: the host asked for
+ * How a chunk can fail. `cancelled` is the sandbox's own: the host asked for
  * it (`Sandbox.cancel`), so there is nothing to report to the server.
  */
 export type ChunkErrorKind = "throw" | "timeout" | "oom" | "invalid-result" | "cancelled";
@@ -13,10 +14,29 @@ export interface ChunkError {
   message: string;
 }
 
-/** One chunk's result: the work function's return value as a JSON string, or why there is none. */
-export type ChunkOutcome =
-  | { key: string; ok: true; resultJson: string; cpuMs: number }
-  | { key: string; ok: false; error: ChunkError; cpuMs: number };
+/** What `console.*` of work code writes: one line per call. */
+export type ConsoleLevel = "log" | "info" | "warn" | "error" | "debug";
+const consoleLevels: readonly ConsoleLevel[] = ["log", "info", "warn", "error", "debug"];
+
+export interface ConsoleLine {
+  level: ConsoleLevel;
+  text: string;
+}
+
+/**
+ * What one chunk wrote to its console: at most {@link MAX_CONSOLE_LINES} lines and
+ * {@link MAX_CONSOLE_CHARS} characters of text; `truncated` when it wrote more.
+ */
+export interface ChunkConsole {
+  lines: ConsoleLine[];
+  truncated?: boolean;
+}
+
+/**
+ * One chunk's result: the work function's return value as a JSON string, or why there is none.
+ * `console` is there only when the chunk wrote to its console.
+ */
+export type ChunkOutcome = { key: string; ok: true; resultJson: string; cpuMs: number; console?: ChunkConsole } | { key: string; ok: false; error: ChunkError; cpuMs: number; console?: ChunkConsole };
 
 /** The work code to run. `codeSha256` is lowercase hex of the UTF-8 bytes of `code`. */
 export interface SandboxTask {
@@ -34,13 +54,22 @@ export interface SandboxTask {
   webgpu?: boolean | undefined;
   /** Per chunk, counted from the chunk's own start in its worker. */
   timeoutMs: number;
+  /**
+   * Each worker's memory budget in MiB (default {@link DEFAULT_MEMORY_MB}), capped by the
+   * volunteer's `maxMemoryMb`: a chunk that goes over it fails as `oom`.
+   */
+  memoryMb?: number | undefined;
 }
 
 /** What the frame hands a worker to load: the code, and the task's module compiled once by the frame. */
 export interface WorkerLoad {
   code: string;
   wasm: WebAssembly.Module | null;
+  /** The memories the task's module defines, as the frame capped them to the budget. */
+  wasmLimits: WasmMemoryLimits | null;
   webgpu: boolean;
+  /** The worker's memory budget in bytes. */
+  memoryBytes: number;
 }
 
 /** One input to run. `key` identifies the chunk in outcomes and progress (e.g. a lease id). */
@@ -50,9 +79,20 @@ export interface SandboxChunk {
   input: unknown;
   /**
    * Which export runs: the default `work(input, ctx)`, or `reduce(results)` for the
-   * task's reduce chunks (DESIGN §5), whose input is an array of results.
+   * task's reduce chunks (docs/architecture.md, "Replication, trust and reduce"), whose input is an array of results.
    */
   entry?: "work" | "reduce" | undefined;
+  /**
+   * The latest `ctx.checkpoint(state)` of an earlier attempt at this chunk (another volunteer's
+   * that vanished, or timed out): work code gets it as `ctx.resume`.
+   */
+  resume?: unknown;
+}
+
+/** A `ctx.checkpoint(state)`: the state as JSON text, at most {@link MAX_CHECKPOINT_CHARS} characters. */
+export interface ChunkCheckpoint {
+  key: string;
+  json: string;
 }
 
 export interface ChunkProgress {
@@ -63,10 +103,27 @@ export interface ChunkProgress {
 }
 
 export const MAX_THREADS = 64;
+/** A task's memory budget per worker when it declares none (MiB). */
+export const DEFAULT_MEMORY_MB = 256;
+/** The most a task may declare, and a volunteer's cap when it sets none (MiB). */
+export const MAX_MEMORY_MB = 4096;
 export const MAX_RESULT_BYTES = 1024 * 1024;
 export const MAX_ERROR_MESSAGE_BYTES = 4096;
 /** Progress reaches the host at most this often per chunk (4/s). */
 export const PROGRESS_INTERVAL_MS = 250;
+/**
+ * A chunk's console: lines and characters of text kept (the same figures as the wire
+ * contract's, packages/contract/src/limits.ts). Past them lines are dropped and marked truncated.
+ */
+export const MAX_CONSOLE_LINES = 100;
+export const MAX_CONSOLE_CHARS = 16 * 1024;
+/** A chunk that logs sends its lines on to the frame at most this often while it runs, so a chunk that is stopped at its deadline keeps them. */
+export const CONSOLE_FLUSH_MS = 250;
+/** `ctx.checkpoint(state)`: its JSON text at most this long, at most one kept per interval (calls in between return false). */
+export const MAX_CHECKPOINT_CHARS = 256 * 1024;
+export const CHECKPOINT_INTERVAL_MS = 500;
+/** The deepest nesting of arrays and objects a checkpoint may have (the server stores no deeper value). */
+export const MAX_JSON_DEPTH = 64;
 
 /** Window messages of the handshake; nothing else ever crosses a window boundary. */
 export const READY_MESSAGE = "cc-sandbox-ready";
@@ -74,34 +131,46 @@ export const CONNECT_MESSAGE = "cc-sandbox-connect";
 
 /** What the frame exposes to the host over the handshake's MessagePort. */
 export interface FrameApi {
-  configure(options: { threads: number }): void;
-  runBatch(
-    task: SandboxTask,
-    chunks: SandboxChunk[],
-    onProgress?: (progress: ChunkProgress) => void,
-  ): Promise<ChunkOutcome[]>;
+  /**
+   * Threads (1..64), the share of each thread's time chunks may use (1..100), and the most
+   * memory a worker may hold (MiB, caps every task's budget); all apply at once.
+   */
+  configure(options: { threads: number; cpuPercent?: number; maxMemoryMb?: number }): void;
+  /**
+   * Runs the chunks; a batch of the task already running joins it (its workers go on to it
+   * without a gap), any other waits for the running task's chunks to end.
+   */
+  runBatch(task: SandboxTask, chunks: SandboxChunk[], onProgress?: (progress: ChunkProgress) => void, onCheckpoint?: (checkpoint: ChunkCheckpoint) => void): Promise<ChunkOutcome[]>;
   /** Cancels chunks by key, waiting or running: they end as `cancelled` (see `Sandbox.cancel`). */
   cancel(keys: string[]): void;
   ping(): "pong";
-}
-
-export type LoadResult = { ok: true } | { ok: false; message: string };
-
-/** What a worker exposes to the frame. Calls to `run` execute one at a time, in order. */
-export interface WorkerApi {
-  load(task: WorkerLoad): Promise<LoadResult>;
-  run(chunk: SandboxChunk, timeoutMs: number): Promise<ChunkOutcome>;
-  /** Aborts `ctx.signal` of the chunk with this key (running or queued in the worker). */
-  cancel(key: string): void;
+  /**
+   * Keys of the chunks the workers are running now. The host asks while batches run, so that
+   * when the frame dies it knows which chunks could have killed it (host.ts retries the rest).
+   */
+  running(): string[];
 }
 
 /**
- * Plain (non-Comlink) messages a worker posts to the frame. Work code can forge these,
- * so the frame only trusts them about the chunk it already knows the worker is running.
+ * Frame → worker messages. `run`s execute one at a time, in order; `cancel` aborts `ctx.signal`
+ * of the chunk with that key, running or queued in the worker.
  */
-export type WorkerNotice =
-  | { type: "cc-chunk-start"; key: string }
-  | { type: "cc-chunk-progress"; key: string; fraction: number; message?: string };
+export type ToWorker = { t: "load"; load: WorkerLoad } | { t: "run"; chunk: SandboxChunk; timeoutMs: number } | { t: "cancel"; key: string };
+
+/**
+ * Worker → frame messages, posted only by the worker's bootstrap (work code has no postMessage).
+ * An outcome is posted from a task of its own after the chunk returned, so its arrival shows
+ * the worker got back to its event loop; `replace` says the worker must not run another chunk
+ * (it went over its memory budget, or left work running). `progress`, `console` and
+ * `checkpoint` come only from chunks that call them, each at most at its own rate.
+ */
+export type FromWorker =
+  | { t: "loaded"; ok: true }
+  | { t: "loaded"; ok: false; message: string }
+  | { t: "outcome"; outcome: ChunkOutcome; replace?: boolean }
+  | { t: "progress"; key: string; fraction: number; message?: string }
+  | { t: "console"; key: string; lines: ConsoleLine[]; truncated?: boolean }
+  | { t: "checkpoint"; key: string; json: string };
 
 const encoder = new TextEncoder();
 
@@ -134,4 +203,54 @@ export function describeError(err: unknown): string {
   } catch {
     return "a value that cannot be converted to a string was thrown";
   }
+}
+
+/**
+ * The first character at which JSON `text` nests deeper than `maxDepth` arrays and objects,
+ * or -1: a scan of its brackets outside strings, without parsing (the API's own check is
+ * apps/api/src/lib/json-limits.ts).
+ */
+export function jsonTextTooDeep(text: string, maxDepth = MAX_JSON_DEPTH): number {
+  if (text.length <= maxDepth) return -1;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 0x5c) i++;
+      else if (ch === 0x22) inString = false;
+    } else if (ch === 0x22) inString = true;
+    else if (ch === 0x5b || ch === 0x7b) {
+      if (++depth > maxDepth) return i;
+    } else if (ch === 0x5d || ch === 0x7d) depth--;
+  }
+  return -1;
+}
+
+/**
+ * Adds lines a worker sent to a chunk's console, checked and cut to the bounds (a worker is
+ * untrusted: anything that is not a line of text is dropped). Returns what the chunk has now.
+ */
+export function appendConsole(into: ChunkConsole | undefined, lines: unknown, truncated: unknown): ChunkConsole | undefined {
+  const list = Array.isArray(lines) ? lines : [];
+  if (list.length === 0 && truncated !== true) return into;
+  const kept: ChunkConsole = into ?? { lines: [] };
+  let chars = 0;
+  for (const line of kept.lines) chars += line.text.length;
+  for (const raw of list) {
+    const text = (raw as { text?: unknown } | null)?.text;
+    if (typeof text !== "string") continue;
+    if (kept.lines.length >= MAX_CONSOLE_LINES || chars >= MAX_CONSOLE_CHARS) {
+      kept.truncated = true;
+      break;
+    }
+    const level = consoleLevels.find((known) => known === (raw as { level?: unknown }).level) ?? "log";
+    const room = MAX_CONSOLE_CHARS - chars;
+    const cut = text.length > room ? text.slice(0, room) : text;
+    if (cut !== text) kept.truncated = true;
+    kept.lines.push({ level, text: cut });
+    chars += cut.length;
+  }
+  if (truncated === true) kept.truncated = true;
+  return kept.lines.length > 0 || kept.truncated ? kept : undefined;
 }

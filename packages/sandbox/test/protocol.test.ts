@@ -1,5 +1,5 @@
 import { expect, test } from "vitest";
-import { MAX_ERROR_MESSAGE_BYTES, describeError, failure, truncateUtf8 } from "../src/protocol.ts";
+import { describeError, failure, MAX_ERROR_MESSAGE_BYTES, truncateUtf8 } from "../src/protocol.ts";
 
 const utf8 = (text: string): number => new TextEncoder().encode(text).length;
 
@@ -20,5 +20,11 @@ test("describeError survives values that throw when converted", () => {
   expect(describeError("bare")).toBe("bare");
   expect(describeError(null)).toBe("null");
   expect(describeError(Symbol("s"))).toBe("Symbol(s)");
-  expect(describeError({ toString: () => { throw new Error(); } })).toMatch(/cannot be converted/);
+  expect(
+    describeError({
+      toString: () => {
+        throw new Error();
+      },
+    }),
+  ).toMatch(/cannot be converted/);
 });

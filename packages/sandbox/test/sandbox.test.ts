@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
-import { type Browser, type Page, chromium } from "playwright-core";
+import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
+import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { chromiumArgs, findChromium } from "../../../tooling/chromium.ts";
 import type * as HostModule from "../src/host.ts";
-import type { ChunkOutcome, ChunkProgress, Sandbox, SandboxChunk, SandboxTask } from "../src/index.ts";
-import { type TestServers, startServers } from "./servers.ts";
+import type { ChunkCheckpoint, ChunkOutcome, ChunkProgress, Sandbox, SandboxChunk, SandboxTask } from "../src/index.ts";
 import { gpuSquaresCode, gpuSquaresExpected } from "./gpu-work.ts";
+import { startServers, type TestServers } from "./servers.ts";
 import { compileWat, fib, fibWat } from "./wat.ts";
 
 declare global {
@@ -67,10 +67,13 @@ function toWire(task: SandboxTask): WireTask {
 }
 
 function runBatch(task: SandboxTask, chunks: SandboxChunk[]): Promise<ChunkOutcome[]> {
-  return page.evaluate(([{ wasmBase64, ...task }, chunks]) => {
-    const wasm = wasmBase64 === undefined ? undefined : Uint8Array.from(atob(wasmBase64), (char) => char.charCodeAt(0));
-    return window.sandbox.runBatch({ ...task, wasm }, chunks);
-  }, [toWire(task), chunks] as const);
+  return page.evaluate(
+    ([{ wasmBase64, ...task }, chunks]) => {
+      const wasm = wasmBase64 === undefined ? undefined : Uint8Array.from(atob(wasmBase64), (char) => char.charCodeAt(0));
+      return window.sandbox.runBatch({ ...task, wasm }, chunks);
+    },
+    [toWire(task), chunks] as const,
+  );
 }
 
 async function run(code: string, inputs: unknown[], options?: TaskOptions): Promise<ChunkOutcome[]> {
@@ -100,10 +103,11 @@ test("a batch computes the right values, in input order", async () => {
 });
 
 test("threads > 1 run chunks in parallel", async () => {
+  // A second long: on a busy 2-core machine the second worker may start a few hundred ms late.
   const code = `export default function work() {
     const now = () => performance.timeOrigin + performance.now();
     const start = now();
-    while (now() - start < 300) {}
+    while (now() - start < 1000) {}
     return [start, now()];
   }`;
   const spans = results(await run(code, [0, 1])) as [number, number][];
@@ -117,13 +121,7 @@ test("a throwing chunk fails with its message; the others succeed", async () => 
     if (input === 3) throw "a bare string";
     return input;
   }`;
-  expect(results(await run(code, [0, 1, 2, 3, 4]))).toEqual([
-    0,
-    1,
-    { kind: "throw", message: "boom at 2" },
-    { kind: "throw", message: "a bare string" },
-    4,
-  ]);
+  expect(results(await run(code, [0, 1, 2, 3, 4]))).toEqual([0, 1, { kind: "throw", message: "boom at 2" }, { kind: "throw", message: "a bare string" }, 4]);
 });
 
 test("an infinite loop times out and the rest of the batch still computes", async () => {
@@ -147,9 +145,7 @@ test("ctx.signal aborts at the deadline, so cooperative work ends as a timeout",
     await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve));
     return ctx.signal.reason.name;
   }`;
-  expect(results(await run(code, [0], { timeoutMs: 200 }))).toEqual([
-    { kind: "timeout", message: "the chunk ran longer than its timeout of 200 ms" },
-  ]);
+  expect(results(await run(code, [0], { timeoutMs: 200 }))).toEqual([{ kind: "timeout", message: "the chunk ran longer than its timeout of 200 ms" }]);
 });
 
 test("results that are not JSON, or over 1 MiB, are invalid", async () => {
@@ -292,7 +288,124 @@ test("progress reaches the host, at most 4 times a second per chunk", async () =
   }
 });
 
-test("a frame killed by an unbounded heap fails the batch as oom and is replaced", async () => {
+describe("console", () => {
+  test("each call is a line of its chunk's outcome, with its level; a chunk that logs nothing carries no console", async () => {
+    const code = `export default function work(n) {
+      if (n === 0) return "quiet";
+      console.log("value", n, { twice: n * 2 }, [1, "a"]);
+      console.info("%s has %d items (%o)", "list", 3.7, { a: 1 });
+      console.warn("careful");
+      console.error(new RangeError("bad " + n));
+      console.debug(null, undefined, 10n, Symbol("s"));
+      console.assert(n > 100, "n is small:", n);
+      console.assert(true, "never shown");
+      console.time("t"); console.group("g"); console.count();
+      const cycle = {}; cycle.self = cycle;
+      console.log(cycle);
+      return n;
+    }`;
+    const outcomes = await run(code, [0, 5]);
+    expect(results(outcomes)).toEqual(["quiet", 5]);
+    expect("console" in outcomes[0]!).toBe(false);
+    const lines = outcomes[1]!.console!.lines;
+    expect(outcomes[1]!.console!.truncated).toBeUndefined();
+    expect(lines.map((line) => line.level)).toEqual(["log", "info", "warn", "error", "debug", "error", "log"]);
+    expect(lines[0]!.text).toBe('value 5 {"twice":10} [1,"a"]');
+    expect(lines[1]!.text).toBe('list has 3 items ({"a":1})');
+    expect(lines[2]!.text).toBe("careful");
+    expect(lines[3]!.text).toMatch(/^RangeError: bad 5/);
+    expect(lines[4]!.text).toBe("null undefined 10 Symbol(s)");
+    expect(lines[5]!.text).toBe("Assertion failed n is small: 5");
+    expect(lines[6]!.text).toBe("[object Object]");
+  });
+
+  test("a chunk keeps at most 100 lines and 16 KiB of text, marked truncated; the next chunk starts afresh", async () => {
+    const code = `export default function work(kind) {
+      if (kind === "lines") for (let i = 0; i < 1000; i++) console.log("line " + i);
+      if (kind === "bytes") for (let i = 0; i < 10; i++) console.log(String(i).repeat(5000));
+      if (kind === "one") console.log("just one");
+      return kind;
+    }`;
+    const outcomes = await run(code, ["lines", "bytes", "one"], { taskId: "console-bounds" });
+    expect(results(outcomes)).toEqual(["lines", "bytes", "one"]);
+    const [lines, bytes, one] = outcomes.map((outcome) => outcome.console!);
+    expect(lines!.lines.length).toBe(100);
+    expect(lines!.lines.at(-1)!.text).toBe("line 99");
+    expect(lines!.truncated).toBe(true);
+    expect(bytes!.lines.reduce((sum, line) => sum + line.text.length, 0)).toBe(16 * 1024);
+    expect(bytes!.lines.length).toBe(4);
+    expect(bytes!.truncated).toBe(true);
+    expect(one).toEqual({ lines: [{ level: "log", text: "just one" }] });
+  });
+
+  test("a chunk stopped at its deadline keeps the lines it wrote before", async () => {
+    const code = `export default function work() {
+      const start = performance.now();
+      let i = 0;
+      for (;;) {
+        if (performance.now() - start > 100 * i && i < 5) console.log("step " + i++);
+      }
+    }`;
+    const [outcome] = await run(code, [0], { timeoutMs: 1500, taskId: "console-timeout" });
+    expect(outcome!.ok).toBe(false);
+    expect(outcome!.ok ? null : outcome!.error.kind).toBe("timeout");
+    // Lines leave the worker every 250 ms while it runs: those sent before the deadline are kept.
+    expect(outcome!.console!.lines.length).toBeGreaterThanOrEqual(1);
+    expect(outcome!.console!.lines[0]).toEqual({ level: "log", text: "step 0" });
+  });
+});
+
+describe("checkpoints", () => {
+  test("ctx.checkpoint reaches the host as JSON text, one per 500 ms at most; ctx.resume is the chunk's resume", async () => {
+    const code = `export default async function work(input, ctx) {
+      const kept = [];
+      for (let i = 0; i < 1000; i++) kept.push(ctx.checkpoint({ i, from: ctx.resume ?? null }));
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      const later = ctx.checkpoint({ i: "later" });
+      return { first: kept[0], others: kept.filter(Boolean).length, later, resume: ctx.resume ?? null };
+    }`;
+    const chunks: SandboxChunk[] = [
+      { key: "fresh", index: 0, input: 0 },
+      { key: "resumed", index: 1, input: 1, resume: { i: 41, note: "from before" } },
+    ];
+    const { outcomes, checkpoints } = await page.evaluate(
+      async ([task, chunks]) => {
+        const checkpoints: ChunkCheckpoint[] = [];
+        const outcomes = await window.sandbox.runBatch(task, chunks, { onCheckpoint: (checkpoint) => checkpoints.push(checkpoint) });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        return { outcomes, checkpoints };
+      },
+      [taskFor(code, { taskId: "checkpoints" }), chunks] as const,
+    );
+    expect(results(outcomes)).toEqual([
+      { first: true, others: 1, later: true, resume: null },
+      { first: true, others: 1, later: true, resume: { i: 41, note: "from before" } },
+    ]);
+    const byKey = (key: string) => checkpoints.filter((checkpoint) => checkpoint.key === key).map((checkpoint) => JSON.parse(checkpoint.json) as unknown);
+    expect(byKey("fresh")).toEqual([{ i: 0, from: null }, { i: "later" }]);
+    expect(byKey("resumed")).toEqual([{ i: 0, from: { i: 41, note: "from before" } }, { i: "later" }]);
+  });
+
+  test("a state that is not JSON, over 256 KiB or nested deeper than 64 levels throws in the work code", async () => {
+    const code = `export default function work(kind, ctx) {
+      const states = {
+        function: () => 1,
+        big: "x".repeat(256 * 1024),
+        deep: JSON.parse("[".repeat(65) + "]".repeat(65)),
+        cycle: (() => { const o = {}; o.o = o; return o; })(),
+      };
+      try { ctx.checkpoint(states[kind]); return "saved"; } catch (err) { return err.name + ": " + err.message; }
+    }`;
+    const outcomes = await run(code, ["function", "big", "deep", "cycle"], { taskId: "checkpoint-limits" });
+    const said = results(outcomes) as string[];
+    expect(said[0]).toMatch(/^TypeError: ctx.checkpoint\(state\): the state must be a JSON value/);
+    expect(said[1]).toMatch(/^RangeError: .*at most 262144/);
+    expect(said[2]).toMatch(/^RangeError: .*deeper than 64/);
+    expect(said[3]).toMatch(/^TypeError: ctx.checkpoint\(state\): the state is not JSON/);
+  });
+});
+
+test("a frame killed by an unbounded heap fails only the chunk that blew it up, as oom, and is replaced", { timeout: 60_000 }, async () => {
   const code = `export default function work(input) {
     if (input !== "hog") return input;
     const hog = [];
@@ -313,10 +426,11 @@ test("a frame killed by an unbounded heap fails the batch as oom and is replaced
       return reply.result.value;
     };
     await evaluate(`ccSandbox.createSandbox({ origin: ${JSON.stringify(servers.sandboxOrigin)}, threads: 2 }).then((sandbox) => { window.sandbox = sandbox; })`);
-    const batch = (inputs: unknown[]): Promise<unknown> =>
-      evaluate(`window.sandbox.runBatch(${JSON.stringify(taskFor(code, { timeoutMs: 20_000 }))}, ${JSON.stringify(chunksFor(inputs))})`);
+    const batch = (inputs: unknown[]): Promise<unknown> => evaluate(`window.sandbox.runBatch(${JSON.stringify(taskFor(code, { timeoutMs: 20_000 }))}, ${JSON.stringify(chunksFor(inputs))})`);
+    // The frame said which chunks its workers ran; the others, and then each of those alone, run again.
     const crashed = (await batch([1, "hog", 3])) as ChunkOutcome[];
-    expect(crashed.map((outcome) => !outcome.ok && outcome.error.kind)).toEqual(["oom", "oom", "oom"]);
+    expect(crashed.map((outcome) => !outcome.ok && outcome.error.kind)).toEqual([false, "oom", false]);
+    expect(results(crashed)).toEqual([1, { kind: "oom", message: expect.any(String) }, 3]);
     expect(results((await batch([1, 2, 3])) as ChunkOutcome[])).toEqual([1, 2, 3]);
   } finally {
     await crashing.close();
@@ -543,23 +657,76 @@ describe("cancel", () => {
       if (input === "wait") await new Promise((resolve) => setTimeout(resolve, 300));
       return input;
     }`;
+    // A batch of another task waits for the running one (a batch of the same task would join it).
     const outcomes = await page.evaluate(
-      async ([task, first, second]) => {
+      async ([task, other, first, second]) => {
         let wake = (): void => {};
         let started = false;
-        const running = window.sandbox.runBatch(task, first, { onProgress: () => ((started = true), wake()) });
-        const queued = window.sandbox.runBatch(task, second);
+        const running = window.sandbox.runBatch(task, first, {
+          onProgress: () => {
+            started = true;
+            wake();
+          },
+        });
+        const queued = window.sandbox.runBatch(other, second);
         while (!started) await new Promise<void>((resolve) => (wake = resolve));
         await window.sandbox.cancel(["later-1"]);
         return [...(await running), ...(await queued)];
       },
-      [
-        taskFor(code),
-        chunksFor(["wait"]),
-        [0, 1, 2].map((input) => ({ key: `later-${input}`, index: input, input })),
-      ] as const,
+      [taskFor(code), taskFor(`${code}\n// another task`), chunksFor(["wait"]), [0, 1, 2].map((input) => ({ key: `later-${input}`, index: input, input }))] as const,
     );
     expect(outcomes.map((outcome) => outcome.key)).toEqual(["chunk-0", "later-0", "later-1", "later-2"]);
     expect(results(outcomes)).toEqual(["wait", 0, { kind: "cancelled", message: "the chunk was cancelled" }, 2]);
+  });
+
+  test("a batch of the running task joins it: idle workers take it without waiting for the first batch's tail", async () => {
+    const code = `export default async function work(input) {
+      if (input === "slow") await new Promise((resolve) => setTimeout(resolve, 600));
+      return input;
+    }`;
+    const order = await page.evaluate(
+      async ([task, first, second]) => {
+        const ended: string[] = [];
+        const running = window.sandbox.runBatch(task, first).then(() => ended.push("first"));
+        const joined = window.sandbox.runBatch(task, second).then(() => ended.push("second"));
+        await Promise.all([running, joined]);
+        return ended;
+      },
+      // One chunk each: the idle second worker takes the next batch's (a worker holding the slow
+      // chunk would take a share of a bigger one behind it: the pipeline).
+      [taskFor(code), chunksFor(["slow"]), chunksFor([1]).map((chunk) => ({ ...chunk, key: "next-1" }))] as const,
+    );
+    expect(order).toEqual(["second", "first"]);
+  });
+});
+
+describe("CPU share", () => {
+  test("a worker rests after each chunk as long as the share asks: half the CPU, about twice the time", async () => {
+    const code = `export default function work(ms) { const end = performance.now() + ms; while (performance.now() < end); return ms; }`;
+    const elapsed = (cpuPercent: number) =>
+      page.evaluate(
+        async ([task, chunks, share]) => {
+          await window.sandbox.setThreads(1);
+          await window.sandbox.setCpuPercent(share);
+          const started = performance.now();
+          await window.sandbox.runBatch(task, chunks);
+          return performance.now() - started;
+        },
+        [taskFor(code), chunksFor(Array(8).fill(50)), cpuPercent] as const,
+      );
+    try {
+      await elapsed(100); // warms the worker up
+      const full = await elapsed(100);
+      const half = await elapsed(50);
+      // 8 chunks of 50 ms: 400 ms, and 7 rests of 50 ms more at 50 %.
+      expect(full).toBeGreaterThanOrEqual(400);
+      expect(half / full).toBeGreaterThan(1.6);
+      expect(half / full).toBeLessThan(2.6);
+    } finally {
+      await page.evaluate(async () => {
+        await window.sandbox.setCpuPercent(100);
+        await window.sandbox.setThreads(2);
+      });
+    }
   });
 });

@@ -1,7 +1,7 @@
 // The two origins of a real deployment, on loopback: the app (http://localhost:A) and
 // the sandbox (http://127.0.0.1:B), plus a listener that work code must never reach.
 import { createSocket } from "node:dgram";
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";

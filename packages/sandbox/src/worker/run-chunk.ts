@@ -1,19 +1,33 @@
 import {
+  CHECKPOINT_INTERVAL_MS,
   type ChunkOutcome,
-  type SandboxChunk,
-  type WorkerNotice,
-  MAX_RESULT_BYTES,
-  PROGRESS_INTERVAL_MS,
   describeError,
   exceedsUtf8Bytes,
   failure,
+  jsonTextTooDeep,
+  MAX_CHECKPOINT_CHARS,
+  MAX_JSON_DEPTH,
+  MAX_RESULT_BYTES,
+  PROGRESS_INTERVAL_MS,
+  type SandboxChunk,
   truncateUtf8,
 } from "../protocol.ts";
 
-/** The `ctx` a work function receives (DESIGN §3). */
-export interface WorkContext {
+const stringify = JSON.stringify;
+
+/** The `ctx` a work function receives. */
+interface WorkContext {
   index: number;
   progress(fraction: number, message?: string): void;
+  /**
+   * Saves the chunk's state (a JSON value, at most 256 KiB of JSON text, 64 levels deep) so
+   * that a later attempt at this chunk, on another volunteer if this one vanishes or times out,
+   * starts from it (`ctx.resume`). At most one is kept per 500 ms: a call sooner returns false
+   * and saves nothing. Throws for a state that is not JSON or is over the limits.
+   */
+  checkpoint(state: unknown): boolean;
+  /** The latest checkpoint of an earlier attempt at this chunk, or undefined (start from scratch). */
+  resume: unknown;
   /** Aborted when the chunk's deadline passes (reason: a `TimeoutError`) or it is cancelled (an `AbortError`). */
   signal: AbortSignal;
   /** The task's module, instantiated once per worker; `undefined` when the task has none. */
@@ -24,7 +38,7 @@ export interface WorkContext {
 
 export type WorkFunction = (input: unknown, ctx: WorkContext) => unknown;
 
-/** The work code's exports the sandbox calls (DESIGN §3). */
+/** The work code's exports the sandbox calls. */
 export interface WorkModule {
   work: WorkFunction;
   reduce: WorkFunction | undefined;
@@ -34,7 +48,14 @@ export interface WorkModule {
 
 export interface ChunkEnvironment {
   timeoutMs: number;
-  notify: (notice: WorkerNotice) => void;
+  /** Posts progress to the frame (rate-limited by the caller too). */
+  progress: (key: string, fraction: number, message: string | undefined) => void;
+  /** Posts a checkpoint's JSON text to the frame (rate-limited and checked here, and again by the frame). */
+  checkpoint: (key: string, json: string) => void;
+  /** The browser's timers and clock, taken before work code loaded (its own timers are tracked: pending-work.ts). */
+  setTimeout: typeof setTimeout;
+  clearTimeout: typeof clearTimeout;
+  now: () => number;
   /** Aborted by the worker when the frame cancels this chunk; the deadline is added here. */
   controller: AbortController;
   wasm: WebAssembly.Instance | undefined;
@@ -46,46 +67,63 @@ export async function runChunk(module: WorkModule, chunk: SandboxChunk, env: Chu
   const { key, index, input } = chunk;
   const work = chunk.entry === "reduce" ? module.reduce : module.work;
   if (!work) return failure(key, "throw", "this is a reduce chunk, but the work code has no `export function reduce(results)`", 0);
-  const { timeoutMs, notify, controller, gpu } = env;
-  notify({ type: "cc-chunk-start", key });
+  const { timeoutMs, controller, gpu, now } = env;
   // Lets cooperative (async) work stop at the deadline; a busy loop is stopped by the
   // frame terminating this worker instead.
-  const deadline = setTimeout(() => controller.abort(new DOMException("the chunk's deadline passed", "TimeoutError")), timeoutMs);
+  const deadline = env.setTimeout(() => controller.abort(new DOMException("the chunk's deadline passed", "TimeoutError")), timeoutMs);
   // A GPU queue can hold work long after the JS that submitted it gave up: destroying the
-  // device drops it (DESIGN §7.7). The worker requests a new device for the next chunk.
+  // device drops it. The worker requests a new device for the next chunk.
   const destroyGpu = (): void => gpu?.destroy();
   controller.signal.addEventListener("abort", destroyGpu, { once: true });
   let lastProgressAt = -Infinity;
+  let lastCheckpointAt = -Infinity;
   const ctx: WorkContext = {
     index,
     progress(fraction, message) {
-      const now = performance.now();
-      if (now - lastProgressAt < PROGRESS_INTERVAL_MS) return;
-      lastProgressAt = now;
-      const notice: WorkerNotice = { type: "cc-chunk-progress", key, fraction: Number(fraction) };
-      if (message !== undefined) notice.message = truncateUtf8(String(message), 256);
-      notify(notice);
+      const at = now();
+      if (at - lastProgressAt < PROGRESS_INTERVAL_MS) return;
+      lastProgressAt = at;
+      env.progress(key, Number(fraction), message === undefined ? undefined : truncateUtf8(String(message), 256));
     },
+    checkpoint(state) {
+      // A reduce chunk's input is results: short work, nothing to resume.
+      if (chunk.entry === "reduce") return false;
+      const at = now();
+      if (at - lastCheckpointAt < CHECKPOINT_INTERVAL_MS) return false;
+      let json: string | undefined;
+      try {
+        json = stringify(state);
+      } catch (err) {
+        throw new TypeError(`ctx.checkpoint(state): the state is not JSON: ${describeError(err)}`);
+      }
+      if (json === undefined) throw new TypeError(`ctx.checkpoint(state): the state must be a JSON value, not ${typeof state}`);
+      if (json.length > MAX_CHECKPOINT_CHARS) throw new RangeError(`ctx.checkpoint(state): the state is ${json.length} characters of JSON; at most ${MAX_CHECKPOINT_CHARS}`);
+      if (jsonTextTooDeep(json, MAX_JSON_DEPTH) >= 0) throw new RangeError(`ctx.checkpoint(state): the state nests deeper than ${MAX_JSON_DEPTH} levels of arrays and objects`);
+      lastCheckpointAt = at;
+      env.checkpoint(key, json);
+      return true;
+    },
+    resume: chunk.resume,
     signal: controller.signal,
     wasm: env.wasm,
     gpu,
   };
 
-  const started = performance.now();
+  const started = now();
   let result: unknown;
   try {
     if (controller.signal.aborted) return aborted(key, controller.signal, timeoutMs, 0);
     result = await work(input, ctx);
     if (module.canonicalize) result = await module.canonicalize(result);
   } catch (err) {
-    const cpuMs = performance.now() - started;
+    const cpuMs = now() - started;
     if (controller.signal.aborted) return aborted(key, controller.signal, timeoutMs, cpuMs);
     return failure(key, "throw", describeError(err), cpuMs);
   } finally {
-    clearTimeout(deadline);
+    env.clearTimeout(deadline);
     controller.signal.removeEventListener("abort", destroyGpu);
   }
-  const cpuMs = performance.now() - started;
+  const cpuMs = now() - started;
   if (controller.signal.aborted) return aborted(key, controller.signal, timeoutMs, cpuMs);
   return serialize(key, result, cpuMs);
 }
