@@ -1,24 +1,33 @@
+import { type FollowedLine, type FollowOptions, followLines, type Retryable } from "./follow.ts";
+import { bodyLines } from "./lines.ts";
 import type {
   Account,
   ApiKey,
+  BlockReport,
   Chunk,
-  ChunkReport,
+  ChunkConsoleEvent,
   ChunkStatus,
+  CloneChanges,
+  HeartbeatRequest,
   HeartbeatResponse,
-  VolunteerFigures,
   LeaderboardEntry,
-  SiteStats,
-  StreamTicket,
   LeaseRequest,
   LeaseResponse,
   LifecycleAction,
   NewTask,
   Problem,
+  ReleaseResponse,
   ResultLine,
+  ResultsResponse,
+  RunningChunk,
   Session,
-  SubmitResponse,
+  SiteStats,
+  StreamTicket,
   Task,
+  TaskEvent,
+  Throughput,
   Volunteer,
+  VolunteerFigures,
 } from "./types.ts";
 
 /** A response that was not 2xx, with the server's problem details. */
@@ -66,8 +75,46 @@ export function createClient(options: ClientOptions = {}) {
     return response;
   }
 
-  const json = async <T>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<T> =>
-    (await (await send(method, path, body, headers)).json()) as T;
+  // A follow is asked again after a network fault or a server error; a refusal (4xx) is final.
+  const followRetryable: Retryable = (error) => ({
+    retry: error instanceof ApiError ? error.status >= 500 || error.status === 408 || error.status === 429 : error instanceof TypeError,
+  });
+  const followResults = (id: string, format: "ndjson" | "csv", follow: FollowOptions) =>
+    followLines(
+      async (start, signal) => {
+        const query = new URLSearchParams({ follow: "true" });
+        if (format === "csv") query.set("format", "csv");
+        if (start.after !== undefined) query.set("after", start.after);
+        else if (start.from === "now") query.set("from", "now");
+        const headers: Record<string, string> = options.token ? { authorization: `Bearer ${options.token}` } : {};
+        const response = await doFetch(`${baseUrl}/api/tasks/${encodeURIComponent(id)}/results?${query}`, { headers, signal });
+        if (!response.ok) throw new ApiError(await problemOf(response));
+        return response;
+      },
+      format,
+      followRetryable,
+      follow,
+    );
+
+  /** One connection to the task's event stream, until the task ends (or the connection does). */
+  async function* taskEventStream(id: string, { signal, console: from, consoleAfter }: { signal?: AbortSignal; console?: "all" | "new"; consoleAfter?: string } = {}): AsyncGenerator<TaskEvent> {
+    const headers: Record<string, string> = { accept: "text/event-stream" };
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
+    const query = new URLSearchParams();
+    if (consoleAfter !== undefined) query.set("consoleAfter", consoleAfter);
+    else if (from === "all") query.set("console", "all");
+    const suffix = query.size > 0 ? `?${query}` : "";
+    const response = await doFetch(`${baseUrl}/api/tasks/${encodeURIComponent(id)}/events${suffix}`, { headers, ...(signal ? { signal } : {}) });
+    if (!response.ok) throw new ApiError(await problemOf(response));
+    for await (const event of sseEvents(response)) {
+      if (event.event === "progress") yield { type: "progress", task: JSON.parse(event.data) as Task };
+      else if (event.event === "chunks") yield { type: "chunks", items: (JSON.parse(event.data) as { items: RunningChunk[] }).items };
+      else if (event.event === "console") yield { type: "console", console: JSON.parse(event.data) as ChunkConsoleEvent };
+      else if (event.event === "end") return;
+    }
+  }
+
+  const json = async <T>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<T> => (await (await send(method, path, body, headers)).json()) as T;
   const idempotency = (key: string | undefined) => (key ? { "idempotency-key": key } : undefined);
 
   return {
@@ -75,11 +122,11 @@ export function createClient(options: ClientOptions = {}) {
     withToken: (token: string) => createClient({ ...options, token }),
 
     /** Creates a creator account; `name` is what volunteers see as the creator of its tasks. */
-    register: (email: string, password: string, name?: string) =>
-      json<Session>("POST", "/api/auth/register", name === undefined ? { email, password } : { email, password, name }),
+    register: (email: string, password: string, name?: string) => json<Session>("POST", "/api/auth/register", name === undefined ? { email, password } : { email, password, name }),
     login: (email: string, password: string) => json<Session>("POST", "/api/auth/login", { email, password }),
-    createVolunteer: (name?: string) =>
-      json<{ token: string; volunteer: Volunteer }>("POST", "/api/volunteers", name ? { name } : {}),
+    createVolunteer: (name?: string) => json<{ token: string; volunteer: Volunteer }>("POST", "/api/volunteers", name ? { name } : {}),
+    /** Makes the anonymous volunteer of `volunteerToken` the signed-in account's; answers its new token (the old one keeps working). */
+    linkVolunteer: (volunteerToken: string) => json<{ token: string; volunteer: Volunteer }>("POST", "/api/volunteers/link", { token: volunteerToken }),
 
     createTask: async (task: NewTask) => (await json<{ task: Task }>("POST", "/api/tasks", task)).task,
     getTask: async (id: string) => (await json<{ task: Task }>("GET", `/api/tasks/${encodeURIComponent(id)}`)).task,
@@ -90,22 +137,38 @@ export function createClient(options: ClientOptions = {}) {
       const suffix = query.size > 0 ? `?${query}` : "";
       return json<{ items: Task[]; nextCursor: string | null }>("GET", `/api/tasks${suffix}`);
     },
-    /** Gives every failed chunk a fresh set of attempts; a finished task runs again. */
-    retryFailed: async (id: string) => (await json<{ task: Task }>("POST", `/api/tasks/${encodeURIComponent(id)}/retry-failed`)).task,
-    /** A new draft with the same inputs and options, optionally with new code. */
-    cloneTask: async (id: string, change: { code?: string } = {}) =>
-      (await json<{ task: Task }>("POST", `/api/tasks/${encodeURIComponent(id)}/clone`, change)).task,
+    /** Gives every failed chunk a fresh set of attempts; a finished task runs again. `reopened`: how many. */
+    retryFailed: (id: string) => json<{ task: Task; reopened: number }>("POST", `/api/tasks/${encodeURIComponent(id)}/retry-failed`),
+    /** A new draft with the same inputs; code, name and options are the source's unless `change` gives them. */
+    cloneTask: async (id: string, change: CloneChanges = {}) => (await json<{ task: Task }>("POST", `/api/tasks/${encodeURIComponent(id)}/clone`, change)).task,
+    /** Chunks done over the task's whole life, in buckets, for charts. */
+    taskThroughput: (id: string) => json<Throughput>("GET", `/api/tasks/${encodeURIComponent(id)}/throughput`),
     /** Deletes a task with its inputs and results. */
     deleteTask: async (id: string): Promise<void> => {
       await send("DELETE", `/api/tasks/${encodeURIComponent(id)}`);
     },
-    taskAction: async (id: string, action: LifecycleAction) =>
-      (await json<{ task: Task }>("POST", `/api/tasks/${encodeURIComponent(id)}/${action}`)).task,
-    /** The final chunks in index order, one line at a time, never the whole download in memory. */
-    async *results(id: string): AsyncGenerator<ResultLine> {
+    taskAction: async (id: string, action: LifecycleAction) => (await json<{ task: Task }>("POST", `/api/tasks/${encodeURIComponent(id)}/${action}`)).task,
+    /**
+     * The final chunks in index order, one line at a time, never the whole download in memory.
+     * With `follow: true`: every chunk as it is decided (in the order decided), until the task
+     * ends, each line once, resuming by itself after a dropped connection; each line carries
+     * its `cursor`, which `after` takes to resume a follow later.
+     * @example
+     * for await (const r of client.results(id, { follow: true })) console.log(r.index, r.status);
+     */
+    async *results(id: string, options: { follow?: boolean } & FollowOptions = {}): AsyncGenerator<ResultLine> {
+      if (options.follow) {
+        for await (const { line } of followResults(id, "ndjson", options)) yield JSON.parse(line) as ResultLine;
+        return;
+      }
       const response = await send("GET", `/api/tasks/${encodeURIComponent(id)}/results`);
       for await (const line of ndjsonLines(response)) yield JSON.parse(line) as ResultLine;
     },
+    /**
+     * A follow's raw lines as the server wrote them (NDJSON, or CSV rows with a last `cursor`
+     * column; the header is left out), each with its cursor, resumed after dropped connections.
+     */
+    followResultLines: (id: string, format: "ndjson" | "csv" = "ndjson", options: FollowOptions = {}): AsyncGenerator<FollowedLine> => followResults(id, format, options),
     /**
      * A page of the task's chunks in index order, with attempts, votes and errors; `status`
      * keeps one kind. Pass `nextCursor` back as `cursor` until it is null (a filtered page
@@ -130,7 +193,7 @@ export function createClient(options: ClientOptions = {}) {
     },
     /**
      * Appends NDJSON inputs (one JSON value per line) to a task created with neither `inputs`
-     * nor `range` (DESIGN §4). `offset` must equal the task's current input count, else 409,
+     * nor `range`. `offset` must equal the task's current input count, else 409,
      * so a retried part never duplicates; `seal` ends the inputs.
      */
     appendInputs: async (id: string, ndjson: string, { offset, seal = false }: { offset: number; seal?: boolean }) => {
@@ -146,21 +209,34 @@ export function createClient(options: ClientOptions = {}) {
     taskWasm: async (id: string) => new Uint8Array(await (await send("GET", `/api/tasks/${encodeURIComponent(id)}/wasm`)).arrayBuffer()),
 
     /**
-     * Leases chunks. Retrying a request whose answer was lost with the same `idempotencyKey`
-     * returns the leases the first attempt got instead of leasing more.
+     * Leases blocks of chunks, sized to keep the volunteer busy for `bufferMs`. Retrying a
+     * request whose answer was lost with the same `idempotencyKey` returns the blocks the
+     * first attempt got instead of leasing more.
      */
-    lease: (request: LeaseRequest, { idempotencyKey }: { idempotencyKey?: string } = {}) =>
-      json<LeaseResponse>("POST", "/api/work/lease", request, idempotency(idempotencyKey)),
-    /** Posts results (idempotent per lease); `idempotencyKey` applies to the `next` lease. */
-    submitResults: (results: ChunkReport[], next?: LeaseRequest, { idempotencyKey }: { idempotencyKey?: string } = {}) =>
-      json<SubmitResponse>("POST", "/api/work/results", next ? { results, next } : { results }, idempotency(idempotencyKey)),
+    lease: (request: LeaseRequest, { idempotencyKey }: { idempotencyKey?: string } = {}) => json<LeaseResponse>("POST", "/api/work/lease", request, idempotency(idempotencyKey)),
+    /**
+     * Reports results and errors per block (a block may be reported in parts; an offset
+     * reported again changes nothing); `next` leases the following blocks in the same round
+     * trip, and `idempotencyKey` applies to it.
+     */
+    submitResults: (reports: BlockReport[], next?: LeaseRequest, { idempotencyKey }: { idempotencyKey?: string } = {}) =>
+      json<ResultsResponse>("POST", "/api/work/results", next ? { results: reports, next } : { results: reports }, idempotency(idempotencyKey)),
     /** A task's name, description and creator (display name and id), for the volunteer computing it. */
-    taskSummary: (id: string) =>
-      json<{ id: string; name: string; description: string; creator: string | null; creatorId: string }>("GET", `/api/tasks/${encodeURIComponent(id)}/summary`),
+    taskSummary: (id: string) => json<{ id: string; name: string; description: string; creator: string | null; creatorId: string }>("GET", `/api/tasks/${encodeURIComponent(id)}/summary`),
     /** The calling volunteer's own figures (a volunteer token). */
     volunteerFigures: () => json<VolunteerFigures>("GET", "/api/volunteers/me"),
-    /** Keeps leases alive while their chunks run; says which were lost or cancelled. */
-    heartbeat: (leaseIds: string[]) => json<HeartbeatResponse>("POST", "/api/work/heartbeat", { leaseIds }),
+    /** Renames the calling volunteer (a volunteer token); an account's display name, if any, still stands for it on the leaderboard. */
+    renameVolunteer: (name: string) => json<VolunteerFigures>("PATCH", "/api/volunteers/me", { name }),
+    /** Sets the signed-in account's display name: the creator volunteers see, and the leaderboard name of its volunteers. */
+    setDisplayName: async (name: string) => (await json<{ user: Session["user"] }>("PATCH", "/api/auth/me", { name })).user,
+    /**
+     * Keeps leases alive while their chunks run; says which were lost or cancelled. `progress`
+     * and `checkpoints` (by lease id, each one of `leaseIds`) carry what chunks reported since
+     * the last beat: their latest `ctx.progress` and `ctx.checkpoint` state.
+     */
+    heartbeat: (leaseIds: string[], extra: Pick<HeartbeatRequest, "progress" | "checkpoints"> = {}) => json<HeartbeatResponse>("POST", "/api/work/heartbeat", { leaseIds, ...extra }),
+    /** Gives blocks back before their deadline (a paused volunteer): their unreported chunks go to others at once. */
+    release: (leaseIds: string[]) => json<ReleaseResponse>("POST", "/api/work/release", { leaseIds }),
 
     config: () => json<{ sandboxOrigin: string }>("GET", "/api/config"),
     health: () => json<{ status: "ok"; db: "ok" }>("GET", "/api/health"),
@@ -173,8 +249,7 @@ export function createClient(options: ClientOptions = {}) {
     },
 
     stats: () => json<SiteStats>("GET", "/api/stats"),
-    leaderboard: async (limit?: number) =>
-      (await json<{ items: LeaderboardEntry[] }>("GET", `/api/leaderboard${limit ? `?limit=${limit}` : ""}`)).items,
+    leaderboard: async (limit?: number) => (await json<{ items: LeaderboardEntry[] }>("GET", `/api/leaderboard${limit ? `?limit=${limit}` : ""}`)).items,
     /** Admin: accounts, newest first; `status: "pending"` lists creators waiting for approval. */
     listAccounts: (query: { status?: "pending" | "suspended"; cursor?: string; limit?: number } = {}) => {
       const params = new URLSearchParams();
@@ -182,8 +257,7 @@ export function createClient(options: ClientOptions = {}) {
       return json<{ items: Account[]; nextCursor: string | null }>("GET", `/api/admin/users${params.size > 0 ? `?${params}` : ""}`);
     },
     /** Admin: approve a creator, or suspend one (its running tasks are paused), or lift a suspension. */
-    accountAction: (userId: string, action: "approve" | "suspend" | "unsuspend") =>
-      json<{ ok: true; pausedTasks?: string[] }>("POST", `/api/admin/users/${encodeURIComponent(userId)}/${action}`),
+    accountAction: (userId: string, action: "approve" | "suspend" | "unsuspend") => json<{ ok: true; pausedTasks?: string[] }>("POST", `/api/admin/users/${encodeURIComponent(userId)}/${action}`),
     /** A 60 s ticket for `?ticket=` on event streams, for EventSource (which sends no headers). */
     streamTicket: () => json<StreamTicket>("POST", "/api/tickets", {}),
     /**
@@ -191,15 +265,15 @@ export function createClient(options: ClientOptions = {}) {
      * and returns after the last one, when the task ends. `signal` stops it early.
      */
     async *taskEvents(id: string, signal?: AbortSignal): AsyncGenerator<Task> {
-      const headers: Record<string, string> = { accept: "text/event-stream" };
-      if (options.token) headers.authorization = `Bearer ${options.token}`;
-      const response = await doFetch(`${baseUrl}/api/tasks/${encodeURIComponent(id)}/events`, { headers, ...(signal ? { signal } : {}) });
-      if (!response.ok) throw new ApiError(await problemOf(response));
-      for await (const event of sseEvents(response)) {
-        if (event.event === "progress") yield JSON.parse(event.data) as Task;
-        if (event.event === "end") return;
-      }
+      for await (const event of taskEventStream(id, { ...(signal ? { signal } : {}) })) if (event.type === "progress") yield event.task;
     },
+    /**
+     * Everything the task's event stream says, until the task ends: the task as it changes
+     * (`progress`), the chunks volunteers are computing now with their latest progress
+     * (`chunks`), and each chunk's console output as it is stored (`console`: from now on;
+     * `console: "all"` from the first, `consoleAfter` after a cursor an earlier event carried).
+     */
+    taskEventStream: (id: string, streamOptions: { signal?: AbortSignal; console?: "all" | "new"; consoleAfter?: string } = {}) => taskEventStream(id, streamOptions),
   };
 }
 
@@ -220,7 +294,8 @@ async function problemOf(response: Response): Promise<Problem> {
 async function* sseEvents(response: Response): AsyncGenerator<{ event: string; data: string }> {
   let event = "message";
   let data: string[] = [];
-  for await (const line of textLines(response)) {
+  for await (const crlf of bodyLines(response, "drop")) {
+    const line = crlf.replace(/\r$/, "");
     if (line === "") {
       if (data.length > 0) yield { event, data: data.join("\n") };
       event = "message";
@@ -230,33 +305,7 @@ async function* sseEvents(response: Response): AsyncGenerator<{ event: string; d
   }
 }
 
-async function* textLines(response: Response): AsyncGenerator<string> {
-  if (!response.body) return;
-  const decoder = new TextDecoder();
-  let buffered = "";
-  for await (const bytes of response.body as unknown as AsyncIterable<Uint8Array>) {
-    buffered += decoder.decode(bytes, { stream: true });
-    let newline: number;
-    while ((newline = buffered.indexOf("\n")) >= 0) {
-      yield buffered.slice(0, newline).replace(/\r$/, "");
-      buffered = buffered.slice(newline + 1);
-    }
-  }
-}
-
+/** The non-blank lines of an NDJSON body; a last line without a break counts. */
 async function* ndjsonLines(response: Response): AsyncGenerator<string> {
-  if (!response.body) return;
-  const decoder = new TextDecoder();
-  let buffered = "";
-  for await (const bytes of response.body as unknown as AsyncIterable<Uint8Array>) {
-    buffered += decoder.decode(bytes, { stream: true });
-    let newline: number;
-    while ((newline = buffered.indexOf("\n")) >= 0) {
-      const line = buffered.slice(0, newline);
-      buffered = buffered.slice(newline + 1);
-      if (line.trim()) yield line;
-    }
-  }
-  buffered += decoder.decode();
-  if (buffered.trim()) yield buffered;
+  for await (const line of bodyLines(response, "yield")) if (line.trim()) yield line;
 }

@@ -1,2 +1,5 @@
-export { ApiError, createClient, type Client, type ClientOptions } from "./client.ts";
+export { type BlockChunk, blockChunks, blockReports, type ChunkOutcomeReport, chunksOfLeases } from "./blocks.ts";
+export { ApiError, type Client, type ClientOptions, createClient } from "./client.ts";
+export { cursorOfLine, type FollowedLine, type FollowOptions } from "./follow.ts";
+export { InputUploadError, inputParts, type UploadOptions, uploadInputParts, uploadPartChars } from "./inputs.ts";
 export type * from "./types.ts";
