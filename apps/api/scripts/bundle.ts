@@ -2,22 +2,44 @@
 // Why: resolving ~1,000 modules through package.json exports maps (drizzle-orm's alone is
 // 179 KB, re-read per deep import) and stripping their types leaves the process at ~270 MB
 // RSS before it serves anything; one pre-resolved file does not. Tests keep running src/.
+import { copyFileSync, mkdirSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { dirname, relative } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { precompressDir } from "@crowdcompute/tooling/precompress";
 import { build, type Plugin } from "esbuild";
 
 const apiRoot = fileURLToPath(new URL("..", import.meta.url));
 export const bundlePath = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+/** The API reference page's script, which the Node entry serves (src/node/server.ts). */
+export const docsScriptPath = fileURLToPath(new URL("../dist/docs/scalar.js", import.meta.url));
+/** The same script as a Workers static asset at its URL's path (wrangler.toml's [assets]). */
+const workersDocsScriptPath = fileURLToPath(new URL("../dist/workers-assets/api/docs/scalar.js", import.meta.url));
 
 /**
  * Node flags `npm start` runs the bundle with (the root and api package.json say the same):
- * a 4 MiB young generation. A streamed 1M-line upload otherwise grows V8's young heap and
- * the request body's buffers to a 234 MB peak RSS; with it, 182-190 MB. The price is more
- * young-generation collections: about 5 % of HTTP dispatch throughput (three alternating
- * runs: 18.3-18.6k chunks/s against 18.9-20.4k with V8's default).
+ * - a 4 MiB young generation. A streamed 1M-line upload otherwise grows V8's young heap and
+ *   the request body's buffers to a 234 MB peak RSS; with it, 182-190 MB. The price is more
+ *   young-generation collections: about 5 % of HTTP dispatch throughput (three alternating
+ *   runs: 18.3-18.6k chunks/s against 18.9-20.4k with V8's default).
+ * - a 1 GiB limit on the old generation. Not for the limit itself (the server's live heap
+ *   stays under ~60 MiB through a 1M-chunk task) but for how V8 grows its heap: it lets the old
+ *   generation reach up to ~4× its live size when the limit is large (Node's default here:
+ *   4 GiB) and less below 2 GiB. Through upload, compute at full speed and download of 1M
+ *   chunks on Postgres (bench/transfer), the peak RSS goes from 207-248 MiB to 150-165 MiB
+ *   (heap committed at its peak: 112-147 MiB against 55-61), for ~10 % of the compute phase's
+ *   throughput (145-220k chunks/s against 182-240k, alternating runs on a noisy 2-core box).
+ *   `--optimize-for-size` got 124-139 MiB but cost ~30 % of it (146-164k).
+ * - WebAssembly on V8's baseline compiler only, which matters for the embedded database alone
+ *   (Postgres compiled to WebAssembly; a Postgres server means no WebAssembly here).
+ *   Optimizing Postgres' hottest functions took the process from ~250 MB to ~700-740 MB RSS
+ *   for a second or more, on first use and again later; without it the embedded server stays
+ *   at ~170-270 MB through upload, compute and download, for about a third of the speed
+ *   (bench/transfer with BENCH_EMBEDDED=1, 200k chunks: upload 20k lines/s against 67-75k).
+ *   An embedded install favours memory; DATABASE_URL is for throughput.
  */
-export const serverNodeFlags = ["--max-semi-space-size=4"];
+export const serverNodeFlags = ["--max-semi-space-size=4", "--max-old-space-size=1024", "--liftoff-only"];
 
 /**
  * Our own modules find files beside themselves (migrations, the web app, a package's
@@ -38,7 +60,22 @@ const keepOwnModuleUrls: Plugin = {
   },
 };
 
+/**
+ * Copies Scalar's standalone script out of the package, compressed beside it: the one file
+ * of @scalar the server needs, so that @scalar is a dev dependency (lib/api-docs.ts).
+ */
+function copyDocsScript(): void {
+  const source = join(dirname(createRequire(import.meta.url).resolve("@scalar/api-reference")), "browser", "standalone.js");
+  mkdirSync(dirname(docsScriptPath), { recursive: true });
+  copyFileSync(source, docsScriptPath);
+  precompressDir(dirname(docsScriptPath));
+  // Workers compress assets themselves: the plain file only.
+  mkdirSync(dirname(workersDocsScriptPath), { recursive: true });
+  copyFileSync(source, workersDocsScriptPath);
+}
+
 export async function bundleServer(): Promise<void> {
+  copyDocsScript();
   await build({
     absWorkingDir: apiRoot,
     entryPoints: ["src/main.ts"],

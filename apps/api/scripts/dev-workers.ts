@@ -12,7 +12,11 @@ if (!env.databaseUrl || !env.jwtSecret) {
 await migratePostgresUrl(env.databaseUrl);
 const vars: Record<string, string> = {};
 for (const [key, value] of Object.entries(process.env)) {
-  if (value && /^(DATABASE_URL|JWT_SECRET|PUBLIC_URL|SANDBOX_ORIGIN|ADMIN_EMAIL|REQUIRE_CREATOR_APPROVAL|LEASE_GRACE_MS|IDLE_RETRY_MS|LOGIN_LIMIT_.*|REGISTER_LIMIT_PER_IP|VOLUNTEER_LIMIT_PER_IP)$/.test(key)) vars[key] = value;
+  if (
+    value &&
+    /^(DATABASE_URL|JWT_SECRET|PUBLIC_URL|SANDBOX_ORIGIN|ADMIN_EMAIL|REQUIRE_CREATOR_APPROVAL|LEASE_GRACE_MS|IDLE_RETRY_MS|LOGIN_LIMIT_.*|REGISTER_LIMIT_PER_IP|VOLUNTEER_LIMIT_PER_IP)$/.test(key)
+  )
+    vars[key] = value;
 }
 const dev = await startWranglerDev({ port: env.port, vars, stdio: "inherit" });
 console.log(`CrowdCompute API on Workers (wrangler dev) at ${dev.url}`);

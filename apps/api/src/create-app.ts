@@ -1,15 +1,18 @@
 import type { Db } from "@crowdcompute/db";
-import { Scalar } from "@scalar/hono-api-reference";
 import type { AppEnv } from "./env.ts";
-import { createRouter, type AppContext, type Deps } from "./lib/context.ts";
+import { apiReferencePage, docsScriptUrl as defaultDocsScriptUrl, tagOperations } from "./lib/api-docs.ts";
+import { type AppContext, createRouter, type Deps } from "./lib/context.ts";
 import { createLeaseIds, type HmacSha256 } from "./lib/lease-ids.ts";
-import { createTaskNotifier } from "./lib/task-notifier.ts";
-import { limitBodies } from "./lib/limits.ts";
-import { metricsHandler, unobservedWork, type AppMetrics } from "./lib/metrics.ts";
-import { pollingFeed, type ChangeFeed } from "./lib/live.ts";
+import { limitBodies, limitJsonBodies } from "./lib/limits.ts";
+import { type ChangeFeed, pollingFeed } from "./lib/live.ts";
+import { type AppMetrics, metricsHandler, unobservedWork } from "./lib/metrics.ts";
+import { createMinterCache, type MinterCache } from "./lib/minters.ts";
 import { multipartTaskBodies, multipartTaskForm } from "./lib/multipart-task.ts";
-import { forbidden, notFound, renderError } from "./lib/problem.ts";
+import { documentErrors, securitySchemes } from "./lib/openapi.ts";
 import { sandboxOrigins } from "./lib/origins.ts";
+import { forbidden, notFound, renderError } from "./lib/problem.ts";
+import { cspNonce, docsPageCsp, securityHeaders } from "./lib/security-headers.ts";
+import { createTaskNotifier } from "./lib/task-notifier.ts";
 import { createStreamTickets } from "./lib/tickets.ts";
 import { createTokens } from "./lib/tokens.ts";
 import { adminRoutes } from "./routes/admin/admin.index.ts";
@@ -17,12 +20,9 @@ import { authRoutes } from "./routes/auth/auth.index.ts";
 import { configRoutes } from "./routes/config/config.index.ts";
 import { healthRoutes } from "./routes/health/health.index.ts";
 import { keyRoutes } from "./routes/keys/keys.index.ts";
-import { liveRoutes } from "./routes/live/live.index.ts";
 import { statsRoutes } from "./routes/stats/stats.index.ts";
-import { inputRoutes } from "./routes/inputs/inputs.index.ts";
-import { taskMaintenanceRoutes } from "./routes/task-maintenance/task-maintenance.index.ts";
-import { taskChunkRoutes } from "./routes/tasks/task-chunks.index.ts";
 import { taskRoutes } from "./routes/tasks/tasks.index.ts";
+import { ticketRoutes } from "./routes/tickets/tickets.index.ts";
 import { volunteerRoutes } from "./routes/volunteers/volunteers.index.ts";
 import { workRoutes } from "./routes/work/work.index.ts";
 
@@ -33,12 +33,14 @@ export interface AppOptions {
   changes?: ChangeFeed;
   /** The client's IP address, for per-IP limits; each runtime knows it its own way. Default: unknown (no per-IP limits). */
   clientIp?: (c: AppContext) => string | null;
-  /** Where /api/docs loads its script; the Node entry serves it itself. Default: the Scalar CDN. */
+  /** Where /api/docs loads its script. Default: /api/docs/scalar.js, which each entry serves from its build. */
   docsScriptUrl?: string;
   /** Operator metrics for GET /metrics (the Node entry passes prom-client's). Default: none, /metrics is 404. */
   metrics?: AppMetrics;
   /** HMAC-SHA-256 for lease ids (the Node entry passes node:crypto's: a tenth of WebCrypto's cost). Default: WebCrypto. */
   hmac?: HmacSha256;
+  /** What volunteer tokens' accounts and keys were last seen as; Workers pass one that outlives the request's app. Default: this app's own. */
+  minters?: MinterCache;
 }
 
 export const apiInfo = {
@@ -55,7 +57,7 @@ export const apiInfo = {
  * It imports nothing from `node:`: runtimes pass in what they have.
  * @example const app = createApp({ db, env }); const res = await app.request("/api/health");
  */
-export function createApp({ db, env, changes = pollingFeed(), clientIp = () => null, docsScriptUrl, metrics, hmac }: AppOptions) {
+export function createApp({ db, env, changes = pollingFeed(), clientIp = () => null, docsScriptUrl = defaultDocsScriptUrl, metrics, hmac, minters = createMinterCache() }: AppOptions) {
   const deps: Deps = {
     db,
     env,
@@ -66,9 +68,11 @@ export function createApp({ db, env, changes = pollingFeed(), clientIp = () => n
     clientIp,
     taskChanged: createTaskNotifier(db),
     work: metrics?.work ?? unobservedWork,
+    minters,
   };
   const refusedOrigins = new Set(sandboxOrigins(env));
   const app = createRouter();
+  app.use("*", securityHeaders(env));
   app.use("/api/*", async (c, next) => {
     const origin = c.req.header("origin");
     if (origin && refusedOrigins.has(origin)) throw forbidden("requests from the sandbox origin are refused");
@@ -77,38 +81,40 @@ export function createApp({ db, env, changes = pollingFeed(), clientIp = () => n
   });
   app.use("/api/*", limitBodies);
   app.use("/api/tasks", multipartTaskBodies);
+  app.use("/api/*", limitJsonBodies);
   app.route("/", healthRoutes);
   app.route("/", configRoutes);
   app.route("/", authRoutes);
   app.route("/", volunteerRoutes);
-  // Before taskRoutes, whose /api/tasks/{id}/{action} would otherwise claim inputs, retry-failed and clone.
-  app.route("/", taskMaintenanceRoutes);
-  app.route("/", inputRoutes);
-  app.route("/", taskChunkRoutes);
   app.route("/", taskRoutes);
   app.route("/", workRoutes);
   app.route("/", keyRoutes);
   app.route("/", statsRoutes);
-  app.route("/", liveRoutes);
+  app.route("/", ticketRoutes);
   app.route("/", adminRoutes);
-  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
-    type: "http",
-    scheme: "bearer",
-    description: "a session JWT, a volunteer token, or an API key `cc_…`",
-  });
+  for (const [name, scheme] of Object.entries(securitySchemes)) app.openAPIRegistry.registerComponent("securitySchemes", name, scheme);
   let openApiDocument: ReturnType<typeof app.getOpenAPI31Document> | null = null;
   app.get("/api/openapi.json", (c) => {
     if (!openApiDocument) {
-      // No document-wide `security`: sign-up, sign-in, stats and health need no credential.
-      openApiDocument = app.getOpenAPI31Document({ openapi: "3.1.0", info: apiInfo });
+      // No document-wide `security`: each operation says its own (lib/openapi.ts), none for sign-up, sign-in, stats and health.
+      openApiDocument = documentErrors(tagOperations(app.getOpenAPI31Document({ openapi: "3.1.0", info: apiInfo })), { $ref: "#/components/schemas/Problem" });
+      // The routes' own error answers (lib/openapi.ts, problems) put the contract's Problem schema there.
+      if (!openApiDocument.components?.schemas?.Problem) throw new Error("no operation names the Problem schema");
       // The form is turned into the JSON body before validation (lib/multipart-task.ts): documented here.
       const createTask = openApiDocument.paths?.["/api/tasks"]?.post?.requestBody;
       if (createTask && "content" in createTask) createTask.content["multipart/form-data"] = { schema: multipartTaskForm };
     }
     return c.json(openApiDocument);
   });
-  app.get("/api/docs", Scalar({ url: "/api/openapi.json", pageTitle: apiInfo.title, ...(docsScriptUrl ? { cdn: docsScriptUrl } : {}) }));
+  app.get("/api/docs", (c) => {
+    // The page's inline script runs by this response's nonce: see lib/security-headers.ts.
+    const nonce = cspNonce();
+    c.header("content-security-policy", docsPageCsp(nonce));
+    return c.html(apiReferencePage({ title: `${apiInfo.title} reference`, nonce, scriptUrl: docsScriptUrl }));
+  });
   app.get("/metrics", metricsHandler(env, metrics));
+  // The fallback of every API path no route took: a problem, not the web app's page. Hono tries
+  // routes in the order they were added, so it stays last; the routes themselves claim distinct paths.
   app.all("/api/*", () => {
     throw notFound("route");
   });

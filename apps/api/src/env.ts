@@ -14,11 +14,11 @@ const envSchema = z
     DATA_DIR: z.string().default("./data"),
     ADMIN_EMAIL: z.string().email().optional(),
     REQUIRE_CREATOR_APPROVAL: flag.default(false),
-    /** Added to every lease deadline: how long a silent volunteer keeps its chunks (DESIGN §5). */
+    /** Added to every lease deadline: how long a silent volunteer keeps its chunks (docs/architecture.md, "Dispatch"). */
     LEASE_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
     /** How long a volunteer that got no work waits before asking again. */
     IDLE_RETRY_MS: z.coerce.number().int().min(100).default(2_000),
-    /** Failed sign-ins allowed per account, and per IP address, in 15 minutes. */
+    /** Failed sign-ins allowed per account from one IP address (an IPv6 /64), and per address, in 15 minutes. */
     LOGIN_LIMIT_PER_ACCOUNT: z.coerce.number().int().min(1).default(10),
     LOGIN_LIMIT_PER_IP: z.coerce.number().int().min(1).default(50),
     /** Accounts, and volunteer identities, created per IP address per hour. */

@@ -2,12 +2,13 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { DbHandle } from "@crowdcompute/db";
 import { lockDataDir } from "@crowdcompute/db/data-dir";
 import { migratePgliteDb, migratePostgresUrl } from "@crowdcompute/db/migrate";
 import { createPgliteDb } from "@crowdcompute/db/pglite";
 import { createPostgresDb } from "@crowdcompute/db/postgres";
-import type { DbHandle } from "@crowdcompute/db";
-import { parseEnv, type AppEnv } from "./env.ts";
+import { type AppEnv, parseEnv } from "./env.ts";
+import { adminBootstrapNotice } from "./lib/admin-bootstrap.ts";
 import { startServer } from "./node/server.ts";
 
 /** The embedded mode keeps a generated secret under the data directory, so tokens survive restarts. */
@@ -22,14 +23,14 @@ function embeddedSecret(dataDir: string): string {
 async function main() {
   const parsed = parseEnv(process.env);
   let handle: DbHandle;
-  let release = () => {};
+  let release = async () => {};
   let jwtSecret = parsed.jwtSecret;
   if (parsed.databaseUrl) {
     await migratePostgresUrl(parsed.databaseUrl);
     handle = createPostgresDb(parsed.databaseUrl);
   } else {
     mkdirSync(parsed.dataDir, { recursive: true });
-    release = lockDataDir(parsed.dataDir);
+    release = await lockDataDir(parsed.dataDir);
     handle = await createPgliteDb(join(parsed.dataDir, "pglite"));
     await migratePgliteDb(handle);
     jwtSecret ??= embeddedSecret(parsed.dataDir);
@@ -37,6 +38,9 @@ async function main() {
   const env: AppEnv = { ...parsed, jwtSecret: jwtSecret!, embedded: !parsed.databaseUrl };
   const server = await startServer({ db: handle.db, env });
   const database = parsed.databaseUrl ? "Postgres server (DATABASE_URL)" : `embedded PGlite in ${parsed.dataDir}`;
+  // Only the operator reads this log: the token in it makes an admin of a server install.
+  const notice = await adminBootstrapNotice(handle.db, env).catch(() => null);
+  if (notice) console.log(notice);
   console.log(`CrowdCompute is running at ${server.url}  (sandbox on port ${server.sandboxPort}, ${database})`);
 
   let stopping = false;
@@ -49,7 +53,7 @@ async function main() {
     try {
       await server.close();
       await handle.close();
-      release();
+      await release();
       process.exit(0);
     } catch (error) {
       console.error(`shutdown failed: ${error instanceof Error ? error.message : error}`);

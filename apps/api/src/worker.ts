@@ -1,12 +1,13 @@
-// Cloudflare Workers entry (DESIGN §2): the same Hono app as on Node, with a database
+// Cloudflare Workers entry: the same Hono app as on Node, with a database
 // client per request over TCP (Workers keep no sockets between requests), no migrations
 // (run `npm run migrate` against the database first), and polling for live streams.
 // Configuration comes from the bindings: `wrangler dev --var DATABASE_URL:… --var JWT_SECRET:…`,
 // or `wrangler secret put` in production.
 import { createWorkersDb } from "@crowdcompute/db";
 import { createApp } from "./create-app.ts";
-import { parseEnv, type AppEnv, type ParsedEnv } from "./env.ts";
+import { type AppEnv, type ParsedEnv, parseEnv } from "./env.ts";
 import { pollingFeed } from "./lib/live.ts";
+import { createMinterCache } from "./lib/minters.ts";
 
 interface ExecutionContextLike {
   waitUntil(promise: Promise<unknown>): void;
@@ -22,6 +23,8 @@ function envOf(bindings: Record<string, unknown>): AppEnv {
 }
 
 const changes = pollingFeed();
+// The app is built per request here: the cache must live in the isolate, not in the app.
+const minters = createMinterCache();
 
 export default {
   async fetch(request: Request, bindings: Record<string, unknown>, ctx: ExecutionContextLike): Promise<Response> {
@@ -31,6 +34,7 @@ export default {
       db: handle.db,
       env,
       changes,
+      minters,
       // Set by Cloudflare (and by wrangler dev) to the client's address; a client cannot override it.
       clientIp: (c) => c.req.header("cf-connecting-ip") ?? null,
     });
@@ -48,7 +52,12 @@ export default {
     // Streams (results downloads, Server-Sent Events) keep querying after the handler
     // returns: the connection closes when the body ends or the client goes away.
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
-    ctx.waitUntil(response.body.pipeTo(writable).catch(() => {}).finally(() => handle.close()));
+    ctx.waitUntil(
+      response.body
+        .pipeTo(writable)
+        .catch(() => {})
+        .finally(() => handle.close()),
+    );
     return new Response(readable, response);
   },
 };

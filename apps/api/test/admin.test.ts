@@ -1,4 +1,5 @@
 import { testBackends } from "@crowdcompute/db/testing";
+import { chunksOfLeases } from "@crowdcompute/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openTestApp, rowCounts, type TestApp } from "./harness.ts";
 
@@ -46,7 +47,9 @@ describe.each(testBackends())("creator approval and suspension on %s", (backend)
     expect(suspended.json.pausedTasks).toEqual([task.id]);
     expect((await t.call("GET", `/api/tasks/${task.id}`, { token: admin.token })).json.task.status).toBe("paused");
     const { token } = await t.volunteer();
-    expect((await t.call("POST", "/api/work/lease", { token, body: { max: 3 } })).json.leases).toEqual([]);
+    // Two threads: enough to be given all three chunks of a task not yet measured.
+    const leaseBody = { max: 3, capabilities: { threads: 2 } };
+    expect((await t.call("POST", "/api/work/lease", { token, body: leaseBody })).json.leases).toEqual([]);
     for (const credential of [creator.token, key]) {
       const res = await t.call("POST", `/api/tasks/${task.id}/resume`, { token: credential });
       expect(res.status).toBe(403);
@@ -59,6 +62,7 @@ describe.each(testBackends())("creator approval and suspension on %s", (backend)
 
     expect((await t.call("POST", `/api/admin/users/${creator.user.id}/unsuspend`, { token: admin.token })).status).toBe(200);
     expect((await t.call("POST", `/api/tasks/${task.id}/resume`, { token: creator.token })).json.task.status).toBe("running");
-    expect((await t.call("POST", "/api/work/lease", { token, body: { max: 3 } })).json.leases).toHaveLength(3);
+    const leases = (await t.call("POST", "/api/work/lease", { token, body: leaseBody })).json.leases;
+    expect(chunksOfLeases(leases).map((c) => [c.taskId, c.index])).toEqual([0, 1, 2].map((index) => [task.id, index]));
   });
 });

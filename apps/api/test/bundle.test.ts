@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestDatabase, dropDatabase, freePort, testBackends } from "@crowdcompute/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bundlePath, bundleServer } from "../scripts/bundle.ts";
+import { bundlePath, bundleServer, serverNodeFlags } from "../scripts/bundle.ts";
 import { spawnServer } from "./server-process.ts";
 
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
@@ -30,7 +30,7 @@ describe.each(testBackends())("the bundled Node entry on %s", (backend) => {
     if (databaseUrl) env.DATABASE_URL = databaseUrl;
     else delete env.DATABASE_URL;
     // Started from elsewhere than the repository: nothing may depend on the working directory.
-    child = (await spawnServer([bundlePath], { cwd: tmpdir(), env })).child;
+    child = (await spawnServer([...serverNodeFlags, bundlePath], { cwd: tmpdir(), env })).child;
     idleRssMb = rssMb(child.pid!);
     base = `http://127.0.0.1:${port}`;
     sandboxBase = `http://127.0.0.1:${sandboxPort}`;
@@ -48,7 +48,11 @@ describe.each(testBackends())("the bundled Node entry on %s", (backend) => {
 
   it("migrates its database and serves the API, the web app, the docs script and the sandbox", async () => {
     expect(await (await fetch(`${base}/api/health`)).json()).toEqual({ status: "ok", db: "ok" });
-    const register = await fetch(`${base}/api/auth/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "bundle@example.com", password: "bundle password" }) });
+    const register = await fetch(`${base}/api/auth/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: "bundle@example.com", password: "bundle password" }),
+    });
     expect(register.status).toBe(201);
     const page = await fetch(`${base}/`);
     expect(await page.text()).toMatch(/^<!doctype html>/i);
@@ -61,5 +65,14 @@ describe.each(testBackends())("the bundled Node entry on %s", (backend) => {
     // Measured: ~90 MB bundled, ~270 MB running src/ through type stripping. (Embedded
     // PGlite adds its own WebAssembly heap, ~350 MB, which no bundling changes.)
     if (backend === "postgres") expect(idleRssMb).toBeLessThan(150);
+  });
+});
+
+describe("npm start", () => {
+  it("runs the bundle with the flags the server is measured with (scripts/bundle.ts)", () => {
+    const startScript = (path: string) => (JSON.parse(readFileSync(new URL(path, import.meta.url), "utf8")) as { scripts: { start: string } }).scripts.start;
+    const flags = serverNodeFlags.join(" ");
+    expect(startScript("../../../package.json")).toContain(`node ${flags} apps/api/dist/main.js`);
+    expect(startScript("../package.json")).toContain(`node ${flags} dist/main.js`);
   });
 });

@@ -1,5 +1,5 @@
 import { testBackends } from "@crowdcompute/db/testing";
-import { ApiError, createClient } from "@crowdcompute/sdk";
+import { ApiError, chunksOfLeases, createClient, type LeasedBlock } from "@crowdcompute/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openTestApp, rowCounts, type TestApp } from "./harness.ts";
 
@@ -14,7 +14,9 @@ describe.each(testBackends())("GET /api/tasks/:id/chunks on %s", (backend) => {
 
   const code = "export default (x) => x";
   const chunks = (taskId: string, query = "", token = creator) => t.call("GET", `/api/tasks/${taskId}/chunks${query}`, { token });
-  const lease = async (token: string, max: number) => (await t.call("POST", "/api/work/lease", { token, body: { max } })).json.leases as { leaseId: string; index: number }[];
+  // A new task gives 2 chunks a thread: ask with enough threads for `max`.
+  const lease = async (token: string, max: number) => (await t.call("POST", "/api/work/lease", { token, body: { max, capabilities: { threads: Math.ceil(max / 2) } } })).json.leases as LeasedBlock[];
+  const blocksOf = (blocks: LeasedBlock[]) => blocks.map((b) => [b.firstIndex, b.inputs]);
   const report = async (token: string, results: unknown[]) => {
     const posted = await t.call("POST", "/api/work/results", { token, body: { results } });
     expect(posted.status).toBe(200);
@@ -33,27 +35,37 @@ describe.each(testBackends())("GET /api/tasks/:id/chunks on %s", (backend) => {
     retried = (await t.call("POST", "/api/tasks", { token: creator, body: { name: "retried", code, inputs: [10, 20, 30, 40, 50, 60], maxAttempts: 2, start: true } })).json.task.id;
     firstVolunteer = await namedVolunteer("first volunteer");
     const second = await namedVolunteer("second volunteer");
-    const block = await lease(firstVolunteer.token, 3);
-    expect(block.map((l) => l.index)).toEqual([0, 1, 2]);
+    const [block] = await lease(firstVolunteer.token, 3);
+    expect(blocksOf([block!])).toEqual([[0, [10, 20, 30]]]);
     await report(firstVolunteer.token, [
-      { leaseId: block[0]!.leaseId, result: 100 },
-      { leaseId: block[1]!.leaseId, error: { kind: "throw", message: "bad 1" } },
-      { leaseId: block[2]!.leaseId, result: 300 },
+      { leaseId: block!.leaseId, offset: 0, results: [100], errors: [{ offset: 1, kind: "throw", message: "bad 1" }] },
+      { leaseId: block!.leaseId, offset: 2, results: [300] },
     ]);
+    // The failed chunk comes back alone, before the fresh chunk 3.
     const again = await lease(second.token, 2);
-    expect(again.map((l) => l.index)).toEqual([1, 3]);
-    await report(second.token, [{ leaseId: again[0]!.leaseId, error: { kind: "timeout", message: "bad 2" } }]);
+    expect(blocksOf(again)).toEqual([
+      [1, [20]],
+      [3, [40]],
+    ]);
+    await report(second.token, [{ leaseId: again[0]!.leaseId, errors: [{ offset: 0, kind: "timeout", message: "bad 2" }] }]);
     // Paused: no more leases from it, and chunk 3's lease still counts as out.
     expect((await t.call("POST", `/api/tasks/${retried}/pause`, { token: creator })).status).toBe(200);
 
     replicated = (await t.call("POST", "/api/tasks", { token: creator, body: { name: "replicated", code, inputs: [7, 8], replication: 2, quorum: 2, start: true } })).json.task.id;
     const firsts = await lease(firstVolunteer.token, 2);
-    await report(firstVolunteer.token, firsts.map((l) => ({ leaseId: l.leaseId, result: l.index === 0 ? 14 : 16 })));
+    expect(chunksOfLeases(firsts).map((c) => c.index)).toEqual([0, 1]);
+    await report(
+      firstVolunteer.token,
+      firsts.map((b) => ({ leaseId: b.leaseId, results: b.inputs.map((_, k) => (b.firstIndex + k === 0 ? 14 : 16)) })),
+    );
     // The creator's own volunteer is trusted for its own tasks: with it, two agreeing copies settle a chunk.
     const own = await namedVolunteer(null, creator);
     const copies = await lease(own.token, 2);
-    expect(copies.map((l) => l.index)).toEqual([0, 1]);
-    await report(own.token, copies.map((l) => ({ leaseId: l.leaseId, result: l.index === 0 ? 14 : 99 })));
+    expect(chunksOfLeases(copies).map((c) => c.index)).toEqual([0, 1]);
+    await report(
+      own.token,
+      copies.map((b) => ({ leaseId: b.leaseId, results: b.inputs.map((_, k) => (b.firstIndex + k === 0 ? 14 : 99)) })),
+    );
   });
   afterAll(async () => t?.dispose());
 
@@ -62,11 +74,52 @@ describe.each(testBackends())("GET /api/tasks/:id/chunks on %s", (backend) => {
     expect(res.status).toBe(200);
     expect(res.json.nextCursor).toBeNull();
     expect(res.json.items.map((c: { index: number; status: string }) => [c.index, c.status])).toEqual([
-      [0, "done"], [1, "failed"], [2, "done"], [3, "leased"], [4, "pending"], [5, "pending"],
+      [0, "done"],
+      [1, "failed"],
+      [2, "done"],
+      [3, "leased"],
+      [4, "pending"],
+      [5, "pending"],
     ]);
-    expect(res.json.items[1]).toEqual({ index: 1, input: 20, status: "failed", attempts: 2, expiries: 0, votes: [], lastError: { kind: "timeout", message: "bad 2" } });
-    expect(res.json.items[0]).toEqual({ index: 0, input: 10, status: "done", attempts: null, expiries: null, votes: [], lastError: null });
-    expect(res.json.items[4]).toEqual({ index: 4, input: 50, status: "pending", attempts: 0, expiries: 0, votes: [], lastError: null });
+    expect(res.json.items[1]).toEqual({
+      index: 1,
+      input: 20,
+      status: "failed",
+      attempts: 2,
+      expiries: 0,
+      votes: [],
+      copiesNeeded: null,
+      lastError: { kind: "timeout", message: "bad 2" },
+      progress: null,
+      checkpointAt: null,
+      console: null,
+    });
+    expect(res.json.items[0]).toEqual({
+      index: 0,
+      input: 10,
+      status: "done",
+      attempts: null,
+      expiries: null,
+      votes: [],
+      copiesNeeded: null,
+      lastError: null,
+      progress: null,
+      checkpointAt: null,
+      console: null,
+    });
+    expect(res.json.items[4]).toEqual({
+      index: 4,
+      input: 50,
+      status: "pending",
+      attempts: 0,
+      expiries: 0,
+      votes: [],
+      copiesNeeded: null,
+      lastError: null,
+      progress: null,
+      checkpointAt: null,
+      console: null,
+    });
   });
 
   it("pages with the cursor, filtered or not", async () => {
@@ -82,7 +135,14 @@ describe.each(testBackends())("GET /api/tasks/:id/chunks on %s", (backend) => {
       }
       return { seen, cursors };
     };
-    expect(await pages("")).toEqual({ seen: [[0, 1], [2, 3], [4, 5]], cursors: ["1", "3", null] });
+    expect(await pages("")).toEqual({
+      seen: [
+        [0, 1],
+        [2, 3],
+        [4, 5],
+      ],
+      cursors: ["1", "3", null],
+    });
     expect((await pages("&status=done")).seen).toEqual([[0, 2]]);
     expect((await pages("&status=pending")).seen).toEqual([[4, 5]]);
     const one = async (status: string) => (await chunks(retried, `?status=${status}`)).json.items.map((c: { index: number }) => c.index);
@@ -108,6 +168,8 @@ describe.each(testBackends())("GET /api/tasks/:id/chunks on %s", (backend) => {
     expect(split).toMatchObject({ index: 1, status: "voting", attempts: 0, lastError: null });
     expect(split.votes.map((v: { agrees: boolean | null }) => v.agrees)).toEqual([null, null]);
     expect(split.votes[0].hashPrefix).not.toBe(split.votes[1].hashPrefix);
+    // The disagreement asks for one more copy than the two the task replicates.
+    expect([done.copiesNeeded, split.copiesNeeded]).toEqual([null, 3]);
     // The creator's volunteer is linked to its account: the listing names it, never by email.
     expect(res.text).not.toContain("@");
     expect((await chunks(replicated, "?status=voting")).json.items.map((c: { index: number }) => c.index)).toEqual([1]);
@@ -142,7 +204,11 @@ describe.each(testBackends())("GET /api/tasks/:id/chunks on %s", (backend) => {
       const res = await chunks(retried, query);
       expect(res.status, query).toBe(422);
       expect(res.type).toMatch(/^application\/problem\+json/);
-      if (field) expect(res.json.errors.map((e: { path: string }) => e.path), query).toContain(field);
+      if (field)
+        expect(
+          res.json.errors.map((e: { path: string }) => e.path),
+          query,
+        ).toContain(field);
     }
     expect(await rowCounts(t)).toEqual(before);
   });

@@ -5,7 +5,7 @@
 // chunk must end done exactly once with the right result, counters and credit exact.
 import { testBackends } from "@crowdcompute/db/testing";
 import { describe, expect, it } from "vitest";
-import { runFaultScenario, type Fault, type ScenarioReport } from "./faults/scenario.ts";
+import { type Fault, runFaultScenario, type ScenarioReport } from "./faults/scenario.ts";
 
 const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const size = { chunks: 3000, browsers: 2, simulated: 4 };
@@ -15,7 +15,8 @@ function expectNothingLost(report: ScenarioReport) {
   expect(report.problems).toEqual([]);
   expect(report.doneAtFault).toBeLessThan(report.chunks);
   expect(report.browserChunks).toBeGreaterThan(0);
-  expect(report.audit.resultRows).toBe(report.chunks);
+  expect(report.audit.resultChunks).toBe(report.chunks);
+  expect(report.audit.overlaps).toBe(0);
 }
 
 describe.each(testBackends())("faults on %s", (backend) => {

@@ -1,7 +1,7 @@
-import { openTestDb, type Backend, type TestDb } from "@crowdcompute/db/testing";
 import type { Db } from "@crowdcompute/db";
+import { type Backend, openTestDb, type TestDb } from "@crowdcompute/db/testing";
 import { sql } from "drizzle-orm";
-import { createApp, type App, type AppOptions } from "../src/create-app.ts";
+import { type App, type AppOptions, createApp } from "../src/create-app.ts";
 import type { AppEnv } from "../src/env.ts";
 
 export const testEnv = (overrides: Partial<AppEnv> = {}): AppEnv => ({

@@ -1,5 +1,6 @@
-import { sql } from "drizzle-orm";
 import { testBackends } from "@crowdcompute/db/testing";
+import { chunksOfLeases, type LeasedBlock } from "@crowdcompute/sdk";
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openTestApp, type TestApp } from "./harness.ts";
 
@@ -20,15 +21,15 @@ describe.each(testBackends())("heartbeats on %s", (backend) => {
     const res = await t.call("POST", "/api/tasks", { token: creator, body: { name: "hb", code: "export default (x) => x", inputs, timeoutMs, start: true } });
     return res.json.task.id as string;
   };
-  const lease = async (token: string, max: number) =>
-    (await t.call("POST", "/api/work/lease", { token, body: { max } })).json.leases as { leaseId: string; index: number }[];
+  // One thread: a new task gives 2 chunks a thread, and a block of n chunks is due after n timeouts.
+  const lease = async (token: string, max: number) => (await t.call("POST", "/api/work/lease", { token, body: { max, capabilities: { threads: 1 } } })).json.leases as LeasedBlock[];
 
-  it("keeps a beating volunteer's chunks past the first deadline, and a silent one loses them", async () => {
+  it("keeps a beating volunteer's block past the first deadline, and a silent one loses its chunks", async () => {
     await startTask([1, 2], 1000);
     const alive = await t.volunteer();
     const other = await t.volunteer();
     const leases = await lease(alive.token, 2);
-    expect(leases).toHaveLength(2);
+    expect(leases.map((b) => [b.firstIndex, b.inputs])).toEqual([[0, [1, 2]]]);
     // Deadline: 1000 ms · 2 + 100 ms. Beat past it.
     for (let i = 0; i < 6; i++) {
       await sleep(400);
@@ -36,9 +37,15 @@ describe.each(testBackends())("heartbeats on %s", (backend) => {
       expect(beat.json).toEqual({ extended: leases.map((l) => l.leaseId), lost: [], cancelled: [] });
     }
     expect(await lease(other.token, 2)).toEqual([]);
-    // Silence: one timeout + grace later the chunks go to someone else, and the owner hears it.
+    // Silence: one timeout + grace later the chunks go to someone else (each alone, as a
+    // block of one), and the owner hears it.
     await sleep(1300);
-    expect((await lease(other.token, 2)).map((l) => l.index)).toEqual([0, 1]);
+    const reissued = await lease(other.token, 2);
+    expect(reissued.map((b) => [b.firstIndex, b.inputs])).toEqual([
+      [0, [1]],
+      [1, [2]],
+    ]);
+    expect(chunksOfLeases(reissued).map((c) => c.index)).toEqual([0, 1]);
     const late = await t.call("POST", "/api/work/heartbeat", { token: alive.token, body: { leaseIds: [leases[0]!.leaseId] } });
     expect(late.json).toEqual({ extended: [], lost: [leases[0]!.leaseId], cancelled: [] });
   });
@@ -53,15 +60,19 @@ describe.each(testBackends())("heartbeats on %s", (backend) => {
   });
 
   it("tells a volunteer a task's name, description and creator's display name and id, and nothing more", async () => {
+    // (Running tasks: a volunteer may read only the tasks it may run.)
     const named = await t.call("POST", "/api/auth/register", { body: { email: "lab@example.com", password: "correct horse", name: "The Folding Lab" } });
     expect(named.status).toBe(201);
-    const created = await t.call("POST", "/api/tasks", { token: named.json.token, body: { name: "Protein folds", description: "Scores candidate folds", code: "export default (x) => x", inputs: [1] } });
+    const created = await t.call("POST", "/api/tasks", {
+      token: named.json.token,
+      body: { name: "Protein folds", description: "Scores candidate folds", code: "export default (x) => x", inputs: [1], start: true },
+    });
     const { token } = await t.volunteer();
     const summary = await t.call("GET", `/api/tasks/${created.json.task.id}/summary`, { token });
     // The creator's id lets the volunteer exclude all of that creator's tasks from its leases.
     expect(summary.json).toEqual({ id: created.json.task.id, name: "Protein folds", description: "Scores candidate folds", creator: "The Folding Lab", creatorId: named.json.user.id });
     // Without a display name, volunteers see no creator name at all (never the email), only its id.
-    const anonymousTask = await t.call("POST", "/api/tasks", { token: creator, body: { name: "x", code: "export default (x) => x", inputs: [1] } });
+    const anonymousTask = await t.call("POST", "/api/tasks", { token: creator, body: { name: "x", code: "export default (x) => x", inputs: [1], start: true } });
     const anonymous = await t.call("GET", `/api/tasks/${anonymousTask.json.task.id}/summary`, { token });
     expect(anonymous.json).toEqual({ id: anonymousTask.json.task.id, name: "x", description: "", creator: null, creatorId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
     expect(anonymous.json.creatorId).not.toBe(named.json.user.id);

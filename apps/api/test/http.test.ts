@@ -1,13 +1,29 @@
 // The Node entry over real HTTP, driven by the SDK: both loopbacks, the web build, the
 // sandbox origin and its headers.
-import { openTestDb, type TestDb } from "@crowdcompute/db/testing";
-import { ApiError, createClient } from "@crowdcompute/sdk";
-import { mkdtempSync, writeFileSync } from "node:fs";
+
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { get, type IncomingHttpHeaders } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gunzipSync, gzipSync } from "node:zlib";
+import { openTestDb, type TestDb } from "@crowdcompute/db/testing";
+import { ApiError, blockReports, chunksOfLeases, createClient } from "@crowdcompute/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type RunningServer } from "../src/node/server.ts";
+import { type RunningServer, startServer } from "../src/node/server.ts";
 import { testEnv } from "./harness.ts";
+
+const hashedScript = `console.log(${JSON.stringify("x".repeat(4096))})`;
+
+/** A GET whose body comes back as sent, compressed or not. */
+function rawGet(url: string, headers: Record<string, string>): Promise<{ headers: IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    get(url, { headers }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("end", () => resolve({ headers: response.headers, body: Buffer.concat(chunks) }));
+    }).on("error", reject);
+  });
+}
 
 describe("Node server", () => {
   let testDb: TestDb;
@@ -18,6 +34,10 @@ describe("Node server", () => {
     const webDist = mkdtempSync(join(tmpdir(), "cc-web-"));
     writeFileSync(join(webDist, "index.html"), "<!doctype html><title>volunteer page</title>");
     writeFileSync(join(webDist, "app.js"), "console.log('app')");
+    // A hashed asset as the web build writes it, with its compressed copies.
+    mkdirSync(join(webDist, "assets"));
+    writeFileSync(join(webDist, "assets", "index-AbCd12_-.js"), hashedScript);
+    writeFileSync(join(webDist, "assets", "index-AbCd12_-.js.gz"), gzipSync(hashedScript));
     server = await startServer({ db: testDb.handle.db, env: testEnv({ port: 0 }), webDist });
   });
   afterAll(async () => {
@@ -59,12 +79,28 @@ describe("Node server", () => {
     expect((await fetch(`http://127.0.0.1:${server.sandboxPort}/api/health`)).status).toBe(404);
   });
 
+  it("serves files compressed as built, keeps hashed ones for a year and asks again for the rest", async () => {
+    const base = `http://127.0.0.1:${server.port}`;
+    // fetch() would decompress for us: read the bytes as sent.
+    const hashed = await rawGet(`${base}/assets/index-AbCd12_-.js`, { "accept-encoding": "gzip, deflate" });
+    expect(hashed.headers["content-encoding"]).toBe("gzip");
+    expect(hashed.headers.vary).toMatch(/accept-encoding/i);
+    expect(hashed.headers["content-type"]).toMatch(/javascript/);
+    expect(hashed.headers["cache-control"]).toBe("public, max-age=31536000, immutable");
+    expect(gunzipSync(hashed.body).toString()).toBe(hashedScript);
+    const plain = await fetch(`${base}/assets/index-AbCd12_-.js`, { headers: { "accept-encoding": "identity" } });
+    expect(plain.headers.get("content-encoding")).toBeNull();
+    expect(await plain.text()).toBe(hashedScript);
+    for (const path of ["/app.js", "/", "/tasks/123"]) expect((await fetch(`${base}${path}`)).headers.get("cache-control"), path).toBe("no-cache");
+  });
+
   it("serves the API reference page with its script from this server, so it works offline", async () => {
     const page = await (await fetch(`http://127.0.0.1:${server.port}/api/docs`)).text();
     expect(page).toContain("/api/docs/scalar.js");
     expect(page).not.toContain("cdn.jsdelivr.net");
-    const script = await fetch(`http://127.0.0.1:${server.port}/api/docs/scalar.js`);
+    const script = await fetch(`http://127.0.0.1:${server.port}/api/docs/scalar.js`, { headers: { "accept-encoding": "br" } });
     expect(script.headers.get("content-type")).toMatch(/javascript/);
+    expect(script.headers.get("content-encoding")).toBe("br");
     expect((await script.arrayBuffer()).byteLength).toBeGreaterThan(100_000);
   });
 
@@ -81,9 +117,13 @@ describe("Node server", () => {
     const creator = anonymous.withToken((await anonymous.register("sdk@example.com", "a long password")).token);
     const task = await creator.createTask({ name: "echo", code: "export default (x) => x", inputs: ["a", "b"], start: true });
     const volunteer = anonymous.withToken((await anonymous.createVolunteer()).token);
-    const { leases } = await volunteer.lease({ max: 2 });
+    // One thread of a task not yet measured: two chunks, in one block.
+    const { leases } = await volunteer.lease({ max: 2, capabilities: { threads: 1 } });
+    expect(leases.map((block) => [block.taskId, block.firstIndex, block.inputs])).toEqual([[task.id, 0, ["a", "b"]]]);
     expect(await volunteer.taskCode(task.id)).toBe("export default (x) => x");
-    const posted = await volunteer.submitResults(leases.map((lease) => ({ leaseId: lease.leaseId, result: `${lease.input}!`, cpuMs: 1 })));
+    const reports = blockReports(chunksOfLeases(leases).map((chunk) => ({ chunk, result: `${chunk.input}!`, cpuMs: 1 })));
+    expect(reports).toEqual([{ leaseId: leases[0]!.leaseId, offset: 0, results: ["a!", "b!"], cpuMs: 2 }]);
+    const posted = await volunteer.submitResults(reports);
     expect(posted).toEqual({ accepted: 2, rejected: [] });
     const lines = [];
     for await (const line of creator.results(task.id)) lines.push(line);

@@ -1,4 +1,5 @@
 import { testBackends } from "@crowdcompute/db/testing";
+import { chunksOfLeases, type LeasedBlock } from "@crowdcompute/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openTestApp, type TestApp } from "./harness.ts";
 
@@ -12,10 +13,15 @@ describe.each(testBackends())("NDJSON inputs on %s", (backend) => {
   });
   afterAll(async () => t?.dispose());
 
-  const newTask = async () =>
-    (await t.call("POST", "/api/tasks", { token: creator, body: { name: "streamed", code: "export default (x) => x", start: true } })).json.task;
-  const upload = (id: string, query: string, raw: string) =>
-    t.call("POST", `/api/tasks/${id}/inputs?${query}`, { token: creator, raw, headers: { "content-type": "application/x-ndjson" } });
+  const newTask = async () => (await t.call("POST", "/api/tasks", { token: creator, body: { name: "streamed", code: "export default (x) => x", start: true } })).json.task;
+  // A new task gives 2 chunks a thread: ask with enough threads for `max`.
+  const lease = async (token: string, max: number, extra: Record<string, unknown> = {}) =>
+    (await t.call("POST", "/api/work/lease", { token, body: { max, capabilities: { threads: Math.ceil(max / 2) }, ...extra } })).json.leases as LeasedBlock[];
+  const reportInputs = async (token: string, leases: LeasedBlock[], result: (input: unknown) => unknown) => {
+    const results = leases.map((b) => ({ leaseId: b.leaseId, results: b.inputs.map(result) }));
+    return (await t.call("POST", "/api/work/results", { token, body: { results } })).json;
+  };
+  const upload = (id: string, query: string, raw: string) => t.call("POST", `/api/tasks/${id}/inputs?${query}`, { token: creator, raw, headers: { "content-type": "application/x-ndjson" } });
 
   it("appends in order, refuses a repeated offset, and finishes only once sealed", async () => {
     const task = await newTask();
@@ -28,19 +34,22 @@ describe.each(testBackends())("NDJSON inputs on %s", (backend) => {
 
     // Compute everything uploaded so far: the task must stay running, since more may come.
     const { token } = await t.volunteer();
-    const leases = (await t.call("POST", "/api/work/lease", { token, body: { max: 64 } })).json.leases;
-    expect(leases.map((l: { input: unknown }) => l.input)).toEqual([{ n: 0 }, { n: 1 }, { n: 2 }]);
-    await t.call("POST", "/api/work/results", { token, body: { results: leases.map((l: { leaseId: string; input: unknown }) => ({ leaseId: l.leaseId, result: l.input })) } });
+    const leases = await lease(token, 64);
+    expect(chunksOfLeases(leases).map((c) => c.input)).toEqual([{ n: 0 }, { n: 1 }, { n: 2 }]);
+    expect(await reportInputs(token, leases, (input) => input)).toEqual({ accepted: 3, rejected: [] });
     expect((await t.call("GET", `/api/tasks/${task.id}`, { token: creator })).json.task.status).toBe("running");
 
     expect((await upload(task.id, "offset=3&seal=true", '{"n":3}')).json).toEqual({ total: 4, sealed: true });
     expect((await upload(task.id, "offset=4", '{"n":4}\n')).status).toBe(409);
-    const more = (await t.call("POST", "/api/work/lease", { token, body: { max: 64 } })).json.leases;
-    expect(more.map((l: { index: number }) => l.index)).toEqual([3]);
-    await t.call("POST", "/api/work/results", { token, body: { results: [{ leaseId: more[0].leaseId, result: "last" }] } });
+    const more = await lease(token, 64);
+    expect(chunksOfLeases(more).map((c) => c.index)).toEqual([3]);
+    expect(await reportInputs(token, more, () => "last")).toEqual({ accepted: 1, rejected: [] });
     const done = (await t.call("GET", `/api/tasks/${task.id}`, { token: creator })).json.task;
     expect(done).toMatchObject({ status: "done", sealed: true, counts: { total: 4, done: 4 } });
-    const lines = (await t.call("GET", `/api/tasks/${task.id}/results`, { token: creator })).text.trim().split("\n").map((l) => JSON.parse(l));
+    const lines = (await t.call("GET", `/api/tasks/${task.id}/results`, { token: creator })).text
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.index)).toEqual([0, 1, 2, 3]);
   });
 
@@ -69,9 +78,9 @@ describe.each(testBackends())("NDJSON inputs on %s", (backend) => {
     // CRLF line ends and spaces around a value are fine; the value's own spacing is kept.
     expect((await upload(task.id, "offset=0&seal=true", '{"n": 1}\r\n  [1, 2]  \r\n"x"')).json).toEqual({ total: 3, sealed: true });
     const { token } = await t.volunteer();
-    const leases = (await t.call("POST", "/api/work/lease", { token, body: { max: 8, exclude: { tasks: await otherRunningTasks(task.id) } } })).json.leases;
-    expect(leases.map((l: { input: unknown }) => l.input)).toEqual([{ n: 1 }, [1, 2], "x"]);
-    await t.call("POST", "/api/work/results", { token, body: { results: leases.map((l: { leaseId: string }) => ({ leaseId: l.leaseId, result: 0 })) } });
+    const leases = await lease(token, 8, { exclude: { tasks: await otherRunningTasks(task.id) } });
+    expect(chunksOfLeases(leases).map((c) => c.input)).toEqual([{ n: 1 }, [1, 2], "x"]);
+    expect(await reportInputs(token, leases, () => 0)).toEqual({ accepted: 3, rejected: [] });
     const download = (await t.call("GET", `/api/tasks/${task.id}/results`, { token: creator })).text.trim().split("\n");
     expect(download.map((line) => JSON.parse(line).input)).toEqual([{ n: 1 }, [1, 2], "x"]);
   });

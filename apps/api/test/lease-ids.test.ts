@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { createLeaseIds } from "../src/lib/lease-ids.ts";
 
 const secret = "lease-ids-test-secret-lease-ids-test";
-const block = { leaseRowId: 123456789, taskId: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", volunteerId: "0193a1b2-c3d4-7e5f-8a9b-ffffffffffff", copy: 1, firstIdx: 640, n: 64 };
+const block = { leaseRowId: 123456789, taskId: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", volunteerId: "0193a1b2-c3d4-7e5f-8a9b-ffffffffffff", copy: 1, firstIdx: 640, n: 64, replicated: true };
 const nodeHmac = (key: Uint8Array, data: Uint8Array) => createHmac("sha256", key).update(data).digest();
 
 describe("lease ids", () => {
@@ -14,16 +14,28 @@ describe("lease ids", () => {
     const node = createLeaseIds(secret, nodeHmac);
     const signed = await web.encodeBlock(block);
     expect(await node.encodeBlock(block)).toBe(signed);
-    expect(await node.decoder()(web.chunkId(signed, 700))).toEqual({ ...block, index: 700 });
-    expect(await web.decoder()(node.chunkId(signed, 640))).toEqual({ ...block, index: 640 });
+    expect(await node.decoder()(signed)).toEqual(block);
+    expect(await web.decoder()(signed)).toEqual(block);
   });
 
-  it("refuses an index outside the block, another secret's signature and a flipped byte", async () => {
+  it("refuses another secret's signature, a flipped byte, a truncated id and an old per-chunk id", async () => {
     const node = createLeaseIds(secret, nodeHmac);
     const signed = await node.encodeBlock(block);
-    expect(await node.decoder()(node.chunkId(signed, 704))).toBeNull();
-    expect(await createLeaseIds(`${secret}-other`, nodeHmac).decoder()(node.chunkId(signed, 650))).toBeNull();
+    expect(await createLeaseIds(`${secret}-other`, nodeHmac).decoder()(signed)).toBeNull();
     const flipped = signed.slice(0, 5) + (signed[5] === "A" ? "B" : "A") + signed.slice(6);
-    expect(await node.decoder()(node.chunkId(flipped, 650))).toBeNull();
+    expect(await node.decoder()(flipped)).toBeNull();
+    expect(await node.decoder()(signed.slice(0, -2))).toBeNull();
+    expect(await node.decoder()(`${signed}.jk`)).toBeNull();
+  });
+
+  it("refuses an id whose last character was changed (65 bytes = 87 base64url characters: the last one carries 2 spare bits)", async () => {
+    const node = createLeaseIds(secret, nodeHmac);
+    const signed = await node.encodeBlock(block);
+    expect(signed).toHaveLength(87);
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    // Same top 2 bits, other spare bits: a different string that decodes to the same bytes.
+    const altered = signed.slice(0, -1) + alphabet[alphabet.indexOf(signed.at(-1)!) ^ 1];
+    expect(altered).not.toBe(signed);
+    expect(await node.decoder()(altered)).toBeNull();
   });
 });

@@ -1,9 +1,10 @@
 // GET /metrics on the Node server over real HTTP: hidden until METRICS_TOKEN is set, guarded
 // by it, and counting exactly what volunteers leased and posted.
-import { openTestDb, testBackends, type TestDb } from "@crowdcompute/db/testing";
+import { openTestDb, type TestDb, testBackends } from "@crowdcompute/db/testing";
+import { chunksOfLeases, type LeasedBlock } from "@crowdcompute/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../src/create-app.ts";
-import { startServer, type RunningServer } from "../src/node/server.ts";
+import { type RunningServer, startServer } from "../src/node/server.ts";
 import { apiClient, testEnv } from "./harness.ts";
 
 const metricsToken = "operator-metrics-token-0123456789";
@@ -35,8 +36,7 @@ describe.each(testBackends())("GET /metrics (%s)", (backend) => {
     await testDb?.dispose();
   });
 
-  const scrape = (server: RunningServer, authorization?: string) =>
-    fetch(`http://127.0.0.1:${server.port}/metrics`, { headers: authorization ? { authorization } : {} });
+  const scrape = (server: RunningServer, authorization?: string) => fetch(`http://127.0.0.1:${server.port}/metrics`, { headers: authorization ? { authorization } : {} });
 
   it("is not served without METRICS_TOKEN, nor by an app given no metrics (the Workers entry)", async () => {
     for (const response of [await scrape(withoutToken), await scrape(withoutToken, `Bearer ${metricsToken}`)]) {
@@ -67,26 +67,30 @@ describe.each(testBackends())("GET /metrics (%s)", (backend) => {
     };
     const [kept, cancelled] = [await create("kept", 10), await create("cancelled", 3)];
     const volunteer = (await api.volunteer()).token;
+    // A new task gives 2 chunks a thread: ask with enough threads for `max`.
+    const leaseBody = (max: number, exclude: string) => ({ max, capabilities: { threads: Math.ceil(max / 2) }, exclude: { tasks: [exclude] } });
     const lease = async (max: number, exclude: string) => {
-      const res = await api.call("POST", "/api/work/lease", { token: volunteer, body: { max, exclude: { tasks: [exclude] } } });
+      const res = await api.call("POST", "/api/work/lease", { token: volunteer, body: leaseBody(max, exclude) });
       expect(res.status).toBe(200);
-      return res.json.leases as { leaseId: string; input: number }[];
+      return res.json.leases as LeasedBlock[];
     };
-    const report = (leases: { leaseId: string; input: number }[]) => leases.map((l) => ({ leaseId: l.leaseId, result: l.input * 2, cpuMs: 1 }));
+    const report = (blocks: LeasedBlock[]) => blocks.map((b) => ({ leaseId: b.leaseId, results: (b.inputs as number[]).map((x) => x * 2), cpuMs: b.inputs.length }));
 
     const first = await lease(4, cancelled);
     const second = await lease(3, kept);
-    expect([first.length, second.length]).toEqual([4, 3]);
+    expect([chunksOfLeases(first).length, chunksOfLeases(second).length]).toEqual([4, 3]);
     expect((await api.call("POST", `/api/tasks/${cancelled}/cancel`, { token })).status).toBe(200);
-    // 4 accepted, 3 rejected (their task was cancelled), and a next batch of 2.
-    const posted = await api.call("POST", "/api/work/results", { token: volunteer, body: { results: report([...first, ...second]), next: { max: 2, exclude: { tasks: [cancelled] } } } });
+    // 4 accepted, 3 rejected (their task was cancelled), and a next block of 2.
+    const posted = await api.call("POST", "/api/work/results", { token: volunteer, body: { results: report([...first, ...second]), next: leaseBody(2, cancelled) } });
     expect(posted.json.accepted).toBe(4);
-    expect(posted.json.rejected).toHaveLength(3);
-    expect(posted.json.leases).toHaveLength(2);
-    const again = await api.call("POST", "/api/work/results", { token: volunteer, body: { results: report(posted.json.leases.slice(0, 1)) } });
+    expect(posted.json.rejected).toEqual(second.map((b) => ({ leaseId: b.leaseId, offset: 0, count: b.inputs.length, reason: "task-cancelled" })));
+    expect(chunksOfLeases(posted.json.leases)).toHaveLength(2);
+    // One chunk of the next block: the other stays leased.
+    const [next] = posted.json.leases as LeasedBlock[];
+    const again = await api.call("POST", "/api/work/results", { token: volunteer, body: { results: [{ leaseId: next!.leaseId, results: [(next!.inputs[0] as number) * 2], cpuMs: 1 }] } });
     expect(again.json).toEqual({ accepted: 1, rejected: [] });
     // A refused request is not counted.
-    expect((await api.call("POST", "/api/work/lease", { token: volunteer, body: { max: 1000 } })).status).toBe(422);
+    expect((await api.call("POST", "/api/work/lease", { token: volunteer, body: { max: 16_385 } })).status).toBe(422);
 
     const response = await scrape(withToken, `Bearer ${metricsToken}`);
     expect(response.status).toBe(200);

@@ -1,4 +1,5 @@
 import { testBackends } from "@crowdcompute/db/testing";
+import { chunksOfLeases } from "@crowdcompute/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openTestApp, rowCounts, type TestApp } from "./harness.ts";
 
@@ -39,8 +40,9 @@ describe.each(testBackends())("multipart task creation on %s", (backend) => {
     expect(res.json.task).toMatchObject({ name: "from files", status: "running", timeoutMs: 5000, priority: 3, counts: { total: 3 } });
     expect(res.json.task.wasmSha256).toMatch(/^[0-9a-f]{64}$/);
     const { token } = await t.volunteer();
-    const { leases } = (await t.call("POST", "/api/work/lease", { token, body: { max: 3 } })).json;
-    expect(leases.map((l: { input: unknown }) => l.input)).toEqual([1, 2, 3]);
+    // Two threads: a new task gives 2 chunks a thread.
+    const { leases } = (await t.call("POST", "/api/work/lease", { token, body: { max: 3, capabilities: { threads: 2 } } })).json;
+    expect(chunksOfLeases(leases).map((c) => c.input)).toEqual([1, 2, 3]);
     expect((await t.call("GET", `/api/tasks/${res.json.task.id}/code`, { token })).text).toBe(code);
   });
 

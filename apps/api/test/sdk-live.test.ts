@@ -1,9 +1,10 @@
 // The Node entry over real HTTP, driven by the SDK's methods for API keys, stats, the
 // leaderboard and live progress: its LISTEN feed and its per-address limits included.
-import { openTestDb, testBackends, type TestDb } from "@crowdcompute/db/testing";
-import { ApiError, createClient, type Task } from "@crowdcompute/sdk";
+import { openTestDb, type TestDb, testBackends } from "@crowdcompute/db/testing";
+import { ApiError, blockReports, chunksOfLeases, createClient, type Task } from "@crowdcompute/sdk";
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type RunningServer } from "../src/node/server.ts";
+import { type RunningServer, startServer } from "../src/node/server.ts";
 import { testEnv } from "./harness.ts";
 
 describe.each(testBackends())("the SDK against the Node server on %s", (backend) => {
@@ -37,8 +38,15 @@ describe.each(testBackends())("the SDK against the Node server on %s", (backend)
     })();
     const volunteer = anonymous.withToken((await session.createVolunteer("sdk volunteer")).token);
     for (let i = 0; i < 2; i++) {
-      const { leases } = await volunteer.lease({ max: 2 });
-      await volunteer.submitResults(leases.map((l) => ({ leaseId: l.leaseId, result: l.input, cpuMs: 5 })));
+      // One thread of a task not yet measured: two chunks.
+      const { leases } = await volunteer.lease({ max: 2, capabilities: { threads: 1 } });
+      const chunks = chunksOfLeases(leases);
+      expect(chunks.map((c) => c.index)).toEqual([2 * i, 2 * i + 1]);
+      // Counted CPU time is at most what the server saw pass since the lease: date it back
+      // a minute, so that the claimed 5 ms a chunk is what the leaderboard counts.
+      await testDb.handle.db.execute(sql`UPDATE leases SET created_at = created_at - interval '1 minute' WHERE task_id = ${task.id}`);
+      const posted = await volunteer.submitResults(blockReports(chunks.map((chunk) => ({ chunk, result: chunk.input, cpuMs: 5 }))));
+      expect(posted).toEqual({ accepted: 2, rejected: [] });
     }
     await following; // returns once the task is done
     expect(seen[0]!.counts.done).toBe(0);

@@ -1,5 +1,5 @@
 // Test support: the API as a real child process, resolved once it says it serves.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 
 export interface ServerProcess {
   child: ChildProcess;

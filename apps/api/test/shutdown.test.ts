@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import type { Db } from "@crowdcompute/db";
 import { createPgliteDb } from "@crowdcompute/db/pglite";
 import { createPostgresDb } from "@crowdcompute/db/postgres";
-import { createTestDatabase, dropDatabase, freePort, testBackends, type Backend } from "@crowdcompute/db/testing";
+import { type Backend, createTestDatabase, dropDatabase, freePort, testBackends } from "@crowdcompute/db/testing";
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
 import { spawnServer } from "./server-process.ts";
@@ -72,7 +72,7 @@ function slowNdjson(pieces: number, linesPerPiece: number, everyMs: number) {
       if (sent > 0) await sleep(everyMs);
       if (sent === pieces) return controller.close();
       const first = sent * linesPerPiece;
-      controller.enqueue(encoder.encode(Array.from({ length: linesPerPiece }, (_, i) => JSON.stringify({ n: first + i })).join("\n") + "\n"));
+      controller.enqueue(encoder.encode(`${Array.from({ length: linesPerPiece }, (_, i) => JSON.stringify({ n: first + i })).join("\n")}\n`));
       sent++;
     },
   });

@@ -1,9 +1,9 @@
 // A task's WebAssembly module: checked at upload, stored with its sha256, served to volunteers.
 import { createHash } from "node:crypto";
-import { sql } from "drizzle-orm";
 import { testBackends } from "@crowdcompute/db/testing";
-import wabt from "wabt";
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import wabt from "wabt";
 import { openTestApp, type TestApp } from "./harness.ts";
 
 const code = "export default function work(x, ctx) { return ctx.wasm.exports.add(x, 1); }";
@@ -38,8 +38,7 @@ describe.each(testBackends())("task wasm on %s", (backend) => {
     const rows = (Array.isArray(out) ? out : (out as { rows: unknown[] }).rows) as { n: number }[];
     return rows[0]!.n;
   };
-  const create = (body: Record<string, unknown>) =>
-    t.call("POST", "/api/tasks", { token: creator, body: { name: "adds", code, inputs: [1, 2, 3], ...body } });
+  const create = (body: Record<string, unknown>) => t.call("POST", "/api/tasks", { token: creator, body: { name: "adds", code, inputs: [1, 2, 3], ...body } });
   const getWasm = (id: string, headers: Record<string, string> = {}) => t.app.request(`/api/tasks/${id}/wasm`, { headers });
 
   it("stores the module with its sha256 and serves the same bytes to volunteers and the creator", async () => {
@@ -49,8 +48,10 @@ describe.each(testBackends())("task wasm on %s", (backend) => {
     expect(task.wasmSha256).toBe(sha256(module));
 
     const volunteer = (await t.volunteer()).token;
-    const leased = await t.call("POST", "/api/work/lease", { token: volunteer, body: { max: 3 } });
-    expect(leased.json.leases.map((lease: { wasmSha256: string }) => lease.wasmSha256)).toEqual(Array(3).fill(sha256(module)));
+    // Two threads: a new task gives 2 chunks a thread. Every block names the module.
+    const leased = await t.call("POST", "/api/work/lease", { token: volunteer, body: { max: 3, capabilities: { threads: 2 } } });
+    const blocks = leased.json.leases as { taskId: string; inputs: unknown[]; wasmSha256: string }[];
+    expect(blocks.flatMap((block) => block.inputs.map(() => [block.taskId, block.wasmSha256]))).toEqual(Array(3).fill([task.id, sha256(module)]));
 
     for (const token of [volunteer, creator]) {
       const response = await getWasm(task.id, { authorization: `Bearer ${token}` });
@@ -70,7 +71,8 @@ describe.each(testBackends())("task wasm on %s", (backend) => {
 
   it("needs a token, and answers 404 for a task without a module or no task at all", async () => {
     const withWasm = (await create({ wasm: base64(module) })).json.task.id as string;
-    const without = (await create({})).json.task;
+    // Running: a volunteer reads only what it may run (a draft is 403 to it).
+    const without = (await create({ start: true })).json.task;
     expect(without.wasmSha256).toBeNull();
     const volunteer = (await t.volunteer()).token;
     const auth = { authorization: `Bearer ${volunteer}` };

@@ -2,16 +2,18 @@
 // real Postgres database, driven over HTTP by the same suite as the in-process app. Workers
 // need a database server, so this runs when DATABASE_URL is set (CI always sets it) and is
 // reported as skipped otherwise.
-import { createPostgresDb } from "@crowdcompute/db/postgres";
-import { createTestDatabase, dropDatabase } from "@crowdcompute/db/testing";
-import { migratePostgresUrl } from "@crowdcompute/db/migrate";
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { migratePostgresUrl } from "@crowdcompute/db/migrate";
+import { createPostgresDb } from "@crowdcompute/db/postgres";
+import { createTestDatabase, dropDatabase } from "@crowdcompute/db/testing";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { adminBootstrapToken } from "../src/lib/admin-bootstrap.ts";
 import { bundleWorker, freePort, startWranglerDev, type WranglerDev } from "../src/node/wrangler-dev.ts";
 import { describeApiSuite } from "./api-suite.ts";
-import { apiClient, rowCounts, type ApiTarget } from "./harness.ts";
+import { type ApiTarget, apiClient, rowCounts } from "./harness.ts";
 import { sseReader } from "./sse.ts";
 
 const adminUrl = process.env.DATABASE_URL;
@@ -37,7 +39,7 @@ describe.skipIf(!adminUrl)("the Workers entry under wrangler dev, against real p
       vars: {
         DATABASE_URL: databaseUrl,
         JWT_SECRET: jwtSecret,
-        // Not embedded: the suite's first account is the admin by ADMIN_EMAIL instead.
+        // Not embedded: the suite's admin registers with ADMIN_EMAIL and the operator's token (below).
         ADMIN_EMAIL: "admin@example.com",
         // Every request comes from 127.0.0.1 here: the suite makes more accounts than one address may.
         REGISTER_LIMIT_PER_IP: "1000",
@@ -46,8 +48,17 @@ describe.skipIf(!adminUrl)("the Workers entry under wrangler dev, against real p
     });
     const handle = createPostgresDb(databaseUrl, { max: 2 });
     const base = dev.url;
+    const client = apiClient((path, init) => fetch(`${base}${path}`, init));
+    // As the operator would: the ADMIN_EMAIL account presents the bootstrap token `npm run admin-token` prints.
+    const adminToken = await adminBootstrapToken(jwtSecret, "admin@example.com");
+    const register = async (email: string, password = "correct horse") => {
+      const res = await client.call("POST", "/api/auth/register", { body: { email, password, ...(email === "admin@example.com" ? { adminToken } : {}) } });
+      if (res.status !== 201) throw new Error(`register failed: ${res.status} ${res.text}`);
+      return res.json as Awaited<ReturnType<typeof client.register>>;
+    };
     target = {
-      ...apiClient((path, init) => fetch(`${base}${path}`, init)),
+      ...client,
+      register,
       name: "workers",
       db: handle.db,
       dispose: () => handle.close(),
@@ -63,6 +74,20 @@ describe.skipIf(!adminUrl)("the Workers entry under wrangler dev, against real p
 
   describeApiSuite("the API suite over HTTP", async () => ({ ...target!, dispose: async () => {} }));
 
+  it("serves the API reference page with its script from this origin (a static asset), no other host", async () => {
+    showLogsOnFailure();
+    const page = await fetch(`${dev!.url}/api/docs`);
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    const sources = [...html.matchAll(/<script src="([^"]+)"/g)].map((m) => m[1]);
+    expect(sources).toEqual(["/api/docs/scalar.js"]);
+    expect(html).not.toMatch(/(src|href)="https?:/);
+    const script = await fetch(`${dev!.url}/api/docs/scalar.js`);
+    expect(script.status).toBe(200);
+    expect(script.headers.get("content-type")).toMatch(/javascript/);
+    expect((await script.text()).length).toBeGreaterThan(1_000_000);
+  });
+
   it("serves live progress as Server-Sent Events by polling", async () => {
     showLogsOnFailure();
     const t = target!;
@@ -73,7 +98,9 @@ describe.skipIf(!adminUrl)("the Workers entry under wrangler dev, against real p
     expect(JSON.parse((await events.next())!.data).counts.done).toBe(0);
     const { token } = await t.volunteer();
     const { leases } = (await t.call("POST", "/api/work/lease", { token, body: { max: 1 } })).json;
-    await t.call("POST", "/api/work/results", { token, body: { results: [{ leaseId: leases[0].leaseId, result: 1 }] } });
+    expect(leases.map((b: { taskId: string; firstIndex: number; inputs: unknown[] }) => [b.taskId, b.firstIndex, b.inputs])).toEqual([[task.id, 0, [1]]]);
+    const posted = await t.call("POST", "/api/work/results", { token, body: { results: [{ leaseId: leases[0].leaseId, results: [1] }] } });
+    expect(posted.json).toEqual({ accepted: 1, rejected: [] });
     let seen = JSON.parse((await events.next())!.data);
     while (seen.status !== "done") seen = JSON.parse((await events.next())!.data);
     expect(seen.counts.done).toBe(1);

@@ -1,12 +1,16 @@
-// Creators' API keys (DESIGN §6): `cc_` + 32 random bytes (base64url). Only the sha256 is
+// Creators' API keys: `cc_` + 32 random bytes (base64url). Only the sha256 is
 // stored; a key is as strong as its randomness, so a fast hash is enough (no PBKDF2 per
 // request).
 import { sha256Hex } from "./work-code.ts";
 
-export const apiKeyPrefix = "cc_";
+const apiKeyPrefix = "cc_";
 const apiKeyPattern = /^cc_[A-Za-z0-9_-]{43}$/;
 
-const base64url = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+const base64url = (bytes: Uint8Array) =>
+  btoa(String.fromCharCode(...bytes))
+    .replaceAll("+", "-")
+    .replaceAll("/", "_")
+    .replace(/=+$/, "");
 
 /** A fresh key, with what is stored of it: its hash, and a prefix to tell keys apart. */
 export async function mintApiKey(): Promise<{ key: string; keyHash: string; prefix: string }> {

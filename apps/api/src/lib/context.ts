@@ -1,13 +1,15 @@
-import { OpenAPIHono } from "@hono/zod-openapi";
-import { findApiKeyOwner, getAccountState, type Db } from "@crowdcompute/db";
+import { type Db, findApiKeyOwner } from "@crowdcompute/db";
+import { getAccountState } from "@crowdcompute/db/accounts";
+import { OpenAPIHono, type RouteConfig, type RouteHandler } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../env.ts";
 import { hashApiKey, isApiKey, isWellFormedApiKey } from "./api-keys.ts";
 import type { LeaseIds } from "./lease-ids.ts";
-import type { WorkObserver } from "./metrics.ts";
-import type { TaskNotifier } from "./task-notifier.ts";
 import type { ChangeFeed } from "./live.ts";
+import type { WorkObserver } from "./metrics.ts";
+import type { MinterCache } from "./minters.ts";
 import { forbidden, unauthorized, unprocessable } from "./problem.ts";
+import type { TaskNotifier } from "./task-notifier.ts";
 import type { StreamTickets } from "./tickets.ts";
 import type { Role, TokenClaims, Tokens } from "./tokens.ts";
 
@@ -26,21 +28,31 @@ export interface Deps {
   taskChanged: TaskNotifier;
   /** Hears of each lease and results request, for operator metrics. */
   work: WorkObserver;
+  /** Whether volunteer tokens' accounts and minting keys still stand, cached for a few seconds. */
+  minters: MinterCache;
 }
 
 export type AppBindings = { Variables: { deps: Deps } };
 export type AppContext = Context<AppBindings>;
+/** A handler of one route of a `*.routes.ts`, typed by it (as hono-open-api-starter's `*.handlers.ts` are). */
+export type AppRouteHandler<R extends RouteConfig> = RouteHandler<R, AppBindings>;
+
+const maxIssuesShown = 20;
+const maxIssueChars = 300;
+const clip = (text: string) => (text.length > maxIssueChars ? `${text.slice(0, maxIssueChars)}…` : text);
 
 /** A router whose validation failures become 422 problems naming each field. */
 export function createRouter() {
   return new OpenAPIHono<AppBindings>({
     defaultHook: (result) => {
       if (!result.success) {
-        const errors = result.error.issues.map((issue) => ({
-          path: issue.path.join(".") || result.target,
-          message: issue.message,
+        // Bounded: a body with 20,000 unknown keys would otherwise be answered with all of them.
+        const errors = result.error.issues.slice(0, maxIssuesShown).map((issue) => ({
+          path: clip(issue.path.join(".") || result.target),
+          message: clip(issue.message),
         }));
-        const summary = errors.map((e) => `${e.path}: ${e.message}`).join("; ");
+        const more = result.error.issues.length - errors.length;
+        const summary = errors.map((e) => `${e.path}: ${e.message}`).join("; ") + (more > 0 ? `; and ${more} more` : "");
         throw unprocessable(`invalid ${result.target}: ${summary}`, errors);
       }
     },
@@ -63,17 +75,33 @@ export async function authorize(c: AppContext, roles: readonly Role[]): Promise<
 }
 
 /**
- * A user's token (or key) is only as good as the account behind it, looked up on each
- * request (volunteer tokens are not, to keep the hot path free of it): a suspended account
- * can do nothing, an unapproved one nothing either while REQUIRE_CREATOR_APPROVAL is on,
- * and a demoted admin's older token no longer acts as admin.
+ * A token (or key) is only as good as what stands behind it. A user's is checked against its
+ * account on each request: a suspended account can do nothing, an unapproved one nothing
+ * either while REQUIRE_CREATOR_APPROVAL is on, and a demoted admin's older token no longer
+ * acts as admin. A volunteer token, on the hot path, is checked against the account it
+ * belongs to and the API key it was minted with through a cache of a few seconds
+ * (lib/minters.ts): a revoked key ends it (401), a suspended owner stops it (403). An
+ * anonymous volunteer's token depends on nothing and costs nothing here.
  */
 async function checkAccount(c: AppContext, claims: TokenClaims): Promise<TokenClaims> {
-  if (claims.role === "volunteer") return claims;
-  const account = await getAccountState(c.var.deps.db, claims.sub);
+  const { db, env, minters } = c.var.deps;
+  if (claims.role === "volunteer") {
+    if (!claims.uid && !claims.apiKeyId) return claims;
+    const state = await minters.get(db, claims.uid ?? null, claims.apiKeyId ?? null);
+    if (state.keyLive === false) throw unauthorized("this volunteer token was minted with an API key that has since been revoked");
+    if (state.user === "gone") throw unauthorized("the account this volunteer belongs to no longer exists");
+    if (state.user === "suspended") throw forbidden("the account this volunteer belongs to is suspended: ask an admin");
+    return claims;
+  }
+  // A stream ticket issued to a caller that used an API key: good only while the key is.
+  if (claims.apiKeyId && !claims.viaApiKey) {
+    const state = await minters.get(db, null, claims.apiKeyId);
+    if (state.keyLive === false) throw unauthorized("the API key this ticket was issued with has since been revoked");
+  }
+  const account = await getAccountState(db, claims.sub);
   if (!account) throw unauthorized("this account no longer exists");
   if (account.suspended) throw forbidden("this account is suspended: ask an admin");
-  if (c.var.deps.env.requireCreatorApproval && account.role === "creator" && !account.approved) {
+  if (env.requireCreatorApproval && account.role === "creator" && !account.approved) {
     throw forbidden("this account waits for an admin's approval");
   }
   if (claims.role === "admin" && account.role !== "admin") return { ...claims, role: "creator" };
@@ -85,14 +113,14 @@ async function verifyCredential(c: AppContext, credential: string): Promise<Toke
     if (!isWellFormedApiKey(credential)) throw unauthorized("API key is not valid");
     const owner = await findApiKeyOwner(c.var.deps.db, await hashApiKey(credential));
     if (!owner) throw unauthorized("API key is not valid or was revoked");
-    return { sub: owner.userId, role: "creator", apiKeyId: owner.keyId };
+    return { sub: owner.userId, role: "creator", apiKeyId: owner.keyId, viaApiKey: true };
   }
   const claims = await c.var.deps.tokens.verify(credential);
   if ("invalid" in claims) throw unauthorized(claims.invalid);
   return claims;
 }
 
-export function requireRole(claims: TokenClaims, roles: readonly Role[]): TokenClaims {
+function requireRole(claims: TokenClaims, roles: readonly Role[]): TokenClaims {
   if (!roles.includes(claims.role)) throw forbidden(`this needs a ${roles.join(" or ")} token, not a ${claims.role} token`);
   return claims;
 }

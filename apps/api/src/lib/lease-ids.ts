@@ -1,12 +1,11 @@
-// Self-describing lease ids (DESIGN §5): a signed block — base64url(lease row, task,
-// volunteer, copy, first index, count) plus an HMAC — then `.` and the chunk's index, which
-// must fall inside the signed block. A late result needs no live row, and a forged, altered
-// or foreign id is caught before any query.
+// Self-describing lease ids: a signed block — base64url(lease row, task, volunteer, copy,
+// first index, count, replicated) plus an HMAC. A volunteer reports a block's chunks by offset under
+// it, so a late result needs no live row, and a forged, altered or foreign id is caught
+// before any query (docs/architecture.md, "Dispatch").
 //
 // Why one MAC per block and not per chunk: with a WebCrypto HMAC per chunk, signing and
-// verifying took 34 % of the API's CPU in bench/dispatch.bench.ts (64-chunk leases); one
-// MAC per lease row, verified once per request, takes that to about 1/64th.
-const payloadBytes = 8 + 16 + 16 + 2 + 4 + 2;
+// verifying took 34 % of the API's CPU in bench/dispatch.bench.ts (64-chunk leases).
+const payloadBytes = 8 + 16 + 16 + 2 + 4 + 2 + 1;
 const macBytes = 16;
 
 export interface LeaseBlock {
@@ -16,10 +15,8 @@ export interface LeaseBlock {
   copy: number;
   firstIdx: number;
   n: number;
-}
-
-export interface LeaseIdParts extends LeaseBlock {
-  index: number;
+  /** The task runs more than one copy of each chunk: its results are compared by their canonical JSON. */
+  replicated: boolean;
 }
 
 const uuidToBytes = (uuid: string, into: Uint8Array, at: number) => {
@@ -33,7 +30,10 @@ const bytesToUuid = (bytes: Uint8Array, at: number) => {
 };
 
 const toBase64Url = (bytes: Uint8Array) =>
-  btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  btoa(String.fromCharCode(...bytes))
+    .replaceAll("+", "-")
+    .replaceAll("/", "_")
+    .replace(/=+$/, "");
 
 function fromBase64Url(text: string): Uint8Array<ArrayBuffer> | null {
   if (!/^[A-Za-z0-9_-]+$/.test(text)) return null;
@@ -62,6 +62,9 @@ export function createLeaseIds(secret: string, hmac?: HmacSha256) {
   async function verifyBlock(block: string): Promise<LeaseBlock | null> {
     const bytes = fromBase64Url(block);
     if (!bytes || bytes.length !== payloadBytes + macBytes) return null;
+    // One spelling per id: 64 bytes leave 4 spare bits in the last character, which a decoder
+    // ignores, so another string would pass for the same lease.
+    if (toBase64Url(bytes) !== block) return null;
     const expected = await mac(bytes.subarray(0, payloadBytes));
     let diff = 0;
     for (let i = 0; i < macBytes; i++) diff |= expected[i]! ^ bytes[payloadBytes + i]!;
@@ -74,11 +77,12 @@ export function createLeaseIds(secret: string, hmac?: HmacSha256) {
       copy: view.getUint16(40),
       firstIdx: view.getUint32(42),
       n: view.getUint16(46),
+      replicated: bytes[48] === 1,
     };
   }
 
   return {
-    /** The signed part shared by every chunk of one lease row. */
+    /** The block's lease id. */
     async encodeBlock(block: LeaseBlock): Promise<string> {
       const bytes = new Uint8Array(new ArrayBuffer(payloadBytes + macBytes));
       const view = new DataView(bytes.buffer);
@@ -88,30 +92,23 @@ export function createLeaseIds(secret: string, hmac?: HmacSha256) {
       view.setUint16(40, block.copy);
       view.setUint32(42, block.firstIdx);
       view.setUint16(46, block.n);
+      bytes[48] = block.replicated ? 1 : 0;
       bytes.set(await mac(bytes.subarray(0, payloadBytes)), payloadBytes);
       return toBase64Url(bytes);
     },
-    /** A chunk's lease id: its block and its index. */
-    chunkId: (block: string, index: number) => `${block}.${index.toString(36)}`,
     /**
-     * A decoder that verifies each block once: the chunks of one request mostly share a few
-     * blocks. Null for anything forged, altered, truncated or outside its block.
+     * A decoder that verifies each id once, however often a request names it (a block
+     * reported in parts). Null for anything forged, altered or truncated.
      */
     decoder() {
       const verified = new Map<string, Promise<LeaseBlock | null>>();
-      return async (leaseId: string): Promise<LeaseIdParts | null> => {
-        const dot = leaseId.lastIndexOf(".");
-        if (dot <= 0 || !/^[0-9a-z]{1,7}$/.test(leaseId.slice(dot + 1))) return null;
-        const block = leaseId.slice(0, dot);
-        let pending = verified.get(block);
+      return (leaseId: string): Promise<LeaseBlock | null> => {
+        let pending = verified.get(leaseId);
         if (!pending) {
-          pending = verifyBlock(block);
-          verified.set(block, pending);
+          pending = verifyBlock(leaseId);
+          verified.set(leaseId, pending);
         }
-        const parts = await pending;
-        const index = parseInt(leaseId.slice(dot + 1), 36);
-        if (!parts || index < parts.firstIdx || index >= parts.firstIdx + parts.n) return null;
-        return { ...parts, index };
+        return pending;
       };
     },
   };

@@ -1,10 +1,12 @@
-// Abuse limits (DESIGN §6): request body sizes, and per-account / per-IP counters kept in
-// Postgres so that every API process and Workers isolate shares them.
+// Abuse limits (docs/architecture.md, "Live updates, metrics, limits"): request body sizes,
+// and per-account / per-IP counters kept in Postgres so that every API process and Workers
+// isolate shares them.
 import { hitRateLimit, peekRateLimits } from "@crowdcompute/db";
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppBindings, AppContext } from "./context.ts";
-import { payloadTooLarge, tooManyRequests, type ProblemError } from "./problem.ts";
+import { assertJsonWithinLimits, maxBodyDepth } from "./json-limits.ts";
+import { type ProblemError, payloadTooLarge, tooManyRequests } from "./problem.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -20,6 +22,8 @@ const bodyLimits: { method: string; pattern: RegExp; bytes: number; streamed?: b
   { method: "POST", pattern: /^\/api\/tasks\/[^/]+\/inputs$/, bytes: 64 * MiB, streamed: true, hint: "send the rest in another request with ?offset=" },
   // up to 256 results of at most 1 MiB each would be 256 MiB: a batch is capped lower.
   { method: "POST", pattern: /^\/api\/work\/results$/, bytes: 32 * MiB },
+  // up to 16 checkpoints of at most 256 KiB of JSON text each (3 bytes a character at worst).
+  { method: "POST", pattern: /^\/api\/work\/heartbeat$/, bytes: 16 * MiB },
 ];
 export const defaultBodyLimit = 256 * KiB;
 
@@ -59,6 +63,50 @@ export const limitBodies: MiddlewareHandler<AppBindings> = async (c, next) => {
   return limited(c, next);
 };
 
+// As hono's validator tells a JSON body: `application/json`, or any `+json` type.
+const jsonMediaType = /^application\/([\w.-]+\+)?json$/i;
+
+/**
+ * Refuses a JSON body nested deeper than `maxBodyDepth` with a 422 naming where, before any
+ * route sees it. The body is parsed once: hono keeps it for the route's validator. A body that
+ * is not JSON is left to the validator, whose 400 says so. Not for /api/work/* (its routes bound
+ * what they store themselves) nor for streamed bodies, which must stay unread for their route.
+ */
+export const limitJsonBodies: MiddlewareHandler<AppBindings> = async (c, next) => {
+  if (c.req.method === "GET" || c.req.method === "HEAD" || c.req.path.startsWith("/api/work/")) return next();
+  if (limitOf(c.req.method, c.req.path)?.streamed) return next();
+  const mediaType = (c.req.header("content-type") ?? "").split(";")[0]!.trim();
+  if (!jsonMediaType.test(mediaType)) return next();
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch {
+    return next();
+  }
+  assertJsonWithinLimits(body, { maxDepth: maxBodyDepth });
+  return next();
+};
+
+/**
+ * The key a client address counts under: an IPv4 address as it is (an IPv4-mapped IPv6
+ * address as its IPv4), an IPv6 address as its /64 prefix, since a single host or customer
+ * is usually given a whole /64 and could otherwise take a fresh address for every attempt.
+ */
+export function sourceOf(ip: string): string {
+  const address = ip.trim().toLowerCase().replace(/%.*$/, "");
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(address);
+  if (mapped) return mapped[1]!;
+  if (!address.includes(":")) return address;
+  const groupsOf = (part: string) => (part === "" ? [] : part.split(":").flatMap((g) => (g.includes(".") ? ["0", "0"] : [g])));
+  const [head = "", tail] = address.split("::");
+  const groups = tail === undefined ? groupsOf(head) : [...groupsOf(head), ...Array<string>(Math.max(0, 8 - groupsOf(head).length - groupsOf(tail).length)).fill("0"), ...groupsOf(tail)];
+  if (groups.length !== 8 || groups.some((g) => !/^[0-9a-f]{1,4}$/.test(g))) return address; // not an IPv6 address: counted as given
+  return `${groups
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(":")}::/64`;
+}
+
 const minute = 60_000;
 export const loginWindowMs = 15 * minute;
 export const signupWindowMs = 60 * minute;
@@ -74,7 +122,11 @@ export async function spendLimit(c: AppContext, key: string, limit: number, wind
 /** A 429 when any of `keys` already reached `limit` (checked before work, counted after). */
 export async function checkLimits(c: AppContext, keys: { key: string; limit: number }[], windowMs: number, what: string): Promise<void> {
   if (keys.length === 0) return;
-  const states = await peekRateLimits(c.var.deps.db, keys.map((k) => k.key), windowMs);
+  const states = await peekRateLimits(
+    c.var.deps.db,
+    keys.map((k) => k.key),
+    windowMs,
+  );
   for (const { key, limit } of keys) {
     const state = states.get(key);
     if (state && state.hits >= limit) {

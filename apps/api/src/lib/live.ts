@@ -1,6 +1,6 @@
-// How live streams learn that a task changed (DESIGN §2): Postgres LISTEN/NOTIFY where the
+// How live streams learn that a task changed: Postgres LISTEN/NOTIFY where the
 // runtime can hold a listening connection (Node), short polling where it cannot (Workers).
-import { listenTaskChanged, type Db } from "@crowdcompute/db";
+import { type Db, listenTaskChanged } from "@crowdcompute/db";
 
 export interface ChangeFeed {
   /** "listen": woken by NOTIFY (and a slow safety poll); "poll": woken by a timer only. */

@@ -1,4 +1,4 @@
-// GET /metrics for the operator (DESIGN §6). The app only reports and guards: the runtime
+// GET /metrics for the operator. The app only reports and guards: the runtime
 // that can keep figures in memory (Node, with prom-client) passes `AppMetrics` to createApp;
 // without it, as on Workers, /metrics is 404.
 import { timingSafeEqual } from "hono/utils/buffer";

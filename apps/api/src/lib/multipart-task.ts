@@ -1,8 +1,9 @@
-// Multipart task creation (DESIGN §6): `code`, `wasm` and `inputs` as files, the options as
+// Multipart task creation: `code`, `wasm` and `inputs` as files, the options as
 // fields. The form becomes the JSON body of `POST /api/tasks` before validation, so one
 // schema (`createTaskBody`) validates both shapes and the route has one handler.
 import type { MiddlewareHandler } from "hono";
 import type { AppBindings } from "./context.ts";
+import { assertJsonWithinLimits, maxBodyDepth } from "./json-limits.ts";
 import { badRequest, unprocessable } from "./problem.ts";
 
 /** The form as the OpenAPI document shows it (a plain schema: the JSON schema validates). */
@@ -22,6 +23,7 @@ export const multipartTaskForm = {
     replication: { type: "integer" as const },
     quorum: { type: "integer" as const },
     timeoutMs: { type: "integer" as const },
+    memoryMb: { type: "integer" as const },
     maxAttempts: { type: "integer" as const },
     start: { type: "boolean" as const },
   },
@@ -29,7 +31,7 @@ export const multipartTaskForm = {
 
 /** Fields that hold JSON rather than text. */
 const jsonFields = new Set(["inputs", "range", "requires", "allowUsers"]);
-const numberFields = new Set(["priority", "replication", "quorum", "timeoutMs", "maxAttempts"]);
+const numberFields = new Set(["priority", "replication", "quorum", "timeoutMs", "memoryMb", "maxAttempts"]);
 const booleanFields = new Set(["start"]);
 
 function base64(bytes: Uint8Array): string {
@@ -45,11 +47,15 @@ async function fieldValue(name: string, value: FormDataEntryValue): Promise<unkn
   }
   const text = typeof value === "string" ? value : await value.text();
   if (jsonFields.has(name)) {
+    let parsed: unknown;
     try {
-      return JSON.parse(text) as unknown;
+      parsed = JSON.parse(text) as unknown;
     } catch (error) {
       throw badRequest(`${name} is not JSON: ${(error as Error).message}`, [{ path: name, message: "must be JSON" }]);
     }
+    // Bounded before the form becomes a JSON body: JSON.stringify overflows on a deep value.
+    assertJsonWithinLimits(parsed, { maxDepth: maxBodyDepth - 1, path: name });
+    return parsed;
   }
   if (numberFields.has(name) && /^-?\d+(\.\d+)?$/.test(text.trim())) return Number(text);
   if (booleanFields.has(name) && (text === "true" || text === "false")) return text === "true";

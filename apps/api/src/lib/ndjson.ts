@@ -4,10 +4,7 @@ import { ProblemError } from "./problem.ts";
  * The lines of a streamed body, without holding more than one line and one network chunk.
  * A line longer than `maxLineBytes` is a 413, and a body over `maxBytes` is `tooLarge()`.
  */
-export async function* ndjsonLines(
-  body: AsyncIterable<Uint8Array> | null,
-  limits: { maxLineBytes: number; maxBytes: number; tooLarge: () => Error },
-): AsyncGenerator<string> {
+export async function* ndjsonLines(body: AsyncIterable<Uint8Array> | null, limits: { maxLineBytes: number; maxBytes: number; tooLarge: () => Error }): AsyncGenerator<string> {
   if (!body) return;
   const decoder = new TextDecoder();
   let buffered = "";

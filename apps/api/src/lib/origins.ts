@@ -6,7 +6,7 @@ type OriginEnv = Pick<AppEnv, "sandboxOrigin" | "sandboxPort" | "port" | "public
 /**
  * The sandbox origin for a page opened at `pageUrl`: `SANDBOX_ORIGIN` when set, else the
  * other loopback name on the sandbox port, so that the frame is another *site* and Chromium
- * gives it its own process (DESIGN §7).
+ * gives it its own process (docs/architecture.md, "The sandbox").
  */
 export function sandboxOriginForRequest(env: OriginEnv, pageUrl: URL): string {
   return env.sandboxOrigin ?? sandboxOriginFor(pageUrl, env.sandboxPort);

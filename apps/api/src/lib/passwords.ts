@@ -1,5 +1,5 @@
 // PBKDF2-SHA-256 through WebCrypto, so hashing runs on Workers too. 100,000 iterations is
-// the most Workers allow in production (DESIGN §6).
+// the most Workers allow in production.
 const iterations = 100_000;
 const encoder = new TextEncoder();
 
@@ -28,4 +28,18 @@ export async function verifyPassword(password: string, stored: string): Promise<
   let diff = 0;
   for (let i = 0; i < actual.length; i++) diff |= actual[i]! ^ expected[i]!;
   return diff === 0;
+}
+
+// A well-formed hash no password matches: its salt and hash are random per process. Made on
+// first use: Workers allow no random values at a module's top level.
+let noAccountHash: string | null = null;
+
+/**
+ * For a sign-in to an email with no account: the same PBKDF2 work as checking a real
+ * password, against a hash nothing matches, so the answer takes as long either way. Always false.
+ */
+export async function verifyPasswordOfNoAccount(password: string): Promise<false> {
+  noAccountHash ??= `pbkdf2-sha256$${iterations}$${toBase64(crypto.getRandomValues(new Uint8Array(16)))}$${toBase64(crypto.getRandomValues(new Uint8Array(32)))}`;
+  await verifyPassword(password, noAccountHash);
+  return false;
 }

@@ -34,7 +34,7 @@ export const payloadTooLarge = (detail: string) => new ProblemError(413, "Payloa
 export const tooManyRequests = (detail: string, retryAfterMs: number) =>
   new ProblemError(429, "Too many requests", detail, undefined, { "retry-after": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) });
 
-export function problemResponse(c: Context, problem: ProblemError): Response {
+function problemResponse(c: Context, problem: ProblemError): Response {
   const body = {
     type: "about:blank",
     title: problem.title,
@@ -67,7 +67,7 @@ const unavailableCodes = /^(57P0[123]|08...|ECONNREFUSED|ECONNRESET|EPIPE|ETIMED
 /**
  * The database cannot be reached (restarting, failing over): a 503 with Retry-After, which
  * clients retry, rather than a 500. The statement did not commit, or committed and will be
- * answered again idempotently on the retry (DESIGN §5).
+ * answered again idempotently on the retry (docs/architecture.md, "Result storage").
  */
 function databaseUnavailable(error: unknown): ProblemError | null {
   for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {

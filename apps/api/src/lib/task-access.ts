@@ -1,5 +1,5 @@
 import { getTaskAccess } from "@crowdcompute/db";
-import { authorize, creatorRoles, type AppContext } from "./context.ts";
+import { type AppContext, authorize, creatorRoles } from "./context.ts";
 import { forbidden, notFound } from "./problem.ts";
 import type { TokenClaims } from "./tokens.ts";
 

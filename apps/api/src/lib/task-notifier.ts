@@ -1,6 +1,6 @@
-import { notifyTaskChanged, type Db } from "@crowdcompute/db";
+import { type Db, notifyTaskChanged } from "@crowdcompute/db";
 
-// Live streams show a task at most every 500 ms (DESIGN §6), so a NOTIFY per submission
+// Live streams show a task at most every 500 ms, so a NOTIFY per submission
 // would be a round trip on the hot path for nothing: each task is notified at most every
 // 250 ms per process, with a trailing one so its last change is never lost.
 const windowMs = 250;

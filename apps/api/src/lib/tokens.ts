@@ -7,8 +7,13 @@ export interface TokenClaims {
   role: Role;
   /** For volunteer tokens: the user the volunteer belongs to, if any. */
   uid?: string;
-  /** Set when the caller authenticated with an API key rather than a token. */
+  /**
+   * The API key the caller authenticated with; for a volunteer token (and a ticket), the key it
+   * was minted with, so that revoking the key ends the token too.
+   */
   apiKeyId?: string;
+  /** This request presented the API key itself (just looked up, so known to be live). Never signed into a token. */
+  viaApiKey?: boolean;
 }
 
 const verifiedCacheSize = 10_000;
@@ -23,7 +28,7 @@ export function createTokens(secret: string) {
   const verified = new Map<string, { claims: TokenClaims; expiresAt: number }>();
   return {
     async sign(claims: TokenClaims): Promise<string> {
-      const jwt = new SignJWT({ role: claims.role, ...(claims.uid ? { uid: claims.uid } : {}) })
+      const jwt = new SignJWT({ role: claims.role, ...(claims.uid ? { uid: claims.uid } : {}), ...(claims.apiKeyId ? { akid: claims.apiKeyId } : {}) })
         .setProtectedHeader({ alg: "HS256" })
         .setSubject(claims.sub)
         .setIssuedAt()
@@ -40,7 +45,12 @@ export function createTokens(secret: string) {
         if (typeof payload.sub !== "string" || (role !== "admin" && role !== "creator" && role !== "volunteer")) {
           return { invalid: "token has no subject or role" };
         }
-        const claims: TokenClaims = { sub: payload.sub, role, ...(typeof payload.uid === "string" ? { uid: payload.uid } : {}) };
+        const claims: TokenClaims = {
+          sub: payload.sub,
+          role,
+          ...(typeof payload.uid === "string" ? { uid: payload.uid } : {}),
+          ...(typeof payload.akid === "string" ? { apiKeyId: payload.akid } : {}),
+        };
         if (verified.size >= verifiedCacheSize) verified.delete(verified.keys().next().value!);
         verified.set(token, { claims, expiresAt: (payload.exp ?? 0) * 1000 });
         return claims;

@@ -1,4 +1,4 @@
-import { parse, type Node } from "acorn";
+import { type Node, parse } from "acorn";
 import { unprocessable } from "./problem.ts";
 
 type ExportSpecifier = Node & { exported: { type: string; name?: string; value?: string } };
@@ -32,9 +32,7 @@ export function checkWorkCode(code: string): string[] {
     }
   }
   if (!exported.has("default")) {
-    throw unprocessable("code has no default export: export the work function with `export default`", [
-      { path: "code", message: "missing default export" },
-    ]);
+    throw unprocessable("code has no default export: export the work function with `export default`", [{ path: "code", message: "missing default export" }]);
   }
   return [...exported];
 }

@@ -1,6 +1,6 @@
-import { createAdaptorServer } from "@hono/node-server";
 import type { Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { createAdaptorServer } from "@hono/node-server";
 
 type Fetch = (request: Request, env?: unknown) => Response | Promise<Response>;
 

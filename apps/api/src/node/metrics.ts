@@ -1,10 +1,10 @@
-// Operator metrics on Node (DESIGN §6): prom-client counters and histograms fed by the work
+// Operator metrics on Node: prom-client counters and histograms fed by the work
 // routes, gauges read from the database at each scrape, and Node's process figures (RSS,
 // event loop lag, ...). Each server has its own registry, so servers in one process (tests)
 // do not mix their counts.
 import type { Db } from "@crowdcompute/db";
 import { dbPoolUse, operatorFigures } from "@crowdcompute/db/metrics";
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { AppMetrics } from "../lib/metrics.ts";
 
 // Lease and submit answers take a few ms on an idle server and up to seconds under load.
@@ -27,8 +27,18 @@ export function createNodeMetrics(db: Db): AppMetrics {
   });
   results.inc({ outcome: "accepted" }, 0);
   results.inc({ outcome: "rejected" }, 0);
-  const leaseSeconds = new Histogram({ name: "crowdcompute_lease_duration_seconds", help: "Time to answer POST /api/work/lease, from a valid body to the response.", buckets: latencyBuckets, registers });
-  const submitSeconds = new Histogram({ name: "crowdcompute_submit_duration_seconds", help: "Time to answer POST /api/work/results, from a valid body to the response (a next batch included).", buckets: latencyBuckets, registers });
+  const leaseSeconds = new Histogram({
+    name: "crowdcompute_lease_duration_seconds",
+    help: "Time to answer POST /api/work/lease, from a valid body to the response.",
+    buckets: latencyBuckets,
+    registers,
+  });
+  const submitSeconds = new Histogram({
+    name: "crowdcompute_submit_duration_seconds",
+    help: "Time to answer POST /api/work/results, from a valid body to the response (a next batch included).",
+    buckets: latencyBuckets,
+    registers,
+  });
   const volunteersOnline = new Gauge({ name: "crowdcompute_volunteers_online", help: "Volunteers holding a lease that is live or ended in the last 2 minutes.", registers });
   const chunks = new Gauge({
     name: "crowdcompute_chunks",

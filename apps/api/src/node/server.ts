@@ -1,23 +1,26 @@
 import { createHmac, createSecretKey, type KeyObject } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { getConnInfo } from "@hono/node-server/conninfo";
-import { serveStatic } from "@hono/node-server/serve-static";
 import type { Db } from "@crowdcompute/db";
 import { sandboxDocument } from "@crowdcompute/sandbox/document";
+import { getConnInfo } from "@hono/node-server/conninfo";
+import { serveStatic } from "@hono/node-server/serve-static";
 import { Hono } from "hono";
 import { createApp } from "../create-app.ts";
 import type { AppEnv } from "../env.ts";
+import { docsScriptUrl } from "../lib/api-docs.ts";
 import type { AppContext } from "../lib/context.ts";
-import { listeningFeed, pollingFeed, type ChangeFeed } from "../lib/live.ts";
+import { type ChangeFeed, listeningFeed, pollingFeed } from "../lib/live.ts";
 import { appOrigins } from "../lib/origins.ts";
+import { securityHeaders } from "../lib/security-headers.ts";
 import { endableEventStreams } from "./event-streams.ts";
 import { listenOnLoopbacks } from "./listen.ts";
 import { createNodeMetrics } from "./metrics.ts";
 
 export const defaultWebDist = fileURLToPath(new URL("../../../web/dist", import.meta.url));
+/** Scalar's script for /api/docs, copied and compressed by the Node build (scripts/bundle.ts). */
+const docsDist = fileURLToPath(new URL("../../dist/docs", import.meta.url));
 
 export interface RunningServer {
   url: string;
@@ -34,7 +37,8 @@ type Fetch = (request: Request, env?: unknown) => Response | Promise<Response>;
 
 /**
  * Serves the API and the built web app on `env.port`, and the sandbox document on
- * `env.sandboxPort`, from one process (DESIGN §2). Port 0 picks free ports (tests).
+ * `env.sandboxPort`, from one process, so `npm start` needs nothing else. Port 0 picks free
+ * ports (tests).
  */
 export async function startServer({ db, env, webDist = defaultWebDist }: { db: Db; env: AppEnv; webDist?: string }): Promise<RunningServer> {
   // Each side must know the other's port, so listen first and build the apps after.
@@ -45,7 +49,7 @@ export async function startServer({ db, env, webDist = defaultWebDist }: { db: D
   const site = await listenOnLoopbacks((request, bindings) => siteFetch(request, bindings), env.port);
   const sandbox = await listenOnLoopbacks((request) => sandboxFetch(request), env.port === 0 ? 0 : env.sandboxPort);
   const actual: AppEnv = { ...env, port: site.port, sandboxPort: sandbox.port };
-  // Live streams wake on NOTIFY from any API process sharing the database (DESIGN §2).
+  // Live streams wake on NOTIFY from any API process sharing the database.
   const changes = await listeningFeed(db).catch((error: unknown) => {
     console.warn(`LISTEN unavailable, live streams poll instead: ${(error as Error).message}`);
     return pollingFeed();
@@ -84,25 +88,44 @@ const clientIp = (c: AppContext) => {
   }
 };
 
-// The API reference page's script, served from this process so the page works offline.
-// (The package exports no path to it: it sits beside the main entry, in dist/browser.)
-const docsScriptPath = join(dirname(createRequire(import.meta.url).resolve("@scalar/api-reference")), "browser", "standalone.js");
-const docsScriptUrl = "/api/docs/scalar.js";
+/**
+ * Static files, compressed at build time (tooling/precompress.ts), streamed from disk. Vite
+ * names the files under /assets/ by their content's hash, so they never change and are kept a
+ * year; anything else (the page, the service worker, icons) is asked for again each time.
+ */
+const staticFiles = (root: string, cacheControl: (path: string) => string, rewrite?: string) =>
+  serveStatic({
+    root,
+    precompressed: true,
+    ...(rewrite ? { rewriteRequestPath: () => rewrite } : {}),
+    onFound: (path, c) => c.header("cache-control", cacheControl(path)),
+  });
+const immutable = "public, max-age=31536000, immutable";
+// The path served may be the compressed file's, ending .br or .gz.
+const hashedAsset = /[\\/]assets[\\/][^\\/]+-[A-Za-z0-9_-]{8}\.[a-z0-9]+(\.br|\.gz)?$/;
 
 function siteApp(db: Db, env: AppEnv, webDist: string, changes: ChangeFeed) {
   const site = new Hono();
-  const docsScript = readFileSync(docsScriptPath);
-  site.get(docsScriptUrl, (c) =>
-    c.body(docsScript, 200, { "content-type": "text/javascript; charset=utf-8", "cache-control": "public, max-age=86400" }),
-  );
+  // The web app's pages and files too, not only the API's answers.
+  site.use("*", securityHeaders(env));
+  // The API reference page's script, from this process, so the page works offline.
+  if (existsSync(join(docsDist, "scalar.js")))
+    site.get(
+      docsScriptUrl,
+      staticFiles(docsDist, () => "public, max-age=86400", "/scalar.js"),
+    );
+  else site.get(docsScriptUrl, (c) => c.text(`The API reference script is not built: run \`npm run build\` (looked in ${docsDist}).`, 503));
   // Metrics cost a little on every lease: kept only where an operator can read them.
   const metrics = env.metricsToken ? createNodeMetrics(db) : undefined;
   site.route("/", createApp({ db, env, changes, clientIp, docsScriptUrl, hmac: nodeHmac, ...(metrics ? { metrics } : {}) }));
   if (existsSync(join(webDist, "index.html"))) {
     const indexHtml = readFileSync(join(webDist, "index.html"), "utf8");
-    site.use("/*", serveStatic({ root: webDist }));
+    site.use(
+      "/*",
+      staticFiles(webDist, (path) => (hashedAsset.test(path) ? immutable : "no-cache")),
+    );
     // Client-side routes all load the same page.
-    site.get("*", (c) => c.html(indexHtml));
+    site.get("*", (c) => c.html(indexHtml, 200, { "cache-control": "no-cache" }));
   } else {
     site.get("*", (c) => c.text(`The web app is not built: run \`npm run build\` (looked in ${webDist}).`, 503));
   }

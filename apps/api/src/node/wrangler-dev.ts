@@ -1,6 +1,6 @@
 // Runs the Workers entry under `wrangler dev` (workerd, locally, offline) against a Postgres
 // server: for `npm run dev:workers` and for the test suite. Node only.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 
@@ -66,13 +66,18 @@ export async function startWranglerDev(options: {
   const args = [
     wranglerBin,
     "dev",
-    ...(options.script ? ["--no-bundle", options.script] : []),
-    "--port", String(options.port),
-    "--ip", "127.0.0.1",
-    "--inspector-port", String(inspectorPort),
+    // Given a script of its own, wrangler dev leaves wrangler.toml's [assets] out: name them.
+    ...(options.script ? ["--no-bundle", options.script, "--assets", `${apiRoot}/dist/workers-assets`] : []),
+    "--port",
+    String(options.port),
+    "--ip",
+    "127.0.0.1",
+    "--inspector-port",
+    String(inspectorPort),
     "--local",
     "--show-interactive-dev-session=false",
-    "--log-level", "warn",
+    "--log-level",
+    "warn",
     ...(options.persistTo ? ["--persist-to", options.persistTo] : []),
     ...Object.entries(options.vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]),
   ];

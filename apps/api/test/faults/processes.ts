@@ -1,10 +1,10 @@
 // The moving parts a fault scenario starts, breaks and restarts: API processes (the real
 // `node src/main.ts`), a TCP balancer in front of several of them, and browser volunteers
 // (the real `crowdcompute volunteer`, one headless Chromium each).
-import { spawn, type ChildProcess } from "node:child_process";
-import { spawnServer } from "../server-process.ts";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
+import { spawnServer } from "../server-process.ts";
 
 const apiRoot = fileURLToPath(new URL("../..", import.meta.url));
 const cliBin = fileURLToPath(new URL("../../../cli/bin/crowdcompute.js", import.meta.url));
@@ -81,6 +81,8 @@ export async function startBalancer(port: number, backends: () => number[]): Pro
 export interface BrowserVolunteer {
   child: ChildProcess;
   chunksDone(): number;
+  /** Whether the page has asked for work at least once and been told there was none. */
+  hasWaited(): boolean;
   output(): string;
 }
 
@@ -89,6 +91,7 @@ export function startBrowserVolunteer(server: string): BrowserVolunteer {
   const child = spawn(process.execPath, [cliBin, "volunteer", "--server", server, "--threads", "1", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   let done = 0;
+  let waited = false;
   let pending = "";
   child.stdout!.on("data", (data: Buffer) => {
     output += data.toString();
@@ -97,13 +100,14 @@ export function startBrowserVolunteer(server: string): BrowserVolunteer {
     pending = lines.pop()!;
     for (const line of lines) {
       try {
-        const event = JSON.parse(line) as { event?: string; chunksDone?: number };
+        const event = JSON.parse(line) as { event?: string; chunksDone?: number; states?: string[] };
         if (event.event === "progress" && typeof event.chunksDone === "number") done = event.chunksDone;
+        if (event.event === "progress" && event.states?.includes("waiting")) waited = true;
       } catch {
         // not an event line
       }
     }
   });
   child.stderr!.on("data", (data: Buffer) => (output += data.toString()));
-  return { child, chunksDone: () => done, output: () => output };
+  return { child, chunksDone: () => done, hasWaited: () => waited, output: () => output };
 }

@@ -5,13 +5,13 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { auditTask, type TaskAudit } from "@crowdcompute/db";
-import { startDisposablePostgres, type DisposablePostgres } from "@crowdcompute/db/disposable-postgres";
+import { auditTask, type TaskAudit } from "@crowdcompute/db/audit";
+import { type DisposablePostgres, startDisposablePostgres } from "@crowdcompute/db/disposable-postgres";
 import { createPgliteDb } from "@crowdcompute/db/pglite";
 import { createPostgresDb } from "@crowdcompute/db/postgres";
-import { createTestDatabase, dropDatabase, freePortPair, type Backend } from "@crowdcompute/db/testing";
-import { killProcess, sleep, startApi, startBalancer, startBrowserVolunteer, type ApiProcess, type BrowserVolunteer } from "./processes.ts";
-import { startSimulatedVolunteer, type SimulatedVolunteer } from "./simulated-volunteer.ts";
+import { type Backend, createTestDatabase, dropDatabase, freePortPair } from "@crowdcompute/db/testing";
+import { type ApiProcess, type BrowserVolunteer, killProcess, sleep, startApi, startBalancer, startBrowserVolunteer } from "./processes.ts";
+import { type SimulatedVolunteer, startSimulatedVolunteer } from "./simulated-volunteer.ts";
 import { reference, spinMs, workCode } from "./work.ts";
 
 export type Fault =
@@ -131,19 +131,26 @@ export async function runFaultScenario(options: ScenarioOptions): Promise<Scenar
 
     const { token } = await call(base, "POST", "/api/auth/register", { email: "faults@example.com", password: "a long password" });
     const inputs = Array.from({ length: chunks }, (_, i) => i);
-    const { task } = await call(base, "POST", "/api/tasks", { name: `faults: ${fault}`, code: workCode, inputs, timeoutMs: 2000, start: true }, token);
-    const startedAt = Date.now();
+    // Created stopped: a page that starts first would otherwise lease (4 s blocks) and finish
+    // the whole task before a slower one had loaded.
+    const { task } = await call(base, "POST", "/api/tasks", { name: `faults: ${fault}`, code: workCode, inputs, timeoutMs: 2000, start: false }, token);
 
     const progress = async () => (await call(base, "GET", `/api/tasks/${task.id}`, undefined, token).catch(() => null))?.task ?? null;
     const waitFor = async (what: string, ready: () => Promise<boolean> | boolean) => {
       const deadline = Date.now() + 120_000;
       while (!(await ready())) {
+        // A page that died before the fault (no Chromium, a crash) never computes: say so now.
+        const exited = browsers.find((b) => b.child.exitCode !== null && !b.child.killed);
+        if (exited) throw new Error(`a browser volunteer exited (${exited.child.exitCode}) waiting for ${what}: ${exited.output()}`);
         if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; browsers: ${browsers.map((b) => b.output()).join("\n")}`);
         await sleep(100);
       }
     };
     // Browsers take seconds to start: the simulated volunteers join once every page computes.
     for (let i = 0; i < options.browsers; i++) browsers.push(startBrowserVolunteer(base));
+    await waitFor("every browser to ask for work", () => browsers.every((b) => b.hasWaited()));
+    await call(base, "POST", `/api/tasks/${task.id}/start`, undefined, token);
+    const startedAt = Date.now();
     await waitFor("every browser to compute", () => browsers.every((b) => b.chunksDone() > 0));
     for (let i = 0; i < options.simulated; i++) simulated.push(startSimulatedVolunteer(base, { msPerChunk: spinMs * 2 }));
     const stopSimulated = async () => void (await Promise.all(simulated.map((v) => v.stop())));
@@ -184,7 +191,10 @@ export async function runFaultScenario(options: ScenarioOptions): Promise<Scenar
     const unavailable = simulated.reduce((sum, v) => sum + v.unavailable(), 0);
 
     const text: string = await call(base, "GET", `/api/tasks/${task.id}/results`, undefined, token);
-    const lines = text.split("\n").filter(Boolean).map((line) => JSON.parse(line) as { index: number; status: string; result?: number });
+    const lines = text
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { index: number; status: string; result?: number });
     const seen = new Set<number>();
     let duplicated = 0;
     let wrong = 0;
@@ -208,10 +218,11 @@ export async function runFaultScenario(options: ScenarioOptions): Promise<Scenar
     check(wrong === 0, `${wrong} results differ from the reference`);
     const counts = view?.counts ?? {};
     check(counts.done === chunks && counts.pending === 0 && counts.leased === 0 && counts.failed === 0, `counts ${JSON.stringify(counts)}`);
-    check(audit.resultRows === chunks && audit.outOfRange === 0, `${audit.resultRows} result rows (${audit.outOfRange} out of range)`);
-    check(audit.counters.done === audit.resultRows && audit.counters.failed === audit.failedChunks, `task counters ${JSON.stringify(audit.counters)} vs ${audit.resultRows} rows`);
+    check(audit.resultChunks === chunks && audit.outOfRange === 0, `${audit.resultChunks} chunks in result rows (${audit.outOfRange} rows out of range)`);
+    check(audit.overlaps === 0, `${audit.overlaps} result rows overlap another`);
+    check(audit.counters.done === audit.resultChunks && audit.counters.failed === audit.failedChunks, `task counters ${JSON.stringify(audit.counters)} vs ${audit.resultChunks} chunks in rows`);
     check(audit.openChunks === 0, `${audit.openChunks} chunk states left open`);
-    check(audit.volunteers.done === audit.resultRows, `volunteers counted ${audit.volunteers.done} chunks for ${audit.resultRows} results`);
+    check(audit.volunteers.done === audit.resultChunks, `volunteers counted ${audit.volunteers.done} chunks for ${audit.resultChunks} results`);
     check(serverErrors === 0, `${serverErrors} server errors other than 503`);
     check(audit.volunteers.credit === audit.counters.credit, `volunteers' credit ${audit.volunteers.credit} ms, task's ${audit.counters.credit} ms`);
     return {

@@ -1,26 +1,17 @@
+import { accountSchema } from "@crowdcompute/contract";
+import { notifyTaskChanged } from "@crowdcompute/db";
+import { type AccountRow, approveUser, listAccounts, suspendUser, unsuspendUser } from "@crowdcompute/db/accounts";
 import { createRoute, z } from "@hono/zod-openapi";
-import { approveUser, listAccounts, notifyTaskChanged, suspendUser, unsuspendUser, type AccountRow } from "@crowdcompute/db";
-import { authorize, createRouter, type AppContext } from "../../lib/context.ts";
+import { type AppContext, authorize, createRouter } from "../../lib/context.ts";
+import { problems, security } from "../../lib/openapi.ts";
 import { conflict, notFound } from "../../lib/problem.ts";
 import { uuidPattern } from "../../lib/task-access.ts";
-
-
-const accountSchema = z
-  .object({
-    id: z.string(),
-    email: z.string(),
-    role: z.enum(["admin", "creator"]),
-    createdAt: z.string(),
-    approvedAt: z.string().nullable(),
-    suspendedAt: z.string().nullable(),
-  })
-  .openapi("Account");
 
 const list = createRoute({
   method: "get",
   path: "/api/admin/users",
   tags: ["admin"],
-  security: [{ bearer: [] }],
+  security: security.admin,
   summary: "Accounts, newest first; `status=pending` lists creators waiting for approval",
   request: {
     query: z
@@ -43,7 +34,7 @@ const action = createRoute({
   method: "post",
   path: "/api/admin/users/{id}/{action}",
   tags: ["admin"],
-  security: [{ bearer: [] }],
+  security: security.admin,
   summary: "Approve a creator, or suspend one (its running tasks are paused) or lift a suspension",
   request: { params: z.object({ id: z.string(), action: z.enum(["approve", "suspend", "unsuspend"]) }) },
   responses: {
@@ -51,6 +42,7 @@ const action = createRoute({
       description: "done; for a suspension, the tasks it paused",
       content: { "application/json": { schema: z.object({ ok: z.literal(true), pausedTasks: z.array(z.string()).optional() }) } },
     },
+    ...problems(404, 409),
   },
 });
 
@@ -84,10 +76,12 @@ export const adminRoutes = createRouter()
     }
     if (action === "unsuspend") {
       if (!(await unsuspendUser(db, id))) throw notFound("account");
+      c.var.deps.minters.forget();
       return c.json({ ok: true as const }, 200);
     }
     const paused = await suspendUser(db, id);
     if (!paused) throw conflict("no such creator: admins cannot be suspended");
+    c.var.deps.minters.forget(); // its volunteers stop here now, elsewhere within the cache's TTL
     await notifyTaskChanged(db, paused);
     return c.json({ ok: true as const, pausedTasks: paused }, 200);
   });

@@ -1,30 +1,17 @@
+import { apiKeySchema, newApiKeySchema as createBody } from "@crowdcompute/contract";
+import { type ApiKeyRow, createApiKey, listApiKeys, maxActiveApiKeys, revokeApiKey } from "@crowdcompute/db";
 import { createRoute, z } from "@hono/zod-openapi";
-import { createApiKey, listApiKeys, maxActiveApiKeys, revokeApiKey, type ApiKeyRow } from "@crowdcompute/db";
-import { storableText } from "../../lib/text.ts";
-import { authorize, createRouter, creatorRoles, type AppContext } from "../../lib/context.ts";
 import { mintApiKey } from "../../lib/api-keys.ts";
+import { type AppContext, authorize, createRouter, creatorRoles } from "../../lib/context.ts";
+import { problems, security } from "../../lib/openapi.ts";
 import { conflict, forbidden, notFound } from "../../lib/problem.ts";
 import { uuidPattern } from "../../lib/task-access.ts";
-
-
-export const apiKeySchema = z
-  .object({
-    id: z.string(),
-    name: z.string(),
-    prefix: z.string().openapi({ description: "the key's first characters, to tell keys apart", example: "cc_Xy12abCd" }),
-    createdAt: z.string(),
-    lastUsedAt: z.string().nullable().openapi({ description: "updated at most once a minute" }),
-    revokedAt: z.string().nullable(),
-  })
-  .openapi("ApiKey");
-
-const createBody = z.object({ name: storableText().trim().min(1).max(100).default("API key") }).strict();
 
 const create = createRoute({
   method: "post",
   path: "/api/keys",
   tags: ["keys"],
-  security: [{ bearer: [] }],
+  security: security.session,
   summary: "Mint an API key (shown once) for scripts: `Authorization: Bearer cc_…` acts as you, as a creator",
   request: { body: { content: { "application/json": { schema: createBody } }, required: false } },
   responses: {
@@ -32,6 +19,7 @@ const create = createRoute({
       description: "the key itself, only in this response, and its record",
       content: { "application/json": { schema: z.object({ key: z.string().openapi({ example: "cc_…" }), apiKey: apiKeySchema }) } },
     },
+    ...problems(409),
   },
 });
 
@@ -39,7 +27,7 @@ const list = createRoute({
   method: "get",
   path: "/api/keys",
   tags: ["keys"],
-  security: [{ bearer: [] }],
+  security: security.session,
   summary: "The caller's API keys, newest first (never the keys themselves)",
   request: { query: z.object({}).strict() },
   responses: {
@@ -54,10 +42,10 @@ const revoke = createRoute({
   method: "delete",
   path: "/api/keys/{id}",
   tags: ["keys"],
-  security: [{ bearer: [] }],
-  summary: "Revoke an API key: it stops working at once",
+  security: security.session,
+  summary: "Revoke an API key: it stops working at once, and so do the volunteer tokens minted with it",
   request: { params: z.object({ id: z.string() }) },
-  responses: { 204: { description: "revoked" } },
+  responses: { 204: { description: "revoked" }, ...problems(404) },
 });
 
 /** Keys are managed with a session only: a leaked key cannot mint itself successors. */
@@ -95,5 +83,6 @@ export const keyRoutes = createRouter()
     const claims = await sessionCreator(c);
     const { id } = c.req.valid("param");
     if (!uuidPattern.test(id) || !(await revokeApiKey(c.var.deps.db, { id, userId: claims.sub }))) throw notFound("API key");
+    c.var.deps.minters.forget(); // its volunteers stop here now, elsewhere within the cache's TTL
     return c.body(null, 204);
   });

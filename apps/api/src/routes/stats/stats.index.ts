@@ -1,41 +1,16 @@
+import { leaderboardEntrySchema, siteStatsSchema as statsSchema } from "@crowdcompute/contract";
+import type { Db } from "@crowdcompute/db";
+import { type LeaderboardEntry, leaderboard, type SiteStats, siteStats } from "@crowdcompute/db/reads";
 import { createRoute, z } from "@hono/zod-openapi";
-import { leaderboard, siteStats, type Db, type LeaderboardEntry, type SiteStats } from "@crowdcompute/db";
 import { streamSSE } from "hono/streaming";
 import { createRouter } from "../../lib/context.ts";
 import { sleep } from "../../lib/live.ts";
-
-export const statsSchema = z
-  .object({
-    tasks: z.object({
-      draft: z.number(),
-      running: z.number(),
-      paused: z.number(),
-      done: z.number(),
-      failed: z.number(),
-      cancelled: z.number(),
-    }),
-    chunks: z.object({ done: z.number(), failed: z.number() }),
-    cpuMs: z.number(),
-    chunksPerSec: z.number().openapi({ description: "results accepted per second over the last 60 s" }),
-    volunteersOnline: z.number().openapi({ description: "volunteers with a lease or a result in the last 2 minutes" }),
-    at: z.string(),
-  })
-  .openapi("Stats");
-
-export const leaderboardEntrySchema = z
-  .object({
-    kind: z.enum(["user", "volunteer"]).openapi({ description: "a signed-in user (all their volunteers together), or one anonymous volunteer" }),
-    id: z.string(),
-    name: z.string(),
-    chunksDone: z.number(),
-    cpuMs: z.number(),
-    credit: z.number().openapi({ description: "earned only by results that won their quorum: min(claimed CPU ms, time the server saw, timeoutMs)" }),
-  })
-  .openapi("LeaderboardEntry");
+import { security } from "../../lib/openapi.ts";
 
 const stats = createRoute({
   method: "get",
   path: "/api/stats",
+  security: security.none,
   tags: ["stats"],
   summary: "Site-wide figures: tasks by status, chunks done, throughput, volunteers online, CPU time",
   request: { query: z.object({}).strict() },
@@ -45,6 +20,7 @@ const stats = createRoute({
 const board = createRoute({
   method: "get",
   path: "/api/leaderboard",
+  security: security.none,
   tags: ["stats"],
   summary: "Top contributors by credit, then chunks done",
   request: { query: z.object({ limit: z.coerce.number().int().min(1).max(100).default(25) }).strict() },
@@ -56,6 +32,7 @@ const board = createRoute({
 const statsEvents = createRoute({
   method: "get",
   path: "/api/stats/events",
+  security: security.none,
   tags: ["stats"],
   summary: "Server-Sent Events: `stats` with the figures of GET /api/stats, each second they change",
   request: { query: z.object({}).strict() },

@@ -1,32 +1,16 @@
+// `GET /api/tasks/{id}/chunks`: a task's chunks page by page, with their attempts, votes, progress
+// and console (the item's schema: contract/src/tasks.ts, `chunkSchema`).
+
+import { type Chunk, type ConsoleLine, chunkSchema, chunkStatuses, MAX_TASK_CHUNKS } from "@crowdcompute/contract";
+import { type ChunkListing, listChunks } from "@crowdcompute/db/reads";
 import { createRoute, z } from "@hono/zod-openapi";
-import { chunkStatuses, listChunks, type ChunkListing } from "@crowdcompute/db";
 import { createRouter } from "../../lib/context.ts";
+import { problems, security } from "../../lib/openapi.ts";
 import { notFound } from "../../lib/problem.ts";
 import { ownedTask } from "../../lib/task-access.ts";
-import { taskIdParams } from "./tasks.schemas.ts";
+import { taskIdParams } from "./tasks.routes.ts";
 
-const maxIndex = 2 ** 31 - 1;
-
-const chunkVote = z
-  .object({
-    volunteer: z.object({ id: z.string(), name: z.string().nullable().openapi({ description: "the name the volunteer chose; never an email" }) }),
-    hashPrefix: z.string().openapi({ description: "the first 12 hex digits of the server's sha256 of the result's canonical JSON: equal prefixes, equal results" }),
-    agrees: z.boolean().nullable().openapi({ description: "whether this copy matches the accepted result; null while the chunk has none" }),
-    at: z.string().openapi({ description: "when the copy came back" }),
-  })
-  .openapi("ChunkVote");
-
-const chunkSchema = z
-  .object({
-    index: z.number().int(),
-    input: z.unknown().openapi({ description: "the chunk's input (derived for range tasks)" }),
-    status: z.enum(chunkStatuses),
-    attempts: z.number().int().nullable().openapi({ description: "errors and timeouts counted toward maxAttempts; null once done (a completed chunk keeps no record of them)" }),
-    expiries: z.number().int().nullable().openapi({ description: "leases that expired on it (volunteers that vanished), capped apart from attempts; null once done" }),
-    votes: z.array(chunkVote).openapi({ description: "copies that came back, oldest first (replicated tasks only)" }),
-    lastError: z.object({ kind: z.string(), message: z.string() }).nullable(),
-  })
-  .openapi("Chunk");
+const maxIndex = MAX_TASK_CHUNKS;
 
 const chunksQuery = z
   .object({
@@ -54,18 +38,21 @@ const list = createRoute({
     "Limits: a filtered page may hold fewer than `limit` items while `nextCursor` is not null (a chunk can change state while it is read): stop only at a null cursor.",
     "`status=pending` misses chunks that were out on a lease when the task was cancelled (the unfiltered listing shows them as pending).",
     "`leased` counts only in running or paused tasks, as the task's counts do. `attempts` and `lastError` are gone once a chunk is done.",
+    "`progress` is the latest `ctx.progress` of a leased chunk (`status=leased` lists the chunks in flight with theirs); `console` what a chunk wrote to its console.",
     "Reduce chunks are not listed.",
   ].join("\n"),
+  security: security.creator,
   request: { params: taskIdParams, query: chunksQuery },
   responses: {
     200: {
       description: "a page of chunks",
       content: { "application/json": { schema: z.object({ items: z.array(chunkSchema), nextCursor: z.string().nullable() }) } },
     },
+    ...problems(404),
   },
 });
 
-function chunkJson(chunk: ChunkListing) {
+function chunkJson(chunk: ChunkListing): Chunk {
   return {
     index: chunk.index,
     input: JSON.parse(chunk.input) as unknown,
@@ -78,7 +65,16 @@ function chunkJson(chunk: ChunkListing) {
       agrees: vote.agrees,
       at: vote.at.toISOString(),
     })),
+    copiesNeeded: chunk.copiesNeeded,
     lastError: chunk.lastError,
+    progress: chunk.progress && { fraction: chunk.progress.fraction, message: chunk.progress.message, at: chunk.progress.at.toISOString() },
+    checkpointAt: chunk.checkpointAt?.toISOString() ?? null,
+    console: chunk.console && {
+      outcome: chunk.console.outcome,
+      lines: chunk.console.lines as ConsoleLine[],
+      truncated: chunk.console.truncated,
+      at: chunk.console.at.toISOString(),
+    },
   };
 }
 
