@@ -1,5 +1,5 @@
+import { reporters } from "@crowdcompute/tooling/vitest-reports";
 import { defineConfig } from "vitest/config";
-import { reporters } from "../../tooling/vitest-reports.ts";
 
 // These tests start real servers and real Chromium: one file at a time on this 2-core machine.
 export default defineConfig({

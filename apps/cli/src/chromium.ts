@@ -6,13 +6,7 @@ import { join } from "node:path";
 import puppeteer, { type Browser } from "puppeteer-core";
 import { UsageError } from "./errors.ts";
 
-const candidates = [
-  "/usr/bin/chromium",
-  "/usr/bin/chromium-browser",
-  "/usr/bin/google-chrome",
-  "/usr/bin/google-chrome-stable",
-  "/snap/bin/chromium",
-];
+const candidates = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome", "/usr/bin/google-chrome-stable", "/snap/bin/chromium"];
 
 /** --browser, else CHROMIUM_PATH, else the first system install found; a usage error with the install command otherwise. */
 export function locateChromium(flag: string | undefined, fromEnv: string | undefined): string {
@@ -59,7 +53,7 @@ export async function launchChromium(executablePath: string, { webgpu = false }:
     "--disable-renderer-backgrounding",
     ...(webgpu ? ["--enable-unsafe-webgpu"] : ["--disable-gpu"]),
     // Chromium refuses to start as root with its OS sandbox on; elsewhere keep it, since
-    // it is one of the layers between work code and the machine (DESIGN §7).
+    // it is one of the layers between work code and the machine (docs/architecture.md, "The sandbox").
     ...(process.getuid?.() === 0 ? ["--no-sandbox"] : []),
   ];
   let browser: Browser;

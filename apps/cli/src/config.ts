@@ -5,7 +5,7 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { UsageError } from "./errors.ts";
 
-export const defaultServer = "http://localhost:8787";
+const defaultServer = "http://localhost:8787";
 
 /** The environment, read once by the entry (src/main.ts) and passed down. */
 export interface CliEnv {
@@ -70,7 +70,7 @@ export async function deleteConfigEntry(path: string, server: string): Promise<b
 }
 
 /** `http://host:port` (plus any path prefix), validated; a usage error otherwise. */
-export function normalizeServer(value: string): string {
+function normalizeServer(value: string): string {
   let url: URL;
   try {
     url = new URL(value);

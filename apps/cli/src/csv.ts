@@ -1,4 +1,4 @@
-// CSV of results, as DESIGN §6 describes the server's `?format=csv`: columns
+// CSV of results, as the server writes `?format=csv`: columns
 // index,status,input,result,error; index and status as they are, the others as JSON text.
 import type { ResultLine } from "@crowdcompute/sdk";
 
@@ -14,5 +14,5 @@ function cell(text: string): string {
 export function csvRow(line: ResultLine): string {
   const result = line.status === "done" ? JSON.stringify(line.result ?? null) : "";
   const error = line.status === "failed" ? JSON.stringify(line.error) : "";
-  return [String(line.index), line.status, JSON.stringify(line.input ?? null), result, error].map(cell).join(",") + "\r\n";
+  return `${[String(line.index), line.status, JSON.stringify(line.input ?? null), result, error].map(cell).join(",")}\r\n`;
 }

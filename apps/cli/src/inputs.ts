@@ -3,11 +3,15 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { extname } from "node:path";
 import { createInterface } from "node:readline";
-import type { RangeInputs } from "@crowdcompute/sdk";
+import { MAX_ARRAY_INPUTS } from "@crowdcompute/contract/limits";
+import type { RangeInputs } from "@crowdcompute/contract/range";
 import { UsageError } from "./errors.ts";
 
-/** The API's cap on an inline array (apps/api tasks.schemas.ts `maxArrayInputs`). */
-export const maxArrayInputs = 1_000_000;
+// A range's chunks as the server derives them: one definition, the contract's.
+export { rangeChunkCount, rangeChunkInput as rangeChunk } from "@crowdcompute/contract/range";
+
+/** The API's cap on an inline array (the contract's `MAX_ARRAY_INPUTS`). */
+const maxArrayInputs = MAX_ARRAY_INPUTS;
 
 /** Inputs the API can take inline in the create request; beyond these NDJSON is uploaded in parts. */
 export const inlineLimits = { inputs: 100_000, bytes: 32 * 1024 * 1024 };
@@ -79,22 +83,8 @@ export async function prepareInputs(path: string): Promise<PreparedInputs> {
   return items ? { kind: "array", items } : { kind: "ndjson", path, count };
 }
 
-/** The non-blank lines of an NDJSON file, in parts of at most about `maxChars` characters. */
-export async function* ndjsonParts(path: string, maxChars: number): AsyncGenerator<string[]> {
-  let part: string[] = [];
-  let size = 0;
-  for await (const line of createInterface({ input: createReadStream(path, { encoding: "utf8" }), crlfDelay: Infinity })) {
-    if (!line.trim()) continue;
-    if (part.length > 0 && size + line.length + 1 > maxChars) {
-      yield part;
-      part = [];
-      size = 0;
-    }
-    part.push(line);
-    size += line.length + 1;
-  }
-  if (part.length > 0) yield part;
-}
+/** The non-blank lines of an NDJSON file, in parts of at most about `maxChars` characters (the SDK's, which uploads them). */
+export { ndjsonFileParts as ndjsonParts } from "@crowdcompute/sdk/node";
 
 async function firstCharacter(path: string): Promise<string> {
   for await (const chunk of createReadStream(path, { encoding: "utf8", end: 4095 })) {
@@ -136,7 +126,7 @@ async function* ndjsonValues(path: string): AsyncGenerator<unknown> {
   }
 }
 
-/** `a:b:step:size`: chunks of `size` values `a, a+step, …` below `b` (DESIGN §4). */
+/** `a:b:step:size`: chunks of `size` values `a, a+step, …` below `b` (docs/architecture.md, "The database"). */
 export function parseRange(text: string): RangeInputs {
   const example = "e.g. --range 0:1000000:1:10000 (start:end:step:size, end exclusive)";
   const parts = text.split(":");
@@ -150,15 +140,4 @@ export function parseRange(text: string): RangeInputs {
   if (step <= 0) throw new UsageError(`--range: step must be positive, got ${step}`);
   if (size <= 0) throw new UsageError(`--range: size must be positive, got ${size}`);
   return { start, end, step, size };
-}
-
-export function rangeChunkCount(range: RangeInputs): number {
-  return Math.ceil((range.end - range.start) / ((range.step ?? 1) * range.size));
-}
-
-/** Chunk `index`'s input, as the server derives it (DESIGN §4). */
-export function rangeChunk(range: RangeInputs, index: number): { start: number; end: number; step: number } {
-  const step = range.step ?? 1;
-  const span = range.size * step;
-  return { start: range.start + index * span, end: Math.min(range.start + (index + 1) * span, range.end), step };
 }

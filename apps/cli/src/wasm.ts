@@ -2,10 +2,11 @@
 // (.wat) compiled here with wabt, so examples need no toolchain.
 import { readFile } from "node:fs/promises";
 import { basename, extname } from "node:path";
+import { compileWat as compileWatText, WatError } from "@crowdcompute/sdk/wat";
 import { UsageError } from "./errors.ts";
 
-/** The API's cap on a module (DESIGN §4). */
-export const maxWasmBytes = 16 * 1024 * 1024;
+/** The API's cap on a module (docs/architecture.md, "Live updates, metrics, limits"). */
+const maxWasmBytes = 16 * 1024 * 1024;
 
 export async function loadWasm(path: string): Promise<Uint8Array> {
   let bytes: Uint8Array;
@@ -21,21 +22,10 @@ export async function loadWasm(path: string): Promise<Uint8Array> {
 }
 
 async function compileWat(path: string, text: string): Promise<Uint8Array> {
-  const { default: wabt } = await import("wabt");
-  const tools = await wabt();
-  let module;
   try {
-    // wabt keeps the name in a fixed buffer: a long path came back with stray bytes in its messages.
-    module = tools.parseWat(basename(path), text);
+    return await compileWatText(basename(path), text);
   } catch (error) {
-    throw new UsageError(`--wasm: ${path} is not valid WebAssembly text:\n${(error as Error).message}`);
-  }
-  try {
-    module.validate();
-    return new Uint8Array(module.toBinary({}).buffer);
-  } catch (error) {
-    throw new UsageError(`--wasm: ${path}: ${(error as Error).message}`);
-  } finally {
-    module.destroy();
+    if (!(error instanceof WatError)) throw error;
+    throw new UsageError(error.stage === "parse" ? `--wasm: ${path} is not valid WebAssembly text:\n${error.message}` : `--wasm: ${path}: ${error.message}`);
   }
 }

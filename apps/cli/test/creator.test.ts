@@ -1,11 +1,10 @@
 // The creator commands against the real server process: login, submit, status, lifecycle,
 // tasks and results, and the exit codes and messages of everything that can go wrong.
-import { statSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createClient, type Client, type Task } from "@crowdcompute/sdk";
+import { blockReports, type ChunkOutcomeReport, type Client, chunksOfLeases, createClient, type Task, uploadPartChars } from "@crowdcompute/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { uploadPartChars } from "../src/commands/submit.ts";
-import { fixtures, freePortPair, parseJsonLines, removeTempDirs, runCli, seeds, startServerProcess, tempDir, type ServerProcess } from "./helpers.ts";
+import { fixtures, freePortPair, parseJsonLines, removeTempDirs, runCli, type ServerProcess, seeds, spawnCli, startServerProcess, tempDir, until } from "./helpers.ts";
 
 const work = join(fixtures, "lcg/work.js");
 
@@ -22,7 +21,12 @@ describe("creator commands", () => {
     configFile = join(home, "config", "crowdcompute", "config.json");
     env = { XDG_CONFIG_HOME: join(home, "config"), HOME: home, CROWDCOMPUTE_SERVER: server.url };
     inputs = join(tempDir("inputs"), "in.ndjson");
-    writeFileSync(inputs, seeds(30).map((s) => JSON.stringify(s)).join("\n") + "\n");
+    writeFileSync(
+      inputs,
+      `${seeds(30)
+        .map((s) => JSON.stringify(s))
+        .join("\n")}\n`,
+    );
   });
 
   afterAll(async () => {
@@ -150,6 +154,7 @@ describe("creator commands", () => {
 
   it("submits a range, and downloads results as NDJSON and CSV once a volunteer has posted them", async () => {
     const submitted = await runCli(["submit", work, "--range", "0:1000:3:50", "--attempts", "1", "--start", "--json"], { env });
+    expect(submitted.stderr).toBe("");
     expect(submitted.code).toBe(0);
     const task = JSON.parse(submitted.stdout) as Task;
     expect(task.counts.total).toBe(Math.ceil(1000 / 150));
@@ -158,19 +163,24 @@ describe("creator commands", () => {
     // A volunteer through the API (no browser needed here): lease every chunk and post a result.
     const anonymous = createClient({ baseUrl: server.url });
     const volunteer = anonymous.withToken((await anonymous.createVolunteer("test")).token);
-    const leases = (await volunteer.lease({ max: 64 })).leases.filter((lease) => lease.taskId === task.id);
-    expect(leases.length).toBe(task.counts.total);
-    const results = leases.map((lease) => {
-      const input = lease.input as { start: number; end: number; step: number };
-      return lease.index === 2
-        ? { leaseId: lease.leaseId, error: { kind: "throw" as const, message: "boom, with \"quotes\", commas" }, cpuMs: 1 }
-        : { leaseId: lease.leaseId, result: [(input.end - input.start) / input.step, 'a "quoted", comma'], cpuMs: 1 };
+    // A new task gives 2 chunks a thread: 32 threads ask for up to 64.
+    const leases = chunksOfLeases((await volunteer.lease({ max: 64, capabilities: { threads: 32 } })).leases).filter((chunk) => chunk.taskId === task.id);
+    expect(leases.map((chunk) => chunk.index)).toEqual(Array.from({ length: task.counts.total }, (_, i) => i));
+    const outcomes = leases.map((chunk): ChunkOutcomeReport => {
+      const input = chunk.input as { start: number; end: number; step: number };
+      return chunk.index === 2
+        ? { chunk, error: { kind: "throw", message: 'boom, with "quotes", commas' }, cpuMs: 1 }
+        : { chunk, result: [(input.end - input.start) / input.step, 'a "quoted", comma'], cpuMs: 1 };
     });
-    await volunteer.submitResults(results);
+    expect(await volunteer.submitResults(blockReports(outcomes))).toEqual({ accepted: task.counts.total, rejected: [] });
 
+    // The task ended done, but a chunk failed: exit 1, unless failures are accepted.
     const watched = await runCli(["status", task.id, "--watch"], { env, timeoutMs: 30_000 });
-    expect(watched.stdout).toMatch(/^done: \d+\/\d+ done/m);
-    expect(watched.code).toBe(0);
+    expect(watched.stdout).toMatch(/^done: \d+\/\d+ done, 1 failed/m);
+    expect(watched.stderr).toContain("exit 1: chunks failed");
+    expect(watched.code).toBe(1);
+    const accepted = await runCli(["status", task.id, "--watch", "--allow-failures"], { env, timeoutMs: 30_000 });
+    expect(accepted.code).toBe(0);
 
     const ndjson = await runCli(["results", task.id], { env });
     expect(ndjson.code).toBe(0);
@@ -192,7 +202,12 @@ describe("creator commands", () => {
 
   it("takes NDJSON inputs of many lines and blank lines", async () => {
     const file = join(tempDir("many"), "many.ndjson");
-    writeFileSync(file, seeds(5000).map((s, i) => (i % 1000 === 0 ? `\n${JSON.stringify(s)}` : JSON.stringify(s))).join("\n"));
+    writeFileSync(
+      file,
+      seeds(5000)
+        .map((s, i) => (i % 1000 === 0 ? `\n${JSON.stringify(s)}` : JSON.stringify(s)))
+        .join("\n"),
+    );
     const submitted = await runCli(["submit", work, "--inputs", file, "--json"], { env });
     expect(submitted.code).toBe(0);
     expect((JSON.parse(submitted.stdout) as Task).counts.total).toBe(5000);
@@ -202,7 +217,7 @@ describe("creator commands", () => {
     const count = 120_000;
     const file = join(tempDir("big"), "big.ndjson");
     const line = (i: number) => JSON.stringify({ seed: i, pad: "x".repeat(80) });
-    writeFileSync(file, Array.from({ length: count }, (_, i) => line(i)).join("\n") + "\n");
+    writeFileSync(file, `${Array.from({ length: count }, (_, i) => line(i)).join("\n")}\n`);
     expect(statSync(file).size).toBeGreaterThan(2 * uploadPartChars);
     const submitted = await runCli(["submit", work, "--inputs", file, "--start", "--json"], { env });
     expect(submitted.stderr).toBe("");
@@ -212,10 +227,164 @@ describe("creator commands", () => {
     // The first chunks carry the file's first lines, in order.
     const anonymous = createClient({ baseUrl: server.url });
     const volunteer = anonymous.withToken((await anonymous.createVolunteer("upload check")).token);
-    const leases = (await volunteer.lease({ max: 64 })).leases.filter((lease) => lease.taskId === task.id);
+    const leases = chunksOfLeases((await volunteer.lease({ max: 64, capabilities: { threads: 32 } })).leases).filter((chunk) => chunk.taskId === task.id);
     expect(leases.length).toBeGreaterThan(0);
-    for (const lease of leases) expect(lease.input).toEqual({ seed: lease.index, pad: "x".repeat(80) });
+    for (const chunk of leases) expect(chunk.input).toEqual({ seed: chunk.index, pad: "x".repeat(80) });
     await creator.taskAction(task.id, "cancel");
+  });
+
+  it("submit takes every task option the API takes; bad ones are usage errors", async () => {
+    const user = "01a216d1-010f-74f1-851d-5f9e30c85fdc";
+    const submitted = await runCli(
+      [
+        "submit",
+        work,
+        "--inputs",
+        inputs,
+        "--name",
+        "options",
+        "--description",
+        "every option",
+        "--replication",
+        "3",
+        "--quorum",
+        "2",
+        "--priority",
+        "5",
+        "--allow-users",
+        `${user}, ${user.replace("fdc", "fdd")}`,
+        "--requires-webgpu",
+        "--timeout",
+        "4000",
+        "--attempts",
+        "2",
+        "--json",
+      ],
+      { env },
+    );
+    expect(submitted.stderr).toBe("");
+    expect(submitted.code).toBe(0);
+    const task = JSON.parse(submitted.stdout) as Task;
+    expect(task).toMatchObject({
+      name: "options",
+      description: "every option",
+      replication: 3,
+      quorum: 2,
+      priority: 5,
+      allowUsers: [user, user.replace("fdc", "fdd")],
+      requires: { webgpu: true },
+      timeoutMs: 4000,
+      maxAttempts: 2,
+      status: "draft",
+    });
+    const before = await taskCount();
+    const cases: [string[], RegExp][] = [
+      [["--replication", "2", "--quorum", "3"], /--quorum \(3\) must be at most --replication \(2\)/],
+      [["--quorum", "2"], /--quorum \(2\) must be at most --replication \(1\)/],
+      [["--replication", "17"], /--replication must be an integer from 1 to 16/],
+      [["--allow-users", "alice"], /--allow-users takes user ids \(UUIDs\)/],
+    ];
+    for (const [flags, message] of cases) {
+      const result = await runCli(["submit", work, "--inputs", inputs, ...flags], { env });
+      expect({ flags, code: result.code }).toEqual({ flags, code: 2 });
+      expect(result.stderr).toMatch(message);
+    }
+    expect(await taskCount()).toBe(before);
+
+    const deleted = await runCli(["delete", task.id], { env });
+    expect(deleted).toMatchObject({ code: 0, stdout: `task ${task.id} deleted, with its inputs and results\n` });
+    const gone = await runCli(["status", task.id], { env });
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toMatch(/404/);
+  });
+
+  it("follows results as a volunteer posts them, resumes after a cursor, and exits 1 on failed chunks unless --allow-failures", async () => {
+    const submitted = await runCli(["submit", work, "--range", "0:600:1:50", "--attempts", "1", "--start", "--json"], { env });
+    const task = JSON.parse(submitted.stdout) as Task;
+    expect(task.counts.total).toBe(12);
+    const follower = spawnCli(["results", task.id, "--follow"], env);
+    let followed = "";
+    follower.stdout!.on("data", (data) => (followed += String(data)));
+    let followerErr = "";
+    follower.stderr!.on("data", (data) => (followerErr += String(data)));
+    const exited = new Promise<number | null>((resolve) => follower.on("close", resolve));
+
+    const anonymous = createClient({ baseUrl: server.url });
+    const volunteer = anonymous.withToken((await anonymous.createVolunteer("follow")).token);
+    const chunks = chunksOfLeases((await volunteer.lease({ max: 64, capabilities: { threads: 32 } })).leases).filter((chunk) => chunk.taskId === task.id);
+    expect(chunks).toHaveLength(12);
+    const outcome = (chunk: (typeof chunks)[number]): ChunkOutcomeReport => (chunk.index === 7 ? { chunk, error: { kind: "throw", message: "seven" } } : { chunk, result: { index: chunk.index } });
+    await volunteer.submitResults(blockReports(chunks.slice(0, 6).map(outcome)));
+    // The first six are out while the task still runs.
+    await until("the first six followed lines", () => followed.split("\n").filter(Boolean).length >= 6);
+    expect((await creator.getTask(task.id)).status).toBe("running");
+    await volunteer.submitResults(blockReports(chunks.slice(6).map(outcome)));
+
+    expect(await exited).toBe(1);
+    const lines = parseJsonLines(followed) as { index: number; status: string; cursor: string }[];
+    expect(lines.map((line) => line.index).sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    expect(lines.find((line) => line.index === 7)).toMatchObject({ status: "failed", error: { kind: "throw", message: "seven" } });
+    for (const line of lines) expect(line.cursor).toMatch(/^\d+-\d+$/);
+    expect(followerErr).toContain("12 results followed, 1 failed");
+
+    const allowed = await runCli(["results", task.id, "--follow", "--allow-failures", "--quiet"], { env });
+    expect(allowed).toMatchObject({ code: 0, stderr: "" });
+    expect(allowed.stdout).toBe(followed);
+    const resumed = await runCli(["results", task.id, "--follow", "--after", lines[4]!.cursor, "--allow-failures"], { env });
+    expect(resumed.code).toBe(0);
+    expect(resumed.stdout).toBe(followed.split("\n").slice(5).join("\n"));
+    const csv = await runCli(["results", task.id, "--follow", "--format", "csv", "--allow-failures", "--quiet"], { env });
+    const rows = csv.stdout.split("\r\n").filter(Boolean);
+    expect(rows[0]).toBe("index,status,input,result,error,cursor");
+    expect(rows.slice(1).map((row) => row.split(",").at(-1))).toEqual(lines.map((line) => line.cursor));
+    expect((await runCli(["results", task.id, "--after", lines[0]!.cursor], { env })).code).toBe(2);
+
+    const failed = await runCli(["chunks", task.id, "--status", "failed", "--json"], { env });
+    expect(failed.code).toBe(0);
+    expect(parseJsonLines(failed.stdout)).toMatchObject([{ index: 7, status: "failed", lastError: { kind: "throw", message: "seven" } }]);
+    const some = await runCli(["chunks", task.id, "--limit", "5"], { env });
+    expect(some.stdout.split("\n").filter(Boolean)).toHaveLength(5);
+    expect(some.stdout).toMatch(/^ +0 +done/m);
+    expect(some.stderr).toContain("5 chunks (more: --limit 10 or --all)");
+
+    const retried = await runCli(["retry-failed", task.id], { env });
+    expect(retried).toMatchObject({ code: 0, stdout: `task ${task.id}: 1 failed chunk reopened; it is running\n` });
+    const cloned = await runCli(
+      ["clone", task.id, "--code", join(fixtures, "range-sum.js"), "--name", "cloned", "--priority", "9", "--memory", "512", "--replication", "2", "--quorum", "2", "--start", "--json"],
+      {
+        env,
+      },
+    );
+    expect(cloned.stderr).toBe("");
+    const copy = JSON.parse(cloned.stdout) as Task;
+    expect(copy).toMatchObject({ name: "cloned", priority: 9, memoryMb: 512, replication: 2, quorum: 2, status: "running", counts: { total: 12, done: 0 } });
+    expect(copy.codeSha256).not.toBe(task.codeSha256);
+    expect((await runCli(["clone", task.id, "--quorum", "2"], { env })).code).toBe(2);
+    for (const id of [task.id, copy.id]) await creator.taskAction(id, "cancel");
+  });
+
+  it("lists, creates and revokes API keys, signing in with the account's password", async () => {
+    const made = await runCli(["keys", "create", "--name", "ci", "--password-stdin"], { env, input: "a long password\n" });
+    expect(made.code).toBe(0);
+    const key = made.stdout.trim();
+    expect(key).toMatch(/^cc_/);
+    expect(made.stderr).toMatch(/shown only now/);
+    expect((await createClient({ baseUrl: server.url, token: key }).listTasks()).items.length).toBeGreaterThan(0);
+    const listed = JSON.parse((await runCli(["keys", "list", "--password-stdin", "--json"], { env, input: "a long password\n" })).stdout) as { id: string; name: string; revokedAt: string | null }[];
+    const ci = listed.find((k) => k.name === "ci")!;
+    expect(ci.revokedAt).toBeNull();
+    const revoked = await runCli(["keys", "revoke", ci.id, "--password-stdin"], { env, input: "a long password\n" });
+    expect(revoked.code).toBe(0);
+    const table = await runCli(["keys", "list", "--password-stdin"], { env, input: "a long password\n" });
+    expect(table.stdout).toMatch(new RegExp(`^${ci.id} +cc_\\S+ .* ci$`, "m"));
+    expect(
+      (await createClient({ baseUrl: server.url, token: key })
+        .listTasks()
+        .catch((error: unknown) => error)) as Error,
+    ).toMatchObject({ status: 401 });
+    const wrong = await runCli(["keys", "list", "--password-stdin"], { env, input: "not the password\n" });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/401/);
   });
 
   it("logout forgets the server's credential", async () => {

@@ -31,7 +31,15 @@ describe("examples", () => {
     expect(verified).toMatch(/^2 chunks checked, \d+ hits, 0 wrong$/m);
     // As `crowdcompute results` gives them: the server keeps canonical JSON, keys sorted.
     const sortKeys = (value: unknown): unknown =>
-      Array.isArray(value) ? value.map(sortKeys) : value && typeof value === "object" ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, sortKeys(v)])) : value;
+      Array.isArray(value)
+        ? value.map(sortKeys)
+        : value && typeof value === "object"
+          ? Object.fromEntries(
+              Object.entries(value)
+                .sort(([a], [b]) => (a < b ? -1 : 1))
+                .map(([k, v]) => [k, sortKeys(v)]),
+            )
+          : value;
     const canonical = lines.map((line) => JSON.stringify(sortKeys(line))).join("\n");
     expect(canonical).toContain('{"hash":');
     const fromServer = execFileSync(process.execPath, [join(examples, "hash-search/verify.js")], { input: canonical, encoding: "utf8" });
@@ -42,7 +50,10 @@ describe("examples", () => {
     const inputsFile = join(examples, "mandelbrot/inputs.ndjson");
     const result = await runCli(["run", join(examples, "mandelbrot/work.js"), "--inputs", inputsFile, "--limit", "4"]);
     expect(result.code).toBe(0);
-    const inputs = readFileSync(inputsFile, "utf8").trim().split("\n").map((line) => JSON.parse(line) as { y: number; width: number; height: number; maxIter: number });
+    const inputs = readFileSync(inputsFile, "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { y: number; width: number; height: number; maxIter: number });
     const lines = parseJsonLines(result.stdout) as { index: number; result: number[] }[];
     expect(lines.length).toBe(4);
     for (const line of lines) {

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
-export const bin = fileURLToPath(new URL("../bin/crowdcompute.js", import.meta.url));
+const bin = fileURLToPath(new URL("../bin/crowdcompute.js", import.meta.url));
 export const fixtures = fileURLToPath(new URL("./fixtures/", import.meta.url));
 
 const madeDirs: string[] = [];

@@ -9,7 +9,7 @@ import { removeTempDirs, tempDir } from "./helpers.ts";
 afterAll(() => removeTempDirs());
 
 describe("--range", () => {
-  it("parses start:end:step:size and derives chunks as DESIGN §4 does, the last one clipped", () => {
+  it("parses start:end:step:size and derives chunks as the server does, the last one clipped", () => {
     const range = parseRange("-5:100:3:10");
     expect(range).toEqual({ start: -5, end: 100, step: 3, size: 10 });
     expect(rangeChunkCount(range)).toBe(4);
@@ -46,10 +46,10 @@ describe("--inputs files", () => {
   };
 
   it("reads a JSON array, NDJSON with blank and CRLF lines, and sniffs an extensionless file", async () => {
-    expect(await readInputsFile(file("a.json", "[1, {\"x\": 2}, null]"))).toEqual([1, { x: 2 }, null]);
+    expect(await readInputsFile(file("a.json", '[1, {"x": 2}, null]'))).toEqual([1, { x: 2 }, null]);
     expect(await readInputsFile(file("b.ndjson", '1\r\n\r\n{"x": 2}\r\n"three"\n'))).toEqual([1, { x: 2 }, "three"]);
-    expect(await readInputsFile(file("c", '  [1, 2]'))).toEqual([1, 2]);
-    expect(await readInputsFile(file("d", '1\n2\n'))).toEqual([1, 2]);
+    expect(await readInputsFile(file("c", "  [1, 2]"))).toEqual([1, 2]);
+    expect(await readInputsFile(file("d", "1\n2\n"))).toEqual([1, 2]);
   });
 
   it("reads only as far as a limit needs, so a bad line past it goes unread", async () => {

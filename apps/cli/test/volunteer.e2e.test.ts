@@ -5,14 +5,16 @@
 import { type ChildProcess, execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createClient, type Client, type Task } from "@crowdcompute/sdk";
+import { type Client, createClient, type Task } from "@crowdcompute/sdk";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { alive, expectedLcg, fixtures, freePortPair, parseJsonLines, runCli, seeds, spawnCli, removeTempDirs, startServerProcess, tempDir, until, type ServerProcess } from "./helpers.ts";
+import { alive, expectedLcg, fixtures, freePortPair, parseJsonLines, removeTempDirs, runCli, type ServerProcess, seeds, spawnCli, startServerProcess, tempDir, until } from "./helpers.ts";
 
 const work = join(fixtures, "lcg/work.js");
 
 interface VolunteerEvent {
   event: string;
+  level?: string;
+  text?: string;
   pid?: number | null;
   profile?: string;
   instance?: number;
@@ -183,6 +185,41 @@ describe("crowdcompute volunteer", () => {
     expect(await volunteer.exited).toBe(0);
   });
 
+  it("prints work code's console with --show-console, and `status --chunk N` shows what a chunk wrote", async () => {
+    const file = join(tempDir("chatty"), "in.json");
+    writeFileSync(file, JSON.stringify([{ n: 0 }, { n: 1 }, { n: 2 }]));
+    const submitted = await runCli(["submit", join(fixtures, "chatty.js"), "--inputs", file, "--start", "--json"], { env });
+    expect(submitted.code).toBe(0);
+    const task = JSON.parse(submitted.stdout) as Task;
+    const volunteer = startVolunteer(["--threads", "1", "--show-console"], env);
+    started.push(volunteer.child);
+    expect((await runCli(["status", task.id, "--watch"], { env, timeoutMs: 120_000 })).code).toBe(0);
+    await until("the console lines", () => volunteer.events.filter((e) => e.event === "console").length >= 4);
+    const printed = volunteer.events.filter((e) => e.event === "console").map((e) => [e.level, e.text]);
+    expect(printed).toEqual(
+      expect.arrayContaining([
+        ["log", `[chunk 0 of task ${task.id}] input 0`],
+        ["log", `[chunk 1 of task ${task.id}] input 1`],
+        ["warn", `[chunk 1 of task ${task.id}] one is odd`],
+        ["log", `[chunk 2 of task ${task.id}] input 2`],
+      ]),
+    );
+    volunteer.child.kill("SIGTERM");
+    expect(await volunteer.exited).toBe(0);
+
+    const shown = await runCli(["status", task.id, "--chunk", "1"], { env });
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain("done");
+    expect(shown.stdout).toMatch(/console +of the attempt that gave the result/);
+    expect(shown.stdout).toMatch(/log +input 1\n +warn +one is odd/);
+    const json = JSON.parse((await runCli(["status", task.id, "--chunk", "1", "--json"], { env })).stdout) as { console: { lines: { level: string; text: string }[] } };
+    expect(json.console.lines).toEqual([
+      { level: "log", text: "input 1" },
+      { level: "warn", text: "one is odd" },
+    ]);
+    expect((await runCli(["status", task.id, "--chunk", "3"], { env })).code).toBe(1);
+  });
+
   it("runs a task submitted with --wasm on two browsers of one command: the module reaches the sandbox as ctx.wasm", async () => {
     const dir = join(fixtures, "../../../../examples/wasm-collatz");
     const submitted = await runCli(["submit", join(dir, "work.js"), "--wasm", join(dir, "collatz.wat"), "--range", "1:1000000:1:50000", "--start", "--json"], { env });
@@ -197,7 +234,10 @@ describe("crowdcompute volunteer", () => {
     const browsers = volunteer.events.filter((e) => e.event === "browser");
     expect(new Set(browsers.map((e) => e.pid)).size).toBe(2);
     const shares = volunteer.events.filter((e) => e.event === "cpu");
-    expect(shares.map((e) => [e.instance, e.cpuPercent, e.requested]).sort()).toEqual([[1, 60, 55], [2, 60, 55]]);
+    expect(shares.map((e) => [e.instance, e.cpuPercent, e.requested]).sort()).toEqual([
+      [1, 60, 55],
+      [2, 60, 55],
+    ]);
     expect(new Set(browsers.map((e) => e.profile)).size).toBe(2);
     const lines = parseJsonLines((await runCli(["results", task.id], { env })).stdout) as { status: string; result: { n: number; steps: number } }[];
     expect(lines.length).toBe(20);

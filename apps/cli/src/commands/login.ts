@@ -57,7 +57,8 @@ function askHidden(question: string): Promise<string> {
   });
 }
 
-export async function login(env: CliEnv, server: string, options: LoginOptions): Promise<number> {
+/** An email and password: from flags and stdin, or asked on the terminal. */
+export async function readSignIn(options: { email?: string; passwordStdin?: boolean }): Promise<{ email: string; password: string }> {
   const interactive = process.stdin.isTTY === true;
   const email = options.email ?? (interactive && !options.passwordStdin ? await ask("Email: ") : undefined);
   if (!email) throw new UsageError("--email is required when stdin is not a terminal");
@@ -66,7 +67,11 @@ export async function login(env: CliEnv, server: string, options: LoginOptions):
   else if (interactive) password = await askHidden("Password: ");
   else throw new UsageError("no terminal to ask for the password: pipe it with --password-stdin");
   if (!password) throw new UsageError("the password is empty");
+  return { email, password };
+}
 
+export async function login(env: CliEnv, server: string, options: LoginOptions): Promise<number> {
+  const { email, password } = await readSignIn(options);
   const client = createClient({ baseUrl: server });
   const session = options.register ? await client.register(email, password) : await client.login(email, password);
   // Store an API key, not the password or the 24-hour session token; a server without
@@ -84,7 +89,10 @@ export async function login(env: CliEnv, server: string, options: LoginOptions):
   config.defaultServer = server;
   await writeConfig(env.configFile, config);
   if (options.json) printJson({ server, user: session.user, configFile: env.configFile });
-  else console.log(`${options.register ? "Registered and signed in" : "Signed in"} to ${server} as ${session.user.email} (${session.user.role}); ${credential.kind === "api-key" ? "API key" : "session token (valid 24 h)"} saved in ${env.configFile}`);
+  else
+    console.log(
+      `${options.register ? "Registered and signed in" : "Signed in"} to ${server} as ${session.user.email} (${session.user.role}); ${credential.kind === "api-key" ? "API key" : "session token (valid 24 h)"} saved in ${env.configFile}`,
+    );
   return 0;
 }
 

@@ -1,17 +1,18 @@
 // `crowdcompute run work.js`: a dry run of chunks in local Chromium, through the same sandbox
-// volunteers use, with output shaped like `crowdcompute results`.
+// volunteers use, with output shaped like `crowdcompute results` on stdout and what each chunk
+// wrote to its console on stderr.
 import { createHash } from "node:crypto";
-import type { ResultLine } from "@crowdcompute/sdk";
 import type { ChunkOutcome, SandboxChunk } from "@crowdcompute/sandbox";
+import type { ResultLine } from "@crowdcompute/sdk";
 import cliProgress from "cli-progress";
 import { bundleWork } from "../bundle.ts";
 import { launchChromium } from "../chromium.ts";
 import { csvHeader, csvRow } from "../csv.ts";
 import { ProblemError, UsageError } from "../errors.ts";
 import { parseRange, rangeChunk, rangeChunkCount, readInputsFile } from "../inputs.ts";
-import { startLocalOrigins } from "../local-run/servers.ts";
 import type { LocalRunApi, LocalTask } from "../local-run/page.ts";
-import { formatCount, formatDuration, isTty, writeWithBackpressure } from "../output.ts";
+import { startLocalOrigins } from "../local-run/servers.ts";
+import { formatCount, formatDuration, isTty, paint, writeWithBackpressure } from "../output.ts";
 import { loadWasm } from "../wasm.ts";
 
 export interface RunOptions {
@@ -21,6 +22,8 @@ export interface RunOptions {
   limit?: number;
   threads: number;
   timeout: number;
+  /** Each worker's memory budget (MiB), enforced as volunteers' sandboxes do. */
+  memory?: number;
   format: "ndjson" | "csv";
   minify?: boolean;
   webgpu?: boolean;
@@ -45,6 +48,7 @@ export async function runLocally(file: string, options: RunOptions): Promise<num
     code,
     codeSha256: createHash("sha256").update(code, "utf8").digest("hex"),
     timeoutMs: options.timeout,
+    memoryMb: options.memory ?? 256,
     webgpu: options.webgpu ?? false,
     // Bytes cannot cross page.evaluate (JSON): the page decodes base64.
     wasmBase64: wasm ? Buffer.from(wasm).toString("base64") : null,
@@ -55,7 +59,11 @@ export async function runLocally(file: string, options: RunOptions): Promise<num
     await origins.close();
     throw error;
   });
-  const stop = () => void chromium.close().then(origins.close).finally(() => process.exit(130));
+  const stop = () =>
+    void chromium
+      .close()
+      .then(origins.close)
+      .finally(() => process.exit(130));
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
   const bar =
@@ -72,19 +80,17 @@ export async function runLocally(file: string, options: RunOptions): Promise<num
     await page.evaluate((origin, threads) => (globalThis as unknown as { ccLocal: LocalRunApi }).ccLocal.init(origin, threads), origins.sandboxOrigin, options.threads);
     if (options.format === "csv") await writeWithBackpressure(process.stdout, csvHeader);
     bar?.start(count, 0, { failed: 0 });
-    // Batches a few chunks per thread deep keep every worker busy (DESIGN §7.6).
+    // Batches a few chunks per thread deep keep every worker busy (docs/architecture.md, "The sandbox").
     const batchSize = Math.min(256, options.threads * 16);
     for (let first = 0; first < count; first += batchSize) {
       const chunks: SandboxChunk[] = [];
       for (let index = first; index < Math.min(first + batchSize, count); index++) chunks.push({ key: String(index), index, input: inputOf(index) });
-      const outcomes: ChunkOutcome[] = await page.evaluate(
-        (t, c) => (globalThis as unknown as { ccLocal: LocalRunApi }).ccLocal.runBatch(t, c),
-        task,
-        chunks,
-      );
+      const outcomes: ChunkOutcome[] = await page.evaluate((t, c) => (globalThis as unknown as { ccLocal: LocalRunApi }).ccLocal.runBatch(t, c), task, chunks);
       let text = "";
+      let logged = "";
       for (const [i, outcome] of outcomes.entries()) {
         const chunk = chunks[i]!;
+        if (outcome.console) logged += consoleText(chunk.index, outcome.console);
         const line: ResultLine = outcome.ok
           ? { index: chunk.index, input: chunk.input, status: "done", result: JSON.parse(outcome.resultJson) as unknown }
           : { index: chunk.index, input: chunk.input, status: "failed", error: outcome.error };
@@ -94,6 +100,8 @@ export async function runLocally(file: string, options: RunOptions): Promise<num
         }
         text += options.format === "csv" ? csvRow(line) : `${JSON.stringify(line)}\n`;
       }
+      // The bar's line is cleared first: it is drawn again by the update below.
+      if (logged) process.stderr.write(`${bar ? "\r\x1b[2K" : ""}${logged}`);
       await writeWithBackpressure(process.stdout, text);
       bar?.update(first + chunks.length, { failed });
     }
@@ -110,4 +118,17 @@ export async function runLocally(file: string, options: RunOptions): Promise<num
   process.stderr.write(`${summary}\n`);
   if (failed > 0) throw new ProblemError(`${formatCount(failed)} chunk(s) failed; first: ${firstError}`);
   return 0;
+}
+
+/** A chunk's console lines as `crowdcompute run` prints them: `[chunk N] level text`. */
+function consoleText(index: number, logged: NonNullable<ChunkOutcome["console"]>): string {
+  const style: Record<string, "gray" | "yellow" | "red" | undefined> = { debug: "gray", warn: "yellow", error: "red" };
+  let text = "";
+  for (const line of logged.lines) {
+    const shown = `[chunk ${index}] ${line.level === "log" ? "" : `${line.level}: `}${line.text}`;
+    const color = style[line.level];
+    text += `${color ? paint(color, shown, process.stderr) : shown}\n`;
+  }
+  if (logged.truncated) text += `${paint("gray", `[chunk ${index}] (it wrote more: a chunk keeps 100 lines and 16 KiB)`, process.stderr)}\n`;
+  return text;
 }

@@ -1,8 +1,7 @@
 // `crowdcompute submit work.js`: bundle, check the inputs, create the task (uploading large
 // NDJSON inputs in parts), optionally start and follow it.
 import { basename, extname } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-import { ApiError, type Client, type NewTask } from "@crowdcompute/sdk";
+import { type Client, InputUploadError, type NewTask, uploadInputParts, uploadPartChars } from "@crowdcompute/sdk";
 import cliProgress from "cli-progress";
 import { bundleWork } from "../bundle.ts";
 import { describeError, ProblemError, UsageError } from "../errors.ts";
@@ -18,12 +17,16 @@ export interface SubmitOptions {
   name?: string;
   description?: string;
   timeout?: number;
+  /** Each worker's memory budget (MiB). */
+  memory?: number;
   attempts?: number;
   priority?: number;
   webgpu?: boolean;
   minify?: boolean;
   start?: boolean;
   watch?: boolean;
+  /** With `watch`: failed chunks do not make the exit code 1. */
+  allowFailures?: boolean;
   json: boolean;
 }
 
@@ -32,9 +35,6 @@ export interface PreparedSubmission {
   /** Large NDJSON inputs, sent after the task exists (`POST /api/tasks/:id/inputs`). */
   upload: { path: string; count: number } | null;
 }
-
-/** One upload request's worth of NDJSON; the API takes up to 64 MiB, smaller parts retry cheaply. */
-export const uploadPartChars = 4 * 1024 * 1024;
 
 /** Everything the server needs, checked here first: a usage error means nothing was sent. */
 export async function prepareTask(file: string, options: SubmitOptions): Promise<PreparedSubmission> {
@@ -53,6 +53,7 @@ export async function prepareTask(file: string, options: SubmitOptions): Promise
     ...(range ? { range } : {}),
     ...(options.description !== undefined ? { description: options.description } : {}),
     ...(options.timeout !== undefined ? { timeoutMs: options.timeout } : {}),
+    ...(options.memory !== undefined ? { memoryMb: options.memory } : {}),
     ...(options.attempts !== undefined ? { maxAttempts: options.attempts } : {}),
     ...(options.priority !== undefined ? { priority: options.priority } : {}),
     ...(options.webgpu ? { requires: { webgpu: true } } : {}),
@@ -61,46 +62,24 @@ export async function prepareTask(file: string, options: SubmitOptions): Promise
   return { task, upload: inputs?.kind === "ndjson" ? { path: inputs.path, count: inputs.count } : null };
 }
 
-/**
- * Appends the file's lines in parts at the server's own offset. A part whose answer was
- * lost may have landed: before retrying, the task's input count says where to go on, and
- * the offset check (409 otherwise) means nothing is ever appended twice.
- */
+/** Appends the file's lines in parts through the SDK's part upload, with a progress bar on a terminal. */
 async function uploadInputs(client: Client, taskId: string, { path, count }: { path: string; count: number }, quiet: boolean): Promise<void> {
   const bar =
     !quiet && isTty(process.stderr)
       ? new cliProgress.SingleBar({ format: "uploading inputs {bar} {percentage}% | {value}/{total}", stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
       : null;
   bar?.start(count, 0);
-  let offset = 0;
   try {
-    for await (const whole of ndjsonParts(path, uploadPartChars)) {
-      const partStart = offset;
-      let part = whole;
-      for (let attempt = 1; part.length > 0; attempt++) {
-        try {
-          const answer = await client.appendInputs(taskId, `${part.join("\n")}\n`, { offset, seal: partStart + whole.length === count });
-          offset = answer.total;
-          break;
-        } catch (error) {
-          const retryable = !(error instanceof ApiError) || error.status >= 500 || error.status === 409;
-          if (!retryable || attempt >= 5) {
-            throw new ProblemError(`uploading inputs stopped at ${formatCount(offset)} of ${formatCount(count)} (${describeError(error)}); task ${taskId} stays a draft with partial inputs`);
-          }
-          await sleep(500 * 2 ** attempt);
-          const total = (await client.getTask(taskId)).counts.total;
-          part = whole.slice(Math.max(0, total - partStart));
-          offset = Math.max(offset, total);
-        }
-      }
-      bar?.update(offset);
-    }
+    await uploadInputParts(client, taskId, ndjsonParts(path, uploadPartChars), { onProgress: (stored) => bar?.update(stored) });
+  } catch (error) {
+    if (!(error instanceof InputUploadError)) throw error;
+    throw new ProblemError(`uploading inputs stopped at ${formatCount(error.stored)} of ${formatCount(count)} (${describeError(error.cause)}); task ${taskId} stays a draft with partial inputs`);
   } finally {
     bar?.stop();
   }
 }
 
-/** Creates the prepared task; with `watch`, follows it to the end (exit 1 unless it ends done). */
+/** Creates the prepared task; with `watch`, follows it to the end (exit 1 unless it ends done, with no failed chunk unless `allowFailures`). */
 export async function submit(client: Client, { task: newTask, upload }: PreparedSubmission, options: SubmitOptions): Promise<number> {
   // Large inputs go up first, into a draft: volunteers never see a half-uploaded task.
   let task = await client.createTask(upload ? { ...newTask, start: false } : newTask);
@@ -119,6 +98,6 @@ export async function submit(client: Client, { task: newTask, upload }: Prepared
       console.log(`  results:   crowdcompute results ${task.id} > results.ndjson`);
     }
   }
-  if (options.watch) return watchTask(client, task.id, options.json);
+  if (options.watch) return watchTask(client, task.id, options.json, { allowFailures: options.allowFailures ?? false });
   return 0;
 }

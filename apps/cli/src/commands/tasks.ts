@@ -1,11 +1,13 @@
 // `status`, `tasks`, `start|pause|resume|cancel`, and following a task until it ends.
 import { setTimeout as sleep } from "node:timers/promises";
+import { finalTaskStatuses } from "@crowdcompute/contract/statuses";
 import { ApiError, type Client, type LifecycleAction, type Task, type TaskStatus } from "@crowdcompute/sdk";
 import cliProgress from "cli-progress";
 import { describeError } from "../errors.ts";
 import { formatCount, formatDuration, formatRate, isTty, paint, printJson } from "../output.ts";
 
-export const finalStatuses: readonly TaskStatus[] = ["done", "failed", "cancelled"];
+/** The contract's final statuses: a watched task that reaches one is over. */
+const finalStatuses: readonly TaskStatus[] = finalTaskStatuses;
 
 const statusStyle: Record<TaskStatus, Parameters<typeof paint>[0]> = {
   draft: "gray",
@@ -26,7 +28,7 @@ function bar(task: Task, width = 30): string {
 }
 
 /** A task for people: a bar and colours on a TTY, `key: value` lines when piped. */
-export function printTask(task: Task): void {
+function printTask(task: Task): void {
   const { total, done, failed, pending, leased } = task.counts;
   const lines: [string, string][] = [
     ["task", `${task.id}  ${task.name}`],
@@ -56,11 +58,18 @@ export async function showStatus(client: Client, id: string, json: boolean): Pro
 const unreachableLimitMs = 120_000;
 
 /**
+ * Whether a task that ended is a success for the exit code: it ended done, and (unless
+ * `allowFailures`) none of its chunks failed.
+ */
+const endedWell = (task: Task, allowFailures: boolean): boolean => task.status === "done" && (allowFailures || task.counts.failed === 0);
+
+/**
  * Polls the task every second until it is done, failed or cancelled: a live bar on a TTY,
  * a line per change when piped (at most every 2 s), a JSON line per change with --json.
- * Resolves with 0 when the task ends done, 1 otherwise.
+ * Resolves with 0 when the task ends done, 1 otherwise; with `allowFailures: false`, also 1
+ * when any chunk failed (`status --watch`; `submit --watch` keeps the task's status alone).
  */
-export async function watchTask(client: Client, id: string, json: boolean): Promise<number> {
+export async function watchTask(client: Client, id: string, json: boolean, { allowFailures = true }: { allowFailures?: boolean } = {}): Promise<number> {
   const tty = !json && isTty(process.stderr);
   const liveBar = tty
     ? new cliProgress.SingleBar(
@@ -116,12 +125,14 @@ export async function watchTask(client: Client, id: string, json: boolean): Prom
   } finally {
     liveBar?.stop();
   }
+  const well = endedWell(task, allowFailures);
   if (!json) {
-    const style = task.status === "done" ? "green" : "red";
-    console.error(paint(style, `task ${task.id} ${task.status}`, process.stderr) + ` (${formatCount(task.counts.done)} done, ${formatCount(task.counts.failed)} failed)`);
+    const style = well ? "green" : "red";
+    console.error(`${paint(style, `task ${task.id} ${task.status}`, process.stderr)} (${formatCount(task.counts.done)} done, ${formatCount(task.counts.failed)} failed)`);
     if (task.lastError) console.error(`last error: chunk ${task.lastError.index}: ${task.lastError.kind}: ${task.lastError.message}`);
+    if (!well && task.status === "done") console.error("exit 1: chunks failed (--allow-failures to accept them; `crowdcompute retry-failed ID` to try them again)");
   }
-  return task.status === "done" ? 0 : 1;
+  return well ? 0 : 1;
 }
 
 export async function lifecycle(client: Client, id: string, action: LifecycleAction, json: boolean): Promise<number> {
@@ -149,11 +160,16 @@ export async function listTasks(client: Client, { limit, all, json }: { limit: n
     return 0;
   }
   const header = ["ID", "STATUS", "FINAL/TOTAL", "CREATED", "NAME"];
-  const rows = shown.map((task) => [task.id, task.status, `${formatCount(task.counts.done + task.counts.failed)}/${formatCount(task.counts.total)}`, task.createdAt.slice(0, 19).replace("T", " "), task.name]);
+  const rows = shown.map((task) => [
+    task.id,
+    task.status,
+    `${formatCount(task.counts.done + task.counts.failed)}/${formatCount(task.counts.total)}`,
+    task.createdAt.slice(0, 19).replace("T", " "),
+    task.name,
+  ]);
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
   // Padding is measured before colouring: escape codes have no width.
-  const format = (row: string[], style: (cell: string, column: number) => string) =>
-    row.map((cell, i) => style(i === row.length - 1 ? cell : cell.padEnd(widths[i]!), i)).join("  ");
+  const format = (row: string[], style: (cell: string, column: number) => string) => row.map((cell, i) => style(i === row.length - 1 ? cell : cell.padEnd(widths[i]!), i)).join("  ");
   console.log(format(header, (cell) => paint("bold", cell)));
   for (const row of rows) console.log(format(row, (cell, column) => (column === 1 ? paint(statusStyle[row[1] as TaskStatus], cell) : cell)));
   if (!all && cursor) console.log(paint("gray", `(more: --limit ${limit * 2} or --all)`));

@@ -1,8 +1,8 @@
 // `crowdcompute volunteer`: K headless Chromiums on the real volunteer page, supervised.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ElementHandle, Page } from "puppeteer-core";
+import { type LaunchedBrowser, launchChromium } from "../chromium.ts";
 import { describeError } from "../errors.ts";
-import { launchChromium, type LaunchedBrowser } from "../chromium.ts";
 import { formatCount, formatDuration, formatRate, isTty, paint, printJson } from "../output.ts";
 
 export interface VolunteerOptions {
@@ -14,6 +14,8 @@ export interface VolunteerOptions {
   executablePath: string;
   instances: number;
   webgpu: boolean;
+  /** Print work code's console lines (the page's "show what tasks log" option); off by default. */
+  showConsole: boolean;
   json: boolean;
 }
 
@@ -59,14 +61,16 @@ interface PageFigures {
 
 type InstanceState = "launching" | "loading" | "starting" | "running" | "waiting" | "paused" | "error" | "stopped";
 
-// The page's status labels (apps/web volunteer-page.tsx), as the CLI names them.
-const stateByLabel: Record<string, InstanceState> = {
-  "Not started": "loading",
-  "Starting…": "starting",
-  Computing: "running",
-  "Waiting for work": "waiting",
-  Paused: "paused",
-  Trouble: "error",
+// The page's runner states (its `data-state`, apps/web volunteer-runner.ts), as the CLI names them.
+const stateByPage: Record<string, InstanceState> = {
+  stopped: "loading",
+  starting: "starting",
+  running: "running",
+  waiting: "waiting",
+  // Still posting what it computed: not paused until it says so.
+  pausing: "running",
+  paused: "paused",
+  error: "error",
 };
 
 /** The page retries a dead server by itself; only a runner that gave up (or hung) needs a reload. */
@@ -81,6 +85,9 @@ const threadsSlider = '::-p-aria([name="Threads"][role="slider"])';
 const cpuSlider = '::-p-aria([name="CPU share"][role="slider"])';
 const startButton = '::-p-aria([name="Start"][role="button"])';
 const pauseButton = '::-p-aria([name="Pause"][role="button"])';
+const showConsoleBox = '[data-testid="show-console"]';
+/** How the page writes work code's console lines (volunteer-runner.ts, echoConsole). */
+const workConsoleLine = /^\[chunk \d+ of task [0-9a-f-]+\] /;
 /** How long Ctrl-C waits for a page to post the results it holds. */
 const pauseGraceMs = 5000;
 
@@ -89,7 +96,8 @@ type Event =
   | { event: "threads"; instance: number; threads: number; requested: number }
   | { event: "cpu"; instance: number; cpuPercent: number; requested: number }
   | { event: "reload"; instance: number; reason: string }
-  | { event: "retry"; instance: number; error: string; inMs: number };
+  | { event: "retry"; instance: number; error: string; inMs: number }
+  | { event: "console"; instance: number; level: string; text: string };
 
 class Instance {
   readonly number: number;
@@ -163,6 +171,15 @@ class Instance {
       crashed = true;
       onCrash();
     });
+    if (this.options.showConsole) {
+      page.on("console", (message) => {
+        const text = message.text();
+        // The console's own levels (some drivers call warn "warning").
+        const type: string = message.type();
+        const level = type === "warning" ? "warn" : type;
+        if (workConsoleLine.test(text)) this.emit({ event: "console", instance: this.number, level, text });
+      });
+    }
     try {
       this.state = "loading";
       await page.goto(`${this.options.server}/`, { waitUntil: "domcontentloaded", timeout: 30_000 });
@@ -180,6 +197,9 @@ class Instance {
         const cpuPercent = await setSlider(cpuInput, requested);
         if (cpuPercent !== requested) this.emit({ event: "cpu", instance: this.number, cpuPercent, requested });
       }
+      // The page remembers the choice in its profile: set it either way.
+      const showConsole = await page.waitForSelector(showConsoleBox, { timeout: 30_000 });
+      if (showConsole && (await showConsole.evaluate((box) => (box as HTMLInputElement).checked)) !== this.options.showConsole) await showConsole.click();
       const start = await page.waitForSelector(startButton, { timeout: 30_000 });
       await start!.click();
 
@@ -198,7 +218,7 @@ class Instance {
         }
         this.shown = { chunksDone: figures.chunksDone, chunksFailed: figures.chunksFailed, cpuMs: figures.cpuMs };
         if (figures.creditMs > 0) this.credit = figures.creditMs;
-        this.state = stateByLabel[figures.state] ?? "error";
+        this.state = stateByPage[figures.state] ?? "error";
         this.message = figures.message;
         if (figures.state !== lastState) {
           lastState = figures.state;
@@ -232,7 +252,7 @@ class Instance {
         const figures = await page.evaluate(readFigures);
         this.shown = { chunksDone: figures.chunksDone, chunksFailed: figures.chunksFailed, cpuMs: figures.cpuMs };
         if (figures.creditMs > 0) this.credit = figures.creditMs;
-        if (stateByLabel[figures.state] === "paused") return;
+        if (stateByPage[figures.state] === "paused") return;
         await sleep(200);
       }
     } catch {
@@ -241,17 +261,16 @@ class Instance {
   }
 }
 
-/** Runs in the page: the figures, by their test ids (numbers in data-ms where they are durations). */
+/** Runs in the page: the figures from their machine-readable attributes (data-state, data-value, data-ms). */
 function readFigures(): PageFigures {
-  const text = (id: string) => document.querySelector(`[data-testid="${id}"]`)?.textContent?.trim() ?? "";
-  const ms = (id: string) => Number(document.querySelector(`[data-testid="${id}"]`)?.getAttribute("data-ms") || 0) || 0;
+  const element = (id: string) => document.querySelector(`[data-testid="${id}"]`);
+  const number = (id: string, attribute: string) => Number(element(id)?.getAttribute(attribute) || 0) || 0;
   return {
-    state: text("state"),
-    // Digits only: "1,234" and "1 234" are counts too.
-    chunksDone: Number(text("chunks-done").replace(/\D/g, "")) || 0,
-    chunksFailed: Number(text("chunks-failed").replace(/\D/g, "")) || 0,
-    cpuMs: ms("cpu-time"),
-    creditMs: ms("credit"),
+    state: element("state")?.getAttribute("data-state") ?? "",
+    chunksDone: number("chunks-done", "data-value"),
+    chunksFailed: number("chunks-failed", "data-value"),
+    cpuMs: number("cpu-time", "data-ms"),
+    creditMs: number("credit", "data-ms"),
     message: document.querySelector('[role="status"]')?.textContent ?? null,
   };
 }
@@ -288,6 +307,8 @@ export async function volunteer(options: VolunteerOptions): Promise<number> {
     if (event.event === "cpu") console.error(`${who}the page's CPU share moves in steps of 10 %; using ${event.cpuPercent} % (asked for ${event.requested} %)`);
     if (event.event === "reload") console.error(paint("yellow", `${who}reloading the volunteer page: ${event.reason}`, process.stderr));
     if (event.event === "retry") console.error(paint("yellow", `${who}${event.error}; retrying in ${event.inMs / 1000} s`, process.stderr));
+    if (event.event === "console")
+      console.log(`${who}${event.level === "error" || event.level === "warn" ? paint(event.level === "error" ? "red" : "yellow", event.text, process.stdout) : event.text}`);
   };
 
   const instances = Array.from({ length: options.instances }, (_, i) => new Instance(i + 1, options, emit, stop.signal));
@@ -332,7 +353,10 @@ export async function volunteer(options: VolunteerOptions): Promise<number> {
     lastKey = key;
     lastPrintedAt = Date.now();
     if (options.json) printJson({ event: "progress", ...s, rate: Number(s.rate.toFixed(2)) });
-    else console.log(`${formatCount(s.chunksDone)} chunks done · ${formatRate(s.rate)}/s · ${formatCount(s.chunksFailed)} failed · CPU ${formatDuration(s.cpuMs)} · credit ${formatDuration(s.creditMs)} · ${describeStates(s.states)}`);
+    else
+      console.log(
+        `${formatCount(s.chunksDone)} chunks done · ${formatRate(s.rate)}/s · ${formatCount(s.chunksFailed)} failed · CPU ${formatDuration(s.cpuMs)} · credit ${formatDuration(s.creditMs)} · ${describeStates(s.states)}`,
+      );
   };
 
   if (!options.json) {

@@ -1,5 +1,5 @@
 // The dry-run page (browser side): the real sandbox host, driven by `crowdcompute run`.
-import { createSandbox, type ChunkOutcome, type Sandbox, type SandboxChunk, type SandboxTask } from "@crowdcompute/sandbox";
+import { type ChunkOutcome, createSandbox, type Sandbox, type SandboxChunk, type SandboxTask } from "@crowdcompute/sandbox";
 
 /** A sandbox task as it crosses `page.evaluate` (JSON): the module as base64. */
 export type LocalTask = Omit<SandboxTask, "wasm"> & { wasmBase64: string | null };

@@ -1,4 +1,4 @@
-// Two loopback origins for a dry run, as a deployment has them (DESIGN §7.1): the page on
+// Two loopback origins for a dry run, as a deployment has them: the page on
 // http://localhost:A and the sandbox document on http://127.0.0.1:B, a different site, so
 // the frame gets its own process and the same CSP as on a real server.
 import { createServer, type RequestListener, type Server } from "node:http";
