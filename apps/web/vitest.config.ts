@@ -1,5 +1,5 @@
+import { reporters } from "@crowdcompute/tooling/vitest-reports";
 import { defineConfig } from "vitest/config";
-import { reporters } from "../../tooling/vitest-reports.ts";
 
 // Browser tests run one file at a time: this machine has 2 cores.
 export default defineConfig({

@@ -1,11 +1,7 @@
 // A creator's cancel reaches chunks already running in a volunteer's page: the page's
 // heartbeat learns the task stopped and aborts them (ctx.signal) instead of finishing them.
-import type { RunningServer } from "@crowdcompute/api/node-server";
-import { createClient } from "@crowdcompute/sdk";
-import { chromium, type Browser } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chromiumArgs, findChromium } from "../../../tooling/chromium.ts";
-import { browserTestBackend as backend, startTestServer, until } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import { browserTestBackend as backend, newCreator, serverAndBrowser, until } from "./helpers.ts";
 
 // Runs until aborted; a timeout (10 s) would report an error, a cancel reports nothing.
 const patientCode = `
@@ -15,22 +11,11 @@ export default async function work(input, ctx) {
 }`;
 
 describe(`cancelling a task under way (${backend})`, () => {
-  let stopServer: () => Promise<void>;
-  let server: RunningServer;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    ({ server, close: stopServer } = await startTestServer({ IDLE_RETRY_MS: "300" }));
-    browser = await chromium.launch({ executablePath: findChromium(), args: chromiumArgs });
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await stopServer?.();
-  });
+  const running = serverAndBrowser({ IDLE_RETRY_MS: "300" });
 
   it("stops the page's running chunks without reporting them as failures", async () => {
-    const anonymous = createClient({ baseUrl: server.url });
-    const creator = anonymous.withToken((await anonymous.register("canceller@example.com", "a long password")).token);
+    const { server, browser } = running;
+    const creator = await newCreator(server, "canceller@example.com");
     const task = await creator.createTask({ name: "patient", code: patientCode, inputs: [1, 2], timeoutMs: 10_000, start: true });
 
     const page = await (await browser.newContext()).newPage();

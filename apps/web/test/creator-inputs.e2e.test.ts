@@ -6,10 +6,10 @@ import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { RunningServer } from "@crowdcompute/api/node-server";
 import { createClient, type Session } from "@crowdcompute/sdk";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { compileWat, fib, fibWat, sha256Hex } from "../../../packages/sandbox/test/wat.ts";
-import { chromiumArgs, findChromium } from "../../../tooling/chromium.ts";
 import { browserTestBackend as backend, startTestServer, until } from "./helpers.ts";
 
 const artifacts = fileURLToPath(new URL("../test-artifacts/", import.meta.url));
@@ -51,10 +51,7 @@ describe(`task inputs, lifecycle and volunteer options in Chromium (${backend})`
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     if (options.signedIn) {
       // Only in the app's own pages: the sandbox frame (another origin) has no storage to touch.
-      await context.addInitScript(
-        ([origin, value]) => location.origin === origin && localStorage.setItem("crowdcompute.session", value),
-        [server.url, JSON.stringify(session)] as const,
-      );
+      await context.addInitScript(([origin, value]) => location.origin === origin && localStorage.setItem("crowdcompute.session", value), [server.url, JSON.stringify(session)] as const);
     }
     if (options.init) await context.addInitScript(options.init);
     const page = await context.newPage();
@@ -81,7 +78,9 @@ describe(`task inputs, lifecycle and volunteer options in Chromium (${backend})`
     await page.getByLabel("Start", { exact: true }).fill("0");
     await page.getByLabel("End (exclusive)").fill("-5");
     await page.getByRole("button", { name: "Test run" }).click();
-    await page.getByText("End must be greater than start").waitFor();
+    // Said next to the field, and in the test run's own card.
+    await page.locator("p[id$='-error']", { hasText: "End must be greater than start" }).waitFor();
+    await page.getByRole("alert").filter({ hasText: "End must be greater than start" }).waitFor();
     await page.getByLabel("End (exclusive)").fill("1000");
     await page.getByLabel("Numbers per chunk").fill("100");
     expect(await page.getByTestId("inputs-summary").textContent()).toBe("10 chunks");
@@ -103,7 +102,12 @@ describe(`task inputs, lifecycle and volunteer options in Chromium (${backend})`
     await status(page, "paused");
     await page.getByRole("button", { name: "Resume" }).click();
     await status(page, "running");
+    // Cancelling asks first; "Keep it" keeps it running.
     await page.getByRole("button", { name: "Cancel" }).click();
+    await page.getByRole("alertdialog").getByRole("button", { name: "Keep it" }).click();
+    await status(page, "running");
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await page.getByRole("button", { name: "Cancel task" }).click();
     await status(page, "cancelled");
     await context.close();
     expect(problems).toEqual([]);
@@ -139,12 +143,20 @@ describe(`task inputs, lifecycle and volunteer options in Chromium (${backend})`
 
     // Retry: the chunk runs again (and fails again, the code being what it is).
     expect(await volunteer.page.getByTestId("chunks-failed").textContent()).toBe("1");
+    // A task that ended with a failed chunk is not a plain "done".
+    expect(await page.getByTestId("task-status").textContent()).toBe("done with failures");
     await page.getByRole("button", { name: "Retry failed" }).click();
+    // Retry says what it did.
+    await expect.poll(() => page.getByTestId("action-notice").textContent()).toMatch(/^Retried 1 failed chunk: it goes to volunteers again, .*the task is running again\.$/);
     await until("the volunteer to run the retried chunk", async () => (await volunteer.page.getByTestId("chunks-failed").textContent()) === "2", 60_000);
-    await until("the retried chunk to fail again", async () => {
-      const text = await page.getByTestId("task-status").textContent();
-      return text === "done" && (await page.getByTestId("count-failed").textContent()) === "1";
-    }, 60_000);
+    await until(
+      "the retried chunk to fail again",
+      async () => {
+        const text = await page.getByTestId("task-status").textContent();
+        return text === "done with failures" && (await page.getByTestId("count-failed").textContent()) === "1";
+      },
+      60_000,
+    );
     expect(await page.getByRole("alert").count()).toBe(0);
     await volunteer.context.close();
     await context.close();
@@ -164,6 +176,14 @@ describe(`task inputs, lifecycle and volunteer options in Chromium (${backend})`
     const upload = page.getByLabel(/WebAssembly module/);
     await upload.setInputFiles({ name: "bogus.wasm", mimeType: "application/wasm", buffer: Buffer.from("not wasm") });
     await page.getByText("bogus.wasm is not a valid WebAssembly module.").waitFor();
+    // WebAssembly text is compiled in the page, by the CLI's compiler; its mistakes name the line.
+    await upload.setInputFiles({ name: "bad.wat", mimeType: "text/plain", buffer: Buffer.from('(module (func (export "f") (result i32) (i32.const 1) (i32.add)))') });
+    await page.getByText(/^bad\.wat does not compile: .*bad\.wat:1:\d+: error: type mismatch/s).waitFor({ timeout: 30_000 });
+    await upload.setInputFiles({ name: "fib.wat", mimeType: "text/plain", buffer: Buffer.from(fibWat) });
+    await page.getByText(/^fib\.wat, [\d,]+ bytes \(compiled from WebAssembly text\)$/).waitFor({ timeout: 30_000 });
+    await page.getByRole("button", { name: "Test run" }).click();
+    await until("the .wat test run", async () => (await page.getByTestId("test-result").count()) === 3, 30_000);
+    expect(await page.getByTestId("test-result").allTextContents()).toEqual([10, 20, 30].map((n) => JSON.stringify(String(fib(n)))));
     await upload.setInputFiles({ name: "fib.wasm", mimeType: "application/wasm", buffer: Buffer.from(wasm) });
     await page.getByText(`fib.wasm, ${wasm.length} bytes`).waitFor();
     await page.getByRole("button", { name: "Test run" }).click();
@@ -189,7 +209,7 @@ describe(`task inputs, lifecycle and volunteer options in Chromium (${backend})`
     await page.getByRole("button", { name: "Test run" }).click();
     await page.getByRole("list", { name: "Test run progress" }).getByText("half way").waitFor({ timeout: 30_000 });
     await page.getByRole("button", { name: "Stop" }).click();
-    await page.getByTestId("test-run-summary").filter({ hasText: "0 of 1 chunks succeeded, 1 failed" }).waitFor();
+    await page.getByTestId("test-run-summary").filter({ hasText: "0 of 1 chunk succeeded, 1 failed" }).waitFor();
     expect(await page.getByTestId("test-error").textContent()).toMatch(/^cancelled/);
     await context.close();
     expect(problems).toEqual([]);

@@ -6,9 +6,9 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { RunningServer } from "@crowdcompute/api/node-server";
 import { createClient } from "@crowdcompute/sdk";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chromiumArgs, findChromium } from "../../../tooling/chromium.ts";
 import { browserTestBackend as backend, startTestServer, until } from "./helpers.ts";
 
 const artifacts = fileURLToPath(new URL("../test-artifacts/", import.meta.url));
@@ -109,9 +109,11 @@ describe(`the creator pages in Chromium (${backend})`, () => {
 
     // Bad inputs get a message; a test run shows results, errors and timings.
     const inputsBox = page.getByLabel("Inputs (JSON array, one element per chunk)");
+    // Bad JSON is flagged while typing, and a test run says so in its own card.
     await inputsBox.fill("[1, 2,");
+    await page.locator("p", { hasText: "Not valid JSON" }).waitFor();
     await page.getByRole("button", { name: "Test run" }).click();
-    await page.getByText("Not valid JSON").waitFor();
+    await page.getByRole("alert").filter({ hasText: "The inputs are not valid" }).filter({ hasText: "Not valid JSON" }).waitFor();
     await inputsBox.fill("[-4, 5, 6]");
     await page.getByRole("button", { name: "Test run" }).click();
     await page.getByTestId("test-run-summary").waitFor({ timeout: 30_000 });
@@ -169,23 +171,38 @@ describe(`the creator pages in Chromium (${backend})`, () => {
     // Downloads: NDJSON and CSV, every chunk with its result.
     const [ndjson] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download NDJSON" }).click()]);
     expect(ndjson.suggestedFilename()).toMatch(/^Squares-[0-9a-f]{8}\.ndjson$/);
-    const lines = readFileSync((await ndjson.path())!, "utf8").trim().split("\n").map((line) => JSON.parse(line) as { index: number; status: string; result: { square: number } });
+    const lines = readFileSync((await ndjson.path())!, "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { index: number; status: string; result: { square: number } });
     expect(lines.map((line) => line.index)).toEqual(inputs.map((_, i) => i));
     expect(lines.every((line, i) => line.status === "done" && line.result.square === inputs[i]! ** 2)).toBe(true);
     const [csv] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download CSV" }).click()]);
-    const rows = readFileSync((await csv.path())!, "utf8").trim().split("\r\n");
+    const rows = readFileSync((await csv.path())!, "utf8")
+      .trim()
+      .split("\r\n");
     expect(rows[0]).toBe("index,status,input,result,error");
     expect(rows).toHaveLength(chunkCount + 1);
     expect(rows[3]).toBe(`2,done,"3","{""square"":9}",`);
 
-    // The list shows it done; clone makes a draft, which we then delete.
+    // The list shows it done; Clone opens a copy in the task form, saved as a draft, which we then delete.
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Tasks" }).click();
     await page.getByRole("link", { name: "Squares" }).waitFor();
     await shot(page, "tasks-list");
     await page.getByRole("link", { name: "Squares" }).click();
     await page.getByRole("button", { name: "Clone" }).click();
+    await page.waitForURL(`${server.url}/tasks/new?from=${taskId}`);
+    await expect.poll(() => page.getByLabel("Name").inputValue()).toBe("Copy of Squares");
+    expect(await page.getByRole("radio", { name: "Same inputs as the original" }).isChecked()).toBe(true);
+    expect(await page.getByTestId("inputs-summary").textContent()).toBe(`${chunkCount} chunks, the inputs of “Squares”`);
+    // Its options are the original's and editable, the memory budget too.
+    expect(await page.getByLabel("Memory per worker (MiB)").inputValue()).toBe("256");
+    await page.getByLabel("Memory per worker (MiB)").fill("512");
+    await page.getByRole("button", { name: "Save as draft" }).click();
     await until("the clone's page", async () => !page.url().endsWith(taskId) && /\/tasks\/[0-9a-f-]{36}$/.test(page.url()));
     await page.getByTestId("task-status").filter({ hasText: "draft" }).waitFor();
+    expect(await page.getByRole("heading", { level: 1 }).textContent()).toContain("Copy of Squares");
+    await page.getByText("512 MiB per worker").waitFor();
     await page.getByRole("button", { name: "Delete" }).click();
     await page.getByRole("button", { name: "Delete task" }).click();
     await page.waitForURL(`${server.url}/tasks`);
@@ -199,7 +216,12 @@ describe(`the creator pages in Chromium (${backend})`, () => {
     expect(key?.length).toBeGreaterThan(20);
     await page.getByRole("table", { name: "API keys" }).getByText("laptop CLI").waitFor();
     await shot(page, "api-keys");
+    // Revoking asks first.
     await page.getByRole("button", { name: "Revoke laptop CLI" }).click();
+    await page.getByRole("alertdialog", { name: "Revoke laptop CLI?" }).getByRole("button", { name: "Keep" }).click();
+    expect(await page.getByRole("table", { name: "API keys" }).getByText("revoked").count()).toBe(0);
+    await page.getByRole("button", { name: "Revoke laptop CLI" }).click();
+    await page.getByRole("button", { name: "Revoke key" }).click();
     await page.getByRole("table", { name: "API keys" }).getByText("revoked").waitFor();
 
     // The monitor (admin): site-wide figures and every task.

@@ -1,7 +1,11 @@
 // Shared by the browser tests: a real server on free ports over a fresh database, and polling.
 import { parseEnv } from "@crowdcompute/api/env";
-import { startServer, type RunningServer } from "@crowdcompute/api/node-server";
-import { openTestDb, testBackends, type TestDb } from "@crowdcompute/db/testing";
+import { type RunningServer, startServer } from "@crowdcompute/api/node-server";
+import { openTestDb, type TestDb, testBackends } from "@crowdcompute/db/testing";
+import { type Client, createClient } from "@crowdcompute/sdk";
+import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
+import { type Browser, chromium } from "playwright-core";
+import { afterAll, beforeAll } from "vitest";
 
 /** One database is enough for a browser test: the real server when there is one. */
 export const browserTestBackend = testBackends().at(-1)!;
@@ -30,4 +34,29 @@ export async function until<T>(what: string, probe: () => Promise<T | null | und
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/**
+ * A test server (`startTestServer(env)`) and a Chromium for the tests of the describe block
+ * that calls it: started before them, closed after. Read `server` and `browser` in the tests.
+ */
+export function serverAndBrowser(env: Record<string, string> = {}): { readonly server: RunningServer; readonly browser: Browser } {
+  const held = {} as { server: RunningServer; browser: Browser; close?: () => Promise<void> };
+  beforeAll(async () => {
+    const started = await startTestServer(env);
+    held.server = started.server;
+    held.close = started.close;
+    held.browser = await chromium.launch({ executablePath: findChromium(), args: chromiumArgs });
+  });
+  afterAll(async () => {
+    await held.browser?.close();
+    await held.close?.();
+  });
+  return held;
+}
+
+/** A new creator account on `server`: a client signed in as it. */
+export async function newCreator(server: RunningServer, email: string, name?: string): Promise<Client> {
+  const anonymous = createClient({ baseUrl: server.url });
+  return anonymous.withToken((await anonymous.register(email, "a long password", name)).token);
 }

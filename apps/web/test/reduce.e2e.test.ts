@@ -1,11 +1,7 @@
 // A task with a reduce export, computed end to end by the volunteer page: its chunks, then
 // its reduce chunks (whose input is an array of results), then the aggregate on the task.
-import type { RunningServer } from "@crowdcompute/api/node-server";
-import { createClient } from "@crowdcompute/sdk";
-import { chromium, type Browser } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chromiumArgs, findChromium } from "../../../tooling/chromium.ts";
-import { browserTestBackend as backend, startTestServer, until } from "./helpers.ts";
+import { describe, expect, it } from "vitest";
+import { browserTestBackend as backend, newCreator, serverAndBrowser, until } from "./helpers.ts";
 
 const code = `
 export default (n) => ({ count: 1, sum: n, max: n });
@@ -14,22 +10,11 @@ export function reduce(parts) {
 }`;
 
 describe(`a map-reduce task in the volunteer page (${backend})`, () => {
-  let stopServer: () => Promise<void>;
-  let server: RunningServer;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    ({ server, close: stopServer } = await startTestServer({ IDLE_RETRY_MS: "300" }));
-    browser = await chromium.launch({ executablePath: findChromium(), args: chromiumArgs });
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await stopServer?.();
-  });
+  const running = serverAndBrowser({ IDLE_RETRY_MS: "300" });
 
   it("ends with the aggregate of all results", async () => {
-    const anonymous = createClient({ baseUrl: server.url });
-    const creator = anonymous.withToken((await anonymous.register("mapreduce@example.com", "a long password", "Stats Lab")).token);
+    const { server, browser } = running;
+    const creator = await newCreator(server, "mapreduce@example.com", "Stats Lab");
     // 300 chunks: two reduce chunks of the first level, one at the top.
     const inputs = Array.from({ length: 300 }, (_, i) => (i * 37) % 1000);
     const task = await creator.createTask({ name: "stats", code, inputs, start: true });

@@ -1,10 +1,10 @@
 // WASM, WebGPU and hostile tasks through the real API, computed by the real volunteer page
 // in Chromium (SwiftShader's WebGPU adapter, issue 5).
 import type { RunningServer } from "@crowdcompute/api/node-server";
-import { createClient, type Client, type NewTask, type ResultLine, type Task } from "@crowdcompute/sdk";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { type Client, createClient, type NewTask, type ResultLine, type Task } from "@crowdcompute/sdk";
+import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chromiumArgs, findChromium } from "../../../tooling/chromium.ts";
 import { gpuSquaresCode, gpuSquaresExpected } from "../../../packages/sandbox/test/gpu-work.ts";
 import { compileWat, fib, fibWat, sha256Hex } from "../../../packages/sandbox/test/wat.ts";
 import { browserTestBackend as backend, startTestServer, until } from "./helpers.ts";
@@ -42,10 +42,14 @@ describe(`WASM, WebGPU and hostile tasks in the volunteer page (${backend})`, ()
   const create = (task: NewTask): Promise<Task> => creator.createTask({ start: true, ...task });
 
   async function finished(task: Task): Promise<{ view: Task; lines: ResultLine[] }> {
-    const view = await until(`task ${task.name} to end`, async () => {
-      const current = await creator.getTask(task.id);
-      return current.status === "done" || current.status === "failed" ? current : null;
-    }, 90_000);
+    const view = await until(
+      `task ${task.name} to end`,
+      async () => {
+        const current = await creator.getTask(task.id);
+        return current.status === "done" || current.status === "failed" ? current : null;
+      },
+      90_000,
+    );
     const lines: ResultLine[] = [];
     for await (const line of creator.results(task.id)) lines.push(line);
     return { view, lines };
@@ -61,7 +65,7 @@ describe(`WASM, WebGPU and hostile tasks in the volunteer page (${backend})`, ()
     const task = await create({ name: "fib in wasm", code, inputs, wasm: Buffer.from(wasm).toString("base64") });
     expect(task.wasmSha256).toBe(sha256Hex(wasm));
     const { view, lines } = await finished(task);
-    expect(view.counts).toEqual({ total: inputs.length, pending: 0, leased: 0, done: inputs.length, failed: 0 });
+    expect(view.counts).toEqual({ total: inputs.length, pending: 0, leased: 0, done: inputs.length, failed: 0, awaitingCopy: 0 });
     expect(lines.map((line) => line.status === "done" && line.result)).toEqual(inputs.map((n) => ({ n, fib: String(fib(n)) })));
   });
 

@@ -1,6 +1,6 @@
 // The signed-in creator: the JWT and user from register/login, kept in localStorage.
-import { createClient, type Client, type Session } from "@crowdcompute/sdk";
-import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
+import { type Client, createClient, type Session } from "@crowdcompute/sdk";
+import { createContext, type ReactNode, useCallback, useContext, useEffect, useMemo, useState } from "react";
 
 const storageKey = "crowdcompute.session";
 const unauthorizedEvent = "crowdcompute:unauthorized";

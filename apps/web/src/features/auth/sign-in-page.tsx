@@ -1,5 +1,5 @@
 import type { Problem } from "@crowdcompute/sdk";
-import { useState, type FormEvent } from "react";
+import { type FormEvent, useState } from "react";
 import { Navigate, useNavigate, useSearchParams } from "react-router";
 import { Button } from "../../components/ui/button.tsx";
 import { Card } from "../../components/ui/card.tsx";

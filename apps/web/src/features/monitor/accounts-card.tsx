@@ -4,7 +4,8 @@ import { useState } from "react";
 import { Button } from "../../components/ui/button.tsx";
 import { Card, CardTitle } from "../../components/ui/card.tsx";
 import { ProblemAlert } from "../../components/ui/problem-alert.tsx";
-import { formatDate } from "../../lib/format.ts";
+import { Row, Table } from "../../components/ui/table.tsx";
+import { formatDate, plural } from "../../lib/format.ts";
 import { problemOf } from "../../lib/problem.ts";
 import { useSession } from "../../lib/session.tsx";
 
@@ -26,7 +27,7 @@ export function AccountsCard() {
     },
     onSuccess: (result, { account, action }) => {
       const paused = result.pausedTasks?.length ?? 0;
-      setNotice(`${account.email}: ${action === "approve" ? "approved" : action === "suspend" ? `suspended${paused > 0 ? `, ${paused} running task(s) paused` : ""}` : "suspension lifted"}.`);
+      setNotice(`${account.email}: ${action === "approve" ? "approved" : action === "suspend" ? `suspended${paused > 0 ? `, ${plural(paused, "running task")} paused` : ""}` : "suspension lifted"}.`);
       void queryClient.invalidateQueries({ queryKey: ["accounts"] });
       void queryClient.invalidateQueries({ queryKey: ["tasks"] });
     },
@@ -42,46 +43,48 @@ export function AccountsCard() {
       <CardTitle id="accounts-heading">Accounts</CardTitle>
       {accounts.error ? <ProblemAlert problem={problemOf(accounts.error)} /> : null}
       <ProblemAlert problem={problem} className="mb-3" />
-      {notice ? <p role="status" className="mb-3 text-sm text-emerald-800">{notice}</p> : null}
-      <div className="relative overflow-x-auto">
-        <table className="w-full min-w-[32rem] text-left text-sm" aria-label="Accounts">
-          <thead className="border-b border-slate-200 text-slate-500">
-            <tr>
-              <th scope="col" className="py-2 pr-3 font-medium">Email</th>
-              <th scope="col" className="py-2 pr-3 font-medium">Role</th>
-              <th scope="col" className="py-2 pr-3 font-medium">State</th>
-              <th scope="col" className="py-2 pr-3 font-medium">Since</th>
-              <th scope="col" className="py-2 font-medium"><span className="sr-only">Actions</span></th>
-            </tr>
-          </thead>
-          <tbody>
-            {items.map((account) => {
-              const s = state(account);
-              const self = account.id === session?.user.id;
-              return (
-                <tr key={account.id} className="border-b border-slate-100">
-                  <td className="max-w-[16rem] truncate py-2 pr-3">{account.email}{self ? " (you)" : ""}</td>
-                  <td className="py-2 pr-3">{account.role}</td>
-                  <td className={`py-2 pr-3 ${s === "suspended" ? "text-red-700" : s === "pending" ? "text-amber-700" : ""}`}>{s}</td>
-                  <td className="py-2 pr-3 whitespace-nowrap">{formatDate(account.createdAt)}</td>
-                  <td className="py-2 text-right whitespace-nowrap">
-                    {self || account.role === "admin" ? null : (
-                      <span className="inline-flex gap-2">
-                        {s === "pending" ? <Button className="!px-3 !py-1" disabled={act.isPending} onClick={() => act.mutate({ account, action: "approve" })} aria-label={`Approve ${account.email}`}>Approve</Button> : null}
-                        {s === "suspended" ? (
-                          <Button className="!px-3 !py-1" disabled={act.isPending} onClick={() => act.mutate({ account, action: "unsuspend" })} aria-label={`Lift the suspension of ${account.email}`}>Unsuspend</Button>
-                        ) : (
-                          <Button variant="danger" className="!px-3 !py-1" disabled={act.isPending} onClick={() => act.mutate({ account, action: "suspend" })} aria-label={`Suspend ${account.email}`}>Suspend</Button>
-                        )}
-                      </span>
+      {notice ? (
+        <p role="status" className="mb-3 text-sm text-emerald-800">
+          {notice}
+        </p>
+      ) : null}
+      <Table label="Accounts" columns={["Email", "Role", "State", "Since", { label: "Actions", hidden: true }]} minWidth="min-w-[32rem]">
+        {items.map((account) => {
+          const s = state(account);
+          const self = account.id === session?.user.id;
+          return (
+            <Row key={account.id} middle>
+              <td className="max-w-[16rem] truncate py-2 pr-3">
+                {account.email}
+                {self ? " (you)" : ""}
+              </td>
+              <td className="py-2 pr-3">{account.role}</td>
+              <td className={`py-2 pr-3 ${s === "suspended" ? "text-red-700" : s === "pending" ? "text-amber-700" : ""}`}>{s}</td>
+              <td className="py-2 pr-3 whitespace-nowrap">{formatDate(account.createdAt)}</td>
+              <td className="py-2 text-right whitespace-nowrap">
+                {self || account.role === "admin" ? null : (
+                  <span className="inline-flex gap-2">
+                    {s === "pending" ? (
+                      <Button className="!px-3 !py-1" disabled={act.isPending} onClick={() => act.mutate({ account, action: "approve" })} aria-label={`Approve ${account.email}`}>
+                        Approve
+                      </Button>
+                    ) : null}
+                    {s === "suspended" ? (
+                      <Button className="!px-3 !py-1" disabled={act.isPending} onClick={() => act.mutate({ account, action: "unsuspend" })} aria-label={`Lift the suspension of ${account.email}`}>
+                        Unsuspend
+                      </Button>
+                    ) : (
+                      <Button variant="danger" className="!px-3 !py-1" disabled={act.isPending} onClick={() => act.mutate({ account, action: "suspend" })} aria-label={`Suspend ${account.email}`}>
+                        Suspend
+                      </Button>
                     )}
-                  </td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
-      </div>
+                  </span>
+                )}
+              </td>
+            </Row>
+          );
+        })}
+      </Table>
     </Card>
   );
 }

@@ -7,7 +7,8 @@ import { PageHeader } from "../../components/ui/page-header.tsx";
 import { ProblemAlert } from "../../components/ui/problem-alert.tsx";
 import { TaskProgress } from "../../components/ui/progress-bar.tsx";
 import { StatusBadge } from "../../components/ui/status-badge.tsx";
-import { useSiteStats, type StatsSample } from "../../hooks/use-site-stats.ts";
+import { Row, Table } from "../../components/ui/table.tsx";
+import { type StatsSample, useSiteStats } from "../../hooks/use-site-stats.ts";
 import { formatDuration, formatNumber, formatRate } from "../../lib/format.ts";
 import { problemOf } from "../../lib/problem.ts";
 import { useTaskList } from "../tasks/task-api.ts";
@@ -47,7 +48,8 @@ export function MonitorPage() {
       times,
       throughput: [
         { label: "Chunks/s (60 s)", color: "#2456d6", values: site.samples.map((s) => s.stats.chunksPerSec) },
-        { label: "Volunteers online", color: "#f59e0b", values: site.samples.map((s) => s.stats.volunteersOnline) },
+        // Volunteers on their own axis: a count beside a rate of thousands would lie flat on zero.
+        { label: "Volunteers online", color: "#f59e0b", values: site.samples.map((s) => s.stats.volunteersOnline), axis: "right" as const },
       ],
       failures: [{ label: "Failed (% of finished, 10 s)", color: "#dc2626", values: failureRates(site.samples) }],
     };
@@ -62,17 +64,30 @@ export function MonitorPage() {
         <Stat label="Throughput" value={stats ? formatRate(stats.chunksPerSec) : "–"} testId="site-rate" />
         <Stat label="Tasks running" value={stats ? formatNumber(stats.tasks.running) : "–"} />
         <Stat label="Chunks done" value={stats ? formatNumber(stats.chunks.done) : "–"} />
-        <Stat label="Failure rate" value={stats ? (finished > 0 ? `${((100 * stats.chunks.failed) / finished).toFixed(1)} %` : "0 %") : "–"} hint="Failed chunks among all finished ones" testId="site-failure-rate" />
+        <Stat
+          label="Failure rate"
+          value={stats ? (finished > 0 ? `${((100 * stats.chunks.failed) / finished).toFixed(1)} %` : "0 %") : "–"}
+          hint="Failed chunks among all finished ones"
+          testId="site-failure-rate"
+        />
         <Stat label="CPU time" value={stats ? formatDuration(stats.cpuMs) : "–"} />
       </div>
       <div className="mb-6 grid grid-cols-1 gap-6 lg:grid-cols-2">
         <Card aria-labelledby="tp-heading">
           <CardTitle id="tp-heading">Throughput and volunteers</CardTitle>
-          {site.samples.length > 1 ? <LineChart title="Site-wide chunks per second and volunteers online over time" times={charts.times} series={charts.throughput} /> : <p className="text-sm text-slate-500">Collecting…</p>}
+          {site.samples.length > 1 ? (
+            <LineChart title="Site-wide chunks per second (left axis) and volunteers online (right axis) over time" times={charts.times} series={charts.throughput} unit="/s" />
+          ) : (
+            <p className="text-sm text-slate-500">Collecting…</p>
+          )}
         </Card>
         <Card aria-labelledby="fail-heading">
           <CardTitle id="fail-heading">Failures</CardTitle>
-          {site.samples.length > 1 ? <LineChart title="Share of finished chunks that failed, over time" times={charts.times} series={charts.failures} unit="%" /> : <p className="text-sm text-slate-500">Collecting…</p>}
+          {site.samples.length > 1 ? (
+            <LineChart title="Share of finished chunks that failed, over time" times={charts.times} series={charts.failures} unit="%" />
+          ) : (
+            <p className="text-sm text-slate-500">Collecting…</p>
+          )}
         </Card>
       </div>
       {slowest.length > 0 ? (
@@ -81,7 +96,9 @@ export function MonitorPage() {
           <ol className="flex flex-col gap-2 text-sm">
             {slowest.map((task) => (
               <li key={task.id} className="flex flex-wrap justify-between gap-2">
-                <Link to={`/tasks/${task.id}`} className="font-medium text-brand-700 hover:underline">{task.name}</Link>
+                <Link to={`/tasks/${task.id}`} className="font-medium text-brand-700 hover:underline">
+                  {task.name}
+                </Link>
                 <span className="text-slate-600 tabular-nums">
                   {formatRate(task.chunksPerSec)} · {Number.isFinite(remainingSec(task)) ? `${formatDuration(remainingSec(task) * 1000)} left` : "no progress in the last minute"}
                 </span>
@@ -93,36 +110,31 @@ export function MonitorPage() {
       <Card aria-labelledby="all-heading">
         <CardTitle id="all-heading">All tasks</CardTitle>
         {tasks.error ? <ProblemAlert problem={problemOf(tasks.error)} /> : null}
-        <div className="relative overflow-x-auto">
-          <table className="w-full min-w-[40rem] text-left text-sm" aria-label="All tasks">
-            <thead className="border-b border-slate-200 text-slate-500">
-              <tr>
-                <th scope="col" className="py-2 pr-3 font-medium">Task</th>
-                <th scope="col" className="py-2 pr-3 font-medium">Status</th>
-                <th scope="col" className="w-1/4 py-2 pr-3 font-medium">Progress</th>
-                <th scope="col" className="py-2 pr-3 font-medium">Rate</th>
-                <th scope="col" className="py-2 pr-3 font-medium">Failed</th>
-                <th scope="col" className="py-2 font-medium">CPU</th>
-              </tr>
-            </thead>
-            <tbody>
-              {items.map((task) => (
-                <tr key={task.id} className="border-b border-slate-100">
-                  <td className="py-2 pr-3"><Link to={`/tasks/${task.id}`} className="font-medium text-brand-700 hover:underline">{task.name}</Link></td>
-                  <td className="py-2 pr-3"><StatusBadge status={task.status} /></td>
-                  <td className="py-2 pr-3">
-                    <TaskProgress task={task} label={`Progress of ${task.name}`} />
-                    <span className="text-xs text-slate-500 tabular-nums">{formatNumber(task.counts.done + task.counts.failed)} / {formatNumber(task.counts.total)}</span>
-                  </td>
-                  <td className="py-2 pr-3 tabular-nums">{formatRate(task.chunksPerSec)}</td>
-                  <td className="py-2 pr-3 tabular-nums">{formatNumber(task.counts.failed)}</td>
-                  <td className="py-2 tabular-nums whitespace-nowrap">{formatDuration(task.cpuMs)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-          {tasks.isSuccess && items.length === 0 ? <p className="py-3 text-sm text-slate-500">No tasks yet.</p> : null}
-        </div>
+
+        <Table label="All tasks" columns={["Task", "Status", { label: "Progress", className: "w-1/4" }, "Rate", "Failed", "CPU"]} minWidth="min-w-[40rem]">
+          {items.map((task) => (
+            <Row key={task.id} middle>
+              <td className="py-2 pr-3">
+                <Link to={`/tasks/${task.id}`} className="font-medium text-brand-700 hover:underline">
+                  {task.name}
+                </Link>
+              </td>
+              <td className="py-2 pr-3">
+                <StatusBadge task={task} />
+              </td>
+              <td className="py-2 pr-3">
+                <TaskProgress task={task} label={`Progress of ${task.name}`} />
+                <span className="text-xs text-slate-500 tabular-nums">
+                  {formatNumber(task.counts.done + task.counts.failed)} / {formatNumber(task.counts.total)}
+                </span>
+              </td>
+              <td className="py-2 pr-3 tabular-nums">{formatRate(task.chunksPerSec)}</td>
+              <td className="py-2 pr-3 tabular-nums">{formatNumber(task.counts.failed)}</td>
+              <td className="py-2 tabular-nums whitespace-nowrap">{formatDuration(task.cpuMs)}</td>
+            </Row>
+          ))}
+        </Table>
+        {tasks.isSuccess && items.length === 0 ? <p className="py-3 text-sm text-slate-500">No tasks yet.</p> : null}
       </Card>
       <div className="mt-6">
         <AccountsCard />

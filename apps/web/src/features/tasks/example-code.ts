@@ -1,4 +1,4 @@
-/** The template the new-task editor starts with (DESIGN §3). */
+/** The template the new-task editor starts with. */
 export const exampleCode = `// Called once per chunk with that chunk's input; return any JSON value.
 // ctx.index: the chunk's index; ctx.progress(fraction, message?): report progress;
 // ctx.wasm: your .wasm module's instance (if uploaded); ctx.signal: aborted on cancel/timeout.

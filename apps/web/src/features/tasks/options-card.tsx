@@ -2,23 +2,59 @@ import { Card, CardTitle } from "../../components/ui/card.tsx";
 import { Field } from "../../components/ui/field.tsx";
 import type { TaskOptionsForm } from "./task-options.ts";
 
-/** Replication, quorum, timeout, attempts, priority, WebGPU and the allow-list. */
-export function OptionsCard({ options, setOption, errors }: { options: TaskOptionsForm; setOption: <K extends keyof TaskOptionsForm>(key: K, value: TaskOptionsForm[K]) => void; errors: Record<string, string> }) {
+/** Replication, quorum, timeout, memory, attempts, priority, WebGPU and the allow-list. */
+export function OptionsCard({
+  options,
+  setOption,
+  errors,
+}: {
+  options: TaskOptionsForm;
+  setOption: <K extends keyof TaskOptionsForm>(key: K, value: TaskOptionsForm[K]) => void;
+  errors: Record<string, string>;
+}) {
   return (
     <Card aria-labelledby="options-heading">
       <CardTitle id="options-heading">Options</CardTitle>
       <div className="grid grid-cols-2 gap-4 lg:grid-cols-1">
-        <Field label="Replication" inputMode="numeric" value={options.replication} onChange={(e) => setOption("replication", e.target.value)} error={errors.replication} hint="Copies of each chunk, on distinct volunteers." />
+        <Field
+          label="Replication"
+          inputMode="numeric"
+          value={options.replication}
+          onChange={(e) => setOption("replication", e.target.value)}
+          error={errors.replication}
+          hint="Copies of each chunk, on distinct volunteers."
+        />
         <Field label="Quorum" inputMode="numeric" value={options.quorum} onChange={(e) => setOption("quorum", e.target.value)} error={errors.quorum} hint="Matching copies needed." />
         <Field label="Timeout per chunk (s)" inputMode="decimal" value={options.timeoutSec} onChange={(e) => setOption("timeoutSec", e.target.value)} error={errors.timeoutMs} />
+        <Field
+          label="Memory per worker (MiB)"
+          inputMode="numeric"
+          value={options.memoryMb}
+          onChange={(e) => setOption("memoryMb", e.target.value)}
+          error={errors.memoryMb}
+          hint="A chunk that needs more fails as out of memory."
+        />
         <Field label="Attempts" inputMode="numeric" value={options.maxAttempts} onChange={(e) => setOption("maxAttempts", e.target.value)} error={errors.maxAttempts} hint="Before a chunk fails." />
-        <Field label="Priority" inputMode="numeric" value={options.priority} onChange={(e) => setOption("priority", e.target.value)} error={errors.priority} hint="Orders your own tasks; -1000 to 1000." />
+        <Field
+          label="Priority"
+          inputMode="numeric"
+          value={options.priority}
+          onChange={(e) => setOption("priority", e.target.value)}
+          error={errors.priority}
+          hint="Orders your own tasks; -1000 to 1000."
+        />
         <label className="col-span-2 flex items-center gap-2 text-sm lg:col-span-1">
           <input type="checkbox" checked={options.webgpu} onChange={(e) => setOption("webgpu", e.target.checked)} />
           Needs WebGPU (ctx.gpu)
         </label>
         <div className="col-span-2 lg:col-span-1">
-          <Field label="Only these users' volunteers (optional)" value={options.allowUsers} onChange={(e) => setOption("allowUsers", e.target.value)} error={errors.allowUsers} hint="User ids, separated by commas." />
+          <Field
+            label="Only these users' volunteers (optional)"
+            value={options.allowUsers}
+            onChange={(e) => setOption("allowUsers", e.target.value)}
+            error={errors.allowUsers}
+            hint="User ids, separated by commas."
+          />
         </div>
       </div>
     </Card>

@@ -4,7 +4,7 @@ import { defaultOptions, parseOptions } from "./task-options.ts";
 
 describe("task inputs as the form reads them", () => {
   it("takes a JSON array and names the line of a syntax error", () => {
-    expect(parseArrayText("[1, {\"a\": 2}]")).toEqual({ kind: "array", values: [1, { a: 2 }] });
+    expect(parseArrayText('[1, {"a": 2}]')).toEqual({ kind: "array", values: [1, { a: 2 }] });
     expect(() => parseArrayText("[1,\n2,\n]")).toThrow("Not valid JSON: Unexpected ']' (line 3)");
     expect(() => parseArrayText('[1,\n"a]",\n2 3]')).toThrow("Not valid JSON: Expected ',' or ']' after array element (line 3 column 3)");
     expect(() => parseArrayText('["x\\"y", oops]')).toThrow("Not valid JSON: Unexpected 'o' (line 1)");
@@ -44,17 +44,18 @@ describe("task inputs as the form reads them", () => {
 describe("task options as the form reads them", () => {
   it("turns the defaults into the API's options", () => {
     const out: Record<string, string> = {};
-    expect(parseOptions(defaultOptions, out)).toEqual({ replication: 1, quorum: 1, timeoutMs: 60_000, maxAttempts: 5, priority: 0, requires: { webgpu: false }, allowUsers: null });
+    expect(parseOptions(defaultOptions, out)).toEqual({ replication: 1, quorum: 1, timeoutMs: 60_000, memoryMb: 256, maxAttempts: 5, priority: 0, requires: { webgpu: false }, allowUsers: null });
     expect(out).toEqual({});
   });
 
   it("gives a message per bad field, with the server's bounds", () => {
     const out: Record<string, string> = {};
     const allowed = "01a21703-6975-77d9-af11-950bea5939d8";
-    const parsed = parseOptions({ replication: "2", quorum: "3", timeoutSec: "0", maxAttempts: "1.5", priority: "2000", webgpu: true, allowUsers: `${allowed}, bob` }, out);
+    const parsed = parseOptions({ replication: "2", quorum: "3", timeoutSec: "0", memoryMb: "8", maxAttempts: "1.5", priority: "2000", webgpu: true, allowUsers: `${allowed}, bob` }, out);
     expect(out).toEqual({
       quorum: "Quorum can be at most the replication.",
       timeoutMs: "Between 0.1 and 3600 seconds.",
+      memoryMb: "Between 16 and 4096.",
       maxAttempts: "Enter a whole number.",
       priority: "Between -1000 and 1000.",
       allowUsers: '"bob" is not a user id.',

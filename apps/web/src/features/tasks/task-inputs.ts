@@ -1,11 +1,8 @@
-// Inputs as the creator gives them (DESIGN §4): a JSON array typed in, a JSON or NDJSON file,
+// Inputs as the creator gives them: a JSON array typed in, a JSON or NDJSON file,
 // or a range. Parsed here so bad input gets a message before anything is sent.
-import type { RangeInputs } from "@crowdcompute/sdk";
+import { type RangeInputs, rangeChunkCount, rangeChunkInput } from "@crowdcompute/contract/range";
 
-export type InputsSource =
-  | { kind: "array"; values: unknown[] }
-  | { kind: "ndjson"; lines: string[] }
-  | { kind: "range"; range: Required<RangeInputs> };
+export type InputsSource = { kind: "array"; values: unknown[] } | { kind: "ndjson"; lines: string[] } | { kind: "range"; range: Required<RangeInputs> };
 
 export class InputsError extends Error {}
 
@@ -103,20 +100,18 @@ export function chunkCount(source: InputsSource): number {
     case "ndjson":
       return source.lines.length;
     case "range":
-      return Math.ceil((source.range.end - source.range.start) / (source.range.step * source.range.size));
+      return rangeChunkCount(source.range);
   }
 }
 
-/** Chunk i's input, as the server derives it. */
+/** Chunk i's input, as the server derives it (a range's: the contract's arithmetic, contract/src/range.ts). */
 export function chunkInput(source: InputsSource, i: number): unknown {
   switch (source.kind) {
     case "array":
       return source.values[i];
     case "ndjson":
       return JSON.parse(source.lines[i]!) as unknown;
-    case "range": {
-      const { start, end, step, size } = source.range;
-      return { start: start + i * size * step, end: Math.min(start + (i + 1) * size * step, end), step };
-    }
+    case "range":
+      return rangeChunkInput(source.range, i);
   }
 }

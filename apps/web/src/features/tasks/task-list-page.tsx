@@ -5,7 +5,7 @@ import { PageHeader } from "../../components/ui/page-header.tsx";
 import { ProblemAlert } from "../../components/ui/problem-alert.tsx";
 import { TaskProgress } from "../../components/ui/progress-bar.tsx";
 import { StatusBadge } from "../../components/ui/status-badge.tsx";
-import { formatDate, formatNumber, formatRate } from "../../lib/format.ts";
+import { formatDate, formatNumber, formatRate, plural } from "../../lib/format.ts";
 import { problemOf } from "../../lib/problem.ts";
 import { useSession } from "../../lib/session.tsx";
 import { useTaskList } from "./task-api.ts";
@@ -20,7 +20,11 @@ export function TaskListPage() {
       <PageHeader
         title="Tasks"
         description={isAdmin ? "Every creator's tasks, newest first." : "Your tasks, newest first. Figures refresh every two seconds."}
-        actions={<Link to="/tasks/new" className={buttonClass("primary")}>New task</Link>}
+        actions={
+          <Link to="/tasks/new" className={buttonClass("primary")}>
+            New task
+          </Link>
+        }
       />
       {session?.user.status === "pending" ? (
         <p role="status" className="mb-4 rounded-lg border border-amber-200 bg-amber-50 p-3 text-sm text-amber-900">
@@ -35,7 +39,13 @@ export function TaskListPage() {
       {tasks.isPending ? <p className="text-slate-500">Loading…</p> : null}
       {tasks.isSuccess && items.length === 0 ? (
         <Card>
-          <p className="text-slate-600">No tasks yet. <Link to="/tasks/new" className="font-medium text-brand-700 underline">Create your first task</Link>: write a work function, test it here, publish it.</p>
+          <p className="text-slate-600">
+            No tasks yet.{" "}
+            <Link to="/tasks/new" className="font-medium text-brand-700 underline">
+              Create your first task
+            </Link>
+            : write a work function, test it here, publish it.
+          </p>
         </Card>
       ) : null}
       {items.length > 0 ? (
@@ -47,16 +57,21 @@ export function TaskListPage() {
                 <Card className="!p-4">
                   <div className="mb-2 flex flex-wrap items-center justify-between gap-2">
                     <div className="flex min-w-0 items-center gap-3">
-                      <Link to={`/tasks/${task.id}`} className="truncate font-semibold text-brand-700 hover:underline">{task.name}</Link>
-                      <StatusBadge status={task.status} />
+                      <Link to={`/tasks/${task.id}`} className="truncate font-semibold text-brand-700 hover:underline">
+                        {task.name}
+                      </Link>
+                      <StatusBadge task={task} />
                     </div>
                     <span className="text-sm text-slate-500">{formatDate(task.createdAt)}</span>
                   </div>
                   <TaskProgress task={task} label={`Progress of ${task.name}`} />
                   <div className="mt-2 flex flex-wrap gap-x-5 gap-y-1 text-sm text-slate-600 tabular-nums">
-                    <span>{formatNumber(final)} / {formatNumber(task.counts.total)} chunks</span>
+                    <span>
+                      {formatNumber(final)} / {plural(task.counts.total, "chunk")}
+                    </span>
                     {task.counts.failed > 0 ? <span className="text-red-700">{formatNumber(task.counts.failed)} failed</span> : null}
-                    {task.counts.leased > 0 ? <span>{formatNumber(task.counts.leased)} running</span> : null}
+                    {task.counts.leased > 0 ? <span>{formatNumber(task.counts.leased)} with volunteers</span> : null}
+                    {task.counts.awaitingCopy > 0 ? <span className="text-sky-800">{plural(task.counts.awaitingCopy, "chunk")} waiting for another volunteer</span> : null}
                     {task.status === "running" ? <span>{formatRate(task.chunksPerSec)}</span> : null}
                   </div>
                 </Card>
@@ -67,7 +82,9 @@ export function TaskListPage() {
       ) : null}
       {tasks.hasNextPage ? (
         <div className="mt-4 text-center">
-          <Button onClick={() => void tasks.fetchNextPage()} disabled={tasks.isFetchingNextPage}>{tasks.isFetchingNextPage ? "Loading…" : "Show older tasks"}</Button>
+          <Button onClick={() => void tasks.fetchNextPage()} disabled={tasks.isFetchingNextPage}>
+            {tasks.isFetchingNextPage ? "Loading…" : "Show older tasks"}
+          </Button>
         </div>
       ) : null}
     </>

@@ -1,35 +1,50 @@
+import { MAX_ALLOW_USERS, TASK_MAX_ATTEMPTS, TASK_MEMORY_MB, TASK_PRIORITY, TASK_REPLICATION, TASK_TIMEOUT_MS } from "@crowdcompute/contract/limits";
+
 /** The task options as typed into the form (text until checked). */
 export interface TaskOptionsForm {
   replication: string;
   quorum: string;
   timeoutSec: string;
+  memoryMb: string;
   maxAttempts: string;
   priority: string;
   webgpu: boolean;
   allowUsers: string;
 }
 
-export const defaultOptions: TaskOptionsForm = { replication: "1", quorum: "1", timeoutSec: "60", maxAttempts: "5", priority: "0", webgpu: false, allowUsers: "" };
+export const defaultOptions: TaskOptionsForm = {
+  replication: String(TASK_REPLICATION.default),
+  quorum: String(TASK_REPLICATION.default),
+  timeoutSec: String(TASK_TIMEOUT_MS.default / 1000),
+  memoryMb: String(TASK_MEMORY_MB.default),
+  maxAttempts: String(TASK_MAX_ATTEMPTS.default),
+  priority: String(TASK_PRIORITY.default),
+  webgpu: false,
+  allowUsers: "",
+};
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** The options as the API takes them; a message per bad field goes into `out` (the server's bounds). */
+/** The options as the API takes them; a message per bad field goes into `out` (the server's bounds: the contract's limits). */
 export function parseOptions(options: TaskOptionsForm, out: Record<string, string>) {
-  const int = (key: string, text: string, min: number, max: number) => {
+  const int = (key: string, text: string, { min, max }: { min: number; max: number }) => {
     const n = Number(text.trim());
     if (!text.trim() || !Number.isInteger(n)) out[key] = "Enter a whole number.";
     else if (n < min || n > max) out[key] = `Between ${min} and ${max}.`;
     return n;
   };
-  const replication = int("replication", options.replication, 1, 16);
-  const quorum = int("quorum", options.quorum, 1, 16);
+  const replication = int("replication", options.replication, TASK_REPLICATION);
+  const quorum = int("quorum", options.quorum, TASK_REPLICATION);
   if (!out.replication && !out.quorum && quorum > replication) out.quorum = "Quorum can be at most the replication.";
   const timeoutSec = Number(options.timeoutSec.trim());
-  if (!options.timeoutSec.trim() || !Number.isFinite(timeoutSec) || timeoutSec < 0.1 || timeoutSec > 3600) out.timeoutMs = "Between 0.1 and 3600 seconds.";
-  const maxAttempts = int("maxAttempts", options.maxAttempts, 1, 100);
-  const priority = int("priority", options.priority, -1000, 1000);
+  const [minSec, maxSec] = [TASK_TIMEOUT_MS.min / 1000, TASK_TIMEOUT_MS.max / 1000];
+  if (!options.timeoutSec.trim() || !Number.isFinite(timeoutSec) || timeoutSec < minSec || timeoutSec > maxSec) out.timeoutMs = `Between ${minSec} and ${maxSec} seconds.`;
+  const memoryMb = int("memoryMb", options.memoryMb, TASK_MEMORY_MB);
+  const maxAttempts = int("maxAttempts", options.maxAttempts, TASK_MAX_ATTEMPTS);
+  const priority = int("priority", options.priority, TASK_PRIORITY);
   const allow = options.allowUsers.split(/[\s,]+/).filter(Boolean);
   const bad = allow.find((id) => !uuidPattern.test(id));
   if (bad) out.allowUsers = `"${bad}" is not a user id.`;
-  return { replication, quorum, timeoutMs: Math.round(timeoutSec * 1000), maxAttempts, priority, requires: { webgpu: options.webgpu }, allowUsers: allow.length > 0 ? allow : null };
+  else if (allow.length > MAX_ALLOW_USERS) out.allowUsers = `At most ${MAX_ALLOW_USERS} users.`;
+  return { replication, quorum, timeoutMs: Math.round(timeoutSec * 1000), memoryMb, maxAttempts, priority, requires: { webgpu: options.webgpu }, allowUsers: allow.length > 0 ? allow : null };
 }

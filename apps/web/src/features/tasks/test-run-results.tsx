@@ -1,4 +1,5 @@
-import { formatDuration } from "../../lib/format.ts";
+import { Row, Table } from "../../components/ui/table.tsx";
+import { formatDuration, formatNumber, plural } from "../../lib/format.ts";
 import type { TestRunReport } from "./test-run.ts";
 
 /** JSON for a table cell, cut short. */
@@ -19,39 +20,31 @@ export function TestRunResults({ report }: { report: TestRunReport }) {
   return (
     <div className="mt-4" aria-live="polite">
       <p className="mb-2 text-sm font-medium" data-testid="test-run-summary">
-        {report.chunks.length - failed} of {report.chunks.length} chunks succeeded
+        {formatNumber(report.chunks.length - failed)} of {plural(report.chunks.length, "chunk")} succeeded
         {failed > 0 ? `, ${failed} failed` : ""} · {formatDuration(report.wallMs)} wall time · {formatDuration(cpu)} CPU
       </p>
-      <div className="relative overflow-x-auto">
-        <table className="w-full text-left text-sm" aria-label="Test run results">
-          <thead className="border-b border-slate-200 text-slate-500">
-            <tr>
-              <th scope="col" className="py-2 pr-3 font-medium">Chunk</th>
-              <th scope="col" className="py-2 pr-3 font-medium">Input</th>
-              <th scope="col" className="py-2 pr-3 font-medium">Result or error</th>
-              <th scope="col" className="py-2 font-medium">CPU</th>
-            </tr>
-          </thead>
-          <tbody>
-            {report.chunks.map((chunk) => (
-              <tr key={chunk.index} className="border-b border-slate-100 align-top">
-                <td className="py-2 pr-3 tabular-nums">{chunk.index}</td>
-                <td className="py-2 pr-3"><code className="font-mono text-xs break-all">{preview(chunk.input, 80)}</code></td>
-                <td className="py-2 pr-3">
-                  {chunk.outcome.ok ? (
-                    <code className="font-mono text-xs break-all text-emerald-800" data-testid="test-result">{preview(chunk.result)}</code>
-                  ) : (
-                    <span className="text-red-700" data-testid="test-error">
-                      <strong>{chunk.outcome.error.kind}</strong>: {chunk.outcome.error.message}
-                    </span>
-                  )}
-                </td>
-                <td className="py-2 tabular-nums whitespace-nowrap">{formatDuration(chunk.outcome.cpuMs)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table label="Test run results" columns={["Chunk", "Input", "Result or error", "CPU"]}>
+        {report.chunks.map((chunk) => (
+          <Row key={chunk.index}>
+            <td className="py-2 pr-3 tabular-nums">{formatNumber(chunk.index)}</td>
+            <td className="py-2 pr-3">
+              <code className="font-mono text-xs break-all">{preview(chunk.input, 80)}</code>
+            </td>
+            <td className="py-2 pr-3">
+              {chunk.outcome.ok ? (
+                <code className="font-mono text-xs break-all text-emerald-800" data-testid="test-result">
+                  {preview(chunk.result)}
+                </code>
+              ) : (
+                <span className="text-red-700" data-testid="test-error">
+                  <strong>{chunk.outcome.error.kind}</strong>: {chunk.outcome.error.message}
+                </span>
+              )}
+            </td>
+            <td className="py-2 tabular-nums whitespace-nowrap">{formatDuration(chunk.outcome.cpuMs)}</td>
+          </Row>
+        ))}
+      </Table>
     </div>
   );
 }

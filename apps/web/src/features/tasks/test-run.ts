@@ -1,10 +1,10 @@
 // The creator's test run: the first chunks in this browser's own sandbox, exactly as a
 // volunteer's page would run them, before anything is published.
-import { createSandbox, type ChunkOutcome, type ChunkProgress, type Sandbox } from "@crowdcompute/sandbox";
+import { type ChunkOutcome, type ChunkProgress, createSandbox, type Sandbox } from "@crowdcompute/sandbox";
 import type { Client } from "@crowdcompute/sdk";
 import { useEffect, useRef } from "react";
 
-export interface TestRunChunk {
+interface TestRunChunk {
   index: number;
   input: unknown;
   outcome: ChunkOutcome;
@@ -27,7 +27,7 @@ export interface TestRunRequest {
   onProgress?: (progress: ChunkProgress) => void;
 }
 
-export async function sha256Hex(bytes: Uint8Array | string): Promise<string> {
+async function sha256Hex(bytes: Uint8Array | string): Promise<string> {
   const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>));
   return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");

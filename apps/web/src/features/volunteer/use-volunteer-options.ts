@@ -6,6 +6,46 @@ export interface VolunteerOptions {
   cpuPercent: number;
   pauseWhenHidden: boolean;
   onlyOnPower: boolean;
+  /** Lend only between these local times each day ("HH:MM"; `from` after `to` runs overnight). */
+  schedule: Schedule;
+  /** Echo work code's console output into this page's console: off unless the volunteer asks. */
+  showConsole: boolean;
+}
+
+export interface Schedule {
+  on: boolean;
+  from: string;
+  to: string;
+}
+
+export const defaultSchedule: Schedule = { on: false, from: "22:00", to: "07:00" };
+
+const timeOfDay = /^([01]\d|2[0-3]):[0-5]\d$/;
+const minutesOf = (time: string) => Number(time.slice(0, 2)) * 60 + Number(time.slice(3, 5));
+
+function isSchedule(value: unknown): value is Schedule {
+  const s = value as Partial<Schedule> | null;
+  return typeof s?.on === "boolean" && typeof s.from === "string" && timeOfDay.test(s.from) && typeof s.to === "string" && timeOfDay.test(s.to);
+}
+
+/** Whether `at` (local time) falls in the daily window; a window whose ends are equal is the whole day. */
+export function insideSchedule(schedule: Schedule, at: Date): boolean {
+  if (!schedule.on) return true;
+  const now = at.getHours() * 60 + at.getMinutes();
+  const from = minutesOf(schedule.from);
+  const to = minutesOf(schedule.to);
+  if (from === to) return true;
+  return from < to ? now >= from && now < to : now >= from || now < to;
+}
+
+/** When the window next opens or closes, from `at` (ms since the epoch), for the page to look again then. */
+export function nextScheduleChange(schedule: Schedule, at: Date): number {
+  const next = new Date(at);
+  next.setSeconds(0, 0);
+  const target = minutesOf(insideSchedule(schedule, at) ? schedule.to : schedule.from);
+  next.setHours(Math.floor(target / 60), target % 60);
+  if (next.getTime() <= at.getTime()) next.setDate(next.getDate() + 1);
+  return next.getTime();
 }
 
 const storageKey = "crowdcompute.volunteer.options";
@@ -20,6 +60,8 @@ export function useVolunteerOptions(defaults: VolunteerOptions) {
         cpuPercent: isCpuPercent(saved.cpuPercent) ? saved.cpuPercent : defaults.cpuPercent,
         pauseWhenHidden: typeof saved.pauseWhenHidden === "boolean" ? saved.pauseWhenHidden : defaults.pauseWhenHidden,
         onlyOnPower: typeof saved.onlyOnPower === "boolean" ? saved.onlyOnPower : defaults.onlyOnPower,
+        schedule: isSchedule(saved.schedule) ? saved.schedule : defaults.schedule,
+        showConsole: typeof saved.showConsole === "boolean" ? saved.showConsole : defaults.showConsole,
       };
     } catch {
       return defaults;
@@ -34,8 +76,7 @@ export function useVolunteerOptions(defaults: VolunteerOptions) {
 
 export const minCpuPercent = 10;
 
-export const isCpuPercent = (value: unknown): value is number =>
-  typeof value === "number" && Number.isInteger(value) && value >= minCpuPercent && value <= 100;
+const isCpuPercent = (value: unknown): value is number => typeof value === "number" && Number.isInteger(value) && value >= minCpuPercent && value <= 100;
 
 interface BatteryManager extends EventTarget {
   charging: boolean;
@@ -52,11 +93,14 @@ export function useOnPower(): { onPower: boolean; known: boolean } {
     if (!nav.getBattery) return;
     let battery: BatteryManager | null = null;
     const update = () => battery && setState({ onPower: battery.charging, known: true });
-    nav.getBattery().then((b) => {
-      battery = b;
-      update();
-      b.addEventListener("chargingchange", update);
-    }, () => {});
+    nav.getBattery().then(
+      (b) => {
+        battery = b;
+        update();
+        b.addEventListener("chargingchange", update);
+      },
+      () => {},
+    );
     return () => battery?.removeEventListener("chargingchange", update);
   }, []);
   return state;

@@ -1,13 +1,15 @@
-import { ApiError, type ChunkReport, type Client, type Lease, type LeaseRequest, type LeaseResponse } from "@crowdcompute/sdk";
-import { createSandbox, type ChunkOutcome, type Sandbox } from "@crowdcompute/sandbox";
+import { type ChunkCheckpoint, type ChunkOutcome, type ChunkProgress, createSandbox, type Sandbox } from "@crowdcompute/sandbox";
+import { ApiError, type BlockReport, type Client, type LeasedBlock, type LeaseRequest, type LeaseResponse, type ResultsResponse } from "@crowdcompute/sdk";
 
-export type RunnerState = "stopped" | "starting" | "running" | "waiting" | "paused" | "error";
+type RunnerState = "stopped" | "starting" | "running" | "waiting" | "pausing" | "paused" | "error";
 
 export interface RunnerStats {
   state: RunnerState;
   chunksDone: number;
   chunksFailed: number;
   cpuMs: number;
+  /** Chunks done per second over the last few seconds. */
+  chunksPerSec: number;
   /** Chunks computed per task id in this session. */
   tasks: Record<string, number>;
   volunteerId: string | null;
@@ -18,6 +20,19 @@ export interface RunnerStats {
   /** While waiting for work: when the next lease request goes out (ms since the epoch). */
   nextLeaseAt: number | null;
   message: string | null;
+  /** What runs in the sandbox now: parts of blocks, by task, since when (ms since the epoch). */
+  running: RunningPart[];
+}
+
+export interface RunningPart {
+  taskId: string;
+  /** The task indexes of the part's first and last chunk. */
+  firstIndex: number;
+  lastIndex: number;
+  chunks: number;
+  since: number;
+  /** The latest `ctx.progress` of the part's chunks that reported one, by chunk index. */
+  progress: { index: number; fraction: number; message?: string }[];
 }
 
 export interface TaskInfo {
@@ -41,62 +56,162 @@ export interface RunnerOptions {
   /** The share of each thread's time chunks may use, 1..100. */
   cpuPercent: number;
   exclude: Exclusions;
+  /** Echo what work code writes to its console into this page's console (off unless the volunteer asks). */
+  showConsole?: boolean;
   onChange: (stats: RunnerStats) => void;
 }
 
-const tokenKey = "crowdcompute.volunteer.token";
-const maxBatch = 64;
-const chunksPerThread = 4;
+/** Where this browser keeps its volunteer token; the page reads it too, to show and rename the volunteer. */
+export const volunteerTokenKey = "crowdcompute.volunteer.token";
+const tokenKey = volunteerTokenKey;
+/**
+ * How long each lease asks to be kept busy. The server sizes blocks from it and each task's
+ * mean chunk time; the page runs a block in parts of about `partMs` and keeps two parts in
+ * the sandbox (the running one and the next, so workers never wait between them) and the
+ * next block in hand, so a lease round trip has at least a part's length to come back in.
+ */
+const bufferMs = 4000;
+const partMs = 2000;
+/**
+ * The most memory one sandbox worker may hold (MiB), whatever a task declares: a chunk over
+ * it fails as oom. Each thread has a worker, so a page lends up to threads × this (plus what
+ * the garbage collector has not yet freed: docs/architecture.md, "The sandbox").
+ */
+const maxMemoryMb = 1024;
+const partsInSandbox = 2;
 const backoffMs = [500, 1000, 2000, 5000, 10_000];
 const heartbeatMaxMs = 10_000;
 const creditRefreshMs = 5_000;
+const rateWindowMs = 5_000;
+/** Keeps a request body well under the server's 32 MiB limit (results are at most 1 MiB each). */
+const maxPostBytes = 16 * 1024 * 1024;
+const maxReportsPerPost = 256;
+/**
+ * What one heartbeat carries at most of what chunks reported since the last (the rest waits
+ * for the next beat): progress entries and checkpoints (the server's limits), and characters
+ * of checkpoint JSON, well under its 16 MiB body limit.
+ */
+const maxBeatProgress = 1024;
+const maxBeatCheckpoints = 16;
+const maxBeatCheckpointChars = 4 * 1024 * 1024;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A leased block this page holds: run, being run, or waiting for its last results to post. */
+interface HeldBlock {
+  lease: LeasedBlock;
+  /** The sandbox's chunk keys are `${seq}:${offset}`: short, and unique while the page lives. */
+  seq: number;
+  /** Offsets not yet handed to the sandbox, in order (reported ones, on a repeated lease request, are left out). */
+  todo: number[];
+  /** Offsets handed to the sandbox and not yet done. */
+  running: number;
+  /** The server said it is cancelled or taken back: its chunks are stopped and not reported. */
+  dropped: boolean;
+  /** Checkpoints an earlier attempt left, by offset: the chunk resumes from them (`ctx.resume`). */
+  resume: Map<number, unknown> | null;
+}
+
+/** What chunks reported since the last heartbeat, by lease id and offset: the latest of each. */
+type Pending<T> = Map<string, Map<number, T>>;
+
 /**
- * The volunteer loop: lease a batch, run it in the sandbox, post the results and get the
- * next batch in the same round trip. Reports that could not be posted are kept and sent
- * again, so a network blip loses no computed chunk.
+ * The volunteer loop (docs/architecture.md, "The volunteer page"): lease blocks sized to the
+ * work, keep the next block queued in the sandbox behind the running one, post results in
+ * the background (leasing the next blocks in the same round trip when one is due), and
+ * keep reports that could not be posted to send again, so a network blip loses nothing.
  */
 export class VolunteerRunner {
   private readonly options: RunnerOptions;
   private threads: number;
   private cpuPercent: number;
   private exclude: Exclusions;
-  /** The last batch: when it ended and how long the sandbox was busy with it (performance.now() ms). */
-  private lastBatch = { endedAt: 0, busyMs: 0 };
-  private wakeFromRest: (() => void) | null = null;
+  private showConsole: boolean;
   private sandbox: Sandbox | null = null;
+  private client: Client | null = null;
   private running = false;
+  private looping = false;
   private wake: (() => void) | null = null;
   private readonly codeBySha = new Map<string, string>();
   /** Modules by sha256, fetched by the page (never by work code) and checked before use. */
   private readonly wasmBySha = new Map<string, Promise<Uint8Array>>();
   /** Whether this browser has a WebGPU adapter; asked once, before the first lease. */
   private webgpu = false;
-  private stats: RunnerStats = { state: "stopped", chunksDone: 0, chunksFailed: 0, cpuMs: 0, tasks: {}, volunteerId: null, credit: null, taskInfo: {}, nextLeaseAt: null, message: null };
+  private stats: RunnerStats = {
+    state: "stopped",
+    chunksDone: 0,
+    chunksFailed: 0,
+    cpuMs: 0,
+    chunksPerSec: 0,
+    tasks: {},
+    volunteerId: null,
+    credit: null,
+    taskInfo: {},
+    nextLeaseAt: null,
+    message: null,
+    running: [],
+  };
+
+  /** Blocks leased and not finished, in the order they run. */
+  private held: HeldBlock[] = [];
+  private nextSeq = 0;
+  /** Reports the server has not taken yet; kept across failures. */
+  private outbox: BlockReport[] = [];
+  private leasing: Promise<unknown> | null = null;
+  private posting: Promise<unknown> | null = null;
+  /** No lease before this time (ms since the epoch): the server said there is no work, or a request failed. */
+  private leaseNotBefore = 0;
+  /** The volunteer token `client` speaks with. */
+  private token: string | null = null;
+  /** The Idempotency-Key of the lease request whose answer has not arrived: a retry gets those blocks back. */
+  private leaseKey: string | null = null;
+  private failures = 0;
+  /** Mean wall time per chunk and thread, per task (ms), to cut blocks into parts of about `partMs`. */
+  private readonly chunkMs = new Map<string, number>();
+  private readonly doneAt: { t: number; n: number }[] = [];
+  /** Parts handed to the sandbox and not yet ended. */
+  private parts = 0;
+  /** Blocks held when the volunteer paused: given back once their computed results are posted. */
+  private readonly toRelease = new Set<string>();
+  private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+  /** Progress and checkpoints the next heartbeat carries (docs/architecture.md, "Progress, console and checkpoints"). */
+  private pendingProgress: Pending<{ fraction: number; message?: string }> = new Map();
+  private pendingCheckpoints: Pending<string> = new Map();
 
   constructor(options: RunnerOptions) {
     this.options = options;
     this.threads = options.threads;
     this.cpuPercent = checkCpuPercent(options.cpuPercent);
     this.exclude = options.exclude;
+    this.showConsole = options.showConsole ?? false;
   }
 
   start(): void {
     if (this.running) return;
     this.running = true;
     this.update({ state: "starting", message: null });
-    // A loop still posting the chunks of a pause simply goes on: never two loops at once.
+    // A loop still finishing the chunks of a pause simply goes on: never two loops at once.
     if (!this.looping) void this.loop();
+    this.kick();
   }
 
-  private looping = false;
-
-  /** Finishes the chunks in hand, posts them, then stops asking for more. */
+  /**
+   * Stops the CPU now: chunks running in the sandbox are cancelled (a chunk that does not let
+   * go within 500 ms loses its worker), results already computed are posted, and every block
+   * held is given back to the server, whose other volunteers get its chunks at once.
+   */
   pause(): void {
+    if (!this.running) return;
     this.running = false;
-    this.wake?.();
+    if (this.looping) this.update({ state: "pausing", message: null, nextLeaseAt: null });
+    const keys: string[] = [];
+    for (const block of this.held) {
+      if (!block.dropped) this.toRelease.add(block.lease.leaseId);
+      if (block.running === 0) continue;
+      for (let offset = 0; offset < block.lease.inputs.length; offset++) keys.push(`${block.seq}:${offset}`);
+    }
+    if (keys.length > 0) void this.sandbox?.cancel(keys).catch(() => {});
+    this.kick();
   }
 
   async setThreads(threads: number): Promise<void> {
@@ -104,10 +219,10 @@ export class VolunteerRunner {
     await this.sandbox?.setThreads(threads);
   }
 
-  /** Takes effect at once: a rest under way is lengthened or cut short to fit the new share. */
+  /** Takes effect at once: each worker rests after each chunk to fit the new share. */
   setCpuPercent(cpuPercent: number): void {
     this.cpuPercent = checkCpuPercent(cpuPercent);
-    this.wakeFromRest?.();
+    void this.sandbox?.setCpuPercent(this.cpuPercent);
   }
 
   /** From the next lease request on; chunks of newly excluded tasks already in hand still run. */
@@ -115,8 +230,14 @@ export class VolunteerRunner {
     this.exclude = exclude;
   }
 
+  /** From the next part's outcomes on. */
+  setShowConsole(show: boolean): void {
+    this.showConsole = show;
+  }
+
   destroy(): void {
     this.pause();
+    this.stopHeartbeat();
     this.sandbox?.destroy();
     this.sandbox = null;
   }
@@ -126,11 +247,27 @@ export class VolunteerRunner {
     this.options.onChange(this.stats);
   }
 
+  private kick(): void {
+    this.wake?.();
+  }
+
+  /** Resolves when something happens (a lease, a part done, a post, a setting) or after `ms`. */
+  private waitForNews(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.kick(), ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        resolve();
+      };
+    });
+  }
+
   private leaseRequest(): LeaseRequest {
     const { tasks, creators } = this.exclude;
     return {
-      max: Math.min(maxBatch, this.threads * chunksPerThread),
-      // The server stretches the batch's deadline by 100 / cpuPercent for the rests below.
+      bufferMs,
+      // The server stretches the deadlines by 100 / cpuPercent for the rests between chunks.
       capabilities: { threads: this.threads, webgpu: this.webgpu, cpuPercent: this.cpuPercent },
       ...(tasks.length > 0 || creators.length > 0 ? { exclude: { tasks, creators } } : {}),
     };
@@ -142,14 +279,47 @@ export class VolunteerRunner {
       token = (await this.options.client.createVolunteer("browser volunteer")).token;
       this.options.storage.setItem(tokenKey, token);
     }
+    this.token = token;
     this.update({ volunteerId: subjectOf(token) });
     return this.options.client.withToken(token);
+  }
+
+  /**
+   * The page may store a newer token for the same volunteer (linked to the account that
+   * signed in, which lets it lease that account's private tasks): use it from now on.
+   */
+  private adoptStoredToken(): void {
+    const stored = this.options.storage.getItem(tokenKey);
+    if (!this.client || !this.token || !stored || stored === this.token || subjectOf(stored) !== subjectOf(this.token)) return;
+    this.token = stored;
+    this.client = this.options.client.withToken(stored);
   }
 
   private async loop(): Promise<void> {
     this.looping = true;
     try {
-      await this.work();
+      this.webgpu = await hasWebGpuAdapter();
+      while (this.running || this.busy()) {
+        try {
+          this.client ??= await this.volunteerClient();
+          this.adoptStoredToken();
+          if (!this.sandbox) {
+            const { sandboxOrigin } = await this.options.client.config();
+            this.sandbox = await createSandbox({ origin: sandboxOrigin, threads: this.threads, cpuPercent: this.cpuPercent, maxMemoryMb });
+          }
+        } catch (error) {
+          await this.failed(error);
+          continue;
+        }
+        this.step(this.client, this.sandbox);
+        await this.waitForNews(this.nextWakeMs());
+      }
+      if (this.client) await this.releaseHeld(this.client);
+      this.stopHeartbeat();
+      this.update({ state: "paused", message: null, nextLeaseAt: null });
+    } catch (error) {
+      this.running = false;
+      this.update({ state: "error", message: describe(error) });
     } finally {
       this.looping = false;
       // Started again while the last reports were being posted.
@@ -157,109 +327,400 @@ export class VolunteerRunner {
     }
   }
 
-  private async work(): Promise<void> {
-    let failures = 0;
-    /** Leases in hand, to run (also after a pause: chunks in hand are finished). */
-    let leases: Lease[] = [];
-    /** Reports the server has not taken yet; kept across failures. */
-    let unsent: ChunkReport[] = [];
-    // The next batch is leased while this one runs, and results are posted while the next one
-    // runs, so workers do not wait for the network between batches (DESIGN §8).
-    let ahead: Promise<LeaseResponse> | null = null;
-    let posting: Promise<void> | null = null;
-    // Null until we have an identity; a failure to get one is retried like any other.
-    let client: Client | null = null;
-    // The Idempotency-Key of the lease request whose answer has not arrived: its retry sends
-    // the same key and gets those leases back, instead of leaving them to expire (DESIGN §5).
-    let leaseKey: string | null = null;
-    const pendingLeaseKey = () => ({ idempotencyKey: (leaseKey ??= randomKey()) });
-    try {
-      this.webgpu = await hasWebGpuAdapter();
-      while (this.running || unsent.length > 0 || leases.length > 0 || ahead || posting) {
-        try {
-          client ??= await this.volunteerClient();
-          if (!this.sandbox) {
-            const { sandboxOrigin } = await this.options.client.config();
-            this.sandbox = await createSandbox({ origin: sandboxOrigin, threads: this.threads });
-          }
-          if (posting) {
-            const posted = posting;
-            posting = null;
-            await posted;
-          }
-          if (leases.length === 0 && ahead) {
-            const fetched = ahead;
-            ahead = null;
-            leases = (await fetched).leases;
-            leaseKey = null;
-          }
-          if (leases.length === 0 && unsent.length > 0) {
-            // Nothing to run: post what we have and lease the next batch in one round trip.
-            const reports = unsent;
-            unsent = [];
-            const next = this.running ? this.leaseRequest() : undefined;
-            const response = await client.submitResults(reports, next, next ? pendingLeaseKey() : {}).catch((error: unknown) => {
-              if (retryable(error)) unsent = [...reports, ...unsent];
-              throw error;
-            });
-            leaseKey = null;
-            this.refreshCredit(client);
-            leases = response.leases ?? [];
-            if (leases.length === 0 && this.running) await this.idle(response.retryAfterMs ?? 0);
-          } else if (leases.length === 0 && this.running) {
-            const response = await client.lease(this.leaseRequest(), pendingLeaseKey());
-            leaseKey = null;
-            leases = response.leases;
-            if (leases.length === 0) {
-              this.refreshCredit(client);
-              await this.idle(response.retryAfterMs);
-            }
-          }
-          failures = 0;
-          if (leases.length > 0) {
-            const batch = leases;
-            leases = [];
-            // Before the next lease goes out, so its deadline does not run during the rest.
-            await this.restAfterLastBatch();
-            if (this.running) {
-              ahead = client.lease(this.leaseRequest(), pendingLeaseKey());
-              ahead.catch(() => {}); // awaited, and its failure handled, next time round
-            }
-            this.update({ state: "running", message: null });
-            const reports = [...unsent, ...(await this.runLeases(client, batch))];
-            unsent = [];
-            const poster = client;
-            posting = poster.submitResults(reports).then(
-              () => this.refreshCredit(poster),
-              (error: unknown) => {
-                if (retryable(error)) unsent = [...reports, ...unsent];
-                throw error;
-              },
-            );
-            posting.catch(() => {}); // awaited next time round
-          }
-        } catch (error) {
-          if (error instanceof ApiError && error.status === 401 && client) {
-            // Our identity is gone (a reset server): start over as a new volunteer.
-            this.options.storage.removeItem(tokenKey);
-            client = null;
-            unsent = [];
-            leases = [];
-            ahead = null;
-            posting = null;
-            leaseKey = null;
-            continue;
-          }
-          const wait = backoffMs[Math.min(failures++, backoffMs.length - 1)]!;
-          this.update({ state: "error", message: `${describe(error)}; retrying in ${wait / 1000} s` });
-          await sleep(wait);
-        }
-      }
-      if (!this.running) this.update({ state: "paused", message: null });
-    } catch (error) {
-      this.running = false;
-      this.update({ state: "error", message: describe(error) });
+  /** Work in hand: chunks in the sandbox, blocks to run, reports unsent, or a request in flight. */
+  private busy(): boolean {
+    return this.held.some((block) => block.running > 0 || (this.running && block.todo.length > 0)) || this.outbox.length > 0 || this.leasing !== null || this.posting !== null;
+  }
+
+  /** One pass: hand blocks to the sandbox, post reports, lease ahead. Each starts work in the background and kicks the loop when it ends. */
+  private step(client: Client, sandbox: Sandbox): void {
+    if (this.running) this.feedSandbox(client, sandbox);
+    const wantLease = this.running && this.leasing === null && this.wantsBlock() && Date.now() >= this.leaseNotBefore;
+    if (this.posting === null && this.outbox.length > 0) this.post(client, wantLease);
+    else if (wantLease) this.lease(client);
+    const computing = this.held.some((block) => block.running > 0);
+    if (computing && this.running) this.update({ state: "running", message: null, nextLeaseAt: null });
+    else if (this.running && this.stats.state === "starting" && this.held.length === 0 && this.leasing === null && this.leaseNotBefore > Date.now()) {
+      this.update({ state: "waiting", message: "no work right now", nextLeaseAt: this.leaseNotBefore });
     }
+    this.ensureHeartbeat(client);
+  }
+
+  private nextWakeMs(): number {
+    if (this.running && this.leasing === null && this.wantsBlock()) return Math.max(0, this.leaseNotBefore - Date.now());
+    return 60_000;
+  }
+
+  /** Another block is wanted once every block in hand has gone into the sandbox. */
+  private wantsBlock(): boolean {
+    return !this.held.some((block) => !block.dropped && block.todo.length > 0);
+  }
+
+  /** Keeps two parts in the sandbox: the one running and the next. */
+  private feedSandbox(client: Client, sandbox: Sandbox): void {
+    for (const block of this.held) {
+      while (this.parts < partsInSandbox && !block.dropped && block.todo.length > 0) {
+        const part = block.todo.splice(0, this.partSize(block.lease.taskId));
+        block.running += part.length;
+        this.parts += 1;
+        void this.runPart(client, sandbox, block, part).finally(() => {
+          this.parts -= 1;
+          this.kick();
+        });
+      }
+      if (this.parts >= partsInSandbox) return;
+    }
+  }
+
+  /** Chunks a part holds: about `partMs` of the task's work on every thread, at least 4 a thread. */
+  private partSize(taskId: string): number {
+    const perChunk = this.chunkMs.get(taskId);
+    if (perChunk === undefined) return Number.MAX_SAFE_INTEGER;
+    return Math.max(this.threads * 4, Math.ceil((partMs * this.threads) / Math.max(perChunk, 0.001)));
+  }
+
+  /** Runs chunks of one block in the sandbox and queues their report. */
+  private async runPart(client: Client, sandbox: Sandbox, block: HeldBlock, offsets: number[]): Promise<void> {
+    const { lease } = block;
+    try {
+      const task = await this.sandboxTask(client, lease);
+      if (typeof task === "string")
+        return this.queueReport(
+          block,
+          offsets.map((offset) => ({ key: `${block.seq}:${offset}`, ok: false, error: { kind: "throw", message: task }, cpuMs: 0 })),
+          offsets,
+        );
+      this.learnAbout(client, lease.taskId);
+      const started = performance.now();
+      const part: RunningPart = {
+        taskId: lease.taskId,
+        firstIndex: lease.firstIndex + offsets[0]!,
+        lastIndex: lease.firstIndex + offsets.at(-1)!,
+        chunks: offsets.length,
+        since: Date.now(),
+        progress: [],
+      };
+      this.update({ running: [...this.stats.running, part] });
+      const outcomes = await sandbox
+        .runBatch(
+          task,
+          offsets.map((offset) => {
+            const chunk = { key: `${block.seq}:${offset}`, index: lease.firstIndex + offset, input: lease.inputs[offset], entry: lease.entry };
+            return block.resume?.has(offset) ? { ...chunk, resume: block.resume.get(offset) } : chunk;
+          }),
+          { onProgress: (progress) => this.progressed(part, lease, progress), onCheckpoint: (checkpoint) => this.checkpointed(lease, checkpoint) },
+        )
+        .finally(() => this.update({ running: this.stats.running.filter((other) => other !== part) }));
+      // What the part's chunks said while running goes no further: their outcomes are in.
+      for (const offset of offsets) {
+        this.pendingProgress.get(lease.leaseId)?.delete(offset);
+        this.pendingCheckpoints.get(lease.leaseId)?.delete(offset);
+      }
+      if (this.showConsole) echoConsole(lease, offsets, outcomes);
+      // Wall time per chunk and thread, as the sandbox delivered them (rests included).
+      const perChunk = ((performance.now() - started) * Math.min(this.threads, offsets.length)) / offsets.length;
+      const known = this.chunkMs.get(lease.taskId);
+      this.chunkMs.set(lease.taskId, known === undefined ? perChunk : known * 0.7 + perChunk * 0.3);
+      if (!block.dropped) this.queueReport(block, outcomes, offsets);
+    } catch (error) {
+      // The sandbox refused the code (a hash mismatch) or is gone: fail nothing on the server,
+      // let the block expire and be reissued, and say what happened.
+      this.update({ message: describe(error) });
+    } finally {
+      block.running -= offsets.length;
+      this.forgetFinished();
+    }
+  }
+
+  /** Keeps the latest progress of each chunk of a running part (the sandbox sends at most 4 a second a chunk). */
+  private progressed(part: RunningPart, lease: LeasedBlock, progress: ChunkProgress): void {
+    const offset = Number(progress.key.slice(progress.key.indexOf(":") + 1));
+    const index = lease.firstIndex + offset;
+    const entry = { index, fraction: progress.fraction, ...(progress.message === undefined ? {} : { message: progress.message }) };
+    part.progress = [...part.progress.filter((other) => other.index !== index), entry].slice(-32);
+    if (this.stats.running.includes(part)) this.update({ running: [...this.stats.running] });
+    pendingFor(this.pendingProgress, lease.leaseId).set(offset, progress.message === undefined ? { fraction: progress.fraction } : { fraction: progress.fraction, message: progress.message });
+  }
+
+  /** Keeps the latest checkpoint of each running chunk for the next heartbeat (the sandbox sends at most 2 a second a chunk). */
+  private checkpointed(lease: LeasedBlock, checkpoint: ChunkCheckpoint): void {
+    const offset = Number(checkpoint.key.slice(checkpoint.key.indexOf(":") + 1));
+    pendingFor(this.pendingCheckpoints, lease.leaseId).set(offset, checkpoint.json);
+  }
+
+  /** The task as the sandbox runs it, or why it cannot run here (a module that is not the one named). */
+  private async sandboxTask(client: Client, lease: LeasedBlock) {
+    let code = this.codeBySha.get(lease.codeSha256);
+    if (code === undefined) {
+      code = await client.taskCode(lease.taskId);
+      this.codeBySha.set(lease.codeSha256, code);
+    }
+    let wasm: Uint8Array | undefined;
+    if (lease.wasmSha256) {
+      try {
+        wasm = await this.taskWasm(client, lease.taskId, lease.wasmSha256);
+      } catch (error) {
+        if (error instanceof WasmMismatch) return truncate(error.message);
+        throw error;
+      }
+    }
+    return {
+      taskId: lease.taskId,
+      code,
+      codeSha256: lease.codeSha256,
+      wasm,
+      wasmSha256: lease.wasmSha256,
+      webgpu: this.webgpu && Boolean(lease.requires?.webgpu),
+      timeoutMs: lease.timeoutMs,
+      memoryMb: lease.memoryMb,
+    };
+  }
+
+  /** Outcomes of a part become reports: one per run of consecutive results, errors with them. */
+  private queueReport(block: HeldBlock, outcomes: ChunkOutcome[], offsets: number[]): void {
+    let done = 0;
+    let failed = 0;
+    let cpuMs = 0;
+    const errors: NonNullable<BlockReport["errors"]> = [];
+    const errorsLogged: NonNullable<BlockReport["console"]> = [];
+    const reports: BlockReport[] = [];
+    // A chunk's console rides with its own result or error; only chunks that wrote any carry one.
+    let run: { offset: number; results: unknown[]; cpuMs: number; console: NonNullable<BlockReport["console"]> | null } | null = null;
+    const runReport = (r: NonNullable<typeof run>): BlockReport => {
+      const report: BlockReport = { leaseId: block.lease.leaseId, offset: r.offset, results: r.results, cpuMs: Math.round(r.cpuMs) };
+      if (r.console) report.console = r.console;
+      return report;
+    };
+    for (const [k, outcome] of outcomes.entries()) {
+      const offset = offsets[k]!;
+      cpuMs += outcome.cpuMs;
+      if (outcome.ok) {
+        done++;
+        if (!run || run.offset + run.results.length !== offset) {
+          if (run) reports.push(runReport(run));
+          run = { offset, results: [], cpuMs: 0, console: null };
+        }
+        run.results.push(JSON.parse(outcome.resultJson) as unknown);
+        run.cpuMs += outcome.cpuMs;
+        if (outcome.console) (run.console ??= []).push(consoleEntry(offset, outcome.console));
+      } else if (outcome.error.kind !== "cancelled") {
+        // Cancelled by this page (the server said the block is gone): nothing to report.
+        failed++;
+        errors.push({ offset, kind: outcome.error.kind, message: outcome.error.message });
+        if (outcome.console) errorsLogged.push(consoleEntry(offset, outcome.console));
+      }
+    }
+    if (run) reports.push(runReport(run));
+    if (errors.length > 0) {
+      let first = reports[0];
+      if (first) first.errors = errors;
+      else reports.push((first = { leaseId: block.lease.leaseId, results: [], errors, cpuMs: 0 }));
+      if (errorsLogged.length > 0) first.console = [...(first.console ?? []), ...errorsLogged];
+    }
+    this.outbox.push(...reports);
+    const taskId = block.lease.taskId;
+    const now = performance.now();
+    this.doneAt.push({ t: now, n: done });
+    while (this.doneAt.length > 0 && now - this.doneAt[0]!.t > rateWindowMs) this.doneAt.shift();
+    const recent = this.doneAt.reduce((sum, sample) => sum + sample.n, 0);
+    this.update({
+      chunksDone: this.stats.chunksDone + done,
+      chunksFailed: this.stats.chunksFailed + failed,
+      cpuMs: this.stats.cpuMs + Math.round(cpuMs),
+      chunksPerSec: Math.round((recent * 1000) / rateWindowMs),
+      tasks: done > 0 ? { ...this.stats.tasks, [taskId]: (this.stats.tasks[taskId] ?? 0) + done } : this.stats.tasks,
+    });
+  }
+
+  /**
+   * Gives the blocks still held back to the server (their results are posted by now), so
+   * their chunks go to other volunteers at once rather than at their deadline. Best effort: a
+   * block that could not be released simply expires.
+   */
+  private async releaseHeld(client: Client): Promise<void> {
+    for (const block of this.held) if (!block.dropped) this.toRelease.add(block.lease.leaseId);
+    const leaseIds = [...this.toRelease];
+    this.toRelease.clear();
+    this.held = [];
+    for (let first = 0; first < leaseIds.length; first += 256) {
+      await client.release(leaseIds.slice(first, first + 256)).catch(() => {});
+    }
+  }
+
+  /** Drops blocks with nothing left to run (their reports are in the outbox). */
+  private forgetFinished(): void {
+    this.held = this.held.filter((block) => block.running > 0 || (!block.dropped && block.todo.length > 0));
+  }
+
+  private lease(client: Client): void {
+    const key = (this.leaseKey ??= randomKey());
+    this.leasing = client
+      .lease(this.leaseRequest(), { idempotencyKey: key })
+      .then(
+        (response) => this.leased(client, response),
+        (error: unknown) => this.failed(error),
+      )
+      .finally(() => {
+        this.leasing = null;
+        this.kick();
+      });
+  }
+
+  /**
+   * Posts the outbox (as much as one request takes), leasing the next blocks in the same
+   * round trip when one is due.
+   */
+  private post(client: Client, withLease: boolean): void {
+    const reports: BlockReport[] = [];
+    let bytes = 0;
+    while (this.outbox.length > 0 && reports.length < maxReportsPerPost) {
+      const size = approximateBytes(this.outbox[0]!);
+      if (reports.length > 0 && bytes + size > maxPostBytes) break;
+      bytes += size;
+      reports.push(this.outbox.shift()!);
+    }
+    const next = withLease ? this.leaseRequest() : undefined;
+    const key = next ? (this.leaseKey ??= randomKey()) : undefined;
+    const request = client.submitResults(reports, next, key ? { idempotencyKey: key } : {}).then(
+      (response: ResultsResponse) => {
+        this.refreshCredit(client);
+        if (next) this.leased(client, { leases: response.leases ?? [], retryAfterMs: response.retryAfterMs ?? 0 });
+        else this.failures = 0;
+      },
+      (error: unknown) => {
+        // Refused for good (a 4xx): the server would refuse them again, so they go.
+        if (retryable(error)) this.outbox.unshift(...reports);
+        return this.failed(error);
+      },
+    );
+    this.posting = request.finally(() => {
+      this.posting = null;
+      if (next) this.leasing = null;
+      this.kick();
+    });
+    if (next) this.leasing = this.posting;
+  }
+
+  private leased(client: Client, response: LeaseResponse): void {
+    this.leaseKey = null;
+    this.failures = 0;
+    for (const lease of response.leases) {
+      const reported = new Set(lease.reportedOffsets ?? []);
+      const todo = [...lease.inputs.keys()].filter((offset) => !reported.has(offset));
+      const resume = lease.checkpoints?.length ? new Map(lease.checkpoints.map((checkpoint) => [checkpoint.offset, checkpoint.state])) : null;
+      this.held.push({ lease, seq: this.nextSeq++, todo, running: 0, dropped: false, resume });
+    }
+    if (response.leases.length === 0) {
+      this.refreshCredit(client);
+      this.leaseNotBefore = Date.now() + response.retryAfterMs;
+      if (!this.held.some((block) => block.running > 0)) this.update({ state: "waiting", message: "no work right now", nextLeaseAt: this.leaseNotBefore });
+    } else this.leaseNotBefore = 0;
+  }
+
+  private async failed(error: unknown): Promise<void> {
+    if (error instanceof ApiError && error.status === 401 && this.client) {
+      // Our identity is gone (a reset server): start over as a new volunteer.
+      this.options.storage.removeItem(tokenKey);
+      this.client = null;
+      this.outbox = [];
+      for (const block of this.held) block.dropped = true;
+      this.leaseKey = null;
+      return;
+    }
+    const wait = backoffMs[Math.min(this.failures++, backoffMs.length - 1)]!;
+    this.leaseNotBefore = Date.now() + wait;
+    this.update({ state: "error", message: `${describe(error)}; retrying in ${wait / 1000} s` });
+    await sleep(wait);
+  }
+
+  /**
+   * While blocks are held, tells the server every few seconds that their leases are alive,
+   * and stops the chunks of blocks it says are cancelled (the task stopped) or lost (taken back).
+   */
+  private ensureHeartbeat(client: Client): void {
+    if (this.held.length === 0) {
+      this.stopHeartbeat();
+      return;
+    }
+    if (this.heartbeatTimer) return;
+    const timeoutMs = Math.min(...this.held.map((block) => block.lease.timeoutMs));
+    const everyMs = Math.max(1_000, Math.min(heartbeatMaxMs, timeoutMs / 2));
+    this.heartbeatTimer = setInterval(() => {
+      const ids = this.held.map((block) => block.lease.leaseId).slice(0, 256);
+      if (ids.length === 0) return;
+      const { extra, restore } = this.beatExtras(ids);
+      client
+        .heartbeat(ids, extra)
+        .then(({ cancelled, lost }) => {
+          const stop = new Set([...cancelled, ...lost]);
+          if (stop.size === 0) return;
+          const keys: string[] = [];
+          for (const block of this.held) {
+            if (!stop.has(block.lease.leaseId)) continue;
+            block.dropped = true;
+            block.todo = [];
+            for (let offset = 0; offset < block.lease.inputs.length; offset++) keys.push(`${block.seq}:${offset}`);
+          }
+          this.forgetFinished();
+          return this.sandbox?.cancel(keys);
+        })
+        // A missed beat is harmless: the lease deadline has room for several. What it carried
+        // goes with the next one, unless a chunk reported newer since.
+        .catch(() => restore());
+    }, everyMs);
+  }
+
+  /**
+   * The progress and checkpoints chunks of these leases reported since the last beat, within a
+   * beat's bounds (the rest stays for the next one), and how to put them back if the beat fails.
+   */
+  private beatExtras(ids: string[]): {
+    extra: { progress?: Record<string, { offset: number; fraction: number; message?: string }[]>; checkpoints?: Record<string, { offset: number; state: unknown }[]> };
+    restore: () => void;
+  } {
+    const held = new Set(ids);
+    const progress: Record<string, { offset: number; fraction: number; message?: string }[]> = {};
+    const checkpoints: Record<string, { offset: number; state: unknown }[]> = {};
+    const taken: { pending: Pending<unknown>; leaseId: string; offset: number; value: unknown }[] = [];
+    let entries = 0;
+    for (const [leaseId, byOffset] of this.pendingProgress) {
+      if (!held.has(leaseId)) continue;
+      for (const [offset, value] of byOffset) {
+        if (entries >= maxBeatProgress) break;
+        (progress[leaseId] ??= []).push({ offset, ...value });
+        taken.push({ pending: this.pendingProgress, leaseId, offset, value });
+        entries++;
+      }
+    }
+    let count = 0;
+    let chars = 0;
+    for (const [leaseId, byOffset] of this.pendingCheckpoints) {
+      if (!held.has(leaseId)) continue;
+      for (const [offset, json] of byOffset) {
+        if (count >= maxBeatCheckpoints || (count > 0 && chars + json.length > maxBeatCheckpointChars)) break;
+        (checkpoints[leaseId] ??= []).push({ offset, state: JSON.parse(json) as unknown });
+        taken.push({ pending: this.pendingCheckpoints, leaseId, offset, value: json });
+        count++;
+        chars += json.length;
+      }
+    }
+    for (const { pending, leaseId, offset } of taken) pending.get(leaseId)?.delete(offset);
+    // Leases no longer held say nothing more.
+    for (const pending of [this.pendingProgress, this.pendingCheckpoints] as Pending<unknown>[]) {
+      for (const [leaseId, byOffset] of pending) if (!held.has(leaseId) || byOffset.size === 0) pending.delete(leaseId);
+    }
+    const restore = () => {
+      for (const { pending, leaseId, offset, value } of taken) {
+        const byOffset = pendingFor(pending, leaseId);
+        if (!byOffset.has(offset)) byOffset.set(offset, value);
+      }
+    };
+    return { extra: { ...(entries > 0 ? { progress } : {}), ...(count > 0 ? { checkpoints } : {}) }, restore };
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
   }
 
   private readonly askedAbout = new Set<string>();
@@ -270,9 +731,7 @@ export class VolunteerRunner {
     this.askedAbout.add(taskId);
     client
       .taskSummary(taskId)
-      .then(({ name, description, creator, creatorId }) =>
-        this.update({ taskInfo: { ...this.stats.taskInfo, [taskId]: { name, description, creator, creatorId } } }),
-      )
+      .then(({ name, description, creator, creatorId }) => this.update({ taskInfo: { ...this.stats.taskInfo, [taskId]: { name, description, creator, creatorId } } }))
       .catch(() => this.askedAbout.delete(taskId));
   }
 
@@ -286,115 +745,6 @@ export class VolunteerRunner {
       .volunteerFigures()
       .then((figures) => this.update({ credit: figures.credit }))
       .catch(() => {});
-  }
-
-  private async idle(ms: number) {
-    this.update({ state: "waiting", message: "no work right now", nextLeaseAt: Date.now() + ms });
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-    this.wake = null;
-    this.update({ nextLeaseAt: null });
-  }
-
-  /**
-   * Keeps each thread busy at most cpuPercent of the time: a batch that kept the sandbox busy
-   * t ms is followed by t · (100 / cpuPercent − 1) ms of rest before the next one starts.
-   * Resting between batches (each a few chunks per thread) rather than between chunks leaves
-   * the sandbox's pipelining alone; a batch's deadline allows for the rest before it.
-   */
-  private async restAfterLastBatch(): Promise<void> {
-    for (;;) {
-      const { endedAt, busyMs } = this.lastBatch;
-      const wait = endedAt + busyMs * (100 / this.cpuPercent - 1) - performance.now();
-      if (wait <= 0) return;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, wait);
-        this.wakeFromRest = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wakeFromRest = null;
-    }
-  }
-
-  /** Runs leased chunks task by task and turns outcomes into reports for the API. */
-  private async runLeases(client: Client, leases: Lease[]): Promise<ChunkReport[]> {
-    const reports: ChunkReport[] = [];
-    let busyMs = 0;
-    for (const [taskId, group] of groupByTask(leases)) {
-      const first = group[0]!;
-      this.learnAbout(client, taskId);
-      let code = this.codeBySha.get(first.codeSha256);
-      if (code === undefined) {
-        code = await client.taskCode(taskId);
-        this.codeBySha.set(first.codeSha256, code);
-      }
-      let wasm: Uint8Array | undefined;
-      if (first.wasmSha256) {
-        try {
-          wasm = await this.taskWasm(client, taskId, first.wasmSha256);
-        } catch (error) {
-          // The server sent bytes that are not the module it named: no chunk of it can run here.
-          if (!(error instanceof WasmMismatch)) throw error;
-          const message = truncate(error.message);
-          for (const lease of group) reports.push(this.report(taskId, { key: lease.leaseId, ok: false, error: { kind: "throw", message }, cpuMs: 0 }));
-          continue;
-        }
-      }
-      const stopBeating = this.heartbeat(client, group);
-      const started = performance.now();
-      let outcomes: ChunkOutcome[];
-      try {
-        outcomes = await this.sandbox!.runBatch(
-          {
-            taskId,
-            code,
-            codeSha256: first.codeSha256,
-            wasm,
-            wasmSha256: first.wasmSha256,
-            webgpu: this.webgpu && Boolean(first.requires?.webgpu),
-            timeoutMs: first.timeoutMs,
-          },
-          group.map((lease) => ({ key: lease.leaseId, index: lease.index, input: lease.input, entry: lease.entry })),
-        );
-      } finally {
-        stopBeating();
-        busyMs += performance.now() - started;
-        this.lastBatch = { endedAt: performance.now(), busyMs };
-      }
-      for (const outcome of outcomes) {
-        // Cancelled by this page: the server already knows; nothing to report.
-        if (!outcome.ok && outcome.error.kind === "cancelled") continue;
-        reports.push(this.report(taskId, outcome));
-      }
-    }
-    return reports;
-  }
-
-  /**
-   * While a batch runs, tells the server every few seconds that its leases are alive, and
-   * stops the chunks the server says are cancelled (the task stopped) or lost (taken back).
-   */
-  private heartbeat(client: Client, leases: Lease[]): () => void {
-    const timeoutMs = leases[0]?.timeoutMs ?? 60_000;
-    const everyMs = Math.max(1_000, Math.min(heartbeatMaxMs, timeoutMs / 2));
-    const timer = setInterval(() => {
-      client
-        .heartbeat(leases.map((lease) => lease.leaseId))
-        .then(({ cancelled, lost }) => {
-          const stop = [...cancelled, ...lost];
-          if (stop.length > 0) return this.sandbox?.cancel(stop);
-        })
-        // A missed beat is harmless: the lease deadline has room for several.
-        .catch(() => {});
-    }, everyMs);
-    return () => clearInterval(timer);
   }
 
   /** The task's module, fetched once per sha256 and checked against it. */
@@ -412,24 +762,38 @@ export class VolunteerRunner {
     }
     return wasm;
   }
-
-  private report(taskId: string, outcome: ChunkOutcome): ChunkReport {
-    const cpuMs = Math.round(outcome.cpuMs);
-    if (outcome.ok) {
-      this.update({
-        chunksDone: this.stats.chunksDone + 1,
-        cpuMs: this.stats.cpuMs + cpuMs,
-        tasks: { ...this.stats.tasks, [taskId]: (this.stats.tasks[taskId] ?? 0) + 1 },
-      });
-      return { leaseId: outcome.key, result: JSON.parse(outcome.resultJson) as unknown, cpuMs };
-    }
-    this.update({ chunksFailed: this.stats.chunksFailed + 1, cpuMs: this.stats.cpuMs + cpuMs });
-    const kind = outcome.error.kind === "cancelled" ? "throw" : outcome.error.kind;
-    return { leaseId: outcome.key, error: { kind, message: outcome.error.message }, cpuMs };
-  }
 }
 
 class WasmMismatch extends Error {}
+
+function pendingFor<T>(pending: Pending<T>, leaseId: string): Map<number, T> {
+  let byOffset = pending.get(leaseId);
+  if (!byOffset) pending.set(leaseId, (byOffset = new Map()));
+  return byOffset;
+}
+
+function consoleEntry(offset: number, logged: NonNullable<ChunkOutcome["console"]>): NonNullable<BlockReport["console"]>[number] {
+  return logged.truncated ? { offset, lines: logged.lines, truncated: true } : { offset, lines: logged.lines };
+}
+
+/**
+ * Work code's console lines, into this page's console, for a volunteer who asked to see them
+ * (`crowdcompute volunteer --show-console` prints them from there): `[chunk N of task ID] text`.
+ */
+function echoConsole(lease: LeasedBlock, offsets: number[], outcomes: ChunkOutcome[]): void {
+  for (const [k, outcome] of outcomes.entries()) {
+    if (!outcome.console) continue;
+    const prefix = `[chunk ${lease.firstIndex + offsets[k]!} of task ${lease.taskId}]`;
+    for (const line of outcome.console.lines) console[line.level](`${prefix} ${line.text}`);
+    if (outcome.console.truncated) console.warn(`${prefix} (more lines were written than a chunk keeps)`);
+  }
+}
+
+/** A report's size as JSON, roughly (each result is checked under 1 MiB by the sandbox). */
+function approximateBytes(report: BlockReport): number {
+  const logged = report.console?.reduce((sum, entry) => sum + 50 + entry.lines.reduce((chars, line) => chars + line.text.length + 30, 0), 0) ?? 0;
+  return 200 + JSON.stringify(report.results ?? []).length + (report.errors?.reduce((sum, e) => sum + e.message.length + 50, 0) ?? 0) + logged;
+}
 
 /** True when `navigator.gpu` gives an adapter (SwiftShader's counts: it computes, slowly). */
 async function hasWebGpuAdapter(): Promise<boolean> {
@@ -450,10 +814,6 @@ function truncate(message: string): string {
   return message.length > 1000 ? `${message.slice(0, 1000)}…` : message;
 }
 
-/**
- * Whether reports that failed to post should be posted again: yes after a network error, a
- * 5xx or a 429; no after another 4xx (the server refused them for good, and would again).
- */
 /** 128 random bits as hex (crypto.randomUUID needs a secure context; a volunteer page may not be one). */
 function randomKey(): string {
   return Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, "0")).join("");
@@ -464,18 +824,12 @@ function checkCpuPercent(cpuPercent: number): number {
   return cpuPercent;
 }
 
+/**
+ * Whether reports that failed to post should be posted again: yes after a network error, a
+ * 5xx or a 429; no after another 4xx (the server refused them for good, and would again).
+ */
 function retryable(error: unknown): boolean {
   return !(error instanceof ApiError) || error.status >= 500 || error.status === 429;
-}
-
-function groupByTask(leases: Lease[]): Map<string, Lease[]> {
-  const groups = new Map<string, Lease[]>();
-  for (const lease of leases) {
-    const group = groups.get(lease.taskId) ?? [];
-    group.push(lease);
-    groups.set(lease.taskId, group);
-  }
-  return groups;
 }
 
 function subjectOf(token: string): string | null {

@@ -1,0 +1,75 @@
+// Pause means pause, in real Chromium: a volunteer computing long chunks presses Pause, and
+// within a second its browser stops using the CPU, the blocks it held go back to the server
+// at once, and Resume picks the task up again until it is done.
+import type { CDPSession } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { browserTestBackend as backend, newCreator, serverAndBrowser, until } from "./helpers.ts";
+
+// Each chunk keeps its thread busy for 2 s of wall time, checking nothing: only terminating
+// its worker stops it.
+const spinCode = `
+export default function work(input) {
+  const end = performance.now() + 2000;
+  while (performance.now() < end) {}
+  return input * 2;
+}`;
+
+/** CPU seconds every process of the browser has used, as Chromium counts them. */
+async function browserCpuSeconds(cdp: CDPSession): Promise<number> {
+  const { processInfo } = (await cdp.send("SystemInfo.getProcessInfo")) as { processInfo: { cpuTime: number }[] };
+  return processInfo.reduce((sum, info) => sum + info.cpuTime, 0);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe(`pausing a volunteer in Chromium (${backend})`, () => {
+  const running = serverAndBrowser({ IDLE_RETRY_MS: "300" });
+
+  it("stops using the CPU within a second, gives its blocks back, and resumes", async () => {
+    const { server, browser } = running;
+    const creator = await newCreator(server, "pauser@example.com");
+    const inputs = Array.from({ length: 12 }, (_, i) => i);
+    const task = await creator.createTask({ name: "spin", code: spinCode, inputs, timeoutMs: 10_000, start: true });
+
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    page.on("pageerror", (error) => console.error("page error:", error.message));
+    const cdp = await browser.newBrowserCDPSession();
+    await page.goto(`${server.url}/`);
+    await page.getByRole("slider", { name: "Threads" }).fill("2");
+    await page.getByRole("button", { name: "Start" }).click();
+    await until("chunks to be running", async () => (await creator.getTask(task.id)).counts.leased > 0);
+    await sleep(500);
+
+    // The control: while computing, two spinning threads use about a CPU second a second each.
+    const busyFrom = await browserCpuSeconds(cdp);
+    await sleep(1000);
+    const busy = (await browserCpuSeconds(cdp)) - busyFrom;
+    expect(busy).toBeGreaterThan(1.2);
+
+    await page.getByRole("button", { name: "Pause" }).click();
+    await sleep(1000);
+    const idleFrom = await browserCpuSeconds(cdp);
+    await sleep(2000);
+    const idle = (await browserCpuSeconds(cdp)) - idleFrom;
+    console.log(`browser CPU: ${busy.toFixed(2)} s in 1 s while computing; ${idle.toFixed(2)} s in the 2 s from 1 s after Pause`);
+    expect(idle).toBeLessThan(0.4);
+
+    // The page says so, and the server has the chunks back: none leased, none lost.
+    await until("the page to say it paused", async () => (await page.getByTestId("state").getAttribute("data-state")) === "paused");
+    const counts = await until("the leases to come back", async () => {
+      const view = await creator.getTask(task.id);
+      return view.counts.leased === 0 ? view.counts : null;
+    });
+    expect(counts.done + counts.pending).toBe(inputs.length);
+    expect(counts.pending).toBeGreaterThan(0);
+
+    // Resume: the task finishes, every chunk right.
+    await page.getByRole("button", { name: "Resume" }).click();
+    await until("the task to finish", async () => (await creator.getTask(task.id)).status === "done", 90_000);
+    const lines = [];
+    for await (const line of creator.results(task.id)) lines.push(line);
+    expect(lines.map((line) => (line.status === "done" ? line.result : line.error))).toEqual(inputs.map((i) => i * 2));
+    await context.close();
+  });
+});
