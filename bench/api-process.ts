@@ -1,8 +1,9 @@
 // What the HTTP benches share: the Node API in a process of its own on a bench database,
 // JSON clients for it, the dispatch volunteer loop, and figures read from /proc.
 // Not a bench itself (run.ts runs only *.bench.ts).
-import http from "node:http";
+
 import { readdirSync, readFileSync } from "node:fs";
+import http from "node:http";
 import { fileURLToPath } from "node:url";
 import { freePort } from "@crowdcompute/db/testing";
 import { bundlePath, bundleServer, serverNodeFlags } from "../apps/api/scripts/bundle.ts";
@@ -36,12 +37,26 @@ let bundled: Promise<void> | null = null;
  * BENCH_SERVER_PROFILE=dir writes a V8 CPU profile of each API process there.
  */
 export async function startApiProcess(databaseUrl: string, env: Record<string, string> = {}): Promise<ApiProcess> {
+  return spawnApi({ ...process.env, DATABASE_URL: databaseUrl, JWT_SECRET: jwtSecret, ...env });
+}
+
+/** As `startApiProcess`, on the embedded database in `dataDir`, as `npm start` runs with no DATABASE_URL. */
+export async function startEmbeddedApiProcess(dataDir: string, env: Record<string, string> = {}): Promise<ApiProcess> {
+  const inherited: Record<string, string | undefined> = { ...process.env };
+  delete inherited.DATABASE_URL;
+  delete inherited.JWT_SECRET;
+  return spawnApi({ ...inherited, DATA_DIR: dataDir, ...env });
+}
+
+async function spawnApi(env: Record<string, string | undefined>): Promise<ApiProcess> {
   await (bundled ??= bundleServer());
   const port = await freePort();
   const profile = process.env.BENCH_SERVER_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_SERVER_PROFILE}`] : [];
-  const { child, output } = await spawnServer([...serverNodeFlags, ...profile, bundlePath], {
+  // BENCH_NODE_FLAGS="..." tries other V8 flags than `npm start`'s, for a paired comparison.
+  const flags = process.env.BENCH_NODE_FLAGS === undefined ? serverNodeFlags : process.env.BENCH_NODE_FLAGS.split(" ").filter(Boolean);
+  const { child, output } = await spawnServer([...flags, ...profile, bundlePath], {
     cwd: root,
-    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), SANDBOX_PORT: String(await freePort()), JWT_SECRET: jwtSecret, ...env },
+    env: { ...env, PORT: String(port), SANDBOX_PORT: String(await freePort()) },
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   return {
@@ -101,10 +116,10 @@ export function keepAliveClient(base: string, maxSockets: number): JsonClient {
   return { post: (path, body, token) => call("POST", path, body, token), get: (path, token) => call("GET", path, undefined, token) };
 }
 
-/** Registers a creator and starts a no-op range task of `chunks` chunks. */
-export async function startRangeTask(client: JsonClient, name: string, chunks: number): Promise<void> {
+/** Registers a creator and starts a no-op range task of `chunks` chunks (with `options`, e.g. replication). */
+export async function startRangeTask(client: JsonClient, name: string, chunks: number, options: Record<string, unknown> = {}): Promise<void> {
   const { token } = await client.post("/api/auth/register", { email: `${name}@example.com`, password: "bench password" });
-  await client.post("/api/tasks", { name, code: "export default () => 0", range: { start: 0, end: chunks, size: 1 }, start: true }, token);
+  await client.post("/api/tasks", { name, code: "export default () => 0", range: { start: 0, end: chunks, size: 1 }, start: true, ...options }, token);
 }
 
 /** Volunteer identities, made `inParallel` at a time (the per-address limit must allow `count`). */
@@ -117,20 +132,22 @@ export async function volunteerTokens(client: JsonClient, count: number, inParal
   return tokens;
 }
 
-export const dispatchLease = { max: 64, capabilities: { threads: 4 } };
+/** A volunteer of 4 threads asking for 4 s of work: blocks sized to each task's mean chunk time. */
+const dispatchLease = { bufferMs: 4000, capabilities: { threads: 4 } };
 
 /**
- * The dispatch loop of one volunteer with no compute time: lease, then post every result
- * with `next` so the following batch comes back in the same round trip, until no work is
- * left. Returns how many results the server accepted.
+ * The dispatch loop of one volunteer with no compute time: lease, then report every block
+ * whole with `next` so the following blocks come back in the same round trip, until no work
+ * is left. Returns how many chunks the server accepted.
  */
 export async function drainTask(client: JsonClient, token: string, next: unknown = dispatchLease): Promise<number> {
   let accepted = 0;
-  let leases = (await client.post("/api/work/lease", next, token)).leases as { leaseId: string }[];
-  while (leases.length > 0) {
-    const out = await client.post("/api/work/results", { results: leases.map((l) => ({ leaseId: l.leaseId, result: 0, cpuMs: 1 })), next }, token);
+  let blocks = (await client.post("/api/work/lease", next, token)).leases as { leaseId: string; inputs: unknown[] }[];
+  while (blocks.length > 0) {
+    const results = blocks.map((block) => ({ leaseId: block.leaseId, results: new Array(block.inputs.length).fill(0), cpuMs: 0 }));
+    const out = await client.post("/api/work/results", { results, next }, token);
     accepted += out.accepted as number;
-    leases = out.leases;
+    blocks = out.leases;
   }
   return accepted;
 }

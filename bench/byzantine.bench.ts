@@ -1,12 +1,14 @@
-// Wrong results that win a quorum, with a share of lying volunteers (DESIGN §5, issue 9):
+// Wrong results that win a quorum, with a share of lying volunteers (issue 9):
 // 20 % of identities answer wrong, either at random (each its own wrong value) or colluding
 // (all the same wrong value). Volunteers take turns at random through the db modules, on a
 // fresh database of the local Postgres server. Prints the share of wrong results accepted.
 // Usage: npx node bench/byzantine.bench.ts [chunks] [volunteers]
 import { mkdirSync, writeFileSync } from "node:fs";
-import { auditVolunteers, createTask, createUser, createVolunteer, finalChunksPage, getTaskForResults, getTaskView, leaseChunks, submitChunks } from "@crowdcompute/db";
+import { createTask, createUser, createVolunteer, getTaskView } from "@crowdcompute/db";
+import { auditVolunteers } from "@crowdcompute/db/audit";
 import { createPostgresDb } from "@crowdcompute/db/postgres";
-import { createTestDatabase, dropDatabase, taskFixture, leaseRef, leaseRequest } from "@crowdcompute/db/testing";
+import { finalChunksPage, getTaskForResults } from "@crowdcompute/db/reads";
+import { createTestDatabase, dropDatabase, leaseChunks, leaseRef, leaseRequest, submitChunks, taskFixture } from "@crowdcompute/db/testing";
 
 const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const chunks = Number(process.argv[2] ?? 3000);
@@ -16,7 +18,7 @@ const honest = (input: number) => (input * 7919) % 10007;
 
 // A deterministic generator, so a run can be repeated.
 let seed = Number(process.env.BENCH_SEED ?? 42);
-const random = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+const random = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 
 async function run(mode: "random" | "colluding", replication: number, quorum: number) {
   const url = await createTestDatabase(adminUrl);
@@ -61,10 +63,19 @@ async function run(mode: "random" | "colluding", replication: number, quorum: nu
     const honestOnes = audits.filter((a) => !liarIds.has(a.volunteerId));
     const reputation = (a: { wins: number; losses: number }) => a.wins / Math.max(1, a.wins + a.losses);
     return {
-      mode, replication, quorum, chunks, done: view.counts.done, failed: view.counts.failed, wrong, wrongShare: wrong / Math.max(1, view.counts.done),
-      liarsBanned: liars.filter((a) => a.banned).length, liars: liars.length,
+      mode,
+      replication,
+      quorum,
+      chunks,
+      done: view.counts.done,
+      failed: view.counts.failed,
+      wrong,
+      wrongShare: wrong / Math.max(1, view.counts.done),
+      liarsBanned: liars.filter((a) => a.banned).length,
+      liars: liars.length,
       liarReputation: liars.reduce((sum, a) => sum + reputation(a), 0) / Math.max(1, liars.length),
-      honestBanned: honestOnes.filter((a) => a.banned).length, honest: honestOnes.length,
+      honestBanned: honestOnes.filter((a) => a.banned).length,
+      honest: honestOnes.length,
       honestReputation: honestOnes.reduce((sum, a) => sum + reputation(a), 0) / Math.max(1, honestOnes.length),
       honestCredit: honestOnes.reduce((sum, a) => sum + a.credit, 0),
       honestCreditDue: honestOnes.reduce((sum, a) => sum + a.winningClaims, 0),
@@ -87,9 +98,7 @@ for (const r of rows) {
 console.log("\ntargets: random liars 0 wrong; colluding ≤ 0.1 %; no honest volunteer banned; honest credit = due");
 mkdirSync(new URL("./results", import.meta.url), { recursive: true });
 writeFileSync(new URL("./results/byzantine.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), volunteerCount, liarShare, rows }, null, 2));
-const missed = rows.filter(
-  (r) => (r.mode === "random" ? r.wrong > 0 : r.wrongShare > 0.001) || r.honestBanned > 0 || r.honestCredit !== r.honestCreditDue || r.liarsBanned < r.liars,
-);
+const missed = rows.filter((r) => (r.mode === "random" ? r.wrong > 0 : r.wrongShare > 0.001) || r.honestBanned > 0 || r.honestCredit !== r.honestCreditDue || r.liarsBanned < r.liars);
 if (missed.length > 0) {
   console.error(`\ntargets missed by: ${missed.map((r) => r.mode).join(", ")}`);
   process.exit(1);

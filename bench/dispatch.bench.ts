@@ -1,42 +1,80 @@
-// Dispatch throughput on one Postgres server, one run, like with like (DESIGN §5): the
-// work is queued and its tables analyzed before the clock starts, synchronous_commit is on,
-// each side has a pool of 10 connections, and every client runs on this machine's cores.
-//   (a) raw: our db modules (lease + submit) called directly, batches of 32 and 64,
-//       expired leases swept every 250 ms as the API sweeps them
+// Dispatch throughput on one Postgres server, one run, like with like: the work is queued
+// and its tables analyzed before the clock starts, synchronous_commit is on, each side has a
+// pool of 10 connections, and every client runs on this machine's cores.
+//   (a) raw: our db modules (lease + submit) called directly, blocks of 64 and blocks sized
+//       to a 4 s work buffer; expired leases swept every 250 ms as the API sweeps them
 //   (b) http: the whole API in its own process (JWT, JSON, signed lease ids), volunteers
-//       posting results with `next`, 64-chunk leases
+//       posting each block's results with `next`: blocks of 64, blocks sized to the work,
+//       and sized blocks of a task with replication 2 / quorum 2 (trusted volunteers)
 //   (c) graphile-worker, batched (localQueue + batched completion), no-op jobs
+// Each row also says how many rows Postgres wrote (inserted, updated, deleted) per chunk.
 // Usage: npx node bench/dispatch.bench.ts [chunks]   (DATABASE_URL, default the local server;
-// BENCH_NO_ANALYZE=1 leaves the tables without statistics, as this CI's server keeps them)
+// BENCH_NO_ANALYZE=1 leaves the tables without statistics, as this CI's server keeps them;
+// BENCH_ONLY=raw|http|graphile runs one side)
 import { mkdirSync, writeFileSync } from "node:fs";
-import { createTask, createUser, createVolunteer, leaseChunks, reclaimExpiredLeases, submitChunks } from "@crowdcompute/db";
+import { createTask, createUser, createVolunteer, leaseBlocks, reclaimExpiredLeases, submitResults } from "@crowdcompute/db";
 import { createPostgresDb } from "@crowdcompute/db/postgres";
-import { createTestDatabase, dropDatabase, taskFixture, leaseRef, leaseRequest } from "@crowdcompute/db/testing";
+import { createTestDatabase, dropDatabase, leaseRequest, taskFixture } from "@crowdcompute/db/testing";
 import { Logger, makeWorkerUtils, run } from "graphile-worker";
 import pg from "pg";
-import { adminUrl, databaseName, drainTask, keepAliveClient, machineTimes, startApiProcess, startRangeTask, treeCpuSeconds, volunteerTokens } from "./api-process.ts";
+import { adminUrl, databaseName, drainTask, keepAliveClient, machineTimes, sleep, startApiProcess, startRangeTask, treeCpuSeconds, volunteerTokens } from "./api-process.ts";
 
-const chunks = Number(process.argv[2] ?? 100_000);
+const chunks = Number(process.argv[2] ?? 1_000_000);
+// A replicated chunk costs ~100 times a plain one (votes per chunk: docs/architecture.md,
+// "Replication, trust and reduce"), so its run is smaller: BENCH_REPLICATED_CHUNKS to change.
+const replicatedChunks = Number(process.env.BENCH_REPLICATED_CHUNKS ?? Math.min(chunks, 100_000));
+const allChunks = chunks;
 const clients = 16;
 const poolSize = 10;
 
-type Row = { path: string; chunks: number; seconds: number; perSecond: number; cpuUsPerChunk: number; note: string };
+type Row = { path: string; chunks: number; seconds: number; perSecond: number; cpuUsPerChunk: number; rowsPerChunk: number; note: string };
 const rows: Row[] = [];
 
 /**
- * Starts a timed section: its end records the rate and the CPU time the whole machine spent
- * per chunk (every process: Postgres, the API, the clients), the figure that decides how far
- * a 2-core machine can go.
+ * Rows Postgres wrote in the database (every user table), from its cumulative statistics. A
+ * backend hands its counts in when its connection ends (an idle one only now and then), so
+ * callers read this after closing theirs.
  */
-function timed() {
+async function rowsWritten(url: string): Promise<number> {
+  await sleep(200);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const {
+      rows: [row],
+    } = await client.query<{ n: string }>("SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint AS n FROM pg_stat_user_tables");
+    return Number(row!.n);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Starts a timed section: its end records the rate, the CPU time the whole machine spent per
+ * chunk (every process: Postgres, the API, the clients), the figure that decides how far a
+ * 2-core machine can go, and the rows written per chunk.
+ */
+async function timed(url: string) {
+  const writtenBefore = await rowsWritten(url);
   const started = performance.now();
   const machine = machineTimes();
-  return (path: string, count: number, note: string) => {
+  /** `closeConnections` ends every connection that wrote, so that their counts reach the statistics. */
+  return async (path: string, count: number, note: string, closeConnections: () => Promise<unknown>) => {
     const ms = performance.now() - started;
     const busySeconds = machineTimes().busySeconds - machine.busySeconds;
-    const row = { path, chunks: count, seconds: ms / 1000, perSecond: Math.round(count / (ms / 1000)), cpuUsPerChunk: Math.round((busySeconds * 1e6) / count), note };
+    await closeConnections();
+    const written = (await rowsWritten(url)) - writtenBefore;
+    const row = {
+      path,
+      chunks: count,
+      seconds: ms / 1000,
+      perSecond: Math.round(count / (ms / 1000)),
+      cpuUsPerChunk: Math.round((busySeconds * 1e6) / count),
+      rowsPerChunk: Math.round((written / count) * 1000) / 1000,
+      note,
+    };
     rows.push(row);
-    console.error(`  ${path}: ${row.perSecond.toLocaleString("en")} chunks/s, ${row.cpuUsPerChunk} µs of CPU a chunk`);
+    console.error(`  ${path}: ${row.perSecond.toLocaleString("en")} chunks/s, ${row.cpuUsPerChunk} µs of CPU and ${row.rowsPerChunk} rows written a chunk`);
   };
 }
 
@@ -56,61 +94,82 @@ async function analyze(url: string) {
   }
 }
 
-async function rawPath(batch: number) {
+/** Our db modules without HTTP: `max` chunks a request (blocks of at most that), or sized to a 4 s buffer. */
+async function rawPath(sizing: { max: number } | { bufferMs: number }) {
   const url = await createTestDatabase(adminUrl);
   const { db, close } = createPostgresDb(url, { max: poolSize });
   try {
     const owner = await createUser(db, { email: "bench@example.com", passwordHash: "x", firstIsAdmin: false });
-    await createTask(db, taskFixture(owner!.id, { name: "bench", maxAttempts: 5, inputs: { kind: "range", start: 0, end: chunks, step: 1, size: 1 } }));
+    const taskId = await createTask(db, taskFixture(owner!.id, { name: "bench", maxAttempts: 5, inputs: { kind: "range", start: 0, end: chunks, step: 1, size: 1 } }));
     await analyze(url);
     const volunteers = await Promise.all(Array.from({ length: clients }, () => createVolunteer(db, { name: "v", userId: null })));
     let done = 0;
     // Swept as the API sweeps: at most every 250 ms, not before every lease.
     let lastSweep = 0;
-    const finished = timed();
-    await Promise.all(volunteers.map(async (v, shard) => {
-      for (;;) {
-        if (performance.now() - lastSweep > 250) {
-          lastSweep = performance.now();
-          await reclaimExpiredLeases(db, shard % 16);
+    const finished = await timed(url);
+    await Promise.all(
+      volunteers.map(async (v, shard) => {
+        for (;;) {
+          if (performance.now() - lastSweep > 250) {
+            lastSweep = performance.now();
+            await reclaimExpiredLeases(db, shard % 16);
+          }
+          const blocks = await leaseBlocks(db, leaseRequest(v.id, "max" in sizing ? { max: sizing.max, threads: 4 } : { max: 16_384, bufferMs: sizing.bufferMs, threads: 4 }));
+          if (blocks.length === 0) return;
+          const runs = blocks.map((b) => ({ leaseRowId: b.leaseRowId, taskId, firstIdx: b.firstIdx, offset: 0, count: b.n, resultsJson: `[${new Array<string>(b.n).fill("0").join(",")}]`, cpuMs: 0 }));
+          const { inserted } = await submitResults(db, { volunteerId: v.id, shard: shard % 16, runs, errors: [] });
+          done += inserted;
         }
-        const leased = await leaseChunks(db, leaseRequest(v.id, { max: batch, threads: 4 }));
-        if (leased.length === 0) return;
-        const out = await submitChunks(db, {
-          volunteerId: v.id, shard: shard % 16, errors: [],
-          results: leased.map((c) => ({ ...leaseRef(c), result: "0", cpuMs: 1 })),
-        });
-        done += out.inserted;
-      }
-    }));
+      }),
+    );
     if (done !== chunks) throw new Error(`raw path finished ${done} of ${chunks}`);
-    finished(`(a) raw db modules, batch ${batch}`, chunks, `${clients} concurrent lessees, pool ${poolSize}`);
+    await finished("max" in sizing ? `(a) raw db modules, blocks of ${sizing.max}` : "(a) raw db modules, blocks sized to the work", chunks, `${clients} concurrent lessees, pool ${poolSize}`, close);
   } finally {
     await close();
     await dropDatabase(adminUrl, databaseName(url));
   }
 }
 
-async function httpPath() {
+/** The API in its own process, 16 keep-alive volunteer clients draining one range task. */
+async function httpPath(label: string, lease: Record<string, unknown>, replication: { copies: number; quorum: number } | null = null) {
+  const chunks = replication ? replicatedChunks : allChunks;
   const url = await createTestDatabase(adminUrl);
   const server = await startApiProcess(url);
   try {
     const client = keepAliveClient(server.base, clients);
-    await startRangeTask(client, "bench", chunks);
-    await analyze(url);
+    await startRangeTask(client, "bench", chunks, replication ? { replication: replication.copies, quorum: replication.quorum } : {});
     const tokens = await volunteerTokens(client, clients);
+    // A mature pool: every volunteer trusted, so `quorum` agreeing copies decide a chunk.
+    if (replication) await trustEveryone(url);
+    await analyze(url);
     const apiCpu = treeCpuSeconds(server.pid);
     const clientCpu = process.cpuUsage();
-    const finished = timed();
-    const accepted = (await Promise.all(tokens.map((token) => drainTask(client, token)))).reduce((a, b) => a + b, 0);
-    if (accepted !== chunks) throw new Error(`http path accepted ${accepted} of ${chunks}`);
+    const finished = await timed(url);
+    const expected = chunks * (replication?.copies ?? 1);
+    // A volunteer stops when a lease comes back empty; a replicated task's next copies appear
+    // only as first copies come back, so its volunteers go round again until all are in.
+    let accepted = 0;
+    for (let round = 0; accepted < expected && round < 100; round++) {
+      accepted += (await Promise.all(tokens.map((token) => drainTask(client, token, lease)))).reduce((a, b) => a + b, 0);
+    }
+    if (accepted !== expected) throw new Error(`http path accepted ${accepted} of ${expected}`);
     const usPerChunk = (seconds: number) => Math.round((seconds * 1e6) / chunks);
     const { user, system } = process.cpuUsage(clientCpu);
     const split = `of which the API ${usPerChunk(treeCpuSeconds(server.pid) - apiCpu)} µs, the clients ${usPerChunk((user + system) / 1e6)} µs`;
-    finished("(b) HTTP API, 64-chunk leases", chunks, `${clients} volunteer clients (node:http keep-alive), server pool ${poolSize}, one Node process (the npm start bundle); CPU ${split}`);
+    await finished(label, chunks, `${clients} volunteer clients (node:http keep-alive), server pool ${poolSize}, one Node process (the npm start bundle); CPU ${split}`, () => server.stop());
   } finally {
     await server.stop();
     await dropDatabase(adminUrl, databaseName(url));
+  }
+}
+
+async function trustEveryone(url: string) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query("UPDATE volunteers SET trusted = true");
+  } finally {
+    await client.end();
   }
 }
 
@@ -130,7 +189,7 @@ async function graphileWorker() {
     let completed = 0;
     let finish!: () => void;
     const allDone = new Promise<void>((resolve) => (finish = resolve));
-    const finished = timed();
+    const finished = await timed(url);
     // Our own pool, ended before the database is dropped (else its idle clients error out).
     const pgPool = new pg.Pool({ connectionString: url, max: poolSize });
     const runner = await run({
@@ -140,35 +199,47 @@ async function graphileWorker() {
       pollInterval: 1000,
       taskList: { noop: async () => {} },
       logger,
-      preset: { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+      preset: { worker: { localQueue: { size: 2000 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
     } as Parameters<typeof run>[0]);
     runner.events.on("job:success", () => {
       if (++completed === chunks) finish();
     });
     await allDone;
-    finished("(c) graphile-worker, batched", chunks, `concurrency ${clients}, pool ${poolSize}, localQueue 500, completeJobBatchDelay 0`);
-    await runner.stop();
-    await pgPool.end();
+    await finished("(c) graphile-worker, batched", chunks, `concurrency ${clients}, pool ${poolSize}, localQueue 2000, completeJobBatchDelay 0`, async () => {
+      await runner.stop();
+      await pgPool.end();
+    });
   } finally {
     await dropDatabase(adminUrl, databaseName(url));
   }
 }
 
+const sized = { bufferMs: 4000, capabilities: { threads: 4 } };
+
 console.error(`dispatch benchmark: ${chunks.toLocaleString("en")} chunks on ${adminUrl.replace(/\/\/[^@]*@/, "//")}`);
-// BENCH_ONLY=http (or raw, graphile) runs one side, e.g. while profiling.
 const only = process.env.BENCH_ONLY;
 if (!only || only === "raw") {
-  await rawPath(32);
-  await rawPath(64);
+  await rawPath({ max: 64 });
+  await rawPath({ bufferMs: 4000 });
 }
-if (!only || only === "http") await httpPath();
+if (!only || only === "http") {
+  await httpPath("(b) HTTP API, blocks of 64", { max: 64, capabilities: { threads: 32 } });
+  await httpPath("(b) HTTP API, blocks sized to the work", sized);
+  await httpPath("(b) HTTP API, sized, replication 2 / quorum 2", sized, { copies: 2, quorum: 2 });
+}
 if (!only || only === "graphile") await graphileWorker();
 
-const byPath = (prefix: string) => rows.find((row) => row.path.startsWith(prefix))?.perSecond ?? Number.NaN;
-const raw64 = rows.find((row) => row.path.includes("batch 64"))?.perSecond ?? Number.NaN;
-console.log("\n| path | chunks | seconds | chunks/s | machine CPU µs/chunk | setup |\n|---|---|---|---|---|---|");
-for (const row of rows) console.log(`| ${row.path} | ${row.chunks} | ${row.seconds.toFixed(2)} | ${row.perSecond.toLocaleString("en")} | ${row.cpuUsPerChunk} | ${row.note} |`);
-const ratios = { httpOverGraphile: byPath("(b)") / byPath("(c)"), httpOverRaw64: byPath("(b)") / raw64 };
-console.log(`\nHTTP / graphile-worker = ${ratios.httpOverGraphile.toFixed(2)}× (target ≥ 1.5×); HTTP / raw batch 64 = ${(ratios.httpOverRaw64 * 100).toFixed(0)} % (target ≥ 60 %)`);
+const byPath = (path: string) => rows.find((row) => row.path === path)?.perSecond ?? Number.NaN;
+console.log("\n| path | chunks | seconds | chunks/s | machine CPU µs/chunk | rows written/chunk | setup |\n|---|---|---|---|---|---|---|");
+for (const row of rows) console.log(`| ${row.path} | ${row.chunks} | ${row.seconds.toFixed(2)} | ${row.perSecond.toLocaleString("en")} | ${row.cpuUsPerChunk} | ${row.rowsPerChunk} | ${row.note} |`);
+const ratios = {
+  httpOverGraphile: byPath("(b) HTTP API, blocks sized to the work") / byPath("(c) graphile-worker, batched"),
+  http64OverGraphile: byPath("(b) HTTP API, blocks of 64") / byPath("(c) graphile-worker, batched"),
+  httpOverRaw: byPath("(b) HTTP API, blocks sized to the work") / byPath("(a) raw db modules, blocks sized to the work"),
+};
+console.log(
+  `\nHTTP (sized blocks) / graphile-worker = ${ratios.httpOverGraphile.toFixed(2)}× (target ≥ 1.5×); with blocks of 64: ${ratios.http64OverGraphile.toFixed(2)}×; ` +
+    `HTTP / raw, sized = ${(ratios.httpOverRaw * 100).toFixed(0)} %`,
+);
 mkdirSync(new URL("./results", import.meta.url), { recursive: true });
 writeFileSync(new URL("./results/dispatch.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), chunks, clients, poolSize, rows, ratios }, null, 2));

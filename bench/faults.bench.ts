@@ -5,8 +5,8 @@
 // Usage: npx node bench/faults.bench.ts [chunks] [browsers] [simulated]
 //   (or BENCH_FAULT_CHUNKS …; DATABASE_URL names the Postgres server, as for the others)
 import { mkdirSync, writeFileSync } from "node:fs";
-import { runFaultScenario, type Fault, type ScenarioReport } from "../apps/api/test/faults/scenario.ts";
 import type { Backend } from "@crowdcompute/db/testing";
+import { type Fault, runFaultScenario, type ScenarioReport } from "../apps/api/test/faults/scenario.ts";
 
 const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const chunks = Number(process.env.BENCH_FAULT_CHUNKS ?? process.argv[2] ?? 10_000);

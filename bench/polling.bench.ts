@@ -4,8 +4,9 @@
 // time, then posts its results while it computes the next, and asks for its credit after a
 // post (at most every 5 s). With no work it waits retryAfterMs.
 //
-// Think time: the page leases threads × 4 chunks (8 with 2 threads) and runs them 4 per
-// thread, so a batch takes 4 chunk times. We take 2.5 s chunks, so a batch takes about 10 s;
+// Think time: the page asks for 4 s of work for its threads; a volunteer of 2 threads with
+// 2.5 s chunks gets blocks of 4 (the task's first ones too: 2 chunks a thread), 2 chunk times
+// per block. We cap them at 8 and take 10 s a block, as 4 threads would;
 // each batch draws its time uniformly from 5–15 s so that volunteers do not march in step.
 // That is 2,000 / 10 s = 200 batches a second, 3 requests each (lease, results, credit).
 // Pass another mean think time to see where one process saturates.
@@ -19,15 +20,13 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createTestDatabase, dropDatabase } from "@crowdcompute/db/testing";
 import pg from "pg";
-import {
-  adminUrl, databaseName, keepAliveClient, mean, percentile, machineTimes, rssMb, sleep, startApiProcess, startRangeTask, treeCpuSeconds, volunteerTokens,
-} from "./api-process.ts";
+import { adminUrl, databaseName, keepAliveClient, machineTimes, mean, percentile, rssMb, sleep, startApiProcess, startRangeTask, treeCpuSeconds, volunteerTokens } from "./api-process.ts";
 
 const volunteers = Number(process.argv[2] ?? process.env.BENCH_VOLUNTEERS ?? 2000);
 const seconds = Number(process.argv[3] ?? process.env.BENCH_SECONDS ?? 180);
 const thinkMs = Number(process.argv[4] ?? process.env.BENCH_THINK_MS ?? 10_000);
 const batch = 8;
-const leaseBody = { max: batch, capabilities: { threads: 2 } };
+const leaseBody = { max: batch, bufferMs: 10_000, capabilities: { threads: 4 } };
 const creditRefreshMs = 5_000;
 const poolMax = 10; // createPostgresDb's default, which the Node entry uses
 const thinkTime = () => thinkMs * (0.5 + Math.random());
@@ -35,7 +34,19 @@ const thinkTime = () => thinkMs * (0.5 + Math.random());
 type Call = "lease" | "results" | "credit";
 const calls: Call[] = ["lease", "results", "credit"];
 /** One second's sample; CPU in seconds used so far (Node runs JavaScript on one core: 1 s per second is saturated). */
-interface Sample { at: number; rssMb: number; poolConnections: number; listenConnections: number; busy: number; lockWaits: number; apiCpu: number; postgresCpu: number; clientCpu: number; machineBusy: number; machineTotal: number }
+interface Sample {
+  at: number;
+  rssMb: number;
+  poolConnections: number;
+  listenConnections: number;
+  busy: number;
+  lockWaits: number;
+  apiCpu: number;
+  postgresCpu: number;
+  clientCpu: number;
+  machineBusy: number;
+  machineTotal: number;
+}
 
 const url = await createTestDatabase(adminUrl);
 const server = await startApiProcess(url, { IDLE_RETRY_MS: "2000", VOLUNTEER_LIMIT_PER_IP: "1000000" });
@@ -86,16 +97,23 @@ try {
     const { user, system } = process.cpuUsage();
     const machine = machineTimes();
     samples.push({
-      at: Date.now(), rssMb: rssMb(server.pid), poolConnections: Number(rows[0]!.pool), listenConnections: Number(rows[0]!.listen),
-      busy: Number(rows[0]!.busy), lockWaits: Number(rows[0]!.lock_waits), apiCpu: treeCpuSeconds(server.pid), clientCpu: (user + system) / 1e6,
+      at: Date.now(),
+      rssMb: rssMb(server.pid),
+      poolConnections: Number(rows[0]!.pool),
+      listenConnections: Number(rows[0]!.listen),
+      busy: Number(rows[0]!.busy),
+      lockWaits: Number(rows[0]!.lock_waits),
+      apiCpu: treeCpuSeconds(server.pid),
+      clientCpu: (user + system) / 1e6,
       // The pool's connections stay open (postgres.js has no idle timeout by default), so this sum only grows.
       postgresCpu: (rows[0]!.pids ?? []).reduce((sum, pid) => sum + treeCpuSeconds(pid), 0),
-      machineBusy: machine.busy, machineTotal: machine.total,
+      machineBusy: machine.busy,
+      machineTotal: machine.total,
     });
   };
   const sampler = setInterval(() => void sample().catch(() => {}), 1000);
 
-  type Lease = { leaseId: string };
+  type Lease = { leaseId: string; inputs: unknown[] };
   const lease = (token: string) => timed("lease", () => client.post("/api/work/lease", leaseBody, token) as Promise<{ leases: Lease[]; retryAfterMs: number }>);
 
   const volunteer = async (token: string, i: number) => {
@@ -114,7 +132,9 @@ try {
       const ahead = lease(token);
       await sleep(thinkTime());
       await posting; // one post at a time, as the page
-      posting = timed("results", () => client.post("/api/work/results", { results: running.map((l) => ({ leaseId: l.leaseId, result: 0, cpuMs: 2500 })) }, token)).then((out) => {
+      posting = timed("results", () =>
+        client.post("/api/work/results", { results: running.map((b) => ({ leaseId: b.leaseId, results: new Array(b.inputs.length).fill(0), cpuMs: 2500 * b.inputs.length })) }, token),
+      ).then((out) => {
         chunksDone += out?.accepted ?? 0;
         if (out && Date.now() - creditAskedAt >= creditRefreshMs) {
           creditAskedAt = Date.now();
@@ -136,8 +156,7 @@ try {
   const overall = calls.map((call) => ({ call, ...stats(call), errors: errors.filter((e) => e.call === call).length }));
   const minutes = Array.from({ length: Math.max(1, Math.ceil(seconds / 60)) }, (_, minute) => {
     const inMinute = samples.filter((s) => minuteOf(s.at) === minute);
-    const cpuPercent = (of: (s: Sample) => number) =>
-      inMinute.length < 2 ? Number.NaN : (100 * (of(inMinute.at(-1)!) - of(inMinute[0]!))) / ((inMinute.at(-1)!.at - inMinute[0]!.at) / 1000);
+    const cpuPercent = (of: (s: Sample) => number) => (inMinute.length < 2 ? Number.NaN : (100 * (of(inMinute.at(-1)!) - of(inMinute[0]!))) / ((inMinute.at(-1)!.at - inMinute[0]!.at) / 1000));
     return {
       minute: minute + 1,
       lease: stats(`lease ${minute}`),
@@ -151,8 +170,7 @@ try {
       lockWaitsMean: mean(inMinute.map((s) => s.lockWaits)),
       apiCpuPercent: cpuPercent((s) => s.apiCpu),
       postgresCpuPercent: cpuPercent((s) => s.postgresCpu),
-      machineBusyPercent: inMinute.length < 2 ? Number.NaN
-        : (100 * (inMinute.at(-1)!.machineBusy - inMinute[0]!.machineBusy)) / (inMinute.at(-1)!.machineTotal - inMinute[0]!.machineTotal),
+      machineBusyPercent: inMinute.length < 2 ? Number.NaN : (100 * (inMinute.at(-1)!.machineBusy - inMinute[0]!.machineBusy)) / (inMinute.at(-1)!.machineTotal - inMinute[0]!.machineTotal),
       clientCpuPercent: cpuPercent((s) => s.clientCpu),
     };
   });
@@ -163,26 +181,55 @@ try {
   const lastMinuteRss = mean(samples.filter((s) => Date.now() - s.at <= 60_000).map((s) => s.rssMb));
 
   const ms = (x: number) => x.toFixed(1);
-  console.log(`\n${volunteers} volunteers for ${elapsed.toFixed(0)} s, mean think time ${thinkMs} ms (uniform ${thinkMs / 2}–${(thinkMs * 3) / 2} ms), ${batch}-chunk batches: ${totalRequests} requests (${(totalRequests / elapsed).toFixed(0)}/s), ${chunksDone} chunks done\n`);
+  console.log(
+    `\n${volunteers} volunteers for ${elapsed.toFixed(0)} s, mean think time ${thinkMs} ms (uniform ${thinkMs / 2}–${(thinkMs * 3) / 2} ms), ${batch}-chunk batches: ${totalRequests} requests (${(totalRequests / elapsed).toFixed(0)}/s), ${chunksDone} chunks done\n`,
+  );
   console.log("| call | requests | p50 ms | p99 ms | max ms | errors |\n|---|---|---|---|---|---|");
   for (const row of overall) console.log(`| ${row.call} | ${row.count} | ${ms(row.p50)} | ${ms(row.p99)} | ${ms(row.max)} | ${row.errors} |`);
-  console.log("\n| minute | lease p50 / p99 ms | results p50 / p99 ms | errors | server RSS mean / max MB | Postgres connections max (pool + LISTEN) | connections busy / waiting on a lock (mean) | CPU % of a core: API / Postgres pool / bench client | machine busy |\n|---|---|---|---|---|---|---|---|---|");
+  console.log(
+    "\n| minute | lease p50 / p99 ms | results p50 / p99 ms | errors | server RSS mean / max MB | Postgres connections max (pool + LISTEN) | connections busy / waiting on a lock (mean) | CPU % of a core: API / Postgres pool / bench client | machine busy |\n|---|---|---|---|---|---|---|---|---|",
+  );
   for (const m of minutes) {
-    console.log(`| ${m.minute} | ${ms(m.lease.p50)} / ${ms(m.lease.p99)} | ${ms(m.results.p50)} / ${ms(m.results.p99)} | ${m.errors} | ${m.rssMeanMb.toFixed(0)} / ${m.rssMaxMb.toFixed(0)} | ${m.poolConnectionsMax} + ${m.listenConnectionsMax} | ${m.busyMean.toFixed(1)} / ${m.lockWaitsMean.toFixed(1)} | ${m.apiCpuPercent.toFixed(0)} / ${m.postgresCpuPercent.toFixed(0)} / ${m.clientCpuPercent.toFixed(0)} | ${m.machineBusyPercent.toFixed(0)} % |`);
+    console.log(
+      `| ${m.minute} | ${ms(m.lease.p50)} / ${ms(m.lease.p99)} | ${ms(m.results.p50)} / ${ms(m.results.p99)} | ${m.errors} | ${m.rssMeanMb.toFixed(0)} / ${m.rssMaxMb.toFixed(0)} | ${m.poolConnectionsMax} + ${m.listenConnectionsMax} | ${m.busyMean.toFixed(1)} / ${m.lockWaitsMean.toFixed(1)} | ${m.apiCpuPercent.toFixed(0)} / ${m.postgresCpuPercent.toFixed(0)} / ${m.clientCpuPercent.toFixed(0)} | ${m.machineBusyPercent.toFixed(0)} % |`,
+    );
   }
   const errorRate = errors.length / Math.max(1, totalRequests);
   const connectionsBounded = poolConnectionsMax <= poolMax && listenConnectionsMax <= 1;
   console.log(`\nerror rate ${(100 * errorRate).toFixed(3)} % (target 0)${errors[0] ? `; first error: ${errors[0].message}` : ""}`);
-  console.log(`server RSS: first minute mean ${firstMinuteRss.toFixed(0)} MB, last minute mean ${lastMinuteRss.toFixed(0)} MB (${lastMinuteRss >= firstMinuteRss ? "+" : ""}${(lastMinuteRss - firstMinuteRss).toFixed(0)} MB)`);
-  console.log(`Postgres connections to the bench database: at most ${poolConnectionsMax} pool + ${listenConnectionsMax} LISTEN (pool max ${poolMax}): ${connectionsBounded ? "bounded" : "NOT bounded"}`);
+  console.log(
+    `server RSS: first minute mean ${firstMinuteRss.toFixed(0)} MB, last minute mean ${lastMinuteRss.toFixed(0)} MB (${lastMinuteRss >= firstMinuteRss ? "+" : ""}${(lastMinuteRss - firstMinuteRss).toFixed(0)} MB)`,
+  );
+  console.log(
+    `Postgres connections to the bench database: at most ${poolConnectionsMax} pool + ${listenConnectionsMax} LISTEN (pool max ${poolMax}): ${connectionsBounded ? "bounded" : "NOT bounded"}`,
+  );
   console.log(`server output during the run: ${server.outputBytes()} characters; target: p99 lease latency < 50 ms`);
   mkdirSync(new URL("./results", import.meta.url), { recursive: true });
   writeFileSync(
     new URL("./results/polling.json", import.meta.url),
-    JSON.stringify({
-      date: new Date().toISOString(), volunteers, seconds: elapsed, thinkMs, batch, requests, chunksDone, errorRate, errors: errors.slice(0, 20),
-      overall, minutes, firstMinuteRss, lastMinuteRss, poolMax, poolConnectionsMax, listenConnectionsMax, samples,
-    }, null, 2),
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        volunteers,
+        seconds: elapsed,
+        thinkMs,
+        batch,
+        requests,
+        chunksDone,
+        errorRate,
+        errors: errors.slice(0, 20),
+        overall,
+        minutes,
+        firstMinuteRss,
+        lastMinuteRss,
+        poolMax,
+        poolConnectionsMax,
+        listenConnectionsMax,
+        samples,
+      },
+      null,
+      2,
+    ),
   );
   if (errors.length > 0 || !connectionsBounded) process.exitCode = 1;
 } finally {

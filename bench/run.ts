@@ -7,7 +7,9 @@ import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const dir = fileURLToPath(new URL(".", import.meta.url));
-const all = readdirSync(dir).filter((name) => name.endsWith(".bench.ts")).sort();
+const all = readdirSync(dir)
+  .filter((name) => name.endsWith(".bench.ts"))
+  .sort();
 const args = process.argv.slice(2);
 const named = args.filter((arg) => all.includes(`${arg}.bench.ts`));
 const benches = named.length > 0 ? all.filter((name) => named.includes(name.replace(/\.bench\.ts$/, ""))) : all;

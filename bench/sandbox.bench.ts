@@ -1,4 +1,4 @@
-// Sandbox overhead (DESIGN §7, §9), one run on this machine:
+// Sandbox overhead (docs/architecture.md, "The sandbox"), one run on this machine:
 //   kernels: primes by trial division and a pure-JS SHA-256, the same source in plain Node,
 //            in a plain Worker in Chromium and in our sandbox in Chromium (timed inside each);
 //   dispatch: tiny chunks through the whole sandbox path (host → frame → worker and back),
@@ -7,10 +7,10 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
 import { chromium } from "playwright-core";
 import { buildBootstrap } from "../packages/sandbox/build.ts";
 import { startServers } from "../packages/sandbox/test/servers.ts";
-import { chromiumArgs, findChromium } from "../tooling/chromium.ts";
 import { kernelSource } from "./sandbox-kernels.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -39,9 +39,12 @@ let dispatch: { sequentialMsPerChunk: number; pipelinedMsPerChunk: number } | un
 try {
   const page = await browser.newPage();
   await page.goto(`${servers.appOrigin}/`);
-  await page.evaluate(async ([origin, threads]) => {
-    (window as unknown as { sandbox: unknown }).sandbox = await (window as unknown as { ccSandbox: { createSandbox(o: object): Promise<unknown> } }).ccSandbox.createSandbox({ origin, threads });
-  }, [servers.sandboxOrigin, threads] as const);
+  await page.evaluate(
+    async ([origin, threads]) => {
+      (window as unknown as { sandbox: unknown }).sandbox = await (window as unknown as { ccSandbox: { createSandbox(o: object): Promise<unknown> } }).ccSandbox.createSandbox({ origin, threads });
+    },
+    [servers.sandboxOrigin, threads] as const,
+  );
 
   const task = { taskId: "bench-kernels", code: kernelSource, codeSha256: sha256(kernelSource), timeoutMs: 600_000 };
   for (const { name, input } of kernels) {
@@ -135,7 +138,4 @@ console.log(`| pipelined (${batchSize}-chunk batches, all in flight) | ${pipelin
 console.log("\nTargets: sandbox speed ≥ 0.95× Node on each kernel; pipelined < 0.3 ms per chunk.");
 
 mkdirSync(`${root}bench/results`, { recursive: true });
-writeFileSync(
-  `${root}bench/results/sandbox.json`,
-  `${JSON.stringify({ date: new Date().toISOString(), chromium: findChromium(), threads, kernels: rows, dispatch }, null, 2)}\n`,
-);
+writeFileSync(`${root}bench/results/sandbox.json`, `${JSON.stringify({ date: new Date().toISOString(), chromium: findChromium(), threads, kernels: rows, dispatch }, null, 2)}\n`);

@@ -2,7 +2,8 @@
 // scale-out): N Node API processes (`apps/api/src/main.ts`, each on its own port, pool 10
 // each), then the Workers entry under `wrangler dev` (workerd, offline; one database
 // connection per request). The clients are those of dispatch.bench.ts (b): volunteers with
-// no compute time that post each batch's results with `next`, 64-chunk leases, spread
+// no compute time that post each block's results with `next`, blocks of 64 (sized blocks
+// leave the API and Postgres almost nothing to do: see dispatch.bench.ts), spread
 // round-robin over the processes. Every setup gets a fresh database and an untimed warm-up
 // task of a tenth of the size first, so each process's JIT is warm when the clock starts.
 // Everything (clients, API processes, Postgres) shares this machine's cores: once they are
@@ -15,9 +16,7 @@ import { join } from "node:path";
 import { createTestDatabase, dropDatabase, freePort } from "@crowdcompute/db/testing";
 import pg from "pg";
 import { bundleWorker, startWranglerDev } from "../apps/api/src/node/wrangler-dev.ts";
-import {
-  adminUrl, databaseName, drainTask, jwtSecret, keepAliveClient, machineTimes, startApiProcess, startRangeTask, treeCpuSeconds, volunteerTokens, type JsonClient,
-} from "./api-process.ts";
+import { adminUrl, databaseName, drainTask, type JsonClient, jwtSecret, keepAliveClient, machineTimes, startApiProcess, startRangeTask, treeCpuSeconds, volunteerTokens } from "./api-process.ts";
 
 const chunks = Number(process.argv[2] ?? 40_000);
 const processCounts = (process.argv[3] ?? "1,2,4").split(",").map(Number);
@@ -40,6 +39,7 @@ interface Row {
   machineBusyPercent: number;
 }
 const rows: Row[] = [];
+const blocksOf64 = { max: 64, capabilities: { threads: 32 } };
 
 /** CPU seconds so far of each Postgres server process connected to `database` now. */
 async function postgresBackendCpu(monitor: pg.Client, database: string): Promise<Map<number, number>> {
@@ -56,7 +56,7 @@ async function measure(setup: string, bases: string[], pids: number[], database:
   const first = apiClients[0]!;
   const tokens = await volunteerTokens(first, clients);
   const drainAll = async () => {
-    const accepted = await Promise.all(tokens.map((token, i) => drainTask(apiClients[i % apiClients.length]!, token)));
+    const accepted = await Promise.all(tokens.map((token, i) => drainTask(apiClients[i % apiClients.length]!, token, blocksOf64)));
     return accepted.reduce((a, b) => a + b, 0);
   };
   const warmUp = Math.ceil(chunks / 10);
@@ -106,7 +106,13 @@ async function nodeProcesses(count: number) {
   try {
     const failure = started.find((result) => result.status === "rejected");
     if (failure) throw failure.reason;
-    await measure("Node", servers.map((s) => s.base), servers.map((s) => s.pid), databaseName(url), true);
+    await measure(
+      "Node",
+      servers.map((s) => s.base),
+      servers.map((s) => s.pid),
+      databaseName(url),
+      true,
+    );
   } finally {
     await Promise.all(servers.map((server) => server.stop()));
     await dropDatabase(adminUrl, databaseName(url));
@@ -143,12 +149,18 @@ if (withWorkers) await workersEntry();
 
 const baseline = rows.find((row) => row.setup === "Node" && row.processes === 1)?.perSecond;
 const withSpeedUp = rows.map((row) => ({ ...row, speedUp: baseline ? row.perSecond / baseline : null }));
-console.log("\n| setup | processes | clients | chunks | seconds | chunks/s | speed-up vs 1 process | API CPU s | Postgres CPU s | client CPU s | machine busy |\n|---|---|---|---|---|---|---|---|---|---|---|");
+console.log(
+  "\n| setup | processes | clients | chunks | seconds | chunks/s | speed-up vs 1 process | API CPU s | Postgres CPU s | client CPU s | machine busy |\n|---|---|---|---|---|---|---|---|---|---|---|",
+);
 for (const row of withSpeedUp) {
   const speedUp = row.speedUp === null ? "—" : `${row.speedUp.toFixed(2)}×`;
-  console.log(`| ${row.setup} | ${row.processes} | ${row.clients} | ${row.chunks} | ${row.seconds.toFixed(2)} | ${row.perSecond.toLocaleString("en")} | ${speedUp} | ${row.apiCpuSeconds.toFixed(1)} | ${row.postgresCpuSeconds?.toFixed(1) ?? "—"} | ${row.clientCpuSeconds.toFixed(1)} | ${row.machineBusyPercent.toFixed(0)} % |`);
+  console.log(
+    `| ${row.setup} | ${row.processes} | ${row.clients} | ${row.chunks} | ${row.seconds.toFixed(2)} | ${row.perSecond.toLocaleString("en")} | ${speedUp} | ${row.apiCpuSeconds.toFixed(1)} | ${row.postgresCpuSeconds?.toFixed(1) ?? "—"} | ${row.clientCpuSeconds.toFixed(1)} | ${row.machineBusyPercent.toFixed(0)} % |`,
+  );
 }
-console.log(`\n${cpus().length} cores shared by the clients, every API process and Postgres (and whatever else runs here): "machine busy" is the share of all cores busy during the run, for any process.`);
+console.log(
+  `\n${cpus().length} cores shared by the clients, every API process and Postgres (and whatever else runs here): "machine busy" is the share of all cores busy during the run, for any process.`,
+);
 console.log("API CPU counts each API process (for Workers: wrangler and workerd); Postgres CPU, the server processes of the pools' connections (Workers open one per request: not counted).");
 mkdirSync(new URL("./results", import.meta.url), { recursive: true });
 writeFileSync(new URL("./results/scaleout.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), cores: cpus().length, chunks, clients, rows: withSpeedUp }, null, 2));

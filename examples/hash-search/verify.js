@@ -18,7 +18,9 @@ for await (const line of createInterface({ input: process.stdin, crlfDelay: Infi
   }
   const expected = [];
   for (let n = input.start; n < input.end; n += input.step) {
-    const hash = createHash("sha256").update(prefix + n).digest("hex");
+    const hash = createHash("sha256")
+      .update(prefix + n)
+      .digest("hex");
     if (hash.startsWith("0000")) expected.push({ nonce: n, hash });
   }
   // Compared hit by hit, not as JSON text: the server stores results as canonical JSON

@@ -15,5 +15,7 @@ const height = rows.length;
 const width = rows[0]?.length ?? 0;
 if (height === 0 || rows.some((row) => !row)) throw new Error("some rows are missing: is the task done?");
 const pixels = Buffer.alloc(width * height);
-rows.forEach((row, y) => row.forEach((n, x) => (pixels[y * width + x] = n >= maxIter ? 0 : 255 - Math.floor((255 * n) / maxIter))));
+for (const [y, row] of rows.entries()) {
+  for (const [x, n] of row.entries()) pixels[y * width + x] = n >= maxIter ? 0 : 255 - Math.floor((255 * n) / maxIter);
+}
 process.stdout.write(Buffer.concat([Buffer.from(`P5\n${width} ${height}\n255\n`), pixels]));
