@@ -1,5 +1,8 @@
 import { type ChunkCheckpoint, type ChunkOutcome, type ChunkProgress, createSandbox, type Sandbox } from "@crowdcompute/sandbox";
 import { ApiError, type BlockReport, type Client, type LeasedBlock, type LeaseRequest, type LeaseResponse, type ResultsResponse } from "@crowdcompute/sdk";
+import { approximateBytes, echoConsole, reportsForPart } from "./block-reports.ts";
+import { SinceLastBeat } from "./since-last-beat.ts";
+import { TaskAssets } from "./task-assets.ts";
 
 type RunnerState = "stopped" | "starting" | "running" | "waiting" | "pausing" | "paused" | "error";
 
@@ -86,14 +89,6 @@ const rateWindowMs = 5_000;
 /** Keeps a request body well under the server's 32 MiB limit (results are at most 1 MiB each). */
 const maxPostBytes = 16 * 1024 * 1024;
 const maxReportsPerPost = 256;
-/**
- * What one heartbeat carries at most of what chunks reported since the last (the rest waits
- * for the next beat): progress entries and checkpoints (the server's limits), and characters
- * of checkpoint JSON, well under its 16 MiB body limit.
- */
-const maxBeatProgress = 1024;
-const maxBeatCheckpoints = 16;
-const maxBeatCheckpointChars = 4 * 1024 * 1024;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -112,9 +107,6 @@ interface HeldBlock {
   resume: Map<number, unknown> | null;
 }
 
-/** What chunks reported since the last heartbeat, by lease id and offset: the latest of each. */
-type Pending<T> = Map<string, Map<number, T>>;
-
 /**
  * The volunteer loop (docs/architecture.md, "The volunteer page"): lease blocks sized to the
  * work, keep the next block queued in the sandbox behind the running one, post results in
@@ -132,9 +124,7 @@ export class VolunteerRunner {
   private running = false;
   private looping = false;
   private wake: (() => void) | null = null;
-  private readonly codeBySha = new Map<string, string>();
-  /** Modules by sha256, fetched by the page (never by work code) and checked before use. */
-  private readonly wasmBySha = new Map<string, Promise<Uint8Array>>();
+  private readonly assets = new TaskAssets();
   /** Whether this browser has a WebGPU adapter; asked once, before the first lease. */
   private webgpu = false;
   private stats: RunnerStats = {
@@ -174,9 +164,8 @@ export class VolunteerRunner {
   /** Blocks held when the volunteer paused: given back once their computed results are posted. */
   private readonly toRelease = new Set<string>();
   private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
-  /** Progress and checkpoints the next heartbeat carries (docs/architecture.md, "Progress, console and checkpoints"). */
-  private pendingProgress: Pending<{ fraction: number; message?: string }> = new Map();
-  private pendingCheckpoints: Pending<string> = new Map();
+  /** Progress and checkpoints the next heartbeat carries. */
+  private readonly sinceLastBeat = new SinceLastBeat();
 
   constructor(options: RunnerOptions) {
     this.options = options;
@@ -383,7 +372,7 @@ export class VolunteerRunner {
   private async runPart(client: Client, sandbox: Sandbox, block: HeldBlock, offsets: number[]): Promise<void> {
     const { lease } = block;
     try {
-      const task = await this.sandboxTask(client, lease);
+      const task = await this.assets.sandboxTask(client, lease, this.webgpu);
       if (typeof task === "string")
         return this.queueReport(
           block,
@@ -411,11 +400,7 @@ export class VolunteerRunner {
           { onProgress: (progress) => this.progressed(part, lease, progress), onCheckpoint: (checkpoint) => this.checkpointed(lease, checkpoint) },
         )
         .finally(() => this.update({ running: this.stats.running.filter((other) => other !== part) }));
-      // What the part's chunks said while running goes no further: their outcomes are in.
-      for (const offset of offsets) {
-        this.pendingProgress.get(lease.leaseId)?.delete(offset);
-        this.pendingCheckpoints.get(lease.leaseId)?.delete(offset);
-      }
+      this.sinceLastBeat.ended(lease.leaseId, offsets);
       if (this.showConsole) echoConsole(lease, offsets, outcomes);
       // Wall time per chunk and thread, as the sandbox delivered them (rests included).
       const perChunk = ((performance.now() - started) * Math.min(this.threads, offsets.length)) / offsets.length;
@@ -439,84 +424,18 @@ export class VolunteerRunner {
     const entry = { index, fraction: progress.fraction, ...(progress.message === undefined ? {} : { message: progress.message }) };
     part.progress = [...part.progress.filter((other) => other.index !== index), entry].slice(-32);
     if (this.stats.running.includes(part)) this.update({ running: [...this.stats.running] });
-    pendingFor(this.pendingProgress, lease.leaseId).set(offset, progress.message === undefined ? { fraction: progress.fraction } : { fraction: progress.fraction, message: progress.message });
+    this.sinceLastBeat.progressed(lease.leaseId, offset, progress.message === undefined ? { fraction: progress.fraction } : { fraction: progress.fraction, message: progress.message });
   }
 
   /** Keeps the latest checkpoint of each running chunk for the next heartbeat (the sandbox sends at most 2 a second a chunk). */
   private checkpointed(lease: LeasedBlock, checkpoint: ChunkCheckpoint): void {
     const offset = Number(checkpoint.key.slice(checkpoint.key.indexOf(":") + 1));
-    pendingFor(this.pendingCheckpoints, lease.leaseId).set(offset, checkpoint.json);
+    this.sinceLastBeat.checkpointed(lease.leaseId, offset, checkpoint.json);
   }
 
-  /** The task as the sandbox runs it, or why it cannot run here (a module that is not the one named). */
-  private async sandboxTask(client: Client, lease: LeasedBlock) {
-    let code = this.codeBySha.get(lease.codeSha256);
-    if (code === undefined) {
-      code = await client.taskCode(lease.taskId);
-      this.codeBySha.set(lease.codeSha256, code);
-    }
-    let wasm: Uint8Array | undefined;
-    if (lease.wasmSha256) {
-      try {
-        wasm = await this.taskWasm(client, lease.taskId, lease.wasmSha256);
-      } catch (error) {
-        if (error instanceof WasmMismatch) return truncate(error.message);
-        throw error;
-      }
-    }
-    return {
-      taskId: lease.taskId,
-      code,
-      codeSha256: lease.codeSha256,
-      wasm,
-      wasmSha256: lease.wasmSha256,
-      webgpu: this.webgpu && Boolean(lease.requires?.webgpu),
-      timeoutMs: lease.timeoutMs,
-      memoryMb: lease.memoryMb,
-    };
-  }
-
-  /** Outcomes of a part become reports: one per run of consecutive results, errors with them. */
+  /** Queues a part's reports to post and counts what it did. */
   private queueReport(block: HeldBlock, outcomes: ChunkOutcome[], offsets: number[]): void {
-    let done = 0;
-    let failed = 0;
-    let cpuMs = 0;
-    const errors: NonNullable<BlockReport["errors"]> = [];
-    const errorsLogged: NonNullable<BlockReport["console"]> = [];
-    const reports: BlockReport[] = [];
-    // A chunk's console rides with its own result or error; only chunks that wrote any carry one.
-    let run: { offset: number; results: unknown[]; cpuMs: number; console: NonNullable<BlockReport["console"]> | null } | null = null;
-    const runReport = (r: NonNullable<typeof run>): BlockReport => {
-      const report: BlockReport = { leaseId: block.lease.leaseId, offset: r.offset, results: r.results, cpuMs: Math.round(r.cpuMs) };
-      if (r.console) report.console = r.console;
-      return report;
-    };
-    for (const [k, outcome] of outcomes.entries()) {
-      const offset = offsets[k]!;
-      cpuMs += outcome.cpuMs;
-      if (outcome.ok) {
-        done++;
-        if (!run || run.offset + run.results.length !== offset) {
-          if (run) reports.push(runReport(run));
-          run = { offset, results: [], cpuMs: 0, console: null };
-        }
-        run.results.push(JSON.parse(outcome.resultJson) as unknown);
-        run.cpuMs += outcome.cpuMs;
-        if (outcome.console) (run.console ??= []).push(consoleEntry(offset, outcome.console));
-      } else if (outcome.error.kind !== "cancelled") {
-        // Cancelled by this page (the server said the block is gone): nothing to report.
-        failed++;
-        errors.push({ offset, kind: outcome.error.kind, message: outcome.error.message });
-        if (outcome.console) errorsLogged.push(consoleEntry(offset, outcome.console));
-      }
-    }
-    if (run) reports.push(runReport(run));
-    if (errors.length > 0) {
-      let first = reports[0];
-      if (first) first.errors = errors;
-      else reports.push((first = { leaseId: block.lease.leaseId, results: [], errors, cpuMs: 0 }));
-      if (errorsLogged.length > 0) first.console = [...(first.console ?? []), ...errorsLogged];
-    }
+    const { reports, done, failed, cpuMs } = reportsForPart(block.lease.leaseId, outcomes, offsets);
     this.outbox.push(...reports);
     const taskId = block.lease.taskId;
     const now = performance.now();
@@ -648,7 +567,7 @@ export class VolunteerRunner {
     this.heartbeatTimer = setInterval(() => {
       const ids = this.held.map((block) => block.lease.leaseId).slice(0, 256);
       if (ids.length === 0) return;
-      const { extra, restore } = this.beatExtras(ids);
+      const { extra, restore } = this.sinceLastBeat.take(ids);
       client
         .heartbeat(ids, extra)
         .then(({ cancelled, lost }) => {
@@ -668,54 +587,6 @@ export class VolunteerRunner {
         // goes with the next one, unless a chunk reported newer since.
         .catch(() => restore());
     }, everyMs);
-  }
-
-  /**
-   * The progress and checkpoints chunks of these leases reported since the last beat, within a
-   * beat's bounds (the rest stays for the next one), and how to put them back if the beat fails.
-   */
-  private beatExtras(ids: string[]): {
-    extra: { progress?: Record<string, { offset: number; fraction: number; message?: string }[]>; checkpoints?: Record<string, { offset: number; state: unknown }[]> };
-    restore: () => void;
-  } {
-    const held = new Set(ids);
-    const progress: Record<string, { offset: number; fraction: number; message?: string }[]> = {};
-    const checkpoints: Record<string, { offset: number; state: unknown }[]> = {};
-    const taken: { pending: Pending<unknown>; leaseId: string; offset: number; value: unknown }[] = [];
-    let entries = 0;
-    for (const [leaseId, byOffset] of this.pendingProgress) {
-      if (!held.has(leaseId)) continue;
-      for (const [offset, value] of byOffset) {
-        if (entries >= maxBeatProgress) break;
-        (progress[leaseId] ??= []).push({ offset, ...value });
-        taken.push({ pending: this.pendingProgress, leaseId, offset, value });
-        entries++;
-      }
-    }
-    let count = 0;
-    let chars = 0;
-    for (const [leaseId, byOffset] of this.pendingCheckpoints) {
-      if (!held.has(leaseId)) continue;
-      for (const [offset, json] of byOffset) {
-        if (count >= maxBeatCheckpoints || (count > 0 && chars + json.length > maxBeatCheckpointChars)) break;
-        (checkpoints[leaseId] ??= []).push({ offset, state: JSON.parse(json) as unknown });
-        taken.push({ pending: this.pendingCheckpoints, leaseId, offset, value: json });
-        count++;
-        chars += json.length;
-      }
-    }
-    for (const { pending, leaseId, offset } of taken) pending.get(leaseId)?.delete(offset);
-    // Leases no longer held say nothing more.
-    for (const pending of [this.pendingProgress, this.pendingCheckpoints] as Pending<unknown>[]) {
-      for (const [leaseId, byOffset] of pending) if (!held.has(leaseId) || byOffset.size === 0) pending.delete(leaseId);
-    }
-    const restore = () => {
-      for (const { pending, leaseId, offset, value } of taken) {
-        const byOffset = pendingFor(pending, leaseId);
-        if (!byOffset.has(offset)) byOffset.set(offset, value);
-      }
-    };
-    return { extra: { ...(entries > 0 ? { progress } : {}), ...(count > 0 ? { checkpoints } : {}) }, restore };
   }
 
   private stopHeartbeat(): void {
@@ -746,53 +617,6 @@ export class VolunteerRunner {
       .then((figures) => this.update({ credit: figures.credit }))
       .catch(() => {});
   }
-
-  /** The task's module, fetched once per sha256 and checked against it. */
-  private taskWasm(client: Client, taskId: string, sha256: string): Promise<Uint8Array> {
-    let wasm = this.wasmBySha.get(sha256);
-    if (!wasm) {
-      wasm = client.taskWasm(taskId).then(async (bytes) => {
-        const actual = await sha256Hex(bytes);
-        if (actual !== sha256.toLowerCase()) throw new WasmMismatch(`task ${taskId}: its wasm hashes to ${actual}, not ${sha256}`);
-        return bytes;
-      });
-      this.wasmBySha.set(sha256, wasm);
-      // A failed fetch is tried again next time; a mismatch too (the server may have been mid-deploy).
-      wasm.catch(() => this.wasmBySha.delete(sha256));
-    }
-    return wasm;
-  }
-}
-
-class WasmMismatch extends Error {}
-
-function pendingFor<T>(pending: Pending<T>, leaseId: string): Map<number, T> {
-  let byOffset = pending.get(leaseId);
-  if (!byOffset) pending.set(leaseId, (byOffset = new Map()));
-  return byOffset;
-}
-
-function consoleEntry(offset: number, logged: NonNullable<ChunkOutcome["console"]>): NonNullable<BlockReport["console"]>[number] {
-  return logged.truncated ? { offset, lines: logged.lines, truncated: true } : { offset, lines: logged.lines };
-}
-
-/**
- * Work code's console lines, into this page's console, for a volunteer who asked to see them
- * (`crowdcompute volunteer --show-console` prints them from there): `[chunk N of task ID] text`.
- */
-function echoConsole(lease: LeasedBlock, offsets: number[], outcomes: ChunkOutcome[]): void {
-  for (const [k, outcome] of outcomes.entries()) {
-    if (!outcome.console) continue;
-    const prefix = `[chunk ${lease.firstIndex + offsets[k]!} of task ${lease.taskId}]`;
-    for (const line of outcome.console.lines) console[line.level](`${prefix} ${line.text}`);
-    if (outcome.console.truncated) console.warn(`${prefix} (more lines were written than a chunk keeps)`);
-  }
-}
-
-/** A report's size as JSON, roughly (each result is checked under 1 MiB by the sandbox). */
-function approximateBytes(report: BlockReport): number {
-  const logged = report.console?.reduce((sum, entry) => sum + 50 + entry.lines.reduce((chars, line) => chars + line.text.length + 30, 0), 0) ?? 0;
-  return 200 + JSON.stringify(report.results ?? []).length + (report.errors?.reduce((sum, e) => sum + e.message.length + 50, 0) ?? 0) + logged;
 }
 
 /** True when `navigator.gpu` gives an adapter (SwiftShader's counts: it computes, slowly). */
@@ -803,15 +627,6 @@ async function hasWebGpuAdapter(): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
-  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-
-function truncate(message: string): string {
-  return message.length > 1000 ? `${message.slice(0, 1000)}…` : message;
 }
 
 /** 128 random bits as hex (crypto.randomUUID needs a secure context; a volunteer page may not be one). */
