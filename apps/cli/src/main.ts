@@ -22,7 +22,7 @@ function integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
 const serverOption = () => new Option("--server <url>", "the CrowdCompute server (default: $CROWDCOMPUTE_SERVER, the last `login`, or http://localhost:8787)");
 const jsonOption = () => new Option("--json", "machine-readable JSON on stdout");
 
-export function buildProgram(env: CliEnv, setExitCode: (code: number) => void): Command {
+function buildProgram(env: CliEnv, setExitCode: (code: number) => void): Command {
   const creator = async (flags: { server?: string }): Promise<Client> => {
     const server = await resolveServer(env, flags.server);
     return createClient({ baseUrl: server, token: await resolveToken(env, server) });
