@@ -41,11 +41,12 @@ describe(`pausing a volunteer in Chromium (${backend})`, () => {
     await until("chunks to be running", async () => (await creator.getTask(task.id)).counts.leased > 0);
     await sleep(500);
 
-    // The control: while computing, two spinning threads use about a CPU second a second each.
+    // The control: while computing, two spinning threads use about a CPU second a second each
+    // (1.95 on an idle 2-core machine); at least one, however busy the machine is otherwise.
     const busyFrom = await browserCpuSeconds(cdp);
     await sleep(1000);
     const busy = (await browserCpuSeconds(cdp)) - busyFrom;
-    expect(busy).toBeGreaterThan(1.2);
+    expect(busy).toBeGreaterThan(1);
 
     await page.getByRole("button", { name: "Pause" }).click();
     await sleep(1000);
