@@ -1,6 +1,7 @@
 // Pause means pause, in real Chromium: a volunteer computing long chunks presses Pause, and
 // within a second its browser stops using the CPU, the blocks it held go back to the server
-// at once, and Resume picks the task up again until it is done.
+// at once, and Resume picks the task up again until it is done. A tab that closes gives its
+// blocks back at once too.
 import type { CDPSession } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { browserTestBackend as backend, newCreator, serverAndBrowser, until } from "./helpers.ts";
@@ -71,6 +72,33 @@ describe(`pausing a volunteer in Chromium (${backend})`, () => {
     const lines = [];
     for await (const line of creator.results(task.id)) lines.push(line);
     expect(lines.map((line) => (line.status === "done" ? line.result : line.error))).toEqual(inputs.map((i) => i * 2));
+    await context.close();
+  });
+
+  it("a tab that closes gives its blocks back at once, not at their deadline", async () => {
+    const { server, browser } = running;
+    const creator = await newCreator(server, "closer@example.com");
+    // A minute's timeout a chunk: the blocks' deadlines are minutes away.
+    const task = await creator.createTask({ name: "spin long", code: spinCode, inputs: [1, 2, 3, 4], timeoutMs: 60_000, start: true });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${server.url}/`);
+    await page.getByRole("button", { name: "Start" }).click();
+    await until("chunks to be running", async () => (await page.getByTestId("state").getAttribute("data-state")) === "running");
+    expect((await creator.getTask(task.id)).counts.leased).toBeGreaterThan(0);
+
+    // Closed the way a person closes a tab: the page's pagehide runs.
+    await page.close({ runBeforeUnload: true });
+    const counts = await until(
+      "the leases to come back",
+      async () => {
+        const view = await creator.getTask(task.id);
+        return view.counts.leased === 0 ? view.counts : null;
+      },
+      10_000,
+    );
+    expect(counts.done + counts.pending).toBe(4);
+    expect(counts.pending).toBeGreaterThan(0);
     await context.close();
   });
 });

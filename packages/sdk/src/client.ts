@@ -62,7 +62,7 @@ export function createClient(options: ClientOptions = {}) {
   const baseUrl = (options.baseUrl ?? "").replace(/\/$/, "");
   const doFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
 
-  async function send(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}): Promise<Response> {
+  async function send(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}, init: { keepalive?: boolean } = {}): Promise<Response> {
     const headers: Record<string, string> = { ...extraHeaders };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
@@ -70,6 +70,7 @@ export function createClient(options: ClientOptions = {}) {
       method,
       headers,
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      ...init,
     });
     if (!response.ok) throw new ApiError(await problemOf(response));
     return response;
@@ -236,7 +237,12 @@ export function createClient(options: ClientOptions = {}) {
      */
     heartbeat: (leaseIds: string[], extra: Pick<HeartbeatRequest, "progress" | "checkpoints"> = {}) => json<HeartbeatResponse>("POST", "/api/work/heartbeat", { leaseIds, ...extra }),
     /** Gives blocks back before their deadline (a paused volunteer): their unreported chunks go to others at once. */
-    release: (leaseIds: string[]) => json<ReleaseResponse>("POST", "/api/work/release", { leaseIds }),
+    /**
+     * Gives leases back before their deadline. `keepalive` lets the request outlive the page
+     * that sends it (a closing tab); the browser caps such bodies at 64 KiB.
+     */
+    release: async (leaseIds: string[], { keepalive = false }: { keepalive?: boolean } = {}) =>
+      (await (await send("POST", "/api/work/release", { leaseIds }, {}, keepalive ? { keepalive } : {})).json()) as ReleaseResponse,
 
     config: () => json<{ sandboxOrigin: string }>("GET", "/api/config"),
     health: () => json<{ status: "ok"; db: "ok" }>("GET", "/api/health"),

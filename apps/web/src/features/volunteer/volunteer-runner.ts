@@ -224,6 +224,21 @@ export class VolunteerRunner {
     this.showConsole = show;
   }
 
+  /**
+   * The page is going away (its tab closed or navigated): gives every block held back in one
+   * request that outlives the page, so their chunks go to other volunteers now rather than at
+   * their deadline. Results not yet posted are lost with the page and computed again.
+   */
+  releaseOnExit(): void {
+    const leaseIds = this.held.filter((block) => !block.dropped).map((block) => block.lease.leaseId);
+    for (const block of this.held) block.dropped = true;
+    this.running = false;
+    this.held = [];
+    this.toRelease.clear();
+    // The browser keeps at most 64 KiB of keepalive bodies in flight: 256 ids fit with room.
+    if (this.client && leaseIds.length > 0) void this.client.release(leaseIds.slice(0, 256), { keepalive: true }).catch(() => {});
+  }
+
   destroy(): void {
     this.pause();
     this.stopHeartbeat();
