@@ -373,6 +373,26 @@ export function describeApiSuite(title: string, open: () => Promise<ApiTarget>) 
         ]);
       });
 
+      it("takes back what a lease request got when its volunteer will not read the answer, and voids one that has not arrived", async () => {
+        await t.db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running'`);
+        const task = (await createTask({ inputs: [1, 2, 3, 4], start: true })).json.task;
+        const closing = await t.volunteer();
+        const refused = await t.call("POST", "/api/work/release", { token: closing.token, body: {} });
+        expect(refused.status).toBe(422);
+        expect(refused.json.errors[0].path).toBe("leaseIds");
+        expect((await t.call("POST", "/api/work/release", { token: closing.token, body: { leaseRequestKey: "bad key" } })).status).toBe(422);
+
+        // The answer of this request was lost with its page: the keyed release gives its block back.
+        const leased = await t.call("POST", "/api/work/lease", { token: closing.token, body: leaseBody(2), headers: { "idempotency-key": "gone-1" } });
+        expect(leased.json.leases).toHaveLength(1);
+        expect((await t.call("POST", "/api/work/release", { token: closing.token, body: { leaseRequestKey: "gone-1" } })).json).toEqual({ released: [], unknown: [], requestReleased: 1 });
+        // This one has not arrived when the release does: it gets nothing when it comes.
+        expect((await t.call("POST", "/api/work/release", { token: closing.token, body: { leaseRequestKey: "gone-2" } })).json.requestReleased).toBe(0);
+        expect((await t.call("POST", "/api/work/lease", { token: closing.token, body: leaseBody(2), headers: { "idempotency-key": "gone-2" } })).json.leases).toEqual([]);
+        const view = (await t.call("GET", `/api/tasks/${task.id}`, { token: creator.token })).json.task;
+        expect(view.counts).toMatchObject({ leased: 0, pending: 4 });
+      });
+
       it("answers with retryAfterMs when there is no work", async () => {
         await t.db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running'`);
         const { token } = await t.volunteer();

@@ -186,11 +186,22 @@ export const heartbeatResponseSchema = z.object({
   cancelled: z.array(z.string()),
 });
 
-export const releaseRequestSchema = z.object({ leaseIds: z.array(leaseId).min(1).max(MAX_HEARTBEAT_LEASES) }).strict();
+export const releaseRequestSchema = z
+  .object({
+    leaseIds: z.array(leaseId).max(MAX_HEARTBEAT_LEASES).default([]),
+    leaseRequestKey: z
+      .string()
+      .regex(/^[\x21-\x7e]{1,200}$/, "1 to 200 printable ASCII characters")
+      .optional()
+      .meta({ description: "The Idempotency-Key of a lease request whose answer will not be read (a page closing): its blocks go back too, and if it has not arrived yet it gets none" }),
+  })
+  .strict()
+  .refine((release) => release.leaseIds.length > 0 || release.leaseRequestKey !== undefined, { message: "name leaseIds, a leaseRequestKey, or both", path: ["leaseIds"] });
 
 export const releaseResponseSchema = z.object({
   released: z.array(z.string()).meta({ description: "Blocks taken back now: their unreported chunks go to other volunteers" }),
   unknown: z.array(z.string()).meta({ description: "Blocks already taken back (expired, or released before)" }),
+  requestReleased: z.number().int().optional().meta({ description: "With leaseRequestKey: how many blocks that request got were taken back" }),
 });
 
 export type LeaseRequest = z.input<typeof leaseRequestSchema>;

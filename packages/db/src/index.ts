@@ -21,7 +21,7 @@ export {
 } from "./accounts/users.ts";
 export type { Db, DbHandle } from "./db.ts";
 export { type ConsoleReport, type LiveChunkReport, recordChunkLive } from "./dispatch/chunk-live.ts";
-export { reclaimExpiredLeases, releaseLeases, sweepExpiredLeases } from "./dispatch/expire.ts";
+export { reclaimExpiredLeases, releaseLeaseRequest, releaseLeases, sweepExpiredLeases } from "./dispatch/expire.ts";
 export { heartbeatLeases } from "./dispatch/heartbeat.ts";
 export { type LeasedBlock, leaseBlocks } from "./dispatch/lease.ts";
 export { type ChunkError, type ResultRun, submitResults } from "./dispatch/submit.ts";

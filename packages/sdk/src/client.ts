@@ -238,11 +238,13 @@ export function createClient(options: ClientOptions = {}) {
     heartbeat: (leaseIds: string[], extra: Pick<HeartbeatRequest, "progress" | "checkpoints"> = {}) => json<HeartbeatResponse>("POST", "/api/work/heartbeat", { leaseIds, ...extra }),
     /** Gives blocks back before their deadline (a paused volunteer): their unreported chunks go to others at once. */
     /**
-     * Gives leases back before their deadline. `keepalive` lets the request outlive the page
-     * that sends it (a closing tab); the browser caps such bodies at 64 KiB.
+     * Gives leases back before their deadline; `leaseRequestKey`, the Idempotency-Key of a lease
+     * request whose answer will not be read, gives back what it got (or voids it, if it has not
+     * arrived). `keepalive` lets the request outlive the page that sends it (a closing tab); the
+     * browser caps such bodies at 64 KiB.
      */
-    release: async (leaseIds: string[], { keepalive = false }: { keepalive?: boolean } = {}) =>
-      (await (await send("POST", "/api/work/release", { leaseIds }, {}, keepalive ? { keepalive } : {})).json()) as ReleaseResponse,
+    release: async (leaseIds: string[], { keepalive = false, leaseRequestKey }: { keepalive?: boolean; leaseRequestKey?: string } = {}) =>
+      (await (await send("POST", "/api/work/release", { leaseIds, ...(leaseRequestKey === undefined ? {} : { leaseRequestKey }) }, {}, keepalive ? { keepalive } : {})).json()) as ReleaseResponse,
 
     config: () => json<{ sandboxOrigin: string }>("GET", "/api/config"),
     health: () => json<{ status: "ok"; db: "ok" }>("GET", "/api/health"),

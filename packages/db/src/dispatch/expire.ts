@@ -36,6 +36,32 @@ export async function reclaimExpiredLeases(db: Db, shard: number): Promise<numbe
 }
 
 /**
+ * A volunteer gives back whatever the lease request with this Idempotency-Key got, though it
+ * never read the answer (its page closed while the request was in flight). The key is claimed
+ * first, so a request that has not arrived yet gets no blocks (a repeated key returns only what
+ * its first request leased); blocks it already got are taken back as `releaseLeases` does.
+ * A request whose lease statement is running at this very moment can still commit blocks after
+ * this: those wait for their deadline. Returns the blocks taken back and their tasks.
+ */
+export async function releaseLeaseRequest(db: Db, input: { volunteerId: string; key: string; shard: number }): Promise<{ leaseRowId: number; taskId: string }[]> {
+  await db.execute(sql`INSERT INTO lease_requests (volunteer_id, key) VALUES (${input.volunteerId}, ${input.key}) ON CONFLICT (volunteer_id, key) DO NOTHING`);
+  const released = await queryRows<{ id: string | number; task_id: string }>(
+    db,
+    sql`SELECT id, task_id FROM leases WHERE volunteer_id = ${input.volunteerId} AND request_key = ${input.key} AND NOT reclaimed`,
+  );
+  if (released.length === 0) return [];
+  await takeBack(
+    db,
+    input.shard,
+    sql`SELECT id, task_id, first_idx, n, reported, copy, created_at FROM leases
+        WHERE volunteer_id = ${input.volunteerId} AND request_key = ${input.key} AND NOT reclaimed
+        ORDER BY id FOR UPDATE`,
+    0,
+  );
+  return released.map((row) => ({ leaseRowId: Number(row.id), taskId: row.task_id }));
+}
+
+/**
  * A volunteer gives leases back before their deadline (it paused): their unreported chunks
  * go back to pending at once, counting no expiry (nothing vanished). Leases of another
  * volunteer, or already taken back, are left alone. Returns the lease rows it took back.

@@ -5,6 +5,7 @@ import {
   leaseResponseSchema,
   MAX_CHECKPOINT_CHARS,
   MAX_RESULT_BYTES,
+  type ReleaseResponse,
   releaseRequestSchema,
   releaseResponseSchema,
   resultsRequestSchema,
@@ -19,6 +20,7 @@ import {
   leaseBlocks,
   type ResultRun,
   recordChunkLive,
+  releaseLeaseRequest,
   releaseLeases,
   submitResults,
   sweepExpiredLeases,
@@ -310,12 +312,18 @@ export const workRoutes = router
   })
   .openapi(release, async (c) => {
     const claims = await authorize(c, volunteerRoles);
-    const { leaseIds } = c.req.valid("json");
+    const { leaseIds, leaseRequestKey } = c.req.valid("json");
     const rowOf = await leaseRowsOf(c, claims, leaseIds, "leaseIds");
     const released = new Set(await releaseLeases(c.var.deps.db, { volunteerId: claims.sub, leaseRowIds: [...rowOf.values()], shard: shardOf(claims.sub) }));
-    const response = { released: [] as string[], unknown: [] as string[] };
+    const response: ReleaseResponse = { released: [], unknown: [] };
     for (const [leaseId, row] of rowOf) response[released.has(row) ? "released" : "unknown"].push(leaseId);
-    if (released.size > 0) c.var.deps.taskChanged([...(await taskIdsOf(c, leaseIds))]);
+    const changed = released.size > 0 ? await taskIdsOf(c, leaseIds) : new Set<string>();
+    if (leaseRequestKey !== undefined) {
+      const ofRequest = await releaseLeaseRequest(c.var.deps.db, { volunteerId: claims.sub, key: leaseRequestKey, shard: shardOf(claims.sub) });
+      response.requestReleased = ofRequest.length;
+      for (const { taskId } of ofRequest) changed.add(taskId);
+    }
+    if (changed.size > 0) c.var.deps.taskChanged([...changed]);
     return c.json(response, 200);
   });
 

@@ -226,17 +226,22 @@ export class VolunteerRunner {
 
   /**
    * The page is going away (its tab closed or navigated): gives every block held back in one
-   * request that outlives the page, so their chunks go to other volunteers now rather than at
-   * their deadline. Results not yet posted are lost with the page and computed again.
+   * request that outlives the page, and whatever a lease request still in flight gets, so
+   * their chunks go to other volunteers now rather than at their deadline. Results not yet
+   * posted are lost with the page and computed again.
    */
   releaseOnExit(): void {
     const leaseIds = this.held.filter((block) => !block.dropped).map((block) => block.lease.leaseId);
+    // A lease request in flight will be answered to no one: what it gets goes back too.
+    const leaseRequestKey = this.leasing !== null && this.leaseKey !== null ? this.leaseKey : undefined;
     for (const block of this.held) block.dropped = true;
     this.running = false;
     this.held = [];
     this.toRelease.clear();
     // The browser keeps at most 64 KiB of keepalive bodies in flight: 256 ids fit with room.
-    if (this.client && leaseIds.length > 0) void this.client.release(leaseIds.slice(0, 256), { keepalive: true }).catch(() => {});
+    if (this.client && (leaseIds.length > 0 || leaseRequestKey !== undefined)) {
+      void this.client.release(leaseIds.slice(0, 256), { keepalive: true, ...(leaseRequestKey === undefined ? {} : { leaseRequestKey }) }).catch(() => {});
+    }
   }
 
   destroy(): void {
