@@ -1,23 +1,13 @@
 // The `crowdcompute` command: the only file that reads the environment and exits.
 import { availableParallelism } from "node:os";
 import { type ChunkStatus, type Client, createClient, type LifecycleAction } from "@crowdcompute/sdk";
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { Command, CommanderError, Option } from "commander";
 import type { KeysAuth } from "./commands/keys.ts";
 import type { CloneOptions } from "./commands/maintenance.ts";
 import { type CliEnv, readCliEnv, resolveServer, resolveToken } from "./config.ts";
 import { describeError, exitCodeOf, exitCodes, UsageError } from "./errors.ts";
 import { paint } from "./output.ts";
-import { type TaskFlags, taskFlagFields, taskFlagOptions } from "./task-flags.ts";
-
-function integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-      throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max === Number.MAX_SAFE_INTEGER ? "∞" : max}.`);
-    }
-    return n;
-  };
-}
+import { integer, type TaskFlags, taskFlagFields, taskFlagOptions, taskSettingOptions } from "./task-flags.ts";
 
 const serverOption = () => new Option("--server <url>", "the CrowdCompute server (default: $CROWDCOMPUTE_SERVER, the last `login`, or http://localhost:8787)");
 const jsonOption = () => new Option("--json", "machine-readable JSON on stdout");
@@ -105,17 +95,12 @@ ended with failed chunks without --allow-failures), 2 a usage error (nothing was
       .option("--wasm <file>", "a WebAssembly module (.wasm, or .wat text compiled here) for `ctx.wasm`")
       .option("--minify", "minify the bundled work code");
 
-  const submitCommand = inputOptions(
-    program.command("submit").description("bundle a work function (with its imports) and create a task from it").argument("<work.js>", "an ES module whose default export is the work function"),
+  const submitCommand = taskSettingOptions(
+    inputOptions(
+      program.command("submit").description("bundle a work function (with its imports) and create a task from it").argument("<work.js>", "an ES module whose default export is the work function"),
+    ),
+    { name: "the file name", memory: "256", start: "start it at once (default: a draft)" },
   )
-    .option("--name <name>", "task name (default: the file name)")
-    .option("--description <text>", "task description")
-    .option("--timeout <ms>", "per-chunk timeout in ms", integer("--timeout", 100, 3_600_000))
-    .option("--memory <mib>", "each worker's memory budget in MiB, 16..4096 (default 256): a chunk over it fails as oom", integer("--memory", 16, 4096))
-    .option("--attempts <n>", "attempts per chunk before it fails", integer("--attempts", 1, 100))
-    .option("--priority <n>", "order among your own tasks (higher first)", integer("--priority", -1000, 1000))
-    .option("--webgpu", "only volunteers with WebGPU may run it")
-    .option("--start", "start it at once (default: a draft)")
     .option("--watch", "start it and follow its progress until it ends (exit 1 unless it ends done with no failed chunk)")
     .option("--allow-failures", "with --watch: failed chunks do not make the exit code 1")
     .addOption(serverOption())
@@ -190,17 +175,8 @@ ended with failed chunks without --allow-failures), 2 a usage error (nothing was
     .description("a new draft with a task's inputs and options, changed by the flags given (new code: --code work.js)")
     .argument("<id>", "task id")
     .option("--code <work.js>", "new work code, bundled as `submit` does")
-    .option("--minify", "minify the bundled work code")
-    .option("--name <name>", "task name")
-    .option("--description <text>", "task description")
-    .option("--timeout <ms>", "per-chunk timeout in ms", integer("--timeout", 100, 3_600_000))
-    .option("--memory <mib>", "each worker's memory budget in MiB, 16..4096 (default: the task's)", integer("--memory", 16, 4096))
-    .option("--attempts <n>", "attempts per chunk before it fails", integer("--attempts", 1, 100))
-    .option("--priority <n>", "order among your own tasks (higher first)", integer("--priority", -1000, 1000))
-    .option("--webgpu", "only volunteers with WebGPU may run it")
-    .option("--start", "start the clone at once")
-    .addOption(serverOption())
-    .addOption(jsonOption());
+    .option("--minify", "minify the bundled work code");
+  taskSettingOptions(clone, { name: "the task's", memory: "the task's", start: "start the clone at once" }).addOption(serverOption()).addOption(jsonOption());
   taskFlagOptions(clone).action(async (id: string, flags: CloneOptions & { server?: string }) => {
     const { cloneTask, prepareClone } = await import("./commands/maintenance.ts");
     const changes = await prepareClone({ ...flags, json: flags.json ?? false });

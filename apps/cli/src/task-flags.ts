@@ -1,16 +1,18 @@
-// Task options every command that makes a task takes (`submit`, `clone`), beyond those
-// `submit` has always parsed itself: replication, quorum and who may run it. Checked here,
-// before anything is sent.
+// Task options every command that makes a task takes (`submit`, `clone`): its settings, and
+// replication, quorum and who may run it. Checked here, before anything is sent.
 import type { NewTask } from "@crowdcompute/sdk";
 import { type Command, InvalidArgumentError } from "commander";
 import { UsageError } from "./errors.ts";
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-function count(name: string, min: number, max: number) {
+/** A commander parser for an integer flag from `min` to `max`. */
+export function integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value.trim()) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}.`);
+    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max === Number.MAX_SAFE_INTEGER ? "∞" : max}.`);
+    }
     return n;
   };
 }
@@ -33,11 +35,39 @@ export interface TaskFlags {
   requiresWebgpu?: boolean;
 }
 
+/** A task's settings as `submit` and `clone` take them; what `clone` is not given, the task keeps. */
+export interface TaskSettings {
+  name?: string;
+  description?: string;
+  timeout?: number;
+  /** Each worker's memory budget (MiB). */
+  memory?: number;
+  attempts?: number;
+  priority?: number;
+  webgpu?: boolean;
+  minify?: boolean;
+  start?: boolean;
+  json: boolean;
+}
+
+/** Adds the flags of `TaskSettings` but --minify to `command`; `unset` says what a flag left out means. */
+export function taskSettingOptions(command: Command, unset: { name: string; memory: string; start: string }): Command {
+  return command
+    .option("--name <name>", `task name (default: ${unset.name})`)
+    .option("--description <text>", "task description")
+    .option("--timeout <ms>", "per-chunk timeout in ms", integer("--timeout", 100, 3_600_000))
+    .option("--memory <mib>", `each worker's memory budget in MiB, 16..4096 (default: ${unset.memory}): a chunk over it fails as oom`, integer("--memory", 16, 4096))
+    .option("--attempts <n>", "attempts per chunk before it fails", integer("--attempts", 1, 100))
+    .option("--priority <n>", "order among your own tasks (higher first)", integer("--priority", -1000, 1000))
+    .option("--webgpu", "only volunteers with WebGPU may run it")
+    .option("--start", unset.start);
+}
+
 /** Adds --replication, --quorum, --allow-users and --requires-webgpu to `command`. */
 export function taskFlagOptions(command: Command): Command {
   return command
-    .option("--replication <n>", "copies of each chunk, run by distinct volunteers (default 1)", count("--replication", 1, 16))
-    .option("--quorum <n>", "how many copies must agree before a result is accepted (at most --replication)", count("--quorum", 1, 16))
+    .option("--replication <n>", "copies of each chunk, run by distinct volunteers (default 1)", integer("--replication", 1, 16))
+    .option("--quorum <n>", "how many copies must agree before a result is accepted (at most --replication)", integer("--quorum", 1, 16))
     .option("--allow-users <ids>", "only these users' volunteers may run it (user ids, comma-separated)", userIds)
     .option("--requires-webgpu", "only volunteers with WebGPU may run it (the same as --webgpu)");
 }

@@ -2,21 +2,10 @@
 import type { Client, CloneChanges } from "@crowdcompute/sdk";
 import { bundleWork } from "../bundle.ts";
 import { formatCount, paint, printJson } from "../output.ts";
-import { type TaskFlags, taskFlagFields } from "../task-flags.ts";
+import { type TaskFlags, type TaskSettings, taskFlagFields } from "../task-flags.ts";
 
-export interface CloneOptions extends TaskFlags {
+export interface CloneOptions extends TaskFlags, TaskSettings {
   code?: string;
-  minify?: boolean;
-  name?: string;
-  description?: string;
-  timeout?: number;
-  /** Each worker's memory budget (MiB). */
-  memory?: number;
-  attempts?: number;
-  priority?: number;
-  webgpu?: boolean;
-  start?: boolean;
-  json: boolean;
 }
 
 /** What a clone changes, checked and bundled before anything is sent. */

@@ -7,27 +7,17 @@ import { bundleWork } from "../bundle.ts";
 import { describeError, ProblemError, UsageError } from "../errors.ts";
 import { ndjsonParts, parseRange, prepareInputs, rangeChunkCount } from "../inputs.ts";
 import { formatCount, isTty, paint, printJson } from "../output.ts";
+import type { TaskSettings } from "../task-flags.ts";
 import { loadWasm } from "../wasm.ts";
 import { watchTask } from "./tasks.ts";
 
-export interface SubmitOptions {
+export interface SubmitOptions extends TaskSettings {
   inputs?: string;
   wasm?: string;
   range?: string;
-  name?: string;
-  description?: string;
-  timeout?: number;
-  /** Each worker's memory budget (MiB). */
-  memory?: number;
-  attempts?: number;
-  priority?: number;
-  webgpu?: boolean;
-  minify?: boolean;
-  start?: boolean;
   watch?: boolean;
   /** With `watch`: failed chunks do not make the exit code 1. */
   allowFailures?: boolean;
-  json: boolean;
 }
 
 export interface PreparedSubmission {
