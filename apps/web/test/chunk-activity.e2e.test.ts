@@ -9,7 +9,7 @@ import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
 import { type SQL, sql } from "drizzle-orm";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { browserTestBackend as backend, startTestServer, until } from "./helpers.ts";
+import { browserTestBackend as backend, signIn, startTestServer, until } from "./helpers.ts";
 
 // Sums i² for i < n, one step every 20 ms, checkpointing its state as it goes: a resumed
 // attempt starts from the state and ends with the same sum. It says where it started.
@@ -109,7 +109,7 @@ describe(`chunk progress, console and checkpoints with real volunteers (${backen
     const task = await creator.createTask({ name: "watched", code: stepsCode, inputs, timeoutMs: 10_000, start: true });
     // The creator's task page.
     const context = await browser.newContext();
-    await context.addInitScript(([origin, value]) => location.origin === origin && localStorage.setItem("crowdcompute.session", value), [server.url, JSON.stringify(session)] as const);
+    await signIn(context, server, session);
     const watcher = await context.newPage();
     await watcher.goto(`${server.url}/tasks/${task.id}`);
     await watcher.getByRole("heading", { name: "Chunks running now" }).waitFor();

@@ -6,11 +6,10 @@ import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { RunningServer } from "@crowdcompute/api/node-server";
 import { createClient, type Session } from "@crowdcompute/sdk";
-import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { beforeAll, describe, expect, it } from "vitest";
 import { compileWat, fib, fibWat, sha256Hex } from "../../../packages/sandbox/test/wat.ts";
-import { browserTestBackend as backend, startTestServer, until } from "./helpers.ts";
+import { browserTestBackend as backend, serverAndBrowser, signIn, until } from "./helpers.ts";
 
 const artifacts = fileURLToPath(new URL("../test-artifacts/", import.meta.url));
 // A failed request is logged by the browser: the 4xx the tests provoke, and the requests cut off offline.
@@ -29,29 +28,22 @@ const halvingCode = `export default function work(input) {
 `;
 
 describe(`task inputs, lifecycle and volunteer options in Chromium (${backend})`, () => {
-  let stopServer: () => Promise<void>;
+  const running = serverAndBrowser({ LEASE_GRACE_MS: "1500", IDLE_RETRY_MS: "300" });
   let server: RunningServer;
   let browser: Browser;
   let session: Session;
   const problems: string[] = [];
 
   beforeAll(async () => {
+    ({ server, browser } = running);
     mkdirSync(artifacts, { recursive: true });
-    ({ server, close: stopServer } = await startTestServer({ LEASE_GRACE_MS: "1500", IDLE_RETRY_MS: "300" }));
-    browser = await chromium.launch({ executablePath: findChromium(), args: chromiumArgs });
     session = await createClient({ baseUrl: server.url }).register("grace@example.com", "a long password");
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await stopServer?.();
   });
 
   async function open(options: { signedIn?: boolean; init?: () => void } = {}): Promise<{ context: BrowserContext; page: Page }> {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     if (options.signedIn) {
-      // Only in the app's own pages: the sandbox frame (another origin) has no storage to touch.
-      await context.addInitScript(([origin, value]) => location.origin === origin && localStorage.setItem("crowdcompute.session", value), [server.url, JSON.stringify(session)] as const);
+      await signIn(context, server, session);
     }
     if (options.init) await context.addInitScript(options.init);
     const page = await context.newPage();

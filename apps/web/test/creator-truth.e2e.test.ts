@@ -8,37 +8,31 @@ import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { RunningServer } from "@crowdcompute/api/node-server";
 import { createClient, type Session } from "@crowdcompute/sdk";
-import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
-import { type Browser, chromium, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { browserTestBackend as backend, startTestServer } from "./helpers.ts";
+import type { Browser, Page } from "playwright-core";
+import { beforeAll, describe, expect, it } from "vitest";
+import { browserTestBackend as backend, serverAndBrowser, signIn } from "./helpers.ts";
 
 const artifacts = fileURLToPath(new URL("../test-artifacts/", import.meta.url));
 const desktop = { width: 1280, height: 900 };
 const phone = { width: 390, height: 844 };
 
 describe(`what the creator pages say, in Chromium (${backend})`, () => {
-  let stopServer: () => Promise<void>;
+  const running = serverAndBrowser({ LEASE_GRACE_MS: "1500", IDLE_RETRY_MS: "300" });
   let server: RunningServer;
   let browser: Browser;
   let session: Session;
   const problems: string[] = [];
 
   beforeAll(async () => {
+    ({ server, browser } = running);
     mkdirSync(artifacts, { recursive: true });
-    ({ server, close: stopServer } = await startTestServer({ LEASE_GRACE_MS: "1500", IDLE_RETRY_MS: "300" }));
-    browser = await chromium.launch({ executablePath: findChromium(), args: chromiumArgs });
     session = await createClient({ baseUrl: server.url }).register("ada@example.com", "a long password", "Ada Lab");
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await stopServer?.();
   });
 
   async function open({ signedIn = false, viewport = desktop } = {}) {
     const context = await browser.newContext({ viewport });
     if (signedIn) {
-      await context.addInitScript(([origin, value]) => location.origin === origin && localStorage.setItem("crowdcompute.session", value), [server.url, JSON.stringify(session)] as const);
+      await signIn(context, server, session);
     }
     const page = await context.newPage();
     page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));

@@ -2,9 +2,9 @@
 import { parseEnv } from "@crowdcompute/api/env";
 import { type RunningServer, startServer } from "@crowdcompute/api/node-server";
 import { openTestDb, type TestDb, testBackends } from "@crowdcompute/db/testing";
-import { type Client, createClient } from "@crowdcompute/sdk";
+import { type Client, createClient, type Session } from "@crowdcompute/sdk";
 import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll } from "vitest";
 
 /** One database is enough for a browser test: the real server when there is one. */
@@ -59,4 +59,12 @@ export function serverAndBrowser(env: Record<string, string> = {}): { readonly s
 export async function newCreator(server: RunningServer, email: string, name?: string): Promise<Client> {
   const anonymous = createClient({ baseUrl: server.url });
   return anonymous.withToken((await anonymous.register(email, "a long password", name)).token);
+}
+
+/**
+ * Every page `context` opens is signed in as `session`: the app's own pages only (the sandbox
+ * frame, another origin, has no storage to touch).
+ */
+export async function signIn(context: BrowserContext, server: RunningServer, session: Session): Promise<void> {
+  await context.addInitScript(([origin, value]) => location.origin === origin && localStorage.setItem("crowdcompute.session", value), [server.url, JSON.stringify(session)] as const);
 }

@@ -6,7 +6,7 @@ import { type BlockChunk, blockReports, type Client, chunksOfLeases, createClien
 import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { browserTestBackend as backend, startTestServer, until } from "./helpers.ts";
+import { browserTestBackend as backend, signIn, startTestServer, until } from "./helpers.ts";
 
 describe(`the task page's live results in Chromium (${backend})`, () => {
   let stopServer: () => Promise<void>;
@@ -45,7 +45,7 @@ describe(`the task page's live results in Chromium (${backend})`, () => {
       );
 
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    await context.addInitScript(([origin, value]) => location.origin === origin && localStorage.setItem("crowdcompute.session", value), [server.url, JSON.stringify(session)] as const);
+    await signIn(context, server, session);
     const page = await context.newPage();
     page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
     page.on("console", (message) => void (message.type() === "error" && problems.push(`console error: ${message.text()}`)));

@@ -7,10 +7,9 @@ import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { RunningServer } from "@crowdcompute/api/node-server";
 import { type Client, createClient } from "@crowdcompute/sdk";
-import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
-import { type Browser, chromium, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { browserTestBackend as backend, startTestServer, until } from "./helpers.ts";
+import type { Browser, Page } from "playwright-core";
+import { beforeAll, describe, expect, it } from "vitest";
+import { browserTestBackend as backend, newCreator, serverAndBrowser, until } from "./helpers.ts";
 
 const artifacts = fileURLToPath(new URL("../test-artifacts/", import.meta.url));
 const desktop = { width: 1280, height: 900 };
@@ -27,22 +26,16 @@ export default async function work(input, ctx) {
 }`;
 
 describe(`the volunteer page in Chromium (${backend})`, () => {
-  let stopServer: () => Promise<void>;
+  const running = serverAndBrowser({ LEASE_GRACE_MS: "1500", IDLE_RETRY_MS: "300" });
   let server: RunningServer;
   let browser: Browser;
   let creator: Client;
   const problems: string[] = [];
 
   beforeAll(async () => {
+    ({ server, browser } = running);
     mkdirSync(artifacts, { recursive: true });
-    ({ server, close: stopServer } = await startTestServer({ LEASE_GRACE_MS: "1500", IDLE_RETRY_MS: "300" }));
-    browser = await chromium.launch({ executablePath: findChromium(), args: chromiumArgs });
-    const anonymous = createClient({ baseUrl: server.url });
-    creator = anonymous.withToken((await anonymous.register("lab@example.com", "a long password", "Grace Lab")).token);
-  });
-  afterAll(async () => {
-    await browser?.close();
-    await stopServer?.();
+    creator = await newCreator(server, "lab@example.com", "Grace Lab");
   });
 
   async function open(viewport = desktop) {
