@@ -313,11 +313,16 @@ export const workRoutes = router
   .openapi(release, async (c) => {
     const claims = await authorize(c, volunteerRoles);
     const { leaseIds, leaseRequestKey } = c.req.valid("json");
-    const rowOf = await leaseRowsOf(c, claims, leaseIds, "leaseIds");
-    const released = new Set(await releaseLeases(c.var.deps.db, { volunteerId: claims.sub, leaseRowIds: [...rowOf.values()], shard: shardOf(claims.sub) }));
+    const blocks = await leaseBlocksOf(c, claims, leaseIds, "leaseIds");
+    const rows = [...blocks.values()].map((block) => block.leaseRowId);
+    const released = new Set(await releaseLeases(c.var.deps.db, { volunteerId: claims.sub, leaseRowIds: rows, shard: shardOf(claims.sub) }));
     const response: ReleaseResponse = { released: [], unknown: [] };
-    for (const [leaseId, row] of rowOf) response[released.has(row) ? "released" : "unknown"].push(leaseId);
-    const changed = released.size > 0 ? await taskIdsOf(c, leaseIds) : new Set<string>();
+    const changed = new Set<string>();
+    for (const [leaseId, block] of blocks) {
+      const taken = released.has(block.leaseRowId);
+      response[taken ? "released" : "unknown"].push(leaseId);
+      if (taken) changed.add(block.taskId);
+    }
     if (leaseRequestKey !== undefined) {
       const ofRequest = await releaseLeaseRequest(c.var.deps.db, { volunteerId: claims.sub, key: leaseRequestKey, shard: shardOf(claims.sub) });
       response.requestReleased = ofRequest.length;
@@ -338,10 +343,6 @@ async function leaseBlocksOf(c: AppContext, claims: TokenClaims, leaseIds: strin
     blocks.set(leaseId, block);
   }
   return blocks;
-}
-
-async function leaseRowsOf(c: AppContext, claims: TokenClaims, leaseIds: string[], field: string): Promise<Map<string, number>> {
-  return new Map([...(await leaseBlocksOf(c, claims, leaseIds, field))].map(([leaseId, block]) => [leaseId, block.leaseRowId]));
 }
 
 type Heartbeat = z.output<typeof heartbeatRequestSchema>;
@@ -389,16 +390,6 @@ function liveReports(body: Heartbeat, blocks: Map<string, LeaseBlock>): LiveChun
     }
   }
   return [...reports.values()];
-}
-
-async function taskIdsOf(c: AppContext, leaseIds: string[]): Promise<Set<string>> {
-  const decode = c.var.deps.leaseIds.decoder();
-  const taskIds = new Set<string>();
-  for (const leaseId of leaseIds) {
-    const block = await decode(leaseId);
-    if (block) taskIds.add(block.taskId);
-  }
-  return taskIds;
 }
 
 /** The db's rejections (runs, or single chunks from the per-chunk path) as the wire's, adjacent ones merged. */
