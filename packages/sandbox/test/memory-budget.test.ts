@@ -1,0 +1,160 @@
+// The memory budget, one allocation family at a time (docs/architecture.md, "The sandbox", item
+// 5): buffers, typed arrays, copies the platform makes, WebAssembly. Each family's ways over a
+// 256 MiB budget end their chunk as `oom` (the next chunk runs), every route to the family's
+// original constructor included; under the budget, code that makes many small allocations (as
+// binary-data code and npm libraries do) runs. Garbage made in one synchronous stretch counts
+// until the chunk yields (see the doc), so the garbage here stays under the budget + 512 MiB.
+import { rmSync } from "node:fs";
+import { freshUserDataDir } from "@crowdcompute/tooling/chromium";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { chunksFor, openVolunteer, results, runBatch, taskFor, type Volunteer } from "./harness.ts";
+import { startServers, type TestServers } from "./servers.ts";
+
+let servers: TestServers;
+let volunteer: Volunteer;
+const profile = freshUserDataDir();
+
+beforeAll(async () => {
+  servers = await startServers();
+  volunteer = await openVolunteer(profile, servers);
+});
+
+afterAll(async () => {
+  await volunteer?.close();
+  await servers?.close();
+  rmSync(profile, { recursive: true, force: true });
+});
+
+const MiB = 1024 * 1024;
+const oom = { kind: "oom", message: expect.any(String) };
+
+/** Runs each named way (`ways[name]()` in work code) in a chunk of its own, then a probe chunk; returns each way's outcome. */
+async function runWays(family: string, source: string, names: string[]): Promise<Record<string, unknown>> {
+  const code = `const MiB = 1024 * 1024;
+    const touch = (bytes) => { for (let i = 0; i < bytes.length; i += 4096) bytes[i] = 1; return bytes.length; };
+    const keep = (count, make) => { const kept = []; for (let i = 0; i < count; i++) kept.push(make(i)); globalThis.kept = kept; return kept.length; };
+    const ways = ${source};
+    export default async (input) => { if (input === "probe") { globalThis.kept = undefined; return "fine"; } return await ways[input](); };`;
+  const task = taskFor(code, { taskId: `memory-${family}`, timeoutMs: 30_000 });
+  const found: Record<string, unknown> = {};
+  for (const name of names) {
+    const [outcome, after] = results(await runBatch(volunteer, task, chunksFor([name, "probe"], name)));
+    expect(after, `${family} ${name}: the chunk after it`).toBe("fine");
+    found[name] = outcome;
+  }
+  console.log(`memory, ${family}:`, found);
+  return found;
+}
+
+describe("memory budget, by allocation family", () => {
+  test("buffers: one huge, one reached by its constructor, resizable, transferred, many small kept; small ones under the budget run", { timeout: 120_000 }, async () => {
+    const over = await runWays(
+      "buffers",
+      `{
+        "one-4GiB": () => touch(new Uint8Array(new ArrayBuffer(4096 * MiB))),
+        "via-constructor": () => { const Buffer = new ArrayBuffer(8).constructor; return touch(new Uint8Array(new Buffer(1024 * MiB))); },
+        "via-reflect": () => touch(new Uint8Array(Reflect.construct(ArrayBuffer, [1024 * MiB]))),
+        "subclass": () => { class Big extends ArrayBuffer {} return touch(new Uint8Array(new Big(1024 * MiB))); },
+        "resizable": () => { const buffer = new ArrayBuffer(MiB, { maxByteLength: 4096 * MiB }); buffer.resize(1024 * MiB); return touch(new Uint8Array(buffer)); },
+        "transfer": () => touch(new Uint8Array(new ArrayBuffer(MiB).transfer(1024 * MiB))),
+        "small-kept-1GiB": () => keep(65536, () => touch(new Uint8Array(new ArrayBuffer(16384)))),
+      }`,
+      ["one-4GiB", "via-constructor", "via-reflect", "subclass", "resizable", "transfer", "small-kept-1GiB"],
+    );
+    for (const [name, outcome] of Object.entries(over)) expect(outcome, name).toEqual(oom);
+
+    const under = await runWays(
+      "buffers",
+      `{
+        "small-garbage": () => { let sum = 0; for (let i = 0; i < 500_000; i++) { const view = new DataView(new ArrayBuffer(1024)); view.setUint32(0, i); sum += view.getUint32(0) & 1; } return sum; },
+        "one-200MiB": () => touch(new Uint8Array(new ArrayBuffer(200 * MiB))),
+      }`,
+      ["small-garbage", "one-200MiB"],
+    );
+    expect(under).toEqual({ "small-garbage": 250_000, "one-200MiB": 200 * MiB });
+  });
+
+  test("typed arrays: one huge, by constructor, species copies, from/of, many small kept; small ones and views under the budget run", { timeout: 120_000 }, async () => {
+    const over = await runWays(
+      "typed-arrays",
+      `{
+        "one-1GiB": () => touch(new Float64Array(128 * MiB)) * 8,
+        "via-constructor": () => { const Bytes = new Uint8Array(1).constructor; return touch(new Bytes(1024 * MiB)); },
+        "subclass": () => { class Big extends Int32Array {} return touch(new Big(256 * MiB)) * 4; },
+        "from-array-like": () => touch(Uint8Array.from({ length: 1024 * MiB })),
+        "slice": () => { const one = new Uint8Array(64 * MiB); return keep(16, () => touch(one.slice())); },
+        "map": () => { const one = new Uint8Array(64 * MiB); return keep(16, () => touch(one.map((x) => x))); },
+        "to-sorted": () => { const one = new Uint8Array(64 * MiB); return keep(16, () => touch(one.toSorted())); },
+        "small-kept-1GiB": () => keep(262144, () => touch(new Uint32Array(1024))),
+      }`,
+      ["one-1GiB", "via-constructor", "subclass", "from-array-like", "slice", "map", "to-sorted", "small-kept-1GiB"],
+    );
+    for (const [name, outcome] of Object.entries(over)) expect(outcome, name).toEqual(oom);
+
+    const under = await runWays(
+      "typed-arrays",
+      `{
+        "small-garbage": () => { let sum = 0; for (let i = 0; i < 1_000_000; i++) { const bytes = new Uint8Array(32); bytes[0] = i; sum += bytes.slice(0, 16)[0] & 1; } return sum; },
+        "views-of-200MiB": () => { const big = new Uint8Array(200 * MiB); let sum = 0; for (let i = 0; i < 100_000; i++) sum += big.subarray(i, i + 1024).length; return sum + touch(big); },
+        "from-arrays": () => { let sum = 0; for (let i = 0; i < 200_000; i++) sum += new Float64Array([i, 1, 2])[0] > -1 ? 1 : 0; return sum; },
+      }`,
+      ["small-garbage", "views-of-200MiB", "from-arrays"],
+    );
+    expect(under).toEqual({ "small-garbage": 500_000, "views-of-200MiB": 100_000 * 1024 + 200 * MiB, "from-arrays": 200_000 });
+  });
+
+  test("platform copies: structuredClone and TextEncoder over the budget fail; small ones run", { timeout: 120_000 }, async () => {
+    const over = await runWays(
+      "platform-copies",
+      `{
+        "structured-clone": () => { const one = new Uint8Array(64 * MiB); return keep(16, () => touch(structuredClone(one))); },
+        "structured-clone-nested": () => { const one = { a: [new Uint8Array(64 * MiB)] }; return keep(16, () => touch(structuredClone(one).a[0])); },
+        "text-encoder": () => { const text = "x".repeat(16 * MiB); const encoder = new TextEncoder(); return keep(64, () => touch(encoder.encode(text))); },
+      }`,
+      ["structured-clone", "structured-clone-nested", "text-encoder"],
+    );
+    for (const [name, outcome] of Object.entries(over)) expect(outcome, name).toEqual(oom);
+
+    const under = await runWays(
+      "platform-copies",
+      `{
+        "small-encodes": () => { const encoder = new TextEncoder(); let sum = 0; for (let i = 0; i < 500_000; i++) sum += encoder.encode("crowdcompute:" + i).length; return sum > 0; },
+        "small-clones": () => { let sum = 0; for (let i = 0; i < 50_000; i++) sum += structuredClone({ bytes: new Uint8Array(64) }).bytes.length; return sum; },
+        "digests": async () => { let sum = 0; for (let i = 0; i < 200; i++) sum += (await crypto.subtle.digest("SHA-256", new Uint8Array(64))).byteLength; return sum; },
+      }`,
+      ["small-encodes", "small-clones", "digests"],
+    );
+    expect(under).toEqual({ "small-encodes": true, "small-clones": 50_000 * 64, digests: 200 * 32 });
+  });
+
+  test("WebAssembly: memories created, grown or declared over the budget fail; under it they run", { timeout: 120_000 }, async () => {
+    // (module (memory (export "memory") 1) (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))
+    const growModule = "new Uint8Array([0,97,115,109,1,0,0,0,1,6,1,96,1,127,1,127,3,2,1,0,5,3,1,0,1,7,17,2,6,109,101,109,111,114,121,2,0,4,103,114,111,119,0,0,10,8,1,6,0,32,0,64,0,11])";
+    const over = await runWays(
+      "wasm",
+      `{
+        "memory-initial": () => touch(new Uint8Array(new WebAssembly.Memory({ initial: 16384 }).buffer)),
+        "memory-grow": () => { const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536 }); memory.grow(16383); return touch(new Uint8Array(memory.buffer)); },
+        "many-memories": () => keep(16, () => { const memory = new WebAssembly.Memory({ initial: 1024 }); return touch(new Uint8Array(memory.buffer)); }),
+        "module-grow": () => { const instance = new WebAssembly.Instance(new WebAssembly.Module(${growModule})); return instance.exports.grow(16383) === -1 ? "refused" : touch(new Uint8Array(instance.exports.memory.buffer)); },
+        "instantiate-grow": async () => { const { instance } = await WebAssembly.instantiate(${growModule}); return instance.exports.grow(16383) === -1 ? "refused" : touch(new Uint8Array(instance.exports.memory.buffer)); },
+      }`,
+      ["memory-initial", "memory-grow", "many-memories", "module-grow", "instantiate-grow"],
+    );
+    for (const [name, outcome] of Object.entries(over)) {
+      // A module's own memory is capped by rewriting it: its memory.grow refuses, nothing is committed.
+      if (name.endsWith("-grow") && name !== "memory-grow" && outcome === "refused") continue;
+      expect(outcome, name).toEqual(oom);
+    }
+
+    const under = await runWays(
+      "wasm",
+      `{
+        "memory-64MiB": () => { const memory = new WebAssembly.Memory({ initial: 1 }); memory.grow(1023); return touch(new Uint8Array(memory.buffer)); },
+        "module-grow-64MiB": async () => { const module = await WebAssembly.compile(${growModule}); const instance = await WebAssembly.instantiate(module); instance.exports.grow(1023); return touch(new Uint8Array(instance.exports.memory.buffer)); },
+      }`,
+      ["memory-64MiB", "module-grow-64MiB"],
+    );
+    expect(under).toEqual({ "memory-64MiB": 64 * 1024 * 1024, "module-grow-64MiB": 64 * 1024 * 1024 });
+  });
+});
