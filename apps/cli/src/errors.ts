@@ -1,5 +1,5 @@
 // Exit codes scripts can trust, and the two kinds of failure that lead to them.
-import { ApiError } from "@crowdcompute/sdk";
+import { ApiError, escapeControlChars } from "@crowdcompute/sdk";
 
 export const exitCodes = {
   ok: 0,
@@ -25,21 +25,25 @@ export class ProblemError extends Error {
   }
 }
 
-/** One readable line (or a few) for any thrown value, with a server problem's details. */
+/**
+ * One readable line (or a few) for any thrown value, with a server problem's details; each
+ * line's text has its control characters escaped (a message may quote what someone wrote).
+ */
 export function describeError(error: unknown): string {
+  const safe = (text: string) => escapeControlChars(text);
   if (error instanceof ApiError) {
     const { status, title, detail, errors } = error.problem;
-    const lines = [`${status} ${title}${detail ? `: ${detail}` : ""}`];
-    for (const item of errors ?? []) lines.push(`  ${item.path || "(body)"}: ${item.message}`);
+    const lines = [`${status} ${safe(title)}${detail ? `: ${safe(detail)}` : ""}`];
+    for (const item of errors ?? []) lines.push(`  ${safe(item.path || "(body)")}: ${safe(item.message)}`);
     return lines.join("\n");
   }
   if (error instanceof Error) {
     // fetch() hides the reason (ECONNREFUSED, ENOTFOUND) in `cause`.
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-    if (error.message === "fetch failed" && cause) return `cannot reach the server (${cause.code ?? cause.message ?? "network error"})`;
-    return error.message;
+    if (error.message === "fetch failed" && cause) return `cannot reach the server (${safe(cause.code ?? cause.message ?? "network error")})`;
+    return error.message.split("\n").map(safe).join("\n");
   }
-  return String(error);
+  return safe(String(error));
 }
 
 export function exitCodeOf(error: unknown): number {

@@ -1,6 +1,7 @@
 // Terminal output: colours and live lines on a TTY, plain lines when piped, JSON for scripts.
 import { once } from "node:events";
 import { styleText } from "node:util";
+import { escapeControlChars, escapeJsonText } from "@crowdcompute/sdk";
 
 type Style = Parameters<typeof styleText>[0];
 
@@ -13,9 +14,22 @@ export function isTty(stream: NodeJS.WriteStream): boolean {
   return stream.isTTY === true;
 }
 
+/**
+ * Text a volunteer or creator wrote (a name, a progress or error message, a description), as
+ * printed: one line, control characters shown as escapes (docs/architecture.md, "Printing what
+ * others wrote"). Every such text goes through this or `safeLines` before it is printed.
+ */
+export const safe = (text: string): string => escapeControlChars(text);
+
+/** Free text that is lines (console output): control characters escaped, newlines and tabs kept. */
+export const safeLines = (text: string): string => escapeControlChars(text, { multiline: true });
+
+/** A value as one line of JSON, with the characters JSON.stringify leaves raw (C1 and bidirectional controls) escaped too. */
+export const jsonLine = (value: unknown): string => escapeJsonText(JSON.stringify(value));
+
 /** One line of JSON on stdout: what `--json` prints. */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value)}\n`);
+  process.stdout.write(`${jsonLine(value)}\n`);
 }
 
 /** Writes and waits when the pipe is full, so a large download never piles up in memory. */

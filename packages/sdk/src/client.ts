@@ -280,6 +280,9 @@ export function createClient(options: ClientOptions = {}) {
      * (`progress`), the chunks volunteers are computing now with their latest progress
      * (`chunks`), and each chunk's console output as it is stored (`console`: from now on;
      * `console: "all"` from the first, `consoleAfter` after a cursor an earlier event carried).
+     * Text is as volunteers sent it, control characters included (a page shows it as text);
+     * pass it through `escapeControlChars` before printing it on a terminal, or use a job's
+     * events, which do.
      */
     taskEventStream: (id: string, streamOptions: { signal?: AbortSignal; console?: "all" | "new"; consoleAfter?: string } = {}) => taskEventStream(id, streamOptions),
   };

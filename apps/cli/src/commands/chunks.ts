@@ -2,7 +2,7 @@
 // page by page from the server (never all in memory); `status ID --chunk N`: one chunk whole,
 // its console output included.
 import type { Chunk, ChunkStatus, Client } from "@crowdcompute/sdk";
-import { formatCount, paint, writeWithBackpressure } from "../output.ts";
+import { formatCount, jsonLine, paint, safe, safeLines, writeWithBackpressure } from "../output.ts";
 
 const statusStyle: Record<ChunkStatus, "gray" | "cyan" | "yellow" | "green" | "red"> = {
   pending: "gray",
@@ -16,10 +16,10 @@ function describe(chunk: Chunk): string {
   const parts = [String(chunk.index).padStart(8), paint(statusStyle[chunk.status], chunk.status.padEnd(7))];
   if (chunk.attempts !== null && chunk.attempts > 0) parts.push(`attempts ${chunk.attempts}`);
   if (chunk.expiries !== null && chunk.expiries > 0) parts.push(`expired ${chunk.expiries}`);
-  if (chunk.votes.length > 0) parts.push(`votes ${chunk.votes.map((v) => `${v.hashPrefix.slice(0, 6)}${v.agrees === false ? "✗" : ""}`).join(" ")}`);
-  if (chunk.progress) parts.push(paint("cyan", `${Math.round(chunk.progress.fraction * 100)} %${chunk.progress.message ? ` ${chunk.progress.message}` : ""}`));
+  if (chunk.votes.length > 0) parts.push(`votes ${chunk.votes.map((v) => `${safe(v.hashPrefix.slice(0, 6))}${v.agrees === false ? "✗" : ""}`).join(" ")}`);
+  if (chunk.progress) parts.push(paint("cyan", `${Math.round(chunk.progress.fraction * 100)} %${chunk.progress.message ? ` ${safe(chunk.progress.message)}` : ""}`));
   if (chunk.checkpointAt) parts.push("checkpointed");
-  if (chunk.lastError) parts.push(paint("red", `${chunk.lastError.kind}: ${chunk.lastError.message}`));
+  if (chunk.lastError) parts.push(paint("red", `${safe(chunk.lastError.kind)}: ${safe(chunk.lastError.message)}`));
   if (chunk.console) parts.push(paint("gray", `console: ${chunk.console.lines.length} line${chunk.console.lines.length === 1 ? "" : "s"}${chunk.console.truncated ? "+" : ""}`));
   return parts.join("  ");
 }
@@ -35,18 +35,19 @@ export async function showChunk(client: Client, id: string, index: number, json:
     return 1;
   }
   if (json) {
-    process.stdout.write(`${JSON.stringify(chunk)}\n`);
+    process.stdout.write(`${jsonLine(chunk)}\n`);
     return 0;
   }
-  const lines = [describe(chunk), `  input     ${JSON.stringify(chunk.input)}`];
-  if (chunk.progress) lines.push(`  progress  ${Math.round(chunk.progress.fraction * 100)} %${chunk.progress.message ? ` (${chunk.progress.message})` : ""} at ${chunk.progress.at}`);
+  const lines = [describe(chunk), `  input     ${jsonLine(chunk.input)}`];
+  if (chunk.progress) lines.push(`  progress  ${Math.round(chunk.progress.fraction * 100)} %${chunk.progress.message ? ` (${safe(chunk.progress.message)})` : ""} at ${chunk.progress.at}`);
   if (chunk.checkpointAt) lines.push(`  checkpoint saved at ${chunk.checkpointAt}: a retry resumes from it`);
-  if (chunk.lastError) lines.push(`  error     ${chunk.lastError.kind}: ${chunk.lastError.message}`);
-  for (const vote of chunk.votes) lines.push(`  vote      ${vote.hashPrefix} from ${vote.volunteer.name ?? vote.volunteer.id}${vote.agrees === false ? " (disagrees)" : ""}`);
+  if (chunk.lastError) lines.push(`  error     ${safe(chunk.lastError.kind)}: ${safe(chunk.lastError.message)}`);
+  for (const vote of chunk.votes) lines.push(`  vote      ${safe(vote.hashPrefix)} from ${safe(vote.volunteer.name ?? vote.volunteer.id)}${vote.agrees === false ? " (disagrees)" : ""}`);
   if (chunk.console) {
     lines.push(`  console   of the ${chunk.console.outcome === "done" ? "attempt that gave the result" : "latest failed attempt"}, at ${chunk.console.at}:`);
     for (const line of chunk.console.lines) {
-      const text = `    ${line.level.padEnd(5)} ${line.text}`;
+      // A line's own newlines stay, indented under it: what follows cannot pass for a line of its own.
+      const text = `    ${safe(line.level).padEnd(5)} ${safeLines(line.text).replaceAll("\n", "\n          ")}`;
       const style = levelStyle[line.level];
       lines.push(style ? paint(style, text) : text);
     }
@@ -65,7 +66,7 @@ export async function listChunks(client: Client, id: string, { status, limit, js
     const page = await client.listChunks(id, { ...(status ? { status } : {}), ...(cursor ? { cursor } : {}), limit: limit === null ? 200 : Math.min(200, limit - shown) });
     let text = "";
     for (const chunk of page.items) {
-      text += json ? `${JSON.stringify(chunk)}\n` : `${describe(chunk)}\n`;
+      text += json ? `${jsonLine(chunk)}\n` : `${describe(chunk)}\n`;
       shown += 1;
     }
     if (text) await writeWithBackpressure(process.stdout, text);

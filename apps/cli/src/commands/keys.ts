@@ -3,7 +3,7 @@
 // account's password (asked, or --password-stdin), unless the stored credential is a session.
 import { type ApiKey, type Client, createClient } from "@crowdcompute/sdk";
 import { type CliEnv, readConfig } from "../config.ts";
-import { paint, printJson } from "../output.ts";
+import { paint, printJson, safe } from "../output.ts";
 import { readSignIn } from "./login.ts";
 
 export interface KeysAuth {
@@ -33,7 +33,7 @@ export async function listKeys(client: Client, json: boolean): Promise<number> {
     return 0;
   }
   const header = ["ID", "PREFIX", "CREATED", "LAST USED", "REVOKED", "NAME"];
-  const rows = keys.map((key: ApiKey) => [key.id, key.prefix, date(key.createdAt), date(key.lastUsedAt), date(key.revokedAt), key.name]);
+  const rows = keys.map((key: ApiKey) => [key.id, key.prefix, date(key.createdAt), date(key.lastUsedAt), date(key.revokedAt), safe(key.name)]);
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
   const line = (row: string[]) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  ");
   console.log(paint("bold", line(header)));
@@ -46,7 +46,7 @@ export async function createKey(client: Client, name: string | undefined, json: 
   if (json) printJson({ key, apiKey });
   else {
     console.log(key);
-    process.stderr.write(`API key ${apiKey.id} (${apiKey.name}): shown only now; use it as CROWDCOMPUTE_API_KEY\n`);
+    process.stderr.write(`API key ${apiKey.id} (${safe(apiKey.name)}): shown only now; use it as CROWDCOMPUTE_API_KEY\n`);
   }
   return 0;
 }

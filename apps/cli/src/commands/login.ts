@@ -4,7 +4,7 @@ import { createInterface } from "node:readline/promises";
 import { ApiError, createClient } from "@crowdcompute/sdk";
 import { type CliEnv, deleteConfigEntry, readConfig, writeConfig } from "../config.ts";
 import { UsageError } from "../errors.ts";
-import { printJson } from "../output.ts";
+import { printJson, safe } from "../output.ts";
 
 export interface LoginOptions {
   email?: string;
@@ -91,7 +91,7 @@ export async function login(env: CliEnv, server: string, options: LoginOptions):
   if (options.json) printJson({ server, user: session.user, configFile: env.configFile });
   else
     console.log(
-      `${options.register ? "Registered and signed in" : "Signed in"} to ${server} as ${session.user.email} (${session.user.role}); ${credential.kind === "api-key" ? "API key" : "session token (valid 24 h)"} saved in ${env.configFile}`,
+      `${options.register ? "Registered and signed in" : "Signed in"} to ${server} as ${safe(session.user.email)} (${safe(session.user.role)}); ${credential.kind === "api-key" ? "API key" : "session token (valid 24 h)"} saved in ${env.configFile}`,
     );
   return 0;
 }

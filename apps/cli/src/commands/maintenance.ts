@@ -1,7 +1,7 @@
 // `clone`, `retry-failed` and `delete`: what a creator does with a task after the fact.
 import type { Client, CloneChanges } from "@crowdcompute/sdk";
 import { bundleWork } from "../bundle.ts";
-import { formatCount, paint, printJson } from "../output.ts";
+import { formatCount, paint, printJson, safe } from "../output.ts";
 import { type TaskFlags, type TaskSettings, taskFlagFields } from "../task-flags.ts";
 
 export interface CloneOptions extends TaskFlags, TaskSettings {
@@ -29,7 +29,7 @@ export async function cloneTask(client: Client, id: string, changes: CloneChange
   if (start) task = await client.taskAction(task.id, "start");
   if (json) printJson(task);
   else {
-    console.log(`${paint("green", "cloned")} task ${id} as ${task.id} (${task.name}): ${formatCount(task.counts.total)} chunks, ${task.status}`);
+    console.log(`${paint("green", "cloned")} task ${id} as ${task.id} (${safe(task.name)}): ${formatCount(task.counts.total)} chunks, ${task.status}`);
     if (task.status === "draft") console.log(`  start it:  crowdcompute start ${task.id}`);
   }
   return 0;

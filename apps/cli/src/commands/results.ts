@@ -1,5 +1,6 @@
 // `crowdcompute results ID [--format csv] [--follow] > out`: streamed to stdout, progress on stderr.
 import type { Client, ResultLine } from "@crowdcompute/sdk";
+import { escapeJsonText } from "@crowdcompute/sdk";
 import cliProgress from "cli-progress";
 import { csvHeader, csvRow } from "../csv.ts";
 import { formatCount, isTty, writeWithBackpressure } from "../output.ts";
@@ -25,12 +26,13 @@ export async function downloadResults(client: Client, id: string, format: "ndjso
       // A server CSV's header is not a result.
       if (!(sent === "csv" && count === 0 && line.startsWith("index,"))) count += 1;
       if (batch.length >= 64 * 1024) {
-        await writeWithBackpressure(process.stdout, batch);
+        // Lines are JSON text (NDJSON, or CSV cells of JSON): escaping keeps their values (docs/architecture.md, "Printing what others wrote").
+        await writeWithBackpressure(process.stdout, escapeJsonText(batch));
         batch = "";
         bar?.update(Math.min(count, expected));
       }
     }
-    if (batch) await writeWithBackpressure(process.stdout, batch);
+    if (batch) await writeWithBackpressure(process.stdout, escapeJsonText(batch));
   } finally {
     bar?.update(Math.min(count, expected));
     bar?.stop();
@@ -69,7 +71,7 @@ export async function followResults(
       count += 1;
       if (format === "ndjson" ? line.includes('"status":"failed"') && (JSON.parse(line) as ResultLine).status === "failed" : /^\d+,failed,/.test(line)) failed += 1;
       // A line at a time: a follower wants each result as it comes, not a batch later.
-      await writeWithBackpressure(process.stdout, format === "csv" ? `${line}\r\n` : `${line}\n`);
+      await writeWithBackpressure(process.stdout, `${escapeJsonText(line)}${format === "csv" ? "\r\n" : "\n"}`);
       bar?.update(count);
     }
   } finally {

@@ -12,7 +12,7 @@ import { ProblemError, UsageError } from "../errors.ts";
 import { parseRange, rangeChunk, rangeChunkCount, readInputsFile } from "../inputs.ts";
 import type { LocalRunApi, LocalTask } from "../local-run/page.ts";
 import { startLocalOrigins } from "../local-run/servers.ts";
-import { formatCount, formatDuration, isTty, paint, writeWithBackpressure } from "../output.ts";
+import { formatCount, formatDuration, isTty, jsonLine, paint, safe, safeLines, writeWithBackpressure } from "../output.ts";
 import { loadWasm } from "../wasm.ts";
 
 export interface RunOptions {
@@ -75,7 +75,7 @@ export async function runLocally(file: string, options: RunOptions): Promise<num
   let firstError: string | null = null;
   try {
     const page = await chromium.browser.newPage();
-    page.on("pageerror", (error) => process.stderr.write(`page error: ${(error as Error).message}\n`));
+    page.on("pageerror", (error) => process.stderr.write(`page error: ${safeLines((error as Error).message)}\n`));
     await page.goto(origins.pageUrl, { waitUntil: "load" });
     await page.evaluate((origin, threads) => (globalThis as unknown as { ccLocal: LocalRunApi }).ccLocal.init(origin, threads), origins.sandboxOrigin, options.threads);
     if (options.format === "csv") await writeWithBackpressure(process.stdout, csvHeader);
@@ -98,7 +98,7 @@ export async function runLocally(file: string, options: RunOptions): Promise<num
           failed += 1;
           firstError ??= `chunk ${chunk.index}: ${outcome.error.kind}: ${outcome.error.message}`;
         }
-        text += options.format === "csv" ? csvRow(line) : `${JSON.stringify(line)}\n`;
+        text += options.format === "csv" ? csvRow(line) : `${jsonLine(line)}\n`;
       }
       // The bar's line is cleared first: it is drawn again by the update below.
       if (logged) process.stderr.write(`${bar ? "\r\x1b[2K" : ""}${logged}`);
@@ -125,7 +125,8 @@ function consoleText(index: number, logged: NonNullable<ChunkOutcome["console"]>
   const style: Record<string, "gray" | "yellow" | "red" | undefined> = { debug: "gray", warn: "yellow", error: "red" };
   let text = "";
   for (const line of logged.lines) {
-    const shown = `[chunk ${index}] ${line.level === "log" ? "" : `${line.level}: `}${line.text}`;
+    // A line's own newlines stay, indented under it (docs/architecture.md, "Printing what others wrote").
+    const shown = `[chunk ${index}] ${line.level === "log" ? "" : `${safe(line.level)}: `}${safeLines(line.text).replaceAll("\n", "\n    ")}`;
     const color = style[line.level];
     text += `${color ? paint(color, shown, process.stderr) : shown}\n`;
   }

@@ -6,7 +6,7 @@ import cliProgress from "cli-progress";
 import { bundleWork } from "../bundle.ts";
 import { describeError, ProblemError, UsageError } from "../errors.ts";
 import { ndjsonParts, parseRange, prepareInputs, rangeChunkCount } from "../inputs.ts";
-import { formatCount, isTty, paint, printJson } from "../output.ts";
+import { formatCount, isTty, paint, printJson, safe } from "../output.ts";
 import type { TaskSettings } from "../task-flags.ts";
 import { loadWasm } from "../wasm.ts";
 import { watchTask } from "./tasks.ts";
@@ -81,7 +81,7 @@ export async function submit(client: Client, { task: newTask, upload }: Prepared
   else {
     const chunks = newTask.range ? rangeChunkCount(newTask.range) : task.counts.total;
     const how = upload ? ` (inputs uploaded in parts)` : "";
-    console.log(`${paint("green", "created")} task ${task.id} (${task.name}): ${formatCount(chunks)} chunks${how}, ${task.status}`);
+    console.log(`${paint("green", "created")} task ${task.id} (${safe(task.name)}): ${formatCount(chunks)} chunks${how}, ${task.status}`);
     if (!options.watch) {
       if (task.status === "draft") console.log(`  start it:  crowdcompute start ${task.id}`);
       console.log(`  follow it: crowdcompute status ${task.id} --watch`);

@@ -4,7 +4,7 @@ import { finalTaskStatuses } from "@crowdcompute/contract/statuses";
 import { ApiError, type Client, type LifecycleAction, type Task, type TaskStatus } from "@crowdcompute/sdk";
 import cliProgress from "cli-progress";
 import { describeError } from "../errors.ts";
-import { formatCount, formatDuration, formatRate, isTty, paint, printJson } from "../output.ts";
+import { formatCount, formatDuration, formatRate, isTty, jsonLine, paint, printJson, safe } from "../output.ts";
 
 /** The contract's final statuses: a watched task that reaches one is over. */
 const finalStatuses: readonly TaskStatus[] = finalTaskStatuses;
@@ -27,11 +27,14 @@ function bar(task: Task, width = 30): string {
   return paint("green", "█".repeat(doneCells)) + paint("red", "█".repeat(failedCells)) + paint("gray", "░".repeat(width - doneCells - failedCells));
 }
 
+/** "chunk 7: throw: boom", its text escaped. */
+const describeChunkError = (error: NonNullable<Task["lastError"]>) => `chunk ${error.index}: ${safe(error.kind)}: ${safe(error.message)}`;
+
 /** A task for people: a bar and colours on a TTY, `key: value` lines when piped. */
 function printTask(task: Task): void {
   const { total, done, failed, pending, leased } = task.counts;
   const lines: [string, string][] = [
-    ["task", `${task.id}  ${task.name}`],
+    ["task", `${task.id}  ${safe(task.name)}`],
     ["status", paint(statusStyle[task.status], task.status)],
     [
       "progress",
@@ -42,8 +45,8 @@ function printTask(task: Task): void {
     ["created", task.createdAt],
   ];
   if (task.finishedAt) lines.push(["finished", task.finishedAt]);
-  if (task.lastError) lines.push(["last error", paint("red", `chunk ${task.lastError.index}: ${task.lastError.kind}: ${task.lastError.message}`)]);
-  if (task.aggregate.state !== "none" && task.aggregate.state !== "pending") lines.push(["aggregate", JSON.stringify(task.aggregate)]);
+  if (task.lastError) lines.push(["last error", paint("red", describeChunkError(task.lastError))]);
+  if (task.aggregate.state !== "none" && task.aggregate.state !== "pending") lines.push(["aggregate", jsonLine(task.aggregate)]);
   for (const [key, value] of lines) console.log(`${`${key}:`.padEnd(11)} ${value}`);
 }
 
@@ -129,7 +132,7 @@ export async function watchTask(client: Client, id: string, json: boolean, { all
   if (!json) {
     const style = well ? "green" : "red";
     console.error(`${paint(style, `task ${task.id} ${task.status}`, process.stderr)} (${formatCount(task.counts.done)} done, ${formatCount(task.counts.failed)} failed)`);
-    if (task.lastError) console.error(`last error: chunk ${task.lastError.index}: ${task.lastError.kind}: ${task.lastError.message}`);
+    if (task.lastError) console.error(`last error: ${describeChunkError(task.lastError)}`);
     if (!well && task.status === "done") console.error("exit 1: chunks failed (--allow-failures to accept them; `crowdcompute retry-failed ID` to try them again)");
   }
   return well ? 0 : 1;
@@ -165,7 +168,7 @@ export async function listTasks(client: Client, { limit, all, json }: { limit: n
     task.status,
     `${formatCount(task.counts.done + task.counts.failed)}/${formatCount(task.counts.total)}`,
     task.createdAt.slice(0, 19).replace("T", " "),
-    task.name,
+    safe(task.name),
   ]);
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
   // Padding is measured before colouring: escape codes have no width.

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { ElementHandle, Page } from "puppeteer-core";
 import { type LaunchedBrowser, launchChromium } from "../chromium.ts";
 import { describeError } from "../errors.ts";
-import { formatCount, formatDuration, formatRate, isTty, paint, printJson } from "../output.ts";
+import { formatCount, formatDuration, formatRate, isTty, paint, printJson, safe, safeLines } from "../output.ts";
 
 export interface VolunteerOptions {
   server: string;
@@ -305,10 +305,15 @@ export async function volunteer(options: VolunteerOptions): Promise<number> {
     if (event.event === "browser") console.error(`${who}Chromium started (pid ${event.pid ?? "?"}), opening ${options.server}/`);
     if (event.event === "threads") console.error(`${who}the page allows at most ${event.threads} threads here; using ${event.threads} (asked for ${event.requested})`);
     if (event.event === "cpu") console.error(`${who}the page's CPU share moves in steps of 10 %; using ${event.cpuPercent} % (asked for ${event.requested} %)`);
-    if (event.event === "reload") console.error(paint("yellow", `${who}reloading the volunteer page: ${event.reason}`, process.stderr));
-    if (event.event === "retry") console.error(paint("yellow", `${who}${event.error}; retrying in ${event.inMs / 1000} s`, process.stderr));
-    if (event.event === "console")
-      console.log(`${who}${event.level === "error" || event.level === "warn" ? paint(event.level === "error" ? "red" : "yellow", event.text, process.stdout) : event.text}`);
+    // What the page says may quote a task's error, and console lines are work code's (or a forged
+    // report's) text: escaped (docs/architecture.md, "Printing what others wrote").
+    if (event.event === "reload") console.error(paint("yellow", `${who}reloading the volunteer page: ${safe(event.reason)}`, process.stderr));
+    if (event.event === "retry") console.error(paint("yellow", `${who}${safeLines(event.error)}; retrying in ${event.inMs / 1000} s`, process.stderr));
+    if (event.event === "console") {
+      // A line's own newlines stay, indented under it: what follows cannot pass for a line of its own.
+      const text = safeLines(event.text).replaceAll("\n", "\n    ");
+      console.log(`${who}${event.level === "error" || event.level === "warn" ? paint(event.level === "error" ? "red" : "yellow", text, process.stdout) : text}`);
+    }
   };
 
   const instances = Array.from({ length: options.instances }, (_, i) => new Instance(i + 1, options, emit, stop.signal));

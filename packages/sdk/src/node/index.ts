@@ -7,7 +7,7 @@ import { type ComputeOptions, compute, type Job, type JobInputs, type JobWork } 
 export * from "../index.ts";
 export { type BundledWork, bundleWork, bundleWorkFunction, maxCodeBytes, WorkCodeError, type WorkCodeProblem } from "./bundle.ts";
 export { ndjsonFileParts } from "./files.ts";
-export { type ComputeOptions, compute, Job, type JobEvents, type JobInputs, type JobWork } from "./job.ts";
+export { type ComputeOptions, compute, Job, type JobConsoleLine, type JobConsoleOutput, type JobEvents, type JobInputs, type JobRunningChunk, type JobWork } from "./job.ts";
 
 /** The client, with `compute` for jobs. */
 export type NodeClient = Omit<Client, "withToken"> & {

@@ -7,7 +7,8 @@ import { fileURLToPath } from "node:url";
 import { isFinalTaskStatus } from "@crowdcompute/contract/statuses";
 import { ApiError, type Client } from "../client.ts";
 import { inputParts, uploadInputParts } from "../inputs.ts";
-import type { ChunkConsoleEvent, NewTask, RangeInputs, ResultLine, RunningChunk, Task } from "../types.ts";
+import { escapeControlChars } from "../text.ts";
+import type { ChunkConsoleEvent, ConsoleLine, NewTask, RangeInputs, ResultLine, RunningChunk, Task } from "../types.ts";
 import { bundleWork, bundleWorkFunction } from "./bundle.ts";
 
 /** A job's inputs: an array (sent whole when small, else uploaded in parts), any iterable of JSON values (uploaded in parts), or a range. */
@@ -30,15 +31,35 @@ export interface ComputeOptions extends Partial<Omit<NewTask, "code" | "inputs" 
 }
 
 /**
+ * A console line as a job's `console` listener gets it: `text` is safe to print (control
+ * characters shown as escapes like `\x1b`, newlines and tabs kept: a volunteer can send any
+ * text as "your code's output"), `raw` is the text exactly as it was stored.
+ */
+export interface JobConsoleLine extends ConsoleLine {
+  raw: string;
+}
+
+/** A chunk's console output as a job's `console` listener gets it (see JobConsoleLine). */
+export interface JobConsoleOutput extends Omit<ChunkConsoleEvent, "lines"> {
+  lines: JobConsoleLine[];
+}
+
+/** A running chunk as a job's `chunks` listener gets it: `message` safe to print (one line, control characters escaped), `rawMessage` as the volunteer sent it. */
+export interface JobRunningChunk extends RunningChunk {
+  rawMessage: string | null;
+}
+
+/**
  * What a job tells its listeners. `progress` is the task as its event stream gives it;
  * `chunks` the chunks volunteers are computing now, with their latest `ctx.progress`; `console`
- * each chunk's console output as it is stored.
+ * each chunk's console output as it is stored. Text a volunteer sent (console lines, progress
+ * messages) comes escaped, safe to print, with the raw text beside it.
  */
 export interface JobEvents {
   result: [line: ResultLine];
   progress: [task: Task];
-  chunks: [running: RunningChunk[]];
-  console: [output: ChunkConsoleEvent];
+  chunks: [running: JobRunningChunk[]];
+  console: [output: JobConsoleOutput];
   error: [error: unknown];
   done: [task: Task];
 }
@@ -202,10 +223,10 @@ export class Job {
           if (event.type === "progress") {
             this.task = event.task;
             this.#emit("progress", event.task);
-          } else if (event.type === "chunks") this.#emit("chunks", event.items);
+          } else if (event.type === "chunks") this.#emit("chunks", event.items.map(escapeRunningChunk));
           else {
             consoleAfter = event.console.cursor;
-            this.#emit("console", event.console);
+            this.#emit("console", escapeConsole(event.console));
           }
         }
         // The stream ended: with the task, or because the server went (it then reconnects).
@@ -224,3 +245,14 @@ export class Job {
     }
   }
 }
+
+const escapeConsole = (output: ChunkConsoleEvent): JobConsoleOutput => ({
+  ...output,
+  lines: output.lines.map((line) => ({ ...line, text: escapeControlChars(line.text, { multiline: true }), raw: line.text })),
+});
+
+const escapeRunningChunk = (chunk: RunningChunk): JobRunningChunk => ({
+  ...chunk,
+  message: chunk.message === null ? null : escapeControlChars(chunk.message),
+  rawMessage: chunk.message,
+});
