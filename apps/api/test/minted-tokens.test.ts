@@ -123,7 +123,7 @@ describe.each(testBackends())("tokens and what minted them on %s", (backend) => 
 
     // Suspended (its tasks paused, then resumed by an admin): a process whose cache still says
     // the owner is active lets the volunteer report, but its copy is no longer trusted, so a
-    // quorum of 1 needs a second agreeing copy.
+    // quorum of 1 waits for a trusted copy.
     const task = await newTask();
     await t.call("POST", `/api/admin/users/${owner.user.id}/suspend`, { token: admin.token });
     expect((await t.call("POST", `/api/tasks/${task}/resume`, { token: admin.token })).status).toBe(200);

@@ -51,7 +51,11 @@ export const volunteers = pgTable("volunteers", {
   trusted: boolean("trusted").notNull().default(false),
   /** Results of this volunteer that won a quorum. */
   wins: integer("wins").notNull().default(0),
-  /** Its results that lost to a winning side with a trusted vote in it. */
+  /** Wins shared with a vote of another vouching volunteer (an admin's or one that earned trust; never an owner's own). */
+  vouchedWins: integer("vouched_wins").notNull().default(0),
+  /** Up to 3 distinct vouching volunteers its wins were shared with (docs/architecture.md, "Replication, trust and reduce"). */
+  vouchers: uuid("vouchers").array().notNull().default(sql`'{}'::uuid[]`),
+  /** Its results that lost to a winning side with a vouching vote in it. */
   losses: integer("losses").notNull().default(0),
   /** Too many losses: its results no longer count (it is not told). */
   banned: boolean("banned").notNull().default(false),

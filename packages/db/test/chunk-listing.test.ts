@@ -171,9 +171,10 @@ describe.each(testBackends())("chunk listing on %s", (backend) => {
     expect(split.votes[0]!.hashPrefix).not.toBe(split.votes[1]!.hashPrefix);
     expect(split.votes[0]!.at).toBeInstanceOf(Date);
     expect(waiting.votes).toHaveLength(1);
-    // Past the replication: a disagreement asks for one more copy, and so does a quorum that
-    // could only be made of probationers (the stranger's vote is all chunk 2 has).
-    expect([done.copiesNeeded, split.copiesNeeded, waiting.copiesNeeded]).toEqual([null, 3, 3]);
+    // Past the replication: a disagreement asks for one more copy. A chunk with one untrusted
+    // vote plans the replication's copies; only a quorum of untrusted votes that agree asks
+    // for more, waiting for a trusted one (docs/architecture.md, "Replication, trust and reduce").
+    expect([done.copiesNeeded, split.copiesNeeded, waiting.copiesNeeded]).toEqual([null, 3, 2]);
     expect((await getTaskView(db(), taskId))!.counts).toMatchObject({ done: 1, pending: 2, awaitingCopy: 2 });
 
     expect((await page(taskId, "voting")).items.map((item) => item.index)).toEqual([1, 2]);

@@ -5,10 +5,11 @@ import { resetReduceTrees } from "./reduce.ts";
 import type { ChunkResult } from "./submit.ts";
 
 // Trust (docs/architecture.md, "Replication, trust and reduce"): a probationer becomes
-// trusted after this many quorum wins, shared with at least this many distinct other volunteers.
+// trusted after this many wins shared with a vouching vote (an admin's volunteer's or an
+// earned-trust volunteer's, never a task owner's own), from at least this many distinct vouchers.
 const winsToTrust = 10;
-const coWinnersToTrust = 3;
-// Reputation: a volunteer whose results lost to a side with a trusted vote at least this many
+const vouchersToTrust = 3;
+// Reputation: a volunteer whose results lost to a side with a vouching vote at least this many
 // times, and in more than this share of its decided results, is banned: its votes stop
 // counting, and quorums that needed them are reopened.
 const lossesToBan = 3;
@@ -32,13 +33,15 @@ type ChunkTally = {
   max_attempts: number;
   best_hash: string | null;
   best_count: number;
-  best_trusted: boolean | null;
+  trusted_hash: string | null;
+  trusted_count: number;
 };
 
 /**
  * Records copies of replicated chunks as votes and settles each chunk they touch: done when
- * `quorum` results agree (one more when no trusted volunteer is among them), another copy
- * when they disagree, failed as `no-quorum` past `replication + maxAttempts` copies. The
+ * `quorum` results agree and a trusted vote is among them; agreeing untrusted votes wait for
+ * one (another copy at a time, never a failure); another copy when they disagree, failed as
+ * `no-quorum` past `replication + maxAttempts` copies. The
  * chunks' rows are locked first, so two votes arriving together are counted one after the
  * other and neither misses the quorum. Results are compared by the sha256 of their RFC 8785
  * canonical JSON, computed here, never taken from the client.
@@ -99,28 +102,41 @@ export async function recordVotes(db: Db, input: { volunteerId: string; userId: 
             RETURNING cs.task_id, cs.idx, cs.needed, cs.copies_out, cs.votes_in
           )
           SELECT cs.task_id, cs.idx, cs.needed, cs.copies_out, t.quorum, t.replication, t.max_attempts, cs.votes_in::int AS votes,
-                 best.hash AS best_hash, coalesce(best.n, 0)::int AS best_count, best.trusted AS best_trusted
+                 best.hash AS best_hash, coalesce(best.n, 0)::int AS best_count,
+                 vouched.hash AS trusted_hash, coalesce(vouched.n, 0)::int AS trusted_count
           FROM counted cs
           JOIN tasks t ON t.id = cs.task_id
           LEFT JOIN LATERAL (
-            SELECT hash, count(*) AS n, bool_or(trusted) AS trusted FROM votes v
+            SELECT hash, count(*) AS n FROM votes v
             WHERE v.task_id = cs.task_id AND v.idx = cs.idx AND v.counted
-            GROUP BY hash ORDER BY count(*) DESC, bool_or(trusted) DESC LIMIT 1
-          ) best ON true`,
+            GROUP BY hash ORDER BY count(*) DESC LIMIT 1
+          ) best ON true
+          LEFT JOIN LATERAL (
+            -- the largest side with a trusted vote in it: the only kind that can decide
+            SELECT hash, count(*) AS n FROM votes v
+            WHERE v.task_id = cs.task_id AND v.idx = cs.idx AND v.counted
+            GROUP BY hash HAVING bool_or(v.trusted) ORDER BY count(*) DESC, min(v.created_at) LIMIT 1
+          ) vouched ON true`,
     );
 
     const winners: { task_id: string; idx: number; hash: string }[] = [];
     const losers: { task_id: string; idx: number; votes: number }[] = [];
     const grow: { task_id: string; idx: number; needed: number }[] = [];
     for (const tally of tallies) {
-      const required = tally.quorum + (tally.best_trusted ? 0 : 1);
-      if (tally.best_hash && tally.best_count >= required) {
-        winners.push({ task_id: tally.task_id, idx: tally.idx, hash: tally.best_hash });
+      if (tally.trusted_hash && tally.trusted_count >= tally.quorum) {
+        winners.push({ task_id: tally.task_id, idx: tally.idx, hash: tally.trusted_hash });
+        continue;
+      }
+      if (tally.best_count >= tally.quorum) {
+        // A quorum of untrusted votes agrees: it waits for a trusted one, one copy out at a
+        // time, however many untrusted copies come back (free identities cannot buy a quorum,
+        // nor fail a chunk by agreeing).
+        if (tally.needed <= tally.votes) grow.push({ task_id: tally.task_id, idx: tally.idx, needed: tally.votes + 1 });
         continue;
       }
       // Even if every outstanding copy agreed with the leader, would the copies planned reach
       // the quorum? If not, each such disagreement adds one copy, up to a cap.
-      const shortfall = required - tally.best_count - (tally.needed - tally.votes);
+      const shortfall = tally.quorum - tally.best_count - (tally.needed - tally.votes);
       if (shortfall <= 0) continue;
       const needed = tally.needed + 1;
       if (needed > tally.replication + tally.max_attempts) losers.push({ task_id: tally.task_id, idx: tally.idx, votes: tally.votes });
@@ -162,9 +178,24 @@ export async function recordVotes(db: Db, input: { volunteerId: string; userId: 
                       UNION ALL SELECT volunteer_id, 1, cpu_ms, 0 FROM inserted
                     ) x GROUP BY volunteer_id ORDER BY volunteer_id`,
               )}
+            ), shared AS (
+              -- Per winning vote, the other vouching votes on its side (admins' or earned-trust
+              -- volunteers' trusted votes; an owner's own volunteer is trusted on its task but
+              -- vouches for nobody), probed by key.
+              SELECT c.volunteer_id, c.task_id, c.idx, o.volunteer_id AS voucher FROM credited c
+              CROSS JOIN LATERAL (
+                SELECT o.volunteer_id FROM votes o JOIN volunteers ov ON ov.id = o.volunteer_id AND ov.trusted AND NOT ov.banned
+                WHERE o.task_id = c.task_id AND o.idx = c.idx AND o.hash = c.hash AND o.counted AND o.trusted AND o.volunteer_id <> c.volunteer_id
+              ) o
             ), volunteer_wins AS (
-              UPDATE volunteers v SET wins = v.wins + c.n
-              FROM (SELECT volunteer_id, count(*) AS n FROM credited GROUP BY volunteer_id) c WHERE v.id = c.volunteer_id
+              UPDATE volunteers v SET wins = v.wins + c.n, vouched_wins = v.vouched_wins + c.vouched,
+                vouchers = CASE WHEN cardinality(v.vouchers) >= ${vouchersToTrust} THEN v.vouchers
+                                ELSE array(SELECT DISTINCT u FROM unnest(v.vouchers || c.vouchers) u ORDER BY u LIMIT ${vouchersToTrust}) END
+              FROM (SELECT c.volunteer_id, count(*) AS n,
+                           (SELECT count(DISTINCT (s.task_id, s.idx)) FROM shared s WHERE s.volunteer_id = c.volunteer_id) AS vouched,
+                           array(SELECT DISTINCT s.voucher FROM shared s WHERE s.volunteer_id = c.volunteer_id) AS vouchers
+                    FROM credited c GROUP BY c.volunteer_id) c
+              WHERE v.id = c.volunteer_id
             ), settled AS (
               DELETE FROM chunk_state cs USING inserted i WHERE cs.task_id = i.task_id AND cs.idx = i.idx
             )
@@ -173,7 +204,7 @@ export async function recordVotes(db: Db, input: { volunteerId: string; userId: 
       won = rows.length;
       for (const row of rows) finishedChunksOf.add(row.task_id);
       for (const taskId of await penalizeLosers(tx, winners)) finishedChunksOf.add(taskId);
-      await promoteProbationers(tx);
+      await promoteProbationers(tx, winners);
     }
     if (grow.length > 0) {
       await tx.execute(sql`
@@ -203,8 +234,9 @@ export async function recordVotes(db: Db, input: { volunteerId: string; userId: 
 }
 
 /**
- * Where a trusted vote was on the winning side, every counted vote against it was wrong: its
- * volunteer takes a loss. Volunteers past the ban line are banned (see `banVolunteers`).
+ * Where a vouching vote (an admin's or earned-trust volunteer's, not a task owner's own) was on
+ * the winning side, every counted vote against it was wrong: its volunteer takes a loss.
+ * Volunteers past the ban line are banned (see `banVolunteers`).
  * Returns the tasks whose chunks the bans reopened.
  */
 async function penalizeLosers(tx: Db, winners: { task_id: string; idx: number; hash: string }[]): Promise<string[]> {
@@ -213,8 +245,8 @@ async function penalizeLosers(tx: Db, winners: { task_id: string; idx: number; h
     sql`WITH w AS (
           SELECT * FROM json_to_recordset(${JSON.stringify(winners)}::json) AS w(task_id uuid, idx int, hash text)
         ), vouched AS (
-          SELECT w.* FROM w WHERE EXISTS (SELECT 1 FROM votes v WHERE v.task_id = w.task_id AND v.idx = w.idx
-                                           AND v.hash = w.hash AND v.counted AND v.trusted)
+          SELECT w.* FROM w WHERE EXISTS (SELECT 1 FROM votes v JOIN volunteers tv ON tv.id = v.volunteer_id AND tv.trusted AND NOT tv.banned
+                                           WHERE v.task_id = w.task_id AND v.idx = w.idx AND v.hash = w.hash AND v.counted AND v.trusted)
         ), lost AS (
           SELECT v.volunteer_id, count(*) AS n FROM votes v
           JOIN vouched w ON v.task_id = w.task_id AND v.idx = w.idx AND v.hash <> w.hash AND v.counted
@@ -265,7 +297,7 @@ async function banVolunteers(tx: Db, volunteerIds: string[]): Promise<string[]> 
           FROM helped h JOIN tasks t ON t.id = h.task_id
         ), fallen AS (
           DELETE FROM results r USING standing s
-          WHERE r.task_id = s.task_id AND r.idx = s.idx AND s.agreeing < s.quorum + CASE WHEN s.vouched THEN 0 ELSE 1 END
+          WHERE r.task_id = s.task_id AND r.idx = s.idx AND (s.agreeing < s.quorum OR NOT s.vouched)
           RETURNING r.task_id, r.idx, r.cpu_ms, s.counted_votes, s.total
         ), revoting AS (
           INSERT INTO chunk_state (task_id, idx, status, needed, votes_in)
@@ -287,17 +319,15 @@ async function banVolunteers(tx: Db, volunteerIds: string[]): Promise<string[]> 
 }
 
 /**
- * Probationers with enough wins become trusted once their winning results agreed with at
- * least `coWinnersToTrust` distinct other volunteers (so a pair of fresh identities cannot
- * vouch for each other).
+ * The decided chunks' probationers with enough vouched wins from enough distinct vouchers
+ * become trusted (docs/architecture.md, "Replication, trust and reduce"): only wins shared
+ * with admins' or earned-trust volunteers count, so fresh identities, or a creator's own
+ * volunteers on its tasks, cannot promote each other.
  */
-async function promoteProbationers(tx: Db): Promise<void> {
+async function promoteProbationers(tx: Db, winners: { task_id: string; idx: number }[]): Promise<void> {
   await tx.execute(sql`
     UPDATE volunteers p SET trusted = true
-    WHERE NOT p.trusted AND NOT p.banned AND p.wins >= ${winsToTrust}
-      AND (SELECT count(DISTINCT other.volunteer_id) FROM votes mine
-           JOIN results r ON r.task_id = mine.task_id AND r.idx = mine.idx AND r.hash = mine.hash
-           JOIN votes other ON other.task_id = mine.task_id AND other.idx = mine.idx
-             AND other.hash = mine.hash AND other.volunteer_id <> mine.volunteer_id AND other.counted
-           WHERE mine.volunteer_id = p.id) >= ${coWinnersToTrust}`);
+    WHERE p.id IN (SELECT v.volunteer_id FROM json_to_recordset(${JSON.stringify(winners)}::json) AS w(task_id uuid, idx int)
+                   JOIN votes v ON v.task_id = w.task_id AND v.idx = w.idx AND v.counted AND NOT v.trusted)
+      AND NOT p.trusted AND NOT p.banned AND p.vouched_wins >= ${winsToTrust} AND cardinality(p.vouchers) >= ${vouchersToTrust}`);
 }
