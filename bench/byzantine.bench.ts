@@ -1,7 +1,9 @@
 // Wrong results that win a quorum, with a share of lying volunteers (issue 9):
 // 20 % of identities answer wrong, either at random (each its own wrong value) or colluding
-// (all the same wrong value). Volunteers take turns at random through the db modules, on a
-// fresh database of the local Postgres server. Prints the share of wrong results accepted.
+// (all the same wrong value). A tenth of the volunteers are the operator's (an admin's, trusted
+// from the start: a deployment bootstraps trust from them); every other one starts on probation.
+// Volunteers take turns at random through the db modules, on a fresh database of the local
+// Postgres server. Prints the share of wrong results accepted.
 // Usage: npx node bench/byzantine.bench.ts [chunks] [volunteers]
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createTask, createUser, createVolunteer, getTaskView } from "@crowdcompute/db";
@@ -14,6 +16,7 @@ const adminUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432
 const chunks = Number(process.argv[2] ?? 3000);
 const volunteerCount = Number(process.argv[3] ?? 50);
 const liarShare = 0.2;
+const operatorShare = 0.1;
 const honest = (input: number) => (input * 7919) % 10007;
 
 // A deterministic generator, so a run can be repeated.
@@ -30,7 +33,10 @@ async function run(mode: "random" | "colluding", replication: number, quorum: nu
       taskFixture(owner.id, { name: "byzantine", replication, quorum, maxAttempts: 5, inputs: { kind: "array", items: Array.from({ length: chunks }, (_, i) => i) } }),
     );
     const volunteers = await Promise.all(
-      Array.from({ length: volunteerCount }, async (_, i) => ({ id: (await createVolunteer(db, { name: `v${i}`, userId: null })).id, liar: i < volunteerCount * liarShare })),
+      Array.from({ length: volunteerCount }, async (_, i) => ({
+        id: (await createVolunteer(db, { name: `v${i}`, userId: null, trusted: i >= volunteerCount * (1 - operatorShare) })).id,
+        liar: i < volunteerCount * liarShare,
+      })),
     );
     let idleRounds = 0;
     while (idleRounds < volunteerCount * 2) {
@@ -87,7 +93,7 @@ async function run(mode: "random" | "colluding", replication: number, quorum: nu
 }
 
 const rows = [await run("random", 2, 2), await run("colluding", 2, 2)];
-console.log(`\n${volunteerCount} volunteers, ${liarShare * 100} % liars, ${chunks} chunks\n`);
+console.log(`\n${volunteerCount} volunteers, ${liarShare * 100} % liars, ${operatorShare * 100} % the operator's (trusted), ${chunks} chunks\n`);
 console.log("| liars | replication/quorum | done | failed | wrong accepted | share | liars banned | liars' reputation | honest banned | honest reputation | honest credit / due |");
 console.log("|---|---|---|---|---|---|---|---|---|---|---|");
 for (const r of rows) {

@@ -85,8 +85,8 @@ describe(`what the creator pages say, in Chromium (${backend})`, () => {
       .toMatch(/^6 chunks are waiting for another volunteer: each copy of a chunk must come from a different volunteer \(and account\), and 2 of 2 copies must agree, .*\(1 volunteer online now\)\.$/);
     const votes = page.getByRole("table", { name: "Votes per chunk" });
     await expect.poll(() => votes.getByTestId("voting-chunk").count(), { timeout: 15_000 }).toBe(6);
-    // A probationer's vote alone cannot make a quorum: each chunk needs a third copy.
-    expect(await votes.getByTestId("voting-chunk").first().textContent()).toMatch(/^01 of 3browser volunteer$/);
+    // Each chunk plans its replication's copies (a third only once two untrusted ones agree).
+    expect(await votes.getByTestId("voting-chunk").first().textContent()).toMatch(/^01 of 2browser volunteer$/);
     await expect.poll(() => page.getByTestId("count-leased").textContent()).toBe("0");
     expect(await page.getByTestId("count-pending").textContent()).toBe("6");
     expect(await statsOnOneLine(page)).toEqual([]);

@@ -224,7 +224,7 @@ export const chunkSchema = z
     votes: z.array(chunkVoteSchema).meta({ description: "copies that came back, oldest first (replicated tasks only)" }),
     copiesNeeded: z.number().int().nullable().meta({
       description:
-        "a chunk under vote: the copies it needs so far (the replication, plus one per disagreement or for a quorum of probationers); each further copy needs a volunteer (and user) that has not voted on it. Null otherwise",
+        "a chunk under vote: the copies it needs so far (the replication, plus one per disagreement, and one at a time while agreeing untrusted votes wait for a trusted one); each further copy needs a volunteer (and user) that has not voted on it. Null otherwise",
     }),
     lastError: z.object({ kind: z.string(), message: z.string() }).nullable(),
     progress: z
