@@ -1,9 +1,9 @@
 // Built-ins the worker's bootstrap calls after work code has loaded, taken when the bootstrap
 // starts. Work code shares the realm and may replace Function.prototype.call, Math.max,
-// Map.prototype.size and the like; the checks that keep it in bounds (memory-budget.ts,
+// Map.prototype.size and the like; the checks that keep it in bounds (memory/,
 // pending-work.ts) call only these, and keep their state in numbers and index-addressed arrays.
 export const { apply, construct } = Reflect;
-export const { max, trunc } = Math;
+export const { log, max, trunc } = Math;
 export const toNumber = Number;
 export const isFiniteNumber = Number.isFinite;
 export const objectValues = Object.values;

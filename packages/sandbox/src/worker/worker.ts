@@ -2,11 +2,11 @@
 // (docs/architecture.md, "The sandbox"). It speaks a few plain messages with the frame (no
 // Comlink: one message each way per chunk), and before work code loads it takes what it needs
 // of the worker's scope and leaves work code an allow-listed one (scope.ts) with counting
-// allocators (memory-budget.ts) and tracked timers (pending-work.ts).
+// allocators (memory/) and tracked timers (pending-work.ts).
 import { type ChunkOutcome, describeError, type FromWorker, failure, type SandboxChunk, type ToWorker, type WorkerLoad } from "../protocol.ts";
 import { captureConsole } from "./console-capture.ts";
 import { apply } from "./intrinsics.ts";
-import { installMemoryBudget, type MemoryBudget } from "./memory-budget.ts";
+import { installMemoryBudget, type MemoryBudget } from "./memory/budget.ts";
 import { type PendingWork, pendingWork } from "./pending-work.ts";
 import { runChunk, type WorkFunction, type WorkModule } from "./run-chunk.ts";
 import { guardGlobalEvents, restrictScope } from "./scope.ts";

@@ -1,0 +1,52 @@
+// The memory budget's buffers (docs/architecture.md, "The sandbox", item 5): ArrayBuffer and
+// SharedArrayBuffer (a resizable or growable one counts at its maximum), and `transfer`, which
+// makes a new buffer of any size from an old one.
+
+import { apply, construct, max } from "../intrinsics.ts";
+import { type Accounting, SMALL } from "./budget.ts";
+import { type AnyFunction, anyBufferByteLength, type Constructor, standIn, toSize, wrapMethod } from "./wrap.ts";
+
+export function installBuffers(accounting: Accounting): void {
+  const { sampler } = accounting;
+  const SharedBuffer = (globalThis as { SharedArrayBuffer?: typeof SharedArrayBuffer }).SharedArrayBuffer;
+  for (const Original of [ArrayBuffer, SharedBuffer]) {
+    if (!Original) continue;
+    const name = Original.name as "ArrayBuffer" | "SharedArrayBuffer";
+    const Made = Original as unknown as new (length: number, options?: { maxByteLength: number }) => ArrayBuffer;
+    /** Anything but `new X(small number)`: checked before, counted after. */
+    const general = (newTarget: unknown, length: unknown, options: unknown): ArrayBuffer => {
+      if (newTarget === undefined) throw new TypeError(`Constructor ${name} requires 'new'`);
+      // Read once: a getter must not answer the engine differently than it answered the check.
+      const limit = typeof options === "object" && options !== null ? toSize((options as { maxByteLength?: unknown }).maxByteLength) : 0;
+      accounting.precheck(max(toSize(length), limit));
+      const made = construct(Made, limit > 0 ? [length, { maxByteLength: limit }] : [length], newTarget === Wrapped ? Made : (newTarget as Constructor)) as ArrayBuffer;
+      accounting.countBuffer(made);
+      return made;
+    };
+    // The common case costs a subtraction (budget.ts, SMALL): no exception, no array, no registry.
+    const Wrapped = function (this: unknown, length?: unknown, options?: unknown) {
+      if ((new.target as unknown) === Wrapped && typeof length === "number" && options === undefined && length >= 0 && length < SMALL) {
+        const made = new Made(length);
+        if ((sampler.untilSample -= length) <= 0) accounting.sampled(made);
+        return made;
+      }
+      return general(new.target, length, options);
+    } as unknown as Constructor;
+    accounting.replaceGlobal(name, standIn(Original as unknown as Constructor, Wrapped));
+  }
+
+  for (const method of ["transfer", "transferToFixedLength"] as const) {
+    wrapMethod(
+      ArrayBuffer.prototype as unknown as Record<string, unknown>,
+      method,
+      (original) =>
+        function (this: ArrayBuffer, ...args: unknown[]) {
+          const length = args[0] === undefined ? anyBufferByteLength(this) : toSize(args[0]);
+          accounting.precheck(length);
+          const moved = apply(original as AnyFunction, this, [length]) as ArrayBuffer;
+          accounting.countBuffer(moved);
+          return moved;
+        },
+    );
+  }
+}

@@ -1,0 +1,101 @@
+// The memory budget's typed arrays (docs/architecture.md, "The sandbox", item 5): their
+// constructors (the species constructor too, so `slice`, `map` and `filter` copies count), and
+// the methods that copy through the engine's own constructor instead.
+
+import { apply, arrayFrom, construct, typedArrayNames } from "../intrinsics.ts";
+import { type Accounting, SMALL } from "./budget.ts";
+import { type AnyFunction, anyBufferByteLength, type Constructor, isArray, isView, standIn, toSize, typedArrayByteLength, typedArrayLength, wrapMethod } from "./wrap.ts";
+
+/** A typed array's length, or -1 for anything else (a DataView included). */
+function lengthOfTyped(value: object): number {
+  try {
+    return typedArrayLength(value);
+  } catch {
+    return -1;
+  }
+}
+
+export function installTypedArrays(accounting: Accounting): void {
+  const { sampler, countView } = accounting;
+
+  for (const name of typedArrayNames) {
+    const Original = (globalThis as unknown as Record<string, unknown>)[name] as (Constructor & { BYTES_PER_ELEMENT: number }) | undefined;
+    if (!Original) continue;
+    const Made = Original as unknown as new (a?: unknown, b?: unknown, c?: unknown) => ArrayBufferView;
+    const perElement = Original.BYTES_PER_ELEMENT;
+    /** Anything the fast path does not take: checked before, counted after. */
+    const general = (newTarget: unknown, args: unknown[]): ArrayBufferView => {
+      if (newTarget === undefined) throw new TypeError(`Constructor ${name} requires 'new'`);
+      const first = args[0];
+      let checked = args;
+      let view = false;
+      if (typeof first !== "object" || first === null) {
+        accounting.precheck(toSize(first) * perElement);
+      } else if (anyBufferByteLength(first) >= 0) {
+        view = true; // a view of memory already counted
+      } else {
+        const length = isView(first) ? lengthOfTyped(first) : -1;
+        if (length >= 0) accounting.precheck(length * perElement);
+        else {
+          // An array-like or iterable: read once here, so its length cannot change between the check and the copy.
+          const items = arrayFrom(first as ArrayLike<unknown>);
+          accounting.precheck(items.length * perElement);
+          checked = [items];
+        }
+      }
+      const made = construct(Made, checked, newTarget === Wrapped ? Made : (newTarget as Constructor)) as ArrayBufferView;
+      if (!view) countView(made);
+      return made;
+    };
+    // The common cases cost a subtraction (budget.ts, SMALL): `new X(n)`, `new X(typedArray)`,
+    // and a view of a buffer (what `subarray` makes through the species constructor).
+    const Wrapped = function (this: unknown, a?: unknown, b?: unknown, c?: unknown) {
+      if ((new.target as unknown) === Wrapped) {
+        let bytes = -1;
+        if (typeof a === "number") bytes = a * perElement;
+        else if (typeof a === "object" && a !== null && !isArray(a)) {
+          if (isView(a)) bytes = lengthOfTyped(a) * perElement;
+          else if (anyBufferByteLength(a) >= 0) return new Made(a, b, c);
+        }
+        if (bytes >= 0 && bytes < SMALL) {
+          const made = new Made(a);
+          if ((sampler.untilSample -= bytes) <= 0) accounting.sampled(made);
+          return made;
+        }
+      }
+      // Not `arguments` or a rest array: spreading either runs the array iterator, which work code may have replaced.
+      return general(new.target, [a, b, c]);
+    } as unknown as Constructor;
+    for (const method of ["fromBase64", "fromHex"]) {
+      if (typeof (Original as unknown as Record<string, unknown>)[method] !== "function") continue;
+      wrapMethod(
+        Wrapped as unknown as Record<string, unknown>,
+        method,
+        (original) =>
+          function (this: unknown, ...args: unknown[]) {
+            const view = apply(original as AnyFunction, Original, args as never[]) as ArrayBufferView;
+            countView(view);
+            return view;
+          },
+      );
+    }
+    accounting.replaceGlobal(name, standIn(Original, Wrapped));
+  }
+
+  // These make a new array of the same type through the engine's own constructor, not `constructor`.
+  const typedArrays = Object.getPrototypeOf(Uint8Array.prototype) as Record<string, unknown>;
+  for (const method of ["toReversed", "toSorted", "with"]) {
+    if (typeof typedArrays[method] !== "function") continue;
+    wrapMethod(
+      typedArrays,
+      method,
+      (original) =>
+        function (this: ArrayBufferView, ...args: unknown[]) {
+          accounting.precheck(typedArrayByteLength(this));
+          const copy = apply(original as AnyFunction, this, args as never[]) as ArrayBufferView;
+          countView(copy);
+          return copy;
+        },
+    );
+  }
+}
