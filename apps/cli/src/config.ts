@@ -29,10 +29,21 @@ export function readCliEnv(env: Record<string, string | undefined>): CliEnv {
   };
 }
 
-/** What `login` stores: one credential per server, so a token never goes to another server. */
+/** A volunteer `crowdcompute volunteer` computes as, kept across runs: its id, its token (a credential), its name. */
+export interface StoredVolunteer {
+  id: string;
+  token: string;
+  name: string;
+}
+
+/**
+ * What `login` stores: one credential per server, so a token never goes to another server; and
+ * the volunteers `volunteer` computes as on each server, one per browser slot.
+ */
 export interface ConfigFile {
   defaultServer?: string;
   servers: Record<string, { token: string; email?: string; kind: "api-key" | "session" }>;
+  volunteers?: Record<string, StoredVolunteer[]>;
 }
 
 export async function readConfig(path: string): Promise<ConfigFile> {
@@ -64,7 +75,8 @@ export async function deleteConfigEntry(path: string, server: string): Promise<b
   if (!config.servers[server]) return false;
   delete config.servers[server];
   if (config.defaultServer === server) delete config.defaultServer;
-  if (Object.keys(config.servers).length === 0) await rm(path, { force: true });
+  // The volunteers stay: they are this machine's, and keep computing for the account they joined.
+  if (Object.keys(config.servers).length === 0 && Object.keys(config.volunteers ?? {}).length === 0) await rm(path, { force: true });
   else await writeConfig(path, config);
   return true;
 }

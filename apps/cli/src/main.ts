@@ -45,8 +45,9 @@ ended with failed chunks without --allow-failures), 2 a usage error (nothing was
     .option("--browser <path>", "Chromium or Chrome to use (default: detected, or $CHROMIUM_PATH)")
     .option("--webgpu", "let tasks that need WebGPU run here (enables Chromium's WebGPU)")
     .option("--show-console", "print what work code writes to its console (off: volunteers see none of it)")
+    .option("--name <name>", "the volunteer's name on the leaderboard (default: \"alice's HOST\" when logged in as alice@…, else the host name); kept for later runs")
     .addOption(jsonOption())
-    .action(async (flags: { server?: string; threads?: number; cpu?: number; instances: number; browser?: string; webgpu?: boolean; showConsole?: boolean; json?: boolean }) => {
+    .action(async (flags: { server?: string; name?: string; threads?: number; cpu?: number; instances: number; browser?: string; webgpu?: boolean; showConsole?: boolean; json?: boolean }) => {
       const { locateChromium } = await import("./chromium.ts");
       const { volunteer } = await import("./commands/volunteer.ts");
       const server = await resolveServer(env, flags.server);
@@ -54,6 +55,8 @@ ended with failed chunks without --allow-failures), 2 a usage error (nothing was
       setExitCode(
         await volunteer({
           server,
+          env,
+          name: flags.name,
           threads: flags.threads,
           cpuPercent: flags.cpu,
           instances: flags.instances,

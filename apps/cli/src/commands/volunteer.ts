@@ -2,11 +2,17 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ElementHandle, Page } from "puppeteer-core";
 import { type LaunchedBrowser, launchChromium } from "../chromium.ts";
+import type { CliEnv } from "../config.ts";
 import { describeError } from "../errors.ts";
 import { formatCount, formatDuration, formatRate, isTty, paint, printJson, safe, safeLines } from "../output.ts";
+import { type VolunteerIdentity, volunteerIdentities } from "../volunteer-identity.ts";
 
 export interface VolunteerOptions {
   server: string;
+  /** Where the config file is, and the creator credential the volunteers compute for. */
+  env: CliEnv;
+  /** The volunteers' name (default: "alice's HOST" signed in, else the host name). */
+  name: string | undefined;
   /** Worker threads per browser; the page's default (half the cores) when absent. */
   threads: number | undefined;
   /** The share of each thread's time chunks may use, 10-100 (the page's CPU share); the page's default (100) when absent. */
@@ -86,12 +92,15 @@ const cpuSlider = '::-p-aria([name="CPU share"][role="slider"])';
 const startButton = '::-p-aria([name="Start"][role="button"])';
 const pauseButton = '::-p-aria([name="Pause"][role="button"])';
 const showConsoleBox = '[data-testid="show-console"]';
+/** Where the page keeps its volunteer token (apps/web volunteer-runner.ts, volunteerTokenKey). */
+const volunteerTokenKey = "crowdcompute.volunteer.token";
 /** How the page writes work code's console lines (volunteer-runner.ts, echoConsole). */
 const workConsoleLine = /^\[chunk \d+ of task [0-9a-f-]+\] /;
 /** How long Ctrl-C waits for a page to post the results it holds. */
 const pauseGraceMs = 5000;
 
 type Event =
+  | { event: "identity"; instance: number; volunteerId: string; name: string; account: string | null; origin: VolunteerIdentity["origin"]; replaced: string | null }
   | { event: "browser"; instance: number; pid: number | null; profile: string }
   | { event: "threads"; instance: number; threads: number; requested: number }
   | { event: "cpu"; instance: number; cpuPercent: number; requested: number }
@@ -109,12 +118,14 @@ class Instance {
   credit = 0;
   private launched: LaunchedBrowser | null = null;
   private readonly options: VolunteerOptions;
+  private readonly identity: VolunteerIdentity;
   private readonly emit: (event: Event) => void;
   private readonly signal: AbortSignal;
 
-  constructor(number: number, options: VolunteerOptions, emit: (event: Event) => void, signal: AbortSignal) {
+  constructor(number: number, options: VolunteerOptions, identity: VolunteerIdentity, emit: (event: Event) => void, signal: AbortSignal) {
     this.number = number;
     this.options = options;
+    this.identity = identity;
     this.emit = emit;
     this.signal = signal;
   }
@@ -182,6 +193,16 @@ class Instance {
     }
     try {
       this.state = "loading";
+      // The page volunteers as the token in its storage (apps/web volunteer-runner.ts, volunteerTokenKey):
+      // this slot's kept identity, set before the page's scripts run, and only on the server's own origin.
+      await page.evaluateOnNewDocument(
+        (origin, key, token) => {
+          if (location.origin === origin) localStorage.setItem(key, token);
+        },
+        new URL(this.options.server).origin,
+        volunteerTokenKey,
+        this.identity.token,
+      );
       await page.goto(`${this.options.server}/`, { waitUntil: "domcontentloaded", timeout: 30_000 });
       const threadsInput = await page.waitForSelector(threadsSlider, { timeout: 30_000 });
       if (!threadsInput) throw new Error("the volunteer page has no Threads slider");
@@ -302,6 +323,13 @@ export async function volunteer(options: VolunteerOptions): Promise<number> {
     if (options.json) return printJson(event);
     clearLive();
     const who = options.instances > 1 ? `browser ${event.instance}: ` : "";
+    if (event.event === "identity") {
+      if (event.replaced) console.error(paint("yellow", `${who}${safe(event.replaced)}: made a new volunteer`, process.stderr));
+      const how = { kept: "", made: "new ", linked: "now linked, " }[event.origin];
+      console.error(
+        `${who}computing as "${safe(event.name)}" (${how}volunteer ${event.volunteerId}${event.account ? `, for ${safe(event.account)}` : ", anonymous: `crowdcompute login` to compute for your account"})`,
+      );
+    }
     if (event.event === "browser") console.error(`${who}Chromium started (pid ${event.pid ?? "?"}), opening ${options.server}/`);
     if (event.event === "threads") console.error(`${who}the page allows at most ${event.threads} threads here; using ${event.threads} (asked for ${event.requested})`);
     if (event.event === "cpu") console.error(`${who}the page's CPU share moves in steps of 10 %; using ${event.cpuPercent} % (asked for ${event.requested} %)`);
@@ -316,7 +344,29 @@ export async function volunteer(options: VolunteerOptions): Promise<number> {
     }
   };
 
-  const instances = Array.from({ length: options.instances }, (_, i) => new Instance(i + 1, options, emit, stop.signal));
+  if (!options.json) {
+    const threads = options.threads === undefined ? "the page's default threads" : `${options.threads} thread${options.threads === 1 ? "" : "s"}`;
+    const share = options.cpuPercent === undefined ? "" : ` at ${options.cpuPercent} % CPU`;
+    console.error(`Volunteering for ${options.server} with ${options.instances} browser${options.instances === 1 ? "" : "s"}, ${threads}${share} each. Ctrl-C stops.`);
+  }
+  let identities: VolunteerIdentity[];
+  try {
+    identities = await volunteerIdentities(options.env, options.server, {
+      count: options.instances,
+      ...(options.name !== undefined ? { name: options.name } : {}),
+      signal: stop.signal,
+      onRetry: (error, inMs) => emit({ event: "retry", instance: 1, error, inMs }),
+    });
+  } catch (error) {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    if (stop.signal.aborted) return 0;
+    throw error;
+  }
+  for (const [i, identity] of identities.entries()) {
+    emit({ event: "identity", instance: i + 1, volunteerId: identity.id, name: identity.name, account: identity.account, origin: identity.origin, replaced: identity.replaced });
+  }
+  const instances = identities.map((identity, i) => new Instance(i + 1, options, identity, emit, stop.signal));
   const summary = () => {
     const totals = instances.map((instance) => instance.totals);
     const done = totals.reduce((sum, t) => sum + t.chunksDone, 0);
@@ -364,11 +414,6 @@ export async function volunteer(options: VolunteerOptions): Promise<number> {
       );
   };
 
-  if (!options.json) {
-    const threads = options.threads === undefined ? "the page's default threads" : `${options.threads} thread${options.threads === 1 ? "" : "s"}`;
-    const share = options.cpuPercent === undefined ? "" : ` at ${options.cpuPercent} % CPU`;
-    console.error(`Volunteering for ${options.server} with ${options.instances} browser${options.instances === 1 ? "" : "s"}, ${threads}${share} each. Ctrl-C stops.`);
-  }
   const ticker = setInterval(report, pollMs);
   try {
     await Promise.all(instances.map((instance) => instance.run()));

@@ -1,0 +1,125 @@
+// Who `crowdcompute volunteer` computes as (docs/architecture.md, "The CLI volunteer"): one
+// volunteer per browser slot, kept in the config file across runs, made for the signed-in
+// account when there is one (or linked to it once the person signs in), with a name that says
+// whose machine it is.
+import { hostname } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ApiError, type Client, createClient } from "@crowdcompute/sdk";
+import { type CliEnv, type ConfigFile, readConfig, type StoredVolunteer, writeConfig } from "./config.ts";
+import { describeError, ProblemError, UsageError } from "./errors.ts";
+
+export interface VolunteerIdentity extends StoredVolunteer {
+  /** The account it computes for, as far as this machine knows (the email `login` stored, or "the API key's account"); null when anonymous. */
+  account: string | null;
+  /** How it came to be: kept from an earlier run, made now, or kept and linked to the account now. */
+  origin: "kept" | "made" | "linked";
+  /** Why an identity kept in the config was not used (the server no longer knows it, or it is another account's); null when none was dropped. */
+  replaced: string | null;
+}
+
+/** "alice's build-box" for alice@example.com signed in; the host name otherwise; slots past the first numbered. */
+export function defaultVolunteerName(email: string | null, slot: number, host = hostname()): string {
+  const local = email?.split("@")[0]?.trim();
+  const base = local ? `${local}'s ${host}` : host;
+  return slot === 0 ? base : `${base} (${slot + 1})`;
+}
+
+/** The server's answer says the token or the volunteer is gone (not a network or server failure). */
+const refused = (error: unknown) => error instanceof ApiError && [401, 403, 404].includes(error.status);
+/** Worth trying again: no answer, or the server's own trouble. */
+const transient = (error: unknown) =>
+  error instanceof ApiError ? error.status >= 500 || error.status === 429 || error.status === 408 : !(error instanceof ProblemError || error instanceof UsageError);
+
+/**
+ * The identities of `count` browser slots for `server`: the ones the config keeps (checked with
+ * the server, and linked to the signed-in account), new ones where there are none, saved back.
+ * `name` renames them (slots past the first get " (2)", " (3)" …). Retries while the server
+ * cannot be reached, calling `onRetry`, until `signal` aborts.
+ */
+export async function volunteerIdentities(
+  env: CliEnv,
+  server: string,
+  { count, name, signal, onRetry }: { count: number; name?: string; signal: AbortSignal; onRetry: (error: string, inMs: number) => void },
+): Promise<VolunteerIdentity[]> {
+  const delaysMs = [1000, 2000, 5000, 10_000];
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await resolve(env, server, count, name);
+    } catch (error) {
+      if (!transient(error) || signal.aborted) throw error;
+      const inMs = delaysMs[Math.min(attempt, delaysMs.length - 1)]!;
+      onRetry(describeError(error), inMs);
+      await sleep(inMs, undefined, { signal }).catch(() => {});
+      if (signal.aborted) throw error;
+    }
+  }
+}
+
+async function resolve(env: CliEnv, server: string, count: number, name: string | undefined): Promise<VolunteerIdentity[]> {
+  const config: ConfigFile = await readConfig(env.configFile);
+  const entry = config.servers[server];
+  const credential = env.apiKey ?? entry?.token ?? null;
+  const email = env.apiKey ? null : (entry?.email ?? null);
+  const account = credential === null ? null : (email ?? "the API key's account");
+  const anonymous = createClient({ baseUrl: server });
+  const creator: Client | null = credential === null ? null : anonymous.withToken(credential);
+  const stored = [...(config.volunteers?.[server] ?? [])];
+  const identities: VolunteerIdentity[] = [];
+  for (let slot = 0; slot < count; slot++) {
+    const wanted = name === undefined ? undefined : slot === 0 ? name : `${name} (${slot + 1})`;
+    identities.push(await resolveSlot(anonymous, creator, stored[slot], wanted ?? defaultVolunteerName(email, slot), wanted !== undefined, account));
+  }
+  for (const [slot, identity] of identities.entries()) stored[slot] = { id: identity.id, token: identity.token, name: identity.name };
+  const fresh = await readConfig(env.configFile); // `login` may have written meanwhile
+  await writeConfig(env.configFile, { ...fresh, volunteers: { ...fresh.volunteers, [server]: stored } });
+  return identities;
+}
+
+async function resolveSlot(anonymous: Client, creator: Client | null, kept: StoredVolunteer | undefined, name: string, rename: boolean, account: string | null): Promise<VolunteerIdentity> {
+  let replaced: string | null = null;
+  if (kept) {
+    let figures: Awaited<ReturnType<Client["volunteerFigures"]>> | null = null;
+    try {
+      figures = await anonymous.withToken(kept.token).volunteerFigures();
+    } catch (error) {
+      if (!refused(error)) throw error;
+      replaced = `the server refused volunteer ${kept.id}'s token (${describeError(error)})`;
+    }
+    if (figures) {
+      let token = kept.token;
+      let origin: VolunteerIdentity["origin"] = "kept";
+      let mine = true;
+      if (creator) {
+        // Linking one that is the account's already changes nothing; an anonymous one becomes the account's.
+        try {
+          token = (await asCreator(creator.linkVolunteer(kept.token))).token;
+          if (figures.userId === null) origin = "linked";
+        } catch (error) {
+          if (!(error instanceof ApiError && error.status === 409)) throw error;
+          replaced = `volunteer ${kept.id} computes for another account`;
+          mine = false;
+        }
+      }
+      if (mine) {
+        const shown = rename && figures.name !== name ? (await anonymous.withToken(token).renameVolunteer(name)).name : figures.name;
+        const forAccount = creator !== null || figures.userId !== null;
+        return { id: kept.id, token, name: shown, account: forAccount ? (account ?? "an account signed in earlier") : null, origin, replaced };
+      }
+    }
+  }
+  // Signed in: the new volunteer is the account's from the start (POST /api/volunteers with its credential).
+  const made = await (creator ? asCreator(creator.createVolunteer(name)) : anonymous.createVolunteer(name));
+  return { id: made.volunteer.id, token: made.token, name: made.volunteer.name, account: creator ? account : null, origin: "made", replaced };
+}
+
+/** A creator request whose 401 means the stored credential is stale: say what to do about it. */
+async function asCreator<T>(request: Promise<T>): Promise<T> {
+  try {
+    return await request;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      throw new ProblemError(`the server refused this machine's credential (${describeError(error)}): \`crowdcompute login\` again, or \`crowdcompute logout\` to volunteer anonymously`);
+    }
+    throw error;
+  }
+}
