@@ -1,7 +1,8 @@
-// Who may read a task (issue 15): any new anonymous volunteer token could read the code,
-// WebAssembly and summary of a draft task, and of an allow-listed task it could never run.
-// Now a volunteer reads them only for a task it may run (running or paused, allowed by the
-// allow-list) or holds a lease on; creators and admins as before.
+// Who may read a task (issues 15 and 25): any new anonymous volunteer token could read the
+// code, WebAssembly and summary of a draft task, and of an allow-listed task it could never
+// run, and any creator those of every task. Now a volunteer reads them only for a task it may
+// run (running or paused, allowed by the allow-list) or holds a lease on, a creator only its
+// own, an admin any; everyone else gets the same 404 as for a missing id.
 import { testBackends } from "@crowdcompute/db/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openTestApp, type TestApp } from "./harness.ts";
@@ -41,8 +42,8 @@ describe.each(testBackends())("reading a task's code on %s", (backend) => {
     const anonymous = await t.volunteer();
     const strangers = await t.volunteer(stranger.token);
     for (const volunteer of [anonymous, strangers]) {
-      expect(await statuses(volunteer.token, tasks.draft!)).toEqual([403, 403, 403]);
-      expect(await statuses(volunteer.token, tasks.invitedOnly!)).toEqual([403, 403, 403]);
+      expect(await statuses(volunteer.token, tasks.draft!)).toEqual([404, 404, 404]);
+      expect(await statuses(volunteer.token, tasks.invitedOnly!)).toEqual([404, 404, 404]);
       expect(await statuses(volunteer.token, tasks.running!)).toEqual([200, 200, 200]);
       expect(await statuses(volunteer.token, tasks.paused!)).toEqual([200, 200, 200]);
       expect(await statuses(volunteer.token, missingId)).toEqual([404, 404, 404]);
@@ -53,7 +54,7 @@ describe.each(testBackends())("reading a task's code on %s", (backend) => {
     // The allow-list's own user's volunteers read it.
     const invitedVolunteer = await t.volunteer(invited.token);
     expect(await statuses(invitedVolunteer.token, tasks.invitedOnly!)).toEqual([200, 200, 200]);
-    expect(await statuses(invitedVolunteer.token, tasks.draft!)).toEqual([403, 403, 403]);
+    expect(await statuses(invitedVolunteer.token, tasks.draft!)).toEqual([404, 404, 404]);
   });
 
   it("lets a volunteer that holds a lease read the task after it stops being runnable", async () => {
@@ -62,12 +63,22 @@ describe.each(testBackends())("reading a task's code on %s", (backend) => {
     expect(leased.json.leases.map((l: { taskId: string }) => l.taskId)).toEqual([tasks.running]);
     expect((await t.call("POST", `/api/tasks/${tasks.running}/cancel`, { token: owner.token })).status).toBe(200);
     expect(await statuses(holder.token, tasks.running!)).toEqual([200, 200, 200]);
-    expect(await statuses((await t.volunteer()).token, tasks.running!)).toEqual([403, 403, 403]);
+    expect(await statuses((await t.volunteer()).token, tasks.running!)).toEqual([404, 404, 404]);
   });
 
-  it("lets creators and admins read any task, as before", async () => {
-    for (const token of [owner.token, stranger.token, admin.token]) {
+  it("lets the owner and admins read every task, and no other creator any", async () => {
+    for (const token of [owner.token, admin.token]) {
       for (const id of Object.values(tasks)) expect(await statuses(token, id)).toEqual([200, 200, 200]);
+    }
+    const key = (await t.call("POST", "/api/keys", { token: stranger.token, body: { name: "script" } })).json.key as string;
+    for (const token of [stranger.token, invited.token, key]) {
+      for (const id of [...Object.values(tasks), missingId]) {
+        expect(await statuses(token, id)).toEqual([404, 404, 404]);
+        const refused = await t.call("GET", `/api/tasks/${id}/code`, { token });
+        // The same answer as for a missing id: nothing tells that the task exists.
+        expect(refused.json).toEqual((await t.call("GET", `/api/tasks/${missingId}/code`, { token })).json);
+        expect(refused.text).not.toContain(code);
+      }
     }
   });
 });

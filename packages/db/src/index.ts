@@ -6,7 +6,7 @@
 // `/postgres`, `/pglite`, `/migrate` (Node), so that a bundle for Workers can leave PGlite out.
 
 export { type ApiKeyRow, createApiKey, findApiKeyOwner, listApiKeys, maxActiveApiKeys, revokeApiKey } from "./accounts/api-keys.ts";
-export { hitRateLimit, peekRateLimits } from "./accounts/rate-limits.ts";
+export { hitRateLimit, peekRateLimits, refundRateLimit } from "./accounts/rate-limits.ts";
 export {
   createUser,
   createVolunteer,

@@ -1,7 +1,7 @@
 // Abuse limits (docs/architecture.md, "Live updates, metrics, limits"): request body sizes,
 // and per-account / per-IP counters kept in Postgres so that every API process and Workers
 // isolate shares them.
-import { hitRateLimit, peekRateLimits } from "@crowdcompute/db";
+import { hitRateLimit, refundRateLimit } from "@crowdcompute/db";
 import type { MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { AppBindings, AppContext } from "./context.ts";
@@ -119,18 +119,23 @@ export async function spendLimit(c: AppContext, key: string, limit: number, wind
   }
 }
 
-/** A 429 when any of `keys` already reached `limit` (checked before work, counted after). */
-export async function checkLimits(c: AppContext, keys: { key: string; limit: number }[], windowMs: number, what: string): Promise<void> {
-  if (keys.length === 0) return;
-  const states = await peekRateLimits(
-    c.var.deps.db,
-    keys.map((k) => k.key),
-    windowMs,
-  );
+/**
+ * Counts one hit against each of `keys`, then a 429 with Retry-After when any is past its
+ * `limit`. Each count is one atomic upsert made *before* the work it guards, so N requests
+ * at once are N hits, and only the first `limit` of them get to do the work: counted after
+ * the work, all N would have passed the check (issue 25, item 5). Work that turns out not to
+ * be a failure gives its hits back with `refundLimits`.
+ */
+export async function spendLimits(c: AppContext, keys: { key: string; limit: number }[], windowMs: number, what: string): Promise<void> {
+  let refused: { limit: number; resetInMs: number } | null = null;
   for (const { key, limit } of keys) {
-    const state = states.get(key);
-    if (state && state.hits >= limit) {
-      throw tooManyRequests(`too many ${what}: at most ${limit} in ${windowMs / minute} minutes; try again later`, state.resetInMs);
-    }
+    const state = await hitRateLimit(c.var.deps.db, key, windowMs);
+    if (state.hits > limit && (!refused || state.resetInMs > refused.resetInMs)) refused = { limit, resetInMs: state.resetInMs };
   }
+  if (refused) throw tooManyRequests(`too many ${what}: at most ${refused.limit} in ${windowMs / minute} minutes; try again later`, refused.resetInMs);
+}
+
+/** Gives back the hits `spendLimits` counted against `keys`. */
+export async function refundLimits(c: AppContext, keys: { key: string }[], windowMs: number): Promise<void> {
+  for (const { key } of keys) await refundRateLimit(c.var.deps.db, key, windowMs);
 }

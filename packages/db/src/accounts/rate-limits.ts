@@ -37,3 +37,13 @@ export async function peekRateLimits(db: Db, keys: string[], windowMs: number): 
   );
   return new Map(rows.map((row) => [row.key, { hits: row.hits, resetInMs: Math.ceil(Number(row.reset_ms)) }]));
 }
+
+/**
+ * Takes back one hit counted against `key` in its current window (never below 0): for a
+ * limit counted before the work it guards and meant only for failures, e.g. a sign-in whose
+ * password turned out right.
+ */
+export async function refundRateLimit(db: Db, key: string, windowMs: number): Promise<void> {
+  await db.execute(sql`UPDATE rate_limits SET hits = greatest(hits - 1, 0)
+    WHERE key = ${key} AND window_start > now() - make_interval(secs => ${windowMs / 1000})`);
+}

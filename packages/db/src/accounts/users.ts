@@ -19,6 +19,12 @@ export async function createUser(db: Db, input: { email: string; passwordHash: s
       const [row] = await tx.select({ n: count() }).from(users);
       if ((row?.n ?? 0) === 0) role = "admin";
     }
+    // Once an admin exists no registration makes another, in any mode (ADMIN_EMAIL on an
+    // embedded install included): only an admin promotes. Checked under the same lock.
+    if (role === "admin") {
+      const [admin] = await tx.select({ id: users.id }).from(users).where(eq(users.role, "admin")).limit(1);
+      if (admin) role = "creator";
+    }
     const [created] = await tx
       .insert(users)
       .values({ id: newId(), email: input.email, passwordHash: input.passwordHash, role, displayName: input.displayName ?? null })

@@ -4,7 +4,7 @@ import { type AccountState, adminExists, approveUser } from "@crowdcompute/db/ac
 import { createRoute, z } from "@hono/zod-openapi";
 import { isAdminBootstrapToken } from "../../lib/admin-bootstrap.ts";
 import { authorize, createRouter, creatorRoles } from "../../lib/context.ts";
-import { checkLimits, loginWindowMs, signupWindowMs, sourceOf, spendLimit } from "../../lib/limits.ts";
+import { loginWindowMs, refundLimits, signupWindowMs, sourceOf, spendLimit, spendLimits } from "../../lib/limits.ts";
 import { security } from "../../lib/openapi.ts";
 import { hashPassword, verifyPassword, verifyPasswordOfNoAccount } from "../../lib/passwords.ts";
 import { conflict, forbidden, unauthorized } from "../../lib/problem.ts";
@@ -92,23 +92,24 @@ export const authRoutes = createRouter()
   .openapi(route("/api/auth/login", "Sign in", 200), async (c) => {
     const { db, env, tokens } = c.var.deps;
     const { email, password } = c.req.valid("json");
-    // Failed attempts are counted per source address, and per account *and* source: never per
-    // account alone, which would let anyone lock the owner out with ten wrong passwords. Past
-    // either limit no password is even checked, so guessing costs the attacker time, not us
-    // CPU. Guessing one account from many addresses is slowed by the PBKDF2 cost and by each
-    // address's own limit; an IPv6 source counts as its /64, which one host usually holds.
+    // Attempts are counted per source address, and per account *and* source: never per
+    // account alone, which would let anyone lock the owner out with ten wrong passwords. Each
+    // attempt is counted, atomically, before its password is checked, so that 300 guesses at
+    // once are 300 hits and only the first `limit` get checked; a right password gives its
+    // hits back. Past either limit no password is even checked, so guessing costs the attacker
+    // time, not us CPU. Guessing one account from many addresses is slowed by the PBKDF2 cost
+    // and by each address's own limit; an IPv6 source counts as its /64, which one host
+    // usually holds (docs/architecture.md, "Live updates, metrics, limits").
     const source = sourceOf(c.var.deps.clientIp(c) ?? "unknown");
     const keys = [{ key: `login:account-source:${email}:${source}`, limit: env.limits.loginPerAccount }];
     if (source !== "unknown") keys.push({ key: `login:source:${source}`, limit: env.limits.loginPerIp });
-    await checkLimits(c, keys, loginWindowMs, "failed sign-ins");
+    await spendLimits(c, keys, loginWindowMs, "failed sign-ins");
     const user = await findUserByEmail(db, email);
     // An unknown email costs the same PBKDF2 work as a wrong password: the time of the answer
     // does not tell whether the account exists.
     const valid = user ? await verifyPassword(password, user.passwordHash) : await verifyPasswordOfNoAccount(password);
-    if (!user || !valid) {
-      for (const { key } of keys) await spendLimit(c, key, Number.MAX_SAFE_INTEGER, loginWindowMs, "failed sign-ins");
-      throw unauthorized("wrong email or password");
-    }
+    if (!user || !valid) throw unauthorized("wrong email or password");
+    await refundLimits(c, keys, loginWindowMs);
     const token = await tokens.sign({ sub: user.id, role: user.role });
     const account = { role: user.role, approved: user.approvedAt !== null, suspended: user.suspendedAt !== null };
     return c.json({ token, user: { id: user.id, email: user.email, role: user.role, status: accountStatus(account, env.requireCreatorApproval), name: user.displayName } }, 200);

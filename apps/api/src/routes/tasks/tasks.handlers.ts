@@ -1,8 +1,20 @@
 // What the task resource's operations do (their schemas: tasks.routes.ts).
 import { decodeBase64, type Task } from "@crowdcompute/contract";
-import { createTask, getTaskCode, getTaskSummary, getTaskView, getTaskWasm, listTaskViews, notifyTaskChanged, type TaskView, transitionTask, volunteerMayReadTask } from "@crowdcompute/db";
+import {
+  createTask,
+  getTaskAccess,
+  getTaskCode,
+  getTaskSummary,
+  getTaskView,
+  getTaskWasm,
+  listTaskViews,
+  notifyTaskChanged,
+  type TaskView,
+  transitionTask,
+  volunteerMayReadTask,
+} from "@crowdcompute/db";
 import { type AppContext, authorize, creatorRoles, type AppRouteHandler as Handler, volunteerRoles } from "../../lib/context.ts";
-import { conflict, forbidden, notFound } from "../../lib/problem.ts";
+import { conflict, notFound } from "../../lib/problem.ts";
 import { ownedTask, uuidPattern } from "../../lib/task-access.ts";
 import { checkWorkCode, sha256Hex } from "../../lib/work-code.ts";
 import type * as routes from "./tasks.routes.ts";
@@ -94,17 +106,22 @@ function immutable(c: AppContext, sha256: string, contentType: string, body: str
 }
 
 /**
- * Who may read a task's code, WebAssembly and summary: a creator or an admin, and a volunteer
- * only for a task it may run or holds a lease on (403 otherwise), so that a fresh anonymous
- * token cannot read drafts or other people's allow-listed tasks.
+ * Who may read a task's code, WebAssembly and summary: its owner, an admin, and a volunteer
+ * that may run it now or holds a lease on it. Anyone else gets the 404 of a missing id, so
+ * that neither another creator nor a fresh anonymous token can read drafts, allow-listed
+ * tasks or other people's code, nor tell which ids exist (docs/architecture.md, "Who reads what").
  */
 async function authorizeReader(c: AppContext, id: string): Promise<void> {
   const claims = await authorize(c, [...volunteerRoles, ...creatorRoles]);
   if (!uuidPattern.test(id)) throw notFound("task");
-  if (claims.role !== "volunteer") return;
-  const may = await volunteerMayReadTask(c.var.deps.db, { taskId: id, volunteerId: claims.sub, userId: claims.uid ?? null });
-  if (may === null) throw notFound("task");
-  if (!may) throw forbidden("this task is not one this volunteer may run");
+  if (claims.role === "admin") return;
+  if (claims.role === "volunteer") {
+    const may = await volunteerMayReadTask(c.var.deps.db, { taskId: id, volunteerId: claims.sub, userId: claims.uid ?? null });
+    if (!may) throw notFound("task");
+    return;
+  }
+  const access = await getTaskAccess(c.var.deps.db, id);
+  if (!access || access.ownerId !== claims.sub) throw notFound("task");
 }
 
 /** A module with its lowercase hex sha256, as the db stores it (a new task's, or a clone's). */

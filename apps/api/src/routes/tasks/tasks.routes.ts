@@ -65,7 +65,8 @@ export function lifecycleRoutingPath(siblings: readonly string[]): string {
 export const summary = createRoute({
   method: "get",
   path: "/api/tasks/{id}/summary",
-  summary: "What a volunteer may know of a task it may run or holds a lease on: name, description, its creator's display name and id (to exclude that creator's tasks)",
+  summary:
+    "What a volunteer may know of a task it may run or holds a lease on: name, description, its creator's display name and id (to exclude that creator's tasks); its owner and admins read it too, anyone else gets 404",
   security: security.taskReader,
   request: { params: taskIdParams },
   responses: { 200: { description: "the task's public summary", content: { "application/json": { schema: taskSummarySchema } } }, ...problems(404) },
@@ -74,7 +75,7 @@ export const summary = createRoute({
 export const code = createRoute({
   method: "get",
   path: "/api/tasks/{id}/code",
-  summary: "The task's work code (immutable; ETag is its sha256); for a volunteer, only of a task it may run or holds a lease on",
+  summary: "The task's work code (immutable; ETag is its sha256); its owner's, an admin's, or a volunteer's that may run it or holds a lease on it; 404 for anyone else",
   security: security.taskReader,
   request: { params: taskIdParams },
   responses: {
@@ -87,7 +88,7 @@ export const code = createRoute({
 export const wasm = createRoute({
   method: "get",
   path: "/api/tasks/{id}/wasm",
-  summary: "The task's WebAssembly module (immutable; ETag is its sha256); 404 when it has none; for a volunteer, only of a task it may run or holds a lease on",
+  summary: "The task's WebAssembly module (immutable; ETag is its sha256); 404 when it has none; its owner's, an admin's, or a volunteer's that may run it or holds a lease on it; 404 for anyone else",
   security: security.taskReader,
   request: { params: taskIdParams },
   responses: {
