@@ -102,7 +102,7 @@ ended with failed chunks without --allow-failures), 2 a usage error (nothing was
     inputOptions(
       program.command("submit").description("bundle a work function (with its imports) and create a task from it").argument("<work.js>", "an ES module whose default export is the work function"),
     ),
-    { name: "the file name", memory: "256", start: "start it at once (default: a draft)" },
+    { name: "the directory's name for a work.js, index.js or main.js, else the file's", memory: "256", start: "start it at once (default: a draft)" },
   )
     .option("--watch", "start it and follow its progress until it ends (exit 1 unless it ends done with no failed chunk)")
     .option("--allow-failures", "with --watch: failed chunks do not make the exit code 1")
@@ -179,11 +179,17 @@ ended with failed chunks without --allow-failures), 2 a usage error (nothing was
     .argument("<id>", "task id")
     .option("--code <work.js>", "new work code, bundled as `submit` does")
     .option("--minify", "minify the bundled work code");
-  taskSettingOptions(clone, { name: "the task's", memory: "the task's", start: "start the clone at once" }).addOption(serverOption()).addOption(jsonOption());
-  taskFlagOptions(clone).action(async (id: string, flags: CloneOptions & { server?: string }) => {
+  taskSettingOptions(clone, { name: "the task's", memory: "the task's", start: "start the clone at once" })
+    .option("--watch", "start the clone and follow its progress until it ends (exit 1 unless it ends done with no failed chunk)")
+    .option("--allow-failures", "with --watch: failed chunks do not make the exit code 1")
+    .addOption(serverOption())
+    .addOption(jsonOption());
+  taskFlagOptions(clone).action(async (id: string, flags: CloneOptions & { server?: string; watch?: boolean; allowFailures?: boolean }) => {
     const { cloneTask, prepareClone } = await import("./commands/maintenance.ts");
     const changes = await prepareClone({ ...flags, json: flags.json ?? false });
-    setExitCode(await cloneTask(await creator(flags), id, changes, { start: flags.start ?? false, json: flags.json ?? false }));
+    setExitCode(
+      await cloneTask(await creator(flags), id, changes, { start: flags.start ?? false, watch: flags.watch ?? false, allowFailures: flags.allowFailures ?? false, json: flags.json ?? false }),
+    );
   });
 
   program

@@ -3,6 +3,7 @@ import type { Client, CloneChanges } from "@crowdcompute/sdk";
 import { bundleWork } from "../bundle.ts";
 import { formatCount, paint, printJson, safe } from "../output.ts";
 import { type TaskFlags, type TaskSettings, taskFlagFields } from "../task-flags.ts";
+import { watchTask } from "./tasks.ts";
 
 export interface CloneOptions extends TaskFlags, TaskSettings {
   code?: string;
@@ -23,15 +24,25 @@ export async function prepareClone(options: CloneOptions): Promise<CloneChanges>
   };
 }
 
-/** A new draft with the task's inputs and options (and what `changes` gives), started with `start`. */
-export async function cloneTask(client: Client, id: string, changes: CloneChanges, { start, json }: { start?: boolean; json: boolean }): Promise<number> {
+/**
+ * A new draft with the task's inputs and options (and what `changes` gives), started with
+ * `start` or `watch`; with `watch`, followed to its end as `submit --watch` does (exit 1 unless
+ * it ends done, with no failed chunk unless `allowFailures`).
+ */
+export async function cloneTask(
+  client: Client,
+  id: string,
+  changes: CloneChanges,
+  { start = false, watch = false, allowFailures = false, json }: { start?: boolean; watch?: boolean; allowFailures?: boolean; json: boolean },
+): Promise<number> {
   let task = await client.cloneTask(id, changes);
-  if (start) task = await client.taskAction(task.id, "start");
+  if (start || watch) task = await client.taskAction(task.id, "start");
   if (json) printJson(task);
   else {
     console.log(`${paint("green", "cloned")} task ${id} as ${task.id} (${safe(task.name)}): ${formatCount(task.counts.total)} chunks, ${task.status}`);
     if (task.status === "draft") console.log(`  start it:  crowdcompute start ${task.id}`);
   }
+  if (watch) return watchTask(client, task.id, json, { allowFailures });
   return 0;
 }
 

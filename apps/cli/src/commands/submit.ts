@@ -1,6 +1,6 @@
 // `crowdcompute submit work.js`: bundle, check the inputs, create the task (uploading large
 // NDJSON inputs in parts), optionally start and follow it.
-import { basename, extname } from "node:path";
+import { basename, dirname, extname, resolve } from "node:path";
 import { type Client, InputUploadError, type NewTask, uploadInputParts, uploadPartChars } from "@crowdcompute/sdk";
 import cliProgress from "cli-progress";
 import { bundleWork } from "../bundle.ts";
@@ -24,6 +24,18 @@ export interface PreparedSubmission {
   task: NewTask;
   /** Large NDJSON inputs, sent after the task exists (`POST /api/tasks/:id/inputs`). */
   upload: { path: string; count: number } | null;
+  /** What the task's name came from when --name was not given. */
+  namedAfter: "the file" | "its directory" | null;
+}
+
+/** File names that say nothing of the work: such a task is named after its directory. */
+const genericNames = new Set(["work", "worker", "index", "main", "task", "job", "mod", "module"]);
+
+/** The name `submit` gives a task without --name: "hash-search" for hash-search/work.js, "collatz" for collatz.js. */
+export function defaultTaskName(file: string): { name: string; after: "the file" | "its directory" } {
+  const stem = basename(file, extname(file));
+  const directory = basename(dirname(resolve(file)));
+  return genericNames.has(stem.toLowerCase()) && directory !== "" ? { name: directory, after: "its directory" } : { name: stem, after: "the file" };
 }
 
 /** Everything the server needs, checked here first: a usage error means nothing was sent. */
@@ -32,11 +44,12 @@ export async function prepareTask(file: string, options: SubmitOptions): Promise
     throw new UsageError("give exactly one of --inputs FILE (JSON array or NDJSON) or --range start:end:step:size");
   }
   const range = options.range !== undefined ? parseRange(options.range) : undefined;
+  const named = defaultTaskName(file);
   const { code } = await bundleWork(file, { minify: options.minify ?? false });
   const wasm = options.wasm !== undefined ? await loadWasm(options.wasm) : undefined;
   const inputs = options.inputs !== undefined ? await prepareInputs(options.inputs) : undefined;
   const task: NewTask = {
-    name: options.name ?? basename(file, extname(file)),
+    name: options.name ?? named.name,
     code,
     ...(wasm ? { wasm: Buffer.from(wasm).toString("base64") } : {}),
     ...(inputs?.kind === "array" ? { inputs: inputs.items } : {}),
@@ -49,7 +62,7 @@ export async function prepareTask(file: string, options: SubmitOptions): Promise
     ...(options.webgpu ? { requires: { webgpu: true } } : {}),
     start: Boolean(options.start || options.watch),
   };
-  return { task, upload: inputs?.kind === "ndjson" ? { path: inputs.path, count: inputs.count } : null };
+  return { task, upload: inputs?.kind === "ndjson" ? { path: inputs.path, count: inputs.count } : null, namedAfter: options.name === undefined ? named.after : null };
 }
 
 /** Appends the file's lines in parts through the SDK's part upload, with a progress bar on a terminal. */
@@ -70,7 +83,7 @@ async function uploadInputs(client: Client, taskId: string, { path, count }: { p
 }
 
 /** Creates the prepared task; with `watch`, follows it to the end (exit 1 unless it ends done, with no failed chunk unless `allowFailures`). */
-export async function submit(client: Client, { task: newTask, upload }: PreparedSubmission, options: SubmitOptions): Promise<number> {
+export async function submit(client: Client, { task: newTask, upload, namedAfter }: PreparedSubmission, options: SubmitOptions): Promise<number> {
   // Large inputs go up first, into a draft: volunteers never see a half-uploaded task.
   let task = await client.createTask(upload ? { ...newTask, start: false } : newTask);
   if (upload) {
@@ -81,7 +94,8 @@ export async function submit(client: Client, { task: newTask, upload }: Prepared
   else {
     const chunks = newTask.range ? rangeChunkCount(newTask.range) : task.counts.total;
     const how = upload ? ` (inputs uploaded in parts)` : "";
-    console.log(`${paint("green", "created")} task ${task.id} (${safe(task.name)}): ${formatCount(chunks)} chunks${how}, ${task.status}`);
+    const named = namedAfter ? ` (named after ${namedAfter}: --name to choose)` : "";
+    console.log(`${paint("green", "created")} task ${task.id} (${safe(task.name)})${named}: ${formatCount(chunks)} chunks${how}, ${task.status}`);
     if (!options.watch) {
       if (task.status === "draft") console.log(`  start it:  crowdcompute start ${task.id}`);
       console.log(`  follow it: crowdcompute status ${task.id} --watch`);
