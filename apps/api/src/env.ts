@@ -28,6 +28,16 @@ const envSchema = z
     METRICS_TOKEN: z.string().min(16, "METRICS_TOKEN must be at least 16 characters").optional(),
     /** On SIGTERM/SIGINT, how long requests in flight may take to finish before they are cut. */
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+    /**
+     * Unreported chunks one volunteer may hold, and all anonymous volunteers of one network
+     * source together; the threads and buffer a lease request may claim (docs/architecture.md,
+     * "Bounds on what one volunteer holds"). A volunteer must hold at least one whole block of
+     * the largest size (4096 chunks: an extra copy takes a first copy's block whole).
+     */
+    LEASE_HELD_PER_VOLUNTEER: z.coerce.number().int().min(4096).default(16_384),
+    LEASE_HELD_PER_SOURCE: z.coerce.number().int().min(4096).default(65_536),
+    LEASE_MAX_THREADS: z.coerce.number().int().min(1).max(256).default(64),
+    LEASE_MAX_BUFFER_MS: z.coerce.number().int().min(1000).max(600_000).default(60_000),
   })
   .transform((env) => ({
     databaseUrl: env.DATABASE_URL ?? null,
@@ -43,6 +53,12 @@ const envSchema = z
     idleRetryMs: env.IDLE_RETRY_MS,
     metricsToken: env.METRICS_TOKEN ?? null,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    leaseBounds: {
+      perVolunteer: env.LEASE_HELD_PER_VOLUNTEER,
+      perSource: env.LEASE_HELD_PER_SOURCE,
+      maxThreads: env.LEASE_MAX_THREADS,
+      maxBufferMs: env.LEASE_MAX_BUFFER_MS,
+    },
     limits: {
       loginPerAccount: env.LOGIN_LIMIT_PER_ACCOUNT,
       loginPerIp: env.LOGIN_LIMIT_PER_IP,

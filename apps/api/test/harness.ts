@@ -18,6 +18,7 @@ export const testEnv = (overrides: Partial<AppEnv> = {}): AppEnv => ({
   idleRetryMs: 2_000,
   metricsToken: null,
   shutdownTimeoutMs: 10_000,
+  leaseBounds: { perVolunteer: 16_384, perSource: 65_536, maxThreads: 64, maxBufferMs: 60_000 },
   limits: { loginPerAccount: 10, loginPerIp: 50, registerPerIp: 30, volunteersPerIp: 200 },
   embedded: true,
   ...overrides,

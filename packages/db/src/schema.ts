@@ -149,12 +149,26 @@ export const leases = pgTable(
     deadline: timestamp("deadline", { withTimezone: true }).notNull(),
     /** The lease request's `Idempotency-Key`, so that a repeat returns these leases. */
     requestKey: text("request_key"),
+    /**
+     * The network source of an anonymous volunteer's request (null for an account's): what a
+     * source holds is bounded (docs/architecture.md, "Bounds on what one volunteer holds").
+     */
+    source: text("source"),
+    /**
+     * The latest deadline heartbeats may extend the block to: what its chunks need at the
+     * volunteer's threads (⌈chunks / threads⌉ × timeoutMs, stretched by 100 / cpuPercent) plus
+     * grace, from the lease. Null for blocks leased before it existed.
+     */
+    latest: timestamp("latest", { withTimezone: true }),
     createdAt: createdAt(),
   },
   (t) => [
     index("leases_live_deadline_idx").on(t.deadline).where(sql`NOT reclaimed`),
     index("leases_task_idx").on(t.taskId, t.firstIdx),
     index("leases_request_key_idx").on(t.volunteerId, t.requestKey).where(sql`request_key IS NOT NULL`),
+    // What a volunteer, and an anonymous source, holds: read before each lease request.
+    index("leases_held_volunteer_idx").on(t.volunteerId).where(sql`NOT reclaimed`),
+    index("leases_held_source_idx").on(t.source).where(sql`NOT reclaimed AND source IS NOT NULL`),
   ],
 );
 

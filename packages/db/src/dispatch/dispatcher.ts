@@ -21,6 +21,47 @@ export class Dispatcher {
   readonly markedAt = new Map<string, number>();
   /** When a lease request last swept expired leases (`sweepExpiredLeases`). */
   lastSweepAt = 0;
+  /** Volunteers by when they last asked for work here, oldest first (lease.ts, a task's share). */
+  readonly askedAt = new Map<string, number>();
+  private askedPrunedAt = 0;
+  /** Each volunteer's lease requests in this process, one at a time (lease.ts, `oneAtATime`). */
+  private readonly leasing = new Map<string, { tail: Promise<unknown>; queued: number }>();
+
+  /**
+   * Notes that `volunteerId` asks for work now; returns how many other volunteers asked here
+   * within `windowMs` (the volunteers a task's chunks are shared among).
+   */
+  othersAsking(volunteerId: string, windowMs: number, now = Date.now()): number {
+    this.askedAt.delete(volunteerId);
+    this.askedAt.set(volunteerId, now);
+    if (now - this.askedPrunedAt > 1000) {
+      this.askedPrunedAt = now;
+      for (const [id, at] of this.askedAt) {
+        if (at >= now - windowMs) break;
+        this.askedAt.delete(id);
+      }
+    }
+    return this.askedAt.size - 1;
+  }
+
+  /**
+   * Runs a volunteer's lease requests one after another, so that each reads what the one
+   * before leased; with `maxQueued` already running or waiting, runs nothing (null).
+   */
+  oneAtATime<T>(volunteerId: string, maxQueued: number, run: () => Promise<T>): Promise<T> | null {
+    let state = this.leasing.get(volunteerId);
+    if (state && state.queued >= maxQueued) return null;
+    if (!state) this.leasing.set(volunteerId, (state = { tail: Promise.resolve(), queued: 0 }));
+    const entry = state;
+    entry.queued++;
+    const turn = entry.tail.then(run);
+    entry.tail = turn
+      .catch(() => {})
+      .then(() => {
+        if (--entry.queued === 0 && this.leasing.get(volunteerId) === entry) this.leasing.delete(volunteerId);
+      });
+    return turn;
+  }
 
   /** Drops every cached candidate answer: a task was created, started, resumed or reopened. */
   tasksChanged(): void {

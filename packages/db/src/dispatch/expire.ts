@@ -3,6 +3,7 @@ import { type Db, dispatcherOf, queryRows, withRetry } from "../db.ts";
 import { addToTaskCounters } from "../sql/counters.ts";
 import { resultCovers } from "../sql/result-rows.ts";
 import { completeFinishedTasks } from "../tasks/tasks.ts";
+import { claimRequestKey } from "./request-keys.ts";
 
 const leasesPerSweep = 256;
 // Expired leases are swept by lease requests themselves (no daemon), but not by every one:
@@ -41,10 +42,13 @@ export async function reclaimExpiredLeases(db: Db, shard: number): Promise<numbe
  * first, so a request that has not arrived yet gets no blocks (a repeated key returns only what
  * its first request leased); blocks it already got are taken back as `releaseLeases` does.
  * A request whose lease statement is running at this very moment can still commit blocks after
- * this: those wait for their deadline. Returns the blocks taken back and their tasks.
+ * this: those wait for their deadline. The key's row counts toward the volunteer's newest
+ * keys (`keptPerVolunteer`), so fresh keys in a loop leave no more rows than that.
+ * Returns the blocks taken back and their tasks.
  */
 export async function releaseLeaseRequest(db: Db, input: { volunteerId: string; key: string; shard: number }): Promise<{ leaseRowId: number; taskId: string }[]> {
-  await db.execute(sql`INSERT INTO lease_requests (volunteer_id, key) VALUES (${input.volunteerId}, ${input.key}) ON CONFLICT (volunteer_id, key) DO NOTHING`);
+  // Claimed as a lease request claims it, so the volunteer's keys stay bounded (request-keys.ts).
+  await claimRequestKey(db, input.volunteerId, input.key);
   const released = await queryRows<{ id: string | number; task_id: string }>(
     db,
     sql`SELECT id, task_id FROM leases WHERE volunteer_id = ${input.volunteerId} AND request_key = ${input.key} AND NOT reclaimed`,

@@ -4,7 +4,9 @@ import { type Db, dispatcherOf, hotRows, queryRows, withRetry } from "../db.ts";
 import { noneReported, someClear } from "../sql/report-masks.ts";
 import { rangeChunkInput } from "../tasks/tasks.ts";
 import { type Candidate, candidateTasks, rotateServedCreators } from "./candidates.ts";
+import { heldChunks } from "./held.ts";
 import { reduceInput } from "./reduce.ts";
+import { claimRequestKey } from "./request-keys.ts";
 import { recordChunkErrors } from "./submit-errors.ts";
 
 export interface LeaseRequest {
@@ -31,6 +33,35 @@ export interface LeaseRequest {
   graceMs: number;
   /** The request's `Idempotency-Key`: a repeat with the same key gets the same leases back. */
   idempotencyKey?: string | null;
+  /** The network source of an anonymous volunteer (null for an account's): its leases count toward the source's bound. */
+  source?: string | null;
+  /** What the volunteer may hold and claim (`leaseWithinBounds`); none when absent (the db's own tests and benches). */
+  bounds?: LeaseBounds;
+  /** Chunks the volunteer held before this request (set by `leaseWithinBounds`): it runs them first, so a block's `latest` counts them. */
+  heldAhead?: number;
+}
+
+/**
+ * Bounds on what one volunteer holds and claims (docs/architecture.md, "Bounds on what one
+ * volunteer holds"). The API sets them from its environment.
+ */
+export interface LeaseBounds {
+  /** Unreported chunks of live leases one volunteer may hold. At least one whole block of the largest size. */
+  perVolunteer: number;
+  /** The same for all anonymous volunteers of one network source together. */
+  perSource: number;
+  /** Threads and buffer a request may claim: more counts as this much. */
+  maxThreads: number;
+  maxBufferMs: number;
+}
+
+/** Why a request got less than it asked for, when a bound was the reason. */
+export type LeaseBound = "volunteer" | "source" | "busy";
+
+export interface LeaseOutcome {
+  blocks: LeasedBlock[];
+  /** The bound that held this request back (it got fewer chunks, or none), or null. */
+  bounded: LeaseBound | null;
 }
 
 /** A block of consecutive chunks, one lease row: what the volunteer gets one signed id for. */
@@ -83,6 +114,77 @@ const measuredAfter = 8;
 const maxRetriesPerStatement = 256;
 /** Statements one request may spend on one task's blocks (blocks end where stripes do). */
 const maxRoundsPerTask = 32;
+/** Other volunteers that asked for work within this long share a task's open chunks with the asker. */
+const sharingWindowMs = 10_000;
+/**
+ * A share is never less than this: a small task's last chunks go to whoever asks, not one at
+ * a time to each volunteer that asked in the last 10 s (some of which may be gone).
+ */
+const minShare = 32;
+/** A volunteer's lease requests running or waiting in one process; more get nothing at once. */
+const maxQueuedPerVolunteer = 4;
+/** The same for all anonymous volunteers of one network source (a household or office behind one address). */
+const maxQueuedPerSource = 64;
+
+/**
+ * `leaseBlocks` within `request.bounds` (docs/architecture.md, "Bounds on what one volunteer
+ * holds"): the request's threads and buffer are clamped; a volunteer's requests run one at a
+ * time in this process, each after reading what the volunteer (and, if anonymous, its source)
+ * holds; it gets at most what is left under both bounds, and of each task at most its share
+ * of the open chunks while other volunteers ask for work (`taskShare`). Beyond a bound the
+ * answer has fewer blocks or none, and says which bound.
+ */
+export async function leaseWithinBounds(db: Db, request: LeaseRequest): Promise<LeaseOutcome> {
+  const bounds = request.bounds;
+  if (!bounds) return { blocks: await leaseBlocks(db, request), bounded: null };
+  const dispatcher = dispatcherOf(db);
+  const others = dispatcher.othersAsking(request.volunteerId, sharingWindowMs);
+  const clamped: LeaseRequest = {
+    ...request,
+    threads: Math.max(1, Math.min(request.threads, bounds.maxThreads)),
+    ...(request.bufferMs === undefined ? {} : { bufferMs: Math.min(request.bufferMs, bounds.maxBufferMs) }),
+  };
+  // A volunteer's requests, and an anonymous source's, run one at a time here, each reading
+  // what the ones before it leased (a source's volunteers would otherwise each see room).
+  const source = clamped.source ?? null;
+  const inTurn = (run: () => Promise<LeaseOutcome>) => () => (source === null ? run() : (dispatcher.oneAtATime(`source:${source}`, maxQueuedPerSource, run) ?? busy()));
+  const turn = dispatcher.oneAtATime(
+    request.volunteerId,
+    maxQueuedPerVolunteer,
+    inTurn(async (): Promise<LeaseOutcome> => {
+      if (clamped.idempotencyKey && !(await claimRequestKey(db, clamped.volunteerId, clamped.idempotencyKey))) {
+        return { blocks: await leasesOfRequest(db, clamped.volunteerId, clamped.idempotencyKey), bounded: null };
+      }
+      const held = await heldChunks(db, { volunteerId: clamped.volunteerId, source });
+      const byVolunteer = bounds.perVolunteer - held.volunteer;
+      const bySource = source === null ? Number.POSITIVE_INFINITY : bounds.perSource - held.source;
+      const room = Math.min(byVolunteer, bySource);
+      const bound: LeaseBound = bySource < byVolunteer ? "source" : "volunteer";
+      if (room <= 0) return { blocks: [], bounded: bound };
+      const max = Math.min(clamped.max, room);
+      const blocks = await leaseUnclaimed(db, { ...clamped, max, heldAhead: held.volunteer }, { others, heldByTask: held.byTask });
+      const got = blocks.reduce((n, block) => n + block.n, 0);
+      return { blocks, bounded: max < clamped.max && got >= max ? bound : null };
+    }),
+  );
+  return (await turn) ?? busy();
+}
+
+const busy = async (): Promise<LeaseOutcome> => ({ blocks: [], bounded: "busy" });
+
+/** What a task's share bound needs: how many others ask for work, what this volunteer holds of each task. */
+type Sharing = { others: number; heldByTask: ReadonlyMap<string, number> };
+
+/**
+ * The most chunks of `task` one volunteer may hold while `others` other volunteers ask for
+ * work: an equal share of its open chunks, but at least `minShare`, or no bound when it asks
+ * alone. Extra copies of a replicated task's chunks are outside it (a copy takes a first
+ * copy's block whole).
+ */
+function taskShare(task: Pick<Candidate, "total" | "measured">, others: number): number {
+  if (others <= 0) return Number.POSITIVE_INFINITY;
+  return Math.max(minShare, Math.ceil(Math.max(0, task.total - task.measured) / (others + 1)));
+}
 
 /**
  * Hands a volunteer blocks of consecutive chunks, retries first, then fresh blocks cut from
@@ -94,11 +196,16 @@ export async function leaseBlocks(db: Db, request: LeaseRequest): Promise<Leased
   if (request.idempotencyKey && !(await claimRequestKey(db, request.volunteerId, request.idempotencyKey))) {
     return leasesOfRequest(db, request.volunteerId, request.idempotencyKey);
   }
+  return leaseUnclaimed(db, request, null);
+}
+
+/** `leaseBlocks` once the request's key (if any) is claimed; `sharing` bounds each task's share. */
+async function leaseUnclaimed(db: Db, request: LeaseRequest, sharing: Sharing | null): Promise<LeasedBlock[]> {
   const dispatcher = dispatcherOf(db);
   const candidates = await candidateTasks(db, dispatcher, request);
-  let leased = await leaseFromCandidates(db, candidates.tasks, request);
+  let leased = await leaseFromCandidates(db, candidates.tasks, request, sharing);
   // A cached list may name tasks that have since ended while others started: look again.
-  if (leased.length === 0 && candidates.fromCache) leased = await leaseFromCandidates(db, (await candidateTasks(db, dispatcher, request, { fresh: true })).tasks, request);
+  if (leased.length === 0 && candidates.fromCache) leased = await leaseFromCandidates(db, (await candidateTasks(db, dispatcher, request, { fresh: true })).tasks, request, sharing);
   const served = new Set(leased.map((block) => block.ownerId));
   rotateServedCreators(dispatcher, request, served);
   const { markedAt } = dispatcher;
@@ -126,7 +233,7 @@ function blockBudget(task: Pick<Candidate, "mean_chunk_ms" | "measured" | "mean_
   return Math.max(1, Math.min(maxLeaseChunks, byBytes, Math.ceil(lentMs / Math.max(task.mean_chunk_ms, 0.01))));
 }
 
-async function leaseFromCandidates(db: Db, candidates: Candidate[], request: LeaseRequest): Promise<LeasedBlock[]> {
+async function leaseFromCandidates(db: Db, candidates: Candidate[], request: LeaseRequest, sharing: Sharing | null): Promise<LeasedBlock[]> {
   const leased: LeasedBlock[] = [];
   let count = 0;
   // The share of the buffer still to fill: a task's blocks use up n / its budget of it.
@@ -135,6 +242,8 @@ async function leaseFromCandidates(db: Db, candidates: Candidate[], request: Lea
     const budget = blockBudget(task, request);
     const want = Math.min(request.max - count, Math.ceil(budget * bufferLeft));
     if (want <= 0 || bufferLeft <= 0) break;
+    // First copies of this task the volunteer may still take (its share: `taskShare`).
+    let shareLeft = sharing ? taskShare(task, sharing.others) - (sharing.heldByTask.get(task.id) ?? 0) : Number.POSITIVE_INFINITY;
     const got: LeaseBlockRow[] = [];
     // One block per statement: a statement that cut several blocks at once (a generate_series
     // over the stripe's run) took ~600 ms under 8 concurrent lessees on Postgres, against
@@ -144,10 +253,16 @@ async function leaseFromCandidates(db: Db, candidates: Candidate[], request: Lea
       const take = Math.min(maxBlockChunks, want - ahead);
       // Extra copies of replicated chunks first: they hold back a quorum already under way.
       const copies = task.replication > 1 ? await withRetry(() => leaseCopies(db, task, take, ahead, request)) : [];
-      let blocks = copies.length > 0 ? copies : await withRetry(() => leaseFromTask(db, task, take, ahead, request, "skip-locked"));
-      // Every open stripe was locked by other lessees' statements (near a task's end, when few
-      // stripes are left): wait for one rather than send the volunteer away with no work.
-      if (blocks.length === 0 && got.length === 0) blocks = await withRetry(() => leaseFromTask(db, task, take, ahead, request, "wait"));
+      let blocks = copies;
+      if (copies.length === 0) {
+        const fresh = Math.min(take, shareLeft);
+        if (fresh <= 0) break;
+        blocks = await withRetry(() => leaseFromTask(db, task, fresh, ahead, request, "skip-locked"));
+        // Every open stripe was locked by other lessees' statements (near a task's end, when few
+        // stripes are left): wait for one rather than send the volunteer away with no work.
+        if (blocks.length === 0 && got.length === 0) blocks = await withRetry(() => leaseFromTask(db, task, fresh, ahead, request, "wait"));
+        shareLeft -= sum(blocks);
+      }
       if (blocks.length === 0) break;
       got.push(...blocks);
     }
@@ -216,16 +331,6 @@ async function leasedBlock(db: Db, task: TaskOfLease, block: LeaseBlockRow): Pro
     reportedOffsets: typeof block.reported_offsets === "string" ? (JSON.parse(block.reported_offsets) as number[]) : (block.reported_offsets ?? []),
     checkpointJson: block.checkpoint ?? null,
   };
-}
-
-/** True when this is the first request with the key (it leases); false for a repeat. */
-async function claimRequestKey(db: Db, volunteerId: string, key: string): Promise<boolean> {
-  const rows = await hotRows<{ claimed: number }>(
-    db,
-    sql`INSERT INTO lease_requests (volunteer_id, key) VALUES (${volunteerId}, ${key})
-        ON CONFLICT (volunteer_id, key) DO NOTHING RETURNING 1 AS claimed`,
-  );
-  return rows.length > 0;
 }
 
 /**
@@ -329,6 +434,17 @@ const deadlineAfter = (task: Candidate, request: LeaseRequest, n: SQL) => {
 };
 
 /**
+ * The latest deadline heartbeats may extend a block to (docs/architecture.md, "Bounds on what
+ * one volunteer holds"): what its `n` chunks in hand need at the volunteer's threads, with the
+ * chunks it held before the request (which it runs first), ⌈n / threads⌉ rounds of timeoutMs
+ * stretched by 100 / cpuPercent, plus grace, from the lease; never later, however long the
+ * volunteer keeps beating.
+ */
+const latestAfter = (task: Candidate, request: LeaseRequest, n: SQL) =>
+  sql`now() + make_interval(secs => (${task.timeout_ms}::float8 * ceil((${n} + ${request.heldAhead ?? 0}::int)::numeric / ${request.threads}::int)::float8
+                                     * 100 / ${request.cpuPercent ?? 100}::int + ${request.graceMs}::bigint) / 1000.0)`;
+
+/**
  * One round trip: extra copies of chunks whose quorum is under way ('voting'), as blocks of
  * consecutive such chunks (so a replicated task's copies are as cheap to hand out as its
  * first ones), never to a volunteer (or user) that already voted on a chunk or holds a copy.
@@ -355,9 +471,10 @@ function leaseCopies(db: Db, task: Candidate, want: number, ahead: number, reque
           FROM (SELECT idx, idx - row_number() OVER (ORDER BY idx) AS run FROM picked) p
           GROUP BY run
         ), copy_leases AS (
-          INSERT INTO leases (task_id, volunteer_id, first_idx, n, copy, reported, deadline, request_key)
+          INSERT INTO leases (task_id, volunteer_id, first_idx, n, copy, reported, deadline, request_key, source, latest)
           SELECT ${task.id}, ${request.volunteerId}, first_idx, n, 1, ${noneReported(sql`n`)},
-                 ${deadlineAfter(task, request, sql`(SELECT count(*) FROM picked) + ${ahead}::int`)}, ${request.idempotencyKey ?? null}
+                 ${deadlineAfter(task, request, sql`(SELECT count(*) FROM picked) + ${ahead}::int`)}, ${request.idempotencyKey ?? null},
+                 ${request.source ?? null}, ${latestAfter(task, request, sql`(SELECT count(*) FROM picked) + ${ahead}::int`)}
           FROM runs ORDER BY first_idx
           RETURNING id, first_idx, n, deadline
         ), counted AS (
@@ -381,6 +498,7 @@ function leaseFromTask(db: Db, task: Candidate, want: number, ahead: number, req
   const preferredStripe = stripeHint(request.volunteerId);
   // `ahead`: chunks this request already holds, which the volunteer runs before these.
   const deadline = (n: SQL) => deadlineAfter(task, request, sql`${n} + ${ahead}::int`);
+  const latest = (n: SQL) => latestAfter(task, request, sql`${n} + ${ahead}::int`);
   return hotRows<LeaseBlockRow>(
     db,
     sql`WITH retry AS (
@@ -390,8 +508,9 @@ function leaseFromTask(db: Db, task: Candidate, want: number, ahead: number, req
         ), retry_count AS (
           SELECT count(*)::int AS n FROM retry
         ), retry_leases AS (
-          INSERT INTO leases (task_id, volunteer_id, first_idx, n, reported, deadline, request_key)
-          SELECT ${task.id}, ${request.volunteerId}, idx, 1, B'0', ${deadline(sql`(SELECT n FROM retry_count)`)}, ${request.idempotencyKey ?? null}
+          INSERT INTO leases (task_id, volunteer_id, first_idx, n, reported, deadline, request_key, source, latest)
+          SELECT ${task.id}, ${request.volunteerId}, idx, 1, B'0', ${deadline(sql`(SELECT n FROM retry_count)`)}, ${request.idempotencyKey ?? null},
+                 ${request.source ?? null}::text, ${latest(sql`(SELECT n FROM retry_count)`)}
           FROM retry ORDER BY idx
           RETURNING id, first_idx, n, deadline
         ), retry_marked AS (
@@ -407,8 +526,9 @@ function leaseFromTask(db: Db, task: Candidate, want: number, ahead: number, req
           FROM stripe WHERE s.task_id = ${task.id} AND s.stripe = stripe.stripe
           RETURNING stripe.next_idx AS first_idx, s.next_idx - stripe.next_idx AS n
         ), fresh_leases AS (
-          INSERT INTO leases (task_id, volunteer_id, first_idx, n, reported, deadline, request_key)
-          SELECT ${task.id}, ${request.volunteerId}, first_idx, n, ${noneReported(sql`n`)}, ${deadline(sql`advanced.n`)}, ${request.idempotencyKey ?? null}
+          INSERT INTO leases (task_id, volunteer_id, first_idx, n, reported, deadline, request_key, source, latest)
+          SELECT ${task.id}, ${request.volunteerId}, first_idx, n, ${noneReported(sql`n`)}, ${deadline(sql`advanced.n`)}, ${request.idempotencyKey ?? null},
+                 ${request.source ?? null}::text, ${latest(sql`advanced.n`)}
           FROM advanced
           RETURNING id, first_idx, n, deadline
         ), granted AS (

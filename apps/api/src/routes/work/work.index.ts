@@ -17,7 +17,7 @@ import {
   heartbeatLeases,
   type LeasedBlock,
   type LiveChunkReport,
-  leaseBlocks,
+  leaseWithinBounds,
   type ResultRun,
   recordChunkLive,
   releaseLeaseRequest,
@@ -34,6 +34,7 @@ import type { LeaseBlock } from "../../lib/lease-ids.ts";
 import { secondsSince } from "../../lib/metrics.ts";
 import { forbidden, ProblemError, unprocessable } from "../../lib/problem.ts";
 import type { TokenClaims } from "../../lib/tokens.ts";
+import { leaseSource } from "./source.ts";
 
 // A string of n UTF-16 units is at most 3n bytes of UTF-8: only long results need encoding.
 const utf8 = new TextEncoder();
@@ -80,6 +81,24 @@ const release = createRoute({
   responses: { 200: { description: "which blocks were taken back", content: { "application/json": { schema: releaseResponseSchema } } } },
 });
 
+/**
+ * A statement that lost a deadlock or serialization race after its retries (db's `withRetry`)
+ * is a 503 with Retry-After, never a 500: nothing it did was committed, and the client's retry
+ * meets the rows free (docs/architecture.md, "Bounds on what one volunteer holds").
+ */
+async function retryLater<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+      if (e.code === "40P01" || e.code === "40001" || e.code === "55P03") {
+        throw new ProblemError(503, "Service unavailable", "the database gave up a race with another request of yours; retry shortly", undefined, { "retry-after": "1" });
+      }
+    }
+    throw error;
+  }
+}
+
 /** A stable counter shard per volunteer, so concurrent volunteers update different rows. */
 const shardOf = (volunteerId: string) => parseInt(volunteerId.slice(-4), 16) % 16;
 
@@ -87,7 +106,9 @@ const shardOf = (volunteerId: string) => parseInt(volunteerId.slice(-4), 16) % 1
 async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<typeof leaseRequestSchema>, idempotencyKey: string | undefined) {
   const { db, env, leaseIds } = c.var.deps;
   await sweepExpiredLeases(db, shardOf(claims.sub));
-  const blocks = await leaseBlocks(db, {
+  // Within the bounds on what one volunteer holds (docs/architecture.md): beyond them the
+  // answer has fewer blocks or none, and says when to ask again.
+  const { blocks } = await leaseWithinBounds(db, {
     volunteerId: claims.sub,
     userId: claims.uid ?? null,
     max: request.max,
@@ -99,6 +120,8 @@ async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<ty
     excludeCreators: request.exclude.creators,
     graceMs: env.leaseGraceMs,
     idempotencyKey: idempotencyKey ?? null,
+    source: leaseSource(c, claims),
+    bounds: env.leaseBounds,
   });
   const texts: string[] = [];
   let chunks = 0;
@@ -261,7 +284,7 @@ export const workRoutes = router
   .openapi(lease, async (c) => {
     const startedAt = performance.now();
     const claims = await authorize(c, volunteerRoles);
-    const answer = await leaseFor(c, claims, c.req.valid("json"), c.req.valid("header")["idempotency-key"]);
+    const answer = await retryLater(() => leaseFor(c, claims, c.req.valid("json"), c.req.valid("header")["idempotency-key"]));
     c.var.deps.work.leaseAnswered(answer.chunks, secondsSince(startedAt));
     return jsonBody(c, `{${answer.members}}`) as never;
   })
@@ -299,9 +322,9 @@ export const workRoutes = router
     const rowOf = new Map([...blocks].map(([leaseId, block]) => [leaseId, block.leaseRowId]));
     // Checked whole before anything is written: a refused beat extends nothing.
     const live = liveReports(body, blocks);
-    const outcome = await heartbeatLeases(db, { volunteerId: claims.sub, leaseRowIds: [...new Set(rowOf.values())], graceMs: env.leaseGraceMs });
+    const outcome = await retryLater(() => heartbeatLeases(db, { volunteerId: claims.sub, leaseRowIds: [...new Set(rowOf.values())], graceMs: env.leaseGraceMs }));
     if (live.length > 0) {
-      const changed = await recordChunkLive(db, { volunteerId: claims.sub, reports: live });
+      const changed = await retryLater(() => recordChunkLive(db, { volunteerId: claims.sub, reports: live }));
       if (changed.length > 0) c.var.deps.taskChanged(changed);
     }
     const stateOf = new Map<number, "extended" | "lost" | "cancelled">();
@@ -315,7 +338,7 @@ export const workRoutes = router
     const { leaseIds, leaseRequestKey } = c.req.valid("json");
     const blocks = await leaseBlocksOf(c, claims, leaseIds, "leaseIds");
     const rows = [...blocks.values()].map((block) => block.leaseRowId);
-    const released = new Set(await releaseLeases(c.var.deps.db, { volunteerId: claims.sub, leaseRowIds: rows, shard: shardOf(claims.sub) }));
+    const released = new Set(await retryLater(() => releaseLeases(c.var.deps.db, { volunteerId: claims.sub, leaseRowIds: rows, shard: shardOf(claims.sub) })));
     const response: ReleaseResponse = { released: [], unknown: [] };
     const changed = new Set<string>();
     for (const [leaseId, block] of blocks) {
@@ -324,7 +347,7 @@ export const workRoutes = router
       if (taken) changed.add(block.taskId);
     }
     if (leaseRequestKey !== undefined) {
-      const ofRequest = await releaseLeaseRequest(c.var.deps.db, { volunteerId: claims.sub, key: leaseRequestKey, shard: shardOf(claims.sub) });
+      const ofRequest = await retryLater(() => releaseLeaseRequest(c.var.deps.db, { volunteerId: claims.sub, key: leaseRequestKey, shard: shardOf(claims.sub) }));
       response.requestReleased = ofRequest.length;
       for (const { taskId } of ofRequest) changed.add(taskId);
     }

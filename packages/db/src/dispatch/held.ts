@@ -1,0 +1,43 @@
+// What one volunteer, and one anonymous network source, holds now: chunks of its live leases
+// not yet reported (docs/architecture.md, "Bounds on what one volunteer holds"). Read once
+// before each lease request that has bounds, from two partial indexes of the live leases.
+import { sql } from "drizzle-orm";
+import { type Db, hotRows } from "../db.ts";
+
+export interface Held {
+  /** Unreported chunks of the volunteer's live leases, in all. */
+  volunteer: number;
+  /** The same by task. */
+  byTask: Map<string, number>;
+  /** Unreported chunks of every live lease that went to `source` (0 without one). */
+  source: number;
+}
+
+// A cancelled or finished task's leases hold nothing anyone could run (one key probe a lease).
+const taskLive = sql`EXISTS (SELECT 1 FROM tasks t WHERE t.id = l.task_id AND t.status IN ('running', 'paused'))`;
+
+/**
+ * One round trip. A lease whose deadline has passed is not counted: the next sweep takes it
+ * back (`reclaimExpiredLeases`), and its volunteer is not held back for it meanwhile.
+ */
+export async function heldChunks(db: Db, input: { volunteerId: string; source: string | null }): Promise<Held> {
+  const rows = await hotRows<{ task_id: string | null; held: number }>(
+    db,
+    sql`SELECT l.task_id, sum(l.n - bit_count(l.reported))::int AS held FROM leases l
+        WHERE l.volunteer_id = ${input.volunteerId} AND NOT l.reclaimed AND l.deadline > now() AND ${taskLive}
+        GROUP BY l.task_id
+        UNION ALL
+        SELECT NULL, coalesce(sum(l.n - bit_count(l.reported)), 0)::int FROM leases l
+        WHERE l.source = ${input.source ?? ""} AND NOT l.reclaimed AND l.source IS NOT NULL AND l.deadline > now() AND ${taskLive}`,
+  );
+  const held: Held = { volunteer: 0, byTask: new Map(), source: 0 };
+  for (const row of rows) {
+    const n = Number(row.held);
+    if (row.task_id === null) held.source = input.source === null ? 0 : n;
+    else {
+      held.byTask.set(row.task_id, n);
+      held.volunteer += n;
+    }
+  }
+  return held;
+}
