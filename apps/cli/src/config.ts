@@ -43,7 +43,8 @@ export interface StoredVolunteer {
 export interface ConfigFile {
   defaultServer?: string;
   servers: Record<string, { token: string; email?: string; kind: "api-key" | "session" }>;
-  volunteers?: Record<string, StoredVolunteer[]>;
+  /** Per server, by slot; null for a slot never used. */
+  volunteers?: Record<string, (StoredVolunteer | null)[]>;
 }
 
 export async function readConfig(path: string): Promise<ConfigFile> {

@@ -2,7 +2,11 @@
 // volunteer per browser slot, kept in the config file across runs, made for the signed-in
 // account when there is one (or linked to it once the person signs in), with a name that says
 // whose machine it is.
+import { createHash } from "node:crypto";
+import { rmSync } from "node:fs";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
+import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ApiError, type Client, createClient } from "@crowdcompute/sdk";
 import { type CliEnv, type ConfigFile, readConfig, type StoredVolunteer, writeConfig } from "./config.ts";
@@ -31,8 +35,10 @@ const transient = (error: unknown) =>
   error instanceof ApiError ? error.status >= 500 || error.status === 429 || error.status === 408 : !(error instanceof ProblemError || error instanceof UsageError);
 
 /**
- * The identities of `count` browser slots for `server`: the ones the config keeps (checked with
- * the server, and linked to the signed-in account), new ones where there are none, saved back.
+ * The identities of `count` browser slots for `server`, each slot held by this process until
+ * it exits (a second `volunteer` running beside it takes the next free slots, so two processes
+ * are two volunteers, as two `--instances` are): the ones the config keeps (checked with the
+ * server, and linked to the signed-in account), new ones where there are none, saved back.
  * `name` renames them (slots past the first get " (2)", " (3)" …). Retries while the server
  * cannot be reached, calling `onRetry`, until `signal` aborts.
  */
@@ -41,10 +47,11 @@ export async function volunteerIdentities(
   server: string,
   { count, name, signal, onRetry }: { count: number; name?: string; signal: AbortSignal; onRetry: (error: string, inMs: number) => void },
 ): Promise<VolunteerIdentity[]> {
+  const slots = await claimSlots(env, server, count);
   const delaysMs = [1000, 2000, 5000, 10_000];
   for (let attempt = 0; ; attempt++) {
     try {
-      return await resolve(env, server, count, name);
+      return await resolve(env, server, slots, name);
     } catch (error) {
       if (!transient(error) || signal.aborted) throw error;
       const inMs = delaysMs[Math.min(attempt, delaysMs.length - 1)]!;
@@ -55,7 +62,55 @@ export async function volunteerIdentities(
   }
 }
 
-async function resolve(env: CliEnv, server: string, count: number, name: string | undefined): Promise<VolunteerIdentity[]> {
+/** True while `pid` runs (EPERM: it runs as another user). */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * The `count` lowest slots no running process holds: a slot is held by a file naming the
+ * holder's pid (beside the config file), made exclusively, removed when this process exits;
+ * one whose holder is gone (killed) is taken over.
+ */
+async function claimSlots(env: CliEnv, server: string, count: number): Promise<number[]> {
+  const dir = join(dirname(env.configFile), "volunteer-slots");
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const prefix = createHash("sha256").update(server).digest("hex").slice(0, 16);
+  const held: string[] = [];
+  const slots: number[] = [];
+  const take = async (path: string): Promise<boolean> => {
+    for (let tries = 0; tries < 2; tries++) {
+      try {
+        await writeFile(path, String(process.pid), { flag: "wx", mode: 0o600 });
+        return true;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+        const holder = Number((await readFile(path, "utf8").catch(() => "")).trim());
+        if (Number.isInteger(holder) && holder > 0 && running(holder)) return false;
+        await rm(path, { force: true });
+      }
+    }
+    return false;
+  };
+  for (let slot = 0; slots.length < count; slot++) {
+    const path = join(dir, `${prefix}-${slot}.pid`);
+    if (await take(path)) {
+      held.push(path);
+      slots.push(slot);
+    }
+  }
+  process.once("exit", () => {
+    for (const path of held) rmSync(path, { force: true });
+  });
+  return slots;
+}
+
+async function resolve(env: CliEnv, server: string, slots: number[], name: string | undefined): Promise<VolunteerIdentity[]> {
   const config: ConfigFile = await readConfig(env.configFile);
   const entry = config.servers[server];
   const credential = env.apiKey ?? entry?.token ?? null;
@@ -63,15 +118,21 @@ async function resolve(env: CliEnv, server: string, count: number, name: string 
   const account = credential === null ? null : (email ?? "the API key's account");
   const anonymous = createClient({ baseUrl: server });
   const creator: Client | null = credential === null ? null : anonymous.withToken(credential);
-  const stored = [...(config.volunteers?.[server] ?? [])];
+  const stored = config.volunteers?.[server] ?? [];
   const identities: VolunteerIdentity[] = [];
-  for (let slot = 0; slot < count; slot++) {
+  for (const slot of slots) {
     const wanted = name === undefined ? undefined : slot === 0 ? name : `${name} (${slot + 1})`;
-    identities.push(await resolveSlot(anonymous, creator, stored[slot], wanted ?? defaultVolunteerName(email, slot), wanted !== undefined, account));
+    identities.push(await resolveSlot(anonymous, creator, stored[slot] ?? undefined, wanted ?? defaultVolunteerName(email, slot), wanted !== undefined, account));
   }
-  for (const [slot, identity] of identities.entries()) stored[slot] = { id: identity.id, token: identity.token, name: identity.name };
-  const fresh = await readConfig(env.configFile); // `login` may have written meanwhile
-  await writeConfig(env.configFile, { ...fresh, volunteers: { ...fresh.volunteers, [server]: stored } });
+  // Only this process's slots are written: another process may hold (and write) the others.
+  const fresh = await readConfig(env.configFile);
+  const kept = [...(fresh.volunteers?.[server] ?? [])];
+  for (const [i, slot] of slots.entries()) {
+    while (kept.length < slot) kept.push(null);
+    const identity = identities[i]!;
+    kept[slot] = { id: identity.id, token: identity.token, name: identity.name };
+  }
+  await writeConfig(env.configFile, { ...fresh, volunteers: { ...fresh.volunteers, [server]: kept } });
   return identities;
 }
 

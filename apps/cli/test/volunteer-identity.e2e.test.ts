@@ -29,6 +29,7 @@ describe("crowdcompute volunteer keeps one identity", () => {
   let creator: Client;
   let anonymous: Client;
   const children: ReturnType<typeof spawnCli>[] = [];
+  const orphanedProfiles: string[] = [];
 
   beforeAll(async () => {
     server = await startServerProcess({ port: await freePortPair(), dataDir: join(tempDir("data"), "data") });
@@ -41,7 +42,7 @@ describe("crowdcompute volunteer keeps one identity", () => {
   });
   afterAll(async () => {
     await server?.stop();
-    removeTempDirs();
+    removeTempDirs(...orphanedProfiles);
   });
 
   /** Runs `volunteer --json` until `task` is done, then SIGTERM; returns its identity events. */
@@ -118,5 +119,49 @@ describe("crowdcompute volunteer keeps one identity", () => {
     const kept = readConfigFile(env).volunteers![server.url]!;
     expect(kept.map((volunteer) => volunteer.id)).toEqual(events.map((event) => event.volunteerId));
     for (const volunteer of kept) expect((await anonymous.withToken(volunteer.token).volunteerFigures()).userId).toBe(bob.id);
+  });
+
+  it("two volunteer processes at once are two volunteers, each kept for the next run; a killed one's slot is taken over", async () => {
+    const home = tempDir("home3");
+    const env = { XDG_CONFIG_HOME: join(home, "config"), HOME: home, CROWDCOMPUTE_SERVER: server.url };
+    /** Starts `volunteer --json` and resolves with its identity event once it has one. */
+    const start = async () => {
+      const child = spawnCli(["volunteer", "--json", "--threads", "1"], env);
+      children.push(child);
+      let stdout = "";
+      child.stdout!.on("data", (data) => (stdout += String(data)));
+      const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+      const identity = await until("an identity event", () =>
+        stdout
+          .split("\n")
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as IdentityEvent)
+          .find((event) => event.event === "identity"),
+      );
+      const profiles = () =>
+        stdout
+          .split("\n")
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as { event: string; profile?: string })
+          .flatMap((event) => (event.event === "browser" && event.profile ? [event.profile] : []));
+      return { child, exited, identity, profiles };
+    };
+    const a = await start();
+    const b = await start();
+    expect(a.identity).toMatchObject({ name: hostname(), origin: "made" });
+    expect(b.identity).toMatchObject({ name: `${hostname()} (2)`, origin: "made" });
+    expect(b.identity.volunteerId).not.toBe(a.identity.volunteerId);
+    await until("a's browser", () => a.profiles().length > 0);
+    a.child.kill("SIGKILL"); // its slot's holder is gone: the next run takes it over
+    orphanedProfiles.push(...a.profiles()); // a SIGKILLed volunteer cannot delete its Chromium profile
+    b.child.kill("SIGTERM");
+    expect(await b.exited).toBe(0);
+    await a.exited;
+    const c = await start();
+    expect(c.identity).toMatchObject({ volunteerId: a.identity.volunteerId, origin: "kept" });
+    const d = await start();
+    expect(d.identity).toMatchObject({ volunteerId: b.identity.volunteerId, origin: "kept" });
+    for (const run of [c, d]) run.child.kill("SIGTERM");
+    expect([await c.exited, await d.exited]).toEqual([0, 0]);
   });
 });
