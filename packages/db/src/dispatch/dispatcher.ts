@@ -21,19 +21,19 @@ export class Dispatcher {
   readonly markedAt = new Map<string, number>();
   /** When a lease request last swept expired leases (`sweepExpiredLeases`). */
   lastSweepAt = 0;
-  /** Volunteers by when they last asked for work here, oldest first (lease.ts, a task's share). */
+  /** Parties (a volunteer, or an anonymous source) by when they last asked for work here, oldest first (lease.ts, a task's share). */
   readonly askedAt = new Map<string, number>();
   private askedPrunedAt = 0;
   /** Each volunteer's lease requests in this process, one at a time (lease.ts, `oneAtATime`). */
   private readonly leasing = new Map<string, { tail: Promise<unknown>; queued: number }>();
 
   /**
-   * Notes that `volunteerId` asks for work now; returns how many other volunteers asked here
-   * within `windowMs` (the volunteers a task's chunks are shared among).
+   * Notes that `party` asks for work now; returns how many other parties asked here within
+   * `windowMs` (those a task's chunks are shared among).
    */
-  othersAsking(volunteerId: string, windowMs: number, now = Date.now()): number {
-    this.askedAt.delete(volunteerId);
-    this.askedAt.set(volunteerId, now);
+  othersAsking(party: string, windowMs: number, now = Date.now()): number {
+    this.askedAt.delete(party);
+    this.askedAt.set(party, now);
     if (now - this.askedPrunedAt > 1000) {
       this.askedPrunedAt = now;
       for (const [id, at] of this.askedAt) {

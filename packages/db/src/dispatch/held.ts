@@ -11,6 +11,8 @@ export interface Held {
   byTask: Map<string, number>;
   /** Unreported chunks of every live lease that went to `source` (0 without one). */
   source: number;
+  /** The same by task. */
+  sourceByTask: Map<string, number>;
 }
 
 // A cancelled or finished task's leases hold nothing anyone could run (one key probe a lease).
@@ -21,22 +23,25 @@ const taskLive = sql`EXISTS (SELECT 1 FROM tasks t WHERE t.id = l.task_id AND t.
  * back (`reclaimExpiredLeases`), and its volunteer is not held back for it meanwhile.
  */
 export async function heldChunks(db: Db, input: { volunteerId: string; source: string | null }): Promise<Held> {
-  const rows = await hotRows<{ task_id: string | null; held: number }>(
+  const rows = await hotRows<{ of: "volunteer" | "source"; task_id: string; held: number }>(
     db,
-    sql`SELECT l.task_id, sum(l.n - bit_count(l.reported))::int AS held FROM leases l
+    sql`SELECT 'volunteer' AS of, l.task_id, sum(l.n - bit_count(l.reported))::int AS held FROM leases l
         WHERE l.volunteer_id = ${input.volunteerId} AND NOT l.reclaimed AND l.deadline > now() AND ${taskLive}
         GROUP BY l.task_id
         UNION ALL
-        SELECT NULL, coalesce(sum(l.n - bit_count(l.reported)), 0)::int FROM leases l
-        WHERE l.source = ${input.source ?? ""} AND NOT l.reclaimed AND l.source IS NOT NULL AND l.deadline > now() AND ${taskLive}`,
+        SELECT 'source', l.task_id, sum(l.n - bit_count(l.reported))::int FROM leases l
+        WHERE l.source = ${input.source ?? ""} AND NOT l.reclaimed AND l.source IS NOT NULL AND l.deadline > now() AND ${taskLive}
+        GROUP BY l.task_id`,
   );
-  const held: Held = { volunteer: 0, byTask: new Map(), source: 0 };
+  const held: Held = { volunteer: 0, byTask: new Map(), source: 0, sourceByTask: new Map() };
   for (const row of rows) {
     const n = Number(row.held);
-    if (row.task_id === null) held.source = input.source === null ? 0 : n;
-    else {
+    if (row.of === "volunteer") {
       held.byTask.set(row.task_id, n);
       held.volunteer += n;
+    } else if (input.source !== null) {
+      held.sourceByTask.set(row.task_id, n);
+      held.source += n;
     }
   }
   return held;

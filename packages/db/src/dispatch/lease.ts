@@ -130,15 +130,18 @@ const maxQueuedPerSource = 64;
  * `leaseBlocks` within `request.bounds` (docs/architecture.md, "Bounds on what one volunteer
  * holds"): the request's threads and buffer are clamped; a volunteer's requests run one at a
  * time in this process, each after reading what the volunteer (and, if anonymous, its source)
- * holds; it gets at most what is left under both bounds, and of each task at most its share
- * of the open chunks while other volunteers ask for work (`taskShare`). Beyond a bound the
+ * holds; it gets at most what is left under both bounds, and of each task at most its party's
+ * share of the open chunks while other parties ask for work (`taskShare`). Beyond a bound the
  * answer has fewer blocks or none, and says which bound.
  */
 export async function leaseWithinBounds(db: Db, request: LeaseRequest): Promise<LeaseOutcome> {
   const bounds = request.bounds;
   if (!bounds) return { blocks: await leaseBlocks(db, request), bounded: null };
   const dispatcher = dispatcherOf(db);
-  const others = dispatcher.othersAsking(request.volunteerId, sharingWindowMs);
+  // A task is shared among parties: an anonymous network source (whatever identities it
+  // mints) or an account's volunteer.
+  const party = request.source == null ? `volunteer:${request.volunteerId}` : `source:${request.source}`;
+  const others = dispatcher.othersAsking(party, sharingWindowMs);
   const clamped: LeaseRequest = {
     ...request,
     threads: Math.max(1, Math.min(request.threads, bounds.maxThreads)),
@@ -162,7 +165,7 @@ export async function leaseWithinBounds(db: Db, request: LeaseRequest): Promise<
       const bound: LeaseBound = bySource < byVolunteer ? "source" : "volunteer";
       if (room <= 0) return { blocks: [], bounded: bound };
       const max = Math.min(clamped.max, room);
-      const blocks = await leaseUnclaimed(db, { ...clamped, max, heldAhead: held.volunteer }, { others, heldByTask: held.byTask });
+      const blocks = await leaseUnclaimed(db, { ...clamped, max, heldAhead: held.volunteer }, { others, heldByTask: source === null ? held.byTask : held.sourceByTask });
       const got = blocks.reduce((n, block) => n + block.n, 0);
       return { blocks, bounded: max < clamped.max && got >= max ? bound : null };
     }),
@@ -172,13 +175,13 @@ export async function leaseWithinBounds(db: Db, request: LeaseRequest): Promise<
 
 const busy = async (): Promise<LeaseOutcome> => ({ blocks: [], bounded: "busy" });
 
-/** What a task's share bound needs: how many others ask for work, what this volunteer holds of each task. */
+/** What a task's share bound needs: how many other parties ask for work, what this party holds of each task. */
 type Sharing = { others: number; heldByTask: ReadonlyMap<string, number> };
 
 /**
- * The most chunks of `task` one volunteer may hold while `others` other volunteers ask for
- * work: an equal share of its open chunks, but at least `minShare`, or no bound when it asks
- * alone. Extra copies of a replicated task's chunks are outside it (a copy takes a first
+ * The most chunks of `task` one party (an anonymous source's volunteers together, or an
+ * account's volunteer) may hold while `others` other parties ask for work: an equal share of
+ * its open chunks, but at least `minShare`, or no bound when it asks alone. Extra copies of a replicated task's chunks are outside it (a copy takes a first
  * copy's block whole).
  */
 function taskShare(task: Pick<Candidate, "total" | "measured">, others: number): number {
