@@ -1,9 +1,10 @@
 import type { Db } from "@crowdcompute/db";
 import type { AppEnv } from "./env.ts";
 import { apiReferencePage, docsScriptUrl as defaultDocsScriptUrl, tagOperations } from "./lib/api-docs.ts";
+import { createProcessBounds, type ProcessBounds, throughProxies } from "./lib/bounds.ts";
 import { type AppContext, createRouter, type Deps } from "./lib/context.ts";
 import { createLeaseIds, type HmacSha256 } from "./lib/lease-ids.ts";
-import { limitBodies, limitJsonBodies } from "./lib/limits.ts";
+import { limitJsonBodies, readBodies } from "./lib/limits.ts";
 import { type ChangeFeed, pollingFeed } from "./lib/live.ts";
 import { type AppMetrics, metricsHandler, unobservedWork } from "./lib/metrics.ts";
 import { createMinterCache, type MinterCache } from "./lib/minters.ts";
@@ -41,6 +42,8 @@ export interface AppOptions {
   hmac?: HmacSha256;
   /** What volunteer tokens' accounts and keys were last seen as; Workers pass one that outlives the request's app. Default: this app's own. */
   minters?: MinterCache;
+  /** What the process holds for its callers at once (lib/bounds.ts); Workers pass one per isolate. Default: this app's own, from `env.bounds`. */
+  bounds?: ProcessBounds;
 }
 
 export const apiInfo = {
@@ -57,7 +60,17 @@ export const apiInfo = {
  * It imports nothing from `node:`: runtimes pass in what they have.
  * @example const app = createApp({ db, env }); const res = await app.request("/api/health");
  */
-export function createApp({ db, env, changes = pollingFeed(), clientIp = () => null, docsScriptUrl = defaultDocsScriptUrl, metrics, hmac, minters = createMinterCache() }: AppOptions) {
+export function createApp({
+  db,
+  env,
+  changes = pollingFeed(),
+  clientIp = () => null,
+  docsScriptUrl = defaultDocsScriptUrl,
+  metrics,
+  hmac,
+  minters = createMinterCache(),
+  bounds = createProcessBounds(env.bounds),
+}: AppOptions) {
   const deps: Deps = {
     db,
     env,
@@ -65,10 +78,11 @@ export function createApp({ db, env, changes = pollingFeed(), clientIp = () => n
     leaseIds: createLeaseIds(env.jwtSecret, hmac),
     tickets: createStreamTickets(env.jwtSecret),
     changes,
-    clientIp,
+    clientIp: throughProxies(clientIp, env.trustedProxies),
     taskChanged: createTaskNotifier(db),
     work: metrics?.work ?? unobservedWork,
     minters,
+    bounds,
   };
   const refusedOrigins = new Set(sandboxOrigins(env));
   const app = createRouter();
@@ -79,7 +93,7 @@ export function createApp({ db, env, changes = pollingFeed(), clientIp = () => n
     c.set("deps", deps);
     await next();
   });
-  app.use("/api/*", limitBodies);
+  app.use("/api/*", readBodies);
   app.use("/api/tasks", multipartTaskBodies);
   app.use("/api/*", limitJsonBodies);
   app.route("/", healthRoutes);

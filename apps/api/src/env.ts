@@ -38,6 +38,39 @@ const envSchema = z
     LEASE_HELD_PER_SOURCE: z.coerce.number().int().min(4096).default(65_536),
     LEASE_MAX_THREADS: z.coerce.number().int().min(1).max(256).default(64),
     LEASE_MAX_BUFFER_MS: z.coerce.number().int().min(1000).max(600_000).default(60_000),
+    /**
+     * Addresses of reverse proxies whose X-Forwarded-For is believed (comma-separated, e.g.
+     * `127.0.0.1,::1` behind a proxy on this machine). A request from elsewhere counts as its
+     * socket's address (docs/architecture.md, "Bounds on what one caller holds").
+     */
+    TRUSTED_PROXIES: z
+      .string()
+      .transform((list) =>
+        list
+          .split(",")
+          .map((address) => address.trim().toLowerCase())
+          .filter(Boolean),
+      )
+      .optional(),
+    /** Request body bytes one process reads at once, in all and per network source (docs/architecture.md, "Bounds on what one caller holds"). */
+    BODY_BYTES_IN_FLIGHT: z.coerce
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .default(96 * 1024 * 1024),
+    BODY_BYTES_IN_FLIGHT_PER_SOURCE: z.coerce
+      .number()
+      .int()
+      .min(1024 * 1024)
+      .default(64 * 1024 * 1024),
+    /** A body that sends nothing for this long is cut (408), and any body that takes longer than BODY_TIMEOUT_MS in all. */
+    BODY_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).default(15_000),
+    BODY_TIMEOUT_MS: z.coerce.number().int().min(100).default(120_000),
+    /** Open results follows and event streams per creator account, and per network source, in one process. */
+    STREAMS_PER_CREATOR: z.coerce.number().int().min(1).default(16),
+    STREAMS_PER_SOURCE: z.coerce.number().int().min(1).default(64),
+    /** Input uploads (POST /api/tasks/{id}/inputs) per creator account running at once in one process. */
+    UPLOADS_PER_CREATOR: z.coerce.number().int().min(1).default(4),
   })
   .transform((env) => ({
     databaseUrl: env.DATABASE_URL ?? null,
@@ -58,6 +91,16 @@ const envSchema = z
       perSource: env.LEASE_HELD_PER_SOURCE,
       maxThreads: env.LEASE_MAX_THREADS,
       maxBufferMs: env.LEASE_MAX_BUFFER_MS,
+    },
+    trustedProxies: env.TRUSTED_PROXIES ?? [],
+    bounds: {
+      bodyBytesInFlight: env.BODY_BYTES_IN_FLIGHT,
+      bodyBytesPerSource: env.BODY_BYTES_IN_FLIGHT_PER_SOURCE,
+      bodyIdleMs: env.BODY_IDLE_TIMEOUT_MS,
+      bodyTimeoutMs: env.BODY_TIMEOUT_MS,
+      streamsPerCreator: env.STREAMS_PER_CREATOR,
+      streamsPerSource: env.STREAMS_PER_SOURCE,
+      uploadsPerCreator: env.UPLOADS_PER_CREATOR,
     },
     limits: {
       loginPerAccount: env.LOGIN_LIMIT_PER_ACCOUNT,

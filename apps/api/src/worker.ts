@@ -6,6 +6,7 @@
 import { createWorkersDb } from "@crowdcompute/db";
 import { createApp } from "./create-app.ts";
 import { type AppEnv, type ParsedEnv, parseEnv } from "./env.ts";
+import { createProcessBounds, type ProcessBounds } from "./lib/bounds.ts";
 import { pollingFeed } from "./lib/live.ts";
 import { createMinterCache } from "./lib/minters.ts";
 
@@ -25,6 +26,8 @@ function envOf(bindings: Record<string, unknown>): AppEnv {
 const changes = pollingFeed();
 // The app is built per request here: the cache must live in the isolate, not in the app.
 const minters = createMinterCache();
+// And so must what the isolate holds for its callers at once (lib/bounds.ts).
+let bounds: ProcessBounds | null = null;
 
 export default {
   async fetch(request: Request, bindings: Record<string, unknown>, ctx: ExecutionContextLike): Promise<Response> {
@@ -35,6 +38,7 @@ export default {
       env,
       changes,
       minters,
+      bounds: (bounds ??= createProcessBounds(env.bounds)),
       // Set by Cloudflare (and by wrangler dev) to the client's address; a client cannot override it.
       clientIp: (c) => c.req.header("cf-connecting-ip") ?? null,
     });

@@ -134,7 +134,7 @@ describe("Node server", () => {
     expect((await creator.getTask(task.id)).status).toBe("done");
   });
 
-  it("reads streamed NDJSON inputs from the socket, and counts them against the 64 MiB limit", async () => {
+  it("reads a streamed NDJSON part from the socket whole, and counts it against the 8 MiB limit", async () => {
     const anonymous = createClient({ baseUrl: server.url });
     const { token } = await anonymous.register("streamer@example.com", "a long password");
     const task = await anonymous.withToken(token).createTask({ name: "streamed", code: "export default (x) => x", start: true });
@@ -157,10 +157,10 @@ describe("Node server", () => {
     };
     const fine = await upload(0, 3000, 100);
     expect(await fine.json()).toEqual({ total: 3000, sealed: false });
-    const tooBig = await upload(3000, 129, 512 * 1024);
+    const tooBig = await upload(3000, 17, 512 * 1024);
     expect(tooBig.status).toBe(413);
     const problem = (await tooBig.json()) as { detail: string };
-    expect(problem.detail).toContain("64 MiB");
+    expect(problem.detail).toContain("8 MiB");
     expect(problem.detail).toContain("?offset=");
     // The refused upload stored nothing: the next one starts where the first one ended.
     expect(await (await upload(3000, 1, 100)).json()).toEqual({ total: 3001, sealed: false });

@@ -34,10 +34,11 @@ describe.each(testBackends())("multipart task creation on %s", (backend) => {
     form.set("timeoutMs", "5000");
     form.set("priority", "3");
     form.set("requires", JSON.stringify({ webgpu: false }));
+    form.set("tolerance", JSON.stringify({ rel: 1e-6 }));
     form.set("start", "true");
     const res = await post(form);
     expect(res.status).toBe(201);
-    expect(res.json.task).toMatchObject({ name: "from files", status: "running", timeoutMs: 5000, priority: 3, counts: { total: 3 } });
+    expect(res.json.task).toMatchObject({ name: "from files", status: "running", timeoutMs: 5000, priority: 3, tolerance: { rel: 1e-6 }, counts: { total: 3 } });
     expect(res.json.task.wasmSha256).toMatch(/^[0-9a-f]{64}$/);
     const { token } = await t.volunteer();
     // Two threads: a new task gives 2 chunks a thread.

@@ -58,6 +58,49 @@ describe.each(testBackends())("replicated tasks through the API on %s", (backend
     expect((await t.call("GET", "/api/volunteers/me", { token: creator })).status).toBe(403);
   });
 
+  it("compares copies within a task's tolerance; the first trusted copy's value is the result", async () => {
+    await t.db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running'`);
+    const body = { name: "floats", code: "export default (x) => x", inputs: [1], replication: 2, quorum: 2, tolerance: { rel: 1e-9 }, start: true };
+    const task = (await t.call("POST", "/api/tasks", { token: creator, body })).json.task;
+    expect(task).toMatchObject({ replication: 2, quorum: 2, tolerance: { rel: 1e-9 } });
+    const report = async (token: string, result: unknown) => {
+      const { leases } = (await t.call("POST", "/api/work/lease", { token, body: { max: 4, capabilities: { threads: 2 } } })).json;
+      return t.call("POST", "/api/work/results", { token, body: { results: [{ leaseId: leases[0].leaseId, results: [result], cpuMs: 3 }] } });
+    };
+    const fresh = (await t.volunteer()).token;
+    // A JSON body cannot carry NaN: the worker's NaN would have been sent as null.
+    const { leases } = (await t.call("POST", "/api/work/lease", { token: fresh, body: { max: 4, capabilities: { threads: 2 } } })).json;
+    const nan = await t.call("POST", "/api/work/results", { token: fresh, raw: `{"results":[{"leaseId":${JSON.stringify(leases[0].leaseId)},"results":[NaN]}]}` });
+    expect(nan.status).toBe(400);
+    expect(nan.type).toMatch(/problem\+json/);
+    expect((await t.call("POST", "/api/work/results", { token: fresh, body: { results: [{ leaseId: leases[0].leaseId, results: [{ x: 0.30000000000000004 }], cpuMs: 3 }] } })).json.accepted).toBe(1);
+    expect((await report((await t.volunteer(admin)).token, { x: 0.3 })).json.accepted).toBe(1);
+    const view = (await t.call("GET", `/api/tasks/${task.id}`, { token: creator })).json.task;
+    expect(view).toMatchObject({ status: "done", tolerance: { rel: 1e-9 } });
+    const lines = (await t.call("GET", `/api/tasks/${task.id}/results`, { token: creator })).text.trim().split("\n");
+    expect(lines.map((l) => JSON.parse(l).result)).toEqual([{ x: 0.3 }]);
+    // A clone keeps the tolerance unless told otherwise; null makes it exact again.
+    expect((await t.call("POST", `/api/tasks/${task.id}/clone`, { token: creator, body: {} })).json.task.tolerance).toEqual({ rel: 1e-9 });
+    expect((await t.call("POST", `/api/tasks/${task.id}/clone`, { token: creator, body: { tolerance: { abs: 2 } } })).json.task.tolerance).toEqual({ abs: 2 });
+    expect((await t.call("POST", `/api/tasks/${task.id}/clone`, { token: creator, body: { tolerance: null } })).json.task.tolerance).toBeNull();
+    expect((await t.call("POST", "/api/tasks", { token: creator, body: { name: "exact", code: "export default (x) => x", inputs: [1] } })).json.task.tolerance).toBeNull();
+  });
+
+  it("refuses a bad tolerance with a problem that names it, storing nothing", async () => {
+    const taskCount = async () => {
+      const rows = (await t.db.execute(sql`SELECT count(*)::int AS n FROM tasks`)) as unknown as { n: number }[] & { rows?: { n: number }[] };
+      return (rows.rows ?? rows)[0]!.n;
+    };
+    const before = await taskCount();
+    for (const tolerance of [{}, { abs: -1 }, { rel: "0.1" }, { abs: 1, ulps: 2 }, 0.1, { rel: null }]) {
+      const res = await t.call("POST", "/api/tasks", { token: creator, body: { name: "bad", code: "export default (x) => x", inputs: [1], replication: 2, quorum: 2, tolerance } });
+      expect({ tolerance, status: res.status }).toEqual({ tolerance, status: 422 });
+      expect(res.type).toMatch(/problem\+json/);
+      expect(res.json.errors.map((e: { path: string }) => e.path).join(" ")).toMatch(/tolerance/);
+    }
+    expect(await taskCount()).toBe(before);
+  });
+
   it("refuses a quorum larger than the replication, storing nothing", async () => {
     const bad = await t.call("POST", "/api/tasks", { token: creator, body: { name: "bad", code: "export default (x) => x", inputs: [1], replication: 2, quorum: 3 } });
     expect(bad.status).toBe(422);

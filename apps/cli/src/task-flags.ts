@@ -1,5 +1,5 @@
 // Task options every command that makes a task takes (`submit`, `clone`): its settings, and
-// replication, quorum and who may run it. Checked here, before anything is sent.
+// replication, quorum, tolerance and who may run it. Checked here, before anything is sent.
 import type { NewTask } from "@crowdcompute/sdk";
 import { type Command, InvalidArgumentError } from "commander";
 import { UsageError } from "./errors.ts";
@@ -13,6 +13,15 @@ export function integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER
     if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
       throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max === Number.MAX_SAFE_INTEGER ? "∞" : max}.`);
     }
+    return n;
+  };
+}
+
+/** A commander parser for a tolerance bound: a finite number, 0 or more. */
+function bound(name: string) {
+  return (value: string): number => {
+    const n = Number(value.trim());
+    if (!value.trim() || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a number of 0 or more (for example 1e-9).`);
     return n;
   };
 }
@@ -33,6 +42,8 @@ export interface TaskFlags {
   quorum?: number;
   allowUsers?: string[];
   requiresWebgpu?: boolean;
+  toleranceAbs?: number;
+  toleranceRel?: number;
 }
 
 /** A task's settings as `submit` and `clone` take them; what `clone` is not given, the task keeps. */
@@ -63,11 +74,13 @@ export function taskSettingOptions(command: Command, unset: { name: string; memo
     .option("--start", unset.start);
 }
 
-/** Adds --replication, --quorum, --allow-users and --requires-webgpu to `command`. */
+/** Adds --replication, --quorum, --tolerance-abs, --tolerance-rel, --allow-users and --requires-webgpu to `command`. */
 export function taskFlagOptions(command: Command): Command {
   return command
     .option("--replication <n>", "copies of each chunk, run by distinct volunteers (default 1)", integer("--replication", 1, 16))
     .option("--quorum <n>", "how many copies must agree before a result is accepted (at most --replication)", integer("--quorum", 1, 16))
+    .option("--tolerance-abs <x>", "replicated tasks: copies agree when their numbers differ by at most x (default: exact)", bound("--tolerance-abs"))
+    .option("--tolerance-rel <x>", "replicated tasks: copies agree when their numbers differ by at most x times the larger (default: exact)", bound("--tolerance-rel"))
     .option("--allow-users <ids>", "only these users' volunteers may run it (user ids, comma-separated)", userIds)
     .option("--requires-webgpu", "only volunteers with WebGPU may run it (the same as --webgpu)");
 }
@@ -80,6 +93,9 @@ export function taskFlagFields(flags: TaskFlags): Partial<NewTask> {
   return {
     ...(flags.replication !== undefined ? { replication: flags.replication } : {}),
     ...(flags.quorum !== undefined ? { quorum: flags.quorum } : {}),
+    ...(flags.toleranceAbs !== undefined || flags.toleranceRel !== undefined
+      ? { tolerance: { ...(flags.toleranceAbs !== undefined ? { abs: flags.toleranceAbs } : {}), ...(flags.toleranceRel !== undefined ? { rel: flags.toleranceRel } : {}) } }
+      : {}),
     ...(flags.allowUsers !== undefined ? { allowUsers: flags.allowUsers } : {}),
     ...(flags.requiresWebgpu ? { requires: { webgpu: true } } : {}),
   };

@@ -249,6 +249,10 @@ describe("creator commands", () => {
         "3",
         "--quorum",
         "2",
+        "--tolerance-rel",
+        "1e-9",
+        "--tolerance-abs",
+        "0",
         "--priority",
         "5",
         "--allow-users",
@@ -270,6 +274,7 @@ describe("creator commands", () => {
       description: "every option",
       replication: 3,
       quorum: 2,
+      tolerance: { abs: 0, rel: 1e-9 },
       priority: 5,
       allowUsers: [user, user.replace("fdc", "fdd")],
       requires: { webgpu: true },
@@ -283,6 +288,8 @@ describe("creator commands", () => {
       [["--quorum", "2"], /--quorum \(2\) must be at most --replication \(1\)/],
       [["--replication", "17"], /--replication must be an integer from 1 to 16/],
       [["--allow-users", "alice"], /--allow-users takes user ids \(UUIDs\)/],
+      [["--tolerance-rel", "-1"], /--tolerance-rel must be a number of 0 or more/],
+      [["--tolerance-abs", "Infinity"], /--tolerance-abs must be a number of 0 or more/],
     ];
     for (const [flags, message] of cases) {
       const result = await runCli(["submit", work, "--inputs", inputs, ...flags], { env });
@@ -350,14 +357,33 @@ describe("creator commands", () => {
     const retried = await runCli(["retry-failed", task.id], { env });
     expect(retried).toMatchObject({ code: 0, stdout: `task ${task.id}: 1 failed chunk reopened; it is running\n` });
     const cloned = await runCli(
-      ["clone", task.id, "--code", join(fixtures, "range-sum.js"), "--name", "cloned", "--priority", "9", "--memory", "512", "--replication", "2", "--quorum", "2", "--start", "--json"],
+      [
+        "clone",
+        task.id,
+        "--code",
+        join(fixtures, "range-sum.js"),
+        "--name",
+        "cloned",
+        "--priority",
+        "9",
+        "--memory",
+        "512",
+        "--replication",
+        "2",
+        "--quorum",
+        "2",
+        "--tolerance-abs",
+        "0.5",
+        "--start",
+        "--json",
+      ],
       {
         env,
       },
     );
     expect(cloned.stderr).toBe("");
     const copy = JSON.parse(cloned.stdout) as Task;
-    expect(copy).toMatchObject({ name: "cloned", priority: 9, memoryMb: 512, replication: 2, quorum: 2, status: "running", counts: { total: 12, done: 0 } });
+    expect(copy).toMatchObject({ name: "cloned", priority: 9, memoryMb: 512, replication: 2, quorum: 2, tolerance: { abs: 0.5 }, status: "running", counts: { total: 12, done: 0 } });
     expect(copy.codeSha256).not.toBe(task.codeSha256);
     expect((await runCli(["clone", task.id, "--quorum", "2"], { env })).code).toBe(2);
     for (const id of [task.id, copy.id]) await creator.taskAction(id, "cancel");

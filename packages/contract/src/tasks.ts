@@ -78,6 +78,21 @@ const wasmSchema = z
 
 const requiresSchema = z.object({ webgpu: z.boolean().optional() }).strict();
 
+const toleranceBound = () => z.number().min(0).refine(Number.isFinite, "must be a finite number");
+/**
+ * Replicated tasks: copies agree when their JSON has the same shape, strings, booleans and
+ * nulls as the first trusted copy, and every number is within `abs` of it or within `rel` of
+ * the larger magnitude (docs/architecture.md, "Replication, trust and reduce"). Null: exact.
+ */
+export const toleranceSchema = z
+  .object({
+    abs: toleranceBound().optional().meta({ description: "Numbers agree when |a − b| ≤ abs" }),
+    rel: toleranceBound().optional().meta({ description: "Numbers agree when |a − b| ≤ rel × max(|a|, |b|)" }),
+  })
+  .strict()
+  .refine((t) => t.abs !== undefined || t.rel !== undefined, "give abs, rel or both (null: results must agree exactly)")
+  .meta({ id: "Tolerance" });
+
 /**
  * The options a task is run with, without defaults: a clone takes each of them optionally and
  * copies what is left out, a new task gets the defaults (`newTaskSchema`).
@@ -94,6 +109,9 @@ export const taskOptionsSchema = z.object({
   memoryMb: bounded(TASK_MEMORY_MB).meta({ description: "Each worker's memory budget in MiB: a chunk over it fails as `oom`" }),
   maxAttempts: bounded(TASK_MAX_ATTEMPTS).meta({ description: "Errors and timeouts a chunk may have before it fails" }),
   requires: requiresSchema,
+  tolerance: toleranceSchema.nullable().meta({
+    description: "Replicated tasks: how far numbers in agreeing copies may differ (absolute or relative); null: results must agree exactly",
+  }),
   allowUsers: z.array(z.uuid()).max(MAX_ALLOW_USERS).nullable().meta({ description: "Only these users' volunteers run it; null: everyone's" }),
 });
 
@@ -129,6 +147,7 @@ export const newTaskSchema = z
     memoryMb: options.memoryMb.default(TASK_MEMORY_MB.default),
     maxAttempts: options.maxAttempts.default(TASK_MAX_ATTEMPTS.default),
     requires: options.requires.default({}),
+    tolerance: options.tolerance.default(null),
     allowUsers: options.allowUsers.default(null),
     start: z.boolean().default(false).meta({ description: "Publish it at once (else a draft)" }),
   })
@@ -167,6 +186,7 @@ export const taskSchema = z
     memoryMb: z.number().meta({ description: "Each worker's memory budget (MiB): a chunk over it fails as `oom`" }),
     maxAttempts: z.number(),
     requires: z.object({ webgpu: z.boolean().optional() }),
+    tolerance: z.object({ abs: z.number().optional(), rel: z.number().optional() }).nullable().meta({ description: "how far numbers in agreeing copies may differ; null: exact agreement" }),
     allowUsers: z.array(z.string()).nullable(),
     codeSha256: z.string(),
     wasmSha256: z.string().nullable(),
@@ -197,7 +217,9 @@ export const taskSchema = z
 export const chunkVoteSchema = z
   .object({
     volunteer: z.object({ id: z.string(), name: z.string().nullable().meta({ description: "the name the volunteer chose; never an email" }) }),
-    hashPrefix: z.string().meta({ description: "the first 12 hex digits of the server's sha256 of the result's canonical JSON: equal prefixes, equal results" }),
+    hashPrefix: z
+      .string()
+      .meta({ description: "the first 12 hex digits of the server's sha256 of the result's canonical JSON (with a tolerance, of the copy that leads its side): equal prefixes, agreeing results" }),
     agrees: z.boolean().nullable().meta({ description: "whether this copy matches the accepted result; null while the chunk has none" }),
     at: z.string().meta({ description: "when the copy came back" }),
   })

@@ -87,6 +87,8 @@ export const tasks = pgTable(
     maxAttempts: integer("max_attempts").notNull().default(5),
     maxExpiries: integer("max_expiries").notNull().default(20),
     requires: jsonb("requires").$type<{ webgpu?: boolean }>().notNull().default({}),
+    /** Replicated tasks: how far numbers of agreeing copies may differ; null: exact (docs/architecture.md, "Replication, trust and reduce"). */
+    tolerance: jsonb("tolerance").$type<{ abs?: number; rel?: number } | null>(),
     allowUsers: jsonb("allow_users").$type<string[] | null>(),
     inputKind: text("input_kind").$type<"array" | "range" | "ndjson">().notNull(),
     range: jsonb("range").$type<{ start: number; end: number; step: number; size: number } | null>(),

@@ -39,11 +39,13 @@ describe.each(testBackends())("replication and quorum on %s", (backend) => {
   const honest = (c: LeasedChunk) => Number(c.input) * 2;
   /** `liar` answers wrong three times, each against the same honest answers (one of them trusted, not as an owner's): enough for a ban. */
   const loseThreeTimes = async (liar: Volunteer, honestOnes: Volunteer[]) => {
+    let taskId = "";
     for (let round = 0; round < 3; round++) {
-      await startTask({ inputs: { kind: "array", items: [round] } });
+      taskId = await startTask({ inputs: { kind: "array", items: [round] } });
       await answer(liar, await lease(liar), () => "wrong");
       for (const v of honestOnes) await answer(v, await lease(v), honest);
     }
+    return taskId; // the task the ban came on
   };
   const results = async (taskId: string) => (await finalChunksPage(db(), (await getTaskForResults(db(), taskId))!, -1, 100)).map((c) => (c.status === "done" ? JSON.parse(c.result) : c.error.kind));
 

@@ -4,8 +4,29 @@
 // stored twice (docs/architecture.md, The database). Browser-safe: no Node imports.
 import { ApiError, type Client } from "./client.ts";
 
-/** One upload request's worth of NDJSON: the API takes up to 64 MiB, smaller parts retry cheaply. */
+/** One upload request's worth of NDJSON, in characters: smaller parts retry cheaply. */
 export const uploadPartChars = 4 * 1024 * 1024;
+/**
+ * And in UTF-8 bytes, what the API counts: it takes parts of up to 8 MiB, read whole before
+ * they are stored (docs/architecture.md, "Bounds on what one caller holds"); 4 Mi characters
+ * of CJK text would be 12 MiB.
+ */
+const uploadPartBytes = 4 * 1024 * 1024;
+
+/** The UTF-8 length of `text` (a lone surrogate counts as the 3 bytes of U+FFFD). */
+function utf8Bytes(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) continue;
+    if (code < 0x800) bytes += 1;
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 2; // a pair: 2 units, 4 bytes
+      i++;
+    } else bytes += 2;
+  }
+  return bytes;
+}
 
 /** An upload that stopped: the task keeps the first `stored` inputs (a draft stays a draft). */
 export class InputUploadError extends Error {
@@ -77,24 +98,28 @@ export async function uploadInputParts(client: Pick<Client, "appendInputs" | "ge
 
 /**
  * JSON values (or NDJSON lines, with `lines: true`) grouped into parts of about `maxChars`
- * characters, for `uploadInputParts`.
+ * characters and at most `maxBytes` UTF-8 bytes (but a single longer line), for `uploadInputParts`.
  */
 export async function* inputParts(
   values: Iterable<unknown> | AsyncIterable<unknown>,
-  { maxChars = uploadPartChars, lines = false }: { maxChars?: number; lines?: boolean } = {},
+  { maxChars = uploadPartChars, maxBytes = uploadPartBytes, lines = false }: { maxChars?: number; maxBytes?: number; lines?: boolean } = {},
 ): AsyncGenerator<string[]> {
   let part: string[] = [];
   let size = 0;
+  let bytes = 0;
   for await (const value of values) {
     const line = lines ? String(value) : JSON.stringify(value === undefined ? null : value);
     if (lines && !line.trim()) continue;
-    if (part.length > 0 && size + line.length + 1 > maxChars) {
+    const lineBytes = utf8Bytes(line) + 1;
+    if (part.length > 0 && (size + line.length + 1 > maxChars || bytes + lineBytes > maxBytes)) {
       yield part;
       part = [];
       size = 0;
+      bytes = 0;
     }
     part.push(line);
     size += line.length + 1;
+    bytes += lineBytes;
   }
   if (part.length > 0) yield part;
 }

@@ -4,6 +4,7 @@ import { OpenAPIHono, type RouteConfig, type RouteHandler } from "@hono/zod-open
 import type { Context } from "hono";
 import type { AppEnv } from "../env.ts";
 import { hashApiKey, isApiKey, isWellFormedApiKey } from "./api-keys.ts";
+import type { ProcessBounds } from "./bounds.ts";
 import type { LeaseIds } from "./lease-ids.ts";
 import type { ChangeFeed } from "./live.ts";
 import type { WorkObserver } from "./metrics.ts";
@@ -22,7 +23,7 @@ export interface Deps {
   tickets: StreamTickets;
   /** Wakes live streams when tasks change (LISTEN/NOTIFY where there is one, else polling). */
   changes: ChangeFeed;
-  /** The client's IP address where the runtime knows it, for per-IP abuse limits. */
+  /** The client's IP address where the runtime knows it (through TRUSTED_PROXIES), for per-IP abuse limits. */
   clientIp: (c: AppContext) => string | null;
   /** Tells live streams (any process) that tasks changed; throttled per task. */
   taskChanged: TaskNotifier;
@@ -30,6 +31,8 @@ export interface Deps {
   work: WorkObserver;
   /** Whether volunteer tokens' accounts and minting keys still stand, cached for a few seconds. */
   minters: MinterCache;
+  /** What this process holds for its callers at once: body bytes, open streams, uploads (lib/bounds.ts). */
+  bounds: ProcessBounds;
 }
 
 export type AppBindings = { Variables: { deps: Deps } };

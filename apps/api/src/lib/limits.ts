@@ -3,23 +3,23 @@
 // isolate shares them.
 import { hitRateLimit, refundRateLimit } from "@crowdcompute/db";
 import type { MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import { networkSource } from "./bounds.ts";
 import type { AppBindings, AppContext } from "./context.ts";
 import { assertJsonWithinLimits, maxBodyDepth } from "./json-limits.ts";
-import { type ProblemError, payloadTooLarge, tooManyRequests } from "./problem.ts";
+import { ProblemError, tooManyRequests } from "./problem.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
 /**
- * The largest body each route takes; anything else gets `defaultBodyLimit`. A `streamed`
- * route counts its body itself as it reads it: here only its Content-Length is checked.
- * (hono's bodyLimit wraps a chunked body in a stream of its own, and behind it a 1M-line
- * NDJSON upload left ~60 MB of spent buffers for the GC: peak RSS 201 MB, not 142.)
+ * The largest body each route takes; anything else gets `defaultBodyLimit`. Every body is
+ * read whole, within these and the in-flight bounds, before its route runs (`readBodies`) or
+ * by its route before it touches the database (`readByRoute`, with `readRequestBody`).
  */
-const bodyLimits: { method: string; pattern: RegExp; bytes: number; streamed?: boolean; hint?: string }[] = [
+const bodyLimits: { method: string; pattern: RegExp; bytes: number; hint?: string; readByRoute?: boolean }[] = [
   { method: "POST", pattern: /^\/api\/tasks$/, bytes: 64 * MiB },
-  { method: "POST", pattern: /^\/api\/tasks\/[^/]+\/inputs$/, bytes: 64 * MiB, streamed: true, hint: "send the rest in another request with ?offset=" },
+  // One part of an NDJSON upload (the SDK sends 4 MiB): read whole before its transaction opens.
+  { method: "POST", pattern: /^\/api\/tasks\/[^/]+\/inputs$/, bytes: 8 * MiB, hint: "send the rest in another request with ?offset=", readByRoute: true },
   // up to 256 results of at most 1 MiB each would be 256 MiB: a batch is capped lower.
   { method: "POST", pattern: /^\/api\/work\/results$/, bytes: 32 * MiB },
   // up to 16 checkpoints of at most 256 KiB of JSON text each (3 bytes a character at worst).
@@ -40,28 +40,124 @@ export function bodyTooLarge(c: AppContext): ProblemError {
   const limit = limitOf(c.req.method, c.req.path);
   const bytes = limit?.bytes ?? defaultBodyLimit;
   const hint = limit?.hint ? `; ${limit.hint}` : "";
-  return payloadTooLarge(`the body of ${c.req.method} ${c.req.path} may be at most ${describeBytes(bytes)} (${bytes} bytes)${hint}`);
+  // The connection closes with the answer: the rest of the body is not read.
+  return new ProblemError(413, "Payload too large", `the body of ${c.req.method} ${c.req.path} may be at most ${describeBytes(bytes)} (${bytes} bytes)${hint}`, undefined, { connection: "close" });
+}
+
+/** A 408 for a body that stalled or dragged: its connection is closed with the answer. */
+function bodyTimedOut(detail: string): ProblemError {
+  return new ProblemError(408, "Request timeout", detail, undefined, { connection: "close" });
 }
 
 /**
- * Refuses bodies over the route's limit with a 413 that names it, by Content-Length before
- * reading and by counting while reading (a chunked body cannot slip past).
+ * Reads every request body whole before any route sees it (docs/architecture.md, "Bounds on
+ * what one caller holds"), but those of routes that read their own with `readRequestBody`
+ * (an input upload takes its creator's upload slot first). So no route, and no database
+ * transaction, ever waits on a client's body. The route then reads the bytes from memory.
  */
-export const limitBodies: MiddlewareHandler<AppBindings> = async (c, next) => {
+export const readBodies: MiddlewareHandler<AppBindings> = async (c, next) => {
   if (c.req.method === "GET" || c.req.method === "HEAD") return next();
-  const limit = limitOf(c.req.method, c.req.path);
-  if (limit?.streamed) {
-    if (Number(c.req.header("content-length") ?? 0) > limit.bytes) throw bodyTooLarge(c);
+  if (limitOf(c.req.method, c.req.path)?.readByRoute) {
+    // Refused at once when it says it is too large; read (and counted) by its route.
+    if (Number(c.req.header("content-length") ?? 0) > bodyLimitFor(c.req.method, c.req.path)) throw bodyTooLarge(c);
     return next();
   }
-  const limited = bodyLimit({
-    maxSize: limit?.bytes ?? defaultBodyLimit,
-    onError: () => {
-      throw bodyTooLarge(c);
-    },
-  });
-  return limited(c, next);
+  const release = await readRequestBody(c);
+  try {
+    await next();
+  } finally {
+    release();
+  }
 };
+
+/**
+ * Reads the request's body whole into memory and puts it back as the request's body: over
+ * the route's limit a 413 (by Content-Length before reading, or while counting a chunked
+ * body); its bytes held against the process's in-flight total and its source's share from
+ * the first byte (429 past the share, 503 past the total, both with Retry-After); a body
+ * that sends nothing for `bodyIdleMs`, or is not whole after `bodyTimeoutMs`, is cut with a
+ * 408. Returns the function that gives the bytes back: call it once the response is made.
+ */
+export async function readRequestBody(c: AppContext): Promise<() => void> {
+  const maxBytes = bodyLimitFor(c.req.method, c.req.path);
+  const declared = c.req.header("content-length");
+  const length = declared === undefined ? null : Number(declared);
+  if (length !== null && !(Number.isSafeInteger(length) && length >= 0)) throw new ProblemError(400, "Bad request", "Content-Length is not a byte count");
+  if (length !== null && length > maxBytes) throw bodyTooLarge(c);
+  const raw = c.req.raw;
+  if (!raw.body || length === 0) return () => {};
+  const { bodies, config } = c.var.deps.bounds;
+  const source = networkSource(c);
+  let held = 0;
+  const release = () => {
+    bodies.give(source, held);
+    held = 0;
+  };
+  const take = (bytes: number) => {
+    bodies.take(source, held, bytes);
+    held += bytes;
+  };
+  try {
+    if (length !== null) take(length);
+    const bytes = await readWhole(raw.body, {
+      maxBytes,
+      length,
+      idleMs: config.bodyIdleMs,
+      timeoutMs: config.bodyTimeoutMs,
+      tooLarge: () => bodyTooLarge(c),
+      ...(length === null ? { onBytes: take } : {}),
+    });
+    const headers = new Headers(raw.headers);
+    headers.delete("transfer-encoding");
+    headers.set("content-length", String(bytes.byteLength));
+    c.req.raw = new Request(raw.url, { method: raw.method, headers, body: bytes as Uint8Array<ArrayBuffer> });
+    return release;
+  } catch (error) {
+    release();
+    throw error;
+  }
+}
+
+/** The whole of `body` in one array, within its limits (see `readBodies`). */
+async function readWhole(
+  body: ReadableStream<Uint8Array>,
+  limits: { maxBytes: number; length: number | null; idleMs: number; timeoutMs: number; tooLarge: () => Error; onBytes?: (bytes: number) => void },
+): Promise<Uint8Array> {
+  const reader = body.getReader();
+  const parts: Uint8Array[] = [];
+  let received = 0;
+  const deadline = Date.now() + limits.timeoutMs;
+  try {
+    for (;;) {
+      const wait = Math.min(limits.idleMs, deadline - Date.now());
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), Math.max(0, wait));
+      });
+      const next = await Promise.race([reader.read(), timedOut]).finally(() => clearTimeout(timer));
+      if (next === "timeout") {
+        throw bodyTimedOut(Date.now() >= deadline ? `the body did not arrive whole within ${limits.timeoutMs / 1000} s` : `the body sent nothing for ${limits.idleMs / 1000} s`);
+      }
+      if (next.done) break;
+      const value = next.value;
+      received += value.byteLength;
+      if (received > limits.maxBytes || (limits.length !== null && received > limits.length)) throw limits.tooLarge();
+      limits.onBytes?.(value.byteLength);
+      parts.push(value);
+    }
+  } catch (error) {
+    reader.cancel().catch(() => {});
+    throw error;
+  }
+  if (parts.length === 1) return parts[0]!;
+  const whole = new Uint8Array(received);
+  let at = 0;
+  for (const part of parts) {
+    whole.set(part, at);
+    at += part.byteLength;
+  }
+  return whole;
+}
 
 // As hono's validator tells a JSON body: `application/json`, or any `+json` type.
 const jsonMediaType = /^application\/([\w.-]+\+)?json$/i;
@@ -70,11 +166,10 @@ const jsonMediaType = /^application\/([\w.-]+\+)?json$/i;
  * Refuses a JSON body nested deeper than `maxBodyDepth` with a 422 naming where, before any
  * route sees it. The body is parsed once: hono keeps it for the route's validator. A body that
  * is not JSON is left to the validator, whose 400 says so. Not for /api/work/* (its routes bound
- * what they store themselves) nor for streamed bodies, which must stay unread for their route.
+ * what they store themselves).
  */
 export const limitJsonBodies: MiddlewareHandler<AppBindings> = async (c, next) => {
   if (c.req.method === "GET" || c.req.method === "HEAD" || c.req.path.startsWith("/api/work/")) return next();
-  if (limitOf(c.req.method, c.req.path)?.streamed) return next();
   const mediaType = (c.req.header("content-type") ?? "").split(";")[0]!.trim();
   if (!jsonMediaType.test(mediaType)) return next();
   let body: unknown;

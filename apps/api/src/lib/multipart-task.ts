@@ -18,6 +18,7 @@ export const multipartTaskForm = {
     inputs: { type: "string" as const, format: "binary", description: "a JSON array file: chunk i's input is element i" },
     range: { type: "string" as const, description: "JSON `{start, end, step, size}`, instead of inputs" },
     requires: { type: "string" as const, description: "JSON `{webgpu?}`" },
+    tolerance: { type: "string" as const, description: "JSON `{abs?, rel?}` or `null`: how far numbers of agreeing copies may differ" },
     allowUsers: { type: "string" as const, description: "JSON array of user ids" },
     priority: { type: "integer" as const },
     replication: { type: "integer" as const },
@@ -30,7 +31,7 @@ export const multipartTaskForm = {
 };
 
 /** Fields that hold JSON rather than text. */
-const jsonFields = new Set(["inputs", "range", "requires", "allowUsers"]);
+const jsonFields = new Set(["inputs", "range", "requires", "tolerance", "allowUsers"]);
 const numberFields = new Set(["priority", "replication", "quorum", "timeoutMs", "memoryMb", "maxAttempts"]);
 const booleanFields = new Set(["start"]);
 

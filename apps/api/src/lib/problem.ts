@@ -30,7 +30,6 @@ export const forbidden = (detail: string) => new ProblemError(403, "Forbidden", 
 export const notFound = (what: string) => new ProblemError(404, "Not found", `${what} not found`);
 export const conflict = (detail: string) => new ProblemError(409, "Conflict", detail);
 export const unprocessable = (detail: string, errors?: FieldIssue[]) => new ProblemError(422, "Unprocessable content", detail, errors);
-export const payloadTooLarge = (detail: string) => new ProblemError(413, "Payload too large", detail);
 export const tooManyRequests = (detail: string, retryAfterMs: number) =>
   new ProblemError(429, "Too many requests", detail, undefined, { "retry-after": String(Math.max(1, Math.ceil(retryAfterMs / 1000))) });
 

@@ -3,6 +3,7 @@ import { type Db, queryRows } from "../db.ts";
 import { addToTaskCounters, addToVolunteerCounters, boundedCpu } from "../sql/counters.ts";
 import { resetReduceTrees } from "./reduce.ts";
 import type { ChunkResult } from "./submit.ts";
+import { sidesWithin, type Tolerance, type ToleranceVote } from "./tolerance.ts";
 
 // Trust (docs/architecture.md, "Replication, trust and reduce"): a probationer becomes
 // trusted after this many wins shared with a vouching vote (an admin's volunteer's or an
@@ -92,6 +93,8 @@ export async function recordVotes(db: Db, input: { volunteerId: string; userId: 
       UPDATE chunk_state cs SET copies_out = greatest(cs.copies_out - 1, 0)
       FROM ${itemTable} WHERE x.frees_copy AND cs.task_id = x.task_id AND cs.idx = x.idx AND cs.status = 'voting'`);
 
+    await groupWithinTolerance(tx, itemTable);
+
     // A new statement: it sees every committed vote, and ours. Each chunk keeps its count of
     // counted votes (votes_in), which the lease statement's index of open copies reads.
     const tallies = await queryRows<ChunkTally>(
@@ -154,8 +157,9 @@ export async function recordVotes(db: Db, input: { volunteerId: string; userId: 
               SELECT v.* FROM votes v JOIN w ON v.task_id = w.task_id AND v.idx = w.idx AND v.hash = w.hash AND v.counted
             ), inserted AS (
               INSERT INTO results (task_id, idx, result, volunteer_id, cpu_ms, hash)
+              -- the winning value is the side's first trusted copy (its leader under a tolerance)
               SELECT DISTINCT ON (task_id, idx) task_id, idx, result, volunteer_id, cpu_ms, hash
-              FROM winning_votes ORDER BY task_id, idx, created_at
+              FROM winning_votes ORDER BY task_id, idx, NOT trusted, created_at, volunteer_id
               ON CONFLICT DO NOTHING
               RETURNING task_id, idx, cpu_ms, volunteer_id, hash
             ), credited AS (
@@ -263,6 +267,44 @@ async function penalizeLosers(tx: Db, winners: { task_id: string; idx: number; h
         banned.map((v) => v.id),
       )
     : [];
+}
+
+/**
+ * Tasks with a `tolerance`: the counted votes of the voting chunks touched are put in sides
+ * (tolerance.ts, `sidesWithin`: trusted votes first, then by arrival, each joining the first
+ * side whose leader it agrees with), and each vote carries its side's hash, its leader's own.
+ * The tally and everything after it then group by hash as for exact agreement. Recomputed from
+ * the votes' own results each time, so a trusted copy arriving later leads the side it joins.
+ */
+async function groupWithinTolerance(tx: Db, itemTable: ReturnType<typeof sql>): Promise<void> {
+  const rows = await queryRows<ToleranceVote & { task_id: string; idx: number; hash: string; tolerance: Tolerance }>(
+    tx,
+    sql`SELECT v.task_id, v.idx, v.volunteer_id, v.result, v.trusted, v.hash, t.tolerance,
+               encode(sha256(convert_to(v.result, 'UTF8')), 'hex') AS own_hash
+        FROM (SELECT DISTINCT task_id, idx FROM ${itemTable}) x
+        JOIN tasks t ON t.id = x.task_id AND t.tolerance IS NOT NULL
+        JOIN chunk_state cs ON cs.task_id = x.task_id AND cs.idx = x.idx AND cs.status = 'voting'
+        JOIN votes v ON v.task_id = x.task_id AND v.idx = x.idx AND v.counted
+        ORDER BY v.task_id, v.idx, NOT v.trusted, v.created_at, v.volunteer_id`,
+  );
+  if (rows.length === 0) return;
+  const moved: { task_id: string; idx: number; volunteer_id: string; hash: string }[] = [];
+  for (let start = 0; start < rows.length; ) {
+    let end = start;
+    while (end < rows.length && rows[end]!.task_id === rows[start]!.task_id && rows[end]!.idx === rows[start]!.idx) end++;
+    const chunk = rows.slice(start, end);
+    const sides = sidesWithin(chunk, chunk[0]!.tolerance);
+    for (const vote of chunk) {
+      const hash = sides.get(vote.volunteer_id)!;
+      if (hash !== vote.hash) moved.push({ task_id: vote.task_id, idx: vote.idx, volunteer_id: vote.volunteer_id, hash });
+    }
+    start = end;
+  }
+  if (moved.length === 0) return;
+  await tx.execute(sql`
+    UPDATE votes v SET hash = m.hash
+    FROM json_to_recordset(${JSON.stringify(moved)}::json) AS m(task_id uuid, idx int, volunteer_id uuid, hash text)
+    WHERE v.task_id = m.task_id AND v.idx = m.idx AND v.volunteer_id = m.volunteer_id`);
 }
 
 /**

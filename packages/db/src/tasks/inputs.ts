@@ -24,11 +24,12 @@ export type AppendOutcome =
 
 /**
  * Appends NDJSON inputs to a task: `offset` must equal the current total, so a
- * retried upload never duplicates; the lines are parsed and inserted in batches as they
- * stream in, so a million-line upload holds one batch in memory. It all happens in one
- * transaction: a bad line or a dropped connection leaves the task as it was.
+ * retried upload never duplicates; the lines are inserted in batches, in one transaction: a
+ * bad line leaves the task as it was. The API passes the lines of a part it has read whole
+ * (at most 8 MiB), so the transaction never waits on a client: one held open by a slow upload
+ * would hold a pooled connection, and every follower's horizon, for as long as it liked.
  */
-export async function appendInputs(db: Db, input: { taskId: string; offset: number; lines: AsyncIterable<string>; seal: boolean }): Promise<AppendOutcome> {
+export async function appendInputs(db: Db, input: { taskId: string; offset: number; lines: Iterable<string> | AsyncIterable<string>; seal: boolean }): Promise<AppendOutcome> {
   const outcome = await db
     .transaction(async (tx): Promise<AppendOutcome> => {
       const [task] = await queryRows<{ total: number; sealed: boolean; input_kind: string }>(tx, sql`SELECT total, sealed, input_kind FROM tasks WHERE id = ${input.taskId} FOR UPDATE`);

@@ -19,7 +19,7 @@ export type InputKind = "array" | "range" | "ndjson";
 export type TaskInputs = { kind: "array"; items: unknown[] } | ({ kind: "range" } & RangeSpec) | { kind: "ndjson" };
 
 /** A task to create: the contract's options (packages/contract, `taskOptionsSchema`) with its code and inputs. */
-export type NewTask = Omit<TaskOptions, "memoryMb"> & {
+export type NewTask = Omit<TaskOptions, "memoryMb" | "tolerance"> & {
   ownerId: string;
   code: string;
   codeSha256: string;
@@ -29,6 +29,8 @@ export type NewTask = Omit<TaskOptions, "memoryMb"> & {
   wasm?: { bytes: Uint8Array; sha256: string } | null;
   /** Each worker's memory budget (MiB); the column's default (256) when left out. */
   memoryMb?: number;
+  /** Replicated tasks' tolerance for numbers; exact agreement when null or left out. */
+  tolerance?: TaskOptions["tolerance"];
   inputs: TaskInputs;
   start: boolean;
 };
@@ -67,6 +69,7 @@ export async function createTask(db: Db, input: NewTask): Promise<string> {
       memoryMb: input.memoryMb,
       maxAttempts: input.maxAttempts,
       requires: input.requires,
+      tolerance: input.tolerance ?? null,
       allowUsers: input.allowUsers,
       inputKind: input.inputs.kind,
       range: inputs.kind === "range" ? rangeOf(inputs) : null,
@@ -116,7 +119,7 @@ type TaskRow = Omit<TaskView, Derived> & {
 // counters and the live leases, never by counting chunks.
 const taskViewColumns = sql`
   t.id, t.owner_id AS "ownerId", t.name, t.description, t.status, t.priority, t.replication, t.quorum,
-  t.timeout_ms AS "timeoutMs", t.memory_mb AS "memoryMb", t.max_attempts AS "maxAttempts", t.requires,
+  t.timeout_ms AS "timeoutMs", t.memory_mb AS "memoryMb", t.max_attempts AS "maxAttempts", t.requires, t.tolerance,
   t.allow_users AS "allowUsers", t.code_sha256 AS "codeSha256", t.wasm_sha256 AS "wasmSha256", t.sealed,
   t.input_kind AS "inputKind", t.last_error AS "lastError",
   t.total, t.aggregate, t.created_at, t.finished_at,

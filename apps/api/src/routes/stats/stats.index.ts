@@ -3,6 +3,7 @@ import type { Db } from "@crowdcompute/db";
 import { type LeaderboardEntry, leaderboard, type SiteStats, siteStats } from "@crowdcompute/db/reads";
 import { createRoute, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
+import { releaseWith, takeStreamSlot } from "../../lib/bounds.ts";
 import { createRouter } from "../../lib/context.ts";
 import { sleep } from "../../lib/live.ts";
 import { security } from "../../lib/openapi.ts";
@@ -69,7 +70,9 @@ export const statsRoutes = createRouter()
   .openapi(board, async (c) => c.json({ items: await cachedBoard(c.var.deps.db, c.req.valid("query").limit) }, 200))
   .openapi(statsEvents, (c) => {
     const db = c.var.deps.db;
-    return streamSSE(c, async (stream) => {
+    // Anyone may watch: bounded per network source instead (lib/bounds.ts).
+    const release = takeStreamSlot(c, null);
+    const response = streamSSE(c, async (stream) => {
       const stop = new AbortController();
       stream.onAbort(() => stop.abort());
       let last = "";
@@ -87,5 +90,6 @@ export const statsRoutes = createRouter()
         }
         await sleep(cacheMs, stop.signal);
       }
-    }) as never;
+    });
+    return releaseWith(response, release) as never;
   });

@@ -6,7 +6,8 @@ import { getTaskView } from "@crowdcompute/db";
 import { consoleWindow, type FollowCursor, followCursorNow, followStart, formatFollowCursor, parseFollowCursor, runningChunks } from "@crowdcompute/db/reads";
 import { createRoute, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
-import { authorizeStream, createRouter, creatorRoles } from "../../lib/context.ts";
+import { releaseWith, takeStreamSlot } from "../../lib/bounds.ts";
+import { type AppContext, authorizeStream, createRouter, creatorRoles } from "../../lib/context.ts";
 import { sleep } from "../../lib/live.ts";
 import { problems, security } from "../../lib/openapi.ts";
 import { unprocessable } from "../../lib/problem.ts";
@@ -46,7 +47,7 @@ export const taskEventRoutes = createRouter().openapi(taskEvents, async (c) => {
   const { id } = c.req.valid("param");
   const query = c.req.valid("query");
   const claims = await authorizeStream(c, creatorRoles, query.ticket);
-  const { db, changes } = c.var.deps;
+  const { db } = c.var.deps;
   await requireTaskOwner(c, claims, id);
   let consoleCursor: FollowCursor;
   if (query.consoleAfter !== undefined) {
@@ -54,6 +55,14 @@ export const taskEventRoutes = createRouter().openapi(taskEvents, async (c) => {
     if (!parsed) throw unprocessable("consoleAfter is not a cursor a console event carried", [{ path: "consoleAfter", message: "the cursor of a console event" }]);
     consoleCursor = parsed;
   } else consoleCursor = query.console === "all" ? followStart : await followCursorNow(db);
+  // A place among the creator's open streams until this one ends or its client goes (lib/bounds.ts).
+  const release = takeStreamSlot(c, claims.sub);
+  return releaseWith(streamEvents(c, id, consoleCursor), release) as never;
+});
+
+function streamEvents(c: AppContext, id: string, startCursor: FollowCursor): Response {
+  const { db, changes } = c.var.deps;
+  let consoleCursor = startCursor;
   return streamSSE(c, async (stream) => {
     const stop = new AbortController();
     stream.onAbort(() => stop.abort());
@@ -113,5 +122,5 @@ export const taskEventRoutes = createRouter().openapi(taskEvents, async (c) => {
       await changes.wait(id, stop.signal);
       await sleep(Math.max(0, minEventIntervalMs - (Date.now() - readAt)), stop.signal);
     }
-  }) as never;
-});
+  });
+}

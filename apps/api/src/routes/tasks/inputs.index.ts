@@ -1,28 +1,32 @@
 // `POST /api/tasks/{id}/inputs`: NDJSON inputs in parts, each at the offset the server expects
-// (docs/architecture.md, "The database"). The body is streamed and counted here, against the one
-// body-limit table (lib/limits.ts).
+// (docs/architecture.md, "The database"). A part (at most 8 MiB: lib/limits.ts) is read whole
+// within the in-flight bounds, in one of its creator's few upload slots, and its lines checked
+// before its transaction opens, so no transaction ever waits on a client (docs/architecture.md,
+// "Bounds on what one caller holds").
 
 import { appendInputsResponseSchema } from "@crowdcompute/contract";
 import { appendInputs } from "@crowdcompute/db";
 import { createRoute, z } from "@hono/zod-openapi";
+import { takeUploadSlot } from "../../lib/bounds.ts";
 import { createRouter } from "../../lib/context.ts";
-import { assertNdjsonLineWithinLimits, maxJsonValueChars } from "../../lib/json-limits.ts";
-import { bodyLimitFor, bodyTooLarge } from "../../lib/limits.ts";
-import { ndjsonLines } from "../../lib/ndjson.ts";
+import { assertNdjsonLineWithinLimits } from "../../lib/json-limits.ts";
+import { readRequestBody } from "../../lib/limits.ts";
 import { problems, security } from "../../lib/openapi.ts";
 import { conflict, notFound, unprocessable } from "../../lib/problem.ts";
 import { ownedTask } from "../../lib/task-access.ts";
 import { taskIdParams } from "./tasks.routes.ts";
 
-const maxLineBytes = maxJsonValueChars;
-
-/** Each line bounded in length and depth before Postgres parses it: a 100,000-deep line overflowed its stack (a 500). */
-async function* checkedLines(lines: AsyncIterable<string>): AsyncGenerator<string> {
-  let line = 0;
-  for await (const text of lines) {
-    assertNdjsonLineWithinLimits(text, ++line);
-    yield text;
-  }
+/**
+ * The lines of a part, each bounded in length and depth before Postgres parses it (a
+ * 100,000-deep line overflowed its stack: a 500). A last line without its newline counts.
+ */
+function checkedLines(text: string): string[] {
+  const lines = text.split("\n");
+  if (lines.at(-1) === "") lines.pop();
+  lines.forEach((line, i) => {
+    assertNdjsonLineWithinLimits(line, i + 1);
+  });
+  return lines;
 }
 
 const append = createRoute({
@@ -55,13 +59,22 @@ const append = createRoute({
 export const inputRoutes = createRouter().openapi(append, async (c) => {
   const { id } = c.req.valid("param");
   const { offset, seal } = c.req.valid("query");
-  await ownedTask(c, id);
-  const outcome = await appendInputs(c.var.deps.db, {
-    taskId: id,
-    offset,
-    seal,
-    lines: checkedLines(ndjsonLines(c.req.raw.body as AsyncIterable<Uint8Array> | null, { maxLineBytes, maxBytes: bodyLimitFor(c.req.method, c.req.path), tooLarge: () => bodyTooLarge(c) })),
-  });
+  const { claims } = await ownedTask(c, id);
+  // A place among the creator's uploads from before the first byte is read to the commit.
+  const release = takeUploadSlot(c, claims.sub);
+  let outcome: Awaited<ReturnType<typeof appendInputs>>;
+  try {
+    const giveBack = await readRequestBody(c);
+    try {
+      // In memory now: no wait on the client from here on.
+      const lines = checkedLines(await c.req.text());
+      outcome = await appendInputs(c.var.deps.db, { taskId: id, offset, seal, lines });
+    } finally {
+      giveBack();
+    }
+  } finally {
+    release();
+  }
   if (outcome.ok) {
     c.var.deps.taskChanged([id]);
     return c.json({ total: outcome.total, sealed: outcome.sealed }, 200);

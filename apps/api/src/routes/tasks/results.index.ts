@@ -15,6 +15,7 @@ import {
   type ResultsTask,
 } from "@crowdcompute/db/reads";
 import { createRoute, z } from "@hono/zod-openapi";
+import { releaseWith, takeStreamSlot } from "../../lib/bounds.ts";
 import { type AppContext, createRouter } from "../../lib/context.ts";
 import { followHeader } from "../../lib/follow.ts";
 import { sleep } from "../../lib/live.ts";
@@ -49,13 +50,20 @@ const download = createRoute({
 export const resultRoutes = createRouter().openapi(download, async (c) => {
   const { id } = c.req.valid("param");
   const { format, follow, after, from } = c.req.valid("query");
-  await ownedTask(c, id);
+  const { claims } = await ownedTask(c, id);
   const db = c.var.deps.db;
   const task = await getTaskForResults(db, id);
   if (!task) throw notFound("task");
   if (follow === "true") {
-    const start = after !== undefined ? parseFollowCursor(after)! : from === "now" ? await followCursorNow(db) : undefined;
-    return followResults(c, task, format, start) as never;
+    // A follow holds a place among its creator's open streams until it ends or its client goes (lib/bounds.ts).
+    const release = takeStreamSlot(c, claims.sub);
+    try {
+      const start = after !== undefined ? parseFollowCursor(after)! : from === "now" ? await followCursorNow(db) : undefined;
+      return releaseWith(followResults(c, task, format, start), release) as never;
+    } catch (error) {
+      release();
+      throw error;
+    }
   }
   const stream = textStream(finalChunksDownload(db, task, format), format === "csv" ? `${RESULTS_CSV_HEADER}\r\n` : "");
   const type = format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson; charset=utf-8";

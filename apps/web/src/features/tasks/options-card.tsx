@@ -2,7 +2,7 @@ import { Card, CardTitle } from "../../components/ui/card.tsx";
 import { Field } from "../../components/ui/field.tsx";
 import type { TaskOptionsForm } from "./task-options.ts";
 
-/** Replication, quorum, timeout, memory, attempts, priority, WebGPU and the allow-list. */
+/** Replication, quorum, tolerance, timeout, memory, attempts, priority, WebGPU and the allow-list. */
 export function OptionsCard({
   options,
   setOption,
@@ -25,6 +25,22 @@ export function OptionsCard({
           hint="Copies of each chunk, on distinct volunteers."
         />
         <Field label="Quorum" inputMode="numeric" value={options.quorum} onChange={(e) => setOption("quorum", e.target.value)} error={errors.quorum} hint="Matching copies needed." />
+        <Field
+          label="Tolerance, absolute (optional)"
+          inputMode="decimal"
+          value={options.toleranceAbs}
+          onChange={(e) => setOption("toleranceAbs", e.target.value)}
+          error={errors.toleranceAbs}
+          hint="Copies match when numbers differ by at most this."
+        />
+        <Field
+          label="Tolerance, relative (optional)"
+          inputMode="decimal"
+          value={options.toleranceRel}
+          onChange={(e) => setOption("toleranceRel", e.target.value)}
+          error={errors.toleranceRel}
+          hint="Or by at most this share of the larger. Both empty: exact."
+        />
         <Field label="Timeout per chunk (s)" inputMode="decimal" value={options.timeoutSec} onChange={(e) => setOption("timeoutSec", e.target.value)} error={errors.timeoutMs} />
         <Field
           label="Memory per worker (MiB)"

@@ -33,7 +33,7 @@ export async function publishTask(client: Client, { values, options, cloneOf, in
   const { name, description, code, wasm } = values;
   if (values.mode === "same" && cloneOf) {
     // A clone: the server copies the inputs; the rest is what the form says now.
-    const { replication, quorum, timeoutMs, memoryMb, maxAttempts, priority, requires, allowUsers } = options;
+    const { replication, quorum, timeoutMs, memoryMb, maxAttempts, priority, requires, tolerance, allowUsers } = options;
     const task = await client.cloneTask(cloneOf, {
       name: name.trim(),
       description,
@@ -45,6 +45,7 @@ export async function publishTask(client: Client, { values, options, cloneOf, in
       maxAttempts,
       priority,
       requires,
+      tolerance,
       allowUsers,
       ...(wasm ? { wasm: toBase64(wasm.bytes) } : {}),
     });

@@ -153,6 +153,14 @@ export function DetailsCard({ task }: { task: Task }) {
         <dd>
           {task.replication} (quorum {task.quorum})
         </dd>
+        {task.tolerance ? (
+          <>
+            <dt className="text-slate-500">Tolerance</dt>
+            <dd data-testid="task-tolerance">
+              {[task.tolerance.abs !== undefined ? `±${task.tolerance.abs}` : null, task.tolerance.rel !== undefined ? `±${task.tolerance.rel} relative` : null].filter(Boolean).join(" or ")}
+            </dd>
+          </>
+        ) : null}
         <dt className="text-slate-500">Timeout</dt>
         <dd>
           {formatDuration(task.timeoutMs)} per chunk, {task.maxAttempts} {task.maxAttempts === 1 ? "attempt" : "attempts"}

@@ -44,14 +44,27 @@ describe("task inputs as the form reads them", () => {
 describe("task options as the form reads them", () => {
   it("turns the defaults into the API's options", () => {
     const out: Record<string, string> = {};
-    expect(parseOptions(defaultOptions, out)).toEqual({ replication: 1, quorum: 1, timeoutMs: 60_000, memoryMb: 256, maxAttempts: 5, priority: 0, requires: { webgpu: false }, allowUsers: null });
+    expect(parseOptions(defaultOptions, out)).toEqual({
+      replication: 1,
+      quorum: 1,
+      timeoutMs: 60_000,
+      memoryMb: 256,
+      maxAttempts: 5,
+      priority: 0,
+      requires: { webgpu: false },
+      tolerance: null,
+      allowUsers: null,
+    });
     expect(out).toEqual({});
   });
 
   it("gives a message per bad field, with the server's bounds", () => {
     const out: Record<string, string> = {};
     const allowed = "01a21703-6975-77d9-af11-950bea5939d8";
-    const parsed = parseOptions({ replication: "2", quorum: "3", timeoutSec: "0", memoryMb: "8", maxAttempts: "1.5", priority: "2000", webgpu: true, allowUsers: `${allowed}, bob` }, out);
+    const parsed = parseOptions(
+      { replication: "2", quorum: "3", timeoutSec: "0", memoryMb: "8", maxAttempts: "1.5", priority: "2000", webgpu: true, allowUsers: `${allowed}, bob`, toleranceAbs: "-1", toleranceRel: "x" },
+      out,
+    );
     expect(out).toEqual({
       quorum: "Quorum can be at most the replication.",
       timeoutMs: "Between 0.1 and 3600 seconds.",
@@ -59,7 +72,16 @@ describe("task options as the form reads them", () => {
       maxAttempts: "Enter a whole number.",
       priority: "Between -1000 and 1000.",
       allowUsers: '"bob" is not a user id.',
+      toleranceAbs: "Enter a number of 0 or more, or leave it empty.",
+      toleranceRel: "Enter a number of 0 or more, or leave it empty.",
     });
     expect(parsed.requires).toEqual({ webgpu: true });
+  });
+
+  it("sends a tolerance only when one of its bounds is given", () => {
+    const out: Record<string, string> = {};
+    expect(parseOptions({ ...defaultOptions, toleranceRel: " 1e-9 " }, out).tolerance).toEqual({ rel: 1e-9 });
+    expect(parseOptions({ ...defaultOptions, toleranceAbs: "0.5", toleranceRel: "0" }, out).tolerance).toEqual({ abs: 0.5, rel: 0 });
+    expect(out).toEqual({});
   });
 });

@@ -10,6 +10,9 @@ export interface TaskOptionsForm {
   priority: string;
   webgpu: boolean;
   allowUsers: string;
+  /** Replicated tasks: how far numbers of agreeing copies may differ; both empty: exact. */
+  toleranceAbs: string;
+  toleranceRel: string;
 }
 
 export const defaultOptions: TaskOptionsForm = {
@@ -21,6 +24,8 @@ export const defaultOptions: TaskOptionsForm = {
   priority: String(TASK_PRIORITY.default),
   webgpu: false,
   allowUsers: "",
+  toleranceAbs: "",
+  toleranceRel: "",
 };
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -46,5 +51,24 @@ export function parseOptions(options: TaskOptionsForm, out: Record<string, strin
   const bad = allow.find((id) => !uuidPattern.test(id));
   if (bad) out.allowUsers = `"${bad}" is not a user id.`;
   else if (allow.length > MAX_ALLOW_USERS) out.allowUsers = `At most ${MAX_ALLOW_USERS} users.`;
-  return { replication, quorum, timeoutMs: Math.round(timeoutSec * 1000), memoryMb, maxAttempts, priority, requires: { webgpu: options.webgpu }, allowUsers: allow.length > 0 ? allow : null };
+  const bound = (key: string, text: string) => {
+    if (!text.trim()) return undefined;
+    const n = Number(text.trim());
+    if (!Number.isFinite(n) || n < 0) out[key] = "Enter a number of 0 or more, or leave it empty.";
+    return n;
+  };
+  const abs = bound("toleranceAbs", options.toleranceAbs);
+  const rel = bound("toleranceRel", options.toleranceRel);
+  const tolerance = abs === undefined && rel === undefined ? null : { ...(abs !== undefined ? { abs } : {}), ...(rel !== undefined ? { rel } : {}) };
+  return {
+    replication,
+    quorum,
+    timeoutMs: Math.round(timeoutSec * 1000),
+    memoryMb,
+    maxAttempts,
+    priority,
+    requires: { webgpu: options.webgpu },
+    tolerance,
+    allowUsers: allow.length > 0 ? allow : null,
+  };
 }

@@ -78,6 +78,8 @@ export function useTaskForm(client: Client, cloneOf: string | null) {
             priority: String(task.priority),
             webgpu: Boolean(task.requires.webgpu),
             allowUsers: task.allowUsers?.join(", ") ?? "",
+            toleranceAbs: task.tolerance?.abs !== undefined ? String(task.tolerance.abs) : "",
+            toleranceRel: task.tolerance?.rel !== undefined ? String(task.tolerance.rel) : "",
           },
         }));
       } catch (error) {
