@@ -1,15 +1,30 @@
 // The examples in examples/ stay runnable: each is dry-run through the real sandbox and its
-// output checked against a computation done here.
-import { execFileSync } from "node:child_process";
+// output checked against a computation done here, and the scripts the READMEs pipe results into
+// run on the shell's own `node` (Node 20 here), as the READMEs write them.
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseJsonLines, repoRoot, runCli } from "./helpers.ts";
+import { parseJsonLines, repoRoot, runCli, userShellEnv } from "./helpers.ts";
 
 const examples = join(repoRoot, "examples");
 
 describe("examples", () => {
+  it("every `node FILE` the READMEs show starts on the shell's own node; scripts that need the project's Node are run with `npx --no node`", () => {
+    const scripts = new Set<string>();
+    for (const readme of ["README.md", "examples/README.md"]) {
+      const text = readFileSync(join(repoRoot, readme), "utf8");
+      for (const match of text.matchAll(/(npx --no )?\bnode (examples\/\S+?\.js)\b/g)) if (!match[1]) scripts.add(match[2]!);
+    }
+    expect([...scripts].sort()).toEqual(["examples/hash-search/verify.js", "examples/mandelbrot/assemble.js", "examples/webgpu-pi/verify.js"]);
+    for (const script of scripts) {
+      // No input: each script stops with its own complaint, or prints nothing found; what it must not do is fail to load.
+      const run = spawnSync("sh", ["-c", `node ${script} < /dev/null`], { cwd: repoRoot, env: userShellEnv(), encoding: "utf8" });
+      expect({ script, stderr: run.stderr }).not.toMatchObject({ stderr: expect.stringMatching(/ERR_UNKNOWN_FILE_EXTENSION|ERR_MODULE_NOT_FOUND|SyntaxError|ERR_REQUIRE_ESM/) });
+    }
+  });
+
   it("hash-search bundles @noble/hashes and finds exactly the nonces Node's sha256 finds", async () => {
     const result = await runCli(["run", join(examples, "hash-search/work.js"), "--range", "0:10000000:1:100000", "--limit", "2"]);
     expect(result.code).toBe(0);
@@ -27,7 +42,7 @@ describe("examples", () => {
       expect(line.result).toEqual({ hashed: 100_000, hits });
     }
     // The example's own checker agrees (it is what the README pipes results into).
-    const verified = execFileSync(process.execPath, [join(examples, "hash-search/verify.js")], { input: result.stdout, encoding: "utf8" });
+    const verified = execFileSync("node", [join(examples, "hash-search/verify.js")], { input: result.stdout, encoding: "utf8", env: userShellEnv() });
     expect(verified).toMatch(/^2 chunks checked, \d+ hits, 0 wrong$/m);
     // As `crowdcompute results` gives them: the server keeps canonical JSON, keys sorted.
     const sortKeys = (value: unknown): unknown =>
@@ -42,7 +57,7 @@ describe("examples", () => {
           : value;
     const canonical = lines.map((line) => JSON.stringify(sortKeys(line))).join("\n");
     expect(canonical).toContain('{"hash":');
-    const fromServer = execFileSync(process.execPath, [join(examples, "hash-search/verify.js")], { input: canonical, encoding: "utf8" });
+    const fromServer = execFileSync("node", [join(examples, "hash-search/verify.js")], { input: canonical, encoding: "utf8", env: userShellEnv() });
     expect(fromServer).toMatch(/^2 chunks checked, \d+ hits, 0 wrong$/m);
   });
 
@@ -68,7 +83,7 @@ describe("examples", () => {
       expect(line.result).toEqual(expected);
     }
     // The assembler makes a binary PGM of the rows it was given: here 320 × 4.
-    const image = execFileSync(process.execPath, [join(examples, "mandelbrot/assemble.js")], { input: result.stdout });
+    const image = execFileSync("node", [join(examples, "mandelbrot/assemble.js")], { input: result.stdout, env: userShellEnv() });
     const header = "P5\n320 4\n255\n";
     expect(image.subarray(0, header.length).toString()).toBe(header);
     expect(image.length).toBe(header.length + 320 * 4);
@@ -103,7 +118,7 @@ describe("examples", () => {
     expect(result.code).toBe(0);
     const lines = parseJsonLines(result.stdout) as { result: { samples: number; inside: number } }[];
     expect(lines.map((line) => line.result.samples)).toEqual([500_000, 500_000, 500_000, 500_000]);
-    const verified = execFileSync(process.execPath, [join(dir, "verify.js")], { input: result.stdout, encoding: "utf8" });
+    const verified = execFileSync("node", [join(dir, "verify.js")], { input: result.stdout, encoding: "utf8", env: userShellEnv() });
     expect(verified).toMatch(/^2000000 samples, π ≈ 3\.14\d+, 0 chunks wrong$/m);
   });
 

@@ -116,6 +116,19 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): Chil
   return spawn(process.execPath, [bin, ...args], { cwd: repoRoot, env: childEnv, stdio: ["pipe", "pipe", "pipe"] });
 }
 
+/**
+ * The environment of a user's own shell: PATH without the `node_modules/.bin` directories npm
+ * and npx put first (where the project's Node 24 is), so `node` is whatever the machine has
+ * (here Node 20), as for a command typed from the README.
+ */
+export function userShellEnv(extra: Record<string, string> = {}): Record<string, string | undefined> {
+  const path = (process.env.PATH ?? "")
+    .split(":")
+    .filter((dir) => dir && !dir.includes("node_modules"))
+    .join(":");
+  return { ...process.env, PATH: path, NO_COLOR: "1", ...extra };
+}
+
 /** True while `pid` is a live process (a zombie counts as gone). */
 export function alive(pid: number): boolean {
   try {

@@ -302,6 +302,55 @@ describe.each(testBackends())("replication and quorum on %s", (backend) => {
     expect((await getTaskView(db(), reduced))!).toMatchObject({ status: "done", counts: { done: 2 }, aggregate: { state: "done", value: { sum: [14, 16] } } });
   });
 
+  describe("within a tolerance", () => {
+    // A float kernel whose honest results differ in the last bits from one machine to another.
+    const kernel = (wobble: number) => (c: LeasedChunk) => ({ n: Number(c.input), sum: Number(c.input) * 0.1 * (1 + wobble) });
+    const exact = kernel(0);
+
+    it("finishes with copies that differ in the last bits; the first trusted copy's value wins", async () => {
+      const taskId = await startTask({ inputs: { kind: "array", items: [1, 2, 3] }, tolerance: { rel: 1e-9 } });
+      const [early, trusted] = [await volunteer(), await trustedVolunteer()];
+      await answer(early, await lease(early), kernel(3e-16));
+      expect((await answer(trusted, await lease(trusted), exact)).inserted).toBe(3);
+      expect(await results(taskId)).toEqual([1, 2, 3].map((n) => ({ n, sum: n * 0.1 })));
+      expect((await getTaskView(db(), taskId))!).toMatchObject({ status: "done", tolerance: { rel: 1e-9 } });
+      // Both copies agreed: both earn credit, and the early one a vouched win.
+      const [row] = await figures([early]);
+      expect(row).toMatchObject({ wins: 3, vouched_wins: 3 });
+    });
+
+    it("lets a copy outside the tolerance lose, and one within it win with the trusted copy", async () => {
+      const taskId = await startTask({ inputs: { kind: "array", items: [5] }, tolerance: { abs: 1e-6, rel: 1e-9 } });
+      const [far, trusted, near] = [await volunteer(), await trustedVolunteer(), await volunteer()];
+      await answer(far, await lease(far), kernel(1e-4));
+      await answer(trusted, await lease(trusted), exact);
+      expect(await results(taskId)).toEqual([]);
+      await answer(near, await lease(near), kernel(1e-8)); // 5e-9 off: within abs
+      expect(await results(taskId)).toEqual([{ n: 5, sum: 0.5 }]);
+      const [losses] = await queryRows<{ losses: number }>(db(), sql`SELECT losses FROM volunteers WHERE id = ${far.id}`);
+      expect(losses!.losses).toBe(1);
+    });
+
+    it("keeps a shape or null that differs a disagreement, whatever the tolerance", async () => {
+      const taskId = await startTask({ inputs: { kind: "array", items: [1, 2] }, tolerance: { abs: 1e9 } });
+      const [odd, trusted] = [await volunteer(), await trustedVolunteer()];
+      await answer(odd, await lease(odd), (c) => (c.index === 0 ? { n: 1, sum: null } : { n: 2, sum: 0.2, extra: true }));
+      await answer(trusted, await lease(trusted), exact);
+      expect(await results(taskId)).toEqual([]);
+      const [row] = await queryRows<{ n: number }>(db(), sql`SELECT count(DISTINCT hash)::int AS n FROM votes WHERE task_id = ${taskId} AND idx = 0`);
+      expect(row!.n).toBe(2);
+    });
+
+    it("agrees exactly without the option, as before", async () => {
+      const taskId = await startTask({ inputs: { kind: "array", items: [1] } });
+      const [early, trusted] = [await volunteer(), await trustedVolunteer()];
+      await answer(early, await lease(early), kernel(3e-16));
+      await answer(trusted, await lease(trusted), exact);
+      expect(await results(taskId)).toEqual([]);
+      expect((await getTaskView(db(), taskId))!).toMatchObject({ status: "running", tolerance: null });
+    });
+  });
+
   it("settles every chunk once when copies arrive at the same moment", async () => {
     const total = 40;
     const taskId = await startTask({ inputs: { kind: "array", items: Array.from({ length: total }, (_, i) => i) }, replication: 3, quorum: 2 });
