@@ -2,6 +2,7 @@
 import { availableParallelism } from "node:os";
 import { type ChunkStatus, type Client, createClient, type LifecycleAction } from "@crowdcompute/sdk";
 import { Command, CommanderError, Option } from "commander";
+import manifest from "../package.json" with { type: "json" };
 import type { KeysAuth } from "./commands/keys.ts";
 import type { CloneOptions } from "./commands/maintenance.ts";
 import { type CliEnv, readCliEnv, resolveServer, resolveToken } from "./config.ts";
@@ -20,6 +21,7 @@ function buildProgram(env: CliEnv, setExitCode: (code: number) => void): Command
 
   const program = new Command("crowdcompute")
     .description("Lend this machine's browsers to a CrowdCompute server, or run tasks on one.")
+    .version(manifest.version, "-V, --version", "print the version")
     .showHelpAfterError("(add --help for usage)")
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(paint("red", text, process.stderr)) })

@@ -12,7 +12,11 @@ export interface LocalOrigins {
   close(): Promise<void>;
 }
 
+/** The page prebuilt by the published package's build (apps/cli/scripts/build-dist.ts); undefined from source. */
+declare const CROWDCOMPUTE_LOCAL_RUN_PAGE: string | undefined;
+
 async function bundlePage(): Promise<string> {
+  if (typeof CROWDCOMPUTE_LOCAL_RUN_PAGE === "string") return CROWDCOMPUTE_LOCAL_RUN_PAGE;
   const result = await build({
     entryPoints: [fileURLToPath(new URL("./page.ts", import.meta.url))],
     bundle: true,
