@@ -1,6 +1,6 @@
 // Where the CLI finds its server and credentials: flags, then the environment, then the
 // config file written by `crowdcompute login`.
-import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { UsageError } from "./errors.ts";
@@ -63,12 +63,56 @@ export async function readConfig(path: string): Promise<ConfigFile> {
   }
 }
 
-/** Writes the file readable by its owner only (0600), in a 0700 directory: it holds credentials. */
+/**
+ * Writes the file readable by its owner only (0600), in a 0700 directory: it holds credentials.
+ * Written beside and renamed over, so a `volunteer` starting at the same moment (several do, in
+ * tests and benches) reads the old file or the new one, never half of one.
+ */
 export async function writeConfig(path: string, config: ConfigFile): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  await writeFile(path, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
-  // `mode` applies only when the file is created; an older file keeps its bits otherwise.
-  await chmod(path, 0o600);
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  // `mode` applies only when the file is created; one left by a killed writer keeps its bits otherwise.
+  await chmod(temporary, 0o600);
+  await rename(temporary, path);
+}
+
+/** True while `pid` runs (EPERM: it runs as another user). */
+export function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Reads, changes and writes the config file as one step among processes: a lock file beside it
+ * (made exclusively, naming its holder's pid) keeps two `volunteer` runs starting together from
+ * each writing back what it read before the other wrote. A lock whose holder is gone is taken
+ * over, and one still held after 5 s is too (a stale pid reused), so nothing waits for ever.
+ */
+export async function updateConfig(path: string, change: (config: ConfigFile) => ConfigFile | Promise<ConfigFile>): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const lock = `${path}.lock`;
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    try {
+      await writeFile(lock, String(process.pid), { flag: "wx", mode: 0o600 });
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const holder = Number((await readFile(lock, "utf8").catch(() => "")).trim());
+      if (Date.now() > deadline || (Number.isInteger(holder) && holder > 0 && !processRuns(holder))) await rm(lock, { force: true });
+      else await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+  try {
+    await writeConfig(path, await change(await readConfig(path)));
+  } finally {
+    await rm(lock, { force: true });
+  }
 }
 
 export async function deleteConfigEntry(path: string, server: string): Promise<boolean> {

@@ -9,7 +9,7 @@ import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ApiError, type Client, createClient } from "@crowdcompute/sdk";
-import { type CliEnv, type ConfigFile, readConfig, type StoredVolunteer, writeConfig } from "./config.ts";
+import { type CliEnv, type ConfigFile, processRuns, readConfig, type StoredVolunteer, updateConfig } from "./config.ts";
 import { describeError, ProblemError, UsageError } from "./errors.ts";
 
 export interface VolunteerIdentity extends StoredVolunteer {
@@ -62,16 +62,6 @@ export async function volunteerIdentities(
   }
 }
 
-/** True while `pid` runs (EPERM: it runs as another user). */
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /**
  * The `count` lowest slots no running process holds: a slot is held by a file naming the
  * holder's pid (beside the config file), made exclusively, removed when this process exits;
@@ -91,7 +81,7 @@ async function claimSlots(env: CliEnv, server: string, count: number): Promise<n
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
         const holder = Number((await readFile(path, "utf8").catch(() => "")).trim());
-        if (Number.isInteger(holder) && holder > 0 && running(holder)) return false;
+        if (Number.isInteger(holder) && holder > 0 && processRuns(holder)) return false;
         await rm(path, { force: true });
       }
     }
@@ -125,14 +115,15 @@ async function resolve(env: CliEnv, server: string, slots: number[], name: strin
     identities.push(await resolveSlot(anonymous, creator, stored[slot] ?? undefined, wanted ?? defaultVolunteerName(email, slot), wanted !== undefined, account));
   }
   // Only this process's slots are written: another process may hold (and write) the others.
-  const fresh = await readConfig(env.configFile);
-  const kept = [...(fresh.volunteers?.[server] ?? [])];
-  for (const [i, slot] of slots.entries()) {
-    while (kept.length < slot) kept.push(null);
-    const identity = identities[i]!;
-    kept[slot] = { id: identity.id, token: identity.token, name: identity.name };
-  }
-  await writeConfig(env.configFile, { ...fresh, volunteers: { ...fresh.volunteers, [server]: kept } });
+  await updateConfig(env.configFile, (fresh) => {
+    const kept = [...(fresh.volunteers?.[server] ?? [])];
+    for (const [i, slot] of slots.entries()) {
+      while (kept.length < slot) kept.push(null);
+      const identity = identities[i]!;
+      kept[slot] = { id: identity.id, token: identity.token, name: identity.name };
+    }
+    return { ...fresh, volunteers: { ...fresh.volunteers, [server]: kept } };
+  });
   return identities;
 }
 

@@ -164,4 +164,33 @@ describe("crowdcompute volunteer keeps one identity", () => {
     for (const run of [c, d]) run.child.kill("SIGTERM");
     expect([await c.exited, await d.exited]).toEqual([0, 0]);
   });
+
+  it("three volunteer processes started at the same moment get three slots, and all three are kept", async () => {
+    const home = tempDir("home4");
+    const env = { XDG_CONFIG_HOME: join(home, "config"), HOME: home, CROWDCOMPUTE_SERVER: server.url };
+    const runs = [0, 1, 2].map(() => {
+      const child = spawnCli(["volunteer", "--json", "--threads", "1"], env);
+      children.push(child);
+      let stdout = "";
+      let stderr = "";
+      child.stdout!.on("data", (data) => (stdout += String(data)));
+      child.stderr!.on("data", (data) => (stderr += String(data)));
+      const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+      const events = () =>
+        stdout
+          .split("\n")
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as IdentityEvent | { event: string; profile?: string });
+      return { child, exited, events, stderr: () => stderr };
+    });
+    const identities = await Promise.all(
+      runs.map((run) => until(`an identity event (stderr: ${run.stderr()})`, () => run.events().find((event): event is IdentityEvent => event.event === "identity"))),
+    );
+    for (const run of runs) run.child.kill("SIGTERM");
+    expect(await Promise.all(runs.map((run) => run.exited))).toEqual([0, 0, 0]);
+    expect(identities.map((identity) => identity.name).sort()).toEqual([hostname(), `${hostname()} (2)`, `${hostname()} (3)`]);
+    expect(new Set(identities.map((identity) => identity.volunteerId)).size).toBe(3);
+    const kept = readConfigFile(env).volunteers![server.url]!;
+    expect(kept.map((volunteer) => volunteer?.id).sort()).toEqual(identities.map((identity) => identity.volunteerId).sort());
+  });
 });
