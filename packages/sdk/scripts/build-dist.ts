@@ -28,7 +28,7 @@ await build({
   splitting: true,
   format: "esm",
   platform: "node",
-  target: "node22",
+  target: "node20",
   external: ["esbuild"],
   chunkNames: "shared/[name]-[hash]",
   logLevel: "warning",
@@ -51,6 +51,7 @@ writeFileSync(
       outDir: "dist/types",
     },
     include: ["src", "../contract/src"],
+    exclude: ["src/**/*.test.ts", "../contract/src/**/*.test.ts"],
   }),
 );
 try {
@@ -78,7 +79,8 @@ const published = {
   description: source.description,
   license: source.license,
   type: "module",
-  engines: source.engines,
+  // Node 20 or newer: the workspace itself runs on 22+, but nothing the built SDK uses needs it.
+  engines: { node: ">=20" },
   keywords: source.keywords,
   sideEffects: false,
   exports: {
@@ -91,6 +93,7 @@ const published = {
 };
 writeFileSync(join(dist, "package.json"), `${JSON.stringify(published, null, 2)}\n`);
 if (existsSync(join(root, "README.md"))) cpSync(join(root, "README.md"), join(dist, "README.md"));
+cpSync(join(root, "../../LICENSE"), join(dist, "LICENSE"));
 console.log(`built ${relative(process.cwd(), dist)}: publish with \`npm publish ${relative(process.cwd(), dist)}\``);
 
 function walk(dir: string): string[] {

@@ -22,7 +22,7 @@ describe("the publishable SDK", () => {
     execFileSync(process.execPath, ["scripts/build-dist.ts"], { cwd: root, stdio: "pipe" });
     const dist = join(root, "dist");
     const manifest = JSON.parse(readFileSync(join(dist, "package.json"), "utf8"));
-    expect(manifest).toMatchObject({ name: "@crowdcompute/sdk", type: "module", license: expect.any(String), engines: { node: ">=22" } });
+    expect(manifest).toMatchObject({ name: "@crowdcompute/sdk", type: "module", license: expect.any(String), engines: { node: ">=20" } });
     expect(manifest.private).toBeUndefined();
     expect(Object.keys(manifest.dependencies).sort()).toEqual(["esbuild", "zod"]);
     // The browser entry and what it imports never load esbuild or Node's modules.
