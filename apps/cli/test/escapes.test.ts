@@ -216,5 +216,7 @@ describe("text others wrote, printed by the CLI and given by the SDK", () => {
     expect(await exited).toBe(0);
     expectClean("volunteer --show-console", { stdout, stderr });
     expect(stdout).toContain(`[chunk 0 of task ${task.id}] ${shown}\n    next line`);
+    // Who it computed as, in the plain output: this machine's volunteer, made for the signed-in account.
+    expect(stderr).toMatch(/^computing as ".+" \(new volunteer \S+, for escapes@example\.com\)$/m);
   });
 });
