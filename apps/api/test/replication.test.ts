@@ -46,6 +46,9 @@ describe.each(testBackends())("replicated tasks through the API on %s", (backend
       .split("\n")
       .map((l) => JSON.parse(l));
     expect(lines).toEqual([{ index: 0, input: 1, status: "done", result: { a: 1, b: [true, null] } }]);
+    // What verification cost: three copies for one chunk, which agreed.
+    const { verification } = (await t.call("GET", `/api/tasks/${task.id}`, { token: creator })).json.task;
+    expect(verification).toEqual({ copiesReceived: 3, chunksReplicated: 1, disagreements: 0, volunteersBanned: 0 });
     // Every copy on the winning side earns credit, bounded by the cpuMs it claimed.
     let credit = 0;
     for (const token of tokens) {

@@ -298,6 +298,10 @@ describe("creator commands", () => {
     }
     expect(await taskCount()).toBe(before);
 
+    // A replicated task's status says what verifying it costs (nothing yet).
+    const shown = await runCli(["status", task.id], { env });
+    expect(shown.stdout).toMatch(/^verified: +0 copies received, 0 chunks replicated, 0 disagreements, 0 volunteers banned$/m);
+
     const deleted = await runCli(["delete", task.id], { env });
     expect(deleted).toMatchObject({ code: 0, stdout: `task ${task.id} deleted, with its inputs and results\n` });
     const gone = await runCli(["status", task.id], { env });

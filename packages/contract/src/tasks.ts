@@ -203,6 +203,14 @@ export const taskSchema = z
     }),
     volunteers: count().meta({ description: "volunteers holding a lease on the task now" }),
     cpuMs: z.number(),
+    verification: z
+      .object({
+        copiesReceived: count().meta({ description: "copies of chunks that came back as votes, the first copy of each included (copiesReceived ÷ done: the overhead)" }),
+        chunksReplicated: count().meta({ description: "chunks that went to a vote for more than one copy" }),
+        disagreements: count().meta({ description: "chunks decided, or failed as no-quorum, with copies that disagreed" }),
+        volunteersBanned: count().meta({ description: "volunteers banned for results that lost on this task" }),
+      })
+      .meta({ description: 'What verifying a replicated task cost (docs/architecture.md, "Replication, trust and reduce"); all 0 for a task of one copy a chunk' }),
     chunksPerSec: z.number().meta({ description: "results over the last 60 s (or the task's life, when shorter), per second" }),
     lastError: z.object({ index: z.number().int(), kind: z.string(), message: z.string() }).nullable(),
     aggregate: z

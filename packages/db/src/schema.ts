@@ -310,6 +310,14 @@ export const taskCounters = pgTable(
     cpuMs: bigint("cpu_ms", { mode: "number" }).notNull().default(0),
     /** Credit granted for results that won their quorum, in ms. */
     credit: bigint("credit", { mode: "number" }).notNull().default(0),
+    /** Replicated tasks' verification figures (docs/architecture.md, "Replication, trust and reduce"): every copy received, the first included; */
+    copies: integer("copies").notNull().default(0),
+    /** chunks that went to a vote (a copy beyond the first was asked for); */
+    replicated: integer("replicated").notNull().default(0),
+    /** chunks decided or failed with copies that disagreed; */
+    disagreements: integer("disagreements").notNull().default(0),
+    /** volunteers banned for losing on this task. */
+    banned: integer("banned").notNull().default(0),
   },
   (t) => [primaryKey({ columns: [t.taskId, t.shard] })],
 );

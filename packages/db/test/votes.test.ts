@@ -113,6 +113,8 @@ describe.each(testBackends())("replication and quorum on %s", (backend) => {
     expect(view!.status).toBe("done");
     expect(view!.counts).toMatchObject({ done: 1, failed: 1 });
     expect(view!.lastError).toMatchObject({ index: 1, kind: "no-quorum" });
+    // Seven copies came back for two chunks, both replicated, both with copies that disagreed.
+    expect(view!.verification).toEqual({ copiesReceived: 7, chunksReplicated: 2, disagreements: 2, volunteersBanned: 0 });
   });
 
   it("gives no user two copies, and frees the copy of a volunteer that vanished", async () => {
@@ -238,7 +240,8 @@ describe.each(testBackends())("replication and quorum on %s", (backend) => {
     expect(await results(fooled)).toEqual([14]);
 
     // It then loses three times against a trusted volunteer and an honest one.
-    await loseThreeTimes(liar, [honestOne, guard]);
+    const lastRound = await loseThreeTimes(liar, [honestOne, guard]);
+    expect((await getTaskView(db(), lastRound))!.verification).toEqual({ copiesReceived: 3, chunksReplicated: 1, disagreements: 1, volunteersBanned: 1 });
     const [row] = await queryRows<{ banned: boolean; losses: number }>(db(), sql`SELECT banned, losses FROM volunteers WHERE id = ${liar.id}`);
     expect(row).toEqual({ banned: true, losses: 3 });
 
@@ -312,6 +315,8 @@ describe.each(testBackends())("replication and quorum on %s", (backend) => {
       const [early, trusted] = [await volunteer(), await trustedVolunteer()];
       await answer(early, await lease(early), kernel(3e-16));
       expect((await answer(trusted, await lease(trusted), exact)).inserted).toBe(3);
+      // Agreeing within the tolerance is no disagreement.
+      expect((await getTaskView(db(), taskId))!.verification).toEqual({ copiesReceived: 6, chunksReplicated: 3, disagreements: 0, volunteersBanned: 0 });
       expect(await results(taskId)).toEqual([1, 2, 3].map((n) => ({ n, sum: n * 0.1 })));
       expect((await getTaskView(db(), taskId))!).toMatchObject({ status: "done", tolerance: { rel: 1e-9 } });
       // Both copies agreed: both earn credit, and the early one a vouched win.

@@ -44,6 +44,15 @@ function printTask(task: Task): void {
     ["cpu", formatDuration(task.cpuMs)],
     ["created", task.createdAt],
   ];
+  if (task.replication > 1) {
+    // What verification costs (docs/architecture.md, "Replication, trust and reduce"): copies per chunk done is the overhead.
+    const v = task.verification;
+    const overhead = done === 0 ? "" : ` (${(v.copiesReceived / done).toFixed(2)} a chunk done)`;
+    lines.push([
+      "verified",
+      `${formatCount(v.copiesReceived)} copies received${overhead}, ${formatCount(v.chunksReplicated)} chunks replicated, ${formatCount(v.disagreements)} disagreements, ${formatCount(v.volunteersBanned)} volunteers banned`,
+    ]);
+  }
   if (task.finishedAt) lines.push(["finished", task.finishedAt]);
   if (task.lastError) lines.push(["last error", paint("red", describeChunkError(task.lastError))]);
   if (task.aggregate.state !== "none" && task.aggregate.state !== "pending") lines.push(["aggregate", jsonLine(task.aggregate)]);

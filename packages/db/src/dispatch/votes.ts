@@ -60,15 +60,20 @@ export async function recordVotes(db: Db, input: { volunteerId: string; userId: 
   const itemTable = sql`json_to_recordset(${itemsJson}::json) AS x(lease_id bigint, task_id uuid, idx int, result text, cpu_ms int, frees_copy boolean)`;
 
   return db.transaction(async (tx) => {
-    // Chunks not final yet come under vote (a first copy's result opens the vote).
+    // Chunks not final yet come under vote (a first copy's result opens the vote): each one
+    // opened is a chunk replicated, in the task's sharded counters.
     await tx.execute(sql`
-      INSERT INTO chunk_state (task_id, idx, status, needed)
-      SELECT DISTINCT x.task_id, x.idx, 'voting', t.replication FROM ${itemTable}
-      JOIN tasks t ON t.id = x.task_id
-      WHERE NOT EXISTS (SELECT 1 FROM results r WHERE r.task_id = x.task_id AND r.idx = x.idx)
-      ORDER BY x.task_id, x.idx
-      ON CONFLICT (task_id, idx) DO UPDATE SET status = 'voting', needed = greatest(chunk_state.needed, excluded.needed)
-        WHERE chunk_state.status IN ('pending', 'leased')`);
+      WITH opened AS (
+        INSERT INTO chunk_state (task_id, idx, status, needed)
+        SELECT DISTINCT x.task_id, x.idx, 'voting', t.replication FROM ${itemTable}
+        JOIN tasks t ON t.id = x.task_id
+        WHERE NOT EXISTS (SELECT 1 FROM results r WHERE r.task_id = x.task_id AND r.idx = x.idx)
+        ORDER BY x.task_id, x.idx
+        ON CONFLICT (task_id, idx) DO UPDATE SET status = 'voting', needed = greatest(chunk_state.needed, excluded.needed)
+          WHERE chunk_state.status IN ('pending', 'leased')
+        RETURNING task_id
+      )
+      ${addToTaskCounters(["replicated"], sql`SELECT task_id, ${input.shard}, count(*) FROM opened GROUP BY task_id ORDER BY task_id`)}`);
     await tx.execute(sql`
       SELECT 1 FROM chunk_state cs WHERE (cs.task_id, cs.idx) IN (SELECT task_id, idx FROM ${itemTable})
       ORDER BY cs.task_id, cs.idx FOR UPDATE`);
@@ -89,6 +94,9 @@ export async function recordVotes(db: Db, input: { volunteerId: string; userId: 
         ORDER BY x.task_id, x.idx
         ON CONFLICT DO NOTHING
         RETURNING task_id, idx
+      ), received AS (
+        -- every copy that counts as a vote, the first included
+        ${addToTaskCounters(["copies"], sql`SELECT task_id, ${input.shard}, count(*) FROM fresh GROUP BY task_id ORDER BY task_id`)}
       )
       UPDATE chunk_state cs SET copies_out = greatest(cs.copies_out - 1, 0)
       FROM ${itemTable} WHERE x.frees_copy AND cs.task_id = x.task_id AND cs.idx = x.idx AND cs.status = 'voting'`);
@@ -125,9 +133,13 @@ export async function recordVotes(db: Db, input: { volunteerId: string; userId: 
     const winners: { task_id: string; idx: number; hash: string }[] = [];
     const losers: { task_id: string; idx: number; votes: number }[] = [];
     const grow: { task_id: string; idx: number; needed: number }[] = [];
+    // Per task: chunks decided, or failed, with copies that disagreed; volunteers banned.
+    const figures = new Map<string, { disagreements: number; banned: number }>();
+    const figure = (taskId: string) => figures.get(taskId) ?? figures.set(taskId, { disagreements: 0, banned: 0 }).get(taskId)!;
     for (const tally of tallies) {
       if (tally.trusted_hash && tally.trusted_count >= tally.quorum) {
         winners.push({ task_id: tally.task_id, idx: tally.idx, hash: tally.trusted_hash });
+        if (tally.votes > tally.trusted_count) figure(tally.task_id).disagreements++;
         continue;
       }
       if (tally.best_count >= tally.quorum) {
@@ -142,8 +154,10 @@ export async function recordVotes(db: Db, input: { volunteerId: string; userId: 
       const shortfall = tally.quorum - tally.best_count - (tally.needed - tally.votes);
       if (shortfall <= 0) continue;
       const needed = tally.needed + 1;
-      if (needed > tally.replication + tally.max_attempts) losers.push({ task_id: tally.task_id, idx: tally.idx, votes: tally.votes });
-      else grow.push({ task_id: tally.task_id, idx: tally.idx, needed });
+      if (needed > tally.replication + tally.max_attempts) {
+        losers.push({ task_id: tally.task_id, idx: tally.idx, votes: tally.votes });
+        figure(tally.task_id).disagreements++;
+      } else grow.push({ task_id: tally.task_id, idx: tally.idx, needed });
     }
 
     const finishedChunksOf = new Set<string>();
@@ -207,7 +221,9 @@ export async function recordVotes(db: Db, input: { volunteerId: string; userId: 
       );
       won = rows.length;
       for (const row of rows) finishedChunksOf.add(row.task_id);
-      for (const taskId of await penalizeLosers(tx, winners)) finishedChunksOf.add(taskId);
+      const penalties = await penalizeLosers(tx, winners);
+      for (const taskId of penalties.reopened) finishedChunksOf.add(taskId);
+      for (const [taskId, banned] of penalties.bannedOn) figure(taskId).banned += banned;
       await promoteProbationers(tx, winners);
     }
     if (grow.length > 0) {
@@ -233,40 +249,18 @@ export async function recordVotes(db: Db, input: { volunteerId: string; userId: 
         FROM (SELECT DISTINCT ON (task_id) * FROM failed ORDER BY task_id, idx DESC) f WHERE t.id = f.task_id`);
       for (const loser of losers) finishedChunksOf.add(loser.task_id);
     }
+    if (figures.size > 0) {
+      const rows = [...figures].map(([task_id, f]) => ({ task_id, ...f })).sort((a, b) => (a.task_id < b.task_id ? -1 : 1));
+      await tx.execute(
+        addToTaskCounters(
+          ["disagreements", "banned"],
+          sql`SELECT task_id, ${input.shard}, disagreements, banned
+              FROM json_to_recordset(${JSON.stringify(rows)}::json) AS f(task_id uuid, disagreements int, banned int) ORDER BY task_id`,
+        ),
+      );
+    }
     return { won, finishedChunksOf };
   });
-}
-
-/**
- * Where a vouching vote (an admin's or earned-trust volunteer's, not a task owner's own) was on
- * the winning side, every counted vote against it was wrong: its volunteer takes a loss.
- * Volunteers past the ban line are banned (see `banVolunteers`).
- * Returns the tasks whose chunks the bans reopened.
- */
-async function penalizeLosers(tx: Db, winners: { task_id: string; idx: number; hash: string }[]): Promise<string[]> {
-  const penalized = await queryRows<{ id: string; wins: number; losses: number }>(
-    tx,
-    sql`WITH w AS (
-          SELECT * FROM json_to_recordset(${JSON.stringify(winners)}::json) AS w(task_id uuid, idx int, hash text)
-        ), vouched AS (
-          SELECT w.* FROM w WHERE EXISTS (SELECT 1 FROM votes v JOIN volunteers tv ON tv.id = v.volunteer_id AND tv.trusted AND NOT tv.banned
-                                           WHERE v.task_id = w.task_id AND v.idx = w.idx AND v.hash = w.hash AND v.counted AND v.trusted)
-        ), lost AS (
-          SELECT v.volunteer_id, count(*) AS n FROM votes v
-          JOIN vouched w ON v.task_id = w.task_id AND v.idx = w.idx AND v.hash <> w.hash AND v.counted
-          GROUP BY v.volunteer_id
-        )
-        UPDATE volunteers p SET losses = p.losses + lost.n FROM lost
-        WHERE p.id = lost.volunteer_id AND NOT p.banned
-        RETURNING p.id, p.wins, p.losses`,
-  );
-  const banned = penalized.filter((v) => v.losses >= lossesToBan && v.losses > lossShareToBan * (v.wins + v.losses));
-  return banned.length > 0
-    ? banVolunteers(
-        tx,
-        banned.map((v) => v.id),
-      )
-    : [];
 }
 
 /**
@@ -305,6 +299,44 @@ async function groupWithinTolerance(tx: Db, itemTable: ReturnType<typeof sql>): 
     UPDATE votes v SET hash = m.hash
     FROM json_to_recordset(${JSON.stringify(moved)}::json) AS m(task_id uuid, idx int, volunteer_id uuid, hash text)
     WHERE v.task_id = m.task_id AND v.idx = m.idx AND v.volunteer_id = m.volunteer_id`);
+}
+
+/**
+ * Where a vouching vote (an admin's or earned-trust volunteer's, not a task owner's own) was on
+ * the winning side, every counted vote against it was wrong: its volunteer takes a loss.
+ * Volunteers past the ban line are banned (see `banVolunteers`).
+ * Returns the tasks whose chunks the bans reopened, and per task of `winners` how many of the
+ * volunteers banned lost on it now.
+ */
+async function penalizeLosers(tx: Db, winners: { task_id: string; idx: number; hash: string }[]): Promise<{ reopened: string[]; bannedOn: Map<string, number> }> {
+  const penalized = await queryRows<{ id: string; wins: number; losses: number }>(
+    tx,
+    sql`WITH w AS (
+          SELECT * FROM json_to_recordset(${JSON.stringify(winners)}::json) AS w(task_id uuid, idx int, hash text)
+        ), vouched AS (
+          SELECT w.* FROM w WHERE EXISTS (SELECT 1 FROM votes v JOIN volunteers tv ON tv.id = v.volunteer_id AND tv.trusted AND NOT tv.banned
+                                           WHERE v.task_id = w.task_id AND v.idx = w.idx AND v.hash = w.hash AND v.counted AND v.trusted)
+        ), lost AS (
+          SELECT v.volunteer_id, count(*) AS n FROM votes v
+          JOIN vouched w ON v.task_id = w.task_id AND v.idx = w.idx AND v.hash <> w.hash AND v.counted
+          GROUP BY v.volunteer_id
+        )
+        UPDATE volunteers p SET losses = p.losses + lost.n FROM lost
+        WHERE p.id = lost.volunteer_id AND NOT p.banned
+        RETURNING p.id, p.wins, p.losses`,
+  );
+  const banned = penalized.filter((v) => v.losses >= lossesToBan && v.losses > lossShareToBan * (v.wins + v.losses));
+  if (banned.length === 0) return { reopened: [], bannedOn: new Map() };
+  const ids = banned.map((v) => v.id);
+  const on = await queryRows<{ task_id: string; n: number }>(
+    tx,
+    sql`SELECT w.task_id, count(DISTINCT v.volunteer_id)::int AS n
+        FROM json_to_recordset(${JSON.stringify(winners)}::json) AS w(task_id uuid, idx int, hash text)
+        JOIN votes v ON v.task_id = w.task_id AND v.idx = w.idx AND v.hash <> w.hash
+        WHERE v.volunteer_id IN (SELECT value::uuid FROM json_array_elements_text(${JSON.stringify(ids)}::json))
+        GROUP BY w.task_id`,
+  );
+  return { reopened: await banVolunteers(tx, ids), bannedOn: new Map(on.map((row) => [row.task_id, row.n])) };
 }
 
 /**

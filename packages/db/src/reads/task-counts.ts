@@ -9,7 +9,8 @@ export const leasedChunksOfTask = sql`((SELECT coalesce(sum(l.n - bit_count(l.re
 
 /** Joins `c`: task `t`'s done, failed and cpu_ms, summed over its counter shards. */
 export const counterTotals = sql`
-  LEFT JOIN LATERAL (SELECT sum(done) AS done, sum(failed) AS failed, sum(cpu_ms) AS cpu_ms
+  LEFT JOIN LATERAL (SELECT sum(done) AS done, sum(failed) AS failed, sum(cpu_ms) AS cpu_ms,
+      sum(copies) AS copies, sum(replicated) AS replicated, sum(disagreements) AS disagreements, sum(banned) AS banned
     FROM task_counters WHERE task_id = t.id) c ON true`;
 
 /**

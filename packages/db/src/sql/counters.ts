@@ -4,7 +4,7 @@
 import { type SQL, sql } from "drizzle-orm";
 
 /** The columns of `task_counters` a statement adds to. */
-export type TaskCounter = "done" | "failed" | "cpu_ms" | "credit";
+export type TaskCounter = "done" | "failed" | "cpu_ms" | "credit" | "copies" | "replicated" | "disagreements" | "banned";
 
 /**
  * An upsert adding `rows` to a task's counters: `rows` is a SELECT of (task_id, shard, then

@@ -97,13 +97,17 @@ function rangeOf(inputs: RangeSpec): RangeSpec {
 }
 
 /** What the statement computes rather than reads as it is shown; the rest of the row is the view's own fields, named as the view names them. */
-type Derived = "counts" | "volunteers" | "cpuMs" | "chunksPerSec" | "aggregate" | "createdAt" | "finishedAt";
+type Derived = "counts" | "volunteers" | "cpuMs" | "chunksPerSec" | "aggregate" | "verification" | "createdAt" | "finishedAt";
 type Numeric = number | string; // sums and counts come back as text from postgres.js
 type TaskRow = Omit<TaskView, Derived> & {
   total: Numeric;
   done: Numeric;
   failed: Numeric;
   cpu_ms: Numeric;
+  copies: Numeric;
+  replicated: Numeric;
+  disagreements: Numeric;
+  banned: Numeric;
   leased: Numeric;
   awaiting_copy: Numeric;
   volunteers: Numeric;
@@ -124,12 +128,31 @@ const taskViewColumns = sql`
   t.input_kind AS "inputKind", t.last_error AS "lastError",
   t.total, t.aggregate, t.created_at, t.finished_at,
   coalesce(c.done, 0) AS done, coalesce(c.failed, 0) AS failed, coalesce(c.cpu_ms, 0) AS cpu_ms,
+  coalesce(c.copies, 0) AS copies, coalesce(c.replicated, 0) AS replicated, coalesce(c.disagreements, 0) AS disagreements, coalesce(c.banned, 0) AS banned,
   ${leasedChunksOfTask} AS leased, ${awaitingCopyOfTask} AS awaiting_copy, ${volunteersOfTask} AS volunteers,
   (SELECT coalesce(sum(r.n), 0) FROM results r WHERE r.task_id = t.id AND r.created_at > now() - interval '60 seconds') AS recent,
   greatest(1, least(60, extract(epoch FROM now() - t.created_at))) AS window_s`;
 
 function toTaskView(row: TaskRow): TaskView {
-  const { total: totalText, done: doneText, failed: failedText, cpu_ms, leased: leasedText, awaiting_copy, volunteers, recent, window_s, aggregate, created_at, finished_at, ...fields } = row;
+  const {
+    total: totalText,
+    done: doneText,
+    failed: failedText,
+    cpu_ms,
+    copies,
+    replicated,
+    disagreements,
+    banned,
+    leased: leasedText,
+    awaiting_copy,
+    volunteers,
+    recent,
+    window_s,
+    aggregate,
+    created_at,
+    finished_at,
+    ...fields
+  } = row;
   const done = Number(doneText);
   const failed = Number(failedText);
   const leased = row.status === "running" || row.status === "paused" ? Number(leasedText) : 0;
@@ -140,6 +163,7 @@ function toTaskView(row: TaskRow): TaskView {
     volunteers: Number(volunteers),
     cpuMs: Number(cpu_ms),
     chunksPerSec: Math.round((Number(recent) / Number(window_s)) * 100) / 100,
+    verification: { copiesReceived: Number(copies), chunksReplicated: Number(replicated), disagreements: Number(disagreements), volunteersBanned: Number(banned) },
     aggregate: aggregate ?? { state: "none" },
     createdAt: new Date(created_at),
     finishedAt: finished_at ? new Date(finished_at) : null,

@@ -41,7 +41,28 @@ export function ProgressCard({ task, connected }: { task: Task; connected: boole
         <Stat label="Rate (60 s)" value={formatRate(task.chunksPerSec)} />
         <Stat label="CPU time" value={formatDuration(task.cpuMs)} />
       </div>
+      {task.replication > 1 ? <VerificationStats task={task} /> : null}
     </Card>
+  );
+}
+
+/** What verifying a replicated task costs, live (docs/architecture.md, "Replication, trust and reduce"). */
+function VerificationStats({ task }: { task: Task }) {
+  const { copiesReceived, chunksReplicated, disagreements, volunteersBanned } = task.verification;
+  const perChunk = task.counts.done === 0 ? "–" : `${(copiesReceived / task.counts.done).toFixed(2)}×`;
+  return (
+    <section aria-labelledby="verification-heading" className="mt-4 border-t border-slate-100 pt-3">
+      <h3 id="verification-heading" className="mb-2 text-sm font-semibold text-slate-700">
+        Verification
+      </h3>
+      <div className="grid grid-cols-2 gap-3 sm:grid-cols-4 xl:grid-cols-5">
+        <Stat label="Copies received" value={formatNumber(copiesReceived)} testId="verification-copies" hint="Every copy of every chunk that came back, the first included" />
+        <Stat label="Copies a chunk done" value={perChunk} testId="verification-overhead" hint="Copies received divided by chunks done: what verification costs" />
+        <Stat label="Chunks replicated" value={formatNumber(chunksReplicated)} testId="verification-replicated" hint="Chunks that went to a vote for more than one copy" />
+        <Stat label="Disagreements" value={formatNumber(disagreements)} testId="verification-disagreements" hint="Chunks whose copies did not all agree" />
+        <Stat label="Volunteers banned" value={formatNumber(volunteersBanned)} testId="verification-banned" hint="For results that lost on this task" />
+      </div>
+    </section>
   );
 }
 
