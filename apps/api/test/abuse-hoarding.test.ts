@@ -150,11 +150,14 @@ describe.each(testBackends())("a hoarding volunteer on %s", (backend) => {
           checkpoints: { [block!.leaseId]: Array.from({ length: 16 }, (_, offset) => ({ offset, state })) },
         },
       });
+    // A volunteer's beats are handled one at a time (one more may wait): the rest are told to
+    // come back, and none holds a database connection waiting on the others.
     const answers = await Promise.all(Array.from({ length: 16 }, beat));
-    expect(answers.map((a) => (a.status === 200 ? 200 : `${a.status} ${a.text}`)).filter((s) => s !== 200 && !String(s).startsWith("503"))).toEqual([]);
-    for (const answer of answers) {
-      expect(answer.status === 200 || (answer.status === 503 && answer.headers.get("retry-after") !== null)).toBe(true);
-    }
-    expect(answers.filter((a) => a.status === 200).length).toBeGreaterThan(0);
+    const refused = answers.filter((a) => a.status !== 200);
+    expect(refused.map((a) => `${a.status} ${a.text}`).filter((s) => !/^(429|503) /.test(s))).toEqual([]);
+    for (const answer of refused) expect(answer.headers.get("retry-after")).not.toBeNull();
+    expect(answers.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(2);
+    // Sent one after another, every beat is answered.
+    for (let i = 0; i < 4; i++) expect((await beat()).status).toBe(200);
   });
 });

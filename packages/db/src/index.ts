@@ -22,7 +22,7 @@ export {
 export type { Db, DbHandle } from "./db.ts";
 export { type ConsoleReport, type LiveChunkReport, recordChunkLive } from "./dispatch/chunk-live.ts";
 export { reclaimExpiredLeases, releaseLeaseRequest, releaseLeases, sweepExpiredLeases } from "./dispatch/expire.ts";
-export { heartbeatLeases } from "./dispatch/heartbeat.ts";
+export { heartbeatLeases, oneBeatAtATime } from "./dispatch/heartbeat.ts";
 export { type LeaseBound, type LeaseBounds, type LeasedBlock, type LeaseOutcome, leaseBlocks, leaseWithinBounds } from "./dispatch/lease.ts";
 export { type ChunkError, type ResultRun, submitResults } from "./dispatch/submit.ts";
 export { listenTaskChanged, notifyTaskChanged } from "./events.ts";

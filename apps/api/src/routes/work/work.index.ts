@@ -18,6 +18,7 @@ import {
   type LeasedBlock,
   type LiveChunkReport,
   leaseWithinBounds,
+  oneBeatAtATime,
   type ResultRun,
   recordChunkLive,
   releaseLeaseRequest,
@@ -32,7 +33,7 @@ import { type AppBindings, type AppContext, authorize, createRouter, volunteerRo
 import { jsonLimitProblem, jsonTextTooDeep, jsonViolation, maxBodyDepth, maxJsonDepth } from "../../lib/json-limits.ts";
 import type { LeaseBlock } from "../../lib/lease-ids.ts";
 import { secondsSince } from "../../lib/metrics.ts";
-import { forbidden, ProblemError, unprocessable } from "../../lib/problem.ts";
+import { forbidden, ProblemError, tooManyRequests, unprocessable } from "../../lib/problem.ts";
 import type { TokenClaims } from "../../lib/tokens.ts";
 import { leaseSource } from "./source.ts";
 
@@ -277,7 +278,22 @@ const boundDepth: MiddlewareHandler<AppBindings> = async (c, next) => {
   await next();
 };
 
+/**
+ * A volunteer's heartbeats are handled one at a time in this process (one more may wait), from
+ * before the body is read (docs/architecture.md, "Bounds on what one volunteer holds"). Beats
+ * of one block wait on each other's row locks in Postgres, each holding a pooled connection:
+ * sixteen at once, with checkpoints, took the pool from everyone else. Beyond that, a 429 with
+ * Retry-After, before the body is parsed; the page and the CLI send one beat at a time.
+ */
+const oneBeatAtATimePerVolunteer: MiddlewareHandler<AppBindings> = async (c, next) => {
+  const claims = await authorize(c, volunteerRoles);
+  const turn = oneBeatAtATime(c.var.deps.db, claims.sub, () => next());
+  if (!turn) throw tooManyRequests("this volunteer's previous heartbeats are still being handled: send one at a time", 1000);
+  await turn;
+};
+
 const router = createRouter();
+router.use("/api/work/heartbeat", oneBeatAtATimePerVolunteer);
 router.use("/api/work/*", boundDepth);
 
 export const workRoutes = router
