@@ -4,7 +4,7 @@
 // whose machine it is.
 import { createHash } from "node:crypto";
 import { rmSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -63,6 +63,19 @@ export async function volunteerIdentities(
 }
 
 /**
+ * Whether a slot file's holder is gone. A file with no pid yet is one another process has just
+ * made and not yet written: held, unless it has stayed so for seconds.
+ */
+async function abandoned(path: string): Promise<boolean> {
+  const text = await readFile(path, "utf8").catch(() => null);
+  if (text === null) return true;
+  const holder = Number(text.trim());
+  if (Number.isInteger(holder) && holder > 0) return !processRuns(holder);
+  const made = await stat(path).catch(() => null);
+  return made === null || Date.now() - made.mtimeMs > 5000;
+}
+
+/**
  * The `count` lowest slots no running process holds: a slot is held by a file naming the
  * holder's pid (beside the config file), made exclusively, removed when this process exits;
  * one whose holder is gone (killed) is taken over.
@@ -71,6 +84,10 @@ async function claimSlots(env: CliEnv, server: string, count: number): Promise<n
   const dir = join(dirname(env.configFile), "volunteer-slots");
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const prefix = createHash("sha256").update(server).digest("hex").slice(0, 16);
+  // Files of holders long gone (killed volunteers of any server) are swept, so none piles up.
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix) && name.endsWith(".pid") && (await abandoned(join(dir, name)))) await rm(join(dir, name), { force: true });
+  }
   const held: string[] = [];
   const slots: number[] = [];
   const take = async (path: string): Promise<boolean> => {
@@ -80,8 +97,7 @@ async function claimSlots(env: CliEnv, server: string, count: number): Promise<n
         return true;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-        const holder = Number((await readFile(path, "utf8").catch(() => "")).trim());
-        if (Number.isInteger(holder) && holder > 0 && processRuns(holder)) return false;
+        if (!(await abandoned(path))) return false;
         await rm(path, { force: true });
       }
     }

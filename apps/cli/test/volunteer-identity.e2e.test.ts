@@ -3,12 +3,12 @@
 // the account once `login` has run (it then leases the account's allow-listed tasks), makes a
 // signed-in machine's volunteers the account's from the start, and names them after the
 // account and the host.
-import { readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { type Client, createClient, type Task } from "@crowdcompute/sdk";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { freePortPair, removeTempDirs, runCli, type ServerProcess, spawnCli, startServerProcess, tempDir, until } from "./helpers.ts";
+import { alive, freePortPair, removeTempDirs, runCli, type ServerProcess, spawnCli, startServerProcess, tempDir, until } from "./helpers.ts";
 
 interface IdentityEvent {
   event: "identity";
@@ -157,8 +157,14 @@ describe("crowdcompute volunteer keeps one identity", () => {
     b.child.kill("SIGTERM");
     expect(await b.exited).toBe(0);
     await a.exited;
+    // A killed volunteer of another server left its slot file: the next claim sweeps it away.
+    const slots = join(env.XDG_CONFIG_HOME, "crowdcompute", "volunteer-slots");
+    let deadPid = 4_000_000;
+    while (alive(deadPid)) deadPid -= 1;
+    writeFileSync(join(slots, "0123456789abcdef-0.pid"), String(deadPid));
     const c = await start();
     expect(c.identity).toMatchObject({ volunteerId: a.identity.volunteerId, origin: "kept" });
+    expect(readdirSync(slots).filter((name) => name.startsWith("0123456789abcdef"))).toEqual([]);
     const d = await start();
     expect(d.identity).toMatchObject({ volunteerId: b.identity.volunteerId, origin: "kept" });
     for (const run of [c, d]) run.child.kill("SIGTERM");
