@@ -130,11 +130,18 @@ async function rawPath(sizing: { max: number } | { bufferMs: number }) {
   }
 }
 
+/**
+ * Every client here is an anonymous volunteer from 127.0.0.1, one network source: its bound on
+ * what a source holds (docs/architecture.md, "Bounds on what one volunteer holds") is raised
+ * so that 16 volunteers each holding a 4096-chunk block are not held back. Printed at the start.
+ */
+const loopbackEnv = { LEASE_HELD_PER_SOURCE: String(clients * 4096 * 4) };
+
 /** The API in its own process, 16 keep-alive volunteer clients draining one range task. */
 async function httpPath(label: string, lease: Record<string, unknown>, replication: { copies: number; quorum: number } | null = null) {
   const chunks = replication ? replicatedChunks : allChunks;
   const url = await createTestDatabase(adminUrl);
-  const server = await startApiProcess(url);
+  const server = await startApiProcess(url, loopbackEnv);
   try {
     const client = keepAliveClient(server.base, clients);
     await startRangeTask(client, "bench", chunks, replication ? { replication: replication.copies, quorum: replication.quorum } : {});
@@ -217,6 +224,11 @@ async function graphileWorker() {
 const sized = { bufferMs: 4000, capabilities: { threads: 4 } };
 
 console.error(`dispatch benchmark: ${chunks.toLocaleString("en")} chunks on ${adminUrl.replace(/\/\/[^@]*@/, "//")}`);
+console.error(
+  `  the API processes run with ${Object.entries(loopbackEnv)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(" ")} (every client is one loopback source)`,
+);
 const only = process.env.BENCH_ONLY;
 if (!only || only === "raw") {
   await rawPath({ max: 64 });
