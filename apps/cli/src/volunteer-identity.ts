@@ -22,7 +22,7 @@ export interface VolunteerIdentity extends StoredVolunteer {
 }
 
 /** "alice's build-box" for alice@example.com signed in; the host name otherwise; slots past the first numbered. */
-export function defaultVolunteerName(email: string | null, slot: number, host = hostname()): string {
+function defaultVolunteerName(email: string | null, slot: number, host = hostname()): string {
   const local = email?.split("@")[0]?.trim();
   const base = local ? `${local}'s ${host}` : host;
   return slot === 0 ? base : `${base} (${slot + 1})`;

@@ -32,7 +32,7 @@ export interface PreparedSubmission {
 const genericNames = new Set(["work", "worker", "index", "main", "task", "job", "mod", "module"]);
 
 /** The name `submit` gives a task without --name: "hash-search" for hash-search/work.js, "collatz" for collatz.js. */
-export function defaultTaskName(file: string): { name: string; after: "the file" | "its directory" } {
+function defaultTaskName(file: string): { name: string; after: "the file" | "its directory" } {
   const stem = basename(file, extname(file));
   const directory = basename(dirname(resolve(file)));
   return genericNames.has(stem.toLowerCase()) && directory !== "" ? { name: directory, after: "its directory" } : { name: stem, after: "the file" };
