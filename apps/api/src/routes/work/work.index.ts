@@ -47,7 +47,10 @@ const idempotencyHeaders = z.object({
     .string()
     .regex(/^[\x21-\x7e]{1,200}$/, "1 to 200 printable ASCII characters")
     .optional()
-    .openapi({ description: "A repeat of a lease request with the same key (per volunteer: its 32 newest keys, for at most a day) returns the blocks the first one got, less the chunks reported or taken back since" }),
+    .openapi({
+      description:
+        "A repeat of a lease request with the same key (per volunteer: its 32 newest keys, for at most a day) returns the blocks the first one got, less the chunks reported or taken back since",
+    }),
 });
 
 const lease = createRoute({
