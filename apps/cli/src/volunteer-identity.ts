@@ -128,7 +128,9 @@ async function resolve(env: CliEnv, server: string, slots: number[], name: strin
   const identities: VolunteerIdentity[] = [];
   for (const slot of slots) {
     const wanted = name === undefined ? undefined : slot === 0 ? name : `${name} (${slot + 1})`;
-    identities.push(await resolveSlot(anonymous, creator, stored[slot] ?? undefined, wanted ?? defaultVolunteerName(email, slot), wanted !== undefined, account));
+    // One still under the host name it was given anonymously takes the account's default name when linked.
+    const rename = wanted !== undefined ? "always" : "if-anonymous-default";
+    identities.push(await resolveSlot(anonymous, creator, stored[slot] ?? undefined, wanted ?? defaultVolunteerName(email, slot), rename, defaultVolunteerName(null, slot), account));
   }
   // Only this process's slots are written: another process may hold (and write) the others.
   await updateConfig(env.configFile, (fresh) => {
@@ -143,7 +145,15 @@ async function resolve(env: CliEnv, server: string, slots: number[], name: strin
   return identities;
 }
 
-async function resolveSlot(anonymous: Client, creator: Client | null, kept: StoredVolunteer | undefined, name: string, rename: boolean, account: string | null): Promise<VolunteerIdentity> {
+async function resolveSlot(
+  anonymous: Client,
+  creator: Client | null,
+  kept: StoredVolunteer | undefined,
+  name: string,
+  rename: "always" | "if-anonymous-default",
+  anonymousDefault: string,
+  account: string | null,
+): Promise<VolunteerIdentity> {
   let replaced: string | null = null;
   if (kept) {
     let figures: Awaited<ReturnType<Client["volunteerFigures"]>> | null = null;
@@ -169,7 +179,8 @@ async function resolveSlot(anonymous: Client, creator: Client | null, kept: Stor
         }
       }
       if (mine) {
-        const shown = rename && figures.name !== name ? (await anonymous.withToken(token).renameVolunteer(name)).name : figures.name;
+        const wanted = rename === "always" || (origin === "linked" && figures.name === anonymousDefault);
+        const shown = wanted && figures.name !== name ? (await anonymous.withToken(token).renameVolunteer(name)).name : figures.name;
         const forAccount = creator !== null || figures.userId !== null;
         return { id: kept.id, token, name: shown, account: forAccount ? (account ?? "an account signed in earlier") : null, origin, replaced };
       }

@@ -96,7 +96,8 @@ describe("crowdcompute volunteer keeps one identity", () => {
     const alice = (await anonymous.login("alice@example.com", "a long password")).user;
     const privateTask = await smallTask("alice only", { allowUsers: [alice.id] });
     const [third] = await volunteerUntilDone(env, privateTask);
-    expect(third).toMatchObject({ volunteerId: first!.volunteerId, origin: "linked", account: "alice@example.com" });
+    // Named after the host while anonymous, it now says whose machine it is.
+    expect(third).toMatchObject({ volunteerId: first!.volunteerId, origin: "linked", account: "alice@example.com", name: `alice's ${hostname()}` });
     const linked = await anonymous.withToken(readConfigFile(env).volunteers![server.url]![0]!.token).volunteerFigures();
     expect(linked).toMatchObject({ id: first!.volunteerId, userId: alice.id, chunksDone: 9 });
 
