@@ -10,93 +10,16 @@
 // network source, the attacker another (docs/architecture.md, "Bounds on what one caller
 // holds"). A scenario may raise limits by `env`; the bench prints what it set.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestDatabase, dropDatabase } from "@crowdcompute/db/testing";
 import { type ApiProcess, adminUrl, databaseName, percentile, sleep, startApiProcess, startEmbeddedApiProcess } from "../api-process.ts";
+import { attackerSource, normalSource, type RawRequest, type RawResponse, rawRequest } from "./http.ts";
+import { runNormalStream } from "./normal-stream.ts";
 
 export type AbuseBackend = "postgres" | "pglite";
 
-/** The network source the normal clients send as, and the one an attacker sends as by default. */
-export const normalSource = "198.51.100.10";
-export const attackerSource = "203.0.113.66";
-
-/** Headers that make a request come from `source` through the trusted loopback proxy. */
-export const fromSource = (source: string) => ({ "x-forwarded-for": source });
-
-export interface RawResponse {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-}
-
-export interface RawRequest {
-  method?: string;
-  path: string;
-  token?: string;
-  /** Default: the attacker's source. */
-  source?: string;
-  headers?: Record<string, string>;
-  /** A whole body, or parts written one by one (`await`ed between: a trickle sleeps there). */
-  body?: string | Buffer | AsyncIterable<string | Buffer>;
-  /** Aborts the request (the socket is destroyed). */
-  signal?: AbortSignal;
-  /** Gives up after this long without an answer (status 0). Default: none. */
-  timeoutMs?: number;
-}
-
-/**
- * One request on a connection of its own (no agent), answered in full. A connection reset,
- * a refused connection or an abort resolve as status 0 with the error's text: an attack
- * counts them, it does not stop on them.
- */
-export function rawRequest(base: string, request: RawRequest): Promise<RawResponse> {
-  const { hostname, port } = new URL(base);
-  const headers: Record<string, string | number> = { ...fromSource(request.source ?? attackerSource), ...request.headers };
-  if (request.token) headers.authorization = `Bearer ${request.token}`;
-  const body = request.body;
-  if (typeof body === "string" || Buffer.isBuffer(body)) headers["content-length"] ??= Buffer.byteLength(body);
-  else if (body) headers["transfer-encoding"] ??= "chunked";
-  if (body && !headers["content-type"]) headers["content-type"] = "application/json";
-  return new Promise<RawResponse>((resolve) => {
-    let settled = false;
-    const settle = (response: RawResponse) => {
-      if (settled) return;
-      settled = true;
-      if (timer) clearTimeout(timer);
-      request.signal?.removeEventListener("abort", onAbort);
-      resolve(response);
-    };
-    const req = http.request({ host: hostname, port, path: request.path, method: request.method ?? (body ? "POST" : "GET"), headers, agent: false }, (response) => {
-      const parts: Buffer[] = [];
-      response.on("data", (part: Buffer) => parts.push(part));
-      response.on("error", (error) => settle({ status: 0, headers: {}, text: error.message }));
-      response.on("end", () => settle({ status: response.statusCode ?? 0, headers: response.headers, text: Buffer.concat(parts).toString() }));
-    });
-    const onAbort = () => {
-      req.destroy();
-      settle({ status: 0, headers: {}, text: "aborted" });
-    };
-    const timer = request.timeoutMs ? setTimeout(onAbort, request.timeoutMs) : null;
-    request.signal?.addEventListener("abort", onAbort, { once: true });
-    req.on("error", (error) => settle({ status: 0, headers: {}, text: error.message }));
-    if (typeof body === "string" || Buffer.isBuffer(body)) req.end(body);
-    else if (body) {
-      void (async () => {
-        try {
-          for await (const part of body) {
-            if (settled || req.destroyed) return;
-            if (!req.write(part)) await new Promise((r) => req.once("drain", r));
-          }
-          req.end();
-        } catch (error) {
-          req.destroy(error as Error);
-        }
-      })();
-    } else req.end();
-  });
-}
+export { attackerSource, fromSource, normalSource, type RawRequest, type RawResponse, rawRequest } from "./http.ts";
 
 /** JSON calls for set-up (not timed): throws on any status over 399. */
 export async function jsonCall(base: string, method: string, path: string, body?: unknown, token?: string, source = attackerSource): Promise<any> {
@@ -143,8 +66,10 @@ export interface AbuseContext {
   durationMs: number;
   /** The normal creator's task (a range task the lean volunteers work through). */
   normalTaskId: string;
-  /** Tallies what the attack got back: a status (0 for a cut or failed connection) or any label. */
+  /** Tallies what the attack got back: a status (0 for a cut or failed connection) or any label. A 0 after the attack's end is not counted (the harness's abort). */
   tally(outcome: number | string): void;
+  /** The tallies so far. */
+  outcomes(): Map<string, number>;
   /** Counts a problem the scenario found (something lost or changed): the row shows them, and the bench fails. */
   problem(text: string): void;
   rawRequest(request: RawRequest): Promise<RawResponse>;
@@ -247,55 +172,25 @@ export async function runAbuseScenario<State>(scenario: AbuseScenario<State> | n
       signal: controller.signal,
       durationMs: seconds * 1000,
       normalTaskId,
-      tally: (outcome) => outcomes.set(String(outcome), (outcomes.get(String(outcome)) ?? 0) + 1),
+      tally: (outcome) => {
+        if (outcome === 0 && controller.signal.aborted) return;
+        outcomes.set(String(outcome), (outcomes.get(String(outcome)) ?? 0) + 1);
+      },
+      outcomes: () => outcomes,
       problem: (text) => problems.push(text),
       rawRequest: (request) => rawRequest(api.base, request),
     };
     const state = (scenario?.prepare ? await scenario.prepare(ctx) : undefined) as State;
     const volunteerTokens = await Promise.all(Array.from({ length: options.volunteers ?? 2 }, () => anonymousVolunteer(api.base, normalSource)));
 
-    const latencies: number[] = [];
-    let normalErrors = 0;
-    let normalErrorSample: string | null = null;
-    const timed = async (request: RawRequest): Promise<RawResponse> => {
-      const started = performance.now();
-      const response = await rawRequest(api.base, { ...request, source: normalSource, timeoutMs: 10_000 });
-      if (response.status >= 200 && response.status < 300) latencies.push(performance.now() - started);
-      else {
-        normalErrors += 1;
-        normalErrorSample ??= `${request.method ?? "GET"} ${request.path}: ${response.status} ${response.text.slice(0, 200)}`;
-      }
-      return response;
-    };
-    const reader = async () => {
-      while (!controller.signal.aborted) {
-        await timed({ path: `/api/tasks/${normalTaskId}`, token: creator });
-        await sleep(50);
-      }
-    };
-    const lean = { max: 1, capabilities: { threads: 1 } };
-    const volunteer = async (token: string) => {
-      while (!controller.signal.aborted) {
-        const leased = await timed({ method: "POST", path: "/api/work/lease", token, body: JSON.stringify(lean) });
-        if (leased.status !== 200) {
-          await sleep(200);
-          continue;
-        }
-        const blocks = (JSON.parse(leased.text).leases ?? []) as { leaseId: string; inputs: unknown[] }[];
-        if (blocks.length === 0) {
-          await sleep(200);
-          continue;
-        }
-        const results = blocks.map((block) => ({ leaseId: block.leaseId, results: block.inputs.map(() => 0), cpuMs: 1 }));
-        await timed({ method: "POST", path: "/api/work/results", token, body: JSON.stringify({ results }) });
-      }
-    };
     const started = performance.now();
+    // The normal stream runs on a thread of its own, so that the attacker's work on this one
+    // (building and sending bodies) does not count in the normal requests' latency.
+    const normal = runNormalStream({ base: api.base, creator, taskId: normalTaskId, volunteerTokens, readers: options.readers ?? 2, seconds });
     const attacking = scenario ? scenario.run(ctx, state).catch((error: unknown) => problems.push(`the attack failed: ${(error as Error).message}`)) : Promise.resolve();
-    const normal = Promise.all([...Array.from({ length: options.readers ?? 2 }, reader), ...volunteerTokens.map(volunteer)]);
-    await sleep(seconds * 1000);
+    const { latencies, normalErrors, normalErrorSample } = await normal;
     controller.abort();
-    await Promise.all([attacking, normal]);
+    await attacking;
     const elapsed = (performance.now() - started) / 1000;
     const health = await rawRequest(api.base, { path: "/api/health", source: normalSource, timeoutMs: 10_000 });
     const serverUp = health.status === 200;

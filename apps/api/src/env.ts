@@ -52,7 +52,7 @@ const envSchema = z
           .filter(Boolean),
       )
       .optional(),
-    /** Request body bytes one process reads at once, in all and per network source (docs/architecture.md, "Bounds on what one caller holds"). */
+    /** Request body bytes one process reads at once, in all and per network source beside its first body (docs/architecture.md, "Bounds on what one caller holds"). */
     BODY_BYTES_IN_FLIGHT: z.coerce
       .number()
       .int()
@@ -62,7 +62,7 @@ const envSchema = z
       .number()
       .int()
       .min(1024 * 1024)
-      .default(64 * 1024 * 1024),
+      .default(16 * 1024 * 1024),
     /** A body that sends nothing for this long is cut (408), and any body that takes longer than BODY_TIMEOUT_MS in all. */
     BODY_IDLE_TIMEOUT_MS: z.coerce.number().int().min(100).default(15_000),
     BODY_TIMEOUT_MS: z.coerce.number().int().min(100).default(120_000),

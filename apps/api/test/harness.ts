@@ -22,7 +22,7 @@ export const testEnv = (overrides: Partial<AppEnv> = {}): AppEnv => ({
   trustedProxies: [],
   bounds: {
     bodyBytesInFlight: 96 * 1024 * 1024,
-    bodyBytesPerSource: 64 * 1024 * 1024,
+    bodyBytesPerSource: 16 * 1024 * 1024,
     bodyIdleMs: 15_000,
     bodyTimeoutMs: 120_000,
     streamsPerCreator: 16,

@@ -34,12 +34,14 @@ export class ByteBudget {
   }
 
   /**
-   * Takes `bytes` more for `source`, whose share of this body is `held` so far (the whole body
-   * is judged by `held + bytes`): 429 past the source's share, 503 past the process's total.
+   * Takes `bytes` more for a body of `source` that holds `held` so far: 429 past the source's
+   * share, 503 past the process's total. A source's only body in flight is bounded by its
+   * route's limit alone (a 64 MiB task fits a 16 MiB share); the share bounds what it sends
+   * beside it, so that one caller's bodies are read and parsed about one at a time.
    */
   take(source: string, held: number, bytes: number): void {
     const mine = this.bySource.get(source) ?? 0;
-    if (mine + bytes > this.perSource) {
+    if (mine > held && mine + bytes > this.perSource) {
       throw tooManyRequests(`this address has ${mine} bytes of request bodies being read already; at most ${this.perSource} at once: send it when those are done`, boundsRetryAfterSeconds * 1000);
     }
     const room = held + bytes > smallBodyBytes ? this.total - smallBodyReserve : this.total;
@@ -81,10 +83,12 @@ export interface ProcessBounds {
   bodies: ByteBudget;
   streams: Slots;
   uploads: Slots;
+  /** Rate-limit keys seen past their limit, and until when (epoch ms): refused without the database (lib/limits.ts). */
+  overLimit: Map<string, number>;
 }
 
 export function createProcessBounds(config: BoundsConfig): ProcessBounds {
-  return { config, bodies: new ByteBudget(config.bodyBytesInFlight, config.bodyBytesPerSource), streams: new Slots(), uploads: new Slots() };
+  return { config, bodies: new ByteBudget(config.bodyBytesInFlight, config.bodyBytesPerSource), streams: new Slots(), uploads: new Slots(), overLimit: new Map() };
 }
 
 /**

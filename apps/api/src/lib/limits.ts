@@ -44,6 +44,9 @@ export function bodyTooLarge(c: AppContext): ProblemError {
   return new ProblemError(413, "Payload too large", `the body of ${c.req.method} ${c.req.path} may be at most ${describeBytes(bytes)} (${bytes} bytes)${hint}`, undefined, { connection: "close" });
 }
 
+/** Bodies read as text: JSON (any `+json` type too), NDJSON and plain text. */
+const textMediaType = /^(application\/([\w.-]+\+)?json|application\/x-ndjson|text\/[\w.+-]+)$/i;
+
 /** A 408 for a body that stalled or dragged: its connection is closed with the answer. */
 function bodyTimedOut(detail: string): ProblemError {
   return new ProblemError(408, "Request timeout", detail, undefined, { connection: "close" });
@@ -107,10 +110,18 @@ export async function readRequestBody(c: AppContext): Promise<() => void> {
       tooLarge: () => bodyTooLarge(c),
       ...(length === null ? { onBytes: take } : {}),
     });
-    const headers = new Headers(raw.headers);
-    headers.delete("transfer-encoding");
-    headers.set("content-length", String(bytes.byteLength));
-    c.req.raw = new Request(raw.url, { method: raw.method, headers, body: bytes as Uint8Array<ArrayBuffer> });
+    const mediaType = (raw.headers.get("content-type") ?? "").split(";")[0]!.trim();
+    if (textMediaType.test(mediaType)) {
+      // Decoded once, where hono keeps a body it read (c.req.text(), c.req.json() and the
+      // validators read it there): no copy of the bytes in a new Request, decoded again.
+      (c.req.bodyCache as Record<string, unknown>).text = Promise.resolve(new TextDecoder().decode(bytes));
+    } else {
+      // A form (lib/multipart-task.ts) or bytes: read from the request itself.
+      const headers = new Headers(raw.headers);
+      headers.delete("transfer-encoding");
+      headers.set("content-length", String(bytes.byteLength));
+      c.req.raw = new Request(raw.url, { method: raw.method, headers, body: bytes as Uint8Array<ArrayBuffer> });
+    }
     return release;
   } catch (error) {
     release();
@@ -118,45 +129,61 @@ export async function readRequestBody(c: AppContext): Promise<() => void> {
   }
 }
 
-/** The whole of `body` in one array, within its limits (see `readBodies`). */
+/** The whole of `body` in one array, within its limits (see `readRequestBody`). */
 async function readWhole(
   body: ReadableStream<Uint8Array>,
   limits: { maxBytes: number; length: number | null; idleMs: number; timeoutMs: number; tooLarge: () => Error; onBytes?: (bytes: number) => void },
 ): Promise<Uint8Array> {
   const reader = body.getReader();
+  // Declared: read straight into one array. Chunked: kept in parts, joined at the end.
+  const whole = limits.length !== null ? new Uint8Array(limits.length) : null;
   const parts: Uint8Array[] = [];
   let received = 0;
-  const deadline = Date.now() + limits.timeoutMs;
+  const started = Date.now();
+  let lastRead = started;
+  // One timer for the whole body, rescheduled only when it fires: a per-read timer cost more
+  // than the read (a 12 MiB body comes in ~200 reads).
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<"timeout">((resolve) => {
+    const check = () => {
+      const now = Date.now();
+      const idleLeft = lastRead + limits.idleMs - now;
+      const totalLeft = started + limits.timeoutMs - now;
+      if (idleLeft <= 0 || totalLeft <= 0) resolve("timeout");
+      else timer = setTimeout(check, Math.min(idleLeft, totalLeft));
+    };
+    timer = setTimeout(check, Math.min(limits.idleMs, limits.timeoutMs));
+  });
   try {
     for (;;) {
-      const wait = Math.min(limits.idleMs, deadline - Date.now());
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timedOut = new Promise<"timeout">((resolve) => {
-        timer = setTimeout(() => resolve("timeout"), Math.max(0, wait));
-      });
-      const next = await Promise.race([reader.read(), timedOut]).finally(() => clearTimeout(timer));
+      const next = await Promise.race([reader.read(), timedOut]);
       if (next === "timeout") {
-        throw bodyTimedOut(Date.now() >= deadline ? `the body did not arrive whole within ${limits.timeoutMs / 1000} s` : `the body sent nothing for ${limits.idleMs / 1000} s`);
+        throw bodyTimedOut(Date.now() - started >= limits.timeoutMs ? `the body did not arrive whole within ${limits.timeoutMs / 1000} s` : `the body sent nothing for ${limits.idleMs / 1000} s`);
       }
       if (next.done) break;
+      lastRead = Date.now();
       const value = next.value;
-      received += value.byteLength;
-      if (received > limits.maxBytes || (limits.length !== null && received > limits.length)) throw limits.tooLarge();
+      if (received + value.byteLength > limits.maxBytes || (limits.length !== null && received + value.byteLength > limits.length)) throw limits.tooLarge();
       limits.onBytes?.(value.byteLength);
-      parts.push(value);
+      if (whole) whole.set(value, received);
+      else parts.push(value);
+      received += value.byteLength;
     }
   } catch (error) {
     reader.cancel().catch(() => {});
     throw error;
+  } finally {
+    clearTimeout(timer);
   }
+  if (whole) return received === whole.byteLength ? whole : whole.subarray(0, received);
   if (parts.length === 1) return parts[0]!;
-  const whole = new Uint8Array(received);
+  const joined = new Uint8Array(received);
   let at = 0;
   for (const part of parts) {
-    whole.set(part, at);
+    joined.set(part, at);
     at += part.byteLength;
   }
-  return whole;
+  return joined;
 }
 
 // As hono's validator tells a JSON body: `application/json`, or any `+json` type.
@@ -222,12 +249,36 @@ export async function spendLimit(c: AppContext, key: string, limit: number, wind
  * be a failure gives its hits back with `refundLimits`.
  */
 export async function spendLimits(c: AppContext, keys: { key: string; limit: number }[], windowMs: number, what: string): Promise<void> {
+  // A key this process saw past its limit stays past it until its window ends (nothing but a
+  // checked success gives a hit back): refused here without a round trip, so that a flood of
+  // refused guesses costs no database connection (docs/architecture.md, "Bounds on what one caller holds").
+  const { overLimit } = c.var.deps.bounds;
+  const now = Date.now();
+  for (const { key, limit } of keys) {
+    const until = overLimit.get(key);
+    if (until !== undefined && until > now) throw tooManyRequests(`too many ${what}: at most ${limit} in ${windowMs / minute} minutes; try again later`, until - now);
+  }
   let refused: { limit: number; resetInMs: number } | null = null;
   for (const { key, limit } of keys) {
     const state = await hitRateLimit(c.var.deps.db, key, windowMs);
-    if (state.hits > limit && (!refused || state.resetInMs > refused.resetInMs)) refused = { limit, resetInMs: state.resetInMs };
+    if (state.hits > limit) {
+      rememberOverLimit(overLimit, key, now + state.resetInMs);
+      if (!refused || state.resetInMs > refused.resetInMs) refused = { limit, resetInMs: state.resetInMs };
+    }
   }
   if (refused) throw tooManyRequests(`too many ${what}: at most ${refused.limit} in ${windowMs / minute} minutes; try again later`, refused.resetInMs);
+}
+
+/** At most this many keys are remembered past their limit; the ended ones go first. */
+const maxOverLimitKeys = 10_000;
+
+function rememberOverLimit(overLimit: Map<string, number>, key: string, until: number): void {
+  if (overLimit.size >= maxOverLimitKeys) {
+    const now = Date.now();
+    for (const [k, u] of overLimit) if (u <= now) overLimit.delete(k);
+    if (overLimit.size >= maxOverLimitKeys) overLimit.clear();
+  }
+  overLimit.set(key, until);
 }
 
 /** Gives back the hits `spendLimits` counted against `keys`. */

@@ -48,16 +48,22 @@ export const taskEventRoutes = createRouter().openapi(taskEvents, async (c) => {
   const query = c.req.valid("query");
   const claims = await authorizeStream(c, creatorRoles, query.ticket);
   const { db } = c.var.deps;
-  await requireTaskOwner(c, claims, id);
-  let consoleCursor: FollowCursor;
-  if (query.consoleAfter !== undefined) {
-    const parsed = parseFollowCursor(query.consoleAfter);
-    if (!parsed) throw unprocessable("consoleAfter is not a cursor a console event carried", [{ path: "consoleAfter", message: "the cursor of a console event" }]);
-    consoleCursor = parsed;
-  } else consoleCursor = query.console === "all" ? followStart : await followCursorNow(db);
-  // A place among the creator's open streams until this one ends or its client goes (lib/bounds.ts).
+  // A place among the creator's open streams until this one ends or its client goes
+  // (lib/bounds.ts), taken before any query so that a flood of refused streams costs little.
   const release = takeStreamSlot(c, claims.sub);
-  return releaseWith(streamEvents(c, id, consoleCursor), release) as never;
+  try {
+    await requireTaskOwner(c, claims, id);
+    let consoleCursor: FollowCursor;
+    if (query.consoleAfter !== undefined) {
+      const parsed = parseFollowCursor(query.consoleAfter);
+      if (!parsed) throw unprocessable("consoleAfter is not a cursor a console event carried", [{ path: "consoleAfter", message: "the cursor of a console event" }]);
+      consoleCursor = parsed;
+    } else consoleCursor = query.console === "all" ? followStart : await followCursorNow(db);
+    return releaseWith(streamEvents(c, id, consoleCursor), release) as never;
+  } catch (error) {
+    release();
+    throw error;
+  }
 });
 
 function streamEvents(c: AppContext, id: string, startCursor: FollowCursor): Response {

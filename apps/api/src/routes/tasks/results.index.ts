@@ -16,12 +16,12 @@ import {
 } from "@crowdcompute/db/reads";
 import { createRoute, z } from "@hono/zod-openapi";
 import { releaseWith, takeStreamSlot } from "../../lib/bounds.ts";
-import { type AppContext, createRouter } from "../../lib/context.ts";
+import { type AppContext, authorize, createRouter, creatorRoles } from "../../lib/context.ts";
 import { followHeader } from "../../lib/follow.ts";
 import { sleep } from "../../lib/live.ts";
 import { problems, security } from "../../lib/openapi.ts";
 import { notFound } from "../../lib/problem.ts";
-import { ownedTask } from "../../lib/task-access.ts";
+import { requireTaskOwner } from "../../lib/task-access.ts";
 import { taskIdParams } from "./tasks.routes.ts";
 
 const download = createRoute({
@@ -50,25 +50,27 @@ const download = createRoute({
 export const resultRoutes = createRouter().openapi(download, async (c) => {
   const { id } = c.req.valid("param");
   const { format, follow, after, from } = c.req.valid("query");
-  const { claims } = await ownedTask(c, id);
-  const db = c.var.deps.db;
-  const task = await getTaskForResults(db, id);
-  if (!task) throw notFound("task");
-  if (follow === "true") {
-    // A follow holds a place among its creator's open streams until it ends or its client goes (lib/bounds.ts).
-    const release = takeStreamSlot(c, claims.sub);
-    try {
+  const claims = await authorize(c, creatorRoles);
+  // A follow holds a place among its creator's open streams until it ends or its client goes
+  // (lib/bounds.ts), taken before any query so that a flood of refused follows costs little.
+  const release = follow === "true" ? takeStreamSlot(c, claims.sub) : () => {};
+  try {
+    await requireTaskOwner(c, claims, id);
+    const db = c.var.deps.db;
+    const task = await getTaskForResults(db, id);
+    if (!task) throw notFound("task");
+    if (follow === "true") {
       const start = after !== undefined ? parseFollowCursor(after)! : from === "now" ? await followCursorNow(db) : undefined;
       return releaseWith(followResults(c, task, format, start), release) as never;
-    } catch (error) {
-      release();
-      throw error;
     }
+    const stream = textStream(finalChunksDownload(db, task, format), format === "csv" ? `${RESULTS_CSV_HEADER}\r\n` : "");
+    const type = format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson; charset=utf-8";
+    // The typed-response helpers know no streams; the OpenAPI entry above documents this one.
+    return c.body(stream, 200, { "content-type": type, "cache-control": "no-store" }) as never;
+  } catch (error) {
+    release();
+    throw error;
   }
-  const stream = textStream(finalChunksDownload(db, task, format), format === "csv" ? `${RESULTS_CSV_HEADER}\r\n` : "");
-  const type = format === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson; charset=utf-8";
-  // The typed-response helpers know no streams; the OpenAPI entry above documents this one.
-  return c.body(stream, 200, { "content-type": type, "cache-control": "no-store" }) as never;
 });
 
 /**
