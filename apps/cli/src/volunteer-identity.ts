@@ -10,7 +10,7 @@ import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ApiError, type Client, createClient } from "@crowdcompute/sdk";
 import { type CliEnv, type ConfigFile, processRuns, readConfig, type StoredVolunteer, updateConfig } from "./config.ts";
-import { describeError, ProblemError, UsageError } from "./errors.ts";
+import { describeError, ProblemError } from "./errors.ts";
 
 export interface VolunteerIdentity extends StoredVolunteer {
   /** The account it computes for, as far as this machine knows (the email `login` stored, or "the API key's account"); null when anonymous. */
@@ -30,9 +30,9 @@ function defaultVolunteerName(email: string | null, slot: number, host = hostnam
 
 /** The server's answer says the token or the volunteer is gone (not a network or server failure). */
 const refused = (error: unknown) => error instanceof ApiError && [401, 403, 404].includes(error.status);
-/** Worth trying again: no answer, or the server's own trouble. */
+/** Worth trying again: no answer (fetch's "fetch failed"), or the server's own trouble; not a refusal, nor a local failure (the config file). */
 const transient = (error: unknown) =>
-  error instanceof ApiError ? error.status >= 500 || error.status === 429 || error.status === 408 : !(error instanceof ProblemError || error instanceof UsageError);
+  error instanceof ApiError ? error.status >= 500 || error.status === 429 || error.status === 408 : error instanceof TypeError && error.message === "fetch failed";
 
 /**
  * The identities of `count` browser slots for `server`, each slot held by this process until

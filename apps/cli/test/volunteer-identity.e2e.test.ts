@@ -200,4 +200,31 @@ describe("crowdcompute volunteer keeps one identity", () => {
     const kept = readConfigFile(env).volunteers![server.url]!;
     expect(kept.map((volunteer) => volunteer?.id).sort()).toEqual(identities.map((identity) => identity.volunteerId).sort());
   });
+
+  it("started before its server is up, it retries until it can get its identity, then volunteers", async () => {
+    const port = await freePortPair();
+    const home = tempDir("home5");
+    const env = { XDG_CONFIG_HOME: join(home, "config"), HOME: home, CROWDCOMPUTE_SERVER: `http://localhost:${port}` };
+    const child = spawnCli(["volunteer", "--json", "--threads", "1"], env);
+    children.push(child);
+    let stdout = "";
+    child.stdout!.on("data", (data) => (stdout += String(data)));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const events = () =>
+      stdout
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as { event: string; error?: string });
+    await until("a retry while the server is down", () => events().find((event) => event.event === "retry"));
+    expect(events().find((event) => event.event === "retry")!.error).toMatch(/cannot reach the server \(ECONNREFUSED\)/);
+    const late = await startServerProcess({ port, dataDir: join(tempDir("late"), "data") });
+    try {
+      await until("an identity event", () => events().find((event) => event.event === "identity"));
+      await until("its browser", () => events().find((event) => event.event === "browser"));
+    } finally {
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      await late.stop();
+    }
+  });
 });
