@@ -18,6 +18,10 @@ describe("examples", () => {
       for (const match of text.matchAll(/(npx --no )?\bnode (examples\/\S+?\.js)\b/g)) if (!match[1]) scripts.add(match[2]!);
     }
     expect([...scripts].sort()).toEqual(["examples/hash-search/verify.js", "examples/mandelbrot/assemble.js", "examples/webgpu-pi/verify.js"]);
+    // The READMEs' `npx --no crowdcompute …` runs on the project's Node whatever the shell's is.
+    const help = spawnSync("sh", ["-c", "npx --no crowdcompute help"], { cwd: repoRoot, env: userShellEnv(), encoding: "utf8" });
+    expect({ status: help.status, stderr: help.stderr }).toEqual({ status: 0, stderr: "" });
+    expect(help.stdout).toMatch(/^Usage: crowdcompute /);
     for (const script of scripts) {
       // No input: each script stops with its own complaint, or prints nothing found; what it must not do is fail to load.
       const run = spawnSync("sh", ["-c", `node ${script} < /dev/null`], { cwd: repoRoot, env: userShellEnv(), encoding: "utf8" });
