@@ -103,7 +103,10 @@ describe("the published packages, installed from their tarballs", () => {
   }, 240_000);
 
   afterAll(async () => {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    // Ctrl-C first, so a volunteer left running by a failure closes its browser and deletes its profile.
+    const running = children.filter((child) => child.exitCode === null && child.signalCode === null);
+    for (const child of running) child.kill("SIGINT");
+    await Promise.all(running.map((child) => until("a crowdcompute process to exit", () => child.exitCode !== null || child.signalCode !== null, 10_000).catch(() => child.kill("SIGKILL"))));
     await server?.stop();
     removeTempDirs();
   });
