@@ -1,4 +1,4 @@
-// Builds the publishable package in packages/sdk/dist (docs/architecture.md, "The job API"):
+// Builds the publishable package in packages/sdk/dist (docs/architecture.md, "Packages people install"):
 // inside the monorepo the SDK is consumed as TypeScript source, which Node does not run from
 // node_modules, so what is published is JavaScript (esbuild, one ES module per entry with the
 // shared code split out) and declarations (tsc), with a package.json of its own.
