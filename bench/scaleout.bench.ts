@@ -22,8 +22,15 @@ const chunks = Number(process.argv[2] ?? 40_000);
 const processCounts = (process.argv[3] ?? "1,2,4").split(",").map(Number);
 const clients = Number(process.env.BENCH_CLIENTS ?? 16);
 const withWorkers = process.env.BENCH_WORKERS !== "0";
-// Enough sign-ups for every client from one address (all requests come from 127.0.0.1).
-const limits = { VOLUNTEER_LIMIT_PER_IP: "100000", REGISTER_LIMIT_PER_IP: "1000" };
+// Enough sign-ups for every client from one address (all requests come from 127.0.0.1), and
+// room for all of them to hold a 4096-chunk block at once from it (docs/architecture.md,
+// "Bounds on what one volunteer holds").
+const limits = { VOLUNTEER_LIMIT_PER_IP: "100000", REGISTER_LIMIT_PER_IP: "1000", LEASE_HELD_PER_SOURCE: String(clients * 4096 * 4) };
+console.error(
+  `API processes run with ${Object.entries(limits)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(" ")}`,
+);
 
 interface Row {
   setup: string;

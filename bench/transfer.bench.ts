@@ -37,7 +37,11 @@ const rows: Row[] = [];
 const embedded = process.env.BENCH_EMBEDDED === "1";
 const dataDir = embedded ? mkdtempSync(join(tmpdir(), "cc-bench-embedded-")) : null;
 const url = dataDir ? null : await createTestDatabase(adminUrl);
-const server = dataDir ? await startEmbeddedApiProcess(dataDir, { METRICS_TOKEN: metricsToken }) : await startApiProcess(url!, { METRICS_TOKEN: metricsToken });
+// Its 16 volunteers are one loopback source: room for each to hold a 4096-chunk block at once
+// (docs/architecture.md, "Bounds on what one volunteer holds").
+const serverEnv = { METRICS_TOKEN: metricsToken, LEASE_HELD_PER_SOURCE: String(16 * 4096 * 4) };
+console.error(`the API runs with LEASE_HELD_PER_SOURCE=${serverEnv.LEASE_HELD_PER_SOURCE}`);
+const server = dataDir ? await startEmbeddedApiProcess(dataDir, serverEnv) : await startApiProcess(url!, serverEnv);
 const { base } = server;
 const dataDirMb = () => (dataDir ? Number(execFileSync("du", ["-sm", dataDir], { encoding: "utf8" }).split("\t")[0]) : null);
 
