@@ -2,7 +2,10 @@
 // `node src/main.ts`), a TCP balancer in front of several of them, and browser volunteers
 // (the real `crowdcompute volunteer`, one headless Chromium each).
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawnServer } from "../server-process.ts";
 
@@ -86,9 +89,13 @@ export interface BrowserVolunteer {
   output(): string;
 }
 
-/** `crowdcompute volunteer --threads 1 --json` on `server`: one real headless Chromium on the volunteer page. */
+/**
+ * `crowdcompute volunteer --threads 1 --json` on `server`: one real headless Chromium on the volunteer page, a
+ * fresh volunteer each (its own config folder, so the CLI's kept identity never leaks between runs or into ~/.config).
+ */
 export function startBrowserVolunteer(server: string): BrowserVolunteer {
-  const child = spawn(process.execPath, [cliBin, "volunteer", "--server", server, "--threads", "1", "--json"], { stdio: ["ignore", "pipe", "pipe"] });
+  const env = { ...process.env, XDG_CONFIG_HOME: mkdtempSync(join(tmpdir(), "cc-fault-volunteer-")) };
+  const child = spawn(process.execPath, [cliBin, "volunteer", "--server", server, "--threads", "1", "--json"], { env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   let done = 0;
   let waited = false;
