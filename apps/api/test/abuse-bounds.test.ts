@@ -9,7 +9,9 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { MAX_INPUT_PART_LINES } from "@crowdcompute/contract/limits";
 import { openTestDb, type TestDb, testBackends } from "@crowdcompute/db/testing";
+import { inputParts } from "@crowdcompute/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AppEnv } from "../src/env.ts";
 import { type RunningServer, startServer } from "../src/node/server.ts";
@@ -181,6 +183,40 @@ describe.each(testBackends())("bounded under attack on %s", (backend) => {
     });
     expect(JSON.parse(part.text)).toEqual({ total: 3, sealed: false });
   }, 60_000);
+
+  it("refuses a part of more lines than one transaction may store, storing none; the SDK's parts fit", async () => {
+    const source = "198.51.100.30";
+    const owner = await creator(source);
+    const id = await task(owner, source, { start: false });
+    const tooMany = await call({
+      method: "POST",
+      path: `/api/tasks/${id}/inputs?offset=0`,
+      token: owner,
+      source,
+      headers: { "content-type": "application/x-ndjson" },
+      body: "1\n".repeat(MAX_INPUT_PART_LINES + 1),
+    });
+    expect(tooMany.status).toBe(413);
+    expect(tooMany.text).toContain("?offset=");
+    expect((await getTask(owner, id, source)).counts.total).toBe(0);
+    // 200,000 one-character inputs (400 KB): the SDK sends them in parts the server takes.
+    const parts: (readonly string[])[] = [];
+    for await (const part of inputParts(Array.from({ length: 200_000 }, () => 1))) parts.push(part);
+    expect(parts.map((p) => p.length)).toEqual([65_536, 65_536, 65_536, 3_392]);
+    let offset = 0;
+    for (const part of parts) {
+      const stored = await call({
+        method: "POST",
+        path: `/api/tasks/${id}/inputs?offset=${offset}`,
+        token: owner,
+        source,
+        headers: { "content-type": "application/x-ndjson" },
+        body: `${part.join("\n")}\n`,
+      });
+      offset = JSON.parse(stored.text).total;
+    }
+    expect(offset).toBe(200_000);
+  });
 
   it("cuts a body that goes silent after the idle time", async () => {
     const attacker = await volunteer("203.0.113.12");

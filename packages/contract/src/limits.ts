@@ -47,6 +47,12 @@ export const MAX_CODE_BYTES = 1024 * 1024;
 export const MAX_WASM_BYTES = 16 * 1024 * 1024;
 /** Inputs given as one JSON array in the task body; more go up as NDJSON parts. */
 export const MAX_ARRAY_INPUTS = 1_000_000;
+/**
+ * Lines one NDJSON upload part (`POST /api/tasks/{id}/inputs`) may hold, besides its 8 MiB:
+ * each part is stored in one transaction, and every follower of results waits for the
+ * longest one running (docs/architecture.md, "Bounds on what one caller holds").
+ */
+export const MAX_INPUT_PART_LINES = 65_536;
 export const MAX_TASK_NAME_CHARS = 200;
 export const MAX_TASK_DESCRIPTION_CHARS = 10_000;
 /** User ids a task's allow-list may name. */

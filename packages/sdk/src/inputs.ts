@@ -2,6 +2,7 @@
 // implementation the CLI, the web page and the job API share. Each part goes at the offset the
 // server expects (409 otherwise), so a part whose answer was lost and is sent again is never
 // stored twice (docs/architecture.md, The database). Browser-safe: no Node imports.
+import { MAX_INPUT_PART_LINES } from "@crowdcompute/contract/limits";
 import { ApiError, type Client } from "./client.ts";
 
 /** One upload request's worth of NDJSON, in characters: smaller parts retry cheaply. */
@@ -98,11 +99,12 @@ export async function uploadInputParts(client: Pick<Client, "appendInputs" | "ge
 
 /**
  * JSON values (or NDJSON lines, with `lines: true`) grouped into parts of about `maxChars`
- * characters and at most `maxBytes` UTF-8 bytes (but a single longer line), for `uploadInputParts`.
+ * characters, at most `maxBytes` UTF-8 bytes (but a single longer line) and at most `maxLines`
+ * lines (the API's MAX_INPUT_PART_LINES), for `uploadInputParts`.
  */
 export async function* inputParts(
   values: Iterable<unknown> | AsyncIterable<unknown>,
-  { maxChars = uploadPartChars, maxBytes = uploadPartBytes, lines = false }: { maxChars?: number; maxBytes?: number; lines?: boolean } = {},
+  { maxChars = uploadPartChars, maxBytes = uploadPartBytes, maxLines = MAX_INPUT_PART_LINES, lines = false }: { maxChars?: number; maxBytes?: number; maxLines?: number; lines?: boolean } = {},
 ): AsyncGenerator<string[]> {
   let part: string[] = [];
   let size = 0;
@@ -111,7 +113,7 @@ export async function* inputParts(
     const line = lines ? String(value) : JSON.stringify(value === undefined ? null : value);
     if (lines && !line.trim()) continue;
     const lineBytes = utf8Bytes(line) + 1;
-    if (part.length > 0 && (size + line.length + 1 > maxChars || bytes + lineBytes > maxBytes)) {
+    if (part.length > 0 && (size + line.length + 1 > maxChars || bytes + lineBytes > maxBytes || part.length >= maxLines)) {
       yield part;
       part = [];
       size = 0;

@@ -1,10 +1,12 @@
 // `POST /api/tasks/{id}/inputs`: NDJSON inputs in parts, each at the offset the server expects
-// (docs/architecture.md, "The database"). A part (at most 8 MiB: lib/limits.ts) is read whole
+// (docs/architecture.md, "The database"). A part (at most 8 MiB, lib/limits.ts, and 65,536
+// lines) is read whole
 // within the in-flight bounds, in one of its creator's few upload slots, and its lines checked
 // before its transaction opens, so no transaction ever waits on a client (docs/architecture.md,
 // "Bounds on what one caller holds").
 
 import { appendInputsResponseSchema } from "@crowdcompute/contract";
+import { MAX_INPUT_PART_LINES } from "@crowdcompute/contract/limits";
 import { appendInputs } from "@crowdcompute/db";
 import { createRoute, z } from "@hono/zod-openapi";
 import { takeUploadSlot } from "../../lib/bounds.ts";
@@ -12,7 +14,7 @@ import { createRouter } from "../../lib/context.ts";
 import { assertNdjsonLineWithinLimits } from "../../lib/json-limits.ts";
 import { readRequestBody } from "../../lib/limits.ts";
 import { problems, security } from "../../lib/openapi.ts";
-import { conflict, notFound, unprocessable } from "../../lib/problem.ts";
+import { conflict, notFound, ProblemError, unprocessable } from "../../lib/problem.ts";
 import { ownedTask } from "../../lib/task-access.ts";
 import { taskIdParams } from "./tasks.routes.ts";
 
@@ -23,6 +25,9 @@ import { taskIdParams } from "./tasks.routes.ts";
 function checkedLines(text: string): string[] {
   const lines = text.split("\n");
   if (lines.at(-1) === "") lines.pop();
+  if (lines.length > MAX_INPUT_PART_LINES) {
+    throw new ProblemError(413, "Payload too large", `a part may hold at most ${MAX_INPUT_PART_LINES} lines (this one has ${lines.length}); send the rest in another request with ?offset=`);
+  }
   lines.forEach((line, i) => {
     assertNdjsonLineWithinLimits(line, i + 1);
   });
