@@ -104,6 +104,26 @@ describe.each(testBackends())("replicated tasks through the API on %s", (backend
     expect(await taskCount()).toBe(before);
   });
 
+  it("takes a spotCheck share in (0, 1]: a trusted volunteer's block is then accepted on one copy but for that share", async () => {
+    await t.db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running'`);
+    const body = { name: "spot", code: "export default (x) => x", inputs: [1, 2, 3], replication: 2, quorum: 2, spotCheck: 0.000001, start: true };
+    const task = (await t.call("POST", "/api/tasks", { token: creator, body })).json.task;
+    expect(task).toMatchObject({ spotCheck: 0.000001 });
+    const { token } = await t.volunteer(admin);
+    const { leases } = (await t.call("POST", "/api/work/lease", { token, body: { max: 4, capabilities: { threads: 4 } } })).json;
+    const posted = await t.call("POST", "/api/work/results", { token, body: { results: [{ leaseId: leases[0].leaseId, results: [1, 2, 3], cpuMs: 3 }] } });
+    expect(posted.json.accepted).toBe(3);
+    const view = (await t.call("GET", `/api/tasks/${task.id}`, { token: creator })).json.task;
+    expect(view).toMatchObject({ status: "done", verification: { copiesReceived: 3, chunksReplicated: 0 } });
+    expect((await t.call("POST", "/api/tasks", { token: creator, body: { name: "d", code: "export default (x) => x", inputs: [1] } })).json.task.spotCheck).toBe(1);
+    for (const spotCheck of [0, -0.5, 1.5, "0.1", null]) {
+      const res = await t.call("POST", "/api/tasks", { token: creator, body: { ...body, spotCheck } });
+      expect({ spotCheck, status: res.status }).toEqual({ spotCheck, status: 422 });
+      expect(res.json.errors.map((e: { path: string }) => e.path).join(" ")).toMatch(/spotCheck/);
+    }
+    expect((await t.call("POST", `/api/tasks/${task.id}/clone`, { token: creator, body: { spotCheck: 0.25 } })).json.task.spotCheck).toBe(0.25);
+  });
+
   it("refuses a quorum larger than the replication, storing nothing", async () => {
     const bad = await t.call("POST", "/api/tasks", { token: creator, body: { name: "bad", code: "export default (x) => x", inputs: [1], replication: 2, quorum: 3 } });
     expect(bad.status).toBe(422);

@@ -17,6 +17,15 @@ export function integer(name: string, min: number, max = Number.MAX_SAFE_INTEGER
   };
 }
 
+/** A commander parser for --spot-check: a share in (0, 1]. */
+function share(name: string) {
+  return (value: string): number => {
+    const n = Number(value.trim());
+    if (!value.trim() || !Number.isFinite(n) || n <= 0 || n > 1) throw new InvalidArgumentError(`${name} must be a share more than 0 and at most 1 (for example 0.1).`);
+    return n;
+  };
+}
+
 /** A commander parser for a tolerance bound: a finite number, 0 or more. */
 function bound(name: string) {
   return (value: string): number => {
@@ -44,6 +53,7 @@ export interface TaskFlags {
   requiresWebgpu?: boolean;
   toleranceAbs?: number;
   toleranceRel?: number;
+  spotCheck?: number;
 }
 
 /** A task's settings as `submit` and `clone` take them; what `clone` is not given, the task keeps. */
@@ -74,11 +84,12 @@ export function taskSettingOptions(command: Command, unset: { name: string; memo
     .option("--start", unset.start);
 }
 
-/** Adds --replication, --quorum, --tolerance-abs, --tolerance-rel, --allow-users and --requires-webgpu to `command`. */
+/** Adds --replication, --quorum, --spot-check, --tolerance-abs, --tolerance-rel, --allow-users and --requires-webgpu to `command`. */
 export function taskFlagOptions(command: Command): Command {
   return command
     .option("--replication <n>", "copies of each chunk, run by distinct volunteers (default 1)", integer("--replication", 1, 16))
     .option("--quorum <n>", "how many copies must agree before a result is accepted (at most --replication)", integer("--quorum", 1, 16))
+    .option("--spot-check <share>", "replicated tasks: the share of trusted volunteers' blocks copied to check them, the rest accepted on one copy (default 1: every block)", share("--spot-check"))
     .option("--tolerance-abs <x>", "replicated tasks: copies agree when their numbers differ by at most x (default: exact)", bound("--tolerance-abs"))
     .option("--tolerance-rel <x>", "replicated tasks: copies agree when their numbers differ by at most x times the larger (default: exact)", bound("--tolerance-rel"))
     .option("--allow-users <ids>", "only these users' volunteers may run it (user ids, comma-separated)", userIds)
@@ -93,6 +104,7 @@ export function taskFlagFields(flags: TaskFlags): Partial<NewTask> {
   return {
     ...(flags.replication !== undefined ? { replication: flags.replication } : {}),
     ...(flags.quorum !== undefined ? { quorum: flags.quorum } : {}),
+    ...(flags.spotCheck !== undefined ? { spotCheck: flags.spotCheck } : {}),
     ...(flags.toleranceAbs !== undefined || flags.toleranceRel !== undefined
       ? { tolerance: { ...(flags.toleranceAbs !== undefined ? { abs: flags.toleranceAbs } : {}), ...(flags.toleranceRel !== undefined ? { rel: flags.toleranceRel } : {}) } }
       : {}),

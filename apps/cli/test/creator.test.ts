@@ -253,6 +253,8 @@ describe("creator commands", () => {
         "1e-9",
         "--tolerance-abs",
         "0",
+        "--spot-check",
+        "0.1",
         "--priority",
         "5",
         "--allow-users",
@@ -275,6 +277,7 @@ describe("creator commands", () => {
       replication: 3,
       quorum: 2,
       tolerance: { abs: 0, rel: 1e-9 },
+      spotCheck: 0.1,
       priority: 5,
       allowUsers: [user, user.replace("fdc", "fdd")],
       requires: { webgpu: true },
@@ -290,6 +293,7 @@ describe("creator commands", () => {
       [["--allow-users", "alice"], /--allow-users takes user ids \(UUIDs\)/],
       [["--tolerance-rel", "-1"], /--tolerance-rel must be a number of 0 or more/],
       [["--tolerance-abs", "Infinity"], /--tolerance-abs must be a number of 0 or more/],
+      [["--spot-check", "0"], /--spot-check must be a share more than 0 and at most 1/],
     ];
     for (const [flags, message] of cases) {
       const result = await runCli(["submit", work, "--inputs", inputs, ...flags], { env });

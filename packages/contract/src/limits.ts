@@ -66,6 +66,8 @@ export const MAX_RANGE_CHUNK_SIZE = 1_000_000_000;
 export const TASK_PRIORITY = { min: -1000, max: 1000, default: 0 } as const;
 /** Copies of each chunk, on distinct volunteers; the quorum has the same bounds. */
 export const TASK_REPLICATION = { min: 1, max: 16, default: 1 } as const;
+/** Replicated tasks: the share of trusted volunteers' blocks copied to check them, in (0, 1]. */
+export const TASK_SPOT_CHECK = { min: 0, max: 1, default: 1 } as const;
 export const TASK_TIMEOUT_MS = { min: 100, max: 3_600_000, default: 60_000 } as const;
 /** Each worker's memory budget, in MiB: a chunk over it fails as `oom`. */
 export const TASK_MEMORY_MB = { min: 16, max: 4096, default: 256 } as const;

@@ -20,6 +20,7 @@ import {
   TASK_MEMORY_MB,
   TASK_PRIORITY,
   TASK_REPLICATION,
+  TASK_SPOT_CHECK,
   TASK_TIMEOUT_MS,
 } from "./limits.ts";
 import { rangeChunkCount } from "./range.ts";
@@ -112,6 +113,10 @@ export const taskOptionsSchema = z.object({
   tolerance: toleranceSchema.nullable().meta({
     description: "Replicated tasks: how far numbers in agreeing copies may differ (absolute or relative); null: results must agree exactly",
   }),
+  spotCheck: z.number().gt(TASK_SPOT_CHECK.min, "spotCheck must be more than 0").max(TASK_SPOT_CHECK.max).meta({
+    description:
+      'Replicated tasks: the share of blocks whose first copy comes from a trusted volunteer that are copied anyway, chosen after the copy is reported; the rest are accepted on that copy. Probationers\' blocks are always copied. 1 (the default): every block (docs/architecture.md, "Replication, trust and reduce")',
+  }),
   allowUsers: z.array(z.uuid()).max(MAX_ALLOW_USERS).nullable().meta({ description: "Only these users' volunteers run it; null: everyone's" }),
 });
 
@@ -148,6 +153,7 @@ export const newTaskSchema = z
     maxAttempts: options.maxAttempts.default(TASK_MAX_ATTEMPTS.default),
     requires: options.requires.default({}),
     tolerance: options.tolerance.default(null),
+    spotCheck: options.spotCheck.default(TASK_SPOT_CHECK.default),
     allowUsers: options.allowUsers.default(null),
     start: z.boolean().default(false).meta({ description: "Publish it at once (else a draft)" }),
   })
@@ -187,6 +193,7 @@ export const taskSchema = z
     maxAttempts: z.number(),
     requires: z.object({ webgpu: z.boolean().optional() }),
     tolerance: z.object({ abs: z.number().optional(), rel: z.number().optional() }).nullable().meta({ description: "how far numbers in agreeing copies may differ; null: exact agreement" }),
+    spotCheck: z.number().meta({ description: "the share of trusted volunteers' blocks copied to check them (1: every block)" }),
     allowUsers: z.array(z.string()).nullable(),
     codeSha256: z.string(),
     wasmSha256: z.string().nullable(),

@@ -89,6 +89,13 @@ export const tasks = pgTable(
     requires: jsonb("requires").$type<{ webgpu?: boolean }>().notNull().default({}),
     /** Replicated tasks: how far numbers of agreeing copies may differ; null: exact (docs/architecture.md, "Replication, trust and reduce"). */
     tolerance: jsonb("tolerance").$type<{ abs?: number; rel?: number } | null>(),
+    /**
+     * Replicated tasks: the share of trusted volunteers' blocks copied to check them; the rest
+     * are accepted on that one copy (docs/architecture.md, "Replication, trust and reduce"). 1: every block.
+     */
+    spotCheck: real("spot_check").notNull().default(1),
+    /** Server-side only: with a lease's id it picks the blocks spot-checked, unknown to volunteers. */
+    spotSeed: text("spot_seed").notNull().default(sql`md5(random()::text || clock_timestamp()::text)`),
     allowUsers: jsonb("allow_users").$type<string[] | null>(),
     inputKind: text("input_kind").$type<"array" | "range" | "ndjson">().notNull(),
     range: jsonb("range").$type<{ start: number; end: number; step: number; size: number } | null>(),

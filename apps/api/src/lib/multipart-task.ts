@@ -23,6 +23,7 @@ export const multipartTaskForm = {
     priority: { type: "integer" as const },
     replication: { type: "integer" as const },
     quorum: { type: "integer" as const },
+    spotCheck: { type: "number" as const, description: "replicated tasks: the share of trusted volunteers' blocks copied, in (0, 1]" },
     timeoutMs: { type: "integer" as const },
     memoryMb: { type: "integer" as const },
     maxAttempts: { type: "integer" as const },
@@ -32,7 +33,7 @@ export const multipartTaskForm = {
 
 /** Fields that hold JSON rather than text. */
 const jsonFields = new Set(["inputs", "range", "requires", "tolerance", "allowUsers"]);
-const numberFields = new Set(["priority", "replication", "quorum", "timeoutMs", "memoryMb", "maxAttempts"]);
+const numberFields = new Set(["priority", "replication", "quorum", "spotCheck", "timeoutMs", "memoryMb", "maxAttempts"]);
 const booleanFields = new Set(["start"]);
 
 function base64(bytes: Uint8Array): string {

@@ -47,25 +47,38 @@ export function insertResultRuns(db: Db, volunteerId: string, shard: number, run
           SELECT item, lease_id, task_id, first AS off, len, CASE WHEN len = 1 THEN (results -> 0)::text ELSE results::text END AS result, cpu_ms
           FROM json_to_recordset(${items}::json)
             AS x(item int, lease_id bigint, task_id uuid, first int, len int, results json, cpu_ms bigint)
+        ), voter AS (
+          -- The reporting volunteer as votes see it: trusted (an admin's, or earned), or the task
+          -- owner's own on its task, neither banned nor a suspended account's.
+          SELECT v.trusted, v.banned, v.user_id, u.suspended_at IS NOT NULL AS suspended
+          FROM volunteers v LEFT JOIN users u ON u.id = v.user_id WHERE v.id = ${volunteerId}
         ), locked AS (
           -- Leases by key and in id order, as every statement that takes them (see submit-chunks.ts).
           SELECT l.id, l.task_id, l.first_idx, l.n, l.reported, l.reclaimed, l.copy, l.created_at FROM leases l
           WHERE l.id = ANY (ARRAY(SELECT lease_id FROM items)) ORDER BY l.id FOR UPDATE
         ), judged AS (
-          SELECT i.*, l.first_idx + i.off AS idx, l.n AS lease_n, t.total, l.first_idx + i.off < t.total AS own_chunk,
+          SELECT i.*, l.first_idx + i.off AS idx, l.n AS lease_n, t.total, t.replication, l.first_idx + i.off < t.total AS own_chunk,
             CASE WHEN t.id IS NULL OR l.id IS NULL THEN 'task-unknown'
                  WHEN t.status IN ('cancelled', 'draft') THEN 'task-cancelled'
                  -- a reduce chunk leased before its tree was thrown away read inputs that changed since
                  WHEN l.first_idx + i.off >= t.total AND l.created_at < t.reduce_reset_at THEN 'chunk-reissued' END AS reason,
-            (l.id IS NOT NULL AND NOT l.reclaimed AND l.copy = 0 AND t.replication = 1 AND i.off + i.len <= l.n
-              AND ${noneSetIn(sql`l.reported`, sql`i.off`, sql`i.len`)}) AS whole,
+            (l.id IS NOT NULL AND NOT l.reclaimed AND l.copy = 0 AND i.off + i.len <= l.n
+              AND ${noneSetIn(sql`l.reported`, sql`i.off`, sql`i.len`)}
+              AND (t.replication = 1
+                   -- Adaptive replication: a trusted volunteer's first copy of a block is accepted
+                   -- alone unless the block is among the spot_check share checked, picked from the
+                   -- lease's id and a seed volunteers never see (docs/architecture.md,
+                   -- "Replication, trust and reduce"). Probationers' blocks always go to a vote.
+                   OR coalesce(t.spot_check < 1 AND NOT vr.banned AND NOT vr.suspended AND (vr.trusted OR coalesce(t.owner_id = vr.user_id, false))
+                               AND ('x' || substr(md5(l.id::text || t.spot_seed), 1, 8))::bit(32)::bigint / 4294967296.0 >= t.spot_check, false))) AS whole,
             -- What the server saw: no more than len × (lease to now), nor len × timeoutMs.
             ${boundedCpu(sql`i.cpu_ms`, sql`l.created_at`, sql`t.timeout_ms`, sql`i.len`)} AS bounded_cpu
           FROM items i
           LEFT JOIN locked l ON l.id = i.lease_id AND l.task_id = i.task_id
+          LEFT JOIN voter vr ON true
           -- The batch's few tasks, probed by key once each (OFFSET 0 keeps it a probe).
           LEFT JOIN (SELECT t.* FROM (SELECT DISTINCT task_id FROM items) d
-                     CROSS JOIN LATERAL (SELECT id, status, replication, timeout_ms, total, reduce_reset_at
+                     CROSS JOIN LATERAL (SELECT id, owner_id, status, replication, spot_check, spot_seed, timeout_ms, total, reduce_reset_at
                                          FROM tasks WHERE id = d.task_id OFFSET 0) t) t ON t.id = i.task_id
         ), stored AS (
           SELECT * FROM judged WHERE reason IS NULL AND whole
@@ -80,10 +93,11 @@ export function insertResultRuns(db: Db, volunteerId: string, shard: number, run
           ON CONFLICT DO NOTHING
           RETURNING task_id, idx, n
         ), credited AS (
-          -- A single copy wins trivially: its credit is its CPU time as counted.
-          SELECT s.task_id, s.bounded_cpu AS cpu_ms, s.own_chunk, s.bounded_cpu AS credit, s.len AS n
+          -- A single copy wins trivially: its credit is its CPU time as counted. A replicated
+          -- task's block accepted on one copy counts its copies received.
+          SELECT s.task_id, s.bounded_cpu AS cpu_ms, s.own_chunk, s.bounded_cpu AS credit, s.len AS n, s.replication > 1 AS alone
           FROM inserted i JOIN stored s ON s.task_id = i.task_id AND s.idx = i.idx
-        ), ${countCredited(volunteerId, shard, sql`n`)}, cleared AS (
+        ), ${countCredited(volunteerId, shard, sql`n`, sql`CASE WHEN alone THEN n ELSE 0 END`)}, cleared AS (
           -- A retry's state row goes with its result (a longer run has none: see above).
           DELETE FROM chunk_state cs USING inserted i WHERE i.n = 1 AND cs.task_id = i.task_id AND cs.idx = i.idx
         ), live_cleared AS (

@@ -309,7 +309,7 @@ async function groupWithinTolerance(tx: Db, itemTable: ReturnType<typeof sql>): 
  * volunteers banned lost on it now.
  */
 async function penalizeLosers(tx: Db, winners: { task_id: string; idx: number; hash: string }[]): Promise<{ reopened: string[]; bannedOn: Map<string, number> }> {
-  const penalized = await queryRows<{ id: string; wins: number; losses: number }>(
+  const penalized = await queryRows<{ id: string; wins: number; losses: number; trusted: boolean }>(
     tx,
     sql`WITH w AS (
           SELECT * FROM json_to_recordset(${JSON.stringify(winners)}::json) AS w(task_id uuid, idx int, hash text)
@@ -323,10 +323,14 @@ async function penalizeLosers(tx: Db, winners: { task_id: string; idx: number; h
         )
         UPDATE volunteers p SET losses = p.losses + lost.n FROM lost
         WHERE p.id = lost.volunteer_id AND NOT p.banned
-        RETURNING p.id, p.wins, p.losses`,
+        RETURNING p.id, p.wins, p.losses, p.trusted`,
   );
+  // A trusted volunteer that lost to a vouched side (a sleeper, or one that broke) loses its
+  // trust, and what it decided alone on spot-checked tasks is decided again.
+  const fallen = penalized.filter((v) => v.trusted).map((v) => v.id);
+  const reopened = fallen.length > 0 ? await distrust(tx, fallen) : [];
   const banned = penalized.filter((v) => v.losses >= lossesToBan && v.losses > lossShareToBan * (v.wins + v.losses));
-  if (banned.length === 0) return { reopened: [], bannedOn: new Map() };
+  if (banned.length === 0) return { reopened, bannedOn: new Map() };
   const ids = banned.map((v) => v.id);
   const on = await queryRows<{ task_id: string; n: number }>(
     tx,
@@ -336,7 +340,51 @@ async function penalizeLosers(tx: Db, winners: { task_id: string; idx: number; h
         WHERE v.volunteer_id IN (SELECT value::uuid FROM json_array_elements_text(${JSON.stringify(ids)}::json))
         GROUP BY w.task_id`,
   );
-  return { reopened: await banVolunteers(tx, ids), bannedOn: new Map(on.map((row) => [row.task_id, row.n])) };
+  return { reopened: [...reopened, ...(await banVolunteers(tx, ids))], bannedOn: new Map(on.map((row) => [row.task_id, row.n])) };
+}
+
+/**
+ * Takes trust from volunteers (trust is earned again from scratch) and reopens every chunk
+ * they decided alone: a spot-checked task's block accepted on one trusted copy has a result
+ * row and no vote. Its chunks go back to voting for `replication` fresh copies, its task back
+ * to running, and a reduce tree built on them is built again. Returns the tasks reopened.
+ */
+async function distrust(tx: Db, volunteerIds: string[]): Promise<string[]> {
+  const ids = JSON.stringify(volunteerIds);
+  await tx.execute(sql`
+    UPDATE volunteers SET trusted = false, vouched_wins = 0, vouchers = '{}'
+    WHERE id IN (SELECT value::uuid FROM json_array_elements_text(${ids}::json))`);
+  const reopened = await queryRows<{ task_id: string }>(
+    tx,
+    sql`WITH alone AS (
+          -- Results are found through the tasks that can have such rows (by the primary key's
+          -- task prefix), never by a scan of every result for its volunteer.
+          DELETE FROM results r USING tasks t
+          WHERE t.replication > 1 AND t.spot_check < 1 AND r.task_id = t.id
+            AND r.volunteer_id IN (SELECT value::uuid FROM json_array_elements_text(${ids}::json))
+            AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.task_id = r.task_id AND v.idx = r.idx)
+          RETURNING r.task_id, r.idx, r.n, r.cpu_ms, t.total, t.replication
+        ), chunks AS (
+          SELECT a.task_id, c.idx, a.replication FROM alone a CROSS JOIN LATERAL generate_series(a.idx, a.idx + a.n - 1) AS c(idx)
+        ), revoting AS (
+          INSERT INTO chunk_state (task_id, idx, status, needed, votes_in)
+          SELECT task_id, idx, 'voting', replication, 0 FROM chunks ORDER BY task_id, idx
+          ON CONFLICT (task_id, idx) DO UPDATE SET status = 'voting', needed = excluded.needed, copies_out = 0, votes_in = 0
+        ), uncounted AS (
+          -- they leave done, and each chunk reopened is a chunk replicated now
+          ${addToTaskCounters(
+            ["done", "cpu_ms", "replicated"],
+            sql`SELECT task_id, 0, -coalesce(sum(least(n, greatest(total - idx, 0))), 0), -sum(cpu_ms), sum(n) FROM alone GROUP BY task_id ORDER BY task_id`,
+          )}
+        ), running_again AS (
+          UPDATE tasks SET status = 'running', finished_at = NULL
+          WHERE id IN (SELECT task_id FROM alone) AND status IN ('done', 'failed')
+        )
+        SELECT DISTINCT task_id FROM alone`,
+  );
+  const taskIds = reopened.map((row) => row.task_id);
+  await resetReduceTrees(tx, taskIds);
+  return taskIds;
 }
 
 /**

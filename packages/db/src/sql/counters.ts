@@ -41,13 +41,15 @@ export function boundedCpu(claimed: SQL, leasedAt: SQL, timeoutMs: SQL, chunks?:
 /**
  * The counter upserts of results that counted: a CTE pair over `credited(task_id, cpu_ms,
  * own_chunk, credit, n)` moving the task's sharded counters and the volunteer's. `done`
- * counts the task's own chunks; its reduce chunks (indexes past total) do not.
+ * counts the task's own chunks; its reduce chunks (indexes past total) do not. `copies`, when
+ * given, is what each row adds to the task's copies received (a replicated task's block
+ * accepted on one copy, docs/architecture.md "Replication, trust and reduce").
  */
-export function countCredited(volunteerId: string, shard: number, chunks: SQL = sql`1`): SQL {
+export function countCredited(volunteerId: string, shard: number, chunks: SQL = sql`1`, copies: SQL = sql`0`): SQL {
   return sql`counted AS (
           ${addToTaskCounters(
-            ["done", "cpu_ms", "credit"],
-            sql`SELECT task_id, ${shard}, coalesce(sum(${chunks}) FILTER (WHERE own_chunk), 0), sum(cpu_ms), sum(credit)
+            ["done", "cpu_ms", "credit", "copies"],
+            sql`SELECT task_id, ${shard}, coalesce(sum(${chunks}) FILTER (WHERE own_chunk), 0), sum(cpu_ms), sum(credit), sum(${copies})
                 FROM credited GROUP BY task_id ORDER BY task_id`,
           )}
         ), volunteer_credit AS (

@@ -60,7 +60,7 @@ export async function cloneTask(db: Db, input: { taskId: string; ownerId: string
     const [copied] = await queryRows<{ total: number }>(
       tx,
       sql`INSERT INTO tasks (id, owner_id, name, description, code, code_sha256, has_reduce, wasm, wasm_sha256, status, priority,
-                             replication, quorum, timeout_ms, memory_mb, max_attempts, max_expiries, requires, tolerance, allow_users,
+                             replication, quorum, timeout_ms, memory_mb, max_attempts, max_expiries, requires, tolerance, spot_check, allow_users,
                              input_kind, range, total, input_bytes, sealed)
           SELECT ${id}, ${input.ownerId}, coalesce(${c.name ?? null}::text, name), coalesce(${c.description ?? null}::text, description),
                  coalesce(${input.code?.code ?? null}::text, code), coalesce(${input.code?.codeSha256 ?? null}::text, code_sha256),
@@ -70,6 +70,7 @@ export async function cloneTask(db: Db, input: { taskId: string; ownerId: string
                  coalesce(${c.timeoutMs ?? null}::int, timeout_ms), coalesce(${c.memoryMb ?? null}::int, memory_mb), coalesce(${c.maxAttempts ?? null}::int, max_attempts), max_expiries,
                  coalesce(${json(c.requires)}::jsonb, requires),
                  CASE WHEN ${c.tolerance !== undefined} THEN nullif(${json(c.tolerance)}::jsonb, 'null'::jsonb) ELSE tolerance END,
+                 coalesce(${c.spotCheck ?? null}::real, spot_check),
                  CASE WHEN ${c.allowUsers !== undefined} THEN ${json(c.allowUsers)}::jsonb ELSE allow_users END,
                  input_kind, range, total, input_bytes, sealed
           FROM tasks WHERE id = ${input.taskId}

@@ -19,7 +19,7 @@ export type InputKind = "array" | "range" | "ndjson";
 export type TaskInputs = { kind: "array"; items: unknown[] } | ({ kind: "range" } & RangeSpec) | { kind: "ndjson" };
 
 /** A task to create: the contract's options (packages/contract, `taskOptionsSchema`) with its code and inputs. */
-export type NewTask = Omit<TaskOptions, "memoryMb" | "tolerance"> & {
+export type NewTask = Omit<TaskOptions, "memoryMb" | "tolerance" | "spotCheck"> & {
   ownerId: string;
   code: string;
   codeSha256: string;
@@ -31,6 +31,8 @@ export type NewTask = Omit<TaskOptions, "memoryMb" | "tolerance"> & {
   memoryMb?: number;
   /** Replicated tasks' tolerance for numbers; exact agreement when null or left out. */
   tolerance?: TaskOptions["tolerance"];
+  /** Replicated tasks' share of trusted blocks copied; 1 (every block) when left out. */
+  spotCheck?: number;
   inputs: TaskInputs;
   start: boolean;
 };
@@ -70,6 +72,7 @@ export async function createTask(db: Db, input: NewTask): Promise<string> {
       maxAttempts: input.maxAttempts,
       requires: input.requires,
       tolerance: input.tolerance ?? null,
+      spotCheck: input.spotCheck ?? 1,
       allowUsers: input.allowUsers,
       inputKind: input.inputs.kind,
       range: inputs.kind === "range" ? rangeOf(inputs) : null,
@@ -123,7 +126,7 @@ type TaskRow = Omit<TaskView, Derived> & {
 // counters and the live leases, never by counting chunks.
 const taskViewColumns = sql`
   t.id, t.owner_id AS "ownerId", t.name, t.description, t.status, t.priority, t.replication, t.quorum,
-  t.timeout_ms AS "timeoutMs", t.memory_mb AS "memoryMb", t.max_attempts AS "maxAttempts", t.requires, t.tolerance,
+  t.timeout_ms AS "timeoutMs", t.memory_mb AS "memoryMb", t.max_attempts AS "maxAttempts", t.requires, t.tolerance, t.spot_check AS "spotCheck",
   t.allow_users AS "allowUsers", t.code_sha256 AS "codeSha256", t.wasm_sha256 AS "wasmSha256", t.sealed,
   t.input_kind AS "inputKind", t.last_error AS "lastError",
   t.total, t.aggregate, t.created_at, t.finished_at,

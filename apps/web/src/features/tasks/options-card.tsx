@@ -26,6 +26,14 @@ export function OptionsCard({
         />
         <Field label="Quorum" inputMode="numeric" value={options.quorum} onChange={(e) => setOption("quorum", e.target.value)} error={errors.quorum} hint="Matching copies needed." />
         <Field
+          label="Spot check"
+          inputMode="decimal"
+          value={options.spotCheck}
+          onChange={(e) => setOption("spotCheck", e.target.value)}
+          error={errors.spotCheck}
+          hint="Share of trusted volunteers' blocks copied; 1: every block."
+        />
+        <Field
           label="Tolerance, absolute (optional)"
           inputMode="decimal"
           value={options.toleranceAbs}

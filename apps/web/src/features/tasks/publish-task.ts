@@ -33,7 +33,7 @@ export async function publishTask(client: Client, { values, options, cloneOf, in
   const { name, description, code, wasm } = values;
   if (values.mode === "same" && cloneOf) {
     // A clone: the server copies the inputs; the rest is what the form says now.
-    const { replication, quorum, timeoutMs, memoryMb, maxAttempts, priority, requires, tolerance, allowUsers } = options;
+    const { replication, quorum, timeoutMs, memoryMb, maxAttempts, priority, requires, tolerance, spotCheck, allowUsers } = options;
     const task = await client.cloneTask(cloneOf, {
       name: name.trim(),
       description,
@@ -46,6 +46,7 @@ export async function publishTask(client: Client, { values, options, cloneOf, in
       priority,
       requires,
       tolerance,
+      spotCheck,
       allowUsers,
       ...(wasm ? { wasm: toBase64(wasm.bytes) } : {}),
     });

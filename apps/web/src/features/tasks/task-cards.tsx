@@ -174,6 +174,12 @@ export function DetailsCard({ task }: { task: Task }) {
         <dd>
           {task.replication} (quorum {task.quorum})
         </dd>
+        {task.replication > 1 && task.spotCheck < 1 ? (
+          <>
+            <dt className="text-slate-500">Spot check</dt>
+            <dd data-testid="task-spot-check">{Math.round(task.spotCheck * 1000) / 10} % of trusted volunteers' blocks copied</dd>
+          </>
+        ) : null}
         {task.tolerance ? (
           <>
             <dt className="text-slate-500">Tolerance</dt>

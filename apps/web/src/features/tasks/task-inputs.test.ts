@@ -53,6 +53,7 @@ describe("task options as the form reads them", () => {
       priority: 0,
       requires: { webgpu: false },
       tolerance: null,
+      spotCheck: 1,
       allowUsers: null,
     });
     expect(out).toEqual({});
@@ -62,7 +63,19 @@ describe("task options as the form reads them", () => {
     const out: Record<string, string> = {};
     const allowed = "01a21703-6975-77d9-af11-950bea5939d8";
     const parsed = parseOptions(
-      { replication: "2", quorum: "3", timeoutSec: "0", memoryMb: "8", maxAttempts: "1.5", priority: "2000", webgpu: true, allowUsers: `${allowed}, bob`, toleranceAbs: "-1", toleranceRel: "x" },
+      {
+        replication: "2",
+        quorum: "3",
+        timeoutSec: "0",
+        memoryMb: "8",
+        maxAttempts: "1.5",
+        priority: "2000",
+        webgpu: true,
+        allowUsers: `${allowed}, bob`,
+        toleranceAbs: "-1",
+        toleranceRel: "x",
+        spotCheck: "0",
+      },
       out,
     );
     expect(out).toEqual({
@@ -74,6 +87,7 @@ describe("task options as the form reads them", () => {
       allowUsers: '"bob" is not a user id.',
       toleranceAbs: "Enter a number of 0 or more, or leave it empty.",
       toleranceRel: "Enter a number of 0 or more, or leave it empty.",
+      spotCheck: "More than 0 and at most 1.",
     });
     expect(parsed.requires).toEqual({ webgpu: true });
   });
@@ -83,5 +97,13 @@ describe("task options as the form reads them", () => {
     expect(parseOptions({ ...defaultOptions, toleranceRel: " 1e-9 " }, out).tolerance).toEqual({ rel: 1e-9 });
     expect(parseOptions({ ...defaultOptions, toleranceAbs: "0.5", toleranceRel: "0" }, out).tolerance).toEqual({ abs: 0.5, rel: 0 });
     expect(out).toEqual({});
+  });
+
+  it("takes a spot check share in (0, 1]", () => {
+    const out: Record<string, string> = {};
+    expect(parseOptions({ ...defaultOptions, spotCheck: "0.1" }, out).spotCheck).toBe(0.1);
+    expect(out).toEqual({});
+    parseOptions({ ...defaultOptions, spotCheck: "1.5" }, out);
+    expect(out).toEqual({ spotCheck: "More than 0 and at most 1." });
   });
 });

@@ -1,4 +1,4 @@
-import { MAX_ALLOW_USERS, TASK_MAX_ATTEMPTS, TASK_MEMORY_MB, TASK_PRIORITY, TASK_REPLICATION, TASK_TIMEOUT_MS } from "@crowdcompute/contract/limits";
+import { MAX_ALLOW_USERS, TASK_MAX_ATTEMPTS, TASK_MEMORY_MB, TASK_PRIORITY, TASK_REPLICATION, TASK_SPOT_CHECK, TASK_TIMEOUT_MS } from "@crowdcompute/contract/limits";
 
 /** The task options as typed into the form (text until checked). */
 export interface TaskOptionsForm {
@@ -13,6 +13,8 @@ export interface TaskOptionsForm {
   /** Replicated tasks: how far numbers of agreeing copies may differ; both empty: exact. */
   toleranceAbs: string;
   toleranceRel: string;
+  /** Replicated tasks: the share of trusted volunteers' blocks copied, in (0, 1]. */
+  spotCheck: string;
 }
 
 export const defaultOptions: TaskOptionsForm = {
@@ -26,6 +28,7 @@ export const defaultOptions: TaskOptionsForm = {
   allowUsers: "",
   toleranceAbs: "",
   toleranceRel: "",
+  spotCheck: String(TASK_SPOT_CHECK.default),
 };
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -59,6 +62,8 @@ export function parseOptions(options: TaskOptionsForm, out: Record<string, strin
   };
   const abs = bound("toleranceAbs", options.toleranceAbs);
   const rel = bound("toleranceRel", options.toleranceRel);
+  const spotCheck = Number(options.spotCheck.trim());
+  if (!options.spotCheck.trim() || !Number.isFinite(spotCheck) || spotCheck <= TASK_SPOT_CHECK.min || spotCheck > TASK_SPOT_CHECK.max) out.spotCheck = "More than 0 and at most 1.";
   const tolerance = abs === undefined && rel === undefined ? null : { ...(abs !== undefined ? { abs } : {}), ...(rel !== undefined ? { rel } : {}) };
   return {
     replication,
@@ -69,6 +74,7 @@ export function parseOptions(options: TaskOptionsForm, out: Record<string, strin
     priority,
     requires: { webgpu: options.webgpu },
     tolerance,
+    spotCheck,
     allowUsers: allow.length > 0 ? allow : null,
   };
 }

@@ -80,6 +80,7 @@ export function useTaskForm(client: Client, cloneOf: string | null) {
             allowUsers: task.allowUsers?.join(", ") ?? "",
             toleranceAbs: task.tolerance?.abs !== undefined ? String(task.tolerance.abs) : "",
             toleranceRel: task.tolerance?.rel !== undefined ? String(task.tolerance.rel) : "",
+            spotCheck: String(task.spotCheck),
           },
         }));
       } catch (error) {
