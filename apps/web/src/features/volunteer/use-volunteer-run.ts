@@ -8,6 +8,20 @@ import { type Exclusions, type RunnerStats, VolunteerRunner } from "./volunteer-
 
 export const cores = typeof navigator !== "undefined" ? navigator.hardwareConcurrency || 2 : 2;
 
+/**
+ * Set while the volunteer wants to compute (it pressed Start or Resume and not Pause since):
+ * a reload or a browser restart starts again by itself (docs/architecture.md, "The volunteer page").
+ */
+export const startedKey = "crowdcompute.volunteer.started";
+
+function storedWanted(): boolean {
+  try {
+    return localStorage.getItem(startedKey) === "1";
+  } catch {
+    return false;
+  }
+}
+
 export function useVolunteerRun(
   client: Client,
   [options, setOption]: readonly [VolunteerOptions, <K extends keyof VolunteerOptions>(key: K, value: VolunteerOptions[K]) => void],
@@ -15,8 +29,17 @@ export function useVolunteerRun(
 ) {
   const threads = Math.min(options.threads, cores);
   const [stats, setStats] = useState<RunnerStats | null>(null);
-  /** The volunteer pressed Start (or Resume) and not Pause since. */
-  const [wanted, setWanted] = useState(false);
+  /** The volunteer pressed Start (or Resume) and not Pause since, in this page or an earlier one. */
+  const [wanted, setWantedState] = useState(storedWanted);
+  const setWanted = (value: boolean) => {
+    setWantedState(value);
+    try {
+      if (value) localStorage.setItem(startedKey, "1");
+      else localStorage.removeItem(startedKey);
+    } catch {
+      // Storage refused (a private window's quota): this page still runs as asked.
+    }
+  };
   const runner = useRef<VolunteerRunner | null>(null);
   const hidden = useHidden();
   const online = useOnline();
@@ -34,11 +57,20 @@ export function useVolunteerRun(
           : null;
 
   useEffect(() => () => runner.current?.destroy(), []);
-  // A closing tab gives its blocks back at once instead of leaving them to their deadline.
+  // A closing or reloading tab gives its blocks back at once instead of leaving them to their
+  // deadline. A page the browser brings back from its back/forward cache gave them back and its
+  // runner is spent: it loads afresh, and starts again if the volunteer had started it.
   useEffect(() => {
     const leaving = () => runner.current?.releaseOnExit();
+    const back = (event: PageTransitionEvent) => {
+      if (event.persisted && runner.current) location.reload();
+    };
     window.addEventListener("pagehide", leaving);
-    return () => window.removeEventListener("pagehide", leaving);
+    window.addEventListener("pageshow", back);
+    return () => {
+      window.removeEventListener("pagehide", leaving);
+      window.removeEventListener("pageshow", back);
+    };
   }, []);
 
   // Run exactly when the volunteer wants it and no option holds it back. After a pause the

@@ -147,6 +147,8 @@ export class VolunteerRunner {
   private nextSeq = 0;
   /** Reports the server has not taken yet; kept across failures. */
   private outbox: BlockReport[] = [];
+  /** The reports of the post in flight: their blocks are no longer held, and not yet reported. */
+  private postingReports: BlockReport[] = [];
   private leasing: Promise<unknown> | null = null;
   private posting: Promise<unknown> | null = null;
   /** No lease before this time (ms since the epoch): the server said there is no work, or a request failed. */
@@ -225,22 +227,27 @@ export class VolunteerRunner {
   }
 
   /**
-   * The page is going away (its tab closed or navigated): gives every block held back in one
-   * request that outlives the page, and whatever a lease request still in flight gets, so
-   * their chunks go to other volunteers now rather than at their deadline. Results not yet
-   * posted are lost with the page and computed again.
+   * The page is going away (its tab closed, reloaded or navigated): gives back in one request
+   * that outlives the page every block it still answers for (held, computed but with results
+   * not yet posted or in a post the unload cuts off, or waiting to be released after a pause),
+   * and whatever a lease request still in flight gets, so their chunks go to other volunteers
+   * now rather than at their deadline. Results not yet posted are lost with the page and
+   * computed again (docs/architecture.md, "The volunteer page").
    */
   releaseOnExit(): void {
-    const leaseIds = this.held.filter((block) => !block.dropped).map((block) => block.lease.leaseId);
+    const leaseIds = new Set<string>(this.toRelease);
+    for (const block of this.held) if (!block.dropped) leaseIds.add(block.lease.leaseId);
+    for (const report of [...this.postingReports, ...this.outbox]) leaseIds.add(report.leaseId);
     // A lease request in flight will be answered to no one: what it gets goes back too.
     const leaseRequestKey = this.leasing !== null && this.leaseKey !== null ? this.leaseKey : undefined;
     for (const block of this.held) block.dropped = true;
     this.running = false;
     this.held = [];
+    this.outbox = [];
     this.toRelease.clear();
     // The browser keeps at most 64 KiB of keepalive bodies in flight: 256 ids fit with room.
-    if (this.client && (leaseIds.length > 0 || leaseRequestKey !== undefined)) {
-      void this.client.release(leaseIds.slice(0, 256), { keepalive: true, ...(leaseRequestKey === undefined ? {} : { leaseRequestKey }) }).catch(() => {});
+    if (this.client && (leaseIds.size > 0 || leaseRequestKey !== undefined)) {
+      void this.client.release([...leaseIds].slice(0, 256), { keepalive: true, ...(leaseRequestKey === undefined ? {} : { leaseRequestKey }) }).catch(() => {});
     }
   }
 
@@ -520,6 +527,7 @@ export class VolunteerRunner {
     }
     const next = withLease ? this.leaseRequest() : undefined;
     const key = next ? (this.leaseKey ??= randomKey()) : undefined;
+    this.postingReports = reports;
     const request = client.submitResults(reports, next, key ? { idempotencyKey: key } : {}).then(
       (response: ResultsResponse) => {
         this.refreshCredit(client);
@@ -534,6 +542,7 @@ export class VolunteerRunner {
     );
     this.posting = request.finally(() => {
       this.posting = null;
+      this.postingReports = [];
       if (next) this.leasing = null;
       this.kick();
     });

@@ -1,0 +1,134 @@
+// A reload is not a pause, in real Chromium: a volunteer that pressed Start and reloads the
+// page (or restarts the browser) is started again without pressing anything, and the chunk the
+// old page held is given back at once, not left until its lease's deadline minutes later.
+// Pause is remembered too: a paused volunteer stays paused across a reload.
+import { describe, expect, it } from "vitest";
+import { browserTestBackend as backend, newCreator, serverAndBrowser, until } from "./helpers.ts";
+
+// One chunk that spins its thread for 20 s: a reload always finds it mid-chunk.
+const spinCode = `
+export default function work(input) {
+  const end = performance.now() + 20000;
+  while (performance.now() < end) {}
+  return input * 2;
+}`;
+
+describe(`reloading a started volunteer in Chromium (${backend})`, () => {
+  const running = serverAndBrowser({ IDLE_RETRY_MS: "300" });
+
+  it("gives the old page's chunk back at once and starts again by itself", async () => {
+    const { server, browser } = running;
+    const creator = await newCreator(server, "reloader@example.com");
+    // A 5-minute timeout: the lease's deadline is minutes away, so only a release frees the chunk.
+    const task = await creator.createTask({ name: "spin", code: spinCode, inputs: [21], timeoutMs: 300_000, start: true });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    page.on("pageerror", (error) => console.error("page error:", error.message));
+    await page.goto(`${server.url}/`);
+    await page.getByRole("slider", { name: "Threads" }).fill("1");
+    await page.getByRole("button", { name: "Start" }).click();
+    await page.getByTestId("running-part").waitFor({ timeout: 30_000 });
+    expect((await creator.getTask(task.id)).counts).toMatchObject({ leased: 1, pending: 0 });
+
+    // The reloaded page's lease requests wait until the test has seen the chunk come back, so
+    // the new page cannot take it before the server's counts are read.
+    let openGate: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    let gated = false;
+    await page.route("**/api/work/lease", async (route) => {
+      if (gated) await gate;
+      await route.continue();
+    });
+    gated = true;
+    await page.reload();
+    const counts = await until(
+      "the old page's chunk to be pending again",
+      async () => {
+        const view = await creator.getTask(task.id);
+        return view.counts.leased === 0 ? view.counts : null;
+      },
+      10_000,
+    );
+    expect(counts).toMatchObject({ pending: 1, done: 0 });
+
+    // Started again without a click: the page says so and offers Pause, not Start.
+    await page.getByRole("button", { name: "Pause" }).waitFor();
+    expect(await page.getByRole("button", { name: "Start" }).count()).toBe(0);
+    openGate();
+    await page.getByTestId("running-part").waitFor({ timeout: 30_000 });
+    await until("the chunk to be computed by the reloaded page", async () => (await creator.getTask(task.id)).status === "done", 90_000);
+    const lines = [];
+    for await (const line of creator.results(task.id)) lines.push(line);
+    expect(lines.map((line) => (line.status === "done" ? line.result : line.error))).toEqual([42]);
+
+    // Pause is remembered as well: after a reload the page offers Resume... and runs nothing.
+    await page.getByRole("button", { name: "Pause" }).click();
+    await until("the pause", async () => (await page.getByTestId("state").getAttribute("data-state")) === "paused");
+    await page.reload();
+    await page.getByRole("button", { name: "Start" }).waitFor();
+    expect(await page.getByTestId("state").getAttribute("data-state")).toBe("stopped");
+    await context.close();
+  });
+
+  it("gives back a block whose results were computed but not yet posted when the page went", async () => {
+    const { server, browser } = running;
+    const creator = await newCreator(server, "unposted@example.com");
+    const task = await creator.createTask({ name: "quick", code: "export default (x) => x * 2;", inputs: [5], timeoutMs: 300_000, start: true });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    // The old page's results never reach the server: the post is still in flight when it reloads.
+    let holdPosts = true;
+    let posted: () => void = () => {};
+    const postSeen = new Promise<void>((resolve) => (posted = resolve));
+    await page.route("**/api/work/results", async (route) => {
+      if (!holdPosts) return route.continue();
+      posted();
+    });
+    let openGate: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    let gated = false;
+    await page.route("**/api/work/lease", async (route) => {
+      if (gated) await gate;
+      await route.continue();
+    });
+    await page.goto(`${server.url}/`);
+    await page.getByRole("button", { name: "Start" }).click();
+    await postSeen;
+    expect((await creator.getTask(task.id)).counts).toMatchObject({ leased: 1, done: 0 });
+
+    gated = true;
+    await page.reload();
+    const counts = await until(
+      "the unposted block to be pending again",
+      async () => {
+        const view = await creator.getTask(task.id);
+        return view.counts.leased === 0 ? view.counts : null;
+      },
+      10_000,
+    );
+    expect(counts).toMatchObject({ pending: 1, done: 0 });
+    holdPosts = false;
+    openGate();
+    await until("the chunk to be computed again", async () => (await creator.getTask(task.id)).status === "done", 60_000);
+    await context.close();
+  });
+
+  it("a browser restart (a new page with the same storage) starts again", async () => {
+    const { server, browser } = running;
+    const context = await browser.newContext();
+    const first = await context.newPage();
+    await first.goto(`${server.url}/`);
+    await first.getByRole("button", { name: "Start" }).click();
+    await until("the page to wait for work", async () => (await first.getByTestId("state").getAttribute("data-state")) === "waiting");
+    const storage = await context.storageState();
+    await context.close();
+
+    // Like a browser that starts again with the profile it had: the same localStorage.
+    const restarted = await browser.newContext({ storageState: storage });
+    const page = await restarted.newPage();
+    await page.goto(`${server.url}/`);
+    await until("the page to start by itself", async () => (await page.getByTestId("state").getAttribute("data-state")) === "waiting");
+    await page.getByRole("button", { name: "Pause" }).waitFor();
+    await restarted.close();
+  });
+});
