@@ -109,7 +109,7 @@ function immutable(c: AppContext, sha256: string, contentType: string, body: str
  * Who may read a task's code, WebAssembly and summary: its owner, an admin, and a volunteer
  * that may run it now or holds a lease on it. Anyone else gets the 404 of a missing id, so
  * that neither another creator nor a fresh anonymous token can read drafts, allow-listed
- * tasks or other people's code, nor tell which ids exist (docs/architecture.md, "Who reads what").
+ * tasks or other people's code, nor tell which ids exist (docs/architecture.md, "Bounds on what one caller holds").
  */
 async function authorizeReader(c: AppContext, id: string): Promise<void> {
   const claims = await authorize(c, [...volunteerRoles, ...creatorRoles]);
