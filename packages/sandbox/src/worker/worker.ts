@@ -5,6 +5,7 @@
 // allocators (memory/) and tracked timers (pending-work.ts).
 import { type ChunkOutcome, describeError, type FromWorker, failure, type SandboxChunk, type ToWorker, type WorkerLoad } from "../protocol.ts";
 import { captureConsole } from "./console-capture.ts";
+import { type ChunkClock, chunkFinalizationRegistry } from "./finalization.ts";
 import { apply } from "./intrinsics.ts";
 import { installMemoryBudget, type MemoryBudget } from "./memory/budget.ts";
 import { type PendingWork, pendingWork } from "./pending-work.ts";
@@ -71,6 +72,8 @@ let current: Job | undefined;
 let running = false;
 /** Set once a chunk went over budget or left work running: this worker runs nothing more. */
 let retired = false;
+/** Which chunk is running, for work code's FinalizationRegistry (finalization.ts). */
+const clock: ChunkClock = { generation: 0, running: false };
 
 function onMessage(message: ToWorker): void {
   switch (message?.t) {
@@ -118,7 +121,10 @@ async function drain(): Promise<void> {
     }
     current = job;
     capture.begin(job.chunk.key);
+    clock.generation += 1;
+    clock.running = true;
     const outcome = await run(job);
+    clock.running = false;
     // At once, in the same microtask as the return: no timer it left gets a turn.
     const { unsettled } = "module" in loaded ? loaded.pending.finish() : { unsettled: 0 };
     const logged = capture.end();
@@ -221,7 +227,13 @@ async function load({ code, wasm, wasmLimits, webgpu, memoryBytes }: WorkerLoad)
     const failed = restrictScope({
       webgpu,
       gpu,
-      replacements: { ...budget.globals, ...pending.timers, console: capture.console, performance: Object.freeze({ now, timeOrigin, toJSON: () => ({ timeOrigin }) }) },
+      replacements: {
+        ...budget.globals,
+        ...pending.timers,
+        FinalizationRegistry: chunkFinalizationRegistry(clock),
+        console: capture.console,
+        performance: Object.freeze({ now, timeOrigin, toJSON: () => ({ timeOrigin }) }),
+      },
     });
     delete (URL as { createObjectURL?: unknown }).createObjectURL;
     delete (URL as { revokeObjectURL?: unknown }).revokeObjectURL;
