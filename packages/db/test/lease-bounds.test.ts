@@ -109,6 +109,19 @@ describe.each(testBackends())("bounds on what one volunteer holds on %s", (backe
     expect(audit).toMatchObject({ total: 3000, resultChunks: 3000, overlaps: 0, outOfRange: 0, failedChunks: 0, openChunks: 0, counters: { done: 3000 } });
   });
 
+  it("identities of one source asking at once, alone, stay under the source's bound together", async () => {
+    await startTask(20_000);
+    const sybils = await Promise.all([1, 2, 3, 4].map((k) => volunteer(`sybil ${k}`)));
+    const everything = (v: string) => leaseRequest(v, { max: 4096, threads: 256, source: attacker, bounds });
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(sybils.flatMap((v) => [leaseWithinBounds(db(), everything(v)), leaseWithinBounds(db(), everything(v))]));
+      const held = await heldChunks(db(), { volunteerId: sybils[0]!, source: attacker });
+      expect(held.source).toBeLessThanOrEqual(bounds.perSource);
+      expect(held.volunteer).toBeLessThanOrEqual(bounds.perVolunteer);
+    }
+    expect((await heldChunks(db(), { volunteerId: sybils[0]!, source: attacker })).source).toBe(bounds.perSource);
+  });
+
   it("a volunteer holds at most an equal share of a task's open chunks while others ask for work, all of it alone", async () => {
     await startTask(400);
     const others = [await volunteer("a"), await volunteer("b"), await volunteer("c")];

@@ -1,5 +1,8 @@
 import type { Candidate } from "./candidates.ts";
 
+/** What a volunteer or source holds as far as one process knows (`Dispatcher.heldEstimate`). */
+export type HeldEstimate = { known: number; reserved: number };
+
 /** One candidate filter's answer: the running tasks it may be served, in turn order, as of `at`. */
 export type CachedCandidates = { at: number; generation: number; tasks: Candidate[] };
 
@@ -24,6 +27,8 @@ export class Dispatcher {
   /** Parties (a volunteer, or an anonymous source) by when they last asked for work here, oldest first (lease.ts, a task's share). */
   readonly askedAt = new Map<string, number>();
   private askedPrunedAt = 0;
+  /** What each volunteer and anonymous source holds, as far as this process knows (lease.ts). */
+  private readonly held = new Map<string, HeldEstimate>();
   /** Each volunteer's lease requests in this process, one at a time (lease.ts, `oneAtATime`). */
   private readonly leasing = new Map<string, { tail: Promise<unknown>; queued: number }>();
 
@@ -42,6 +47,21 @@ export class Dispatcher {
       }
     }
     return this.askedAt.size - 1;
+  }
+
+  /**
+   * What `key` (a volunteer, or an anonymous source) holds as far as this process knows: chunks
+   * at its last read from the database plus those granted here since (`known`: at least what it
+   * holds, as reports and expiries only lower it), and those requests under way here may take
+   * (`reserved`). Entries with nothing reserved are dropped past 50,000 keys (read again on use).
+   */
+  heldEstimate(key: string): HeldEstimate {
+    let entry = this.held.get(key);
+    if (!entry) {
+      if (this.held.size >= 50_000) for (const [k, e] of this.held) if (e.reserved === 0) this.held.delete(k);
+      this.held.set(key, (entry = { known: Number.POSITIVE_INFINITY, reserved: 0 }));
+    }
+    return entry;
   }
 
   /**

@@ -147,10 +147,13 @@ export async function leaseWithinBounds(db: Db, request: LeaseRequest): Promise<
     threads: Math.max(1, Math.min(request.threads, bounds.maxThreads)),
     ...(request.bufferMs === undefined ? {} : { bufferMs: Math.min(request.bufferMs, bounds.maxBufferMs) }),
   };
-  // A volunteer's requests, and an anonymous source's, run one at a time here, each reading
-  // what the ones before it leased (a source's volunteers would otherwise each see room).
+  // A volunteer's requests run one at a time here; an anonymous source's too while other
+  // parties ask for work (its share of a task is read, then taken). What a volunteer and a
+  // source hold is known from the last read plus what this process granted and reserved since
+  // (`Dispatcher.heldEstimate`): read again only when a request might pass a bound, or needs
+  // its share. A source's volunteers reserve before they lease, so they cannot each see room.
   const source = clamped.source ?? null;
-  const inTurn = (run: () => Promise<LeaseOutcome>) => () => (source === null ? run() : (dispatcher.oneAtATime(`source:${source}`, maxQueuedPerSource, run) ?? busy()));
+  const inTurn = (run: () => Promise<LeaseOutcome>) => () => (source === null || others === 0 ? run() : (dispatcher.oneAtATime(`source:${source}`, maxQueuedPerSource, run) ?? busy()));
   const turn = dispatcher.oneAtATime(
     request.volunteerId,
     maxQueuedPerVolunteer,
@@ -158,14 +161,39 @@ export async function leaseWithinBounds(db: Db, request: LeaseRequest): Promise<
       if (clamped.idempotencyKey && !(await claimRequestKey(db, clamped.volunteerId, clamped.idempotencyKey))) {
         return { blocks: await leasesOfRequest(db, clamped.volunteerId, clamped.idempotencyKey), bounded: null };
       }
-      const held = await heldChunks(db, { volunteerId: clamped.volunteerId, source });
-      const byVolunteer = bounds.perVolunteer - held.volunteer;
-      const bySource = source === null ? Number.POSITIVE_INFINITY : bounds.perSource - held.source;
+      const mine = dispatcher.heldEstimate(`volunteer:${clamped.volunteerId}`);
+      const ours = source === null ? null : dispatcher.heldEstimate(`source:${source}`);
+      const roomOf = () => ({
+        byVolunteer: bounds.perVolunteer - mine.known - mine.reserved,
+        bySource: ours === null ? Number.POSITIVE_INFINITY : bounds.perSource - ours.known - ours.reserved,
+      });
+      let sharing: Sharing | null = null;
+      let { byVolunteer, bySource } = roomOf();
+      if (others > 0 || byVolunteer < clamped.max || bySource < clamped.max) {
+        const held = await heldChunks(db, { volunteerId: clamped.volunteerId, source });
+        mine.known = held.volunteer;
+        if (ours) ours.known = held.source;
+        if (others > 0) sharing = { others, heldByTask: source === null ? held.byTask : held.sourceByTask };
+        ({ byVolunteer, bySource } = roomOf());
+      }
       const room = Math.min(byVolunteer, bySource);
       const bound: LeaseBound = bySource < byVolunteer ? "source" : "volunteer";
       if (room <= 0) return { blocks: [], bounded: bound };
       const max = Math.min(clamped.max, room);
-      const blocks = await leaseUnclaimed(db, { ...clamped, max, heldAhead: held.volunteer }, { others, heldByTask: source === null ? held.byTask : held.sourceByTask });
+      mine.reserved += max;
+      if (ours) ours.reserved += max;
+      let blocks: LeasedBlock[] = [];
+      try {
+        blocks = await leaseUnclaimed(db, { ...clamped, max, heldAhead: mine.known }, sharing);
+      } finally {
+        const got = blocks.reduce((n, block) => n + block.n, 0);
+        mine.reserved -= max;
+        mine.known += got;
+        if (ours) {
+          ours.reserved -= max;
+          ours.known += got;
+        }
+      }
       const got = blocks.reduce((n, block) => n + block.n, 0);
       return { blocks, bounded: max < clamped.max && got >= max ? bound : null };
     }),
