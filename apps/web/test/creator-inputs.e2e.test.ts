@@ -244,7 +244,8 @@ describe(`task inputs, lifecycle and volunteer options in Chromium (${backend})`
 
     await page.getByRole("button", { name: "Start" }).click();
     await page.getByText("Held: this device is on battery.").waitFor();
-    expect(await page.getByTestId("state").textContent()).toBe("Not started");
+    // Started and held: "On hold" beside the Pause button, not "Not started".
+    expect(await page.getByTestId("state").textContent()).toBe("On hold");
     await page.getByLabel("Only when on power").uncheck();
     await until("the page to ask for work", async () => (await page.getByTestId("state").textContent()) === "Waiting for work", 30_000);
 
@@ -255,10 +256,11 @@ describe(`task inputs, lifecycle and volunteer options in Chromium (${backend})`
         document.dispatchEvent(new Event("visibilitychange"));
       }, hidden);
     await setHidden(true);
-    await until("the page to pause while hidden", async () => (await page.getByTestId("state").textContent()) === "Paused", 30_000);
+    await until("the page to pause while hidden", async () => (await page.getByTestId("state").getAttribute("data-state")) === "paused", 30_000);
+    expect(await page.getByTestId("state").textContent()).toBe("On hold");
     await page.getByText("Held: this tab is hidden.").waitFor();
     await setHidden(false);
-    await until("the page to resume when shown", async () => (await page.getByTestId("state").textContent()) !== "Paused", 30_000);
+    await until("the page to resume when shown", async () => (await page.getByTestId("state").getAttribute("data-state")) !== "paused", 30_000);
     await shot(page, "volunteer-options");
 
     // Offline: said so, and the page comes back by itself.

@@ -8,14 +8,32 @@ import type { RunningPart, TaskInfo } from "./volunteer-runner.ts";
  * creator, its chunks, their `ctx.progress` and the time so far. Not a live region: a clock
  * read out every second would drown everything else.
  */
-export function RunningNow({ running, taskInfo, threads, state, heldBy }: { running: RunningPart[]; taskInfo: Record<string, TaskInfo>; threads: number; state: string; heldBy: string | null }) {
+export function RunningNow({
+  running,
+  taskInfo,
+  threads,
+  state,
+  wanted,
+  resumable,
+  heldBy,
+}: {
+  running: RunningPart[];
+  taskInfo: Record<string, TaskInfo>;
+  threads: number;
+  state: string;
+  /** The volunteer pressed Start and not Pause since. */
+  wanted: boolean;
+  /** The page ran before (its button says Resume). */
+  resumable: boolean;
+  heldBy: string | null;
+}) {
   const now = useNow(1000);
   return (
     <Card aria-labelledby="running-heading">
       <CardTitle id="running-heading">Running on this machine</CardTitle>
       {running.length === 0 ? (
         <p className="text-sm text-slate-500" data-testid="running-empty">
-          {heldBy ? `Nothing runs now: held, ${heldBy}.` : state === "running" || state === "starting" ? "Between chunks…" : "Nothing runs now: press Start to lend this browser."}
+          {idleText(state, wanted, resumable, heldBy)}
         </p>
       ) : (
         <>
@@ -35,6 +53,15 @@ export function RunningNow({ running, taskInfo, threads, state, heldBy }: { runn
       )}
     </Card>
   );
+}
+
+/** Why nothing runs, as the volunteer left it: started and held or waiting, or not started. */
+function idleText(state: string, wanted: boolean, resumable: boolean, heldBy: string | null): string {
+  if (heldBy) return `Nothing runs now: held, ${heldBy}.`;
+  if (!wanted) return `Nothing runs now: press ${resumable ? "Resume" : "Start"} to lend this browser.`;
+  if (state === "waiting") return "Nothing runs now: no work for this browser right now; it asks again by itself.";
+  if (state === "error") return "Nothing runs now: the page is in trouble (said above) and tries again by itself.";
+  return "Between chunks…";
 }
 
 function RunningPartItem({ part, info, now }: { part: RunningPart; info: TaskInfo | undefined; now: number }) {

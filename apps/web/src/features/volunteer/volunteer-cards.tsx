@@ -105,13 +105,17 @@ export function ControlsHero({ run, options: [options, setOption] }: { run: Volu
 
 /** The runner's state, why it is held, and when it asks for work again. */
 export function RunStatus({ run }: { run: VolunteerRun }) {
+  // Started but held back (battery, a hidden tab, outside its hours): not "Not started" or
+  // "Paused" beside the Pause button it pressed Start for.
+  const onHold = run.heldBy !== null && (run.state === "stopped" || run.state === "paused");
   return (
     <div className="flex flex-wrap items-center gap-3">
       {/* The live region holds what changes rarely; the countdown beside it is left unannounced. */}
       <div className="flex flex-wrap items-center gap-3" role="status" aria-live="polite">
-        <span className={`inline-block size-3 shrink-0 rounded-full ${run.online ? stateColors[run.state] : "bg-red-500"}`} aria-hidden="true" />
+        <span className={`inline-block size-3 shrink-0 rounded-full ${run.online ? (onHold ? "bg-amber-400" : stateColors[run.state]) : "bg-red-500"}`} aria-hidden="true" />
+        {/* data-state stays the runner's own (the CLI reads it); the words say what the volunteer asked for. */}
         <span className="font-medium" data-testid="state" data-state={run.state}>
-          {stateLabels[run.state]}
+          {onHold ? "On hold" : stateLabels[run.state]}
         </span>
         {!run.online ? <span className="text-sm font-medium text-red-700">Offline: the page reconnects by itself when the network is back.</span> : null}
         {run.heldBy ? (
@@ -141,18 +145,19 @@ export function Figures({
   site: SiteStats | null;
 }) {
   return (
-    <div className="grid grid-cols-1 gap-6 lg:grid-cols-[minmax(0,5fr)_minmax(0,2fr)]">
+    <div className="grid grid-cols-1 gap-6 lg:grid-cols-[minmax(0,3fr)_minmax(0,1fr)]">
       <section aria-labelledby="you-heading">
         <h2 id="you-heading" className="mb-2 text-sm font-semibold tracking-wide text-slate-500 uppercase">
           This browser, every visit
         </h2>
-        <div className="grid grid-cols-2 gap-3 sm:grid-cols-3 xl:grid-cols-5">
+        {/* As many tiles a row as fit at 8 rem or more: the five in one row from about 1200 px. */}
+        <div className="grid grid-cols-[repeat(auto-fit,minmax(8rem,1fr))] gap-3">
           <Stat label="Chunks done" value={formatNumber(totals.chunksDone)} raw={totals.chunksDone} testId="chunks-done" />
           <Stat label="Chunks failed" value={formatNumber(totals.chunksFailed)} raw={totals.chunksFailed} testId="chunks-failed" />
           <Stat label="CPU time" value={formatDuration(totals.cpuMs)} ms={totals.cpuMs} testId="cpu-time" />
           <Stat
             label="Credit"
-            value={creditMs === null ? "–" : formatCredit(creditMs)}
+            value={creditMs === null ? "–" : <WithUnit text={formatCredit(creditMs)} />}
             ms={creditMs ?? ""}
             testId="credit"
             hint={creditForAccount ? "CPU hours of results that won their quorum, for your account's volunteers together" : "CPU hours of results that won their quorum"}
@@ -170,6 +175,17 @@ export function Figures({
         </div>
       </section>
     </div>
+  );
+}
+
+/** "<0.01 CPU h" with its unit in small type, so the figure fits a narrow tile whole. */
+function WithUnit({ text }: { text: string }) {
+  const space = text.indexOf(" ");
+  if (space < 0) return <>{text}</>;
+  return (
+    <>
+      {text.slice(0, space)} <span className="text-sm font-normal text-slate-500">{text.slice(space + 1)}</span>
+    </>
   );
 }
 

@@ -39,7 +39,7 @@ export function VolunteerPage() {
       <Figures run={run} totals={totals} creditMs={creditMs} creditForAccount={own?.kind === "user"} site={site.stats} />
 
       <div className="grid grid-cols-1 gap-6 lg:grid-cols-2">
-        <RunningNow running={stats?.running ?? []} taskInfo={stats?.taskInfo ?? {}} threads={threads} state={state} heldBy={heldBy} />
+        <RunningNow running={stats?.running ?? []} taskInfo={stats?.taskInfo ?? {}} threads={threads} state={state} wanted={run.wanted} resumable={stats !== null} heldBy={heldBy} />
         <WhoYouAre identity={identity} shownAs={identity.figures?.shownAs ?? own?.name ?? null} />
       </div>
 
