@@ -81,6 +81,9 @@ describe("the published packages, installed from their tarballs", () => {
   };
 
   beforeAll(async () => {
+    // The server starts while the packages build and install (the sync steps below leave it be).
+    const serverStarting = startServerProcess({ port: await freePortPair(), dataDir: join(tempDir("data"), "data") });
+    serverStarting.catch(() => {});
     work = tempDir("packages");
     const systemNode = sh("node", ["--version"], work).trim();
     expect(Number(/^v(\d+)/.exec(systemNode)?.[1])).toBeGreaterThanOrEqual(20);
@@ -98,7 +101,7 @@ describe("the published packages, installed from their tarballs", () => {
     sh("npm", ["install", "-g", "--prefix", join(work, "global"), "--no-audit", "--no-fund", cliTarball], empty);
     bin = join(work, "global/bin/crowdcompute");
 
-    server = await startServerProcess({ port: await freePortPair(), dataDir: join(tempDir("data"), "data") });
+    server = await serverStarting;
     cliEnv = outsideEnv({ XDG_CONFIG_HOME: tempDir("config"), CROWDCOMPUTE_SERVER: server.url });
   }, 240_000);
 
@@ -153,6 +156,10 @@ describe("the published packages, installed from their tarballs", () => {
     writeFileSync(join(project, "inputs.json"), JSON.stringify(inputs));
     const expected = inputs.map((input, index) => expectedLcg(index, input.seed));
 
+    // wabt, loaded on first use, compiles `--wasm f.wat` (here it finds the fixture's type error).
+    const badWasm = await cli(["submit", "work.js", "--inputs", "inputs.json", "--wasm", join(fixtures, "bad.wat")], project);
+    expect(badWasm.code).toBe(2);
+    expect(badWasm.stderr).toMatch(/bad\.wat:1:56: error: type mismatch in i32\.add/);
     const submitted = await cli(["submit", "work.js", "--inputs", "inputs.json", "--start", "--json"], project);
     expect(submitted.code, submitted.stderr).toBe(0);
     const taskId = (JSON.parse(submitted.stdout) as { id: string }).id;
@@ -165,6 +172,9 @@ describe("the published packages, installed from their tarballs", () => {
     expect(lines.sort((a, b) => a.index - b.index).map((line) => line.result)).toEqual(expected);
     const status = await cli(["status", taskId, "--json"], project);
     expect(JSON.parse(status.stdout)).toMatchObject({ status: "done", counts: { done: 8, failed: 0 } });
+    const tasks = await cli(["tasks", "--json"], project);
+    expect(tasks.code, tasks.stderr).toBe(0);
+    expect(tasks.stdout).toContain(taskId);
 
     // The SDK, while the volunteer still runs: a TypeScript script that type-checks against the
     // packed SDK with only TypeScript beside it, then computes a job on the system's node.
