@@ -214,6 +214,11 @@ export const results = pgTable(
     cpuMs: bigint("cpu_ms", { mode: "number" }).notNull(),
     /** sha256 of the canonical JSON that won the quorum (replicated tasks only). */
     hash: text("hash"),
+    /**
+     * A chunk finished from another volunteer's checkpoint: that volunteer, who answers for the
+     * state it handed on and is credited its time (docs/architecture.md, "Progress, console and checkpoints").
+     */
+    checkpointBy: uuid("checkpoint_by"),
     createdAt: createdAt(),
     /**
      * The id of the transaction that inserted the row: followers read rows in
@@ -280,6 +285,8 @@ export const chunkLive = pgTable(
     /** The latest checkpoint's state as JSON text (at most 256 KiB); only tasks with one copy per chunk keep one. */
     checkpoint: text("checkpoint"),
     checkpointAt: timestamp("checkpoint_at", { withTimezone: true }),
+    /** The lease that sent the checkpoint: a chunk resumed from it names that lease's volunteer as its author. */
+    checkpointLeaseId: bigint("checkpoint_lease_id", { mode: "number" }),
   },
   (t) => [primaryKey({ columns: [t.taskId, t.idx] })],
 );

@@ -119,6 +119,45 @@ describe.each(testBackends())("chunk progress, checkpoints and console on %s", (
     expect(await liveRows(taskId)).toEqual([]);
   });
 
+  it("names a checkpoint's author on a result finished from it, and credits each the time it ran", async () => {
+    // The issue's attack: a volunteer leases a chunk, sends a lying checkpoint and releases it;
+    // an honest one resumes from it. The result is stored, but under the author's answer.
+    const taskId = await startTask({ inputs: { kind: "array", items: [100] } });
+    const [author, finisher] = [await volunteer("checkpoint author"), await volunteer("finisher")];
+    const [held] = await lease(author, 1);
+    await db().execute(sql`UPDATE leases SET created_at = created_at - interval '2 seconds' WHERE id = ${held!.leaseRowId}`);
+    await recordChunkLive(db(), { volunteerId: author, reports: [checkpoint(held!, { i: 100, sum: 666 })] });
+    expect(await releaseLeases(db(), { volunteerId: author, leaseRowIds: [held!.leaseRowId], shard: 0 })).toEqual([held!.leaseRowId]);
+    const [resumed] = await lease(finisher, 1);
+    expect(resumed!.checkpointJson).toBe('{"i":100,"sum":666}');
+    await db().execute(sql`UPDATE leases SET created_at = created_at - interval '1 second' WHERE id = ${resumed!.leaseRowId}`);
+    await submitChunks(db(), { volunteerId: finisher, shard: 0, errors: [], results: [{ ...leaseRef(resumed!), cpuMs: 500, result: "666" }] });
+    const [row] = await queryRows<{ volunteer_id: string; checkpoint_by: string | null }>(db(), sql`SELECT volunteer_id, checkpoint_by FROM results WHERE task_id = ${taskId}`);
+    expect(row).toEqual({ volunteer_id: finisher, checkpoint_by: author });
+    // Credit split by the time each ran: the author ~2 s to its checkpoint, the finisher its 500 ms.
+    const credit = await queryRows<{ volunteer_id: string; credit: number }>(
+      db(),
+      sql`SELECT volunteer_id, credit::int FROM volunteer_counters WHERE volunteer_id IN (${author}, ${finisher}) ORDER BY credit`,
+    );
+    expect(credit.map((c) => c.volunteer_id)).toEqual([finisher, author]);
+    expect(credit[0]!.credit).toBe(500);
+    expect(credit[1]!.credit).toBeGreaterThanOrEqual(1900);
+    expect(credit[1]!.credit).toBeLessThan(3000);
+    const [task] = await queryRows<{ credit: number }>(db(), sql`SELECT sum(credit)::int AS credit FROM task_counters WHERE task_id = ${taskId}`);
+    expect(task!.credit).toBe(credit[0]!.credit + credit[1]!.credit);
+
+    // A volunteer resuming from its own checkpoint is its own author: nobody else is named.
+    const own = await startTask({ inputs: { kind: "array", items: [1] } });
+    const [first] = await lease(finisher, 1);
+    await recordChunkLive(db(), { volunteerId: finisher, reports: [checkpoint(first!, { i: 1 })] });
+    await releaseLeases(db(), { volunteerId: finisher, leaseRowIds: [first!.leaseRowId], shard: 0 });
+    const [again] = await lease(finisher, 1);
+    expect(again!.checkpointJson).toBe('{"i":1}');
+    await report(finisher, [[again!, 1]]);
+    const [mine] = await queryRows<{ checkpoint_by: string | null }>(db(), sql`SELECT checkpoint_by FROM results WHERE task_id = ${own}`);
+    expect(mine!.checkpoint_by).toBeNull();
+  });
+
   it("keeps no checkpoint for a replicated task (copies must be computed apart) and none for reduce chunks", async () => {
     const taskId = await startTask({ replication: 2, quorum: 2 });
     const me = await volunteer("copier");

@@ -56,11 +56,11 @@ export async function recordChunkLive(db: Db, input: { volunteerId: string; repo
             WHERE i.off >= 0 AND i.off < l.n AND get_bit(l.reported, i.off) = 0
             ORDER BY l.task_id, l.first_idx + i.off
           )
-          INSERT INTO chunk_live AS cl (task_id, idx, lease_id, fraction, message, progress_at, checkpoint, checkpoint_at)
+          INSERT INTO chunk_live AS cl (task_id, idx, lease_id, fraction, message, progress_at, checkpoint, checkpoint_at, checkpoint_lease_id)
           SELECT task_id, idx,
             CASE WHEN fraction IS NOT NULL THEN lease_id END, fraction, CASE WHEN fraction IS NOT NULL THEN message END,
             CASE WHEN fraction IS NOT NULL THEN now() END,
-            checkpoint, CASE WHEN checkpoint IS NOT NULL THEN now() END
+            checkpoint, CASE WHEN checkpoint IS NOT NULL THEN now() END, CASE WHEN checkpoint IS NOT NULL THEN lease_id END
           FROM held WHERE fraction IS NOT NULL OR checkpoint IS NOT NULL
           ORDER BY task_id, idx
           ON CONFLICT (task_id, idx) DO UPDATE SET
@@ -69,7 +69,9 @@ export async function recordChunkLive(db: Db, input: { volunteerId: string; repo
             message = CASE WHEN excluded.progress_at IS NULL THEN cl.message ELSE excluded.message END,
             progress_at = coalesce(excluded.progress_at, cl.progress_at),
             checkpoint = coalesce(excluded.checkpoint, cl.checkpoint),
-            checkpoint_at = coalesce(excluded.checkpoint_at, cl.checkpoint_at)
+            checkpoint_at = coalesce(excluded.checkpoint_at, cl.checkpoint_at),
+            -- whose state a resumed chunk starts from (submit-blocks.ts names its author)
+            checkpoint_lease_id = CASE WHEN excluded.checkpoint IS NULL THEN cl.checkpoint_lease_id ELSE excluded.checkpoint_lease_id END
           RETURNING task_id`,
     ),
   );

@@ -10,7 +10,7 @@
 // a chunk is reissued alone, one lease row a chunk, so its late results meet on the key.
 import { sql } from "drizzle-orm";
 import { type Db, hotRows } from "../db.ts";
-import { boundedCpu, countCredited } from "../sql/counters.ts";
+import { addToVolunteerCounters, boundedCpu, countCredited } from "../sql/counters.ts";
 import { noneSetIn, runMask } from "../sql/report-masks.ts";
 import { exhausted, type RejectionReason, runsJson } from "./submit-chunks.ts";
 
@@ -57,7 +57,8 @@ export function insertResultRuns(db: Db, volunteerId: string, shard: number, run
           SELECT l.id, l.task_id, l.first_idx, l.n, l.reported, l.reclaimed, l.copy, l.created_at FROM leases l
           WHERE l.id = ANY (ARRAY(SELECT lease_id FROM items)) ORDER BY l.id FOR UPDATE
         ), judged AS (
-          SELECT i.*, l.first_idx + i.off AS idx, l.n AS lease_n, t.total, t.replication, l.first_idx + i.off < t.total AS own_chunk,
+          SELECT i.*, l.first_idx + i.off AS idx, l.n AS lease_n, t.total, t.replication, t.timeout_ms,
+            l.first_idx + i.off < t.total AS own_chunk,
             CASE WHEN t.id IS NULL OR l.id IS NULL THEN 'task-unknown'
                  WHEN t.status IN ('cancelled', 'draft') THEN 'task-cancelled'
                  -- a reduce chunk leased before its tree was thrown away read inputs that changed since
@@ -81,23 +82,39 @@ export function insertResultRuns(db: Db, volunteerId: string, shard: number, run
                      CROSS JOIN LATERAL (SELECT id, owner_id, status, replication, spot_check, spot_seed, timeout_ms, total, reduce_reset_at
                                          FROM tasks WHERE id = d.task_id OFFSET 0) t) t ON t.id = i.task_id
         ), stored AS (
-          SELECT * FROM judged WHERE reason IS NULL AND whole
+          -- A retry finished from another volunteer's checkpoint (one an earlier lease left: a
+          -- reclaimed lease writes none, so it was handed to this one) names that volunteer as
+          -- its author, credited the time it ran up to it (docs/architecture.md, "Progress,
+          -- console and checkpoints").
+          SELECT j.*, cp.author, cp.author_ms FROM judged j
+          LEFT JOIN LATERAL (
+            SELECT ck.volunteer_id AS author,
+                   least(greatest(0, (extract(epoch FROM cl.checkpoint_at - ck.created_at) * 1000)::bigint), j.timeout_ms) AS author_ms
+            FROM chunk_live cl JOIN leases ck ON ck.id = cl.checkpoint_lease_id
+            WHERE j.len = 1 AND cl.task_id = j.task_id AND cl.idx = j.idx AND cl.checkpoint IS NOT NULL
+              AND ck.id < j.lease_id AND ck.volunteer_id <> ${volunteerId}
+          ) cp ON true
+          WHERE j.reason IS NULL AND j.whole
         ), marked AS (
           UPDATE leases l SET reported = l.reported | m.mask
           FROM (SELECT lease_id, bit_or(${runMask(sql`lease_n`, sql`off`, sql`len`)}) AS mask FROM stored GROUP BY lease_id) m
           WHERE l.id = m.lease_id
         ), inserted AS (
-          INSERT INTO results (task_id, idx, n, result, volunteer_id, cpu_ms)
-          SELECT task_id, idx, len, result, ${volunteerId}, bounded_cpu FROM stored ORDER BY task_id, idx
+          INSERT INTO results (task_id, idx, n, result, volunteer_id, cpu_ms, checkpoint_by)
+          SELECT task_id, idx, len, result, ${volunteerId}, bounded_cpu, author FROM stored ORDER BY task_id, idx
           -- Only a retry's one-chunk row can meet a late copy here (see the top of this file).
           ON CONFLICT DO NOTHING
           RETURNING task_id, idx, n
         ), credited AS (
           -- A single copy wins trivially: its credit is its CPU time as counted. A replicated
           -- task's block accepted on one copy counts its copies received.
-          SELECT s.task_id, s.bounded_cpu AS cpu_ms, s.own_chunk, s.bounded_cpu AS credit, s.len AS n, s.replication > 1 AS alone
+          SELECT s.task_id, s.bounded_cpu AS cpu_ms, s.own_chunk, s.bounded_cpu AS credit, s.len AS n, s.replication > 1 AS alone,
+                 s.author, coalesce(s.author_ms, 0) AS author_ms
           FROM inserted i JOIN stored s ON s.task_id = i.task_id AND s.idx = i.idx
-        ), ${countCredited(volunteerId, shard, sql`n`, sql`CASE WHEN alone THEN n ELSE 0 END`)}, cleared AS (
+        ), ${countCredited(volunteerId, shard, sql`n`, sql`CASE WHEN alone THEN n ELSE 0 END`, sql`credit + author_ms`)}, author_credit AS (
+          -- the checkpoints' authors: their time, as credit and CPU time (the task's credit has it too)
+          ${addToVolunteerCounters(sql`SELECT author, 0, sum(author_ms), sum(author_ms), now() FROM credited WHERE author IS NOT NULL GROUP BY author ORDER BY author`)}
+        ), cleared AS (
           -- A retry's state row goes with its result (a longer run has none: see above).
           DELETE FROM chunk_state cs USING inserted i WHERE i.n = 1 AND cs.task_id = i.task_id AND cs.idx = i.idx
         ), live_cleared AS (

@@ -43,13 +43,14 @@ export function boundedCpu(claimed: SQL, leasedAt: SQL, timeoutMs: SQL, chunks?:
  * own_chunk, credit, n)` moving the task's sharded counters and the volunteer's. `done`
  * counts the task's own chunks; its reduce chunks (indexes past total) do not. `copies`, when
  * given, is what each row adds to the task's copies received (a replicated task's block
- * accepted on one copy, docs/architecture.md "Replication, trust and reduce").
+ * accepted on one copy, docs/architecture.md "Replication, trust and reduce"); `taskCredit`
+ * what each adds to the task's credit (a checkpoint's author's share too).
  */
-export function countCredited(volunteerId: string, shard: number, chunks: SQL = sql`1`, copies: SQL = sql`0`): SQL {
+export function countCredited(volunteerId: string, shard: number, chunks: SQL = sql`1`, copies: SQL = sql`0`, taskCredit: SQL = sql`credit`): SQL {
   return sql`counted AS (
           ${addToTaskCounters(
             ["done", "cpu_ms", "credit", "copies"],
-            sql`SELECT task_id, ${shard}, coalesce(sum(${chunks}) FILTER (WHERE own_chunk), 0), sum(cpu_ms), sum(credit), sum(${copies})
+            sql`SELECT task_id, ${shard}, coalesce(sum(${chunks}) FILTER (WHERE own_chunk), 0), sum(cpu_ms), sum(${taskCredit}), sum(${copies})
                 FROM credited GROUP BY task_id ORDER BY task_id`,
           )}
         ), volunteer_credit AS (
