@@ -1,6 +1,8 @@
+import { type FormEvent, useState } from "react";
 import { Link } from "react-router";
 import { Button, buttonClass } from "../../components/ui/button.tsx";
 import { Card } from "../../components/ui/card.tsx";
+import { inputClass } from "../../components/ui/field.tsx";
 import { PageHeader } from "../../components/ui/page-header.tsx";
 import { ProblemAlert } from "../../components/ui/problem-alert.tsx";
 import { TaskProgress } from "../../components/ui/progress-bar.tsx";
@@ -35,6 +37,7 @@ export function TaskListPage() {
           Your account is suspended: your tasks are not served to volunteers.
         </p>
       ) : null}
+      {session && session.user.name === null ? <NameNotice /> : null}
       {tasks.error ? <ProblemAlert problem={problemOf(tasks.error)} className="mb-4" /> : null}
       {tasks.isPending ? <p className="text-slate-500">Loading…</p> : null}
       {tasks.isSuccess && items.length === 0 ? (
@@ -88,5 +91,41 @@ export function TaskListPage() {
         </div>
       ) : null}
     </>
+  );
+}
+
+/**
+ * A creator with no display name (an account registered from the CLI, or without one): its
+ * volunteers see its tasks as by "an unnamed creator" until it gives one here.
+ */
+function NameNotice() {
+  const { client, session, signIn } = useSession();
+  const [name, setName] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const [saving, setSaving] = useState(false);
+  const save = async (event: FormEvent) => {
+    event.preventDefault();
+    if (!session || name.trim() === "") return;
+    setSaving(true);
+    try {
+      const user = await client.setDisplayName(name.trim());
+      signIn({ ...session, user: { ...session.user, ...user } });
+    } catch (failure) {
+      setError(failure);
+    } finally {
+      setSaving(false);
+    }
+  };
+  return (
+    <form onSubmit={save} className="mb-4 rounded-lg border border-sky-200 bg-sky-50 p-3 text-sm text-sky-900" data-testid="name-notice">
+      <p>Volunteers see your tasks as by “an unnamed creator”. Give them a name to see (never your email):</p>
+      <div className="mt-2 flex flex-wrap gap-2">
+        <input aria-label="Your name for volunteers" className={`${inputClass} !w-64`} value={name} maxLength={100} onChange={(event) => setName(event.target.value)} />
+        <Button type="submit" disabled={saving || name.trim() === ""}>
+          Save name
+        </Button>
+      </div>
+      {error ? <ProblemAlert problem={problemOf(error)} className="mt-2" /> : null}
+    </form>
   );
 }

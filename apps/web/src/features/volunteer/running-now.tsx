@@ -78,7 +78,7 @@ function RunningPartItem({ part, info, now }: { part: RunningPart; info: TaskInf
         </span>
       </div>
       <p className="text-xs text-slate-500">
-        {info ? <>for {info.creator ?? `creator ${info.creatorId.slice(0, 8)}`} · </> : null}
+        {info ? <>for {info.creator ?? "an unnamed creator"} · </> : null}
         {chunks} ({plural(part.chunks, "chunk")})
       </p>
       {mean !== null ? (

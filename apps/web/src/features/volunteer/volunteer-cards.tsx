@@ -214,7 +214,7 @@ export function HelpedTasks({ totals, exclusions }: { totals: ReturnType<typeof 
                       {label}
                     </code>
                   )}
-                  {about?.creator ? <span className="text-xs text-slate-500"> by {about.creator}</span> : null}
+                  {about ? <span className="text-xs text-slate-500"> by {about.creator ?? "an unnamed creator"}</span> : null}
                   {about?.description ? <span className="block truncate text-xs text-slate-500">{about.description}</span> : null}
                   {excluded ? (
                     <span className="block text-xs text-slate-500">Skipped: no new chunks of it.</span>
@@ -260,9 +260,9 @@ export function HelpedTasks({ totals, exclusions }: { totals: ReturnType<typeof 
   );
 }
 
-/** A creator as the volunteer sees it: its display name, or a short id when it has none. */
+/** A creator in the list of skipped ones: its display name, or a short id to tell unnamed ones apart. */
 function creatorLabel(name: string | null, id: string): string {
-  return name ?? `creator ${id.slice(0, 8)}`;
+  return name ?? `unnamed creator ${id.slice(0, 8)}`;
 }
 
 /** The tasks and creators this browser skips, each with a way back. */
