@@ -86,7 +86,7 @@ describe(`what the creator pages say, in Chromium (${backend})`, () => {
     const votes = page.getByRole("table", { name: "Votes per chunk" });
     await expect.poll(() => votes.getByTestId("voting-chunk").count(), { timeout: 15_000 }).toBe(6);
     // Each chunk plans its replication's copies (a third only once two untrusted ones agree).
-    expect(await votes.getByTestId("voting-chunk").first().textContent()).toMatch(/^01 of 2browser volunteer$/);
+    expect(await votes.getByTestId("voting-chunk").first().textContent()).toMatch(/^01 of 2Chrome on Linux$/);
     await expect.poll(() => page.getByTestId("count-leased").textContent()).toBe("0");
     expect(await page.getByTestId("count-pending").textContent()).toBe("6");
     expect(await statsOnOneLine(page)).toEqual([]);

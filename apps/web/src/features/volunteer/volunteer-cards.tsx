@@ -13,6 +13,7 @@ import type { VolunteerIdentity } from "./use-identity.ts";
 import type { TaskRecord, useTotals } from "./use-totals.ts";
 import { minCpuPercent, type Schedule, type VolunteerOptions } from "./use-volunteer-options.ts";
 import { cores, type VolunteerRun } from "./use-volunteer-run.ts";
+import { defaultVolunteerName } from "./volunteer-name.ts";
 import type { RunnerStats } from "./volunteer-runner.ts";
 
 /** "Tasks you are working for" lists the tasks of the last week, the most recent few. */
@@ -353,7 +354,7 @@ export function WhoYouAre({ identity, shownAs }: { identity: VolunteerIdentity; 
       <p className="text-sm text-slate-600">
         On the leaderboard as{" "}
         <strong className="text-slate-900" data-testid="shown-as">
-          {shownAs ?? "browser volunteer"}
+          {shownAs ?? defaultVolunteerName()}
         </strong>
         {target === "account" ? " (your account's display name, for all your browsers)" : target === "account-signed-out" ? " (the name of the account this browser computes for)" : ""}.
       </p>

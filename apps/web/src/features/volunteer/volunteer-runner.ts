@@ -3,6 +3,7 @@ import { ApiError, type BlockReport, type Client, type LeasedBlock, type LeaseRe
 import { approximateBytes, echoConsole, reportsForPart } from "./block-reports.ts";
 import { SinceLastBeat } from "./since-last-beat.ts";
 import { TaskAssets } from "./task-assets.ts";
+import { defaultVolunteerName } from "./volunteer-name.ts";
 
 type RunnerState = "stopped" | "starting" | "running" | "waiting" | "pausing" | "paused" | "error";
 
@@ -292,7 +293,7 @@ export class VolunteerRunner {
   private async volunteerClient(): Promise<Client> {
     let token = this.options.storage.getItem(tokenKey);
     if (!token) {
-      token = (await this.options.client.createVolunteer("browser volunteer")).token;
+      token = (await this.options.client.createVolunteer(defaultVolunteerName())).token;
       this.options.storage.setItem(tokenKey, token);
     }
     this.token = token;
