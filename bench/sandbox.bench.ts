@@ -56,10 +56,12 @@ function parents(): Map<number, number> {
 }
 
 /**
- * CPU time (user + system, ms) of every worker thread of the bench's Chromium: a kernel's own
- * CPU, whatever else the shared machine runs (wall times there moved ±50 % between rounds).
+ * CPU time (user + system, ticks of 10 ms) of each worker thread of the bench's Chromium, by
+ * thread: a kernel's own CPU, whatever else the shared machine runs (wall times there moved
+ * ±50 % between rounds).
  */
-function chromiumWorkerCpuMs(): number {
+function chromiumWorkerTicks(): Map<string, number> {
+  const ticks = new Map<string, number>();
   const all = parents();
   const root = [...all.keys()].find((pid) => {
     try {
@@ -69,27 +71,34 @@ function chromiumWorkerCpuMs(): number {
       return false;
     }
   });
-  if (root === undefined) return Number.NaN;
+  if (root === undefined) return ticks;
   const family = new Set([root]);
   for (let grew = true; grew; ) {
     grew = false;
     for (const [pid, parent] of all) if (family.has(parent) && !family.has(pid)) grew = Boolean(family.add(pid));
   }
-  let ticks = 0;
   for (const pid of family) {
     try {
       for (const tid of readdirSync(`/proc/${pid}/task`)) {
         if (!readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").startsWith("DedicatedWorker")) continue;
         const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
         const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        ticks += Number(fields[11]) + Number(fields[12]);
+        ticks.set(`${pid}/${tid}`, Number(fields[11]) + Number(fields[12]));
       }
     } catch {
       // gone meanwhile
     }
   }
+  return ticks;
+}
+
+/** CPU ms the worker threads spent between two readings (a thread that ended meanwhile is not counted). */
+function cpuMsBetween(before: Map<string, number>, after: Map<string, number>): number {
+  let ticks = 0;
+  for (const [thread, now] of after) ticks += now - (before.get(thread) ?? 0);
   return ticks * 10; // USER_HZ is 100 on Linux
 }
+
 const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
 const nodeModules = new Map<string, Promise<{ default: (input: object) => KernelResult | Promise<KernelResult> }>>();
 
@@ -104,9 +113,9 @@ async function inNode(source: string, input: object): Promise<KernelResult & { c
 
 /** Runs `run` and adds the CPU time the bench's Chromium workers spent meanwhile. */
 async function withWorkerCpu<T>(run: () => Promise<T>): Promise<T & { cpuMs: number }> {
-  const before = chromiumWorkerCpuMs();
+  const before = chromiumWorkerTicks();
   const result = await run();
-  return { ...result, cpuMs: chromiumWorkerCpuMs() - before };
+  return { ...result, cpuMs: cpuMsBetween(before, chromiumWorkerTicks()) };
 }
 
 /** A plain module Worker per source on the app origin (no CSP, no lockdown), kept warm across rounds like the sandbox's. */
