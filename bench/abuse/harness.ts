@@ -194,6 +194,15 @@ export async function runAbuseScenario<State>(scenario: AbuseScenario<State> | n
     const elapsed = (performance.now() - started) / 1000;
     const health = await rawRequest(api.base, { path: "/api/health", source: normalSource, timeoutMs: 10_000 });
     const serverUp = health.status === 200;
+    if (!serverUp) {
+      let alive = true;
+      try {
+        process.kill(api.pid, 0);
+      } catch {
+        alive = false;
+      }
+      problems.push(`GET /api/health after the attack: ${health.status} ${health.text.slice(0, 120)} (the process ${alive ? "still runs" : "is gone"})`);
+    }
     if (serverUp && scenario?.check) await scenario.check(ctx, state);
     peak = Math.max(peak, peakRssMb(api.pid) ?? 0);
     latencies.sort((a, b) => a - b);

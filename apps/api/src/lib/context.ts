@@ -68,12 +68,14 @@ export function createRouter() {
  * creator with the `creator` role only (an admin's key is not an admin), and carries
  * `apiKeyId` so that routes can refuse what keys may not do.
  */
-export async function authorize(c: AppContext, roles: readonly Role[]): Promise<TokenClaims> {
+export async function authorize(c: AppContext, roles: readonly Role[], beforeAccount?: (claims: TokenClaims) => void): Promise<TokenClaims> {
   const header = c.req.header("authorization");
   if (!header) throw unauthorized("missing Authorization: Bearer <token> header");
   const match = /^Bearer\s+(\S+)$/i.exec(header);
   if (!match) throw unauthorized("Authorization header must be `Bearer <token>`");
   const claims = await verifyCredential(c, match[1]!);
+  // A check that needs no query (a stream's place, lib/bounds.ts) refuses before the account's.
+  beforeAccount?.(requireRole(claims, roles));
   return requireRole(await checkAccount(c, claims), roles);
 }
 
@@ -132,10 +134,11 @@ function requireRole(claims: TokenClaims, roles: readonly Role[]): TokenClaims {
  * For Server-Sent Events: browsers' EventSource sends no header, so a stream accepts a
  * short-lived `?ticket=` from `POST /api/tickets` as well as a bearer credential.
  */
-export async function authorizeStream(c: AppContext, roles: readonly Role[], ticket: string | undefined): Promise<TokenClaims> {
-  if (ticket === undefined) return authorize(c, roles);
+export async function authorizeStream(c: AppContext, roles: readonly Role[], ticket: string | undefined, beforeAccount?: (claims: TokenClaims) => void): Promise<TokenClaims> {
+  if (ticket === undefined) return authorize(c, roles, beforeAccount);
   const claims = await c.var.deps.tickets.verify(ticket);
   if ("invalid" in claims) throw unauthorized(claims.invalid);
+  beforeAccount?.(requireRole(claims, roles));
   return requireRole(await checkAccount(c, claims), roles);
 }
 

@@ -46,12 +46,14 @@ const taskEvents = createRoute({
 export const taskEventRoutes = createRouter().openapi(taskEvents, async (c) => {
   const { id } = c.req.valid("param");
   const query = c.req.valid("query");
-  const claims = await authorizeStream(c, creatorRoles, query.ticket);
   const { db } = c.var.deps;
   // A place among the creator's open streams until this one ends or its client goes
   // (lib/bounds.ts), taken before any query so that a flood of refused streams costs little.
-  const release = takeStreamSlot(c, claims.sub);
+  let release = () => {};
   try {
+    const claims = await authorizeStream(c, creatorRoles, query.ticket, (early) => {
+      release = takeStreamSlot(c, early.sub);
+    });
     await requireTaskOwner(c, claims, id);
     let consoleCursor: FollowCursor;
     if (query.consoleAfter !== undefined) {

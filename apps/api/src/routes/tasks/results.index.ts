@@ -22,6 +22,7 @@ import { sleep } from "../../lib/live.ts";
 import { problems, security } from "../../lib/openapi.ts";
 import { notFound } from "../../lib/problem.ts";
 import { requireTaskOwner } from "../../lib/task-access.ts";
+import type { TokenClaims } from "../../lib/tokens.ts";
 import { taskIdParams } from "./tasks.routes.ts";
 
 const download = createRoute({
@@ -50,11 +51,12 @@ const download = createRoute({
 export const resultRoutes = createRouter().openapi(download, async (c) => {
   const { id } = c.req.valid("param");
   const { format, follow, after, from } = c.req.valid("query");
-  const claims = await authorize(c, creatorRoles);
   // A follow holds a place among its creator's open streams until it ends or its client goes
   // (lib/bounds.ts), taken before any query so that a flood of refused follows costs little.
-  const release = follow === "true" ? takeStreamSlot(c, claims.sub) : () => {};
+  let release = () => {};
+  const takePlace = follow === "true" ? (early: TokenClaims) => void (release = takeStreamSlot(c, early.sub)) : undefined;
   try {
+    const claims = await authorize(c, creatorRoles, takePlace);
     await requireTaskOwner(c, claims, id);
     const db = c.var.deps.db;
     const task = await getTaskForResults(db, id);
