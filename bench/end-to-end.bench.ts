@@ -30,7 +30,7 @@ const { code } = await bundleWork(fileURLToPath(new URL("../examples/hash-search
 const inputs = Array.from({ length: chunkCount }, (_, i) => ({ start: i * size, end: Math.min(nonces, (i + 1) * size), step: 1 }));
 
 /** Seconds from the start to the last result, and from the first result to the last (the steady part). */
-type Run = { seconds: number; steadySeconds: number; steadyChunks: number; hits: number };
+type Run = { seconds: number; steadySeconds: number; steadyChunks: number; hits: number; firstResultSeconds?: number; rows?: string };
 const runs: Record<string, Run[]> = { platform: [], "plain Chromium pool": [], "Node pool": [] };
 
 /** Each chunk's hits, summed: all three must find the same. */
@@ -158,6 +158,9 @@ async function platform(client: ReturnType<typeof keepAliveClient>, token: strin
       steadySeconds: (last - rows[0]!.at) / 1000,
       steadyChunks: chunkCount - rows[0]!.n,
       hits: countHits(decided),
+      // The start and the shape of the run: when the first result landed, and each result row's chunks at its time.
+      firstResultSeconds: (rows[0]!.at - started) / 1000,
+      rows: rows.map((row) => `${row.n}@${((row.at - started) / 1000).toFixed(1)}`).join(" "),
     };
   } finally {
     await db.end();
@@ -183,7 +186,9 @@ try {
     for (const name of order) {
       const run = name === "platform" ? await platform(client, token, url, round) : name === "Node pool" ? await nodePool() : await chromiumPool(page);
       runs[name]!.push(run);
-      console.error(`  round ${round + 1}, ${name}: ${run.seconds.toFixed(2)} s (steady ${((run.steadyChunks * size) / run.steadySeconds / 1000).toFixed(0)}k nonces/s), ${run.hits} hits`);
+      console.error(
+        `  round ${round + 1}, ${name}: ${run.seconds.toFixed(2)} s (steady ${((run.steadyChunks * size) / run.steadySeconds / 1000).toFixed(0)}k nonces/s), ${run.hits} hits${run.rows ? `; first result at ${run.firstResultSeconds!.toFixed(2)} s, result rows (chunks@s): ${run.rows}` : ""}`,
+      );
       // Let the volunteer settle back to waiting (its last report posted) before the next run.
       await sleep(1500);
     }
