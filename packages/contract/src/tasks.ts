@@ -209,6 +209,9 @@ export const taskSchema = z
       }),
     }),
     volunteers: count().meta({ description: "volunteers holding a lease on the task now" }),
+    computedBy: count()
+      .nullable()
+      .meta({ description: "once the task is done, failed or cancelled: the volunteers that reported a result or an error for its chunks, copies included; null while it can still run" }),
     cpuMs: z.number(),
     verification: z
       .object({

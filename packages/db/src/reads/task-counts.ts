@@ -31,3 +31,13 @@ export const volunteersOfTask = sql`(CASE WHEN t.status IN ('running', 'paused')
     (SELECT count(DISTINCT l.volunteer_id) FROM leases l
       WHERE l.task_id = t.id AND NOT l.reclaimed AND l.deadline > now() AND bit_count(l.reported) < l.n)
   ELSE 0 END)`;
+
+/**
+ * Once task `t` is finished (done, failed or cancelled): the volunteers that reported a result
+ * or an error for any of its chunks, copies included (leases are kept; a lease that reported
+ * nothing computed nothing). Null while it can still run: `volunteersOfTask` says who holds it
+ * then. One probe of the task's lease rows, on `leases_task_idx`.
+ */
+export const computedByOfTask = sql`(CASE WHEN t.status IN ('done', 'failed', 'cancelled') THEN
+    (SELECT count(DISTINCT l.volunteer_id) FROM leases l WHERE l.task_id = t.id AND bit_count(l.reported) > 0)
+  END)`;

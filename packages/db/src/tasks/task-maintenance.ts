@@ -13,7 +13,7 @@ const correctionShard = 0;
 /**
  * Gives every failed chunk of a task a fresh set of attempts (after the creator fixed the
  * cause, e.g. raised timeoutMs): failed chunks become pending, the failed counter drops by
- * as many, and a finished task runs again. Returns how many chunks were reopened, or null
+ * as many, the task's last error is cleared, and a finished task runs again. Returns how many chunks were reopened, or null
  * when the task is a draft or cancelled.
  */
 export async function retryFailedChunks(db: Db, taskId: string): Promise<number | null> {
@@ -31,6 +31,9 @@ export async function retryFailedChunks(db: Db, taskId: string): Promise<number 
           SELECT count(*)::int AS n FROM reopened`,
     );
     const reopened = row?.n ?? 0;
+    // The task's last error was one of the chunks reopened (or older): it goes with them, and
+    // a chunk that fails again sets it anew, so the task page shows no error the retry fixed.
+    if (reopened > 0) await tx.execute(sql`UPDATE tasks SET last_error = NULL WHERE id = ${taskId}`);
     if (reopened > 0 && (task.status === "done" || task.status === "failed")) {
       await tx.execute(sql`UPDATE tasks SET status = 'running', finished_at = NULL WHERE id = ${taskId}`);
     }

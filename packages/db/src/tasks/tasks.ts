@@ -7,7 +7,7 @@ import { candidateTasksChanged } from "../dispatch/candidates.ts";
 import { advanceReduce } from "../dispatch/reduce.ts";
 import { addStripes } from "../dispatch/stripes.ts";
 import { newId } from "../ids.ts";
-import { awaitingCopyOfTask, counterTotals, leasedChunksOfTask, volunteersOfTask } from "../reads/task-counts.ts";
+import { awaitingCopyOfTask, computedByOfTask, counterTotals, leasedChunksOfTask, volunteersOfTask } from "../reads/task-counts.ts";
 import { chunkInputs, tasks, users } from "../schema.ts";
 
 export type { TaskStatus };
@@ -100,7 +100,7 @@ function rangeOf(inputs: RangeSpec): RangeSpec {
 }
 
 /** What the statement computes rather than reads as it is shown; the rest of the row is the view's own fields, named as the view names them. */
-type Derived = "counts" | "volunteers" | "cpuMs" | "chunksPerSec" | "aggregate" | "verification" | "createdAt" | "finishedAt";
+type Derived = "counts" | "volunteers" | "computedBy" | "cpuMs" | "chunksPerSec" | "aggregate" | "verification" | "createdAt" | "finishedAt";
 type Numeric = number | string; // sums and counts come back as text from postgres.js
 type TaskRow = Omit<TaskView, Derived> & {
   total: Numeric;
@@ -114,6 +114,7 @@ type TaskRow = Omit<TaskView, Derived> & {
   leased: Numeric;
   awaiting_copy: Numeric;
   volunteers: Numeric;
+  computed_by: Numeric | null;
   recent: Numeric;
   window_s: Numeric;
   aggregate: TaskView["aggregate"] | null;
@@ -132,7 +133,7 @@ const taskViewColumns = sql`
   t.total, t.aggregate, t.created_at, t.finished_at,
   coalesce(c.done, 0) AS done, coalesce(c.failed, 0) AS failed, coalesce(c.cpu_ms, 0) AS cpu_ms,
   coalesce(c.copies, 0) AS copies, coalesce(c.replicated, 0) AS replicated, coalesce(c.disagreements, 0) AS disagreements, coalesce(c.banned, 0) AS banned,
-  ${leasedChunksOfTask} AS leased, ${awaitingCopyOfTask} AS awaiting_copy, ${volunteersOfTask} AS volunteers,
+  ${leasedChunksOfTask} AS leased, ${awaitingCopyOfTask} AS awaiting_copy, ${volunteersOfTask} AS volunteers, ${computedByOfTask} AS computed_by,
   (SELECT coalesce(sum(r.n), 0) FROM results r WHERE r.task_id = t.id AND r.created_at > now() - interval '60 seconds') AS recent,
   greatest(1, least(60, extract(epoch FROM now() - t.created_at))) AS window_s`;
 
@@ -149,6 +150,7 @@ function toTaskView(row: TaskRow): TaskView {
     leased: leasedText,
     awaiting_copy,
     volunteers,
+    computed_by,
     recent,
     window_s,
     aggregate,
@@ -164,6 +166,7 @@ function toTaskView(row: TaskRow): TaskView {
     ...fields,
     counts: { total, pending: Math.max(0, total - done - failed - leased), leased, done, failed, awaitingCopy: Number(awaiting_copy) },
     volunteers: Number(volunteers),
+    computedBy: computed_by === null ? null : Number(computed_by),
     cpuMs: Number(cpu_ms),
     chunksPerSec: Math.round((Number(recent) / Number(window_s)) * 100) / 100,
     verification: { copiesReceived: Number(copies), chunksReplicated: Number(replicated), disagreements: Number(disagreements), volunteersBanned: Number(banned) },

@@ -5,6 +5,7 @@ import type { Chunk, ChunkConsole, ChunkConsoleEvent, Client, RunningChunk, Task
 import { type FormEvent, useState } from "react";
 import { Button } from "../../components/ui/button.tsx";
 import { Card, CardTitle } from "../../components/ui/card.tsx";
+import { usePolled } from "../../hooks/use-polled.ts";
 import { formatNumber } from "../../lib/format.ts";
 import { problemOf } from "../../lib/problem.ts";
 import { preview } from "./test-run-results.tsx";
@@ -27,30 +28,52 @@ export function ConsoleLines({ output, label }: { output: ChunkConsole; label: s
   );
 }
 
-/** The chunks running now, with their fraction and message; shown while the task can run. */
-export function RunningChunks({ task, running }: { task: Task; running: RunningChunk[] }) {
-  if (task.status !== "running" && task.status !== "paused") return null;
+/** How many leased chunks the card lists, lowest index first. */
+const leasedShown = 20;
+
+/**
+ * The chunks at volunteers now: those that reported `ctx.progress`, with their fraction and
+ * message (live, from the task's events), and the other leased chunks from the chunk listing,
+ * polled every 2 s, so that chunks too short to report progress show too. Shown while the
+ * task can run.
+ */
+export function RunningChunks({ client, task, running }: { client: Client; task: Task; running: RunningChunk[] }) {
+  const live = task.status === "running" || task.status === "paused";
+  const leased = usePolled(() => (live ? client.listChunks(task.id, { status: "leased", limit: leasedShown }) : Promise.resolve(null)), 2000, `${task.id}:${live}`);
+  if (!live) return null;
+  const byIndex = new Map<number, { index: number; fraction: number | null; message: string | null }>();
+  for (const chunk of leased.data?.items ?? []) {
+    byIndex.set(chunk.index, { index: chunk.index, fraction: chunk.progress?.fraction ?? null, message: chunk.progress?.message ?? null });
+  }
+  for (const chunk of running) byIndex.set(chunk.index, { index: chunk.index, fraction: chunk.fraction, message: chunk.message ?? null });
+  const chunks = [...byIndex.values()].sort((a, b) => a.index - b.index).slice(0, leasedShown);
   return (
     <Card aria-labelledby="running-heading">
       <CardTitle id="running-heading">Chunks running now</CardTitle>
-      {running.length === 0 ? (
+      {chunks.length === 0 ? (
         <p className="text-sm text-slate-500">
-          No chunk has reported progress yet (work code reports it with <code>ctx.progress(fraction, message)</code>; volunteers send it every few seconds).
+          No chunk is at a volunteer now. Work code reports how far a chunk is with <code>ctx.progress(fraction, message)</code>; volunteers send it every few seconds.
         </p>
       ) : (
-        <ul className="flex flex-col gap-2" aria-label="Chunks running now">
-          {running.map((chunk) => (
-            <li key={chunk.index} className="text-sm" data-testid="running-chunk">
-              <div className="flex justify-between gap-2">
-                <span className="tabular-nums">Chunk {formatNumber(chunk.index)}</span>
-                <span className="truncate text-slate-600" title={chunk.message ?? undefined}>
-                  {Math.round(chunk.fraction * 100)} %{chunk.message ? ` · ${chunk.message}` : ""}
-                </span>
-              </div>
-              <progress className="h-2 w-full" max={1} value={chunk.fraction} aria-label={`Chunk ${chunk.index}`} />
-            </li>
-          ))}
-        </ul>
+        <>
+          <p className="mb-2 text-xs text-slate-500">
+            {task.counts.leased > chunks.length ? `The first ${formatNumber(chunks.length)} of ${formatNumber(task.counts.leased)} chunks at volunteers. ` : ""}A volunteer computes its block a part at
+            a time, so some wait their turn.
+          </p>
+          <ul className="flex flex-col gap-2" aria-label="Chunks running now">
+            {chunks.map((chunk) => (
+              <li key={chunk.index} className="text-sm" data-testid="running-chunk" data-index={chunk.index} data-progress={chunk.fraction ?? ""}>
+                <div className="flex justify-between gap-2">
+                  <span className="tabular-nums">Chunk {formatNumber(chunk.index)}</span>
+                  <span className="truncate text-slate-600" title={chunk.message ?? undefined}>
+                    {chunk.fraction === null ? "at a volunteer, no progress reported" : `${Math.round(chunk.fraction * 100)} %${chunk.message ? ` · ${chunk.message}` : ""}`}
+                  </span>
+                </div>
+                {chunk.fraction === null ? null : <progress className="h-2 w-full" max={1} value={chunk.fraction} aria-label={`Chunk ${chunk.index}`} />}
+              </li>
+            ))}
+          </ul>
+        </>
       )}
     </Card>
   );

@@ -37,7 +37,17 @@ export function ProgressCard({ task, connected }: { task: Task; connected: boole
         <Stat label="Failed" value={formatNumber(counts.failed)} testId="count-failed" />
         <Stat label="At volunteers" value={formatNumber(counts.leased)} testId="count-leased" hint="Leased to volunteers, who compute them a part at a time: not all of them this instant" />
         <Stat label="Waiting" value={formatNumber(counts.pending)} testId="count-pending" hint="Not leased to anyone yet" />
-        <Stat label="Volunteers" value={formatNumber(task.volunteers)} testId="count-volunteers" hint="Volunteers holding chunks of this task now" />
+        {task.computedBy === null ? (
+          <Stat label="Volunteers" value={formatNumber(task.volunteers)} testId="count-volunteers" hint="Volunteers holding chunks of this task now" />
+        ) : (
+          <Stat
+            label="Computed by"
+            value={plural(task.computedBy, "volunteer")}
+            raw={task.computedBy}
+            testId="computed-by"
+            hint="Volunteers that sent back a result or an error for this task's chunks"
+          />
+        )}
         <Stat label="Rate (60 s)" value={formatRate(task.chunksPerSec)} />
         <Stat label="CPU time" value={formatDuration(task.cpuMs)} />
       </div>

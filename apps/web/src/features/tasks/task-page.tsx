@@ -65,7 +65,7 @@ export function TaskPage() {
       <WhyWaiting client={client} task={task} />
 
       <div className="grid grid-cols-1 gap-6 lg:grid-cols-2">
-        <RunningChunks task={task} running={live.running} />
+        <RunningChunks client={client} task={task} running={live.running} />
         <ConsoleOutput client={client} task={task} tail={live.consoleTail} />
 
         <Card aria-labelledby="chart-heading">
