@@ -94,6 +94,12 @@ const pauseButton = '::-p-aria([name="Pause"][role="button"])';
 const showConsoleBox = '[data-testid="show-console"]';
 /** Where the page keeps its volunteer token (apps/web volunteer-runner.ts, volunteerTokenKey). */
 const volunteerTokenKey = "crowdcompute.volunteer.token";
+/**
+ * Where the page remembers that its volunteer pressed Start (apps/web use-volunteer-run.ts,
+ * startedKey): cleared before each page the CLI opens, so that a page it reloads waits for the
+ * CLI's own Start after its sliders are set, rather than starting by itself.
+ */
+const startedKey = "crowdcompute.volunteer.started";
 /** How the page writes work code's console lines (volunteer-runner.ts, echoConsole). */
 const workConsoleLine = /^\[chunk \d+ of task [0-9a-f-]+\] /;
 /** How long Ctrl-C waits for a page to post the results it holds. */
@@ -196,12 +202,15 @@ class Instance {
       // The page volunteers as the token in its storage (apps/web volunteer-runner.ts, volunteerTokenKey):
       // this slot's kept identity, set before the page's scripts run, and only on the server's own origin.
       await page.evaluateOnNewDocument(
-        (origin, key, token) => {
-          if (location.origin === origin) localStorage.setItem(key, token);
+        (origin, key, token, started) => {
+          if (location.origin !== origin) return;
+          localStorage.setItem(key, token);
+          localStorage.removeItem(started);
         },
         new URL(this.options.server).origin,
         volunteerTokenKey,
         this.identity.token,
+        startedKey,
       );
       await page.goto(`${this.options.server}/`, { waitUntil: "domcontentloaded", timeout: 30_000 });
       const threadsInput = await page.waitForSelector(threadsSlider, { timeout: 30_000 });
