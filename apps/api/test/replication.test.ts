@@ -3,6 +3,7 @@ import { chunksOfLeases } from "@crowdcompute/sdk";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openTestApp, type TestApp } from "./harness.ts";
+import { sseReader } from "./sse.ts";
 
 describe.each(testBackends())("replicated tasks through the API on %s", (backend) => {
   let t: TestApp;
@@ -115,6 +116,13 @@ describe.each(testBackends())("replicated tasks through the API on %s", (backend
     expect(posted.json.accepted).toBe(3);
     const view = (await t.call("GET", `/api/tasks/${task.id}`, { token: creator })).json.task;
     expect(view).toMatchObject({ status: "done", verification: { copiesReceived: 3, chunksReplicated: 0 } });
+    // The live stream carries the same figures.
+    const { ticket } = (await t.call("POST", "/api/tickets", { token: creator, body: {} })).json;
+    const events = sseReader(await t.fetcher(`/api/tasks/${task.id}/events?ticket=${ticket}`, { method: "GET" }));
+    const first = await events.next();
+    expect(first?.event).toBe("progress");
+    expect(JSON.parse(first!.data).verification).toEqual({ copiesReceived: 3, chunksReplicated: 0, disagreements: 0, volunteersBanned: 0 });
+    await events.cancel();
     expect((await t.call("POST", "/api/tasks", { token: creator, body: { name: "d", code: "export default (x) => x", inputs: [1] } })).json.task.spotCheck).toBe(1);
     for (const spotCheck of [0, -0.5, 1.5, "0.1", null]) {
       const res = await t.call("POST", "/api/tasks", { token: creator, body: { ...body, spotCheck } });
