@@ -1,0 +1,168 @@
+// The volunteer side of the API, its handlers: lease, results, heartbeat, release
+// (docs/architecture.md, "Dispatch" and "Bounds on what one volunteer holds"). Reading and
+// checking reports and lease ids is in work.reports.ts.
+import type { leaseRequestSchema, ReleaseResponse } from "@crowdcompute/contract";
+import { heartbeatLeases, type LeasedBlock, leaseWithinBounds, recordChunkLive, releaseLeaseRequest, releaseLeases, submitResults, sweepExpiredLeases } from "@crowdcompute/db";
+import type { z } from "@hono/zod-openapi";
+import { type AppContext, authorize, type AppRouteHandler as Handler, volunteerRoles } from "../../lib/context.ts";
+import { secondsSince } from "../../lib/metrics.ts";
+import { ProblemError } from "../../lib/problem.ts";
+import type { TokenClaims } from "../../lib/tokens.ts";
+import { leaseSource } from "./source.ts";
+import { leaseBlocksOf, liveReports, readReports, rejectedRuns } from "./work.reports.ts";
+import type * as routes from "./work.routes.ts";
+
+/**
+ * A statement that lost a deadlock or serialization race after its retries (db's `withRetry`)
+ * is a 503 with Retry-After, never a 500: nothing it did was committed, and the client's retry
+ * meets the rows free (docs/architecture.md, "Bounds on what one volunteer holds").
+ */
+async function retryLater<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+      if (e.code === "40P01" || e.code === "40001" || e.code === "55P03") {
+        throw new ProblemError(503, "Service unavailable", "the database gave up a race with another request of yours; retry shortly", undefined, { "retry-after": "1" });
+      }
+    }
+    throw error;
+  }
+}
+
+/** A stable counter shard per volunteer, so concurrent volunteers update different rows. */
+const shardOf = (volunteerId: string) => parseInt(volunteerId.slice(-4), 16) % 16;
+
+/** Leases for the request: the answer's members as JSON text (see `blockJson`) and the chunks in them. */
+async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<typeof leaseRequestSchema>, idempotencyKey: string | undefined) {
+  const { db, env, leaseIds } = c.var.deps;
+  await sweepExpiredLeases(db, shardOf(claims.sub));
+  // Within the bounds on what one volunteer holds (docs/architecture.md): beyond them the
+  // answer has fewer blocks or none, and says when to ask again.
+  const { blocks } = await leaseWithinBounds(db, {
+    volunteerId: claims.sub,
+    userId: claims.uid ?? null,
+    max: request.max,
+    bufferMs: request.bufferMs,
+    threads: request.capabilities.threads,
+    cpuPercent: request.capabilities.cpuPercent,
+    webgpu: request.capabilities.webgpu,
+    excludeTasks: request.exclude.tasks,
+    excludeCreators: request.exclude.creators,
+    graceMs: env.leaseGraceMs,
+    idempotencyKey: idempotencyKey ?? null,
+    source: leaseSource(c, claims),
+    bounds: env.leaseBounds,
+  });
+  const texts: string[] = [];
+  let chunks = 0;
+  for (const block of blocks) {
+    const signed = await leaseIds.encodeBlock({
+      leaseRowId: block.leaseRowId,
+      taskId: block.taskId,
+      volunteerId: claims.sub,
+      copy: block.copy,
+      firstIdx: block.firstIdx,
+      n: block.n,
+      replicated: block.replication > 1,
+    });
+    texts.push(blockJson(signed, block));
+    chunks += block.n - block.reportedOffsets.length;
+  }
+  return { members: `"leases":[${texts.join(",")}],"retryAfterMs":${blocks.length > 0 ? 0 : env.idleRetryMs}`, chunks };
+}
+
+/**
+ * One block of the answer, written by hand: its inputs are JSON text from Postgres (checked
+ * as JSON when stored) or built from a range, spliced in unparsed. Parsing them to objects
+ * only for `c.json` to write them out again was the API's largest cost per chunk.
+ */
+function blockJson(leaseId: string, block: LeasedBlock): string {
+  const reported = block.reportedOffsets.length > 0 ? `,"reportedOffsets":[${block.reportedOffsets.join(",")}]` : "";
+  // A retry's checkpoint is JSON text the API checked when a heartbeat brought it: spliced as it is.
+  const checkpoints = block.checkpointJson === null ? "" : `,"checkpoints":[{"offset":0,"state":${block.checkpointJson}}]`;
+  return (
+    `{"leaseId":${JSON.stringify(leaseId)},"taskId":${JSON.stringify(block.taskId)},"firstIndex":${block.firstIdx},"inputs":${block.inputsJson}${reported},` +
+    `"deadline":"${block.deadline.toISOString()}","codeSha256":${JSON.stringify(block.codeSha256)},"wasmSha256":${JSON.stringify(block.wasmSha256)},` +
+    `"timeoutMs":${block.timeoutMs},"memoryMb":${block.memoryMb},"requires":${JSON.stringify(block.requires)},"entry":"${block.entry}"${checkpoints}}`
+  );
+}
+
+const jsonBody = (c: AppContext, text: string) => c.body(text, 200, { "content-type": "application/json" });
+
+export const lease: Handler<typeof routes.lease> = async (c) => {
+  const startedAt = performance.now();
+  const claims = await authorize(c, volunteerRoles);
+  const answer = await retryLater(() => leaseFor(c, claims, c.req.valid("json"), c.req.valid("header")["idempotency-key"]));
+  c.var.deps.work.leaseAnswered(answer.chunks, secondsSince(startedAt));
+  return jsonBody(c, `{${answer.members}}`) as never;
+};
+
+export const results: Handler<typeof routes.results> = async (c) => {
+  const startedAt = performance.now();
+  const claims = await authorize(c, volunteerRoles);
+  const body = c.req.valid("json");
+  const reports = await readReports(c, claims, body.results);
+  const outcome = await submitResults(c.var.deps.db, {
+    volunteerId: claims.sub,
+    userId: claims.uid ?? null,
+    shard: shardOf(claims.sub),
+    runs: reports.runs,
+    errors: reports.errors,
+    consoles: reports.consoles,
+  });
+  c.var.deps.taskChanged([...new Set([...reports.runs, ...reports.errors].map((item) => item.taskId))]);
+  const rejected = rejectedRuns(outcome.rejected, reports.blockOf);
+  const rejectedChunks = rejected.reduce((n, r) => n + r.count, 0);
+  let text = `"accepted":${reports.chunks - rejectedChunks},"rejected":${JSON.stringify(rejected)}`;
+  let leased = 0;
+  if (body.next) {
+    const answer = await leaseFor(c, claims, body.next, c.req.valid("header")["idempotency-key"]);
+    text += `,${answer.members}`;
+    leased = answer.chunks;
+  }
+  c.var.deps.work.resultsAnswered({ accepted: reports.chunks - rejectedChunks, rejected: rejectedChunks, leased }, secondsSince(startedAt));
+  return jsonBody(c, `{${text}}`) as never;
+};
+
+export const heartbeat: Handler<typeof routes.heartbeat> = async (c) => {
+  const claims = await authorize(c, volunteerRoles);
+  const { db, env } = c.var.deps;
+  const body = c.req.valid("json");
+  const blocks = await leaseBlocksOf(c, claims, body.leaseIds, "leaseIds");
+  const rowOf = new Map([...blocks].map(([leaseId, block]) => [leaseId, block.leaseRowId]));
+  // Checked whole before anything is written: a refused beat extends nothing.
+  const live = liveReports(body, blocks);
+  const outcome = await retryLater(() => heartbeatLeases(db, { volunteerId: claims.sub, leaseRowIds: [...new Set(rowOf.values())], graceMs: env.leaseGraceMs }));
+  if (live.length > 0) {
+    const changed = await retryLater(() => recordChunkLive(db, { volunteerId: claims.sub, reports: live }));
+    if (changed.length > 0) c.var.deps.taskChanged(changed);
+  }
+  const stateOf = new Map<number, "extended" | "lost" | "cancelled">();
+  for (const state of ["extended", "lost", "cancelled"] as const) for (const row of outcome[state]) stateOf.set(row, state);
+  const response = { extended: [] as string[], lost: [] as string[], cancelled: [] as string[] };
+  for (const [leaseId, row] of rowOf) response[stateOf.get(row) ?? "lost"].push(leaseId);
+  return c.json(response, 200);
+};
+
+export const release: Handler<typeof routes.release> = async (c) => {
+  const claims = await authorize(c, volunteerRoles);
+  const { leaseIds, leaseRequestKey } = c.req.valid("json");
+  const blocks = await leaseBlocksOf(c, claims, leaseIds, "leaseIds");
+  const rows = [...blocks.values()].map((block) => block.leaseRowId);
+  const released = new Set(await retryLater(() => releaseLeases(c.var.deps.db, { volunteerId: claims.sub, leaseRowIds: rows, shard: shardOf(claims.sub) })));
+  const response: ReleaseResponse = { released: [], unknown: [] };
+  const changed = new Set<string>();
+  for (const [leaseId, block] of blocks) {
+    const taken = released.has(block.leaseRowId);
+    response[taken ? "released" : "unknown"].push(leaseId);
+    if (taken) changed.add(block.taskId);
+  }
+  if (leaseRequestKey !== undefined) {
+    const ofRequest = await retryLater(() => releaseLeaseRequest(c.var.deps.db, { volunteerId: claims.sub, key: leaseRequestKey, shard: shardOf(claims.sub) }));
+    response.requestReleased = ofRequest.length;
+    for (const { taskId } of ofRequest) changed.add(taskId);
+  }
+  if (changed.size > 0) c.var.deps.taskChanged([...changed]);
+  return c.json(response, 200);
+};
