@@ -2,10 +2,14 @@
 // volunteers show under "Chunks running now" though they report no progress, a finished task
 // says how many volunteers computed it (not "Volunteers 0"), and a retry-failed that succeeds
 // leaves no old "Last error" behind.
+import { mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { createClient, type Session } from "@crowdcompute/sdk";
 import type { Browser, BrowserContext } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { browserTestBackend as backend, serverAndBrowser, signIn, until } from "./helpers.ts";
+
+const artifacts = fileURLToPath(new URL("../test-artifacts/", import.meta.url));
 
 /** A chunk of about a second that reports no progress. */
 const quietCode = `
@@ -42,11 +46,13 @@ describe(`the task page's truth in Chromium (${backend})`, () => {
     const { client, context, page } = await creatorPage("running@example.com");
     const volunteers = [await volunteer(browser, server.url), await volunteer(browser, server.url)];
     const task = await client.createTask({ name: "quiet", code: quietCode, inputs: Array.from({ length: 16 }, (_, i) => i), timeoutMs: 20_000, start: true });
+    mkdirSync(artifacts, { recursive: true });
     await page.goto(`${server.url}/tasks/${task.id}`);
 
     // No chunk reports progress, yet the chunks at volunteers are listed.
     const chunk = page.getByTestId("running-chunk").first();
     await chunk.waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: `${artifacts}task-running-chunks-1280.png`, fullPage: true });
     expect(await chunk.textContent()).toContain("at a volunteer, no progress reported");
     expect(await chunk.getAttribute("data-progress")).toBe("");
 
@@ -56,6 +62,9 @@ describe(`the task page's truth in Chromium (${backend})`, () => {
     expect(done.computedBy).toBe(2);
     await expect.poll(() => page.getByTestId("computed-by").textContent(), { timeout: 10_000 }).toBe("2 volunteers");
     expect(await page.getByTestId("count-volunteers").count()).toBe(0);
+    // The tile shows its whole figure at 1280 px.
+    await page.screenshot({ path: `${artifacts}task-computed-by-1280.png`, fullPage: true });
+    expect(await page.getByTestId("computed-by").evaluate((figure) => figure.scrollWidth <= figure.clientWidth)).toBe(true);
     expect(await page.getByTestId("running-chunk").count()).toBe(0);
     for (const other of volunteers) await other.close();
     await context.close();

@@ -42,7 +42,11 @@ export function ProgressCard({ task, connected }: { task: Task; connected: boole
         ) : (
           <Stat
             label="Computed by"
-            value={plural(task.computedBy, "volunteer")}
+            value={
+              <>
+                {formatNumber(task.computedBy)} <span className="text-sm font-normal text-slate-500">{task.computedBy === 1 ? "volunteer" : "volunteers"}</span>
+              </>
+            }
             raw={task.computedBy}
             testId="computed-by"
             hint="Volunteers that sent back a result or an error for this task's chunks"
