@@ -12,7 +12,7 @@ export const cores = typeof navigator !== "undefined" ? navigator.hardwareConcur
  * Set while the volunteer wants to compute (it pressed Start or Resume and not Pause since):
  * a reload or a browser restart starts again by itself (docs/architecture.md, "The volunteer page").
  */
-export const startedKey = "crowdcompute.volunteer.started";
+const startedKey = "crowdcompute.volunteer.started";
 
 function storedWanted(): boolean {
   try {
