@@ -1,0 +1,77 @@
+// What the lease statements share (lease-fresh.ts, lease-copies.ts, lease.ts): the row a
+// statement returns for a block, its inputs and checkpoint as Postgres builds them, and a
+// block's deadlines (docs/architecture.md, "Dispatch" and "Bounds on what one volunteer holds").
+import { type SQL, sql } from "drizzle-orm";
+import type { Candidate } from "./candidates.ts";
+import type { LeaseRequest } from "./lease.ts";
+
+/** Results a task needs before its mean chunk time is trusted for sizing and deadlines. */
+export const measuredAfter = 8;
+
+/**
+ * A lease row granted: its block of chunks and, unless the task is a range, their stored
+ * inputs in order as one JSON array text, built by Postgres so the API splices it into its
+ * answer unparsed.
+ */
+export type LeaseBlockRow = {
+  lease_id: string | number;
+  first_idx: number;
+  n: number;
+  deadline: Date | string;
+  copy?: number;
+  inputs?: string | null;
+  reported_offsets?: string | number[];
+  checkpoint?: string | null;
+};
+
+/**
+ * The checkpoint an earlier lease of a retried chunk left, for lease row `block`: a retry is
+ * a one-chunk block, so only those probe `chunk_live` (one key, whatever the plan); a fresh
+ * block's chunks were never leased before and have none.
+ */
+export const checkpointOf = (taskId: SQL, block: SQL) => sql`(SELECT cl.checkpoint FROM chunk_live cl WHERE ${block}.n = 1 AND cl.task_id = ${taskId} AND cl.idx = ${block}.first_idx)`;
+
+/**
+ * The stored inputs of lease row `block` of task `taskId` as a JSON array text. One range
+ * scan of the primary key per block: a scalar subquery, so whatever plan a prepared statement
+ * settles on, it never joins (a generic plan once hash-joined all 1M inputs of a task: 1 s per
+ * lease). Inputs are dense over [0, total), so the array has exactly n elements.
+ */
+export const storedInputsOf = (taskId: SQL, block: SQL) =>
+  sql`(SELECT '[' || string_agg(ci.input, ',' ORDER BY ci.idx) || ']' FROM chunk_inputs ci
+       WHERE ci.task_id = ${taskId} AND ci.idx >= ${block}.first_idx AND ci.idx < ${block}.first_idx + ${block}.n)`;
+
+/**
+ * Ranges store no inputs: their inputs are computed, so the scan is skipped. Two statement
+ * texts, not a parameter: a CASE on a parameter made Postgres plan the lease statement anew
+ * for every request (its custom plans looked cheaper than the generic one).
+ */
+export const storedInputs = (task: Candidate, block: SQL) => (task.input_kind === "range" ? sql`NULL::text` : storedInputsOf(sql`${task.id}::uuid`, block));
+
+/** The candidate list may be 100 ms old: each lease statement checks the task still runs. */
+export const stillRunning = (task: Candidate) => sql`EXISTS (SELECT 1 FROM tasks WHERE id = ${task.id} AND status = 'running')`;
+
+/**
+ * A block's deadline, for the `n` chunks the volunteer has in hand up to its end: R = ⌈n /
+ * threads⌉ rounds of at most timeoutMs each, or, once the task's mean chunk time is known,
+ * one timeoutMs plus 4 × the mean per round when that is sooner (a volunteer that vanishes
+ * with a buffer of 16k chunks of 1 ms then loses it in about a minute, not in days);
+ * stretched by 100 / cpuPercent, plus grace. Heartbeats extend every block the volunteer holds.
+ */
+export const deadlineAfter = (task: Candidate, request: LeaseRequest, n: SQL) => {
+  const perRoundMs = task.measured >= measuredAfter && task.mean_chunk_ms !== null ? Math.min(task.timeout_ms, 4 * task.mean_chunk_ms) : task.timeout_ms;
+  return sql`now() + make_interval(secs => (least(${task.timeout_ms}::float8 * ceil((${n})::numeric / ${request.threads}::int)::float8,
+                                                  ${task.timeout_ms}::float8 + ${perRoundMs}::float8 * ceil((${n})::numeric / ${request.threads}::int)::float8)
+                                            * 100 / ${request.cpuPercent ?? 100}::int + ${request.graceMs}::bigint) / 1000.0)`;
+};
+
+/**
+ * The latest deadline heartbeats may extend a block to (docs/architecture.md, "Bounds on what
+ * one volunteer holds"): what its `n` chunks in hand need at the volunteer's threads, with the
+ * chunks it held before the request (which it runs first), ⌈n / threads⌉ rounds of timeoutMs
+ * stretched by 100 / cpuPercent, plus grace, from the lease; never later, however long the
+ * volunteer keeps beating.
+ */
+export const latestAfter = (task: Candidate, request: LeaseRequest, n: SQL) =>
+  sql`now() + make_interval(secs => (${task.timeout_ms}::float8 * ceil((${n} + ${request.heldAhead ?? 0}::int)::numeric / ${request.threads}::int)::float8
+                                     * 100 / ${request.cpuPercent ?? 100}::int + ${request.graceMs}::bigint) / 1000.0)`;
