@@ -21,9 +21,16 @@ const envSchema = z
     /** Failed sign-ins allowed per account from one IP address (an IPv6 /64), and per address, in 15 minutes. */
     LOGIN_LIMIT_PER_ACCOUNT: z.coerce.number().int().min(1).default(10),
     LOGIN_LIMIT_PER_IP: z.coerce.number().int().min(1).default(50),
-    /** Accounts, and volunteer identities, created per IP address per hour. */
+    /** Accounts created per IP address per hour. */
     REGISTER_LIMIT_PER_IP: z.coerce.number().int().min(1).default(30),
-    VOLUNTEER_LIMIT_PER_IP: z.coerce.number().int().min(1).default(200),
+    /**
+     * Anonymous volunteers minted (POST /api/volunteers) per network source in an hour and in
+     * a day, and a signed-in account's per account in a day instead (docs/architecture.md,
+     * "Minting volunteers"). Benches and tests from loopback raise them.
+     */
+    VOLUNTEER_MINT_PER_HOUR: z.coerce.number().int().min(1).default(10),
+    VOLUNTEER_MINT_PER_DAY: z.coerce.number().int().min(1).default(20),
+    VOLUNTEER_MINT_PER_ACCOUNT_PER_DAY: z.coerce.number().int().min(1).default(50),
     /** The operator's bearer token for GET /metrics; without it /metrics is not served (404). */
     METRICS_TOKEN: z.string().min(16, "METRICS_TOKEN must be at least 16 characters").optional(),
     /** On SIGTERM/SIGINT, how long requests in flight may take to finish before they are cut. */
@@ -106,7 +113,9 @@ const envSchema = z
       loginPerAccount: env.LOGIN_LIMIT_PER_ACCOUNT,
       loginPerIp: env.LOGIN_LIMIT_PER_IP,
       registerPerIp: env.REGISTER_LIMIT_PER_IP,
-      volunteersPerIp: env.VOLUNTEER_LIMIT_PER_IP,
+      mintPerHour: env.VOLUNTEER_MINT_PER_HOUR,
+      mintPerDay: env.VOLUNTEER_MINT_PER_DAY,
+      mintPerAccountPerDay: env.VOLUNTEER_MINT_PER_ACCOUNT_PER_DAY,
     },
   }));
 

@@ -78,7 +78,7 @@ describe.each(testBackends())("bounded under attack on %s", (backend) => {
       port: 0,
       trustedProxies: ["127.0.0.1", "::1"],
       bounds,
-      limits: { loginPerAccount: 10, loginPerIp: 50, registerPerIp: 1000, volunteersPerIp: 1000 },
+      limits: { loginPerAccount: 10, loginPerIp: 50, registerPerIp: 1000, mintPerHour: 100_000, mintPerDay: 100_000, mintPerAccountPerDay: 100_000 },
     });
     server = await startServer({ db: testDb.handle.db, env, webDist: mkdtempSync(join(tmpdir(), "cc-no-web-")) });
     base = `http://127.0.0.1:${server.port}`;

@@ -329,7 +329,11 @@ describe.each(testBackends())("abuse limits on %s", (backend) => {
   let t: TestApp;
   beforeAll(async () => {
     // Each request names its address in a header here; the entries take it from the socket or Cloudflare.
-    t = await openTestApp(backend, { limits: { loginPerAccount: 3, loginPerIp: 5, registerPerIp: 2, volunteersPerIp: 2 } }, { clientIp: (c) => c.req.header("x-test-client-ip") ?? null });
+    t = await openTestApp(
+      backend,
+      { limits: { loginPerAccount: 3, loginPerIp: 5, registerPerIp: 2, mintPerHour: 2, mintPerDay: 2, mintPerAccountPerDay: 2 } },
+      { clientIp: (c) => c.req.header("x-test-client-ip") ?? null },
+    );
   });
   afterAll(async () => t?.dispose());
 
@@ -359,7 +363,9 @@ describe.each(testBackends())("abuse limits on %s", (backend) => {
   });
 
   it("limits accounts and volunteer identities per address", async () => {
-    for (let i = 0; i < 2; i++) expect((await t.volunteer(undefined)).token).toBeTruthy(); // no address known: no per-address limit
+    // No address known (app.request): all such requests are one source, "unknown".
+    for (let i = 0; i < 2; i++) expect((await t.volunteer(undefined)).token).toBeTruthy();
+    expect((await t.call("POST", "/api/volunteers", { body: {} })).status).toBe(429);
     const v = (ip: string) => t.call("POST", "/api/volunteers", { body: {}, headers: from(ip) });
     expect((await v("10.5.0.1")).status).toBe(201);
     expect((await v("10.5.0.1")).status).toBe(201);

@@ -33,7 +33,11 @@ describe("client sources", () => {
 describe.each(testBackends())("sign-in on %s", (backend) => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await openTestApp(backend, { limits: { loginPerAccount: 3, loginPerIp: 6, registerPerIp: 100, volunteersPerIp: 100 } }, { clientIp: (c) => c.req.header("x-test-client-ip") ?? null });
+    t = await openTestApp(
+      backend,
+      { limits: { loginPerAccount: 3, loginPerIp: 6, registerPerIp: 100, mintPerHour: 100, mintPerDay: 100, mintPerAccountPerDay: 100 } },
+      { clientIp: (c) => c.req.header("x-test-client-ip") ?? null },
+    );
     await t.register("owner@example.com", "the real password");
   });
   afterAll(async () => t?.dispose());

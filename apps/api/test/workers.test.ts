@@ -43,7 +43,9 @@ describe.skipIf(!adminUrl)("the Workers entry under wrangler dev, against real p
         ADMIN_EMAIL: "admin@example.com",
         // Every request comes from 127.0.0.1 here: the suite makes more accounts than one address may.
         REGISTER_LIMIT_PER_IP: "1000",
-        VOLUNTEER_LIMIT_PER_IP: "1000",
+        VOLUNTEER_MINT_PER_HOUR: "100000",
+        VOLUNTEER_MINT_PER_DAY: "100000",
+        VOLUNTEER_MINT_PER_ACCOUNT_PER_DAY: "100000",
       },
     });
     const handle = createPostgresDb(databaseUrl, { max: 2 });

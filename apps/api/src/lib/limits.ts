@@ -230,14 +230,21 @@ export function sourceOf(ip: string): string {
 }
 
 const minute = 60_000;
+const hour = 60 * minute;
 export const loginWindowMs = 15 * minute;
-export const signupWindowMs = 60 * minute;
+export const signupWindowMs = hour;
+/** The windows of the volunteer minting limits (docs/architecture.md, "Minting volunteers"). */
+export const mintHourMs = hour;
+export const mintDayMs = 24 * hour;
+
+/** "15 minutes", "1 hour", "24 hours". */
+const describeWindow = (ms: number) => (ms % hour === 0 ? (ms === hour ? "1 hour" : `${ms / hour} hours`) : `${ms / minute} minutes`);
 
 /** Counts one hit against `key`; a 429 with Retry-After once more than `limit` in the window. */
 export async function spendLimit(c: AppContext, key: string, limit: number, windowMs: number, what: string): Promise<void> {
   const state = await hitRateLimit(c.var.deps.db, key, windowMs);
   if (state.hits > limit) {
-    throw tooManyRequests(`too many ${what}: at most ${limit} in ${windowMs / minute} minutes; try again later`, state.resetInMs);
+    throw tooManyRequests(`too many ${what}: at most ${limit} in ${describeWindow(windowMs)}; try again later`, state.resetInMs);
   }
 }
 
@@ -256,7 +263,7 @@ export async function spendLimits(c: AppContext, keys: { key: string; limit: num
   const now = Date.now();
   for (const { key, limit } of keys) {
     const until = overLimit.get(key);
-    if (until !== undefined && until > now) throw tooManyRequests(`too many ${what}: at most ${limit} in ${windowMs / minute} minutes; try again later`, until - now);
+    if (until !== undefined && until > now) throw tooManyRequests(`too many ${what}: at most ${limit} in ${describeWindow(windowMs)}; try again later`, until - now);
   }
   let refused: { limit: number; resetInMs: number } | null = null;
   for (const { key, limit } of keys) {
@@ -266,7 +273,7 @@ export async function spendLimits(c: AppContext, keys: { key: string; limit: num
       if (!refused || state.resetInMs > refused.resetInMs) refused = { limit, resetInMs: state.resetInMs };
     }
   }
-  if (refused) throw tooManyRequests(`too many ${what}: at most ${refused.limit} in ${windowMs / minute} minutes; try again later`, refused.resetInMs);
+  if (refused) throw tooManyRequests(`too many ${what}: at most ${refused.limit} in ${describeWindow(windowMs)}; try again later`, refused.resetInMs);
 }
 
 /** At most this many keys are remembered past their limit; the ended ones go first. */

@@ -1,8 +1,9 @@
 import { newVolunteerSchema as body, volunteerFiguresSchema as figures, linkVolunteerSchema, renameSchema, volunteerSchema as volunteer } from "@crowdcompute/contract";
 import { createVolunteer, getVolunteerFigures, linkVolunteer, renameVolunteer } from "@crowdcompute/db";
 import { createRoute, z } from "@hono/zod-openapi";
+import { networkSource } from "../../lib/bounds.ts";
 import { authorize, createRouter, creatorRoles, volunteerRoles } from "../../lib/context.ts";
-import { signupWindowMs, sourceOf, spendLimit } from "../../lib/limits.ts";
+import { mintDayMs, mintHourMs, spendLimits } from "../../lib/limits.ts";
 import { problems, security } from "../../lib/openapi.ts";
 import { conflict, notFound, unprocessable } from "../../lib/problem.ts";
 
@@ -17,7 +18,7 @@ const create = createRoute({
       description: "a long-lived volunteer token (1 year)",
       content: { "application/json": { schema: z.object({ token: z.string(), volunteer }) } },
     },
-    429: { description: "too many volunteer identities from this address; see Retry-After" },
+    429: { description: "too many new volunteers from this network source (anonymous) or for this account (signed in); nothing is created; see Retry-After" },
   },
 });
 
@@ -86,8 +87,17 @@ export const volunteerRoutes = createRouter()
     const owner = c.req.header("authorization") ? await authorize(c, creatorRoles) : null;
     const userId = owner?.sub ?? null;
     const input = c.req.valid("json") ?? {};
-    const ip = c.var.deps.clientIp(c);
-    if (ip) await spendLimit(c, `volunteers:ip:${sourceOf(ip)}`, env.limits.volunteersPerIp, signupWindowMs, "volunteer identities from this address");
+    // Counted before anything is created, one atomic hit each, so N at once mint at most the
+    // limit (docs/architecture.md, "Minting volunteers"): a signed-in caller's per account (all
+    // its volunteers are one voter on a chunk), an anonymous one's per network source.
+    const { mintPerHour, mintPerDay, mintPerAccountPerDay } = env.limits;
+    if (userId) {
+      await spendLimits(c, [{ key: `volunteers:account:${userId}`, limit: mintPerAccountPerDay }], mintDayMs, "new volunteers for this account");
+    } else {
+      const source = networkSource(c);
+      await spendLimits(c, [{ key: `volunteers:hour:${source}`, limit: mintPerHour }], mintHourMs, "new volunteers from this network");
+      await spendLimits(c, [{ key: `volunteers:day:${source}`, limit: mintPerDay }], mintDayMs, "new volunteers from this network");
+    }
     // An admin's own volunteers start trusted, everyone else on probation
     // (docs/architecture.md, "Replication, trust and reduce").
     const row = await createVolunteer(db, { name: input.name ?? "anonymous volunteer", userId, trusted: owner?.role === "admin" });
