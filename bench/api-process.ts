@@ -31,6 +31,18 @@ export interface ApiProcess {
 let bundled: Promise<void> | null = null;
 
 /**
+ * Every bench client mints its volunteer from loopback, far past what one network source may
+ * (docs/architecture.md, "Minting volunteers"): the API processes of the benches run with these
+ * raised, unless the environment says otherwise, and the first one started prints them.
+ */
+export const benchMintLimits: Record<string, string> = {
+  VOLUNTEER_MINT_PER_HOUR: "1000000",
+  VOLUNTEER_MINT_PER_DAY: "1000000",
+  VOLUNTEER_MINT_PER_ACCOUNT_PER_DAY: "1000000",
+};
+let mintLimitsPrinted = false;
+
+/**
  * Starts the server `npm start` runs (the bundle apps/api/dist/main.js, built once per bench
  * run) on a free port against `databaseUrl` (it migrates first, under an advisory lock, so
  * several may start at once) and resolves when it serves.
@@ -48,7 +60,16 @@ export async function startEmbeddedApiProcess(dataDir: string, env: Record<strin
   return spawnApi({ ...inherited, DATA_DIR: dataDir, ...env });
 }
 
-async function spawnApi(env: Record<string, string | undefined>): Promise<ApiProcess> {
+async function spawnApi(given: Record<string, string | undefined>): Promise<ApiProcess> {
+  const env = { ...benchMintLimits, ...given };
+  if (!mintLimitsPrinted) {
+    mintLimitsPrinted = true;
+    console.error(
+      `API processes mint volunteers with raised limits (loopback is one source): ${Object.keys(benchMintLimits)
+        .map((k) => `${k}=${env[k]}`)
+        .join(" ")}`,
+    );
+  }
   await (bundled ??= bundleServer());
   const port = await freePort();
   const profile = process.env.BENCH_SERVER_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_SERVER_PROFILE}`] : [];

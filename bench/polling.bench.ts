@@ -49,7 +49,7 @@ interface Sample {
 }
 
 const url = await createTestDatabase(adminUrl);
-const server = await startApiProcess(url, { IDLE_RETRY_MS: "2000", VOLUNTEER_LIMIT_PER_IP: "1000000" });
+const server = await startApiProcess(url, { IDLE_RETRY_MS: "2000" });
 // Connected to the admin database, so that it is not one of the connections it counts.
 const monitor = new pg.Client({ connectionString: adminUrl });
 await monitor.connect();

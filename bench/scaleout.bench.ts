@@ -16,7 +16,20 @@ import { join } from "node:path";
 import { createTestDatabase, dropDatabase, freePort } from "@crowdcompute/db/testing";
 import pg from "pg";
 import { bundleWorker, startWranglerDev } from "../apps/api/src/node/wrangler-dev.ts";
-import { adminUrl, databaseName, drainTask, type JsonClient, jwtSecret, keepAliveClient, machineTimes, startApiProcess, startRangeTask, treeCpuSeconds, volunteerTokens } from "./api-process.ts";
+import {
+  adminUrl,
+  benchMintLimits,
+  databaseName,
+  drainTask,
+  type JsonClient,
+  jwtSecret,
+  keepAliveClient,
+  machineTimes,
+  startApiProcess,
+  startRangeTask,
+  treeCpuSeconds,
+  volunteerTokens,
+} from "./api-process.ts";
 
 const chunks = Number(process.argv[2] ?? 40_000);
 const processCounts = (process.argv[3] ?? "1,2,4").split(",").map(Number);
@@ -25,7 +38,7 @@ const withWorkers = process.env.BENCH_WORKERS !== "0";
 // Enough sign-ups for every client from one address (all requests come from 127.0.0.1), and
 // room for all of them to hold a 4096-chunk block at once from it (docs/architecture.md,
 // "Bounds on what one volunteer holds").
-const limits = { VOLUNTEER_LIMIT_PER_IP: "100000", REGISTER_LIMIT_PER_IP: "1000", LEASE_HELD_PER_SOURCE: String(clients * 4096 * 4) };
+const limits = { ...benchMintLimits, REGISTER_LIMIT_PER_IP: "1000", LEASE_HELD_PER_SOURCE: String(clients * 4096 * 4) };
 console.error(
   `API processes run with ${Object.entries(limits)
     .map(([k, v]) => `${k}=${v}`)

@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createTestDatabase, dropDatabase } from "@crowdcompute/db/testing";
-import { type ApiProcess, adminUrl, databaseName, percentile, sleep, startApiProcess, startEmbeddedApiProcess } from "../api-process.ts";
+import { type ApiProcess, adminUrl, benchMintLimits, databaseName, percentile, sleep, startApiProcess, startEmbeddedApiProcess } from "../api-process.ts";
 import { attackerSource, normalSource, type RawRequest, type RawResponse, rawRequest } from "./http.ts";
 import { runNormalStream } from "./normal-stream.ts";
 
@@ -116,7 +116,7 @@ export interface AbuseRow {
 export const harnessEnv: Record<string, string> = {
   TRUSTED_PROXIES: "127.0.0.1,::1",
   // Every lean volunteer and attacker identity comes from a handful of sources.
-  VOLUNTEER_LIMIT_PER_IP: "100000",
+  ...benchMintLimits,
   REGISTER_LIMIT_PER_IP: "10000",
 };
 

@@ -49,6 +49,10 @@ export interface ServerProcess {
 /** `node apps/api/src/main.ts` on `port` with embedded PGlite in `dataDir`. */
 export async function startServerProcess({ port, dataDir }: { port: number; dataDir: string }): Promise<ServerProcess> {
   const env: Record<string, string | undefined> = { ...process.env, PORT: String(port), DATA_DIR: dataDir, LEASE_GRACE_MS: "1500", IDLE_RETRY_MS: "300" };
+  // The suite's volunteers all come from loopback: the minting limits raised (docs/architecture.md, "Minting volunteers").
+  env.VOLUNTEER_MINT_PER_HOUR = "100000";
+  env.VOLUNTEER_MINT_PER_DAY = "100000";
+  env.VOLUNTEER_MINT_PER_ACCOUNT_PER_DAY = "100000";
   delete env.DATABASE_URL;
   delete env.JWT_SECRET;
   delete env.SANDBOX_PORT;

@@ -13,7 +13,8 @@ export const browserTestBackend = testBackends().at(-1)!;
 /** The Node entry's server, in process, on free ports, over a fresh database of `browserTestBackend`. */
 export async function startTestServer(env: Record<string, string> = {}): Promise<{ server: RunningServer; testDb: TestDb; close(): Promise<void> }> {
   const testDb = await openTestDb(browserTestBackend);
-  const parsed = parseEnv({ PORT: "0", ...env });
+  // Every browser of the suite mints its volunteer from loopback: the minting limits raised (docs/architecture.md, "Minting volunteers").
+  const parsed = parseEnv({ PORT: "0", VOLUNTEER_MINT_PER_HOUR: "100000", VOLUNTEER_MINT_PER_DAY: "100000", ...env });
   const server = await startServer({ db: testDb.handle.db, env: { ...parsed, jwtSecret: "browser-test-secret-browser-test-secret", embedded: true } });
   return {
     server,

@@ -23,7 +23,9 @@ export interface ApiProcess {
 
 /** Starts `node src/main.ts` with `env` on `port` (sandbox on `port + 1`) and waits until it serves. */
 export async function startApi(env: Record<string, string>, port: number): Promise<ApiProcess> {
-  const fullEnv = { ...process.env, LEASE_GRACE_MS: "500", IDLE_RETRY_MS: "200", ...env, PORT: String(port), SANDBOX_PORT: String(port + 1) };
+  // The simulated volunteers all mint from loopback: the minting limits raised (docs/architecture.md, "Minting volunteers").
+  const mint = { VOLUNTEER_MINT_PER_HOUR: "100000", VOLUNTEER_MINT_PER_DAY: "100000", VOLUNTEER_MINT_PER_ACCOUNT_PER_DAY: "100000" };
+  const fullEnv = { ...process.env, LEASE_GRACE_MS: "500", IDLE_RETRY_MS: "200", ...mint, ...env, PORT: String(port), SANDBOX_PORT: String(port + 1) };
   const { child, output } = await spawnServer(["src/main.ts"], { cwd: apiRoot, env: fullEnv });
   return { port, base: `http://localhost:${port}`, child, output };
 }
