@@ -178,6 +178,27 @@ describe.each(testBackends())("bounds on what one volunteer holds on %s", (backe
     expect(taken.blocks.reduce((n, b) => n + b.n, 0)).toBe(8);
   });
 
+  it("a beat moves a timed task's deadline on, a beat that repeats it writes nothing, and neither passes the latest", async () => {
+    const taskId = await startTask(64, { timeoutMs: 60_000 });
+    const [timer, beater] = [await volunteer("timer"), await volunteer("timed beater")];
+    // Eight results teach the task its (tiny) chunk time: its next deadlines are soon.
+    const first = (await leaseWithinBounds(db(), leaseRequest(timer, { max: 8, threads: 4, bounds }))).blocks;
+    await report(timer, first);
+    testDb.handle.dispatcher.tasksChanged(); // candidate tasks, kept 100 ms, now say it is timed
+    const { blocks } = await leaseWithinBounds(db(), leaseRequest(beater, { max: 4, threads: 1, graceMs: 0, bounds }));
+    expect(blocks.map((b) => b.taskId)).toEqual([taskId]);
+    const ids = blocks.map((b) => b.leaseRowId);
+    const deadline = async () => (await queryRows<{ deadline: string; latest: string }>(db(), sql`SELECT deadline::text, latest::text FROM leases WHERE id = ${ids[0]!}`))[0]!;
+    const leased = await deadline();
+    expect((await heartbeatLeases(db(), { volunteerId: beater, leaseRowIds: ids, graceMs: 30_000 })).extended).toEqual(ids);
+    const beaten = await deadline();
+    // now + 60 s + 30 s, where the lease gave now + 60 s and a little.
+    expect(Date.parse(beaten.deadline) - Date.parse(leased.deadline)).toBeGreaterThan(25_000);
+    expect(Date.parse(beaten.deadline)).toBeLessThanOrEqual(Date.parse(beaten.latest));
+    expect((await heartbeatLeases(db(), { volunteerId: beater, leaseRowIds: ids, graceMs: 30_000 })).extended).toEqual(ids);
+    expect(await deadline()).toEqual(beaten);
+  });
+
   it("keeps a volunteer's newest lease request keys only: releases and requests with fresh keys in a loop leave a bounded number of rows", async () => {
     await startTask(4);
     const v = await volunteer("fresh keys");

@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { type Db, dispatcherOf, queryRows, withRetry } from "../db.ts";
 
 export interface HeartbeatOutcome {
-  /** Lease rows whose deadline now runs at least one more chunk timeout + grace. */
+  /** Lease rows still the volunteer's: each deadline now runs one more chunk timeout + grace, or to its latest. */
   extended: number[];
   /** Lease rows already taken back (or unknown), or past their latest deadline: their chunks are someone else's now. */
   lost: number[];
@@ -16,8 +16,9 @@ export interface HeartbeatOutcome {
  * a silent volunteer still loses its chunks one timeout after its last heartbeat. Never past
  * the lease's `latest` (docs/architecture.md, "Bounds on what one volunteer holds"): what its
  * chunks need at the volunteer's threads, plus grace, so beating keeps no chunk indefinitely.
- * The lease rows are locked in id order (concurrent beats of one volunteer wait in turn rather
- * than deadlock), and a lost race is retried.
+ * Only deadlines that move by a second or more (a quarter of timeout + grace if less) are written, their rows locked in id order
+ * (concurrent beats wait in turn rather than deadlock), and a lost race is retried: a
+ * volunteer beating in a loop writes each block at most once a second.
  */
 export async function heartbeatLeases(db: Db, input: { volunteerId: string; leaseRowIds: readonly number[]; graceMs: number }): Promise<HeartbeatOutcome> {
   const outcome: HeartbeatOutcome = { extended: [], lost: [], cancelled: [] };
@@ -29,26 +30,34 @@ export async function heartbeatLeases(db: Db, input: { volunteerId: string; leas
       sql`WITH wanted AS (
             SELECT value::bigint AS id FROM json_array_elements_text(${ids}::json)
           ), current AS (
-            SELECT l.id, t.status AS task_status, t.timeout_ms, l.reclaimed
+            SELECT l.id, t.status AS task_status, t.timeout_ms, l.reclaimed, l.deadline, coalesce(l.latest, 'infinity'::timestamptz) AS latest
             FROM leases l JOIN tasks t ON t.id = l.task_id
             WHERE l.id IN (SELECT id FROM wanted) AND l.volunteer_id = ${input.volunteerId}
-            ORDER BY l.id FOR NO KEY UPDATE OF l
+          ), due AS (
+            -- Only a deadline that moves by a second or more (a quarter of timeout + grace when
+            -- that is less) is written: a beat that repeats itself, or a block at its latest
+            -- deadline, writes nothing and locks nothing.
+            SELECT c.id FROM current c
+            WHERE NOT c.reclaimed AND c.task_status IN ('running', 'paused')
+              AND least(c.latest, now() + make_interval(secs => (c.timeout_ms + ${input.graceMs}::bigint) / 1000.0))
+                  > c.deadline + make_interval(secs => least(1000, (c.timeout_ms + ${input.graceMs}::bigint) / 4) / 1000.0)
+          ), locked AS (
+            SELECT l.id FROM leases l WHERE l.id IN (SELECT id FROM due) ORDER BY l.id FOR NO KEY UPDATE
           ), extended AS (
             UPDATE leases l
             SET deadline = least(coalesce(l.latest, 'infinity'::timestamptz),
                                  greatest(l.deadline, now() + make_interval(secs => (c.timeout_ms + ${input.graceMs}::bigint) / 1000.0)))
-            FROM current c
-            WHERE l.id = c.id AND NOT c.reclaimed AND c.task_status IN ('running', 'paused') AND coalesce(l.latest, 'infinity'::timestamptz) > now()
-            RETURNING l.id
+            FROM locked k JOIN current c ON c.id = k.id
+            WHERE l.id = k.id AND NOT l.reclaimed
           )
           SELECT w.id,
-            CASE WHEN e.id IS NOT NULL THEN 'extended'
+            CASE WHEN c.id IS NULL OR c.reclaimed THEN 'lost'
+                 WHEN c.task_status NOT IN ('running', 'paused') THEN 'cancelled'
                  -- past its latest deadline: its chunks go back at the next sweep
-                 WHEN c.id IS NULL OR c.reclaimed OR c.task_status IN ('running', 'paused') THEN 'lost'
-                 ELSE 'cancelled' END AS state
+                 WHEN c.latest <= now() THEN 'lost'
+                 ELSE 'extended' END AS state
           FROM wanted w
-          LEFT JOIN current c ON c.id = w.id
-          LEFT JOIN extended e ON e.id = w.id`,
+          LEFT JOIN current c ON c.id = w.id`,
     ),
   );
   for (const row of rows) outcome[row.state].push(Number(row.id));
