@@ -6,6 +6,7 @@
 import { testBackends } from "@crowdcompute/db/testing";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseEnv } from "../src/env.ts";
 import { adminBootstrapToken } from "../src/lib/admin-bootstrap.ts";
 import { openTestApp, type TestApp, testEnv } from "./harness.ts";
 
@@ -13,7 +14,12 @@ import { openTestApp, type TestApp, testEnv } from "./harness.ts";
 const proxy = "10.0.0.1";
 const from = (source: string) => ({ "x-forwarded-for": source });
 
-const count = (statuses: number[]) => statuses.reduce<Record<number, number>>((acc, s) => ({ ...acc, [s]: (acc[s] ?? 0) + 1 }), {});
+const loginAt = (t: TestApp, email: string, password: string, source: string) => t.call("POST", "/api/auth/login", { body: { email, password }, headers: from(source) });
+const count = (statuses: number[]) => {
+  const counts: Record<number, number> = {};
+  for (const s of statuses) counts[s] = (counts[s] ?? 0) + 1;
+  return counts;
+};
 
 describe.each(testBackends())("sign-in guesses sent at once on %s", (backend) => {
   let t: TestApp;
@@ -25,7 +31,7 @@ describe.each(testBackends())("sign-in guesses sent at once on %s", (backend) =>
   });
   afterAll(async () => t?.dispose());
 
-  const login = (email: string, password: string, source: string) => t.call("POST", "/api/auth/login", { body: { email, password }, headers: from(source) });
+  const login = (email: string, password: string, source: string) => loginAt(t, email, password, source);
 
   it("checks only the first 10 of 300 parallel wrong guesses from one source; the owner still signs in from elsewhere", async () => {
     const source = "198.51.100.7";
@@ -68,6 +74,31 @@ describe.each(testBackends())("sign-in guesses sent at once on %s", (backend) =>
     for (let i = 0; i < 3; i++) expect((await login("victim@example.com", "the right password", source)).status).toBe(200);
     expect((await login("victim@example.com", "a wrong guess", source)).status).toBe(401);
     expect((await login("victim@example.com", "a wrong guess", source)).status).toBe(429);
+  });
+});
+
+describe.each(testBackends())("the network source on %s", (backend) => {
+  it("believes X-Forwarded-For only from a trusted proxy: a client that forges it is still one source", async () => {
+    // The client reaches the app directly (its socket is its own address), and sends a new
+    // forwarded address with every guess.
+    const t = await openTestApp(backend, { trustedProxies: [proxy] }, { clientIp: () => "198.51.100.200" });
+    try {
+      await t.register("forged@example.com", "the right password");
+      const answers = await Promise.all(Array.from({ length: 60 }, (_, i) => loginAt(t, "forged@example.com", `a wrong guess ${i}`, `192.0.2.${i}`)));
+      const got = count(answers.map((a) => a.status));
+      expect(got[401]).toBeLessThanOrEqual(10);
+      expect(got[401]! + got[429]!).toBe(60);
+    } finally {
+      await t.dispose();
+    }
+  });
+
+  it("reads TRUSTED_PROXIES and the bounds from the environment", () => {
+    const env = parseEnv({ TRUSTED_PROXIES: " 127.0.0.1, ::1 ,", BODY_BYTES_IN_FLIGHT: String(32 * 1024 * 1024), STREAMS_PER_CREATOR: "8" });
+    expect(env.trustedProxies).toEqual(["127.0.0.1", "::1"]);
+    expect(env.bounds).toMatchObject({ bodyBytesInFlight: 32 * 1024 * 1024, bodyBytesPerSource: 16 * 1024 * 1024, streamsPerCreator: 8, uploadsPerCreator: 4 });
+    expect(parseEnv({}).trustedProxies).toEqual([]);
+    expect(() => parseEnv({ STREAMS_PER_CREATOR: "0" })).toThrow(/STREAMS_PER_CREATOR/);
   });
 });
 

@@ -11,10 +11,10 @@ import { ProblemError, tooManyRequests } from "./problem.ts";
 export type BoundsConfig = AppEnv["bounds"];
 
 /** Bodies of at most this many bytes may use the whole in-flight total; larger ones leave `smallBodyReserve` to them. */
-export const smallBodyBytes = 1024 * 1024;
+const smallBodyBytes = 1024 * 1024;
 const smallBodyReserve = 16 * 1024 * 1024;
 /** What a refused body or stream is told to wait: by then other bodies have been read. */
-export const boundsRetryAfterSeconds = 2;
+const boundsRetryAfterSeconds = 2;
 
 /** A 503 with Retry-After: the process as a whole is busy reading other callers' bodies. */
 function serverBusy(detail: string): ProblemError {
