@@ -2,6 +2,7 @@
 // page (or restarts the browser) is started again without pressing anything, and the chunk the
 // old page held is given back at once, not left until its lease's deadline minutes later.
 // Pause is remembered too: a paused volunteer stays paused across a reload.
+import type { Request } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { browserTestBackend as backend, newCreator, serverAndBrowser, until } from "./helpers.ts";
 
@@ -113,10 +114,17 @@ describe(`reloading a started volunteer in Chromium (${backend})`, () => {
     await context.close();
   });
 
-  it("a browser restart (a new page with the same storage) starts again", async () => {
+  it("a browser restart (a new page with the same storage) starts again, as the same volunteer", async () => {
     const { server, browser } = running;
+    // Minting is limited per network source (docs/architecture.md, "Minting volunteers"): a
+    // browser mints once, when it holds no volunteer token, never on a restart.
+    const mints: string[] = [];
+    const countMints = (request: Request) => {
+      if (request.method() === "POST" && new URL(request.url()).pathname === "/api/volunteers") mints.push(request.url());
+    };
     const context = await browser.newContext();
     const first = await context.newPage();
+    first.on("request", countMints);
     await first.goto(`${server.url}/`);
     await first.getByRole("button", { name: "Start" }).click();
     await until("the page to wait for work", async () => (await first.getByTestId("state").getAttribute("data-state")) === "waiting");
@@ -126,9 +134,11 @@ describe(`reloading a started volunteer in Chromium (${backend})`, () => {
     // Like a browser that starts again with the profile it had: the same localStorage.
     const restarted = await browser.newContext({ storageState: storage });
     const page = await restarted.newPage();
+    page.on("request", countMints);
     await page.goto(`${server.url}/`);
     await until("the page to start by itself", async () => (await page.getByTestId("state").getAttribute("data-state")) === "waiting");
     await page.getByRole("button", { name: "Pause" }).waitFor();
+    expect(mints).toHaveLength(1);
     await restarted.close();
   });
 });
