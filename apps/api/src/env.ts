@@ -130,6 +130,10 @@ export type AppEnv = Omit<ParsedEnv, "jwtSecret"> & { jwtSecret: string; embedde
  */
 export function parseEnv(record: Record<string, unknown>): ParsedEnv {
   const present = Object.fromEntries(Object.entries(record).filter(([, v]) => v !== undefined && v !== ""));
+  // A renamed limit is not left to be silently ignored.
+  if ("VOLUNTEER_LIMIT_PER_IP" in present) {
+    throw new Error('Invalid environment:\n  VOLUNTEER_LIMIT_PER_IP: renamed VOLUNTEER_MINT_PER_HOUR (and see VOLUNTEER_MINT_PER_DAY; docs/architecture.md, "Minting volunteers")');
+  }
   const parsed = envSchema.safeParse(present);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);

@@ -3,6 +3,7 @@
 import { testBackends } from "@crowdcompute/db/testing";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseEnv } from "../src/env.ts";
 import { openTestApp, rowCounts, type TestApp } from "./harness.ts";
 
 const proxy = "10.0.0.1";
@@ -81,5 +82,16 @@ describe.each(testBackends())("minting volunteers on %s", (backend) => {
     expect((await mint("192.0.2.7", { token: second.json.token })).status).toBe(201);
     // Anonymous minting from that source is still refused.
     expect((await mint("192.0.2.7")).status).toBe(429);
+  });
+});
+
+describe("the minting limits' environment", () => {
+  it("defaults to 10 an hour and 20 a day per source, 50 a day per account, and reads each", () => {
+    expect(parseEnv({}).limits).toMatchObject({ mintPerHour: 10, mintPerDay: 20, mintPerAccountPerDay: 50 });
+    const raised = parseEnv({ VOLUNTEER_MINT_PER_HOUR: "1000", VOLUNTEER_MINT_PER_DAY: "5000", VOLUNTEER_MINT_PER_ACCOUNT_PER_DAY: "70" });
+    expect(raised.limits).toMatchObject({ mintPerHour: 1000, mintPerDay: 5000, mintPerAccountPerDay: 70 });
+    expect(() => parseEnv({ VOLUNTEER_MINT_PER_HOUR: "0" })).toThrow(/VOLUNTEER_MINT_PER_HOUR/);
+    // The old name is refused, not silently ignored.
+    expect(() => parseEnv({ VOLUNTEER_LIMIT_PER_IP: "200" })).toThrow(/VOLUNTEER_LIMIT_PER_IP: renamed VOLUNTEER_MINT_PER_HOUR/);
   });
 });
