@@ -53,6 +53,22 @@ describe.each(testBackends())("NDJSON inputs on %s", (backend) => {
     expect(lines.map((l) => l.index)).toEqual([0, 1, 2, 3]);
   });
 
+  it("says offset is required, refuses a JSON body with 415, and stores nothing from either", async () => {
+    const task = await newTask();
+    const missing = await upload(task.id, "seal=true", '{"n":0}\n');
+    expect(missing.status).toBe(422);
+    expect(missing.json.detail ?? JSON.stringify(missing.json.errors)).toMatch(/offset is required/);
+    expect((await upload(task.id, "offset=-1", '{"n":0}\n')).status).toBe(422);
+    const array = await t.call("POST", `/api/tasks/${task.id}/inputs?offset=0`, { token: creator, body: [{ n: 0 }, { n: 1 }] });
+    expect(array.status).toBe(415);
+    expect(array.type).toContain("application/problem+json");
+    expect(array.json.detail).toMatch(/one JSON value per line/);
+    expect((await t.call("GET", `/api/tasks/${task.id}`, { token: creator })).json.task).toMatchObject({ sealed: false, counts: { total: 0 } });
+    // Plain text is NDJSON enough.
+    const plain = await t.call("POST", `/api/tasks/${task.id}/inputs?offset=0`, { token: creator, raw: "1\n2\n", headers: { "content-type": "text/plain" } });
+    expect(plain.json).toEqual({ total: 2, sealed: false });
+  });
+
   const otherRunningTasks = async (keep: string): Promise<string[]> =>
     (await t.call("GET", "/api/tasks", { token: creator })).json.items.filter((x: { id: string; status: string }) => x.id !== keep && x.status === "running").map((x: { id: string }) => x.id);
 

@@ -87,6 +87,25 @@ describe("OpenAPI document and reference page", () => {
     expect(doc.paths["/api/tasks/{id}"]!.get!.responses["404"]).toBeDefined();
   });
 
+  it("titles every operation with a short summary and keeps the prose in its description", async () => {
+    const doc = (await t.call("GET", "/api/openapi.json")).json;
+    const operations = Object.entries(doc.paths as Record<string, Record<string, { summary?: string }>>).flatMap(([path, ops]) =>
+      Object.entries(ops).map(([method, op]) => ({ name: `${method.toUpperCase()} ${path}`, summary: op.summary ?? "" })),
+    );
+    const bad = operations.filter(({ summary }) => summary.length === 0 || summary.length > 50 || summary.includes("`"));
+    expect(bad).toEqual([]);
+  });
+
+  it("describes the NDJSON upload: a required offset and an NDJSON body", async () => {
+    const doc = (await t.call("GET", "/api/openapi.json")).json;
+    const append = doc.paths["/api/tasks/{id}/inputs"].post;
+    const offset = append.parameters.find((p: { name: string }) => p.name === "offset");
+    expect(offset).toMatchObject({ in: "query", required: true });
+    expect(Object.keys(append.requestBody.content)).toEqual(["application/x-ndjson"]);
+    expect(append.requestBody.required).toBe(true);
+    expect(append.responses["415"]).toBeDefined();
+  });
+
   it("routes each POST under a task to its own operation, not to the lifecycle's {action}", async () => {
     const doc = (await t.call("GET", "/api/openapi.json")).json as { paths: Record<string, Record<string, unknown>> };
     const named = Object.keys(doc.paths).filter((path) => /^\/api\/tasks\/\{id\}\/[a-z-]+$/.test(path) && doc.paths[path]!.post);

@@ -12,7 +12,8 @@ const list = createRoute({
   path: "/api/admin/users",
   tags: ["admin"],
   security: security.admin,
-  summary: "Accounts, newest first; `status=pending` lists creators waiting for approval",
+  summary: "List accounts",
+  description: "Accounts, newest first; `status=pending` lists creators waiting for approval",
   request: {
     query: z
       .object({
@@ -35,7 +36,8 @@ const action = createRoute({
   path: "/api/admin/users/{id}/{action}",
   tags: ["admin"],
   security: security.admin,
-  summary: "Approve a creator, or suspend one (its running tasks are paused) or lift a suspension",
+  summary: "Approve or suspend a creator",
+  description: "Approve a creator, or suspend one (its running tasks are paused) or lift a suspension",
   request: { params: z.object({ id: z.string(), action: z.enum(["approve", "suspend", "unsuspend"]) }) },
   responses: {
     200: {

@@ -7,7 +7,8 @@ const config = createRoute({
   method: "get",
   path: "/api/config",
   security: security.none,
-  summary: "What the web app needs to know: where the sandbox frame lives",
+  summary: "Web app configuration",
+  description: "What the web app needs to know: where the sandbox frame lives",
   responses: {
     200: { description: "client configuration", content: { "application/json": { schema: z.object({ sandboxOrigin: z.string() }) } } },
   },

@@ -12,7 +12,8 @@ const create = createRoute({
   path: "/api/keys",
   tags: ["keys"],
   security: security.session,
-  summary: "Mint an API key (shown once) for scripts: `Authorization: Bearer cc_…` acts as you, as a creator",
+  summary: "Create an API key",
+  description: "Mint an API key (shown once) for scripts: `Authorization: Bearer cc_…` acts as you, as a creator",
   request: { body: { content: { "application/json": { schema: createBody } }, required: false } },
   responses: {
     201: {
@@ -28,7 +29,8 @@ const list = createRoute({
   path: "/api/keys",
   tags: ["keys"],
   security: security.session,
-  summary: "The caller's API keys, newest first (never the keys themselves)",
+  summary: "List API keys",
+  description: "The caller's API keys, newest first (never the keys themselves)",
   request: { query: z.object({}).strict() },
   responses: {
     200: {
@@ -43,7 +45,8 @@ const revoke = createRoute({
   path: "/api/keys/{id}",
   tags: ["keys"],
   security: security.session,
-  summary: "Revoke an API key: it stops working at once, and so do the volunteer tokens minted with it",
+  summary: "Revoke an API key",
+  description: "Revoke an API key: it stops working at once, and so do the volunteer tokens minted with it",
   request: { params: z.object({ id: z.string() }) },
   responses: { 204: { description: "revoked" }, ...problems(404) },
 });

@@ -13,7 +13,8 @@ const stats = createRoute({
   path: "/api/stats",
   security: security.none,
   tags: ["stats"],
-  summary: "Site-wide figures: tasks by status, chunks done, throughput, volunteers online, CPU time",
+  summary: "Site-wide figures",
+  description: "Site-wide figures: tasks by status, chunks done, throughput, volunteers online, CPU time",
   request: { query: z.object({}).strict() },
   responses: { 200: { description: "the figures (at most 1 s old)", content: { "application/json": { schema: statsSchema } } } },
 });
@@ -23,7 +24,8 @@ const board = createRoute({
   path: "/api/leaderboard",
   security: security.none,
   tags: ["stats"],
-  summary: "Top contributors by credit, then chunks done",
+  summary: "Leaderboard",
+  description: "Top contributors by credit, then chunks done",
   request: { query: z.object({ limit: z.coerce.number().int().min(1).max(100).default(25) }).strict() },
   responses: {
     200: { description: "the top entries", content: { "application/json": { schema: z.object({ items: z.array(leaderboardEntrySchema) }) } } },
@@ -35,7 +37,8 @@ const statsEvents = createRoute({
   path: "/api/stats/events",
   security: security.none,
   tags: ["stats"],
-  summary: "Server-Sent Events: `stats` with the figures of GET /api/stats, each second they change",
+  summary: "Follow site-wide figures (SSE)",
+  description: "Server-Sent Events: `stats` with the figures of GET /api/stats, each second they change",
   request: { query: z.object({}).strict() },
   responses: { 200: { description: "an event stream", content: { "text/event-stream": { schema: z.string() } } } },
 });

@@ -27,8 +27,9 @@ const chunksQuery = z
 const list = createRoute({
   method: "get",
   path: "/api/tasks/{id}/chunks",
-  summary: "The task's chunks with their attempts, votes and errors, in index order, page by page",
+  summary: "List a task's chunks",
   description: [
+    "The task's chunks with their attempts, votes and errors, in index order, page by page.",
     "Chunks are listed in index order; `nextCursor` (the last index a page looked at) fetches the next page, and a null one means there is none.",
     "Fresh chunks are never stored one row each, so a page reads only what it lists:",
     "- no `status`: every index of the page's window, so each page is full;",

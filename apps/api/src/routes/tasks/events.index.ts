@@ -22,9 +22,9 @@ const taskEvents = createRoute({
   method: "get",
   path: "/api/tasks/{id}/events",
   security: security.creatorStream,
-  summary:
-    "Server-Sent Events: `progress` with the task as GET /api/tasks/{id} shows it, at most every 500 ms while it changes, and a last one when it ends, followed by `end` (close the EventSource then)",
+  summary: "Follow a task's progress (SSE)",
   description: [
+    "Server-Sent Events: `progress` with the task as GET /api/tasks/{id} shows it, at most every 500 ms while it changes, and a last one when it ends, followed by `end` (close the EventSource then).",
     "Also, while the task runs: `chunks`, the chunks volunteers are computing now with their latest `ctx.progress` (`{items: [{index, fraction, message, at}]}`, up to 100, in index order), each time that changes;",
     "and `console`, each chunk's console output as it is stored (`{index, outcome, lines, truncated, at, cursor}`), from the moment the stream opens,",
     "from the first with `?console=all`, or after a `cursor` with `?consoleAfter=` (a stream that broke resumes with no chunk missed or repeated).",

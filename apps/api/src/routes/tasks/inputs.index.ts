@@ -34,22 +34,37 @@ function checkedLines(text: string): string[] {
   return lines;
 }
 
+/** Media types a part may be sent as: NDJSON by name, or plain text (curl's --data-binary default is refused below). */
+const ndjsonTypes = /^(application\/x-ndjson|application\/jsonl|application\/ndjson|text\/plain)\b/i;
+
 const append = createRoute({
   method: "post",
   path: "/api/tasks/{id}/inputs",
-  summary: "Append NDJSON inputs; `offset` must equal the current total, `seal=true` ends the inputs",
+  summary: "Append NDJSON inputs",
+  description:
+    "Appends one part of the task's inputs: one JSON value per line, each line one chunk's input. `offset` is required and must equal the inputs already stored (`counts.total`, or the `total` this route last answered), so a retried part is never stored twice: any other offset is a 409 that names the right one. `seal=true` ends the inputs; an unsealed task never completes. A part holds at most 8 MiB and 65,536 lines. The body is NDJSON (`application/x-ndjson`); a JSON array sent as `application/json` is refused with 415 rather than stored as one input: send its elements one a line.",
   security: security.creator,
   request: {
     params: taskIdParams,
     query: z
       .object({
-        offset: z.coerce.number().int().min(0),
+        offset: z
+          .string({ error: "offset is required: the number of inputs already stored (the task's counts.total)" })
+          .regex(/^\d{1,15}$/, "offset must be a whole number of inputs")
+          .transform(Number)
+          .openapi({ param: { required: true }, description: "the number of inputs already stored", example: "0" }),
         seal: z
           .enum(["true", "false"])
           .default("false")
-          .transform((value) => value === "true"),
+          .transform((value) => value === "true")
+          .openapi({ description: "true ends the inputs with this part" }),
       })
       .strict(),
+    body: {
+      required: true,
+      description: "one JSON value per line, one chunk's input each",
+      content: { "application/x-ndjson": { schema: z.string().openapi({ example: '{"n": 1}\n{"n": 2}\n' }) } },
+    },
   },
   responses: {
     200: {
@@ -61,10 +76,20 @@ const append = createRoute({
   },
 });
 
+/** A part's media type: NDJSON or plain text; anything else (a JSON array above all) is a 415, not one odd input. */
+function assertNdjsonBody(contentType: string | undefined): void {
+  if (contentType === undefined || ndjsonTypes.test(contentType)) return;
+  const hint = /^application\/json\b/i.test(contentType)
+    ? "a JSON body would be stored as one input; send NDJSON instead: one JSON value per line (a JSON array's elements one a line), as application/x-ndjson"
+    : "send NDJSON: one JSON value per line, as application/x-ndjson";
+  throw new ProblemError(415, "Unsupported media type", `inputs are NDJSON, not ${contentType.split(";")[0]}: ${hint}`);
+}
+
 export const inputRoutes = createRouter().openapi(append, async (c) => {
   const { id } = c.req.valid("param");
   const { offset, seal } = c.req.valid("query");
   const { claims } = await ownedTask(c, id);
+  assertNdjsonBody(c.req.header("content-type"));
   // A place among the creator's uploads from before the first byte is read to the commit.
   const release = takeUploadSlot(c, claims.sub);
   let outcome: Awaited<ReturnType<typeof appendInputs>>;

@@ -16,7 +16,8 @@ const taskResponse = { content: { "application/json": { schema: z.object({ task:
 const retryFailed = createRoute({
   method: "post",
   path: "/api/tasks/{id}/retry-failed",
-  summary: "Give every failed chunk a fresh set of attempts",
+  summary: "Retry failed chunks",
+  description: "Give every failed chunk a fresh set of attempts",
   security: security.creator,
   request: { params },
   responses: {
@@ -31,7 +32,8 @@ const retryFailed = createRoute({
 const clone = createRoute({
   method: "post",
   path: "/api/tasks/{id}/clone",
-  summary: "A new draft with the same inputs; code, name and options are copied unless given",
+  summary: "Clone a task",
+  description: "A new draft with the same inputs; code, name and options are copied unless given",
   security: security.creator,
   request: { params, body: { content: { "application/json": { schema: cloneTaskSchema } }, required: false } },
   responses: { 201: { description: "the new draft", ...taskResponse }, ...problems(404) },
@@ -40,7 +42,8 @@ const clone = createRoute({
 const remove = createRoute({
   method: "delete",
   path: "/api/tasks/{id}",
-  summary: "Delete a task with its inputs and results",
+  summary: "Delete a task",
+  description: "Delete a task with its inputs and results",
   security: security.creator,
   request: { params },
   responses: { 204: { description: "deleted" }, ...problems(404) },

@@ -28,8 +28,9 @@ import { taskIdParams } from "./tasks.routes.ts";
 const download = createRoute({
   method: "get",
   path: "/api/tasks/{id}/results",
-  summary: "Final chunks in index order, streamed as NDJSON (or CSV with ?format=csv); with ?follow=true, every chunk as it is decided until the task ends",
+  summary: "Download or follow results",
   description: [
+    "Final chunks in index order, streamed as NDJSON (or CSV with ?format=csv); with ?follow=true, every chunk as it is decided until the task ends.",
     "Without `follow`: the chunks final now, in index order, and the response ends.",
     "With `follow=true`: every final chunk, already decided or decided later, in the order decided (not index order), each once, and the response ends when the task has ended (done, failed or cancelled) and every line is out.",
     "Each followed line carries a `cursor` (NDJSON: a last member; CSV: a last column): after a broken connection, `?follow=true&after=<the last cursor read>` resumes with no line missed or repeated.",

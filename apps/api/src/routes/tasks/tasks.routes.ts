@@ -13,7 +13,8 @@ const oneTask = { "application/json": { schema: z.object({ task: taskSchema }) }
 export const create = createRoute({
   method: "post",
   path: "/api/tasks",
-  summary: "Create a task from work code and inputs (a JSON array or a range)",
+  summary: "Create a task",
+  description: "Create a task from work code and inputs (a JSON array or a range)",
   security: security.creator,
   request: { body: { content: { "application/json": { schema: newTaskSchema } }, required: true } },
   responses: { 201: { description: "the new task", content: oneTask } },
@@ -22,7 +23,8 @@ export const create = createRoute({
 export const list = createRoute({
   method: "get",
   path: "/api/tasks",
-  summary: "The caller's tasks (all tasks for an admin), newest first",
+  summary: "List tasks",
+  description: "The caller's tasks (all tasks for an admin), newest first",
   security: security.creator,
   request: { query: z.object({ cursor: z.string().regex(uuidPattern).optional(), limit: z.coerce.number().int().min(1).max(200).default(50) }).strict() },
   responses: {
@@ -65,7 +67,8 @@ export function lifecycleRoutingPath(siblings: readonly string[]): string {
 export const summary = createRoute({
   method: "get",
   path: "/api/tasks/{id}/summary",
-  summary:
+  summary: "A task's public summary",
+  description:
     "What a volunteer may know of a task it may run or holds a lease on: name, description, its creator's display name and id (to exclude that creator's tasks); its owner and admins read it too, anyone else gets 404",
   security: security.taskReader,
   request: { params: taskIdParams },
@@ -75,7 +78,8 @@ export const summary = createRoute({
 export const code = createRoute({
   method: "get",
   path: "/api/tasks/{id}/code",
-  summary: "The task's work code (immutable; ETag is its sha256); its owner's, an admin's, or a volunteer's that may run it or holds a lease on it; 404 for anyone else",
+  summary: "Download a task's work code",
+  description: "The task's work code (immutable; ETag is its sha256); its owner's, an admin's, or a volunteer's that may run it or holds a lease on it; 404 for anyone else",
   security: security.taskReader,
   request: { params: taskIdParams },
   responses: {
@@ -88,7 +92,9 @@ export const code = createRoute({
 export const wasm = createRoute({
   method: "get",
   path: "/api/tasks/{id}/wasm",
-  summary: "The task's WebAssembly module (immutable; ETag is its sha256); 404 when it has none; its owner's, an admin's, or a volunteer's that may run it or holds a lease on it; 404 for anyone else",
+  summary: "Download a task's WebAssembly module",
+  description:
+    "The task's WebAssembly module (immutable; ETag is its sha256); 404 when it has none; its owner's, an admin's, or a volunteer's that may run it or holds a lease on it; 404 for anyone else",
   security: security.taskReader,
   request: { params: taskIdParams },
   responses: {

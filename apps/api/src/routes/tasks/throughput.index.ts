@@ -12,8 +12,9 @@ import { taskIdParams } from "./tasks.routes.ts";
 const history = createRoute({
   method: "get",
   path: "/api/tasks/{id}/throughput",
-  summary: "Chunks done over the task's whole life, in buckets (for charts)",
+  summary: "A task's throughput history",
   description: [
+    "Chunks done over the task's whole life, in buckets (for charts).",
     "Buckets of seconds while the task's results span at most five minutes, else of minutes, widened so that the life fits in a few hundred buckets.",
     "Buckets in which nothing was done are left out. Failed chunks and reduce chunks are not counted.",
   ].join("\n"),

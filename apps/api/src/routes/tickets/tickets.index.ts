@@ -10,7 +10,8 @@ const tickets = createRoute({
   method: "post",
   path: "/api/tickets",
   security: security.anyone,
-  summary: "A 60 s ticket for `?ticket=` on event streams (EventSource cannot send headers)",
+  summary: "Get a stream ticket",
+  description: "A 60 s ticket for `?ticket=` on event streams (EventSource cannot send headers)",
   request: { body: { content: { "application/json": { schema: z.object({}).strict() } }, required: false } },
   responses: {
     201: {

@@ -10,7 +10,8 @@ import { conflict, notFound, unprocessable } from "../../lib/problem.ts";
 const create = createRoute({
   method: "post",
   path: "/api/volunteers",
-  summary: "Create a volunteer identity (linked to the signed-in user, if any)",
+  summary: "Create a volunteer",
+  description: "Create a volunteer identity (linked to the signed-in user, if any)",
   security: security.optionalCreator,
   request: { body: { content: { "application/json": { schema: body } }, required: false } },
   responses: {
@@ -25,7 +26,8 @@ const create = createRoute({
 const me = createRoute({
   method: "get",
   path: "/api/volunteers/me",
-  summary: "The calling volunteer's own figures: chunks done, CPU time and credit",
+  summary: "A volunteer's own figures",
+  description: "The calling volunteer's own figures: chunks done, CPU time and credit",
   security: security.volunteer,
   responses: { 200: { description: "the volunteer's figures", content: { "application/json": { schema: figures } } }, ...problems(404) },
 });
@@ -43,9 +45,9 @@ const rename = createRoute({
 const link = createRoute({
   method: "post",
   path: "/api/volunteers/link",
-  summary: "Make this browser's anonymous volunteer one of the signed-in account's",
+  summary: "Link a volunteer to the account",
   description:
-    "For a browser that volunteered before its person signed in: the volunteer (named by its token) counts for the account from then on, on the leaderboard too. Answers a new token for it that carries the account; the old one keeps working. Linking a volunteer already the account's changes nothing.",
+    "Makes this browser's anonymous volunteer one of the signed-in account's. For a browser that volunteered before its person signed in: the volunteer (named by its token) counts for the account from then on, on the leaderboard too. Answers a new token for it that carries the account; the old one keeps working. Linking a volunteer already the account's changes nothing.",
   security: security.creator,
   request: { body: { content: { "application/json": { schema: linkVolunteerSchema } }, required: true } },
   responses: {

@@ -28,7 +28,8 @@ const idempotencyHeaders = z.object({
 export const lease = createRoute({
   method: "post",
   path: "/api/work/lease",
-  summary: "Lease blocks of chunks, sized to keep the volunteer busy for bufferMs",
+  summary: "Lease blocks of chunks",
+  description: "Lease blocks of chunks, sized to keep the volunteer busy for bufferMs",
   request: { headers: idempotencyHeaders, body: { content: { "application/json": { schema: leaseRequestSchema } }, required: true } },
   responses: { 200: { description: "blocks, or none and when to ask again", content: { "application/json": { schema: leaseResponseSchema } } } },
 });
@@ -36,7 +37,8 @@ export const lease = createRoute({
 export const results = createRoute({
   method: "post",
   path: "/api/work/results",
-  summary: "Report results and errors per block (a block may come in parts); with `next`, lease the following blocks in the same round trip",
+  summary: "Report block results",
+  description: "Report results and errors per block (a block may come in parts); with `next`, lease the following blocks in the same round trip",
   request: { headers: idempotencyHeaders, body: { content: { "application/json": { schema: resultsRequestSchema } }, required: true } },
   responses: { 200: { description: "what was accepted", content: { "application/json": { schema: resultsResponseSchema } } } },
 });
@@ -44,7 +46,8 @@ export const results = createRoute({
 export const heartbeat = createRoute({
   method: "post",
   path: "/api/work/heartbeat",
-  summary: "Keep blocks alive while their chunks run; learn which were lost or cancelled",
+  summary: "Heartbeat leased blocks",
+  description: "Keep blocks alive while their chunks run; learn which were lost or cancelled",
   request: { body: { content: { "application/json": { schema: heartbeatRequestSchema } }, required: true } },
   responses: { 200: { description: "each lease id, by what became of it", content: { "application/json": { schema: heartbeatResponseSchema } } } },
 });
@@ -52,7 +55,8 @@ export const heartbeat = createRoute({
 export const release = createRoute({
   method: "post",
   path: "/api/work/release",
-  summary: "Give blocks back before their deadline (the volunteer paused): their unreported chunks go to others at once",
+  summary: "Release leased blocks",
+  description: "Give blocks back before their deadline (the volunteer paused): their unreported chunks go to others at once",
   request: { body: { content: { "application/json": { schema: releaseRequestSchema } }, required: true } },
   responses: { 200: { description: "which blocks were taken back", content: { "application/json": { schema: releaseResponseSchema } } } },
 });
