@@ -97,6 +97,7 @@ describe.each(testBackends())("chunk listing on %s", (backend) => {
       expiries: 0,
       votes: [],
       copiesNeeded: null,
+      waitingFor: null,
       lastError: { kind: "throw", message: "boom 2" },
       progress: null,
       checkpointAt: null,
@@ -175,11 +176,45 @@ describe.each(testBackends())("chunk listing on %s", (backend) => {
     // vote plans the replication's copies; only a quorum of untrusted votes that agree asks
     // for more, waiting for a trusted one (docs/architecture.md, "Replication, trust and reduce").
     expect([done.copiesNeeded, split.copiesNeeded, waiting.copiesNeeded]).toEqual([null, 3, 2]);
+    // What each waits for: one agreeing copy more (one vote on each side, or a single vote).
+    expect([done.waitingFor, split.waitingFor, waiting.waitingFor]).toEqual([
+      null,
+      { reason: "moreCopies", agreeing: 1, moreAgreeing: 1, copiesOut: 0 },
+      { reason: "moreCopies", agreeing: 1, moreAgreeing: 1, copiesOut: 0 },
+    ]);
     expect((await getTaskView(db(), taskId))!.counts).toMatchObject({ done: 1, pending: 2, awaitingCopy: 2 });
 
     expect((await page(taskId, "voting")).items.map((item) => item.index)).toEqual([1, 2]);
     expect(await allPages(taskId, "voting", 1)).toEqual([[1], [2]]);
     expect((await page(taskId, "done")).items.map((item) => item.index)).toEqual([0]);
+  });
+
+  it("says what a voting chunk waits for: two fresh volunteers agreeing wait for a trusted copy", async () => {
+    const taskId = await startTask({ replication: 2, quorum: 2, inputs: { kind: "array", items: [1, 2] } });
+    const first = await volunteer("fresh one");
+    const second = await volunteer("fresh two");
+    const firsts = await lease(first, 2);
+    await report(
+      first,
+      firsts.map((c) => [c, Number(c.input)]),
+    );
+    // One copy in: it needs one more agreeing copy, from anyone that has not voted on it.
+    expect((await page(taskId, "voting")).items.map((item) => item.waitingFor)).toEqual([
+      { reason: "moreCopies", agreeing: 1, moreAgreeing: 1, copiesOut: 0 },
+      { reason: "moreCopies", agreeing: 1, moreAgreeing: 1, copiesOut: 0 },
+    ]);
+    const seconds = await lease(second, 2);
+    expect((await page(taskId, "voting")).items.map((item) => item.waitingFor?.copiesOut)).toEqual([1, 1]);
+    await report(second, [
+      [seconds[0]!, Number(seconds[0]!.input)],
+      [seconds[1]!, "disagrees"],
+    ]);
+    // Two untrusted votes agree on chunk 0: a quorum that cannot decide it without a trusted
+    // vote (docs/architecture.md, "Replication, trust and reduce"). Chunk 1 split one to one.
+    const [agreed, split] = (await page(taskId, "voting")).items as [ChunkListing, ChunkListing];
+    expect(agreed.waitingFor).toEqual({ reason: "trustedCopy", agreeing: 2, moreAgreeing: 1, copiesOut: 0 });
+    expect(split.waitingFor).toEqual({ reason: "moreCopies", agreeing: 1, moreAgreeing: 1, copiesOut: 0 });
+    expect(split.copiesNeeded).toBe(3);
   });
 
   it("pages a million-chunk range without materialising it: inputs derived, fresh chunks cut from stripes", async () => {

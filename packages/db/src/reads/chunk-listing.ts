@@ -48,6 +48,8 @@ export interface ChunkListing {
    * disagreement); its free slots go to volunteers that have not voted on it. Null otherwise.
    */
   copiesNeeded: number | null;
+  /** A chunk under vote: what it waits for (see `WaitingFor`); null otherwise. */
+  waitingFor: WaitingFor | null;
   lastError: { kind: string; message: string } | null;
   /** A leased chunk whose volunteer sent `ctx.progress`: the latest; null otherwise. */
   progress: { fraction: number; message: string | null; at: Date } | null;
@@ -55,6 +57,24 @@ export interface ChunkListing {
   checkpointAt: Date | null;
   /** What the chunk wrote to its console, for a chunk whose deciding or latest failed attempt wrote any. */
   console: { outcome: "done" | "error"; lines: { level: string; text: string }[]; truncated: boolean; at: Date } | null;
+}
+
+/**
+ * What a chunk under vote waits for, by the trust rules (docs/architecture.md, "Replication,
+ * trust and reduce"): it is decided only by `quorum` agreeing counted votes with a trusted one
+ * among them, and each copy goes to a volunteer (and user) that has not voted on it.
+ * - `trustedCopy`: `agreeing` untrusted votes agree (a quorum or more) and wait for a trusted
+ *   volunteer's copy: more untrusted ones cannot decide it;
+ * - `moreCopies`: `moreAgreeing` more copies agreeing with the largest side (`agreeing`) would
+ *   decide it (one of them trusted, if none on that side is);
+ * - `firstCopy`: no copy has come back yet.
+ * `copiesOut` copies are being computed now.
+ */
+export interface WaitingFor {
+  reason: "trustedCopy" | "moreCopies" | "firstCopy";
+  agreeing: number;
+  moreAgreeing: number;
+  copiesOut: number;
 }
 
 export interface ChunkPage {
@@ -65,7 +85,7 @@ export interface ChunkPage {
 
 const hashPrefixLength = 12;
 
-type TaskRow = { id: string; input_kind: string; range: RangeSpec | null; total: number; status: TaskStatus };
+type TaskRow = { id: string; input_kind: string; range: RangeSpec | null; total: number; status: TaskStatus; quorum: number };
 type Row = {
   idx: number;
   status: ChunkStatus;
@@ -73,6 +93,8 @@ type Row = {
   attempts: number | null;
   expiries: number | null;
   needed: number | null;
+  copies_out: number | null;
+  side: { n: number; trusted: boolean } | null;
   last_error: { kind: string; message: string } | null;
   input: string | null;
   votes: { volunteer_id: string; name: string | null; hash: string; agrees: boolean | null; at: string }[] | null;
@@ -95,7 +117,7 @@ type Row = {
  * lease when the task was cancelled (no row records them once the lease is reclaimed).
  */
 export async function listChunks(db: Db, taskId: string, options: { status: ChunkStatus | null; after: number; limit: number }): Promise<ChunkPage | null> {
-  const [task] = await queryRows<TaskRow>(db, sql`SELECT id, input_kind, range, total, status FROM tasks WHERE id = ${taskId}`);
+  const [task] = await queryRows<TaskRow>(db, sql`SELECT id, input_kind, range, total, status, quorum FROM tasks WHERE id = ${taskId}`);
   if (!task) return null;
   const { status, limit } = options;
   const after = Math.max(-1, options.after);
@@ -108,7 +130,7 @@ export async function listChunks(db: Db, taskId: string, options: { status: Chun
     sql`WITH cand AS (
           SELECT DISTINCT idx FROM (${candidates}) c WHERE idx > ${after} AND idx < ${task.total} ORDER BY idx LIMIT ${take}
         ), classified AS (
-          SELECT c.idx, cs.attempts, cs.expiries, cs.needed, cs.last_error, r.hash AS result_hash, (r.idx IS NOT NULL) AS done,
+          SELECT c.idx, cs.attempts, cs.expiries, cs.needed, cs.copies_out, cs.last_error, r.hash AS result_hash, (r.idx IS NOT NULL) AS done,
             CASE WHEN r.idx IS NOT NULL THEN 'done'
                  WHEN cs.status IN ('failed', 'voting', 'pending') THEN cs.status
                  WHEN cs.status = 'leased' THEN
@@ -134,6 +156,14 @@ export async function listChunks(db: Db, taskId: string, options: { status: Chun
           CASE WHEN p.done THEN NULL ELSE coalesce(p.expiries, 0) END AS expiries,
           CASE WHEN p.done THEN NULL ELSE p.last_error END AS last_error,
           CASE WHEN p.status = 'voting' THEN p.needed END AS needed,
+          CASE WHEN p.status = 'voting' THEN p.copies_out END AS copies_out,
+          -- A voting chunk's largest side of counted votes (a trusted side first among equals),
+          -- as votes.ts tallies it: what it still waits for follows from it and the quorum.
+          CASE WHEN p.wanted AND p.status = 'voting' THEN (
+            SELECT json_build_object('n', s.n, 'trusted', s.trusted) FROM (
+              SELECT count(*)::int AS n, bool_or(v.trusted) AS trusted FROM votes v
+              WHERE v.task_id = ${taskId} AND v.idx = p.idx AND v.counted
+              GROUP BY v.hash ORDER BY count(*) DESC, bool_or(v.trusted) DESC LIMIT 1) s) END AS side,
           CASE WHEN p.wanted THEN (SELECT ci.input FROM chunk_inputs ci WHERE ci.task_id = ${taskId} AND ci.idx = p.idx) END AS input,
           CASE WHEN p.wanted THEN (
             SELECT json_agg(json_build_object('volunteer_id', v.volunteer_id, 'name', vo.name, 'hash', v.hash,
@@ -238,6 +268,7 @@ function toListing(task: TaskRow, row: Row): ChunkListing {
     expiries: row.expiries === null ? null : Number(row.expiries),
     lastError: row.last_error,
     copiesNeeded: row.needed === null ? null : Number(row.needed),
+    waitingFor: row.status === "voting" ? waitingFor(row, Number(task.quorum)) : null,
     progress:
       row.live?.live && row.live.fraction !== null && row.live.progress_at !== null ? { fraction: Number(row.live.fraction), message: row.live.message, at: new Date(row.live.progress_at) } : null,
     checkpointAt: row.live?.checkpoint_at ? new Date(row.live.checkpoint_at) : null,
@@ -250,4 +281,13 @@ function toListing(task: TaskRow, row: Row): ChunkListing {
       at: new Date(vote.at),
     })),
   };
+}
+
+/** What a voting chunk waits for, from its largest side and the task's quorum (see `WaitingFor`). */
+function waitingFor(row: Row, quorum: number): WaitingFor {
+  const copiesOut = Number(row.copies_out ?? 0);
+  const agreeing = row.side ? Number(row.side.n) : 0;
+  if (agreeing === 0) return { reason: "firstCopy", agreeing: 0, moreAgreeing: quorum, copiesOut };
+  if (agreeing >= quorum && !row.side?.trusted) return { reason: "trustedCopy", agreeing, moreAgreeing: 1, copiesOut };
+  return { reason: "moreCopies", agreeing, moreAgreeing: Math.max(1, quorum - agreeing), copiesOut };
 }

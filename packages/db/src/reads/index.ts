@@ -1,7 +1,7 @@
 // `@crowdcompute/db/reads`: what creators and the public read, none of it on the work path.
 
 export { consoleWindow, runningChunks } from "./chunk-activity.ts";
-export { type ChunkListing, listChunks } from "./chunk-listing.ts";
+export { type ChunkListing, listChunks, type WaitingFor } from "./chunk-listing.ts";
 export {
   type FollowCursor,
   type FollowWaits,
