@@ -89,6 +89,7 @@ describe.each(testBackends())("GET /api/tasks/:id/chunks on %s", (backend) => {
       expiries: 0,
       votes: [],
       copiesNeeded: null,
+      waitingFor: null,
       lastError: { kind: "timeout", message: "bad 2" },
       progress: null,
       checkpointAt: null,
@@ -102,6 +103,7 @@ describe.each(testBackends())("GET /api/tasks/:id/chunks on %s", (backend) => {
       expiries: null,
       votes: [],
       copiesNeeded: null,
+      waitingFor: null,
       lastError: null,
       progress: null,
       checkpointAt: null,
@@ -115,6 +117,7 @@ describe.each(testBackends())("GET /api/tasks/:id/chunks on %s", (backend) => {
       expiries: 0,
       votes: [],
       copiesNeeded: null,
+      waitingFor: null,
       lastError: null,
       progress: null,
       checkpointAt: null,
@@ -170,6 +173,10 @@ describe.each(testBackends())("GET /api/tasks/:id/chunks on %s", (backend) => {
     expect(split.votes[0].hashPrefix).not.toBe(split.votes[1].hashPrefix);
     // The disagreement asks for one more copy than the two the task replicates.
     expect([done.copiesNeeded, split.copiesNeeded]).toEqual([null, 3]);
+    // What it waits for: one more copy agreeing with either side (one of them is the owner's own, trusted on its task).
+    expect([done.waitingFor, split.waitingFor]).toEqual([null, { reason: "moreCopies", agreeing: 1, moreAgreeing: 1, copiesOut: 0 }]);
+    const view = (await t.call("GET", `/api/tasks/${replicated}`, { token: creator })).json.task;
+    expect(view).toMatchObject({ counts: { awaitingCopy: 1 }, waiting: { trustedCopy: 0, moreCopies: 1, examined: 1 } });
     // The creator's volunteer is linked to its account: the listing names it, never by email.
     expect(res.text).not.toContain("@");
     expect((await chunks(replicated, "?status=voting")).json.items.map((c: { index: number }) => c.index)).toEqual([1]);

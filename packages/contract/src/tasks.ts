@@ -208,6 +208,17 @@ export const taskSchema = z
         description: "replicated tasks: of the pending chunks, those with a vote in that wait for a copy from another volunteer (no volunteer votes twice on a chunk)",
       }),
     }),
+    waiting: z
+      .object({
+        trustedCopy: count().meta({ description: "chunks whose untrusted copies already agree (a quorum of them): only a trusted volunteer's copy can decide them" }),
+        moreCopies: count().meta({ description: "chunks that need more agreeing copies, from volunteers (and users) that have not voted on them" }),
+        examined: count().meta({ description: "the chunks these figures cover: the first awaiting chunks by index, at most 500; awaitingCopy may be more" }),
+      })
+      .nullable()
+      .meta({
+        description:
+          'GET /api/tasks/{id} of a running or paused replicated task with chunks awaiting a copy: what they wait for (docs/architecture.md, "Replication, trust and reduce"); each chunk\'s own reason is `waitingFor` in its chunk listing. Null otherwise, and in task lists',
+      }),
     volunteers: count().meta({ description: "volunteers holding a lease on the task now" }),
     computedBy: count()
       .nullable()
@@ -262,6 +273,18 @@ export const chunkSchema = z
     attempts: z.number().int().nullable().meta({ description: "errors and timeouts counted toward maxAttempts; null once done (a completed chunk keeps no record of them)" }),
     expiries: z.number().int().nullable().meta({ description: "leases that expired on it (volunteers that vanished), capped apart from attempts; null once done" }),
     votes: z.array(chunkVoteSchema).meta({ description: "copies that came back, oldest first (replicated tasks only)" }),
+    waitingFor: z
+      .object({
+        reason: z.enum(["trustedCopy", "moreCopies", "firstCopy"]).meta({
+          description:
+            "`trustedCopy`: `agreeing` untrusted copies agree (a quorum) and only a trusted volunteer's copy can decide it; `moreCopies`: `moreAgreeing` more copies that agree with its largest side (`agreeing`) would decide it, one of them trusted if none there is; `firstCopy`: no copy has come back yet",
+        }),
+        agreeing: count().meta({ description: "copies on the chunk's largest agreeing side" }),
+        moreAgreeing: count().meta({ description: "agreeing copies still needed to decide it" }),
+        copiesOut: count().meta({ description: "copies being computed now; each further copy needs a volunteer (and user) that has not voted on it" }),
+      })
+      .nullable()
+      .meta({ description: 'a chunk under vote: what it waits for (docs/architecture.md, "Replication, trust and reduce"); null otherwise' }),
     copiesNeeded: z.number().int().nullable().meta({
       description:
         "a chunk under vote: the copies it needs so far (the replication, plus one per disagreement, and one at a time while agreeing untrusted votes wait for a trusted one); each further copy needs a volunteer (and user) that has not voted on it. Null otherwise",

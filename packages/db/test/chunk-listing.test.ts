@@ -182,7 +182,7 @@ describe.each(testBackends())("chunk listing on %s", (backend) => {
       { reason: "moreCopies", agreeing: 1, moreAgreeing: 1, copiesOut: 0 },
       { reason: "moreCopies", agreeing: 1, moreAgreeing: 1, copiesOut: 0 },
     ]);
-    expect((await getTaskView(db(), taskId))!.counts).toMatchObject({ done: 1, pending: 2, awaitingCopy: 2 });
+    expect((await getTaskView(db(), taskId))!).toMatchObject({ counts: { done: 1, pending: 2, awaitingCopy: 2 }, waiting: { trustedCopy: 0, moreCopies: 2, examined: 2 } });
 
     expect((await page(taskId, "voting")).items.map((item) => item.index)).toEqual([1, 2]);
     expect(await allPages(taskId, "voting", 1)).toEqual([[1], [2]]);
@@ -215,6 +215,8 @@ describe.each(testBackends())("chunk listing on %s", (backend) => {
     expect(agreed.waitingFor).toEqual({ reason: "trustedCopy", agreeing: 2, moreAgreeing: 1, copiesOut: 0 });
     expect(split.waitingFor).toEqual({ reason: "moreCopies", agreeing: 1, moreAgreeing: 1, copiesOut: 0 });
     expect(split.copiesNeeded).toBe(3);
+    // The task view sums it up for the awaiting chunks (no copy out).
+    expect((await getTaskView(db(), taskId))!).toMatchObject({ counts: { awaitingCopy: 2 }, waiting: { trustedCopy: 1, moreCopies: 1, examined: 2 } });
   });
 
   it("pages a million-chunk range without materialising it: inputs derived, fresh chunks cut from stripes", async () => {

@@ -100,7 +100,7 @@ function rangeOf(inputs: RangeSpec): RangeSpec {
 }
 
 /** What the statement computes rather than reads as it is shown; the rest of the row is the view's own fields, named as the view names them. */
-type Derived = "counts" | "volunteers" | "computedBy" | "cpuMs" | "chunksPerSec" | "aggregate" | "verification" | "createdAt" | "finishedAt";
+type Derived = "counts" | "waiting" | "volunteers" | "computedBy" | "cpuMs" | "chunksPerSec" | "aggregate" | "verification" | "createdAt" | "finishedAt";
 type Numeric = number | string; // sums and counts come back as text from postgres.js
 type TaskRow = Omit<TaskView, Derived> & {
   total: Numeric;
@@ -165,6 +165,7 @@ function toTaskView(row: TaskRow): TaskView {
   return {
     ...fields,
     counts: { total, pending: Math.max(0, total - done - failed - leased), leased, done, failed, awaitingCopy: Number(awaiting_copy) },
+    waiting: null,
     volunteers: Number(volunteers),
     computedBy: computed_by === null ? null : Number(computed_by),
     cpuMs: Number(cpu_ms),
@@ -178,7 +179,38 @@ function toTaskView(row: TaskRow): TaskView {
 
 export async function getTaskView(db: Db, id: string): Promise<TaskView | null> {
   const [row] = await queryRows<TaskRow>(db, sql`SELECT ${taskViewColumns} FROM tasks t ${counterTotals} WHERE t.id = ${id}`);
-  return row ? toTaskView(row) : null;
+  if (!row) return null;
+  const view = toTaskView(row);
+  if (view.counts.awaitingCopy > 0) view.waiting = await waitingOf(db, id);
+  return view;
+}
+
+/** How many awaiting chunks `waiting` reads at most: a task read stays bounded however many wait. */
+const waitingExamined = 500;
+
+/**
+ * What a task's chunks awaiting a copy wait for (docs/architecture.md, "Replication, trust and
+ * reduce"), over its first `waitingExamined` of them by index: each one's largest side of
+ * counted votes, probed by key, as the chunk listing's `waitingFor` reads it.
+ */
+async function waitingOf(db: Db, id: string): Promise<TaskView["waiting"]> {
+  const [row] = await queryRows<{ trusted_copy: Numeric; examined: Numeric }>(
+    db,
+    sql`WITH a AS (
+          SELECT cs.idx FROM chunk_state cs JOIN tasks t ON t.id = cs.task_id
+          WHERE cs.task_id = ${id} AND cs.status = 'voting' AND cs.copies_out = 0 AND cs.idx < t.total
+          ORDER BY cs.idx LIMIT ${waitingExamined}
+        )
+        SELECT count(*) FILTER (WHERE s.n >= t.quorum AND NOT s.trusted) AS trusted_copy, count(*) AS examined
+        FROM a JOIN tasks t ON t.id = ${id}
+        LEFT JOIN LATERAL (
+          SELECT count(*) AS n, bool_or(v.trusted) AS trusted FROM votes v
+          WHERE v.task_id = ${id} AND v.idx = a.idx AND v.counted
+          GROUP BY v.hash ORDER BY count(*) DESC, bool_or(v.trusted) DESC LIMIT 1) s ON true`,
+  );
+  const trustedCopy = Number(row?.trusted_copy ?? 0);
+  const examined = Number(row?.examined ?? 0);
+  return { trustedCopy, moreCopies: examined - trustedCopy, examined };
 }
 
 /** Newest first; `before` is the last id of the previous page (UUIDv7 sorts by time). */

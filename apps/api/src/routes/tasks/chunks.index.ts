@@ -67,6 +67,7 @@ function chunkJson(chunk: ChunkListing): Chunk {
       at: vote.at.toISOString(),
     })),
     copiesNeeded: chunk.copiesNeeded,
+    waitingFor: chunk.waitingFor,
     lastError: chunk.lastError,
     progress: chunk.progress && { fraction: chunk.progress.fraction, message: chunk.progress.message, at: chunk.progress.at.toISOString() },
     checkpointAt: chunk.checkpointAt?.toISOString() ?? null,
