@@ -155,7 +155,7 @@ export interface FrameApi {
  * Frame → worker messages. `run`s execute one at a time, in order; `cancel` aborts `ctx.signal`
  * of the chunk with that key, running or queued in the worker.
  */
-export type ToWorker = { t: "load"; load: WorkerLoad } | { t: "run"; chunk: SandboxChunk; timeoutMs: number } | { t: "cancel"; key: string };
+export type ToWorker = { t: "load"; load: WorkerLoad } | { t: "run"; chunk: SandboxChunk; timeoutMs: number; restFactor?: number } | { t: "cancel"; key: string };
 
 /**
  * Worker → frame messages, posted only by the worker's bootstrap (work code has no postMessage).

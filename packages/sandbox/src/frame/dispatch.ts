@@ -153,7 +153,7 @@ export function dispatch({ slots, spawn, threads, restFactor, timeoutMs }: Dispa
       const entry: InFlight = { chunk: waiting.shift() as SandboxChunk, sentAt: performance.now() };
       slot.inFlight.push(entry);
       if (slot.inFlight.length === 1) armDeadline(slot, entry);
-      slot.run(entry.chunk, timeoutMs);
+      slot.run(entry.chunk, timeoutMs, restFactor());
     }
   };
 
@@ -210,7 +210,13 @@ export function dispatch({ slots, spawn, threads, restFactor, timeoutMs }: Dispa
     const head = next.inFlight[0];
     if (head && head.deadline === undefined) armDeadline(next, head);
     const factor = restFactor();
-    if (factor > 0) restUntil.set(next, performance.now() + (performance.now() - (entry.startedAt ?? entry.sentAt)) * factor);
+    if (factor > 0) {
+      // What the chunk owes for its CPU time less the time it was idle (waiting, or resting
+      // inside itself: docs/architecture.md, "CPU time and the CPU share").
+      const elapsed = performance.now() - (entry.startedAt ?? entry.sentAt);
+      const owed = checked.cpuMs * factor - (elapsed - checked.cpuMs);
+      if (owed > 0) restUntil.set(next, performance.now() + owed);
+    }
     record(checked);
     if (!replace) fill(next);
   };

@@ -58,7 +58,8 @@ export interface WorkerSlot {
   readonly inFlight: InFlight[];
   listener: SlotListener | undefined;
   dead: boolean;
-  run(chunk: SandboxChunk, timeoutMs: number): void;
+  /** `restFactor`: how long the worker rests inside the chunk per ms of its CPU time (docs/architecture.md, "CPU time and the CPU share"). */
+  run(chunk: SandboxChunk, timeoutMs: number, restFactor: number): void;
   cancel(key: string): void;
   terminate(): void;
 }
@@ -80,7 +81,7 @@ export function startWorkerSlot(workerUrl: string, task: WorkerLoad, timeoutMs: 
     inFlight: [],
     listener: undefined,
     dead: false,
-    run: (chunk, chunkTimeoutMs) => send({ t: "run", chunk, timeoutMs: chunkTimeoutMs }),
+    run: (chunk, chunkTimeoutMs, restFactor) => send({ t: "run", chunk, timeoutMs: chunkTimeoutMs, restFactor }),
     cancel: (key) => send({ t: "cancel", key }),
     terminate() {
       slot.dead = true;

@@ -6,7 +6,7 @@
 // chunk fails and its worker is replaced before their continuations run. Only these routes can
 // schedule work in the allow-listed scope; a promise or microtask loop never lets the worker
 // reach the task that posts the chunk's outcome, so that chunk ends at its deadline.
-import { apply, promiseThen, toNumber } from "./intrinsics.ts";
+import { apply, max, promiseThen, toNumber } from "./intrinsics.ts";
 
 export interface PendingWork {
   /** What work code gets in place of the browser's timer functions. */
@@ -23,11 +23,21 @@ export interface PendingWork {
    * and says how many operations are still unsettled.
    */
   finish(): { cleared: number; unsettled: number };
+  /** Timers and intervals set now. */
+  waits(): number;
+  /** Tracked operations unsettled now. */
+  operations(): number;
+}
+
+/** How timers meet the pacer (pacer.ts): a timeout waits at least the rest owed; each callback is an entry. */
+export interface TimerHooks {
+  owed(): number;
+  enter(): void;
 }
 
 type TimerFunctions = { setTimeout: typeof setTimeout; setInterval: typeof setInterval; clearTimeout: typeof clearTimeout };
 
-export function pendingWork(originals: TimerFunctions): PendingWork {
+export function pendingWork(originals: TimerFunctions, hooks: TimerHooks = { owed: () => 0, enter: () => {} }): PendingWork {
   // Counters and a prototype-less record: nothing work code could replace (see intrinsics.ts).
   const live: Record<number, "timer" | "interval"> = Object.create(null) as Record<number, "timer" | "interval">;
   let timers = 0;
@@ -54,17 +64,28 @@ export function pendingWork(originals: TimerFunctions): PendingWork {
     timers: {
       setTimeout(handler, ms, ...args) {
         const run = callable(handler, "setTimeout");
-        const id = originals.setTimeout(() => {
-          forget(id);
-          apply(run, undefined, args);
-        }, ms) as unknown as number;
+        const rest = hooks.owed();
+        // NaN (no delay given) waits just the rest.
+        const wanted = toNumber(ms) || 0;
+        const id = originals.setTimeout(
+          () => {
+            forget(id);
+            hooks.enter();
+            apply(run, undefined, args);
+          },
+          max(wanted, rest),
+        ) as unknown as number;
         live[id] = "timer";
         timers += 1;
         return id;
       },
       setInterval(handler, ms, ...args) {
         const run = callable(handler, "setInterval");
-        const id = originals.setInterval(() => apply(run, undefined, args), ms) as unknown as number;
+        hooks.owed();
+        const id = originals.setInterval(() => {
+          hooks.enter();
+          apply(run, undefined, args);
+        }, ms) as unknown as number;
         live[id] = "interval";
         intervals += 1;
         return id;
@@ -95,5 +116,7 @@ export function pendingWork(originals: TimerFunctions): PendingWork {
       }
       return { cleared, unsettled: operations };
     },
+    waits: () => timers + intervals,
+    operations: () => operations,
   };
 }

@@ -12,13 +12,24 @@ import {
   type SandboxChunk,
   truncateUtf8,
 } from "../protocol.ts";
+import type { Pacer } from "./pacer.ts";
 
 const stringify = JSON.stringify;
 
 /** The `ctx` a work function receives. */
 interface WorkContext {
   index: number;
-  progress(fraction: number, message?: string): void;
+  /**
+   * Reports how far the chunk is (at most 4 a second leave the worker). The promise resolves
+   * once the worker rested as long as the volunteer's CPU share asks: awaited, it paces the
+   * chunk like `ctx.yield()` (docs/architecture.md, "CPU time and the CPU share").
+   */
+  progress(fraction: number, message?: string): Promise<void>;
+  /**
+   * Lets the worker's event loop run and rests as long as the volunteer's CPU share asks: a
+   * long chunk that awaits it every ~100 ms or less keeps to the share inside the chunk.
+   */
+  yield(): Promise<void>;
   /**
    * Saves the chunk's state (a JSON value, at most 256 KiB of JSON text, 64 levels deep) so
    * that a later attempt at this chunk, on another volunteer if this one vanishes or times out,
@@ -56,6 +67,12 @@ export interface ChunkEnvironment {
   setTimeout: typeof setTimeout;
   clearTimeout: typeof clearTimeout;
   now: () => number;
+  /** The chunk's CPU time and rests (pacer.ts). */
+  pacer: Pacer;
+  /** Resolves after `ms` (the next turn for 0) as a wait of this chunk (worker.ts). */
+  pause: (ms: number) => Promise<void>;
+  /** 100 / share − 1: how long to rest per ms of CPU. */
+  restFactor: number;
   /** Aborted by the worker when the frame cancels this chunk; the deadline is added here. */
   controller: AbortController;
   wasm: WebAssembly.Instance | undefined;
@@ -67,7 +84,8 @@ export async function runChunk(module: WorkModule, chunk: SandboxChunk, env: Chu
   const { key, index, input } = chunk;
   const work = chunk.entry === "reduce" ? module.reduce : module.work;
   if (!work) return failure(key, "throw", "this is a reduce chunk, but the work code has no `export function reduce(results)`", 0);
-  const { timeoutMs, controller, gpu, now } = env;
+  const { timeoutMs, controller, gpu, now, pacer, pause } = env;
+  const rest = (): Promise<void> => pause(pacer.owed());
   // Lets cooperative (async) work stop at the deadline; a busy loop is stopped by the
   // frame terminating this worker instead.
   const deadline = env.setTimeout(() => controller.abort(new DOMException("the chunk's deadline passed", "TimeoutError")), timeoutMs);
@@ -81,10 +99,13 @@ export async function runChunk(module: WorkModule, chunk: SandboxChunk, env: Chu
     index,
     progress(fraction, message) {
       const at = now();
-      if (at - lastProgressAt < PROGRESS_INTERVAL_MS) return;
-      lastProgressAt = at;
-      env.progress(key, Number(fraction), message === undefined ? undefined : truncateUtf8(String(message), 256));
+      if (at - lastProgressAt >= PROGRESS_INTERVAL_MS) {
+        lastProgressAt = at;
+        env.progress(key, Number(fraction), message === undefined ? undefined : truncateUtf8(String(message), 256));
+      }
+      return rest();
     },
+    yield: rest,
     checkpoint(state) {
       // A reduce chunk's input is results: short work, nothing to resume.
       if (chunk.entry === "reduce") return false;
@@ -109,21 +130,22 @@ export async function runChunk(module: WorkModule, chunk: SandboxChunk, env: Chu
     gpu,
   };
 
-  const started = now();
+  // Rests inside the chunk only while it stays under half its timeout; the frame rests the rest after it.
+  pacer.begin(env.restFactor, timeoutMs / 2);
   let result: unknown;
   try {
-    if (controller.signal.aborted) return aborted(key, controller.signal, timeoutMs, 0);
+    if (controller.signal.aborted) return aborted(key, controller.signal, timeoutMs, pacer.end());
     result = await work(input, ctx);
     if (module.canonicalize) result = await module.canonicalize(result);
   } catch (err) {
-    const cpuMs = now() - started;
+    const cpuMs = pacer.end();
     if (controller.signal.aborted) return aborted(key, controller.signal, timeoutMs, cpuMs);
     return failure(key, "throw", describeError(err), cpuMs);
   } finally {
     env.clearTimeout(deadline);
     controller.signal.removeEventListener("abort", destroyGpu);
   }
-  const cpuMs = now() - started;
+  const cpuMs = pacer.end();
   if (controller.signal.aborted) return aborted(key, controller.signal, timeoutMs, cpuMs);
   return serialize(key, result, cpuMs);
 }

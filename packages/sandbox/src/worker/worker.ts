@@ -8,6 +8,7 @@ import { captureConsole } from "./console-capture.ts";
 import { type ChunkClock, chunkFinalizationRegistry } from "./finalization.ts";
 import { apply } from "./intrinsics.ts";
 import { installMemoryBudget, type MemoryBudget } from "./memory/budget.ts";
+import { createPacer, type Pacer } from "./pacer.ts";
 import { type PendingWork, pendingWork } from "./pending-work.ts";
 import { runChunk, type WorkFunction, type WorkModule } from "./run-chunk.ts";
 import { guardGlobalEvents, restrictScope } from "./scope.ts";
@@ -35,6 +36,7 @@ const revokeObjectURL = URL.revokeObjectURL;
 const BlobOf = Blob;
 const Channel = MessageChannel;
 const closeWorker = (scope as unknown as { close(): void }).close.bind(scope);
+const PromiseOf = Promise;
 
 // Uncaught errors and rejections of work code stay in the worker. Propagated, each is an event
 // in the frame's one thread: a flood of them made the frame stop answering, and its reset
@@ -52,6 +54,7 @@ const capture = captureConsole(now, (key, logged) => postToFrame(logged.truncate
 interface Job {
   chunk: SandboxChunk;
   timeoutMs: number;
+  restFactor: number;
   controller: AbortController;
 }
 
@@ -84,7 +87,7 @@ function onMessage(message: ToWorker): void {
       return;
     case "run":
       if (retired) return;
-      jobs[jobs.length] = { chunk: message.chunk, timeoutMs: message.timeoutMs, controller: new AbortController() };
+      jobs[jobs.length] = { chunk: message.chunk, timeoutMs: message.timeoutMs, restFactor: typeof message.restFactor === "number" ? message.restFactor : 0, controller: new AbortController() };
       if (!running) void drain();
       return;
     case "cancel": {
@@ -109,6 +112,51 @@ function nextTurn(): Promise<void> {
   });
 }
 
+// The running chunk's CPU time and in-chunk rests (pacer.ts): ctx waits count with the timers.
+let ctxWaits = 0;
+let pending: PendingWork | undefined;
+const pacer: Pacer = createPacer({
+  now,
+  waits: () => ctxWaits + (pending ? pending.waits() : 0),
+  operations: () => (pending ? pending.operations() : 0),
+  Channel,
+});
+const pauses = new Channel();
+// A queue by index only (see intrinsics.ts): work code may replace Array's methods.
+let pauseWaiters: ((() => void) | undefined)[] = [];
+let pauseHead = 0;
+pauses.port1.onmessage = () => {
+  const waiter = pauseWaiters[pauseHead];
+  pauseWaiters[pauseHead++] = undefined;
+  if (pauseHead === pauseWaiters.length) {
+    pauseWaiters = [];
+    pauseHead = 0;
+  }
+  waiter?.();
+};
+
+/**
+ * Resolves after `ms` (the next turn for 0), as a wait of the running chunk; never once that
+ * chunk ended, so work code cannot run between chunks through it.
+ */
+function pause(ms: number): Promise<void> {
+  const generation = clock.generation;
+  return new PromiseOf<void>((resolve) => {
+    ctxWaits += 1;
+    const done = (): void => {
+      ctxWaits -= 1;
+      if (!clock.running || clock.generation !== generation) return;
+      pacer.enter();
+      resolve();
+    };
+    if (ms > 0) timers.setTimeout(done, ms);
+    else {
+      pauseWaiters[pauseWaiters.length] = done;
+      pauses.port2.postMessage(null);
+    }
+  });
+}
+
 /** Runs the queued chunks one at a time, each posting its outcome from a task after it returned. */
 async function drain(): Promise<void> {
   running = true;
@@ -125,6 +173,7 @@ async function drain(): Promise<void> {
     clock.running = true;
     const outcome = await run(job);
     clock.running = false;
+    ctxWaits = 0;
     // At once, in the same microtask as the return: no timer it left gets a turn.
     const { unsettled } = "module" in loaded ? loaded.pending.finish() : { unsettled: 0 };
     const logged = capture.end();
@@ -153,6 +202,9 @@ async function run(job: Job): Promise<ChunkOutcome> {
       gpu: gpuDevice,
       progress,
       checkpoint,
+      pacer,
+      pause,
+      restFactor: job.restFactor,
       setTimeout: timers.setTimeout,
       clearTimeout: timers.clearTimeout,
       now,
@@ -219,17 +271,18 @@ async function load({ code, wasm, wasmLimits, webgpu, memoryBytes }: WorkerLoad)
     loaded = { error };
     return { ok: false as const, message: error };
   };
-  const pending = pendingWork(timers);
+  const tracked = pendingWork(timers, { owed: () => pacer.owed(), enter: () => pacer.enter() });
+  pending = tracked;
   let budget: MemoryBudget;
   try {
-    budget = installMemoryBudget(memoryBytes, pending, randomValues);
-    if (webgpu) trackGpuOperations(pending);
+    budget = installMemoryBudget(memoryBytes, tracked, randomValues);
+    if (webgpu) trackGpuOperations(tracked);
     const failed = restrictScope({
       webgpu,
       gpu,
       replacements: {
         ...budget.globals,
-        ...pending.timers,
+        ...tracked.timers,
         FinalizationRegistry: chunkFinalizationRegistry(clock),
         console: capture.console,
         performance: Object.freeze({ now, timeOrigin, toJSON: () => ({ timeOrigin }) }),
@@ -275,7 +328,7 @@ async function load({ code, wasm, wasmLimits, webgpu, memoryBytes }: WorkerLoad)
     },
     wasm: instance,
     webgpu,
-    pending,
+    pending: tracked,
     budget,
   };
   if (budget.exceeded !== null) return refuse(budget.exceeded);
