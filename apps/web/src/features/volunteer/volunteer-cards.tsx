@@ -68,24 +68,30 @@ export function ControlsHero({ run, options: [options, setOption] }: { run: Volu
           </span>
           <input type="range" aria-label="Threads" min={1} max={cores} value={run.threads} onChange={(event) => run.changeThreads(Number(event.target.value))} className="accent-white" />
         </label>
-        <label className="flex items-center gap-3 text-sm" title="Each thread computes at most this share of the time and rests the rest">
-          <span>
-            CPU share:{" "}
-            <output className="font-semibold tabular-nums" data-testid="cpu-share">
-              {options.cpuPercent} %
-            </output>
-          </span>
-          <input
-            type="range"
-            aria-label="CPU share"
-            min={minCpuPercent}
-            max={100}
-            step={10}
-            value={options.cpuPercent}
-            onChange={(event) => run.changeCpuPercent(Number(event.target.value))}
-            className="accent-white"
-          />
-        </label>
+        <div className="flex flex-col gap-1">
+          <label className="flex items-center gap-3 text-sm" title="Each thread computes at most this share of the time and rests the rest">
+            <span>
+              CPU share:{" "}
+              <output className="font-semibold tabular-nums" data-testid="cpu-share">
+                {options.cpuPercent} %
+              </output>
+            </span>
+            <input
+              type="range"
+              aria-label="CPU share"
+              min={minCpuPercent}
+              max={100}
+              step={10}
+              value={options.cpuPercent}
+              onChange={(event) => run.changeCpuPercent(Number(event.target.value))}
+              className="accent-white"
+            />
+          </label>
+          {/* A browser cannot preempt a worker: docs/architecture.md, "CPU time and the CPU share". */}
+          <p className="max-w-xs text-xs text-brand-100" data-testid="cpu-share-note">
+            Kept every ~0.1 s by tasks that yield; long chunks that never yield run at full speed and rest afterwards.
+          </p>
+        </div>
         <label className="flex items-center gap-2 text-sm">
           <input type="checkbox" checked={options.pauseWhenHidden} onChange={(event) => setOption("pauseWhenHidden", event.target.checked)} />
           Pause when this tab is hidden
