@@ -200,6 +200,41 @@ describe("creator commands", () => {
     expect(rows.filter(Boolean).length).toBe(lines.length + 1);
   });
 
+  it("status and chunks say what a replicated task's chunks wait for: a trusted copy, more agreeing copies", async () => {
+    const submitted = await runCli(["submit", work, "--range", "0:2:1:1", "--replication", "2", "--quorum", "2", "--priority", "9", "--start", "--json"], { env });
+    expect(submitted.code).toBe(0);
+    const task = JSON.parse(submitted.stdout) as Task;
+    expect(task.counts.total).toBe(2);
+    // Two fresh (untrusted) volunteers through the API: they agree on chunk 0, not on chunk 1.
+    const anonymous = createClient({ baseUrl: server.url });
+    const computeAs = async (name: string, value: (index: number) => unknown) => {
+      const volunteer = anonymous.withToken((await anonymous.createVolunteer(name)).token);
+      const chunks = chunksOfLeases((await volunteer.lease({ max: 64, capabilities: { threads: 32 } })).leases).filter((chunk) => chunk.taskId === task.id);
+      expect(chunks.map((chunk) => chunk.index)).toEqual([0, 1]);
+      await volunteer.submitResults(blockReports(chunks.map((chunk): ChunkOutcomeReport => ({ chunk, result: value(chunk.index), cpuMs: 1 }))));
+    };
+    await computeAs("fresh one", (index) => index);
+    await computeAs("fresh two", (index) => (index === 0 ? 0 : "other"));
+
+    const status = await runCli(["status", task.id], { env });
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain(
+      `waiting:    2 chunks: 1 for a trusted volunteer's copy (untrusted copies agree; more of them cannot decide); 1 for more agreeing copies from volunteers that have not computed them; \`crowdcompute chunks ${task.id} --status voting\` for each`,
+    );
+    const json = JSON.parse((await runCli(["status", task.id, "--json"], { env })).stdout) as Task;
+    expect(json.waiting).toEqual({ trustedCopy: 1, moreCopies: 1, examined: 2 });
+
+    const voting = await runCli(["chunks", task.id, "--status", "voting"], { env });
+    expect(voting.code).toBe(0);
+    const lines = voting.stdout.split("\n").filter(Boolean);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toContain("waits for a trusted volunteer's copy (2 untrusted agree)");
+    expect(lines[1]).toContain("waits for 1 more agreeing copy (1 copy agrees)");
+    const one = await runCli(["status", task.id, "--chunk", "0"], { env });
+    expect(one.stdout.split("\n")[0]).toContain("waits for a trusted volunteer's copy (2 untrusted agree)");
+    await creator.taskAction(task.id, "cancel");
+  });
+
   it("takes NDJSON inputs of many lines and blank lines", async () => {
     const file = join(tempDir("many"), "many.ndjson");
     writeFileSync(

@@ -17,11 +17,21 @@ function describe(chunk: Chunk): string {
   if (chunk.attempts !== null && chunk.attempts > 0) parts.push(`attempts ${chunk.attempts}`);
   if (chunk.expiries !== null && chunk.expiries > 0) parts.push(`expired ${chunk.expiries}`);
   if (chunk.votes.length > 0) parts.push(`votes ${chunk.votes.map((v) => `${safe(v.hashPrefix.slice(0, 6))}${v.agrees === false ? "✗" : ""}`).join(" ")}`);
+  if (chunk.waitingFor) parts.push(paint("yellow", `waits for ${waitsFor(chunk.waitingFor)}`));
   if (chunk.progress) parts.push(paint("cyan", `${Math.round(chunk.progress.fraction * 100)} %${chunk.progress.message ? ` ${safe(chunk.progress.message)}` : ""}`));
   if (chunk.checkpointAt) parts.push("checkpointed");
   if (chunk.lastError) parts.push(paint("red", `${safe(chunk.lastError.kind)}: ${safe(chunk.lastError.message)}`));
   if (chunk.console) parts.push(paint("gray", `console: ${chunk.console.lines.length} line${chunk.console.lines.length === 1 ? "" : "s"}${chunk.console.truncated ? "+" : ""}`));
   return parts.join("  ");
+}
+
+/** A voting chunk's `waitingFor` in words (docs/architecture.md, "Replication, trust and reduce"). */
+function waitsFor(waiting: NonNullable<Chunk["waitingFor"]>): string {
+  const out = waiting.copiesOut > 0 ? `, ${waiting.copiesOut} being computed` : "";
+  const copies = (n: number) => (n === 1 ? "1 copy agrees" : `${n} copies agree`);
+  if (waiting.reason === "trustedCopy") return `a trusted volunteer's copy (${waiting.agreeing} untrusted agree${out})`;
+  if (waiting.reason === "firstCopy") return `a volunteer to compute it${out ? ` (${out.slice(2)})` : ""}`;
+  return `${waiting.moreAgreeing} more agreeing ${waiting.moreAgreeing === 1 ? "copy" : "copies"} (${copies(waiting.agreeing)}${out})`;
 }
 
 const levelStyle: Record<string, "gray" | "yellow" | "red" | undefined> = { debug: "gray", warn: "yellow", error: "red" };

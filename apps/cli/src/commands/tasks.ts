@@ -30,6 +30,22 @@ function bar(task: Task, width = 30): string {
 /** "chunk 7: throw: boom", its text escaped. */
 const describeChunkError = (error: NonNullable<Task["lastError"]>) => `chunk ${error.index}: ${safe(error.kind)}: ${safe(error.message)}`;
 
+/**
+ * What a replicated task's awaiting chunks wait for (docs/architecture.md, "Replication, trust
+ * and reduce"): a trusted volunteer's copy where untrusted copies already agree, else more
+ * agreeing copies from volunteers (and accounts) that have not computed them.
+ */
+function describeWaiting(task: Task): string {
+  const awaiting = task.counts.awaitingCopy;
+  const waiting = task.waiting;
+  const parts: string[] = [];
+  if (waiting && waiting.trustedCopy > 0) parts.push(`${formatCount(waiting.trustedCopy)} for a trusted volunteer's copy (untrusted copies agree; more of them cannot decide)`);
+  const more = waiting ? waiting.moreCopies + Math.max(0, awaiting - waiting.examined) : awaiting;
+  if (more > 0) parts.push(`${formatCount(more)} for more agreeing copies from volunteers that have not computed them`);
+  const examined = waiting && waiting.examined < awaiting ? ` (of the first ${formatCount(waiting.examined)} examined)` : "";
+  return `${formatCount(awaiting)} chunk${awaiting === 1 ? "" : "s"}: ${parts.join("; ")}${examined}; \`crowdcompute chunks ${task.id} --status voting\` for each`;
+}
+
 /** A task for people: a bar and colours on a TTY, `key: value` lines when piped. */
 function printTask(task: Task): void {
   const { total, done, failed, pending, leased } = task.counts;
@@ -53,6 +69,7 @@ function printTask(task: Task): void {
       `${formatCount(v.copiesReceived)} copies received${overhead}, ${formatCount(v.chunksReplicated)} chunks replicated, ${formatCount(v.disagreements)} disagreements, ${formatCount(v.volunteersBanned)} volunteers banned`,
     ]);
   }
+  if (task.counts.awaitingCopy > 0) lines.push(["waiting", describeWaiting(task)]);
   if (task.finishedAt) lines.push(["finished", task.finishedAt]);
   if (task.lastError) lines.push(["last error", paint("red", describeChunkError(task.lastError))]);
   if (task.aggregate.state !== "none" && task.aggregate.state !== "pending") lines.push(["aggregate", jsonLine(task.aggregate)]);
