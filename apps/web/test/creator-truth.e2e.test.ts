@@ -1,5 +1,6 @@
 // What a creator is told, in real Chromium against the real server: why a replicated task
-// waits (each chunk's votes, "waiting for another volunteer", a warning at publish when too
+// waits (each chunk's votes and what it waits for: more agreeing copies, then a trusted
+// volunteer's copy once two fresh volunteers agree; a warning at publish when too
 // few volunteers are online), a JSON-array file too big for one request going up in parts,
 // the throughput chart after a reload (the server keeps the history), stat cards that do not
 // wrap, and the API reference page: offline (nothing from another host), this product only,
@@ -82,11 +83,13 @@ describe(`what the creator pages say, in Chromium (${backend})`, () => {
     const waiting = page.getByTestId("waiting-awaiting");
     await expect
       .poll(() => waiting.textContent(), { timeout: 60_000 })
-      .toMatch(/^6 chunks are waiting for another volunteer: each copy of a chunk must come from a different volunteer \(and account\), and 2 of 2 copies must agree, .*\(1 volunteer online now\)\.$/);
+      .toBe(
+        "6 chunks need more copies that agree: 2 of 2 copies must agree, one of them from a trusted volunteer, and each copy must come from a volunteer (and account) that has not computed that chunk yet (1 volunteer online now).",
+      );
     const votes = page.getByRole("table", { name: "Votes per chunk" });
     await expect.poll(() => votes.getByTestId("voting-chunk").count(), { timeout: 15_000 }).toBe(6);
     // Each chunk plans its replication's copies (a third only once two untrusted ones agree).
-    expect(await votes.getByTestId("voting-chunk").first().textContent()).toMatch(/^01 of 2Chrome on Linux$/);
+    expect(await votes.getByTestId("voting-chunk").first().textContent()).toMatch(/^01 of 2Chrome on Linux1 more agreeing copy from another volunteer$/);
     await expect.poll(() => page.getByTestId("count-leased").textContent()).toBe("0");
     expect(await page.getByTestId("count-pending").textContent()).toBe("6");
     expect(await statsOnOneLine(page)).toEqual([]);
@@ -100,6 +103,23 @@ describe(`what the creator pages say, in Chromium (${backend})`, () => {
     await first.page.getByTestId("next-try").waitFor({ timeout: 30_000 });
     expect(await first.page.locator('[role="status"] [data-testid="next-try"]').count()).toBe(0);
     expect(await first.page.getByRole("status").first().textContent()).not.toMatch(/asking again/);
+
+    // A second fresh volunteer agrees with the first: a quorum of untrusted copies, which
+    // cannot decide a chunk (docs/architecture.md, "Replication, trust and reduce"): each now
+    // waits for a trusted volunteer's copy, and the page says so.
+    const second = await open();
+    await second.page.goto(`${server.url}/`);
+    await second.page.getByRole("slider", { name: "Threads" }).fill("1");
+    await second.page.getByRole("button", { name: "Start" }).click();
+    const trusted = page.getByTestId("waiting-trusted");
+    await expect
+      .poll(() => trusted.textContent(), { timeout: 60_000 })
+      .toMatch(
+        /^6 chunks wait for a trusted volunteer's copy: copies from new volunteers agree, but only a copy from a trusted volunteer .*more copies from new volunteers cannot \(\d volunteers? online now\)\.$/,
+      );
+    await expect.poll(() => votes.getByTestId("waits-for").first().textContent(), { timeout: 15_000 }).toBe("a trusted volunteer's copy: 2 untrusted copies agree");
+    expect(await page.getByTestId("waiting-awaiting").count()).toBe(0);
+    await shot(page, "task-waiting-for-trusted-copy-desktop");
 
     // The owner's own volunteer counts as trusted on its task: it makes every quorum.
     const own = await open({ signedIn: true });

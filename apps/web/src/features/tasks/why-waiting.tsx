@@ -9,7 +9,7 @@ const votingShown = 10;
 /**
  * Why the task's chunks are where they are, in words: a draft or a paused task gets no
  * volunteers; replicated chunks with a vote in wait for a volunteer that has not computed them
- * (with each one's votes); nobody online means nothing moves. Only what the server knows:
+ * (with each one's votes and what it waits for: a trusted copy, more agreeing copies); nobody online means nothing moves. Only what the server knows:
  * chunks out on leases are with volunteers, who compute them a part at a time.
  */
 export function WhyWaiting({ client, task }: { client: Client; task: Task }) {
@@ -36,13 +36,26 @@ export function WhyWaiting({ client, task }: { client: Client; task: Task }) {
       });
     }
     if (awaiting > 0) {
-      lines.push({
-        key: "awaiting",
-        text:
-          `${plural(awaiting, "chunk is", "chunks are")} waiting for another volunteer: each copy of a chunk must come from a different volunteer (and account), ` +
-          `and ${task.quorum} of ${task.replication} copies must agree, so ${awaiting === 1 ? "it needs" : "each needs"} someone who has not computed it yet` +
-          `${online === null ? "" : ` (${plural(online, "volunteer")} online now)`}.`,
-      });
+      const onlineNow = online === null ? "" : ` (${plural(online, "volunteer")} online now)`;
+      const waiting = task.waiting;
+      // What they wait for, by the trust rules (docs/architecture.md, "Replication, trust and reduce").
+      if (waiting && waiting.trustedCopy > 0) {
+        lines.push({
+          key: "trusted",
+          text:
+            `${plural(waiting.trustedCopy, "chunk waits", "chunks wait")} for a trusted volunteer's copy: copies from new volunteers agree, but only a copy from a trusted volunteer ` +
+            `(an admin's, one that earned trust, or your own on your task) can decide a chunk; more copies from new volunteers cannot${onlineNow}.`,
+        });
+      }
+      const more = waiting ? waiting.moreCopies + Math.max(0, awaiting - waiting.examined) : awaiting;
+      if (more > 0) {
+        lines.push({
+          key: "awaiting",
+          text:
+            `${plural(more, "chunk needs", "chunks need")} more copies that agree: ${task.quorum} of ${task.replication} copies must agree, one of them from a trusted volunteer, ` +
+            `and each copy must come from a volunteer (and account) that has not computed that chunk yet${onlineNow}.`,
+        });
+      }
     }
     if (task.status === "running" && left > 0 && online === 0) {
       lines.push({ key: "nobody", text: "No volunteer is online: chunks wait until someone opens the volunteer page." });
@@ -65,14 +78,17 @@ export function WhyWaiting({ client, task }: { client: Client; task: Task }) {
       </ul>
       {chunks.length > 0 ? (
         <>
-          <Table label="Votes per chunk" columns={["Chunk", "Copies in", "From"]} dense tone="sky" className="mt-3">
+          <Table label="Votes per chunk" columns={["Chunk", "Copies in", "From", "Waits for"]} dense tone="sky" className="mt-3">
             {chunks.map((chunk) => (
               <Row key={chunk.index} tone="sky" data-testid="voting-chunk">
                 <td className="py-1 pr-3 tabular-nums">{formatNumber(chunk.index)}</td>
                 <td className="py-1 pr-3 whitespace-nowrap tabular-nums">
                   {chunk.votes.length} of {chunk.copiesNeeded ?? task.replication}
                 </td>
-                <td className="py-1">{chunk.votes.map((vote) => vote.volunteer.name ?? `volunteer ${vote.volunteer.id.slice(0, 8)}`).join(", ")}</td>
+                <td className="py-1 pr-3">{chunk.votes.map((vote) => vote.volunteer.name ?? `volunteer ${vote.volunteer.id.slice(0, 8)}`).join(", ")}</td>
+                <td className="py-1" data-testid="waits-for">
+                  {waitsFor(chunk)}
+                </td>
               </Row>
             ))}
           </Table>
@@ -85,4 +101,14 @@ export function WhyWaiting({ client, task }: { client: Client; task: Task }) {
       ) : null}
     </section>
   );
+}
+
+/** A chunk's `waitingFor` in words. */
+export function waitsFor(chunk: Chunk): string {
+  const waiting = chunk.waitingFor;
+  if (!waiting) return "";
+  const out = waiting.copiesOut > 0 ? ` (${plural(waiting.copiesOut, "copy", "copies")} being computed)` : "";
+  if (waiting.reason === "trustedCopy") return `a trusted volunteer's copy: ${waiting.agreeing} untrusted copies agree${out}`;
+  if (waiting.reason === "firstCopy") return `a volunteer to compute it${out}`;
+  return `${plural(waiting.moreAgreeing, "more agreeing copy", "more agreeing copies")} from another volunteer${out}`;
 }
