@@ -41,6 +41,13 @@ describe.each(testBackends())("replicated tasks through the API on %s", (backend
       const view = (await t.call("GET", `/api/tasks/${task.id}`, { token: creator })).json.task;
       // Two fresh volunteers agreeing wait for a trusted one: the admin's agreeing copy settles it.
       expect(view.status).toBe(i < 2 ? "running" : "done");
+      // What the chunk waits for (issue 28): after one copy, one more agreeing copy; after two
+      // fresh ones that agree, a trusted volunteer's copy, which more fresh copies cannot replace.
+      if (i < 2) {
+        const [chunk] = (await t.call("GET", `/api/tasks/${task.id}/chunks?status=voting`, { token: creator })).json.items;
+        expect(chunk.waitingFor).toEqual(i === 0 ? { reason: "moreCopies", agreeing: 1, moreAgreeing: 1, copiesOut: 0 } : { reason: "trustedCopy", agreeing: 2, moreAgreeing: 1, copiesOut: 0 });
+        expect(view.waiting).toEqual(i === 0 ? { trustedCopy: 0, moreCopies: 1, examined: 1 } : { trustedCopy: 1, moreCopies: 0, examined: 1 });
+      } else expect(view.waiting).toBeNull();
     }
     const lines = (await t.call("GET", `/api/tasks/${task.id}/results`, { token: creator })).text
       .trim()
