@@ -156,3 +156,15 @@ test("at 50 % a chunk paced by awaited ctx.progress() and setTimeout(0) rests in
   const rested = gaps.reduce((sum, gap) => sum + gap, 0);
   expect(rested).toBeGreaterThan(0.5 * busy);
 });
+
+test("at 50 % ctx.progress called in a hot loop without await shares one rest: the chunk still returns promptly", async () => {
+  const code = `export default function work(n, ctx) {
+    const end = performance.now() + 300;
+    let calls = 0;
+    while (performance.now() < end) { ctx.progress(calls / n); calls++; }
+    return calls;
+  }`;
+  const outcome = await runOne(code, 1e6, 50);
+  expect(outcome.ok).toBe(true);
+  if (outcome.ok) expect(JSON.parse(outcome.resultJson)).toBeGreaterThan(1000);
+});

@@ -86,6 +86,11 @@ export async function runChunk(module: WorkModule, chunk: SandboxChunk, env: Chu
   if (!work) return failure(key, "throw", "this is a reduce chunk, but the work code has no `export function reduce(results)`", 0);
   const { timeoutMs, controller, gpu, now, pacer, pause } = env;
   const rest = (): Promise<void> => pause(pacer.owed());
+  // ctx.progress only waits when a rest is owed: at 100 % it stays as cheap as it was.
+  const restIfOwed = (): Promise<void> => {
+    const owed = pacer.owed();
+    return owed > 0 ? pause(owed) : resolved();
+  };
   // Lets cooperative (async) work stop at the deadline; a busy loop is stopped by the
   // frame terminating this worker instead.
   const deadline = env.setTimeout(() => controller.abort(new DOMException("the chunk's deadline passed", "TimeoutError")), timeoutMs);
@@ -103,7 +108,7 @@ export async function runChunk(module: WorkModule, chunk: SandboxChunk, env: Chu
         lastProgressAt = at;
         env.progress(key, Number(fraction), message === undefined ? undefined : truncateUtf8(String(message), 256));
       }
-      return rest();
+      return restIfOwed();
     },
     yield: rest,
     checkpoint(state) {
@@ -149,6 +154,9 @@ export async function runChunk(module: WorkModule, chunk: SandboxChunk, env: Chu
   if (controller.signal.aborted) return aborted(key, controller.signal, timeoutMs, cpuMs);
   return serialize(key, result, cpuMs);
 }
+
+/** An already resolved promise of the realm's own Promise (work code may replace the global). */
+async function resolved(): Promise<void> {}
 
 function aborted(key: string, signal: AbortSignal, timeoutMs: number, cpuMs: number): ChunkOutcome {
   if ((signal.reason as { name?: unknown } | undefined)?.name === "TimeoutError") {

@@ -135,17 +135,26 @@ pauses.port1.onmessage = () => {
   waiter?.();
 };
 
+let pausing: Promise<void> | undefined;
+let pausingGeneration = 0;
+
 /**
  * Resolves after `ms` (the next turn for 0), as a wait of the running chunk; never once that
  * chunk ended, so work code cannot run between chunks through it.
  */
 function pause(ms: number): Promise<void> {
   const generation = clock.generation;
-  return new PromiseOf<void>((resolve) => {
+  // One at a time: work code calling ctx.progress in a hot loop without awaiting it shares
+  // the pending one instead of piling up a timer or message per call.
+  if (pausing && pausingGeneration === generation) return pausing;
+  pausingGeneration = generation;
+  pausing = new PromiseOf<void>((resolve) => {
     ctxWaits += 1;
     const done = (): void => {
-      ctxWaits -= 1;
+      // A chunk that ended took its waits with it (drain resets them).
       if (!clock.running || clock.generation !== generation) return;
+      ctxWaits -= 1;
+      pausing = undefined;
       pacer.enter();
       resolve();
     };
@@ -155,6 +164,7 @@ function pause(ms: number): Promise<void> {
       pauses.port2.postMessage(null);
     }
   });
+  return pausing;
 }
 
 /** Runs the queued chunks one at a time, each posting its outcome from a task after it returned. */
@@ -174,6 +184,7 @@ async function drain(): Promise<void> {
     const outcome = await run(job);
     clock.running = false;
     ctxWaits = 0;
+    pausing = undefined;
     // At once, in the same microtask as the return: no timer it left gets a turn.
     const { unsettled } = "module" in loaded ? loaded.pending.finish() : { unsettled: 0 };
     const logged = capture.end();
