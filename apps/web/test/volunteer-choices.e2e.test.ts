@@ -155,6 +155,8 @@ describe(`a volunteer's exclusions and CPU share in Chromium (${backend})`, () =
     const { client: creator } = await creatorNamed("gamma@example.com", "Gamma Lab");
     const { context, page, exchanges } = await openVolunteer();
     expect(await page.getByTestId("cpu-share").textContent()).toBe("100 %");
+    // The slider says what a browser cannot do: chunks that never yield run at full speed, then rest.
+    await expect.poll(() => page.getByTestId("cpu-share-note").textContent()).toContain("never yield run at full speed and rest afterwards");
     await page.getByRole("button", { name: "Start" }).click();
     await until("the page to wait for work", async () => (await page.getByTestId("state").getAttribute("data-state")) === "waiting");
 
