@@ -210,7 +210,10 @@ describe(`the creator pages in Chromium (${backend})`, () => {
 
     // API keys: minted once, listed by prefix, revoked.
     await page.getByRole("link", { name: "API keys" }).click();
-    await page.getByLabel("Name").fill("laptop CLI");
+    // Exact: the task list asks an unnamed creator for "Your name for volunteers", which a
+    // loose "Name" also matches while the keys page is still on its way.
+    await page.waitForURL(`${server.url}/keys`);
+    await page.getByLabel("Name", { exact: true }).fill("laptop CLI");
     await page.getByRole("button", { name: "Create key" }).click();
     const key = await page.getByTestId("new-api-key").textContent();
     expect(key?.length).toBeGreaterThan(20);
