@@ -1,6 +1,7 @@
 import { type ChunkCheckpoint, type ChunkOutcome, type ChunkProgress, createSandbox, type Sandbox } from "@crowdcompute/sandbox";
 import { ApiError, type BlockReport, type Client, type LeasedBlock, type LeaseRequest, type LeaseResponse, type ResultsResponse } from "@crowdcompute/sdk";
 import { approximateBytes, echoConsole, reportsForPart } from "./block-reports.ts";
+import { rememberLeftBehind, takeLeftBehind } from "./left-behind.ts";
 import { SinceLastBeat } from "./since-last-beat.ts";
 import { TaskAssets } from "./task-assets.ts";
 import { defaultVolunteerName } from "./volunteer-name.ts";
@@ -246,8 +247,11 @@ export class VolunteerRunner {
     this.held = [];
     this.outbox = [];
     this.toRelease.clear();
+    if (leaseIds.size === 0 && leaseRequestKey === undefined) return;
+    const volunteerId = this.token ? subjectOf(this.token) : null;
+    if (volunteerId) rememberLeftBehind(this.options.storage, volunteerId, { leaseIds: [...leaseIds], ...(leaseRequestKey === undefined ? {} : { leaseRequestKey }) });
     // The browser keeps at most 64 KiB of keepalive bodies in flight: 256 ids fit with room.
-    if (this.client && (leaseIds.size > 0 || leaseRequestKey !== undefined)) {
+    if (this.client) {
       void this.client.release([...leaseIds].slice(0, 256), { keepalive: true, ...(leaseRequestKey === undefined ? {} : { leaseRequestKey }) }).catch(() => {});
     }
   }
@@ -318,7 +322,10 @@ export class VolunteerRunner {
       this.webgpu = await hasWebGpuAdapter();
       while (this.running || this.busy()) {
         try {
-          this.client ??= await this.volunteerClient();
+          if (!this.client) {
+            this.client = await this.volunteerClient();
+            await this.releaseLeftBehind(this.client);
+          }
           this.adoptStoredToken();
           if (!this.sandbox) {
             const { sandboxOrigin } = await this.options.client.config();
@@ -492,6 +499,15 @@ export class VolunteerRunner {
     for (let first = 0; first < leaseIds.length; first += 256) {
       await client.release(leaseIds.slice(first, first + 256)).catch(() => {});
     }
+  }
+
+  /** Gives back what an earlier page of this browser held when it went (see left-behind.ts). */
+  private async releaseLeftBehind(client: Client): Promise<void> {
+    const volunteerId = this.token ? subjectOf(this.token) : null;
+    const left = volunteerId ? takeLeftBehind(this.options.storage, volunteerId) : null;
+    if (!left) return;
+    for (let first = 0; first < left.leaseIds.length; first += 256) await client.release(left.leaseIds.slice(first, first + 256)).catch(() => {});
+    for (const leaseRequestKey of left.leaseRequestKeys) await client.release([], { leaseRequestKey }).catch(() => {});
   }
 
   /** Drops blocks with nothing left to run (their reports are in the outbox). */
