@@ -19,8 +19,6 @@ import { runNormalStream } from "./normal-stream.ts";
 
 export type AbuseBackend = "postgres" | "pglite";
 
-export { attackerSource, fromSource, normalSource, type RawRequest, type RawResponse, rawRequest } from "./http.ts";
-
 /** JSON calls for set-up (not timed): throws on any status over 399. */
 export async function jsonCall(base: string, method: string, path: string, body?: unknown, token?: string, source = attackerSource): Promise<any> {
   const response = await rawRequest(base, { method, path, ...(token ? { token } : {}), source, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });

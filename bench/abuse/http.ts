@@ -7,7 +7,7 @@ export const normalSource = "198.51.100.10";
 export const attackerSource = "203.0.113.66";
 
 /** Headers that make a request come from `source` through the trusted loopback proxy. */
-export const fromSource = (source: string) => ({ "x-forwarded-for": source });
+const fromSource = (source: string) => ({ "x-forwarded-for": source });
 
 export interface RawResponse {
   status: number;

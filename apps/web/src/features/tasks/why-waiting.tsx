@@ -104,7 +104,7 @@ export function WhyWaiting({ client, task }: { client: Client; task: Task }) {
 }
 
 /** A chunk's `waitingFor` in words. */
-export function waitsFor(chunk: Chunk): string {
+function waitsFor(chunk: Chunk): string {
   const waiting = chunk.waitingFor;
   if (!waiting) return "";
   const out = waiting.copiesOut > 0 ? ` (${plural(waiting.copiesOut, "copy", "copies")} being computed)` : "";
