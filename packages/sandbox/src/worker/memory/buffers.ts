@@ -3,7 +3,7 @@
 // makes a new buffer of any size from an old one.
 
 import { apply, construct, max } from "../intrinsics.ts";
-import { type Accounting, SMALL } from "./budget.ts";
+import { type Accounting, SMALL } from "./accounting.ts";
 import { type AnyFunction, anyBufferByteLength, type Constructor, standIn, toSize, wrapMethod } from "./wrap.ts";
 
 export function installBuffers(accounting: Accounting): void {

@@ -2,7 +2,7 @@
 // 5): structuredClone, TextEncoder.encode, and what crypto.subtle returns.
 
 import { apply, promiseThen } from "../intrinsics.ts";
-import type { Accounting } from "./budget.ts";
+import type { Accounting } from "./accounting.ts";
 import { type AnyFunction, bufferOfView, isAnyBuffer, isView, uncurry, wrapMethod } from "./wrap.ts";
 
 export function installPlatformCopies(accounting: Accounting): void {

@@ -3,7 +3,7 @@
 // the methods that copy through the engine's own constructor instead.
 
 import { apply, arrayFrom, construct, typedArrayNames } from "../intrinsics.ts";
-import { type Accounting, SMALL } from "./budget.ts";
+import { type Accounting, SMALL } from "./accounting.ts";
 import { type AnyFunction, anyBufferByteLength, type Constructor, isArray, isView, standIn, toSize, typedArrayByteLength, typedArrayLength, wrapMethod } from "./wrap.ts";
 
 /** A typed array's length, or -1 for anything else (a DataView included). */

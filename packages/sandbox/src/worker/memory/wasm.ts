@@ -5,7 +5,7 @@
 
 import { capWasmMemories, mib, WasmLimitError, WasmMalformedError, type WasmMemoryLimits } from "../../wasm-limits.ts";
 import { apply, construct, max, objectValues, promiseThen } from "../intrinsics.ts";
-import type { Accounting } from "./budget.ts";
+import type { Accounting } from "./accounting.ts";
 import { anyBufferByteLength, type Constructor, isAnyBuffer, standIn, toSize, wrapMethod } from "./wrap.ts";
 
 const memoryBuffer = Object.getOwnPropertyDescriptor(WebAssembly.Memory.prototype, "buffer")!.get!;
