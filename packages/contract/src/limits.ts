@@ -24,7 +24,7 @@ export const MAX_HEARTBEAT_LEASES = 256;
 
 /**
  * What one chunk's console may hold: lines (one per `console.*` call) and characters of text
- * in all. The sandbox keeps no more (packages/sandbox/src/protocol.ts has the same figures).
+ * in all. The sandbox keeps no more (it reads these figures from here).
  */
 export const MAX_CONSOLE_LINES = 100;
 export const MAX_CONSOLE_CHARS = 16 * 1024;

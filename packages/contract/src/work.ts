@@ -17,10 +17,7 @@ import {
   MAX_PROGRESS_MESSAGE_CHARS,
   MAX_REPORTS_PER_REQUEST,
 } from "./limits.ts";
-
-/** How a chunk can fail, as a volunteer reports it. */
-export const chunkErrorKinds = ["throw", "timeout", "oom", "invalid-result"] as const;
-export type ChunkErrorKind = (typeof chunkErrorKinds)[number];
+import { chunkErrorKinds, consoleLevels } from "./statuses.ts";
 
 const uuid = z.uuid();
 const leaseId = z.string().min(1).max(200);
@@ -87,10 +84,6 @@ export const chunkErrorSchema = z
     message: z.string().max(MAX_ERROR_MESSAGE_BYTES),
   })
   .strict();
-
-/** What `console.*` of work code writes, one line per call. */
-export const consoleLevels = ["log", "info", "warn", "error", "debug"] as const;
-export type ConsoleLevel = (typeof consoleLevels)[number];
 
 export const consoleLineSchema = z.object({ level: z.enum(consoleLevels), text: z.string().max(MAX_CONSOLE_CHARS) }).strict();
 

@@ -1,18 +1,7 @@
 // Runs in the app page: embeds the sandbox frame and talks to it over one MessagePort.
+import { TASK_MEMORY_MB } from "@crowdcompute/contract/limits";
 import { proxy, type Remote, wrap } from "comlink";
-import {
-  type ChunkCheckpoint,
-  type ChunkOutcome,
-  type ChunkProgress,
-  CONNECT_MESSAGE,
-  type FrameApi,
-  failure,
-  MAX_MEMORY_MB,
-  MAX_THREADS,
-  READY_MESSAGE,
-  type SandboxChunk,
-  type SandboxTask,
-} from "./protocol.ts";
+import { type ChunkCheckpoint, type ChunkOutcome, type ChunkProgress, CONNECT_MESSAGE, type FrameApi, failure, MAX_THREADS, READY_MESSAGE, type SandboxChunk, type SandboxTask } from "./protocol.ts";
 
 export interface SandboxOptions {
   /** The sandbox origin, e.g. `sandboxOriginFor(new URL(location.href), 8788)` (see ./document.ts). */
@@ -102,7 +91,7 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
   const container = options.container ?? document.body;
   let threads = checkThreads(options.threads);
   let cpuPercent = checkCpuPercent(options.cpuPercent ?? 100);
-  const maxMemoryMb = checkMemoryMb(options.maxMemoryMb ?? MAX_MEMORY_MB);
+  const maxMemoryMb = checkMemoryMb(options.maxMemoryMb ?? TASK_MEMORY_MB.max);
   let destroyed = false;
   const settings = () => ({ threads, cpuPercent, maxMemoryMb });
   /** Keys cancelled while their chunks wait to run again after a frame died. */
@@ -311,8 +300,8 @@ function checkCpuPercent(cpuPercent: number): number {
 }
 
 function checkMemoryMb(memoryMb: number): number {
-  if (!Number.isInteger(memoryMb) || memoryMb < 1 || memoryMb > MAX_MEMORY_MB) {
-    throw new RangeError(`maxMemoryMb must be an integer from 1 to ${MAX_MEMORY_MB}, got ${memoryMb}`);
+  if (!Number.isInteger(memoryMb) || memoryMb < 1 || memoryMb > TASK_MEMORY_MB.max) {
+    throw new RangeError(`maxMemoryMb must be an integer from 1 to ${TASK_MEMORY_MB.max}, got ${memoryMb}`);
   }
   return memoryMb;
 }

@@ -1,4 +1,4 @@
 export { sandboxOriginFor } from "./document.ts";
 export { createSandbox, type RunBatchOptions, type Sandbox, type SandboxOptions } from "./host.ts";
 export type { ChunkCheckpoint, ChunkConsole, ChunkError, ChunkErrorKind, ChunkOutcome, ChunkProgress, ConsoleLevel, ConsoleLine, SandboxChunk, SandboxTask } from "./protocol.ts";
-export { CHECKPOINT_INTERVAL_MS, MAX_CHECKPOINT_CHARS, MAX_CONSOLE_CHARS, MAX_CONSOLE_LINES } from "./protocol.ts";
+export { CHECKPOINT_INTERVAL_MS } from "./protocol.ts";

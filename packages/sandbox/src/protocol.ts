@@ -1,22 +1,24 @@
 // The wire contract between host (app page), frame (sandbox origin) and workers.
-// Shared by all three bundles, so it holds types, constants and pure helpers only.
+// Shared by all three bundles, so it holds messages, the sandbox's own timings and pure
+// helpers only: the rules a chunk's outcome answers to (error kinds, sizes, depth) are the
+// HTTP contract's, read from its zod-free subpaths.
+import { MAX_CONSOLE_CHARS, MAX_CONSOLE_LINES, MAX_ERROR_MESSAGE_BYTES } from "@crowdcompute/contract/limits";
+import { type ConsoleLevel, consoleLevels, type ChunkErrorKind as ReportedErrorKind } from "@crowdcompute/contract/statuses";
 import type { WasmMemoryLimits } from "./wasm-limits.ts";
 
+export type { ConsoleLevel };
+
 /**
- * How a chunk can fail. `cancelled` is the sandbox's own: the host asked for
- * it (`Sandbox.cancel`), so there is nothing to report to the server.
+ * How a chunk can fail: the kinds a volunteer reports, and `cancelled`, the sandbox's own:
+ * the host asked for it (`Sandbox.cancel`), so there is nothing to report to the server.
  */
-export type ChunkErrorKind = "throw" | "timeout" | "oom" | "invalid-result" | "cancelled";
+export type ChunkErrorKind = ReportedErrorKind | "cancelled";
 
 export interface ChunkError {
   kind: ChunkErrorKind;
   /** At most {@link MAX_ERROR_MESSAGE_BYTES} bytes of UTF-8. */
   message: string;
 }
-
-/** What `console.*` of work code writes: one line per call. */
-export type ConsoleLevel = "log" | "info" | "warn" | "error" | "debug";
-const consoleLevels: readonly ConsoleLevel[] = ["log", "info", "warn", "error", "debug"];
 
 export interface ConsoleLine {
   level: ConsoleLevel;
@@ -55,7 +57,7 @@ export interface SandboxTask {
   /** Per chunk, counted from the chunk's own start in its worker. */
   timeoutMs: number;
   /**
-   * Each worker's memory budget in MiB (default {@link DEFAULT_MEMORY_MB}), capped by the
+   * Each worker's memory budget in MiB (default the contract's `TASK_MEMORY_MB.default`), capped by the
    * volunteer's `maxMemoryMb`: a chunk that goes over it fails as `oom`.
    */
   memoryMb?: number | undefined;
@@ -89,7 +91,7 @@ export interface SandboxChunk {
   resume?: unknown;
 }
 
-/** A `ctx.checkpoint(state)`: the state as JSON text, at most {@link MAX_CHECKPOINT_CHARS} characters. */
+/** A `ctx.checkpoint(state)`: the state as JSON text, at most the contract's `MAX_CHECKPOINT_CHARS` characters. */
 export interface ChunkCheckpoint {
   key: string;
   json: string;
@@ -103,27 +105,12 @@ export interface ChunkProgress {
 }
 
 export const MAX_THREADS = 64;
-/** A task's memory budget per worker when it declares none (MiB). */
-export const DEFAULT_MEMORY_MB = 256;
-/** The most a task may declare, and a volunteer's cap when it sets none (MiB). */
-export const MAX_MEMORY_MB = 4096;
-export const MAX_RESULT_BYTES = 1024 * 1024;
-export const MAX_ERROR_MESSAGE_BYTES = 4096;
 /** Progress reaches the host at most this often per chunk (4/s). */
 export const PROGRESS_INTERVAL_MS = 250;
-/**
- * A chunk's console: lines and characters of text kept (the same figures as the wire
- * contract's, packages/contract/src/limits.ts). Past them lines are dropped and marked truncated.
- */
-export const MAX_CONSOLE_LINES = 100;
-export const MAX_CONSOLE_CHARS = 16 * 1024;
 /** A chunk that logs sends its lines on to the frame at most this often while it runs, so a chunk that is stopped at its deadline keeps them. */
 export const CONSOLE_FLUSH_MS = 250;
-/** `ctx.checkpoint(state)`: its JSON text at most this long, at most one kept per interval (calls in between return false). */
-export const MAX_CHECKPOINT_CHARS = 256 * 1024;
+/** `ctx.checkpoint(state)`: at most one kept per interval (calls in between return false). */
 export const CHECKPOINT_INTERVAL_MS = 500;
-/** The deepest nesting of arrays and objects a checkpoint may have (the server stores no deeper value). */
-export const MAX_JSON_DEPTH = 64;
 
 /** Window messages of the handshake; nothing else ever crosses a window boundary. */
 export const READY_MESSAGE = "cc-sandbox-ready";
@@ -203,28 +190,6 @@ export function describeError(err: unknown): string {
   } catch {
     return "a value that cannot be converted to a string was thrown";
   }
-}
-
-/**
- * The first character at which JSON `text` nests deeper than `maxDepth` arrays and objects,
- * or -1: a scan of its brackets outside strings, without parsing (the API's own check is
- * apps/api/src/lib/json-limits.ts).
- */
-export function jsonTextTooDeep(text: string, maxDepth = MAX_JSON_DEPTH): number {
-  if (text.length <= maxDepth) return -1;
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text.charCodeAt(i);
-    if (inString) {
-      if (ch === 0x5c) i++;
-      else if (ch === 0x22) inString = false;
-    } else if (ch === 0x22) inString = true;
-    else if (ch === 0x5b || ch === 0x7b) {
-      if (++depth > maxDepth) return i;
-    } else if (ch === 0x5d || ch === 0x7d) depth--;
-  }
-  return -1;
 }
 
 /**

@@ -1,5 +1,6 @@
+import { MAX_ERROR_MESSAGE_BYTES } from "@crowdcompute/contract/limits";
 import { expect, test } from "vitest";
-import { describeError, failure, MAX_ERROR_MESSAGE_BYTES, truncateUtf8 } from "../src/protocol.ts";
+import { describeError, failure, truncateUtf8 } from "../src/protocol.ts";
 
 const utf8 = (text: string): number => new TextEncoder().encode(text).length;
 

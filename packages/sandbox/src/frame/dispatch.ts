@@ -1,18 +1,7 @@
-import {
-  appendConsole,
-  type ChunkCheckpoint,
-  type ChunkErrorKind,
-  type ChunkOutcome,
-  type ChunkProgress,
-  exceedsUtf8Bytes,
-  failure,
-  jsonTextTooDeep,
-  MAX_CHECKPOINT_CHARS,
-  MAX_RESULT_BYTES,
-  PROGRESS_INTERVAL_MS,
-  type SandboxChunk,
-  truncateUtf8,
-} from "../protocol.ts";
+import { jsonTextTooDeep } from "@crowdcompute/contract/json-limits";
+import { MAX_CHECKPOINT_CHARS, MAX_PROGRESS_MESSAGE_CHARS, MAX_RESULT_BYTES } from "@crowdcompute/contract/limits";
+import { chunkErrorKinds } from "@crowdcompute/contract/statuses";
+import { appendConsole, type ChunkCheckpoint, type ChunkOutcome, type ChunkProgress, exceedsUtf8Bytes, failure, PROGRESS_INTERVAL_MS, type SandboxChunk, truncateUtf8 } from "../protocol.ts";
 import type { InFlight, WorkerSlot } from "./worker-slot.ts";
 
 /**
@@ -26,9 +15,6 @@ const PIPELINE_DEPTH = 4;
 const TERMINATE_GRACE_MS = 50;
 /** A cancelled chunk whose worker has not answered within this is stopped with its worker. */
 const CANCEL_GRACE_MS = 500;
-
-// Not "cancelled": only the host decides that; a worker claiming it is believed as a throw.
-const errorKinds: readonly ChunkErrorKind[] = ["throw", "timeout", "oom", "invalid-result"];
 
 type OnProgress = ((progress: ChunkProgress) => unknown) | undefined;
 type OnCheckpoint = ((checkpoint: ChunkCheckpoint) => unknown) | undefined;
@@ -178,7 +164,7 @@ export function dispatch({ slots, spawn, threads, restFactor, timeoutMs }: Dispa
     head.lastProgressAt = now;
     const fraction = Math.min(1, Math.max(0, Number.isFinite(rawFraction) ? rawFraction : 0));
     const progress: ChunkProgress = { key: head.chunk.key, fraction };
-    if (typeof message === "string") progress.message = truncateUtf8(message, 256);
+    if (typeof message === "string") progress.message = truncateUtf8(message, MAX_PROGRESS_MESSAGE_CHARS);
     Promise.resolve(listener(progress)).catch(() => {}); // a host that stopped listening is fine
   };
 
@@ -369,7 +355,8 @@ function checkResult(entry: InFlight, raw: unknown): ChunkOutcome {
     }
     return { key, ok: true, resultJson: json, cpuMs };
   }
-  const kind = errorKinds.find((known) => known === outcome.error?.kind) ?? "throw";
+  // Not "cancelled": only the host decides that; a worker claiming it is believed as a throw.
+  const kind = chunkErrorKinds.find((known) => known === outcome.error?.kind) ?? "throw";
   const message = typeof outcome.error?.message === "string" ? outcome.error.message : "the work failed without a message";
   return failure(key, kind, message, cpuMs);
 }

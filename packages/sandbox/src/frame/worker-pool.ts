@@ -1,17 +1,6 @@
+import { TASK_MEMORY_MB } from "@crowdcompute/contract/limits";
 import { type Remote, releaseProxy } from "comlink";
-import {
-  type ChunkCheckpoint,
-  type ChunkOutcome,
-  type ChunkProgress,
-  DEFAULT_MEMORY_MB,
-  describeError,
-  failure,
-  MAX_MEMORY_MB,
-  MAX_THREADS,
-  type SandboxChunk,
-  type SandboxTask,
-  type WorkerLoad,
-} from "../protocol.ts";
+import { type ChunkCheckpoint, type ChunkOutcome, type ChunkProgress, describeError, failure, MAX_THREADS, type SandboxChunk, type SandboxTask, type WorkerLoad } from "../protocol.ts";
 import { capWasmMemories, WasmLimitError, type WasmMemoryLimits } from "../wasm-limits.ts";
 import { clearOriginStorage } from "./clear-storage.ts";
 import { type Dispatch, dispatch } from "./dispatch.ts";
@@ -46,7 +35,7 @@ export class WorkerPool {
   #workerUrl: string;
   #threads = 1;
   #cpuPercent = 100;
-  #maxMemoryMb = MAX_MEMORY_MB;
+  #maxMemoryMb: number = TASK_MEMORY_MB.max;
   #task: LoadedTask | undefined;
   #slots: WorkerSlot[] = [];
   /** Settles when the last session asked for has drained: the next one waits for it. */
@@ -102,7 +91,7 @@ export class WorkerPool {
       return Promise.reject(error);
     }
     this.#pending += 1;
-    const memoryMb = Math.min(task.memoryMb ?? DEFAULT_MEMORY_MB, this.#maxMemoryMb);
+    const memoryMb = Math.min(task.memoryMb ?? TASK_MEMORY_MB.default, this.#maxMemoryMb);
     const identity = identityOf(task, memoryMb);
     let session = this.#tail;
     if (!session || session.closed || session.identity !== identity) {
@@ -215,8 +204,8 @@ async function compileWasm(bytes: Uint8Array, memoryBytes: number): Promise<{ mo
 }
 
 function checkMemoryMb(value: unknown, name: string): void {
-  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > MAX_MEMORY_MB) {
-    throw new RangeError(`${name} must be an integer from 1 to ${MAX_MEMORY_MB}, got ${String(value)}`);
+  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > TASK_MEMORY_MB.max) {
+    throw new RangeError(`${name} must be an integer from 1 to ${TASK_MEMORY_MB.max}, got ${String(value)}`);
   }
 }
 

@@ -3,7 +3,8 @@
 // and MAX_CONSOLE_CHARS characters and sent with the chunk's outcome, so the creator sees it.
 // Nothing reaches the browser's own console (the volunteer's page echoes lines only when its
 // volunteer asks). A chunk that writes nothing costs a few assignments: no array, no message.
-import { type ChunkConsole, CONSOLE_FLUSH_MS, type ConsoleLevel, type ConsoleLine, describeError, MAX_CONSOLE_CHARS, MAX_CONSOLE_LINES } from "../protocol.ts";
+import { MAX_CONSOLE_CHARS, MAX_CONSOLE_LINES } from "@crowdcompute/contract/limits";
+import { type ChunkConsole, CONSOLE_FLUSH_MS, type ConsoleLevel, type ConsoleLine, describeError } from "../protocol.ts";
 import { apply } from "./intrinsics.ts";
 
 // Taken before work code loads: it shares the realm and may replace any of these.

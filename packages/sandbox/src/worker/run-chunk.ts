@@ -1,17 +1,6 @@
-import {
-  CHECKPOINT_INTERVAL_MS,
-  type ChunkOutcome,
-  describeError,
-  exceedsUtf8Bytes,
-  failure,
-  jsonTextTooDeep,
-  MAX_CHECKPOINT_CHARS,
-  MAX_JSON_DEPTH,
-  MAX_RESULT_BYTES,
-  PROGRESS_INTERVAL_MS,
-  type SandboxChunk,
-  truncateUtf8,
-} from "../protocol.ts";
+import { jsonTextTooDeep } from "@crowdcompute/contract/json-limits";
+import { MAX_CHECKPOINT_CHARS, MAX_JSON_DEPTH, MAX_PROGRESS_MESSAGE_CHARS, MAX_RESULT_BYTES } from "@crowdcompute/contract/limits";
+import { CHECKPOINT_INTERVAL_MS, type ChunkOutcome, describeError, exceedsUtf8Bytes, failure, PROGRESS_INTERVAL_MS, type SandboxChunk, truncateUtf8 } from "../protocol.ts";
 import type { Pacer } from "./pacer.ts";
 
 const stringify = JSON.stringify;
@@ -106,7 +95,7 @@ export async function runChunk(module: WorkModule, chunk: SandboxChunk, env: Chu
       const at = now();
       if (at - lastProgressAt >= PROGRESS_INTERVAL_MS) {
         lastProgressAt = at;
-        env.progress(key, Number(fraction), message === undefined ? undefined : truncateUtf8(String(message), 256));
+        env.progress(key, Number(fraction), message === undefined ? undefined : truncateUtf8(String(message), MAX_PROGRESS_MESSAGE_CHARS));
       }
       return restIfOwed();
     },
