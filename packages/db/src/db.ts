@@ -20,15 +20,15 @@ export type PreparedRunner = (text: string, params: unknown[]) => Promise<unknow
 
 const dialect = new PgDialect();
 
-/** What a database opened by `openDb` carries in this process; its transactions carry nothing. */
+/** What a database opened by `createDbHandle` carries in this process; its transactions carry nothing. */
 const processState = Symbol("crowdcompute db state");
 type WithState = Db & { [processState]?: { dispatcher: Dispatcher; prepared: PreparedRunner | null } };
 
 /**
  * A new drizzle database as a handle, with its dispatcher, and `prepared` (where the driver
- * has one) for `hotRows` to run statements prepared on the database itself.
+ * has one) for `preparedRows` to run statements prepared on the database itself.
  */
-export function openDb(db: Db, kind: DbHandle["kind"], close: () => Promise<void>, prepared: PreparedRunner | null = null): DbHandle {
+export function createDbHandle(db: Db, kind: DbHandle["kind"], close: () => Promise<void>, prepared: PreparedRunner | null = null): DbHandle {
   const dispatcher = new Dispatcher();
   (db as WithState)[processState] = { dispatcher, prepared };
   return { db, kind, dispatcher, close };
@@ -58,7 +58,7 @@ export async function queryRows<T>(db: Db, query: SQL): Promise<T[]> {
  * made once, from the statistics of the moment (this CI's server never refreshes them), and
  * a results download prepared this way nested-looped over a growing table (100k lines: 28 s).
  */
-export async function hotRows<T>(db: Db, query: SQL): Promise<T[]> {
+export async function preparedRows<T>(db: Db, query: SQL): Promise<T[]> {
   const prepared = (db as WithState)[processState]?.prepared;
   if (!prepared) return queryRows<T>(db, query);
   const { sql: text, params } = dialect.sqlToQuery(query);
@@ -71,7 +71,7 @@ const retryableCodes = new Set(["40P01", "40001"]);
  * Retries a statement that lost a deadlock or serialization race. Hot-path statements lock
  * rows in a fixed order, so this is a safety net, not the plan.
  */
-export async function withRetry<T>(run: () => Promise<T>, attempts = 5): Promise<T> {
+export async function retryOnDeadlockOrSerialization<T>(run: () => Promise<T>, attempts = 5): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await run();

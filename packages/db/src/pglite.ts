@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
 import { drizzle } from "drizzle-orm/pglite";
-import { type Db, type DbHandle, openDb } from "./db.ts";
+import { type Db, type DbHandle, createDbHandle } from "./db.ts";
 import * as schema from "./schema.ts";
 
 /**
@@ -37,7 +37,7 @@ export async function createPgliteDb(dataDir?: string, { initialized = false } =
   const client = dataDir ? new PGlite(dataDir, { startParams }) : new PGlite({ startParams });
   await client.waitReady;
   const db = drizzle(client, { schema }) as unknown as Db;
-  return { ...openDb(db, "pglite", () => client.close()), client };
+  return { ...createDbHandle(db, "pglite", () => client.close()), client };
 }
 
 function initializeInChild(dataDir: string): void {

@@ -1,6 +1,6 @@
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
-import { type Db, type DbHandle, openDb } from "./db.ts";
+import { type Db, type DbHandle, createDbHandle } from "./db.ts";
 import { newId } from "./ids.ts";
 import * as schema from "./schema.ts";
 
@@ -13,7 +13,7 @@ export function createPostgresDb(url: string, options: { max?: number } = {}): D
   const connection = { application_name: `crowdcompute ${newId()}` };
   const client = postgres(url, { max: options.max ?? 10, onnotice: () => {}, connect_timeout: 10, connection });
   const db = drizzle(client, { schema }) as unknown as Db;
-  return openDb(
+  return createDbHandle(
     db,
     "postgres",
     () => client.end({ timeout: 5 }),

@@ -1,6 +1,6 @@
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
-import { type DbHandle, openDb } from "./db.ts";
+import { type DbHandle, createDbHandle } from "./db.ts";
 import * as schema from "./schema.ts";
 
 /**
@@ -12,5 +12,5 @@ import * as schema from "./schema.ts";
 export function createWorkersDb(url: string): DbHandle {
   const client = postgres(url, { max: 1, fetch_types: false, prepare: true, onnotice: () => {}, connect_timeout: 10 });
   const db = drizzle(client, { schema }) as unknown as DbHandle["db"];
-  return openDb(db, "postgres", () => client.end({ timeout: 5 }));
+  return createDbHandle(db, "postgres", () => client.end({ timeout: 5 }));
 }

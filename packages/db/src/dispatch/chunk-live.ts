@@ -4,7 +4,7 @@
 // the hot path: a heartbeat or report that carries none runs none of these statements, and the
 // submit statements clear `chunk_live` by index range (submit-blocks.ts, submit-chunks.ts).
 import { sql } from "drizzle-orm";
-import { type Db, queryRows, withRetry } from "../db.ts";
+import { type Db, queryRows, retryOnDeadlockOrSerialization } from "../db.ts";
 
 /** A chunk's latest progress or checkpoint, as a heartbeat carried it, by block offset. */
 export interface LiveChunkReport {
@@ -37,7 +37,7 @@ export async function recordChunkLive(db: Db, input: { volunteerId: string; repo
         `"has_checkpoint":${r.checkpointJson !== undefined},"checkpoint":${r.checkpointJson ?? "null"}}`,
     )
     .join(",")}]`;
-  const rows = await withRetry(() =>
+  const rows = await retryOnDeadlockOrSerialization(() =>
     queryRows<{ task_id: string }>(
       db,
       sql`WITH items AS (
@@ -102,7 +102,7 @@ export async function recordChunkConsole(db: Db, input: { volunteerId: string; r
     .map((r) => `{"lease_id":${r.leaseRowId},"task_id":${JSON.stringify(r.taskId)},"idx":${r.index},"outcome":${JSON.stringify(r.outcome)},"truncated":${r.truncated},"lines":${r.linesJson}}`)
     .join(",")}]`;
   const me = input.volunteerId;
-  const rows = await withRetry(() =>
+  const rows = await retryOnDeadlockOrSerialization(() =>
     queryRows<{ task_id: string }>(
       db,
       sql`WITH items AS (

@@ -1,5 +1,5 @@
 import { type SQL, sql } from "drizzle-orm";
-import { type Db, dispatcherOf, queryRows, withRetry } from "../db.ts";
+import { type Db, dispatcherOf, queryRows, retryOnDeadlockOrSerialization } from "../db.ts";
 import { addToTaskCounters } from "../sql/counters.ts";
 import { resultCovers } from "../sql/result-rows.ts";
 import { completeFinishedTasks } from "../tasks/tasks.ts";
@@ -97,7 +97,7 @@ export async function releaseLeases(db: Db, input: { volunteerId: string; leaseR
  * expiries, failing it at the task's cap.
  */
 async function takeBack(db: Db, shard: number, which: SQL, expiriesAdded: 0 | 1): Promise<number> {
-  const rows = await withRetry(() =>
+  const rows = await retryOnDeadlockOrSerialization(() =>
     queryRows<{ reclaimed: number; failed_tasks: string[] | null }>(
       db,
       sql`WITH expired AS (

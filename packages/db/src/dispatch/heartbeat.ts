@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { type Db, dispatcherOf, queryRows, withRetry } from "../db.ts";
+import { type Db, dispatcherOf, queryRows, retryOnDeadlockOrSerialization } from "../db.ts";
 
 export interface HeartbeatOutcome {
   /** Lease rows still the volunteer's: each deadline now runs one more chunk timeout + grace, or to its latest. */
@@ -24,7 +24,7 @@ export async function heartbeatLeases(db: Db, input: { volunteerId: string; leas
   const outcome: HeartbeatOutcome = { extended: [], lost: [], cancelled: [] };
   if (input.leaseRowIds.length === 0) return outcome;
   const ids = JSON.stringify([...new Set(input.leaseRowIds)].sort((a, b) => a - b));
-  const rows = await withRetry(() =>
+  const rows = await retryOnDeadlockOrSerialization(() =>
     queryRows<{ id: string | number; state: "extended" | "lost" | "cancelled" }>(
       db,
       sql`WITH wanted AS (

@@ -2,7 +2,7 @@
 // not yet reported (docs/architecture.md, "Bounds on what one volunteer holds"). Read once
 // before each lease request that has bounds, from two partial indexes of the live leases.
 import { sql } from "drizzle-orm";
-import { type Db, hotRows } from "../db.ts";
+import { type Db, preparedRows } from "../db.ts";
 
 export interface Held {
   /** Unreported chunks of the volunteer's live leases, in all. */
@@ -23,7 +23,7 @@ const taskLive = sql`EXISTS (SELECT 1 FROM tasks t WHERE t.id = l.task_id AND t.
  * back (`reclaimExpiredLeases`), and its volunteer is not held back for it meanwhile.
  */
 export async function heldChunks(db: Db, input: { volunteerId: string; source: string | null }): Promise<Held> {
-  const rows = await hotRows<{ of: "volunteer" | "source"; task_id: string; held: number }>(
+  const rows = await preparedRows<{ of: "volunteer" | "source"; task_id: string; held: number }>(
     db,
     sql`SELECT 'volunteer' AS of, l.task_id, sum(l.n - bit_count(l.reported))::int AS held FROM leases l
         WHERE l.volunteer_id = ${input.volunteerId} AND NOT l.reclaimed AND l.deadline > now() AND ${taskLive}

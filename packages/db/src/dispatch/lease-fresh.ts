@@ -1,7 +1,7 @@
 // The hot lease statement (docs/architecture.md, "Dispatch"): pending retries as one-chunk
 // leases, or else one block cut from the first unlocked stripe. One round trip a block.
 import { type SQL, sql } from "drizzle-orm";
-import { type Db, hotRows } from "../db.ts";
+import { type Db, preparedRows } from "../db.ts";
 import { noneReported } from "../sql/report-masks.ts";
 import type { Candidate } from "./candidates.ts";
 import type { LeaseRequest } from "./lease.ts";
@@ -25,7 +25,7 @@ export function leaseFromTask(db: Db, task: Candidate, want: number, ahead: numb
   // `ahead`: chunks this request already holds, which the volunteer runs before these.
   const deadline = (n: SQL) => deadlineAfter(task, request, sql`${n} + ${ahead}::int`);
   const latest = (n: SQL) => latestAfter(task, request, sql`${n} + ${ahead}::int`);
-  return hotRows<LeaseBlockRow>(
+  return preparedRows<LeaseBlockRow>(
     db,
     sql`WITH retry AS (
           SELECT idx FROM chunk_state

@@ -1,6 +1,6 @@
 import { MAX_BLOCK_CHUNKS, MAX_LEASE_CHUNKS } from "@crowdcompute/contract/limits";
 import { sql } from "drizzle-orm";
-import { type Db, dispatcherOf, hotRows, queryRows, withRetry } from "../db.ts";
+import { type Db, dispatcherOf, preparedRows, queryRows, retryOnDeadlockOrSerialization } from "../db.ts";
 import { someClear } from "../sql/report-masks.ts";
 import { rangeChunkInput } from "../tasks/tasks.ts";
 import { type Candidate, candidateTasks, rotateServedCreators } from "./candidates.ts";
@@ -198,15 +198,15 @@ async function leaseFromCandidates(db: Db, candidates: Candidate[], request: Lea
       const ahead = sum(got);
       const take = Math.min(maxBlockChunks, want - ahead);
       // Extra copies of replicated chunks first: they hold back a quorum already under way.
-      const copies = task.replication > 1 ? await withRetry(() => leaseCopies(db, task, take, ahead, request)) : [];
+      const copies = task.replication > 1 ? await retryOnDeadlockOrSerialization(() => leaseCopies(db, task, take, ahead, request)) : [];
       let blocks = copies;
       if (copies.length === 0) {
         const fresh = Math.min(take, shareLeft);
         if (fresh <= 0) break;
-        blocks = await withRetry(() => leaseFromTask(db, task, fresh, ahead, request, "skip-locked"));
+        blocks = await retryOnDeadlockOrSerialization(() => leaseFromTask(db, task, fresh, ahead, request, "skip-locked"));
         // Every open stripe was locked by other lessees' statements (near a task's end, when few
         // stripes are left): wait for one rather than send the volunteer away with no work.
-        if (blocks.length === 0 && got.length === 0) blocks = await withRetry(() => leaseFromTask(db, task, fresh, ahead, request, "wait"));
+        if (blocks.length === 0 && got.length === 0) blocks = await retryOnDeadlockOrSerialization(() => leaseFromTask(db, task, fresh, ahead, request, "wait"));
         shareLeft -= sum(blocks);
       }
       if (blocks.length === 0) break;
@@ -245,7 +245,7 @@ async function leasedBlock(db: Db, task: TaskOfLease, block: LeaseBlockRow): Pro
       const leaseRowId = Number(block.lease_id);
       const message = `the server could not build this reduce chunk's input: ${(error as Error).message}`.slice(0, 4096);
       const errors = Array.from({ length: block.n }, (_, o) => ({ leaseRowId, taskId: task.id, index: firstIdx + o, kind: "throw", message, cpuMs: 0 }));
-      await withRetry(() => recordChunkErrors(db, 0, errors));
+      await retryOnDeadlockOrSerialization(() => recordChunkErrors(db, 0, errors));
       return null;
     }
   } else if (task.input_kind === "range") {
@@ -312,7 +312,7 @@ const markEveryMs = 100;
 
 /** Moves the creators to the back of the queue; skips rows touched in the last 100 ms. */
 async function markServed(db: Db, ownerIds: string[]): Promise<void> {
-  await hotRows(
+  await preparedRows(
     db,
     sql`
     INSERT INTO creator_turns AS ct (owner_id, last_served_at)

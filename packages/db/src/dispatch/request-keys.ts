@@ -3,7 +3,7 @@
 // its `keptPerVolunteer` newest keys, so a loop of requests or releases with fresh keys leaves
 // at most that many rows (each otherwise lived a day, swept by expire.ts).
 import { sql } from "drizzle-orm";
-import { type Db, hotRows } from "../db.ts";
+import { type Db, preparedRows } from "../db.ts";
 
 /** Keys a volunteer keeps: a repeat is only ever of its last few requests. */
 export const keptPerVolunteer = 32;
@@ -14,7 +14,7 @@ export const keptPerVolunteer = 32;
  * rows, by its primary key prefix).
  */
 export async function claimRequestKey(db: Db, volunteerId: string, key: string): Promise<boolean> {
-  const rows = await hotRows<{ claimed: number }>(
+  const rows = await preparedRows<{ claimed: number }>(
     db,
     sql`WITH trimmed AS (
           DELETE FROM lease_requests WHERE volunteer_id = ${volunteerId} AND key IN (

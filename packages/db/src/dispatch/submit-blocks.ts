@@ -9,7 +9,7 @@
 // to it by expiry (the old lease is reclaimed) or an error (the offset is reported), and such
 // a chunk is reissued alone, one lease row a chunk, so its late results meet on the key.
 import { sql } from "drizzle-orm";
-import { type Db, hotRows } from "../db.ts";
+import { type Db, preparedRows } from "../db.ts";
 import { addToVolunteerCounters, boundedCpu, countCredited } from "../sql/counters.ts";
 import { noneSetIn, runMask } from "../sql/report-masks.ts";
 import { exhausted, type RejectionReason, runsJson } from "./submit-chunks.ts";
@@ -39,7 +39,7 @@ export type BlockRow =
 
 export function insertResultRuns(db: Db, volunteerId: string, shard: number, runs: ResultRun[]): Promise<BlockRow[]> {
   const items = runsJson(runs.map((run) => ({ leaseRowId: run.leaseRowId, taskId: run.taskId, first: run.offset, count: run.count, resultsJson: run.resultsJson, cpuMs: run.cpuMs })));
-  return hotRows<BlockRow>(
+  return preparedRows<BlockRow>(
     db,
     sql`WITH items AS (
           -- "first" is the run's offset in its block here; a block row keeps the array text as

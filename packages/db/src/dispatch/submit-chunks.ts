@@ -3,7 +3,7 @@
 // chunk, which is a vote). Each row of items is one chunk. The common case, a block reported
 // whole, is submit-blocks.ts; errors, which share the items' judgement here, submit-errors.ts.
 import { type SQL, sql } from "drizzle-orm";
-import { type Db, hotRows } from "../db.ts";
+import { type Db, preparedRows } from "../db.ts";
 import { boundedCpu, countCredited } from "../sql/counters.ts";
 import { isSet, runMask } from "../sql/report-masks.ts";
 
@@ -91,7 +91,7 @@ export type ChunkResultRow =
  * a chunk was reissued one per lease row).
  */
 export function insertChunkResults(db: Db, volunteerId: string, shard: number, runs: readonly RunOfResults[]): Promise<ChunkResultRow[]> {
-  return hotRows<ChunkResultRow>(
+  return preparedRows<ChunkResultRow>(
     db,
     sql`WITH runs AS (
           SELECT * FROM json_to_recordset(${runsJson(runs)}::json)

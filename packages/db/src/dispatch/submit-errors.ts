@@ -2,7 +2,7 @@
 // current holder, and fails the chunk at the task's max_attempts. Judged as results are
 // (submit-chunks.ts, `judgedItems`).
 import { sql } from "drizzle-orm";
-import { type Db, hotRows } from "../db.ts";
+import { type Db, preparedRows } from "../db.ts";
 import { addToTaskCounters } from "../sql/counters.ts";
 import { resultCovers } from "../sql/result-rows.ts";
 import { type ChunkError, type ItemRow, judgedItems } from "./submit-chunks.ts";
@@ -15,7 +15,7 @@ export type ErrorRow = ItemRow & { status: string | null };
  */
 export function recordChunkErrors(db: Db, shard: number, errors: ChunkError[]): Promise<ErrorRow[]> {
   const items = errors.map((e) => ({ lease_id: e.leaseRowId, task_id: e.taskId, idx: e.index, kind: e.kind, message: e.message }));
-  return hotRows<ErrorRow>(
+  return preparedRows<ErrorRow>(
     db,
     sql`WITH items AS (
           SELECT * FROM json_to_recordset(${JSON.stringify(items)}::json)

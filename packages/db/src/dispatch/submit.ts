@@ -1,4 +1,4 @@
-import { type Db, withRetry } from "../db.ts";
+import { type Db, retryOnDeadlockOrSerialization } from "../db.ts";
 import { completeFinishedTasks } from "../tasks/tasks.ts";
 import { type ConsoleReport, recordChunkConsole } from "./chunk-live.ts";
 import { insertResultRuns, type ResultRun } from "./submit-blocks.ts";
@@ -32,7 +32,7 @@ export async function submitResults(
   const touched = new Set<string>();
   const runs = input.runs.filter((run) => run.count > 0);
   if (runs.length > 0) {
-    const rows = await withRetry(() => insertResultRuns(db, input.volunteerId, input.shard, runs));
+    const rows = await retryOnDeadlockOrSerialization(() => insertResultRuns(db, input.volunteerId, input.shard, runs));
     const perChunk: RunOfResults[] = [];
     for (const row of rows) {
       if (row.kind === "task") {
@@ -48,7 +48,7 @@ export async function submitResults(
     if (perChunk.length > 0) await submitChunkByChunk(db, input, perChunk, outcome, touched);
   }
   if (input.errors.length > 0) {
-    const rows = await withRetry(() => recordChunkErrors(db, input.shard, input.errors));
+    const rows = await retryOnDeadlockOrSerialization(() => recordChunkErrors(db, input.shard, input.errors));
     for (const row of rows) {
       if (row.status === "failed") touched.add(row.task_id);
       if (row.reason) outcome.rejected.push({ leaseRowId: Number(row.lease_id), taskId: row.task_id, index: row.idx, count: 1, reason: row.reason });
@@ -62,7 +62,7 @@ export async function submitResults(
 }
 
 async function submitChunkByChunk(db: Db, input: { volunteerId: string; userId?: string | null; shard: number }, runs: RunOfResults[], outcome: SubmitOutcome, touched: Set<string>): Promise<void> {
-  const rows = await withRetry(() => insertChunkResults(db, input.volunteerId, input.shard, runs));
+  const rows = await retryOnDeadlockOrSerialization(() => insertChunkResults(db, input.volunteerId, input.shard, runs));
   const votes: Vote[] = [];
   for (const row of rows) {
     if (row.lease_id === null) {
@@ -75,7 +75,7 @@ async function submitChunkByChunk(db: Db, input: { volunteerId: string; userId?:
     }
   }
   if (votes.length > 0) {
-    const counted = await withRetry(() => recordVotes(db, { volunteerId: input.volunteerId, userId: input.userId ?? null, shard: input.shard, votes }));
+    const counted = await retryOnDeadlockOrSerialization(() => recordVotes(db, { volunteerId: input.volunteerId, userId: input.userId ?? null, shard: input.shard, votes }));
     outcome.inserted += counted.won;
     for (const taskId of counted.finishedChunksOf) touched.add(taskId);
   }

@@ -13,7 +13,7 @@ import { leaseBlocksOf, liveReports, readReports, rejectedRuns } from "./work.re
 import type * as routes from "./work.routes.ts";
 
 /**
- * A statement that lost a deadlock or serialization race after its retries (db's `withRetry`)
+ * A statement that lost a deadlock or serialization race after its retries (db's `retryOnDeadlockOrSerialization`)
  * is a 503 with Retry-After, never a 500: nothing it did was committed, and the client's retry
  * meets the rows free (docs/architecture.md, "Bounds on what one volunteer holds").
  */
