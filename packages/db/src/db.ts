@@ -1,42 +1,35 @@
 import type { SQL } from "drizzle-orm";
 import { type PgDatabase, PgDialect, type PgQueryResultHKT } from "drizzle-orm/pg-core";
-import { Dispatcher } from "./dispatch/dispatcher.ts";
 import type * as schema from "./schema.ts";
 
 /** A drizzle database over either driver (postgres.js or PGlite), or a transaction of one. */
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
-
-/** An open database and how to close it. */
-export interface DbHandle {
-  db: Db;
-  kind: "postgres" | "pglite";
-  /** This process's dispatch caches for this database (the same as `dispatcherOf(db)`). */
-  dispatcher: Dispatcher;
-  close(): Promise<void>;
-}
 
 /** Runs a statement as a named prepared statement of its connection (parsed and planned once). */
 export type PreparedRunner = (text: string, params: unknown[]) => Promise<unknown[]>;
 
 const dialect = new PgDialect();
 
-/** What a database opened by `createDbHandle` carries in this process; its transactions carry nothing. */
+/**
+ * What a database given a handle (handle.ts) carries in this process; its transactions
+ * carry nothing. Its identity keys what this process keeps per database (the dispatch cache,
+ * dispatch/dispatch-cache.ts).
+ */
+export type ProcessState = { readonly prepared: PreparedRunner | null };
 const processState = Symbol("crowdcompute db state");
-type WithState = Db & { [processState]?: { dispatcher: Dispatcher; prepared: PreparedRunner | null } };
+type WithState = Db & { [processState]?: ProcessState };
 
 /**
- * A new drizzle database as a handle, with its dispatcher, and `prepared` (where the driver
- * has one) for `preparedRows` to run statements prepared on the database itself.
+ * Gives a database its driver opened what it carries in this process (`createDbHandle`):
+ * `prepared`, where the driver has one, for `preparedRows` to run statements prepared on it.
  */
-export function createDbHandle(db: Db, kind: DbHandle["kind"], close: () => Promise<void>, prepared: PreparedRunner | null = null): DbHandle {
-  const dispatcher = new Dispatcher();
-  (db as WithState)[processState] = { dispatcher, prepared };
-  return { db, kind, dispatcher, close };
+export function attachProcessState(db: Db, prepared: PreparedRunner | null): void {
+  (db as WithState)[processState] = { prepared };
 }
 
-/** The dispatcher `db` was opened with; an empty one, kept nowhere, for a transaction. */
-export function dispatcherOf(db: Db): Dispatcher {
-  return (db as WithState)[processState]?.dispatcher ?? new Dispatcher();
+/** What `db` carries in this process (see `ProcessState`); undefined for a transaction. */
+export function processStateOf(db: Db): ProcessState | undefined {
+  return (db as WithState)[processState];
 }
 
 /**

@@ -19,14 +19,16 @@ export {
   setDisplayName,
   type VolunteerLink,
 } from "./accounts/users.ts";
-export type { Db, DbHandle } from "./db.ts";
+export type { Db } from "./db.ts";
 export { type ConsoleReport, type LiveChunkReport, recordChunkLive } from "./dispatch/chunk-live.ts";
 export { reclaimExpiredLeases, releaseLeaseRequest, releaseLeases, sweepExpiredLeases } from "./dispatch/expire.ts";
 export { heartbeatLeases, oneBeatAtATime } from "./dispatch/heartbeat.ts";
-export { type LeaseBound, type LeaseBounds, type LeasedBlock, type LeaseOutcome, leaseBlocks } from "./dispatch/lease.ts";
+export { leaseBlocks } from "./dispatch/lease.ts";
 export { leaseWithinBounds } from "./dispatch/lease-bounds.ts";
+export type { LeaseBound, LeaseBounds, LeasedBlock, LeaseOutcome } from "./dispatch/lease-types.ts";
 export { type ChunkError, type ResultRun, submitResults } from "./dispatch/submit.ts";
 export { listenTaskChanged, notifyTaskChanged } from "./events.ts";
+export type { DbHandle } from "./handle.ts";
 export { volunteerMayReadTask } from "./reads/task-readers.ts";
 export { appendInputs } from "./tasks/inputs.ts";
 export { type CloneChanges, cloneTask, deleteTask, retryFailedChunks } from "./tasks/task-maintenance.ts";

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
 import { drizzle } from "drizzle-orm/pglite";
-import { type Db, type DbHandle, createDbHandle } from "./db.ts";
+import type { Db } from "./db.ts";
+import { createDbHandle, type DbHandle } from "./handle.ts";
 import * as schema from "./schema.ts";
 
 /**

@@ -1,6 +1,7 @@
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
-import { type Db, type DbHandle, createDbHandle } from "./db.ts";
+import type { Db } from "./db.ts";
+import { createDbHandle, type DbHandle } from "./handle.ts";
 import { newId } from "./ids.ts";
 import * as schema from "./schema.ts";
 

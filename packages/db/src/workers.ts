@@ -1,6 +1,6 @@
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
-import { type DbHandle, createDbHandle } from "./db.ts";
+import { createDbHandle, type DbHandle } from "./handle.ts";
 import * as schema from "./schema.ts";
 
 /**

@@ -40,7 +40,7 @@ describe.each(testBackends())("bounds on what one volunteer holds on %s", (backe
   const startTask = async (chunks: number, overrides: Parameters<typeof taskFixture>[1] = {}) => {
     await db().execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running'`);
     // Who asked for work in earlier tests is not asking now.
-    testDb.handle.dispatcher.askedAt.clear();
+    testDb.handle.dispatchCache.askedAt.clear();
     return createTask(db(), taskFixture(ownerId, { inputs: { kind: "array", items: Array.from({ length: chunks }, (_, i) => i) }, ...overrides }));
   };
   const volunteer = async (name: string) => (await createVolunteer(db(), { name, userId: null })).id;
@@ -132,7 +132,7 @@ describe.each(testBackends())("bounds on what one volunteer holds on %s", (backe
     expect(first.blocks.reduce((n, b) => n + b.n, 0)).toBe(100);
     expect((await leaseWithinBounds(db(), greedy(hoarder))).blocks).toEqual([]);
     // Once nobody else asks, the rest is the hoarder's to take, up to its own bound.
-    testDb.handle.dispatcher.askedAt.clear();
+    testDb.handle.dispatchCache.askedAt.clear();
     // (Without a buffer: a task not yet timed gives 2 chunks a thread to a buffered request.)
     const everything = (v: string) => leaseRequest(v, { max: 4096, threads: 256, source: attacker, bounds });
     const alone = await leaseWithinBounds(db(), everything(hoarder));
@@ -173,7 +173,7 @@ describe.each(testBackends())("bounds on what one volunteer holds on %s", (backe
     expect(states[0]).toBe("extended");
     expect(states.at(-1)).toBe("lost");
     expect(await reclaimExpiredLeases(db(), 0)).toBeGreaterThan(0);
-    testDb.handle.dispatcher.askedAt.clear();
+    testDb.handle.dispatchCache.askedAt.clear();
     const taken = await leaseWithinBounds(db(), leaseRequest(next, { max: 8, bounds }));
     expect(taken.blocks.reduce((n, b) => n + b.n, 0)).toBe(8);
   });
@@ -184,7 +184,7 @@ describe.each(testBackends())("bounds on what one volunteer holds on %s", (backe
     // Eight results teach the task its (tiny) chunk time: its next deadlines are soon.
     const first = (await leaseWithinBounds(db(), leaseRequest(timer, { max: 8, threads: 4, bounds }))).blocks;
     await report(timer, first);
-    testDb.handle.dispatcher.tasksChanged(); // candidate tasks, kept 100 ms, now say it is timed
+    testDb.handle.dispatchCache.tasksChanged(); // candidate tasks, kept 100 ms, now say it is timed
     const { blocks } = await leaseWithinBounds(db(), leaseRequest(beater, { max: 4, threads: 1, graceMs: 0, bounds }));
     expect(blocks.map((b) => b.taskId)).toEqual([taskId]);
     const ids = blocks.map((b) => b.leaseRowId);

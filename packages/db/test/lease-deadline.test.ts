@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows } from "../src/db.ts";
-import type { LeaseRequest } from "../src/dispatch/lease.ts";
+import type { LeaseRequest } from "../src/dispatch/lease-types.ts";
 import { createTask, createUser, createVolunteer } from "../src/index.ts";
 import { leaseChunks, leaseRequest, openTestDb, type TestDb, taskFixture, testBackends } from "../testing/testing.ts";
 

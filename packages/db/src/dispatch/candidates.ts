@@ -1,27 +1,8 @@
 import { sql } from "drizzle-orm";
-import { type Db, dispatcherOf, queryRows } from "../db.ts";
-import type { RangeSpec } from "../tasks/tasks.ts";
-import type { Dispatcher } from "./dispatcher.ts";
-
-/** A running task a volunteer may be served, with what leasing from it needs. */
-export type Candidate = {
-  id: string;
-  owner_id: string;
-  input_kind: "array" | "range" | "ndjson";
-  range: RangeSpec | null;
-  timeout_ms: number;
-  memory_mb: number;
-  code_sha256: string;
-  wasm_sha256: string | null;
-  replication: number;
-  requires: { webgpu?: boolean };
-  total: number;
-  /** Results counted so far, and their mean CPU time (ms), for sizing blocks; null before any. */
-  measured: number;
-  mean_chunk_ms: number | null;
-  /** The mean size of a stored input (0 for ranges), which caps a block's chunks. */
-  mean_input_bytes: number;
-};
+import { type Db, queryRows } from "../db.ts";
+import type { DispatchCache } from "./dispatch-cache.ts";
+import { dispatchCacheOf } from "./dispatch-cache.ts";
+import type { Candidate } from "./lease-types.ts";
 
 export interface CandidateFilter {
   userId: string | null;
@@ -33,15 +14,15 @@ export interface CandidateFilter {
 const candidateLimit = 16;
 
 // Every lease request needs the tasks it may be served, in turn order: a query per request
-// is a round trip of three. The database's dispatcher keeps each filter's answer for 100 ms,
+// is a round trip of three. The database's dispatch cache keeps each filter's answer for 100 ms,
 // rotating creators it served to the back itself (as the shared turn order would), and the
 // lease statements check that a cached task is still running, so a pause stops leases at once.
 const cacheMs = 100;
 const maxCachedFilters = 1000;
 
-/** Drops the cached answers of `db`'s dispatcher: a task started, resumed or was created. */
+/** Drops the cached answers of `db`'s dispatch cache: a task started, resumed or was created. */
 export function candidateTasksChanged(db: Db): void {
-  dispatcherOf(db).tasksChanged();
+  dispatchCacheOf(db).tasksChanged();
 }
 
 const keyOf = (filter: CandidateFilter) => JSON.stringify([filter.userId, filter.webgpu, filter.excludeTasks, filter.excludeCreators]);
@@ -51,16 +32,16 @@ const keyOf = (filter: CandidateFilter) => JSON.stringify([filter.userId, filter
  * a creator's own tasks by priority. `fromCache` says whether the answer may be up to 100 ms
  * old; a caller that got nothing from such an answer asks again with `fresh`.
  */
-export async function candidateTasks(db: Db, dispatcher: Dispatcher, filter: CandidateFilter, { fresh = false } = {}): Promise<{ tasks: Candidate[]; fromCache: boolean }> {
+export async function candidateTasks(db: Db, dispatchCache: DispatchCache, filter: CandidateFilter, { fresh = false } = {}): Promise<{ tasks: Candidate[]; fromCache: boolean }> {
   const key = keyOf(filter);
-  const hit = dispatcher.candidates.get(key);
-  if (!fresh && hit && hit.generation === dispatcher.generation && hit.at > Date.now() - cacheMs) return { tasks: hit.tasks, fromCache: true };
+  const hit = dispatchCache.candidates.get(key);
+  if (!fresh && hit && hit.generation === dispatchCache.generation && hit.at > Date.now() - cacheMs) return { tasks: hit.tasks, fromCache: true };
   // Requests that find the answer expired together share one query instead of each sending
   // their own (16 volunteers sent ~7 per expiry).
-  const queries = dispatcher.candidateQueries;
+  const queries = dispatchCache.candidateQueries;
   const running = queries.get(key);
-  if (!fresh && running && running.generation === dispatcher.generation) return { tasks: await running.tasks, fromCache: true };
-  const query = { generation: dispatcher.generation, tasks: queryCandidates(db, dispatcher, filter, key) };
+  if (!fresh && running && running.generation === dispatchCache.generation) return { tasks: await running.tasks, fromCache: true };
+  const query = { generation: dispatchCache.generation, tasks: queryCandidates(db, dispatchCache, filter, key) };
   queries.set(key, query);
   try {
     return { tasks: await query.tasks, fromCache: false };
@@ -69,9 +50,9 @@ export async function candidateTasks(db: Db, dispatcher: Dispatcher, filter: Can
   }
 }
 
-async function queryCandidates(db: Db, dispatcher: Dispatcher, filter: CandidateFilter, key: string): Promise<Candidate[]> {
-  const cache = dispatcher.candidates;
-  const startedIn = dispatcher.generation;
+async function queryCandidates(db: Db, dispatchCache: DispatchCache, filter: CandidateFilter, key: string): Promise<Candidate[]> {
+  const cache = dispatchCache.candidates;
+  const startedIn = dispatchCache.generation;
   const tasks = await queryRows<Candidate>(
     db,
     sql`SELECT t.id, t.owner_id, t.input_kind, t.range, t.timeout_ms, t.memory_mb, t.code_sha256, t.wasm_sha256, t.replication, t.requires, t.total,
@@ -98,8 +79,8 @@ async function queryCandidates(db: Db, dispatcher: Dispatcher, filter: Candidate
 }
 
 /** Moves the creators just served behind the others in this filter's cached turn order. */
-export function rotateServedCreators(dispatcher: Dispatcher, filter: CandidateFilter, served: ReadonlySet<string>): void {
-  const hit = dispatcher.candidates.get(keyOf(filter));
+export function rotateServedCreators(dispatchCache: DispatchCache, filter: CandidateFilter, served: ReadonlySet<string>): void {
+  const hit = dispatchCache.candidates.get(keyOf(filter));
   if (!hit || served.size === 0) return;
   hit.tasks = [...hit.tasks.filter((t) => !served.has(t.owner_id)), ...hit.tasks.filter((t) => served.has(t.owner_id))];
 }

@@ -1,8 +1,9 @@
 import { type SQL, sql } from "drizzle-orm";
-import { type Db, dispatcherOf, queryRows, retryOnDeadlockOrSerialization } from "../db.ts";
+import { type Db, queryRows, retryOnDeadlockOrSerialization } from "../db.ts";
 import { addToTaskCounters } from "../sql/counters.ts";
 import { resultCovers } from "../sql/result-rows.ts";
 import { completeFinishedTasks } from "../tasks/tasks.ts";
+import { dispatchCacheOf } from "./dispatch-cache.ts";
 import { claimRequestKey } from "./request-keys.ts";
 
 const leasesPerSweep = 256;
@@ -10,12 +11,12 @@ const leasesPerSweep = 256;
 // one sweep per process every 250 ms finds what there is, and spares a round trip per request.
 const sweepEveryMs = 250;
 
-/** `reclaimExpiredLeases`, unless this process (`db`'s dispatcher) swept less than 250 ms ago. */
+/** `reclaimExpiredLeases`, unless this process (`db`'s dispatch cache) swept less than 250 ms ago. */
 export async function sweepExpiredLeases(db: Db, shard: number): Promise<void> {
-  const dispatcher = dispatcherOf(db);
+  const dispatchCache = dispatchCacheOf(db);
   const now = Date.now();
-  if (dispatcher.lastSweepAt > now - sweepEveryMs) return;
-  dispatcher.lastSweepAt = now;
+  if (dispatchCache.lastSweepAt > now - sweepEveryMs) return;
+  dispatchCache.lastSweepAt = now;
   await reclaimExpiredLeases(db, shard);
 }
 

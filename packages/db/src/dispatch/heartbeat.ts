@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
-import { type Db, dispatcherOf, queryRows, retryOnDeadlockOrSerialization } from "../db.ts";
+import { type Db, queryRows, retryOnDeadlockOrSerialization } from "../db.ts";
+import { dispatchCacheOf } from "./dispatch-cache.ts";
 
 export interface HeartbeatOutcome {
   /** Lease rows still the volunteer's: each deadline now runs one more chunk timeout + grace, or to its latest. */
@@ -75,5 +76,5 @@ const maxBeatsQueued = 2;
  * `maxBeatsQueued` are already running or waiting: the caller answers 429 with Retry-After.
  */
 export function oneBeatAtATime<T>(db: Db, volunteerId: string, beat: () => Promise<T>): Promise<T> | null {
-  return dispatcherOf(db).oneAtATime(`beat:${volunteerId}`, maxBeatsQueued, beat);
+  return dispatchCacheOf(db).oneAtATime(`beat:${volunteerId}`, maxBeatsQueued, beat);
 }

@@ -1,9 +1,11 @@
 // The bounds on what one volunteer holds (docs/architecture.md, "Bounds on what one volunteer
 // holds"): what a volunteer and its source hold, read or estimated, the room left under each
 // bound, a task's share, one request at a time per volunteer.
-import { type Db, dispatcherOf } from "../db.ts";
+import type { Db } from "../db.ts";
+import { dispatchCacheOf } from "./dispatch-cache.ts";
 import { heldChunks } from "./held.ts";
-import { type LeaseBound, type LeasedBlock, type LeaseOutcome, type LeaseRequest, leaseBlocks, leasesOfRequest, leaseUnclaimed, type Sharing } from "./lease.ts";
+import { leaseBlocks, leasesOfRequest, leaseUnclaimed, type Sharing } from "./lease.ts";
+import type { LeaseBound, LeasedBlock, LeaseOutcome, LeaseRequest } from "./lease-types.ts";
 import { claimRequestKey } from "./request-keys.ts";
 
 /** Other volunteers that asked for work within this long share a task's open chunks with the asker. */
@@ -24,11 +26,11 @@ const maxQueuedPerSource = 64;
 export async function leaseWithinBounds(db: Db, request: LeaseRequest): Promise<LeaseOutcome> {
   const bounds = request.bounds;
   if (!bounds) return { blocks: await leaseBlocks(db, request), bounded: null };
-  const dispatcher = dispatcherOf(db);
+  const dispatchCache = dispatchCacheOf(db);
   // A task is shared among parties: an anonymous network source (whatever identities it
   // mints) or an account's volunteer.
   const party = request.source == null ? `volunteer:${request.volunteerId}` : `source:${request.source}`;
-  const others = dispatcher.othersAsking(party, sharingWindowMs);
+  const others = dispatchCache.othersAsking(party, sharingWindowMs);
   const clamped: LeaseRequest = {
     ...request,
     threads: Math.max(1, Math.min(request.threads, bounds.maxThreads)),
@@ -37,19 +39,19 @@ export async function leaseWithinBounds(db: Db, request: LeaseRequest): Promise<
   // A volunteer's requests run one at a time here; an anonymous source's too while other
   // parties ask for work (its share of a task is read, then taken). What a volunteer and a
   // source hold is known from the last read plus what this process granted and reserved since
-  // (`Dispatcher.heldEstimate`): read again only when a request might pass a bound, or needs
+  // (`DispatchCache.heldEstimate`): read again only when a request might pass a bound, or needs
   // its share. A source's volunteers reserve before they lease, so they cannot each see room.
   const source = clamped.source ?? null;
-  const inTurn = (run: () => Promise<LeaseOutcome>) => () => (source === null || others === 0 ? run() : (dispatcher.oneAtATime(`source:${source}`, maxQueuedPerSource, run) ?? busy()));
-  const turn = dispatcher.oneAtATime(
+  const inTurn = (run: () => Promise<LeaseOutcome>) => () => (source === null || others === 0 ? run() : (dispatchCache.oneAtATime(`source:${source}`, maxQueuedPerSource, run) ?? busy()));
+  const turn = dispatchCache.oneAtATime(
     request.volunteerId,
     maxQueuedPerVolunteer,
     inTurn(async (): Promise<LeaseOutcome> => {
       if (clamped.idempotencyKey && !(await claimRequestKey(db, clamped.volunteerId, clamped.idempotencyKey))) {
         return { blocks: await leasesOfRequest(db, clamped.volunteerId, clamped.idempotencyKey), bounded: null };
       }
-      const mine = dispatcher.heldEstimate(`volunteer:${clamped.volunteerId}`);
-      const ours = source === null ? null : dispatcher.heldEstimate(`source:${source}`);
+      const mine = dispatchCache.heldEstimate(`volunteer:${clamped.volunteerId}`);
+      const ours = source === null ? null : dispatchCache.heldEstimate(`source:${source}`);
       const roomOf = () => ({
         byVolunteer: bounds.perVolunteer - mine.known - mine.reserved,
         bySource: ours === null ? Number.POSITIVE_INFINITY : bounds.perSource - ours.known - ours.reserved,

@@ -5,9 +5,8 @@ import { MAX_BLOCK_CHUNKS as maxBlockChunks } from "@crowdcompute/contract/limit
 import { sql } from "drizzle-orm";
 import { type Db, queryRows } from "../db.ts";
 import { noneReported } from "../sql/report-masks.ts";
-import type { Candidate } from "./candidates.ts";
-import type { LeaseRequest } from "./lease.ts";
 import { deadlineAfter, type LeaseBlockRow, latestAfter, stillRunning, storedInputs } from "./lease-sql.ts";
+import type { Candidate, LeaseRequest } from "./lease-types.ts";
 
 /**
  * One round trip: extra copies of chunks whose quorum is under way ('voting'), as blocks of

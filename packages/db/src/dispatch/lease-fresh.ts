@@ -3,9 +3,8 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Db, preparedRows } from "../db.ts";
 import { noneReported } from "../sql/report-masks.ts";
-import type { Candidate } from "./candidates.ts";
-import type { LeaseRequest } from "./lease.ts";
 import { checkpointOf, deadlineAfter, type LeaseBlockRow, latestAfter, stillRunning, storedInputs } from "./lease-sql.ts";
+import type { Candidate, LeaseRequest } from "./lease-types.ts";
 
 /**
  * Retries (one-chunk leases) one statement hands out at most: after a mass expiry a big

@@ -2,8 +2,7 @@
 // statement returns for a block, its inputs and checkpoint as Postgres builds them, and a
 // block's deadlines (docs/architecture.md, "Dispatch" and "Bounds on what one volunteer holds").
 import { type SQL, sql } from "drizzle-orm";
-import type { Candidate } from "./candidates.ts";
-import type { LeaseRequest } from "./lease.ts";
+import type { Candidate, LeaseRequest } from "./lease-types.ts";
 
 /** Results a task needs before its mean chunk time is trusted for sizing and deadlines. */
 export const measuredAfter = 8;

@@ -1,12 +1,14 @@
 import { MAX_BLOCK_CHUNKS, MAX_LEASE_CHUNKS } from "@crowdcompute/contract/limits";
 import { sql } from "drizzle-orm";
-import { type Db, dispatcherOf, preparedRows, queryRows, retryOnDeadlockOrSerialization } from "../db.ts";
+import { type Db, preparedRows, queryRows, retryOnDeadlockOrSerialization } from "../db.ts";
 import { someClear } from "../sql/report-masks.ts";
 import { rangeChunkInput } from "../tasks/tasks.ts";
-import { type Candidate, candidateTasks, rotateServedCreators } from "./candidates.ts";
+import { candidateTasks, rotateServedCreators } from "./candidates.ts";
+import { dispatchCacheOf } from "./dispatch-cache.ts";
 import { leaseCopies } from "./lease-copies.ts";
 import { leaseFromTask } from "./lease-fresh.ts";
 import { checkpointOf, type LeaseBlockRow, measuredAfter, storedInputsOf } from "./lease-sql.ts";
+import type { Candidate, LeasedBlock, LeaseRequest } from "./lease-types.ts";
 import { reduceInput } from "./reduce.ts";
 import { claimRequestKey } from "./request-keys.ts";
 import { recordChunkErrors } from "./submit-errors.ts";
@@ -14,94 +16,6 @@ import { recordChunkErrors } from "./submit-errors.ts";
 // Leasing (docs/architecture.md, "Dispatch"): which tasks, how many chunks of each, and the
 // blocks as the API serves them. Its two hot statements have a file each (lease-fresh.ts,
 // lease-copies.ts); the bounds on what one volunteer holds are lease-bounds.ts.
-
-export interface LeaseRequest {
-  volunteerId: string;
-  /** The user the volunteer belongs to, for allow-lists. */
-  userId: string | null;
-  /** The most chunks to hand out, over all blocks. */
-  max: number;
-  /**
-   * How long the volunteer wants to be kept busy (ms). With it, each task's share is sized
-   * from its measured mean chunk time (see `blockBudget`); without it, `max` chunks are cut.
-   */
-  bufferMs?: number;
-  threads: number;
-  /**
-   * The share of each thread's time the volunteer lets chunks use, 1..100 (default 100): a
-   * throttled volunteer takes proportionally longer over a batch, so its deadline does too.
-   */
-  cpuPercent?: number;
-  webgpu: boolean;
-  excludeTasks: readonly string[];
-  excludeCreators: readonly string[];
-  /** Added to every lease deadline (30 s by default). */
-  graceMs: number;
-  /** The request's `Idempotency-Key`: a repeat with the same key gets the same leases back. */
-  idempotencyKey?: string | null;
-  /** The network source of an anonymous volunteer (null for an account's): its leases count toward the source's bound. */
-  source?: string | null;
-  /** What the volunteer may hold and claim (`leaseWithinBounds`); none when absent (the db's own tests and benches). */
-  bounds?: LeaseBounds;
-  /** Chunks the volunteer held before this request (set by `leaseWithinBounds`): it runs them first, so a block's `latest` counts them. */
-  heldAhead?: number;
-}
-
-/**
- * Bounds on what one volunteer holds and claims (docs/architecture.md, "Bounds on what one
- * volunteer holds"). The API sets them from its environment.
- */
-export interface LeaseBounds {
-  /** Unreported chunks of live leases one volunteer may hold. At least one whole block of the largest size. */
-  perVolunteer: number;
-  /** The same for all anonymous volunteers of one network source together. */
-  perSource: number;
-  /** Threads and buffer a request may claim: more counts as this much. */
-  maxThreads: number;
-  maxBufferMs: number;
-}
-
-/** Why a request got less than it asked for, when a bound was the reason. */
-export type LeaseBound = "volunteer" | "source" | "busy";
-
-export interface LeaseOutcome {
-  blocks: LeasedBlock[];
-  /** The bound that held this request back (it got fewer chunks, or none), or null. */
-  bounded: LeaseBound | null;
-}
-
-/** A block of consecutive chunks, one lease row: what the volunteer gets one signed id for. */
-export interface LeasedBlock {
-  leaseRowId: number;
-  taskId: string;
-  /** The task's creator (for turn taking). */
-  ownerId: string;
-  firstIdx: number;
-  n: number;
-  copy: number;
-  /** The chunks' inputs as one JSON array text, in index order (element k is chunk firstIdx + k). */
-  inputsJson: string;
-  deadline: Date;
-  codeSha256: string;
-  wasmSha256: string | null;
-  /** The task's per-chunk limit, which the volunteer's sandbox enforces. */
-  timeoutMs: number;
-  /** The task's memory budget per worker (MiB), which the volunteer's sandbox enforces. */
-  memoryMb: number;
-  /** What the task needs of the volunteer (e.g. WebGPU, so the sandbox offers `ctx.gpu`). */
-  requires: { webgpu?: boolean };
-  /** Which export runs: `work`, or `reduce` for the reduce chunks past the task's own. */
-  entry: "work" | "reduce";
-  /** Copies of each chunk the task runs: with more than one, results are compared by their canonical JSON. */
-  replication: number;
-  /** Offsets already reported (only a repeated Idempotency-Key gets a block with some). */
-  reportedOffsets: number[];
-  /**
-   * A retry (a one-chunk block) of a chunk an earlier lease checkpointed: the state's JSON text,
-   * for the volunteer to resume from; null otherwise.
-   */
-  checkpointJson: string | null;
-}
 
 /** The most chunks one lease row holds. */
 export const maxBlockChunks = MAX_BLOCK_CHUNKS;
@@ -147,14 +61,14 @@ export async function leaseBlocks(db: Db, request: LeaseRequest): Promise<Leased
 
 /** `leaseBlocks` once the request's key (if any) is claimed; `sharing` bounds each task's share. */
 export async function leaseUnclaimed(db: Db, request: LeaseRequest, sharing: Sharing | null): Promise<LeasedBlock[]> {
-  const dispatcher = dispatcherOf(db);
-  const candidates = await candidateTasks(db, dispatcher, request);
+  const dispatchCache = dispatchCacheOf(db);
+  const candidates = await candidateTasks(db, dispatchCache, request);
   let leased = await leaseFromCandidates(db, candidates.tasks, request, sharing);
   // A cached list may name tasks that have since ended while others started: look again.
-  if (leased.length === 0 && candidates.fromCache) leased = await leaseFromCandidates(db, (await candidateTasks(db, dispatcher, request, { fresh: true })).tasks, request, sharing);
+  if (leased.length === 0 && candidates.fromCache) leased = await leaseFromCandidates(db, (await candidateTasks(db, dispatchCache, request, { fresh: true })).tasks, request, sharing);
   const served = new Set(leased.map((block) => block.ownerId));
-  rotateServedCreators(dispatcher, request, served);
-  const { markedAt } = dispatcher;
+  rotateServedCreators(dispatchCache, request, served);
+  const { markedAt } = dispatchCache;
   const due = [...served].filter((owner) => (markedAt.get(owner) ?? 0) < Date.now() - markEveryMs);
   if (due.length > 0) {
     for (const owner of due) markedAt.set(owner, Date.now());
@@ -305,7 +219,7 @@ export async function leasesOfRequest(db: Db, volunteerId: string, key: string):
   return leased;
 }
 
-// This process skips marking a creator it marked moments ago (the dispatcher's `markedAt`):
+// This process skips marking a creator it marked moments ago (the dispatch cache's `markedAt`):
 // the row would not change (markServed's own 100 ms guard), and a round trip per lease
 // request costs throughput.
 const markEveryMs = 100;

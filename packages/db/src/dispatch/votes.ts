@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { type Db, queryRows } from "../db.ts";
 import { addToTaskCounters, addToVolunteerCounters, boundedCpu } from "../sql/counters.ts";
 import { resetReduceTrees } from "./reduce.ts";
-import type { ChunkResult } from "./submit.ts";
+import type { ChunkResult } from "./submit-chunks.ts";
 import { sidesWithin, type Tolerance, type ToleranceVote } from "./tolerance.ts";
 
 // Trust (docs/architecture.md, "Replication, trust and reduce"): a probationer becomes

@@ -1,6 +1,7 @@
-import type { Candidate } from "./candidates.ts";
+import { type Db, type ProcessState, processStateOf } from "../db.ts";
+import type { Candidate } from "./lease-types.ts";
 
-/** What a volunteer or source holds as far as one process knows (`Dispatcher.heldEstimate`). */
+/** What a volunteer or source holds as far as one process knows (`DispatchCache.heldEstimate`). */
 export type HeldEstimate = { known: number; reserved: number };
 
 /** One candidate filter's answer: the running tasks it may be served, in turn order, as of `at`. */
@@ -10,10 +11,10 @@ export type CachedCandidates = { at: number; generation: number; tasks: Candidat
  * What this process keeps about one open database to spare the lease path round trips
  * (docs/architecture.md, Dispatch): each volunteer filter's candidate tasks for 100 ms, when
  * it last moved each creator back in the turn order, when it last swept expired leases. Made
- * with the database (`DbHandle.dispatcher`, `dispatcherOf(db)`), so two databases in one
- * process share nothing. A transaction has none of its own: it gets an empty one.
+ * with the database's handle (`DbHandle.dispatchCache`, `dispatchCacheOf(db)`), so two
+ * databases in one process share nothing. A transaction has none of its own: it gets an empty one.
  */
-export class Dispatcher {
+export class DispatchCache {
   /** Bumped when a task is created, started, resumed or reopened: answers from before are stale. */
   generation = 0;
   /** Each filter's last answer (candidates.ts). */
@@ -87,4 +88,16 @@ export class Dispatcher {
   tasksChanged(): void {
     this.generation++;
   }
+}
+
+/** Each database's cache, by what its handle gave it in this process (`processStateOf`). */
+const caches = new WeakMap<ProcessState, DispatchCache>();
+
+/** The dispatch cache of the database `db` was given a handle as; an empty one, kept nowhere, for a transaction. */
+export function dispatchCacheOf(db: Db): DispatchCache {
+  const state = processStateOf(db);
+  if (!state) return new DispatchCache();
+  let cache = caches.get(state);
+  if (!cache) caches.set(state, (cache = new DispatchCache()));
+  return cache;
 }
