@@ -1,9 +1,10 @@
 // Lease requests sized to the volunteer's work buffer: a task's measured mean chunk time
 // decides how many chunks fill `bufferMs` of its threads, cut into blocks of at most 4096.
+
+import { MAX_BLOCK_CHUNKS, MAX_LEASE_CHUNKS } from "@crowdcompute/contract/limits";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows } from "../src/db.ts";
-import { maxBlockChunks, maxLeaseChunks } from "../src/dispatch/lease.ts";
 import { createTask, createUser, createVolunteer, leaseBlocks } from "../src/index.ts";
 import { leaseChunks, leaseRef, leaseRequest, openTestDb, submitChunks, type TestDb, taskFixture, testBackends } from "../testing/testing.ts";
 
@@ -62,12 +63,12 @@ describe.each(testBackends())("lease requests sized to a buffer on %s", (backend
       await candidatesExpire();
       // A mean of 0 ms: the request is capped at 16,384 chunks, more than one stripe holds
       // (16 stripes: 1,250 chunks each at 20k, 6,250 at 100k).
-      const blocks = await leaseBlocks(db(), leaseRequest(v, { max: maxLeaseChunks, bufferMs: 4000, threads: 2 }));
-      expect(chunksIn(blocks)).toBe(maxLeaseChunks);
-      expect(blocks.every((b) => b.n >= 1 && b.n <= maxBlockChunks)).toBe(true);
-      expect(Math.max(...blocks.map((b) => b.n))).toBe(total === 100_000 ? maxBlockChunks : 1250);
+      const blocks = await leaseBlocks(db(), leaseRequest(v, { max: MAX_LEASE_CHUNKS, bufferMs: 4000, threads: 2 }));
+      expect(chunksIn(blocks)).toBe(MAX_LEASE_CHUNKS);
+      expect(blocks.every((b) => b.n >= 1 && b.n <= MAX_BLOCK_CHUNKS)).toBe(true);
+      expect(Math.max(...blocks.map((b) => b.n))).toBe(total === 100_000 ? MAX_BLOCK_CHUNKS : 1250);
       const indexes = blocks.flatMap((b) => Array.from({ length: b.n }, (_, o) => b.firstIdx + o));
-      expect(new Set(indexes).size).toBe(maxLeaseChunks);
+      expect(new Set(indexes).size).toBe(MAX_LEASE_CHUNKS);
     }
   });
 

@@ -1,7 +1,7 @@
 // The lease statement for extra copies of chunks under vote (docs/architecture.md, "Replication,
 // trust and reduce"): one round trip per block run.
 
-import { MAX_BLOCK_CHUNKS as maxBlockChunks } from "@crowdcompute/contract/limits";
+import { MAX_BLOCK_CHUNKS } from "@crowdcompute/contract/limits";
 import { sql } from "drizzle-orm";
 import { type Db, queryRows } from "../db.ts";
 import { noneReported } from "../sql/report-masks.ts";
@@ -25,7 +25,7 @@ export function leaseCopies(db: Db, task: Candidate, want: number, ahead: number
                             AND (v.volunteer_id = ${request.volunteerId} OR v.user_id = ${request.userId}))
             -- a copy this volunteer holds: a block starting at most a block's length before
             AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = cs.task_id
-                            AND l.first_idx <= cs.idx AND l.first_idx > cs.idx - ${maxBlockChunks}::int AND l.first_idx + l.n > cs.idx
+                            AND l.first_idx <= cs.idx AND l.first_idx > cs.idx - ${MAX_BLOCK_CHUNKS}::int AND l.first_idx + l.n > cs.idx
                             AND l.copy > 0 AND l.volunteer_id = ${request.volunteerId} AND NOT l.reclaimed
                             AND get_bit(l.reported, cs.idx - l.first_idx) = 0)
           ORDER BY cs.idx LIMIT ${want} FOR UPDATE SKIP LOCKED

@@ -17,10 +17,6 @@ import { recordChunkErrors } from "./submit-errors.ts";
 // blocks as the API serves them. Its two hot statements have a file each (lease-fresh.ts,
 // lease-copies.ts); the bounds on what one volunteer holds are lease-bounds.ts.
 
-/** The most chunks one lease row holds. */
-export const maxBlockChunks = MAX_BLOCK_CHUNKS;
-/** The most chunks one request is given, whatever its buffer asks. */
-export const maxLeaseChunks = MAX_LEASE_CHUNKS;
 /** Inputs one request carries at most, by the task's mean input size (stored inputs may be large). */
 const maxLeaseInputBytes = 8 * 1024 * 1024;
 /** Chunks per thread a task gets while its mean chunk time is unknown: new tasks start small. */
@@ -80,17 +76,17 @@ export async function leaseUnclaimed(db: Db, request: LeaseRequest, sharing: Sha
 /**
  * How many chunks of a task fill `bufferMs` of a volunteer's threads (BOINC's work buffer):
  * bufferMs · threads · cpuPercent/100 ÷ the task's mean chunk time, from 1 for chunks longer
- * than the buffer to `maxLeaseChunks` for sub-millisecond ones, and never more than 8 MiB of
+ * than the buffer to `MAX_LEASE_CHUNKS` for sub-millisecond ones, and never more than 8 MiB of
  * inputs by the task's mean input size. A task with fewer than 8 results starts at 2 chunks
  * a thread and grows as its timing is learned.
  */
 function blockBudget(task: Pick<Candidate, "mean_chunk_ms" | "measured" | "mean_input_bytes">, request: Pick<LeaseRequest, "bufferMs" | "threads" | "cpuPercent">): number {
-  const byBytes = task.mean_input_bytes > 0 ? Math.max(1, Math.floor(maxLeaseInputBytes / task.mean_input_bytes)) : maxLeaseChunks;
-  if (request.bufferMs === undefined) return Math.min(maxLeaseChunks, byBytes);
+  const byBytes = task.mean_input_bytes > 0 ? Math.max(1, Math.floor(maxLeaseInputBytes / task.mean_input_bytes)) : MAX_LEASE_CHUNKS;
+  if (request.bufferMs === undefined) return Math.min(MAX_LEASE_CHUNKS, byBytes);
   if (task.measured < measuredAfter || task.mean_chunk_ms === null) return Math.min(byBytes, request.threads * unmeasuredChunksPerThread);
   const lentMs = request.bufferMs * request.threads * ((request.cpuPercent ?? 100) / 100);
   // A chunk never costs less than 10 µs here: the sandbox's own overhead per chunk is more.
-  return Math.max(1, Math.min(maxLeaseChunks, byBytes, Math.ceil(lentMs / Math.max(task.mean_chunk_ms, 0.01))));
+  return Math.max(1, Math.min(MAX_LEASE_CHUNKS, byBytes, Math.ceil(lentMs / Math.max(task.mean_chunk_ms, 0.01))));
 }
 
 async function leaseFromCandidates(db: Db, candidates: Candidate[], request: LeaseRequest, sharing: Sharing | null): Promise<LeasedBlock[]> {
@@ -110,7 +106,7 @@ async function leaseFromCandidates(db: Db, candidates: Candidate[], request: Lea
     // ~0.2 ms for a block each. Blocks end where stripes do, so allow rounds for short ones.
     for (let round = 0; round < maxRoundsPerTask && want - sum(got) > 0; round++) {
       const ahead = sum(got);
-      const take = Math.min(maxBlockChunks, want - ahead);
+      const take = Math.min(MAX_BLOCK_CHUNKS, want - ahead);
       // Extra copies of replicated chunks first: they hold back a quorum already under way.
       const copies = task.replication > 1 ? await retryOnDeadlockOrSerialization(() => leaseCopies(db, task, take, ahead, request)) : [];
       let blocks = copies;
