@@ -1,21 +1,23 @@
 import type { Db } from "@crowdcompute/db";
 import type { AppEnv } from "./env.ts";
 import { apiReferencePage, docsScriptUrl as defaultDocsScriptUrl, tagOperations } from "./lib/api-docs.ts";
-import { createProcessBounds, type ProcessBounds, throughProxies } from "./lib/bounds.ts";
 import { type AppContext, createRouter, type Deps } from "./lib/context.ts";
 import { createLeaseIds, type HmacSha256 } from "./lib/lease-ids.ts";
 import { limitJsonBodies, readBodies } from "./lib/limits.ts";
 import { type ChangeFeed, pollingFeed } from "./lib/live.ts";
-import { type AppMetrics, metricsHandler, unobservedWork } from "./lib/metrics.ts";
+import { type AppMetrics, metricsHandler } from "./lib/metrics.ts";
 import { createMinterCache, type MinterCache } from "./lib/minters.ts";
 import { multipartTaskBodies, multipartTaskForm } from "./lib/multipart-task.ts";
 import { documentErrors, securitySchemes } from "./lib/openapi.ts";
 import { sandboxOrigins } from "./lib/origins.ts";
 import { forbidden, notFound, renderError } from "./lib/problem.ts";
+import { createProcessBounds, type ProcessBounds } from "./lib/process-bounds.ts";
 import { cspNonce, docsPageCsp, securityHeaders } from "./lib/security-headers.ts";
+import { throughProxies } from "./lib/sources.ts";
 import { createTaskNotifier } from "./lib/task-notifier.ts";
 import { createStreamTickets } from "./lib/tickets.ts";
 import { createTokens } from "./lib/tokens.ts";
+import { unobservedWork } from "./lib/work-observer.ts";
 import { adminRoutes } from "./routes/admin/admin.index.ts";
 import { authRoutes } from "./routes/auth/auth.index.ts";
 import { configRoutes } from "./routes/config/config.index.ts";
@@ -42,7 +44,7 @@ export interface AppOptions {
   hmac?: HmacSha256;
   /** What volunteer tokens' accounts and keys were last seen as; Workers pass one that outlives the request's app. Default: this app's own. */
   minters?: MinterCache;
-  /** What the process holds for its callers at once (lib/bounds.ts); Workers pass one per isolate. Default: this app's own, from `env.bounds`. */
+  /** What the process holds for its callers at once (lib/process-bounds.ts); Workers pass one per isolate. Default: this app's own, from `env.bounds`. */
   bounds?: ProcessBounds;
 }
 

@@ -6,9 +6,9 @@
 import { createWorkersDb } from "@crowdcompute/db";
 import { createApp } from "./create-app.ts";
 import { type AppEnv, type ParsedEnv, parseEnv } from "./env.ts";
-import { createProcessBounds, type ProcessBounds } from "./lib/bounds.ts";
 import { pollingFeed } from "./lib/live.ts";
 import { createMinterCache } from "./lib/minters.ts";
+import { createProcessBounds, type ProcessBounds } from "./lib/process-bounds.ts";
 
 interface ExecutionContextLike {
   waitUntil(promise: Promise<unknown>): void;
@@ -26,7 +26,7 @@ function envOf(bindings: Record<string, unknown>): AppEnv {
 const changes = pollingFeed();
 // The app is built per request here: the cache must live in the isolate, not in the app.
 const minters = createMinterCache();
-// And so must what the isolate holds for its callers at once (lib/bounds.ts).
+// And so must what the isolate holds for its callers at once (lib/process-bounds.ts).
 let bounds: ProcessBounds | null = null;
 
 export default {

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { openTestDb, type TestDb, testBackends } from "@crowdcompute/db/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { adminBootstrapNotice, adminBootstrapToken } from "../src/lib/admin-bootstrap.ts";
-import { sourceOf } from "../src/lib/limits.ts";
+import { sourceOf } from "../src/lib/sources.ts";
 import { openTestApp, rowCounts, type TestApp, testEnv } from "./harness.ts";
 import { spawnServer } from "./server-process.ts";
 

@@ -4,15 +4,15 @@ import { OpenAPIHono, type RouteConfig, type RouteHandler } from "@hono/zod-open
 import type { Context } from "hono";
 import type { AppEnv } from "../env.ts";
 import { hashApiKey, isApiKey, isWellFormedApiKey } from "./api-keys.ts";
-import type { ProcessBounds } from "./bounds.ts";
 import type { LeaseIds } from "./lease-ids.ts";
 import type { ChangeFeed } from "./live.ts";
-import type { WorkObserver } from "./metrics.ts";
 import type { MinterCache } from "./minters.ts";
 import { forbidden, unauthorized, unprocessable } from "./problem.ts";
+import type { ProcessBounds } from "./process-bounds.ts";
 import type { TaskNotifier } from "./task-notifier.ts";
 import type { StreamTickets } from "./tickets.ts";
 import type { Role, TokenClaims, Tokens } from "./tokens.ts";
+import type { WorkObserver } from "./work-observer.ts";
 
 /** What every handler may use; built once by `createApp`. */
 export interface Deps {
@@ -31,7 +31,7 @@ export interface Deps {
   work: WorkObserver;
   /** Whether volunteer tokens' accounts and minting keys still stand, cached for a few seconds. */
   minters: MinterCache;
-  /** What this process holds for its callers at once: body bytes, open streams, uploads (lib/bounds.ts). */
+  /** What this process holds for its callers at once: body bytes, open streams, uploads (lib/process-bounds.ts). */
   bounds: ProcessBounds;
 }
 

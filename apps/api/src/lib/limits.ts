@@ -3,10 +3,10 @@
 // isolate shares them.
 import { hitRateLimit, refundRateLimit } from "@crowdcompute/db";
 import type { MiddlewareHandler } from "hono";
-import { networkSource } from "./bounds.ts";
 import type { AppBindings, AppContext } from "./context.ts";
 import { assertJsonWithinLimits, maxBodyDepth } from "./json-limits.ts";
 import { ProblemError, tooManyRequests } from "./problem.ts";
+import { networkSource } from "./sources.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -208,26 +208,6 @@ export const limitJsonBodies: MiddlewareHandler<AppBindings> = async (c, next) =
   assertJsonWithinLimits(body, { maxDepth: maxBodyDepth });
   return next();
 };
-
-/**
- * The key a client address counts under: an IPv4 address as it is (an IPv4-mapped IPv6
- * address as its IPv4), an IPv6 address as its /64 prefix, since a single host or customer
- * is usually given a whole /64 and could otherwise take a fresh address for every attempt.
- */
-export function sourceOf(ip: string): string {
-  const address = ip.trim().toLowerCase().replace(/%.*$/, "");
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(address);
-  if (mapped) return mapped[1]!;
-  if (!address.includes(":")) return address;
-  const groupsOf = (part: string) => (part === "" ? [] : part.split(":").flatMap((g) => (g.includes(".") ? ["0", "0"] : [g])));
-  const [head = "", tail] = address.split("::");
-  const groups = tail === undefined ? groupsOf(head) : [...groupsOf(head), ...Array<string>(Math.max(0, 8 - groupsOf(head).length - groupsOf(tail).length)).fill("0"), ...groupsOf(tail)];
-  if (groups.length !== 8 || groups.some((g) => !/^[0-9a-f]{1,4}$/.test(g))) return address; // not an IPv6 address: counted as given
-  return `${groups
-    .slice(0, 4)
-    .map((g) => parseInt(g, 16).toString(16))
-    .join(":")}::/64`;
-}
 
 const minute = 60_000;
 const hour = 60 * minute;

@@ -5,22 +5,13 @@ import { timingSafeEqual } from "hono/utils/buffer";
 import type { AppEnv } from "../env.ts";
 import type { AppContext } from "./context.ts";
 import { notFound, unauthorized } from "./problem.ts";
-
-/** What the work routes report about each request they answered. */
-export interface WorkObserver {
-  /** A lease request handed out `chunks` chunks in `seconds`. */
-  leaseAnswered(chunks: number, seconds: number): void;
-  /** A results request took `accepted` reports, rejected `rejected`, and leased `leased` chunks of its `next` batch, in `seconds`. */
-  resultsAnswered(counts: { accepted: number; rejected: number; leased: number }, seconds: number): void;
-}
+import type { WorkObserver } from "./work-observer.ts";
 
 export interface AppMetrics {
   work: WorkObserver;
   /** The Prometheus text exposition, figures from the database read now. */
   render(): Promise<{ contentType: string; text: string }>;
 }
-
-export const unobservedWork: WorkObserver = { leaseAnswered() {}, resultsAnswered() {} };
 
 /** Seconds since `startedAt`, a `performance.now()` reading (both runtimes have it). */
 export const secondsSince = (startedAt: number) => (performance.now() - startedAt) / 1000;

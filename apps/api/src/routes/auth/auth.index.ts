@@ -4,10 +4,11 @@ import { type AccountState, adminExists, approveUser } from "@crowdcompute/db/ac
 import { createRoute, z } from "@hono/zod-openapi";
 import { isAdminBootstrapToken } from "../../lib/admin-bootstrap.ts";
 import { authorize, createRouter, creatorRoles } from "../../lib/context.ts";
-import { loginWindowMs, refundLimits, signupWindowMs, sourceOf, spendLimit, spendLimits } from "../../lib/limits.ts";
+import { loginWindowMs, refundLimits, signupWindowMs, spendLimit, spendLimits } from "../../lib/limits.ts";
 import { security } from "../../lib/openapi.ts";
 import { hashPassword, verifyPassword, verifyPasswordOfNoAccount } from "../../lib/passwords.ts";
 import { conflict, forbidden, unauthorized } from "../../lib/problem.ts";
+import { sourceOf } from "../../lib/sources.ts";
 
 const credentials = z
   .object({

@@ -1,11 +1,11 @@
 import { newVolunteerSchema as body, volunteerFiguresSchema as figures, linkVolunteerSchema, renameSchema, volunteerSchema as volunteer } from "@crowdcompute/contract";
 import { createVolunteer, getVolunteerFigures, linkVolunteer, renameVolunteer } from "@crowdcompute/db";
 import { createRoute, z } from "@hono/zod-openapi";
-import { networkSource } from "../../lib/bounds.ts";
 import { authorize, createRouter, creatorRoles, volunteerRoles } from "../../lib/context.ts";
 import { mintDayMs, mintHourMs, spendLimits } from "../../lib/limits.ts";
 import { problems, security } from "../../lib/openapi.ts";
 import { conflict, notFound, unprocessable } from "../../lib/problem.ts";
+import { networkSource } from "../../lib/sources.ts";
 
 const create = createRoute({
   method: "post",
