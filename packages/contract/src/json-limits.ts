@@ -122,3 +122,124 @@ export function jsonTextTooDeep(text: string, maxDepth = MAX_JSON_DEPTH): number
   }
   return -1;
 }
+
+export interface JsonTextProblem {
+  kind: "syntax" | "depth";
+  /** The character offset where the text stops being JSON, or passes the depth. */
+  at: number;
+}
+
+/**
+ * Whether `text` is exactly one JSON value (RFC 8259, whitespace around it allowed) nesting at
+ * most `maxDepth` arrays and objects: null when it is, else where it is not. One pass over the
+ * characters that builds nothing, for JSON text that is carried on as text (a chunk's result,
+ * from the worker that computed it to the request that reports it) and must not be parsed
+ * only to be checked.
+ */
+export function jsonTextProblem(text: string, maxDepth = MAX_JSON_DEPTH): JsonTextProblem | null {
+  const n = text.length;
+  /** The open containers' closing brackets, innermost last. */
+  const closers: number[] = [];
+  let i = 0;
+  const skipSpace = (): void => {
+    for (; i < n; i++) {
+      const ch = text.charCodeAt(i);
+      if (ch !== 0x20 && ch !== 0x0a && ch !== 0x0d && ch !== 0x09) return;
+    }
+  };
+  const digits = (): boolean => {
+    const start = i;
+    while (i < n && isDigit(text.charCodeAt(i))) i++;
+    return i > start;
+  };
+  // At a quote: past the string's closing quote, or false.
+  const string = (): boolean => {
+    for (i++; i < n; i++) {
+      const ch = text.charCodeAt(i);
+      if (ch === 0x22) {
+        i++;
+        return true;
+      }
+      if (ch < 0x20) return false;
+      if (ch === 0x5c) {
+        const escaped = text.charCodeAt(++i);
+        if (escaped === 0x75) {
+          for (let k = 0; k < 4; k++) if (!isHex(text.charCodeAt(++i))) return false;
+        } else if (!isEscape(escaped)) return false;
+      }
+    }
+    return false;
+  };
+  // At a `-` or a digit: past the number, or false.
+  const number = (): boolean => {
+    if (text.charCodeAt(i) === 0x2d) i++;
+    if (text.charCodeAt(i) === 0x30) i++;
+    else if (!digits()) return false;
+    if (text.charCodeAt(i) === 0x2e) {
+      i++;
+      if (!digits()) return false;
+    }
+    const e = text.charCodeAt(i);
+    if (e === 0x65 || e === 0x45) {
+      i++;
+      const sign = text.charCodeAt(i);
+      if (sign === 0x2b || sign === 0x2d) i++;
+      if (!digits()) return false;
+    }
+    return true;
+  };
+  // An object's member name and its colon; then its value.
+  const key = (): boolean => {
+    skipSpace();
+    if (text.charCodeAt(i) !== 0x22 || !string()) return false;
+    skipSpace();
+    if (text.charCodeAt(i) !== 0x3a) return false;
+    i++;
+    return true;
+  };
+  const syntax = (): JsonTextProblem => ({ kind: "syntax", at: Math.min(i, n) });
+  for (;;) {
+    // A value.
+    skipSpace();
+    const ch = text.charCodeAt(i);
+    if (ch === 0x5b || ch === 0x7b) {
+      if (closers.length >= maxDepth) return { kind: "depth", at: i };
+      const closer = ch + 2; // ] or }
+      i++;
+      skipSpace();
+      if (text.charCodeAt(i) === closer) i++;
+      else {
+        closers.push(closer);
+        if (ch === 0x7b && !key()) return syntax();
+        continue;
+      }
+    } else if (ch === 0x22) {
+      if (!string()) return syntax();
+    } else if (ch === 0x2d || isDigit(ch)) {
+      if (!number()) return syntax();
+    } else if (text.startsWith("true", i) || text.startsWith("null", i)) i += 4;
+    else if (text.startsWith("false", i)) i += 5;
+    else return syntax();
+    // After a value: a comma, the end of containers, or the end of the text.
+    for (;;) {
+      skipSpace();
+      const closer = closers.at(-1);
+      if (closer === undefined) return i === n ? null : syntax();
+      const next = text.charCodeAt(i);
+      if (next === closer) {
+        i++;
+        closers.pop();
+        continue;
+      }
+      if (next !== 0x2c) return syntax();
+      i++;
+      if (closer === 0x7d && !key()) return syntax();
+      break;
+    }
+  }
+}
+
+const isDigit = (ch: number): boolean => ch >= 0x30 && ch <= 0x39;
+const isHex = (ch: number): boolean => isDigit(ch) || (ch >= 0x61 && ch <= 0x66) || (ch >= 0x41 && ch <= 0x46);
+// " \ / b f n r t
+const isEscape = (ch: number): boolean => ch === 0x22 || ch === 0x5c || ch === 0x2f || ch === 0x62 || ch === 0x66 || ch === 0x6e || ch === 0x72 || ch === 0x74;

@@ -35,7 +35,8 @@ export interface ChunkConsole {
 }
 
 /**
- * One chunk's result: the work function's return value as a JSON string, or why there is none.
+ * One chunk's result: the work function's return value as JSON text (the frame checked it is one JSON
+ * value of at most 1 MiB nesting at most 64 levels, without parsing it), or why there is none.
  * `console` is there only when the chunk wrote to its console.
  */
 export type ChunkOutcome = { key: string; ok: true; resultJson: string; cpuMs: number; console?: ChunkConsole } | { key: string; ok: false; error: ChunkError; cpuMs: number; console?: ChunkConsole };

@@ -164,6 +164,17 @@ test("results that are not JSON, or over 1 MiB, are invalid", async () => {
   expect(results(outcomes)[5]).toEqual({ fine: "ok" });
 });
 
+test("a result nested deeper than the server stores is invalid in the sandbox, not refused with its whole report", async () => {
+  const code = `export default function work(depth) {
+    let value = "leaf";
+    for (let i = 0; i < depth; i++) value = i % 2 ? [value] : { v: value };
+    return value;
+  }`;
+  const outcomes = await run(code, [64, 65]);
+  expect(outcomes[0]!.ok).toBe(true);
+  expect(results(outcomes)[1]).toEqual({ kind: "invalid-result", message: "the result nests deeper than 64 levels of arrays and objects" });
+});
+
 test("code without a default export function fails every chunk with a clear message", async () => {
   const missing = results(await run("export const work = (input) => input;", [0, 1]));
   expect(missing).toEqual(Array(2).fill({ kind: "throw", message: expect.stringMatching(/no default export function/) }));

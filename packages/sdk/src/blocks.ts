@@ -1,7 +1,8 @@
 // Helpers for volunteers written against the API directly (a script, a test, a bench): a
 // leased block is a run of consecutive chunks under one lease id, and results go back per
 // block. These turn a block into its chunks and per-chunk outcomes back into block reports.
-import type { BlockReport, ChunkErrorKind, ConsoleLine, LeasedBlock } from "@crowdcompute/contract";
+import type { BlockReport, ChunkErrorKind, ConsoleLine, LeasedBlock, LeaseRequest } from "@crowdcompute/contract";
+import type { ResultReport } from "./types.ts";
 
 /** One chunk of a leased block. */
 export interface BlockChunk {
@@ -87,4 +88,19 @@ export function blockReports(outcomes: ChunkOutcomeReport[]): BlockReport[] {
     (report().console ??= []).push({ offset: outcome.chunk.offset, lines, ...(truncated ? { truncated } : {}) });
   }
   return reports;
+}
+
+/**
+ * The text of a results request (`POST /api/work/results`): reports whose results are JSON text
+ * (`resultTexts`) have it spliced in as it is, not parsed and serialized again; the rest is
+ * JSON.stringify's. Its shape is `resultsRequestSchema`'s either way.
+ */
+export function resultsRequestJson(reports: ResultReport[], next?: LeaseRequest): string {
+  const parts = reports.map((report) => {
+    if (!("resultTexts" in report)) return JSON.stringify(report);
+    const { resultTexts, ...rest } = report;
+    // `rest` holds at least the lease id, so its text is `{…}`: the results go before its brace.
+    return `${JSON.stringify(rest).slice(0, -1)},"results":[${resultTexts.join(",")}]}`;
+  });
+  return `{"results":[${parts.join(",")}]${next ? `,"next":${JSON.stringify(next)}` : ""}}`;
 }

@@ -1,9 +1,9 @@
+import { resultsRequestJson } from "./blocks.ts";
 import { type FollowedLine, type FollowOptions, followLines, type Retryable } from "./follow.ts";
 import { bodyLines } from "./lines.ts";
 import type {
   Account,
   ApiKey,
-  BlockReport,
   Chunk,
   ChunkConsoleEvent,
   ChunkStatus,
@@ -18,6 +18,7 @@ import type {
   Problem,
   ReleaseResponse,
   ResultLine,
+  ResultReport,
   ResultsResponse,
   RunningChunk,
   Session,
@@ -29,6 +30,14 @@ import type {
   Volunteer,
   VolunteerFigures,
 } from "./types.ts";
+
+/** A request body that is JSON text already: sent as it is. */
+class JsonText {
+  readonly text: string;
+  constructor(text: string) {
+    this.text = text;
+  }
+}
 
 /** A response that was not 2xx, with the server's problem details. */
 export class ApiError extends Error {
@@ -69,7 +78,7 @@ export function createClient(options: ClientOptions = {}) {
     const response = await doFetch(`${baseUrl}${path}`, {
       method,
       headers,
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      ...(body !== undefined ? { body: body instanceof JsonText ? body.text : JSON.stringify(body) } : {}),
       ...init,
     });
     if (!response.ok) throw new ApiError(await problemOf(response));
@@ -218,10 +227,11 @@ export function createClient(options: ClientOptions = {}) {
     /**
      * Reports results and errors per block (a block may be reported in parts; an offset
      * reported again changes nothing); `next` leases the following blocks in the same round
-     * trip, and `idempotencyKey` applies to it.
+     * trip, and `idempotencyKey` applies to it. A report may carry its results as JSON text
+     * (`resultTexts`, see `BlockReportTexts`): they go out as they are.
      */
-    submitResults: (reports: BlockReport[], next?: LeaseRequest, { idempotencyKey }: { idempotencyKey?: string } = {}) =>
-      json<ResultsResponse>("POST", "/api/work/results", next ? { results: reports, next } : { results: reports }, idempotency(idempotencyKey)),
+    submitResults: (reports: ResultReport[], next?: LeaseRequest, { idempotencyKey }: { idempotencyKey?: string } = {}) =>
+      json<ResultsResponse>("POST", "/api/work/results", new JsonText(resultsRequestJson(reports, next)), idempotency(idempotencyKey)),
     /** A task's name, description and creator (display name and id), for the volunteer computing it. */
     taskSummary: (id: string) => json<{ id: string; name: string; description: string; creator: string | null; creatorId: string }>("GET", `/api/tasks/${encodeURIComponent(id)}/summary`),
     /** The calling volunteer's own figures (a volunteer token). */

@@ -1,4 +1,4 @@
-export { type BlockChunk, blockChunks, blockReports, type ChunkOutcomeReport, chunksOfLeases } from "./blocks.ts";
+export { type BlockChunk, blockChunks, blockReports, type ChunkOutcomeReport, chunksOfLeases, resultsRequestJson } from "./blocks.ts";
 export { ApiError, type Client, type ClientOptions, createClient } from "./client.ts";
 export { cursorOfLine, type FollowedLine, type FollowOptions } from "./follow.ts";
 export { InputUploadError, inputParts, type UploadOptions, uploadInputParts, uploadPartChars } from "./inputs.ts";

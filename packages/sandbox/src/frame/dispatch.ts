@@ -1,5 +1,5 @@
-import { jsonTextTooDeep } from "@crowdcompute/contract/json-limits";
-import { MAX_CHECKPOINT_CHARS, MAX_PROGRESS_MESSAGE_CHARS, MAX_RESULT_BYTES } from "@crowdcompute/contract/limits";
+import { jsonTextProblem, jsonTextTooDeep } from "@crowdcompute/contract/json-limits";
+import { MAX_CHECKPOINT_CHARS, MAX_JSON_DEPTH, MAX_PROGRESS_MESSAGE_CHARS, MAX_RESULT_BYTES } from "@crowdcompute/contract/limits";
 import { chunkErrorKinds } from "@crowdcompute/contract/statuses";
 import { appendConsole, type ChunkCheckpoint, type ChunkOutcome, type ChunkProgress, exceedsUtf8Bytes, failure, PROGRESS_INTERVAL_MS, type SandboxChunk, truncateUtf8 } from "../protocol.ts";
 import type { InFlight, WorkerSlot } from "./worker-slot.ts";
@@ -348,11 +348,10 @@ function checkResult(entry: InFlight, raw: unknown): ChunkOutcome {
     if (typeof json !== "string" || exceedsUtf8Bytes(json, MAX_RESULT_BYTES)) {
       return failure(key, "invalid-result", `the result is not a JSON string of at most ${MAX_RESULT_BYTES} bytes`, cpuMs);
     }
-    try {
-      JSON.parse(json);
-    } catch {
-      return failure(key, "invalid-result", "the result is not valid JSON", cpuMs);
-    }
+    // Checked as text, never parsed: the page carries it on as it is, into the report it posts.
+    const problem = jsonTextProblem(json, MAX_JSON_DEPTH);
+    if (problem?.kind === "depth") return failure(key, "invalid-result", `the result nests deeper than ${MAX_JSON_DEPTH} levels of arrays and objects`, cpuMs);
+    if (problem) return failure(key, "invalid-result", "the result is not valid JSON", cpuMs);
     return { key, ok: true, resultJson: json, cpuMs };
   }
   // Not "cancelled": only the host decides that; a worker claiming it is believed as a throw.

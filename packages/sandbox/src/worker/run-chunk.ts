@@ -154,10 +154,14 @@ function aborted(key: string, signal: AbortSignal, timeoutMs: number, cpuMs: num
   return failure(key, "cancelled", "the chunk was cancelled", cpuMs);
 }
 
+/**
+ * The result's one serialization on its way to the server: the frame checks this text without
+ * parsing it, the page splices it into the report it posts (docs/architecture.md, "Result storage").
+ */
 function serialize(key: string, result: unknown, cpuMs: number): ChunkOutcome {
   let json: string | undefined;
   try {
-    json = JSON.stringify(result);
+    json = stringify(result);
   } catch (err) {
     return failure(key, "invalid-result", `the result is not JSON-serializable: ${describeError(err)}`, cpuMs);
   }
