@@ -32,7 +32,9 @@ export interface RunBatchOptions {
 export interface Sandbox {
   /**
    * Runs the chunks; resolves with one outcome per chunk, in input order. Rejects if `code`
-   * does not match `codeSha256`, or `wasm` does not match `wasmSha256`. A batch of the task
+   * does not match `codeSha256`, or `wasmSha256` names a module and no `wasm` is given. A
+   * `wasm` that does not match `wasmSha256` fails every chunk at once, as `throw`: the page
+   * fetched the module, and the sandbox checks it here rather than trust the page. A batch of the task
    * that is running joins it: hand the next block over before this one ends and no worker
    * waits between them. When the frame dies (a chunk blew its heap), the chunks it was not
    * running run again, and those it was running run again one at a time: only a chunk that
@@ -191,7 +193,10 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
         if (verifiedWasm?.bytes !== task.wasm || verifiedWasm.sha256 !== task.wasmSha256) {
           const actual = await sha256Hex(task.wasm);
           if (actual !== task.wasmSha256?.toLowerCase()) {
-            throw new Error(`refusing to run task ${task.taskId}: its wasm hashes to ${actual}, not ${task.wasmSha256}`);
+            // Not the module the task names (a server mid-deploy, or bytes altered on the way):
+            // no chunk of the block can run, so they fail now rather than wait out the lease.
+            const message = `refusing to run task ${task.taskId}: its wasm hashes to ${actual}, not ${task.wasmSha256}`;
+            return chunks.map((chunk) => failure(chunk.key, "throw", message, 0));
           }
           verifiedWasm = { bytes: task.wasm, sha256: task.wasmSha256 };
         }
