@@ -91,17 +91,6 @@ type OpenApiDocument = { paths?: object };
 const methods = ["get", "put", "post", "patch", "delete"];
 
 /**
- * routes/work/ is being changed by the chunk-progress work: until its routes declare their own
- * security (as every other route does), the volunteer token they take is said here.
- */
-const undeclared: Record<string, SecurityRequirement[]> = {
-  "/api/work/lease": security.volunteer,
-  "/api/work/results": security.volunteer,
-  "/api/work/heartbeat": security.volunteer,
-  "/api/work/release": security.volunteer,
-};
-
-/**
  * Completes each operation's error answers: every error response carries the problem schema,
  * and each operation gets those its kind can give: 500 and 503 any; 422 one that takes
  * parameters or a body; 400, 413 and 415 one that takes a body; 401 and 403 one that needs a
@@ -114,7 +103,6 @@ export function documentErrors<T extends OpenApiDocument>(document: T, problemRe
     for (const [method, value] of Object.entries(item ?? {})) {
       if (!methods.includes(method) || typeof value !== "object" || value === null) continue;
       const operation = value as Operation;
-      operation.security ??= undeclared[path];
       if (operation.security === undefined) throw new Error(`${method.toUpperCase()} ${path} declares no security (security.none for an open operation)`);
       const responses = (operation.responses ??= {});
       for (const [status, response] of Object.entries(responses)) {
