@@ -25,7 +25,7 @@ export { reclaimExpiredLeases, releaseLeaseRequest, releaseLeases, sweepExpiredL
 export { heartbeatLeases, oneBeatAtATime } from "./dispatch/heartbeat.ts";
 export { leaseBlocks } from "./dispatch/lease.ts";
 export { leaseWithinBounds } from "./dispatch/lease-bounds.ts";
-export type { LeaseBound, LeaseBounds, LeasedBlock, LeaseOutcome } from "./dispatch/lease-types.ts";
+export type { GrantedBlock, LeaseBound, LeaseBounds, LeaseOutcome } from "./dispatch/lease-types.ts";
 export { type ChunkError, type ResultRun, submitResults } from "./dispatch/submit.ts";
 export { listenTaskChanged, notifyTaskChanged } from "./events.ts";
 export type { DbHandle } from "./handle.ts";

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import postgres from "postgres";
 import type { Db } from "../src/db.ts";
 import { leaseBlocks } from "../src/dispatch/lease.ts";
-import type { LeasedBlock, LeaseRequest } from "../src/dispatch/lease-types.ts";
+import type { GrantedBlock, LeaseRequest } from "../src/dispatch/lease-types.ts";
 import { type ChunkRef, type ResultRun, type SubmitOutcome, submitResults } from "../src/dispatch/submit.ts";
 import type { DbHandle } from "../src/handle.ts";
 import { migratePgliteDb, migratePostgresUrl, migrationsFolder } from "../src/migrate.ts";
@@ -124,7 +124,7 @@ export function taskFixture(ownerId: string, overrides: Partial<NewTask> = {}): 
 }
 
 /** One chunk of a leased block, as db tests look at leases one chunk at a time. */
-export interface LeasedChunk extends Omit<LeasedBlock, "inputsJson"> {
+export interface LeasedChunk extends Omit<GrantedBlock, "inputsJson"> {
   index: number;
   /** The chunk's input as JSON text. */
   input: string;

@@ -8,7 +8,8 @@
 const payloadBytes = 8 + 16 + 16 + 2 + 4 + 2 + 1;
 const macBytes = 16;
 
-export interface LeaseBlock {
+/** What a signed lease id carries: the block it names (the db's `GrantedBlock` is the block as leased). */
+export interface SignedBlock {
   leaseRowId: number;
   taskId: string;
   volunteerId: string;
@@ -59,7 +60,7 @@ export function createLeaseIds(secret: string, hmac?: HmacSha256) {
   const sign = hmac ? (data: Uint8Array<ArrayBuffer>) => hmac(key, data) : webCryptoHmac(key);
   const mac = async (payload: Uint8Array<ArrayBuffer>) => (await sign(payload)).subarray(0, macBytes);
 
-  async function verifyBlock(block: string): Promise<LeaseBlock | null> {
+  async function verifyBlock(block: string): Promise<SignedBlock | null> {
     const bytes = fromBase64Url(block);
     if (!bytes || bytes.length !== payloadBytes + macBytes) return null;
     // One spelling per id: 64 bytes leave 4 spare bits in the last character, which a decoder
@@ -83,7 +84,7 @@ export function createLeaseIds(secret: string, hmac?: HmacSha256) {
 
   return {
     /** The block's lease id. */
-    async encodeBlock(block: LeaseBlock): Promise<string> {
+    async encodeBlock(block: SignedBlock): Promise<string> {
       const bytes = new Uint8Array(new ArrayBuffer(payloadBytes + macBytes));
       const view = new DataView(bytes.buffer);
       view.setBigUint64(0, BigInt(block.leaseRowId));
@@ -101,8 +102,8 @@ export function createLeaseIds(secret: string, hmac?: HmacSha256) {
      * reported in parts). Null for anything forged, altered or truncated.
      */
     decoder() {
-      const verified = new Map<string, Promise<LeaseBlock | null>>();
-      return (leaseId: string): Promise<LeaseBlock | null> => {
+      const verified = new Map<string, Promise<SignedBlock | null>>();
+      return (leaseId: string): Promise<SignedBlock | null> => {
         let pending = verified.get(leaseId);
         if (!pending) {
           pending = verifyBlock(leaseId);

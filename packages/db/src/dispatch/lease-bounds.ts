@@ -5,7 +5,7 @@ import type { Db } from "../db.ts";
 import { dispatchCacheOf } from "./dispatch-cache.ts";
 import { heldChunks } from "./held.ts";
 import { leaseBlocks, leasesOfRequest, leaseUnclaimed, type Sharing } from "./lease.ts";
-import type { LeaseBound, LeasedBlock, LeaseOutcome, LeaseRequest } from "./lease-types.ts";
+import type { GrantedBlock, LeaseBound, LeaseOutcome, LeaseRequest } from "./lease-types.ts";
 import { claimRequestKey } from "./request-keys.ts";
 
 /** Other volunteers that asked for work within this long share a task's open chunks with the asker. */
@@ -71,7 +71,7 @@ export async function leaseWithinBounds(db: Db, request: LeaseRequest): Promise<
       const max = Math.min(clamped.max, room);
       mine.reserved += max;
       if (ours) ours.reserved += max;
-      let blocks: LeasedBlock[] = [];
+      let blocks: GrantedBlock[] = [];
       try {
         blocks = await leaseUnclaimed(db, { ...clamped, max, heldAhead: mine.known }, sharing);
       } finally {

@@ -74,13 +74,17 @@ export interface LeaseBounds {
 export type LeaseBound = "volunteer" | "source" | "busy";
 
 export interface LeaseOutcome {
-  blocks: LeasedBlock[];
+  blocks: GrantedBlock[];
   /** The bound that held this request back (it got fewer chunks, or none), or null. */
   bounded: LeaseBound | null;
 }
 
-/** A block of consecutive chunks, one lease row: what the volunteer gets one signed id for. */
-export interface LeasedBlock {
+/**
+ * A block of consecutive chunks granted to a lease request, one lease row, with what the API
+ * serves of it (the contract's `LeasedBlock` is that answer; the API's `SignedBlock` is what
+ * the block's signed lease id carries).
+ */
+export interface GrantedBlock {
   leaseRowId: number;
   taskId: string;
   /** The task's creator (for turn taking). */

@@ -8,7 +8,7 @@ import { dispatchCacheOf } from "./dispatch-cache.ts";
 import { leaseCopies } from "./lease-copies.ts";
 import { leaseFromTask } from "./lease-fresh.ts";
 import { checkpointOf, type LeaseBlockRow, measuredAfter, storedInputsOf } from "./lease-sql.ts";
-import type { Candidate, LeasedBlock, LeaseRequest } from "./lease-types.ts";
+import type { Candidate, GrantedBlock, LeaseRequest } from "./lease-types.ts";
 import { reduceInput } from "./reduce.ts";
 import { claimRequestKey } from "./request-keys.ts";
 import { recordChunkErrors } from "./submit-errors.ts";
@@ -48,7 +48,7 @@ function taskShare(task: Pick<Candidate, "total" | "measured">, others: number):
  * request's chunks are sized to its buffer (`blockBudget`). Expired leases are reclaimed by
  * the caller first (`reclaimExpiredLeases`).
  */
-export async function leaseBlocks(db: Db, request: LeaseRequest): Promise<LeasedBlock[]> {
+export async function leaseBlocks(db: Db, request: LeaseRequest): Promise<GrantedBlock[]> {
   if (request.idempotencyKey && !(await claimRequestKey(db, request.volunteerId, request.idempotencyKey))) {
     return leasesOfRequest(db, request.volunteerId, request.idempotencyKey);
   }
@@ -56,7 +56,7 @@ export async function leaseBlocks(db: Db, request: LeaseRequest): Promise<Leased
 }
 
 /** `leaseBlocks` once the request's key (if any) is claimed; `sharing` bounds each task's share. */
-export async function leaseUnclaimed(db: Db, request: LeaseRequest, sharing: Sharing | null): Promise<LeasedBlock[]> {
+export async function leaseUnclaimed(db: Db, request: LeaseRequest, sharing: Sharing | null): Promise<GrantedBlock[]> {
   const dispatchCache = dispatchCacheOf(db);
   const candidates = await candidateTasks(db, dispatchCache, request);
   let leased = await leaseFromCandidates(db, candidates.tasks, request, sharing);
@@ -89,8 +89,8 @@ function blockBudget(task: Pick<Candidate, "mean_chunk_ms" | "measured" | "mean_
   return Math.max(1, Math.min(MAX_LEASE_CHUNKS, byBytes, Math.ceil(lentMs / Math.max(task.mean_chunk_ms, 0.01))));
 }
 
-async function leaseFromCandidates(db: Db, candidates: Candidate[], request: LeaseRequest, sharing: Sharing | null): Promise<LeasedBlock[]> {
-  const leased: LeasedBlock[] = [];
+async function leaseFromCandidates(db: Db, candidates: Candidate[], request: LeaseRequest, sharing: Sharing | null): Promise<GrantedBlock[]> {
+  const leased: GrantedBlock[] = [];
   let count = 0;
   // The share of the buffer still to fill: a task's blocks use up n / its budget of it.
   let bufferLeft = 1;
@@ -142,7 +142,7 @@ type TaskOfLease = Pick<Candidate, "id" | "owner_id" | "input_kind" | "range" | 
  * results; one that cannot be built (say a result Postgres cannot parse) fails that chunk's
  * attempt and leaves the block out, so no lease request of anyone else fails with it.
  */
-async function leasedBlock(db: Db, task: TaskOfLease, block: LeaseBlockRow): Promise<LeasedBlock | null> {
+async function leasedBlock(db: Db, task: TaskOfLease, block: LeaseBlockRow): Promise<GrantedBlock | null> {
   const firstIdx = block.first_idx;
   const entry = firstIdx >= task.total ? "reduce" : "work";
   let inputsJson: string;
@@ -195,7 +195,7 @@ async function leasedBlock(db: Db, task: TaskOfLease, block: LeaseBlockRow): Pro
  * is still leasing gets what that request has leased so far (usually nothing): its client
  * lost that answer anyway.
  */
-export async function leasesOfRequest(db: Db, volunteerId: string, key: string): Promise<LeasedBlock[]> {
+export async function leasesOfRequest(db: Db, volunteerId: string, key: string): Promise<GrantedBlock[]> {
   const rows = await queryRows<LeaseBlockRow & TaskOfLease>(
     db,
     sql`SELECT l.id AS lease_id, l.first_idx, l.n, l.deadline, l.copy,
@@ -207,7 +207,7 @@ export async function leasesOfRequest(db: Db, volunteerId: string, key: string):
         WHERE l.volunteer_id = ${volunteerId} AND l.request_key = ${key} AND NOT l.reclaimed AND ${someClear(sql`l.reported`)}
         ORDER BY l.id`,
   );
-  const leased: LeasedBlock[] = [];
+  const leased: GrantedBlock[] = [];
   for (const row of rows) {
     const built = await leasedBlock(db, row, row);
     if (built) leased.push(built);

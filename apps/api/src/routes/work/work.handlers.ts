@@ -2,7 +2,7 @@
 // (docs/architecture.md, "Dispatch" and "Bounds on what one volunteer holds"). Reading and
 // checking reports and lease ids is in work.reports.ts.
 import type { leaseRequestSchema, ReleaseResponse } from "@crowdcompute/contract";
-import { heartbeatLeases, type LeasedBlock, leaseWithinBounds, recordChunkLive, releaseLeaseRequest, releaseLeases, submitResults, sweepExpiredLeases } from "@crowdcompute/db";
+import { type GrantedBlock, heartbeatLeases, leaseWithinBounds, recordChunkLive, releaseLeaseRequest, releaseLeases, submitResults, sweepExpiredLeases } from "@crowdcompute/db";
 import type { z } from "@hono/zod-openapi";
 import { type AppContext, authorize, type AppRouteHandler as Handler, volunteerRoles } from "../../lib/context.ts";
 import { secondsSince } from "../../lib/metrics.ts";
@@ -77,7 +77,7 @@ async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<ty
  * as JSON when stored) or built from a range, spliced in unparsed. Parsing them to objects
  * only for `c.json` to write them out again was the API's largest cost per chunk.
  */
-function blockJson(leaseId: string, block: LeasedBlock): string {
+function blockJson(leaseId: string, block: GrantedBlock): string {
   const reported = block.reportedOffsets.length > 0 ? `,"reportedOffsets":[${block.reportedOffsets.join(",")}]` : "";
   // A retry's checkpoint is JSON text the API checked when a heartbeat brought it: spliced as it is.
   const checkpoints = block.checkpointJson === null ? "" : `,"checkpoints":[{"offset":0,"state":${block.checkpointJson}}]`;

@@ -8,7 +8,7 @@ import type { z } from "@hono/zod-openapi";
 import canonicalize from "canonicalize";
 import type { AppContext } from "../../lib/context.ts";
 import { jsonLimitProblem, jsonViolation, maxJsonDepth } from "../../lib/json-limits.ts";
-import type { LeaseBlock } from "../../lib/lease-ids.ts";
+import type { SignedBlock } from "../../lib/lease-ids.ts";
 import { forbidden, ProblemError, unprocessable } from "../../lib/problem.ts";
 import type { TokenClaims } from "../../lib/tokens.ts";
 
@@ -62,7 +62,7 @@ export async function readReports(c: AppContext, claims: TokenClaims, reports: R
  * A report's console output, each chunk's with the outcome it came with: a chunk's lines ride
  * with its own result or error in the same report (422 otherwise, or for a chunk given twice).
  */
-function consoleOf(report: Report, block: LeaseBlock, position: number): ConsoleReport[] {
+function consoleOf(report: Report, block: SignedBlock, position: number): ConsoleReport[] {
   const erred = new Set(report.errors.map((error) => error.offset));
   const seen = new Set<number>();
   return (report.console ?? []).map((logged, k) => {
@@ -85,7 +85,7 @@ function consoleOf(report: Report, block: LeaseBlock, position: number): Console
 }
 
 /** Marks the offsets as reported in this request; 422 for one outside the block or given twice. */
-function takeOffsets(taken: Map<number, Uint8Array>, block: LeaseBlock, offsets: number[], position: number): void {
+function takeOffsets(taken: Map<number, Uint8Array>, block: SignedBlock, offsets: number[], position: number): void {
   let marks = taken.get(block.leaseRowId);
   if (!marks) taken.set(block.leaseRowId, (marks = new Uint8Array(block.n)));
   for (const offset of offsets) {
@@ -106,7 +106,7 @@ function takeOffsets(taken: Map<number, Uint8Array>, block: LeaseBlock, offsets:
  * (3.2 vs 0.65 ms for 4096 small objects), the API's largest cost per chunk. 413 for any
  * result over 1 MiB.
  */
-function resultsJson(report: Report, block: LeaseBlock, position: number): string {
+function resultsJson(report: Report, block: SignedBlock, position: number): string {
   const serialize = block.replicated ? (value: unknown) => canonicalize(value) ?? "null" : (value: unknown) => JSON.stringify(value) ?? "null";
   const json = serialize(report.results);
   // Under the limit as a whole, each result is too.
@@ -120,9 +120,9 @@ function resultsJson(report: Report, block: LeaseBlock, position: number): strin
 }
 
 /** Every lease id of a request, verified and the caller's: 422 for one this server did not issue, 403 for another volunteer's. */
-export async function leaseBlocksOf(c: AppContext, claims: TokenClaims, leaseIds: string[], field: string): Promise<Map<string, LeaseBlock>> {
+export async function leaseBlocksOf(c: AppContext, claims: TokenClaims, leaseIds: string[], field: string): Promise<Map<string, SignedBlock>> {
   const decode = c.var.deps.leaseIds.decoder();
-  const blocks = new Map<string, LeaseBlock>();
+  const blocks = new Map<string, SignedBlock>();
   for (const [position, leaseId] of leaseIds.entries()) {
     const block = await decode(leaseId);
     if (!block) throw unprocessable(`${field}.${position} is not a lease id this server issued`, [{ path: `${field}.${position}`, message: "invalid lease id" }]);
@@ -140,7 +140,7 @@ type Heartbeat = z.output<typeof heartbeatRequestSchema>;
  * given once per kind; a checkpoint's state at most 256 KiB of JSON text, 64 levels deep. 422
  * (413 for size) otherwise. Whether the volunteer still holds the chunk is the database's check.
  */
-export function liveReports(body: Heartbeat, blocks: Map<string, LeaseBlock>): LiveChunkReport[] {
+export function liveReports(body: Heartbeat, blocks: Map<string, SignedBlock>): LiveChunkReport[] {
   const reports = new Map<string, LiveChunkReport>();
   const entry = (field: "progress" | "checkpoints", leaseId: string, offset: number, k: number): LiveChunkReport => {
     const block = blocks.get(leaseId);
