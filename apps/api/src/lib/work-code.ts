@@ -42,3 +42,9 @@ export async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/** A module with its lowercase hex sha256, as the db stores it (a new task's, or a clone's). */
+export async function wasmWithSha256(bytes: Uint8Array): Promise<{ bytes: Uint8Array; sha256: string }> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return { bytes, sha256: Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("") };
+}

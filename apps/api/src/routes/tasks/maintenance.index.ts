@@ -7,8 +7,8 @@ import { createRouter } from "../../lib/context.ts";
 import { problems, security } from "../../lib/openapi.ts";
 import { conflict, notFound, unprocessable } from "../../lib/problem.ts";
 import { ownedTask } from "../../lib/task-access.ts";
-import { checkWorkCode, sha256Hex } from "../../lib/work-code.ts";
-import { taskJson, wasmWithSha256 } from "./tasks.handlers.ts";
+import { checkWorkCode, sha256Hex, wasmWithSha256 } from "../../lib/work-code.ts";
+import { taskJson } from "./tasks.handlers.ts";
 import { taskIdParams as params } from "./tasks.routes.ts";
 
 const taskResponse = { content: { "application/json": { schema: z.object({ task: taskSchema }) } } };

@@ -16,7 +16,7 @@ import {
 import { type AppContext, authorize, creatorRoles, type AppRouteHandler as Handler, volunteerRoles } from "../../lib/context.ts";
 import { conflict, notFound } from "../../lib/problem.ts";
 import { ownedTask, uuidPattern } from "../../lib/task-access.ts";
-import { checkWorkCode, sha256Hex } from "../../lib/work-code.ts";
+import { checkWorkCode, sha256Hex, wasmWithSha256 } from "../../lib/work-code.ts";
 import type * as routes from "./tasks.routes.ts";
 
 /** The task as the API shows it: the db's view without its owner's id and input kind, dates as ISO text. */
@@ -122,10 +122,4 @@ async function authorizeReader(c: AppContext, id: string): Promise<void> {
   }
   const access = await getTaskAccess(c.var.deps.db, id);
   if (!access || access.ownerId !== claims.sub) throw notFound("task");
-}
-
-/** A module with its lowercase hex sha256, as the db stores it (a new task's, or a clone's). */
-export async function wasmWithSha256(bytes: Uint8Array): Promise<{ bytes: Uint8Array; sha256: string }> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return { bytes, sha256: Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("") };
 }
