@@ -1,20 +1,26 @@
 import { useSiteStats } from "../../hooks/use-site-stats.ts";
 import { formatNumber } from "../../lib/format.ts";
 import { useSession } from "../../lib/session.tsx";
+import { ControlsHero } from "./controls-hero.tsx";
+import { HelpedTasks } from "./helped-tasks.tsx";
 import { isMine, Leaderboard, useLeaderboard } from "./leaderboard.tsx";
+import { RunStatus } from "./run-status.tsx";
 import { RunningNow } from "./running-now.tsx";
 import { useExclusions } from "./use-exclusions.ts";
 import { useVolunteerIdentity } from "./use-identity.ts";
 import { useTotals } from "./use-totals.ts";
 import { defaultSchedule, useVolunteerOptions } from "./use-volunteer-options.ts";
 import { cores, useVolunteerRun } from "./use-volunteer-run.ts";
-import { ControlsHero, Figures, HelpedTasks, RunStatus, WhoYouAre } from "./volunteer-cards.tsx";
+import { Figures } from "./volunteer-figures.tsx";
+import { WhoYouAre } from "./who-you-are.tsx";
 
 const defaultThreads = Math.max(1, Math.floor(cores / 2));
 
 /**
  * `/`: one click to lend this browser's CPU to the tasks on this server. Running is
- * use-volunteer-run.ts's; the parts shown are volunteer-cards.tsx's and running-now.tsx's.
+ * use-volunteer-run.ts's; the parts shown are beside it, one file each: controls-hero.tsx,
+ * run-status.tsx, volunteer-figures.tsx, running-now.tsx, who-you-are.tsx, helped-tasks.tsx and
+ * leaderboard.tsx.
  */
 export function VolunteerPage() {
   const { client, session, signIn } = useSession();
