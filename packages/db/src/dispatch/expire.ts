@@ -1,6 +1,6 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Db, queryRows, retryOnDeadlockOrSerialization } from "../db.ts";
-import { addToTaskCounters } from "../sql/counters.ts";
+import { addToTaskCounters, counterShardOf } from "../sql/counters.ts";
 import { resultCovers } from "../sql/result-rows.ts";
 import { completeFinishedTasks } from "../tasks/tasks.ts";
 import { dispatchCacheOf } from "./dispatch-cache.ts";
@@ -11,13 +11,16 @@ const leasesPerSweep = 256;
 // one sweep per process every 250 ms finds what there is, and spares a round trip per request.
 const sweepEveryMs = 250;
 
-/** `reclaimExpiredLeases`, unless this process (`db`'s dispatch cache) swept less than 250 ms ago. */
-export async function sweepExpiredLeases(db: Db, shard: number): Promise<void> {
+/**
+ * `reclaimExpiredLeases` for a lease request of volunteer `volunteerId` (counters go to its
+ * shard), unless this process (`db`'s dispatch cache) swept less than 250 ms ago.
+ */
+export async function sweepExpiredLeases(db: Db, volunteerId: string): Promise<void> {
   const dispatchCache = dispatchCacheOf(db);
   const now = Date.now();
   if (dispatchCache.lastSweepAt > now - sweepEveryMs) return;
   dispatchCache.lastSweepAt = now;
-  await reclaimExpiredLeases(db, shard);
+  await reclaimExpiredLeases(db, counterShardOf(volunteerId));
 }
 
 /**
@@ -45,9 +48,9 @@ export async function reclaimExpiredLeases(db: Db, shard: number): Promise<numbe
  * A request whose lease statement is running at this very moment can still commit blocks after
  * this: those wait for their deadline. The key's row counts toward the volunteer's newest
  * keys (`keptPerVolunteer`), so fresh keys in a loop leave no more rows than that.
- * Returns the blocks taken back and their tasks.
+ * Returns the blocks taken back and their tasks. Counters go to the volunteer's shard unless `shard` names another.
  */
-export async function releaseLeaseRequest(db: Db, input: { volunteerId: string; key: string; shard: number }): Promise<{ leaseRowId: number; taskId: string }[]> {
+export async function releaseLeaseRequest(db: Db, input: { volunteerId: string; key: string; shard?: number }): Promise<{ leaseRowId: number; taskId: string }[]> {
   // Claimed as a lease request claims it, so the volunteer's keys stay bounded (request-keys.ts).
   await claimRequestKey(db, input.volunteerId, input.key);
   const released = await queryRows<{ id: string | number; task_id: string }>(
@@ -57,7 +60,7 @@ export async function releaseLeaseRequest(db: Db, input: { volunteerId: string; 
   if (released.length === 0) return [];
   await takeBack(
     db,
-    input.shard,
+    input.shard ?? counterShardOf(input.volunteerId),
     sql`SELECT id, task_id, first_idx, n, reported, copy, created_at FROM leases
         WHERE volunteer_id = ${input.volunteerId} AND request_key = ${input.key} AND NOT reclaimed
         ORDER BY id FOR UPDATE`,
@@ -70,8 +73,9 @@ export async function releaseLeaseRequest(db: Db, input: { volunteerId: string; 
  * A volunteer gives leases back before their deadline (it paused): their unreported chunks
  * go back to pending at once, counting no expiry (nothing vanished). Leases of another
  * volunteer, or already taken back, are left alone. Returns the lease rows it took back.
+ * Counters go to the volunteer's shard unless `shard` names another.
  */
-export async function releaseLeases(db: Db, input: { volunteerId: string; leaseRowIds: readonly number[]; shard: number }): Promise<number[]> {
+export async function releaseLeases(db: Db, input: { volunteerId: string; leaseRowIds: readonly number[]; shard?: number }): Promise<number[]> {
   if (input.leaseRowIds.length === 0) return [];
   const ids = JSON.stringify([...new Set(input.leaseRowIds)].sort((a, b) => a - b));
   const released = await queryRows<{ id: string | number }>(
@@ -82,7 +86,7 @@ export async function releaseLeases(db: Db, input: { volunteerId: string; leaseR
   if (released.length === 0) return [];
   await takeBack(
     db,
-    input.shard,
+    input.shard ?? counterShardOf(input.volunteerId),
     sql`SELECT id, task_id, first_idx, n, reported, copy, created_at FROM leases
         WHERE id IN (SELECT value::bigint FROM json_array_elements_text(${ids}::json))
           AND volunteer_id = ${input.volunteerId} AND NOT reclaimed

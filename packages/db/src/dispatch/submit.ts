@@ -1,4 +1,5 @@
 import { type Db, retryOnDeadlockOrSerialization } from "../db.ts";
+import { counterShardOf } from "../sql/counters.ts";
 import { completeFinishedTasks } from "../tasks/tasks.ts";
 import { type ConsoleReport, recordChunkConsole } from "./chunk-live.ts";
 import { insertResultRuns, type ResultRun } from "./submit-blocks.ts";
@@ -22,12 +23,14 @@ export interface SubmitOutcome {
  * goes chunk by chunk (submit-chunks.ts), where a result is `INSERT … ON CONFLICT DO NOTHING
  * RETURNING`; only rows really inserted move counters or credit. A late result for an
  * expired lease still counts while the chunk is not final. Console output of the reported
- * chunks is kept for those whose outcome counted (chunk-live.ts).
+ * chunks is kept for those whose outcome counted (chunk-live.ts). Counters are added to the
+ * volunteer's shard (`counterShardOf`) unless `shard` names another.
  */
 export async function submitResults(
   db: Db,
-  input: { volunteerId: string; userId?: string | null; shard: number; runs: ResultRun[]; errors: ChunkError[]; consoles?: readonly ConsoleReport[] },
+  submitted: { volunteerId: string; userId?: string | null; shard?: number; runs: ResultRun[]; errors: ChunkError[]; consoles?: readonly ConsoleReport[] },
 ): Promise<SubmitOutcome> {
+  const input = { ...submitted, shard: submitted.shard ?? counterShardOf(submitted.volunteerId) };
   const outcome: SubmitOutcome = { inserted: 0, rejected: [] };
   const touched = new Set<string>();
   const runs = input.runs.filter((run) => run.count > 0);

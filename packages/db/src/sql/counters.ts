@@ -3,6 +3,12 @@
 // to, never recomputed, and the CPU time a result is counted and credited for.
 import { type SQL, sql } from "drizzle-orm";
 
+/**
+ * The `task_counters` shard (0..15) a volunteer's statements add to: stable per volunteer, so
+ * that concurrent volunteers update different rows (a UUID's last hex digits spread evenly).
+ */
+export const counterShardOf = (volunteerId: string) => parseInt(volunteerId.slice(-4), 16) % 16;
+
 /** The columns of `task_counters` a statement adds to. */
 export type TaskCounter = "done" | "failed" | "cpu_ms" | "credit" | "copies" | "replicated" | "disagreements" | "banned";
 

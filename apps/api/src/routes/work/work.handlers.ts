@@ -2,9 +2,10 @@
 // (docs/architecture.md, "Dispatch" and "Bounds on what one volunteer holds"). Reading and
 // checking reports and lease ids is in work.reports.ts.
 import type { leaseRequestSchema, ReleaseResponse } from "@crowdcompute/contract";
-import { type GrantedBlock, heartbeatLeases, leaseWithinBounds, recordChunkLive, releaseLeaseRequest, releaseLeases, submitResults, sweepExpiredLeases } from "@crowdcompute/db";
+import { type GrantedBlock, heartbeatLeases, leaseWithinBounds, recordChunkLive, releaseLeaseRequest, releaseLeases, submitResults } from "@crowdcompute/db";
 import type { z } from "@hono/zod-openapi";
 import { type AppContext, authorize, type AppRouteHandler as Handler, volunteerRoles } from "../../lib/context.ts";
+import { sweepBeforeLease } from "../../lib/expiry-sweep.ts";
 import { secondsSince } from "../../lib/metrics.ts";
 import { ProblemError } from "../../lib/problem.ts";
 import type { TokenClaims } from "../../lib/tokens.ts";
@@ -30,13 +31,10 @@ async function retryLater<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A stable counter shard per volunteer, so concurrent volunteers update different rows. */
-const shardOf = (volunteerId: string) => parseInt(volunteerId.slice(-4), 16) % 16;
-
 /** Leases for the request: the answer's members as JSON text (see `blockJson`) and the chunks in them. */
 async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<typeof leaseRequestSchema>, idempotencyKey: string | undefined) {
   const { db, env, leaseIds } = c.var.deps;
-  await sweepExpiredLeases(db, shardOf(claims.sub));
+  await sweepBeforeLease(c, claims.sub);
   // Within the bounds on what one volunteer holds (docs/architecture.md): beyond them the
   // answer has fewer blocks or none, and says when to ask again.
   const { blocks } = await leaseWithinBounds(db, {
@@ -106,7 +104,6 @@ export const results: Handler<typeof routes.results> = async (c) => {
   const outcome = await submitResults(c.var.deps.db, {
     volunteerId: claims.sub,
     userId: claims.uid ?? null,
-    shard: shardOf(claims.sub),
     runs: reports.runs,
     errors: reports.errors,
     consoles: reports.consoles,
@@ -150,7 +147,7 @@ export const release: Handler<typeof routes.release> = async (c) => {
   const { leaseIds, leaseRequestKey } = c.req.valid("json");
   const blocks = await leaseBlocksOf(c, claims, leaseIds, "leaseIds");
   const rows = [...blocks.values()].map((block) => block.leaseRowId);
-  const released = new Set(await retryLater(() => releaseLeases(c.var.deps.db, { volunteerId: claims.sub, leaseRowIds: rows, shard: shardOf(claims.sub) })));
+  const released = new Set(await retryLater(() => releaseLeases(c.var.deps.db, { volunteerId: claims.sub, leaseRowIds: rows })));
   const response: ReleaseResponse = { released: [], unknown: [] };
   const changed = new Set<string>();
   for (const [leaseId, block] of blocks) {
@@ -159,7 +156,7 @@ export const release: Handler<typeof routes.release> = async (c) => {
     if (taken) changed.add(block.taskId);
   }
   if (leaseRequestKey !== undefined) {
-    const ofRequest = await retryLater(() => releaseLeaseRequest(c.var.deps.db, { volunteerId: claims.sub, key: leaseRequestKey, shard: shardOf(claims.sub) }));
+    const ofRequest = await retryLater(() => releaseLeaseRequest(c.var.deps.db, { volunteerId: claims.sub, key: leaseRequestKey }));
     response.requestReleased = ofRequest.length;
     for (const { taskId } of ofRequest) changed.add(taskId);
   }
