@@ -1,6 +1,12 @@
 import type { ChunkOutcome } from "@crowdcompute/sandbox";
 import { describe, expect, it } from "vitest";
-import { reportsForPart } from "./block-reports.ts";
+import { approximateBytes, reportsForPart as reportsWithTexts } from "./block-reports.ts";
+
+/** The part's reports as the server reads them: each result text parsed, as `results`. */
+const reportsForPart = (...args: Parameters<typeof reportsWithTexts>) => {
+  const part = reportsWithTexts(...args);
+  return { ...part, reports: part.reports.map(({ resultTexts, ...report }) => ({ ...report, results: resultTexts.map((text) => JSON.parse(text) as unknown) })) };
+};
 
 const ok = (value: unknown, cpuMs = 1, lines?: string[]): ChunkOutcome => ({
   key: "k",
@@ -49,5 +55,13 @@ describe("a part's outcomes as block reports", () => {
         ],
       },
     ]);
+  });
+
+  it("results go on as the sandbox's JSON text, never parsed and written again; a post is sized by those texts", () => {
+    const text = '{ "b": 1, "a": "\\u00e9" }';
+    const outcome: ChunkOutcome = { key: "k", ok: true, resultJson: text, cpuMs: 1 };
+    const [report] = reportsWithTexts("L", [outcome, ok([1, 2])], [0, 1]).reports;
+    expect(report!.resultTexts).toEqual([text, "[1,2]"]);
+    expect(approximateBytes(report!)).toBeGreaterThanOrEqual(JSON.stringify({ leaseId: "L", offset: 0, results: [JSON.parse(text), [1, 2]], cpuMs: 2 }).length);
   });
 });

@@ -1,11 +1,11 @@
 import type { ChunkOutcome } from "@crowdcompute/sandbox";
-import type { BlockReport, LeasedBlock } from "@crowdcompute/sdk";
+import type { BlockReportTexts, LeasedBlock } from "@crowdcompute/sdk";
 
-type ReportConsole = NonNullable<BlockReport["console"]>;
+type ReportConsole = NonNullable<BlockReportTexts["console"]>;
 
 /** What one part of a block (the chunks at `offsets`, run together) comes to. */
 export interface PartReports {
-  reports: BlockReport[];
+  reports: BlockReportTexts[];
   done: number;
   failed: number;
   cpuMs: number;
@@ -15,18 +15,19 @@ export interface PartReports {
  * A part's outcomes as block reports: one per run of consecutive results (a report's results
  * are positional from its `offset`), the errors riding with the first. A chunk's console
  * rides with its own result or error; only chunks that wrote any carry one. Chunks this page
- * cancelled (the server said the block is gone) are not reported at all.
+ * cancelled (the server said the block is gone) are not reported at all. Results stay the JSON
+ * text the sandbox checked (`resultTexts`): the SDK writes them into the request as they are.
  */
 export function reportsForPart(leaseId: string, outcomes: ChunkOutcome[], offsets: number[]): PartReports {
   let done = 0;
   let failed = 0;
   let cpuMs = 0;
-  const errors: NonNullable<BlockReport["errors"]> = [];
+  const errors: NonNullable<BlockReportTexts["errors"]> = [];
   const errorsLogged: ReportConsole = [];
-  const reports: BlockReport[] = [];
-  let run: { offset: number; results: unknown[]; cpuMs: number; console: ReportConsole | null } | null = null;
-  const runReport = (r: NonNullable<typeof run>): BlockReport => {
-    const report: BlockReport = { leaseId, offset: r.offset, results: r.results, cpuMs: Math.round(r.cpuMs) };
+  const reports: BlockReportTexts[] = [];
+  let run: { offset: number; results: string[]; cpuMs: number; console: ReportConsole | null } | null = null;
+  const runReport = (r: NonNullable<typeof run>): BlockReportTexts => {
+    const report: BlockReportTexts = { leaseId, offset: r.offset, resultTexts: r.results, cpuMs: Math.round(r.cpuMs) };
     if (r.console) report.console = r.console;
     return report;
   };
@@ -39,7 +40,7 @@ export function reportsForPart(leaseId: string, outcomes: ChunkOutcome[], offset
         if (run) reports.push(runReport(run));
         run = { offset, results: [], cpuMs: 0, console: null };
       }
-      run.results.push(JSON.parse(outcome.resultJson) as unknown);
+      run.results.push(outcome.resultJson);
       run.cpuMs += outcome.cpuMs;
       if (outcome.console) (run.console ??= []).push(consoleEntry(offset, outcome.console));
     } else if (outcome.error.kind !== "cancelled") {
@@ -52,7 +53,7 @@ export function reportsForPart(leaseId: string, outcomes: ChunkOutcome[], offset
   if (errors.length > 0) {
     let first = reports[0];
     if (first) first.errors = errors;
-    else reports.push((first = { leaseId, results: [], errors, cpuMs: 0 }));
+    else reports.push((first = { leaseId, resultTexts: [], errors, cpuMs: 0 }));
     if (errorsLogged.length > 0) first.console = [...(first.console ?? []), ...errorsLogged];
   }
   return { reports, done, failed, cpuMs };
@@ -62,10 +63,11 @@ function consoleEntry(offset: number, logged: NonNullable<ChunkOutcome["console"
   return logged.truncated ? { offset, lines: logged.lines, truncated: true } : { offset, lines: logged.lines };
 }
 
-/** A report's size as JSON, roughly (each result is checked under 1 MiB by the sandbox). */
-export function approximateBytes(report: BlockReport): number {
+/** A report's size as JSON, roughly, from its result texts' lengths (each under 1 MiB: the sandbox checked). */
+export function approximateBytes(report: BlockReportTexts): number {
   const logged = report.console?.reduce((sum, entry) => sum + 50 + entry.lines.reduce((chars, line) => chars + line.text.length + 30, 0), 0) ?? 0;
-  return 200 + JSON.stringify(report.results ?? []).length + (report.errors?.reduce((sum, e) => sum + e.message.length + 50, 0) ?? 0) + logged;
+  const results = report.resultTexts.reduce((sum, text) => sum + text.length + 1, 2);
+  return 200 + results + (report.errors?.reduce((sum, e) => sum + e.message.length + 50, 0) ?? 0) + logged;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { ApiError, type BlockReport, type Client, type LeaseRequest, type ResultsResponse } from "@crowdcompute/sdk";
+import { ApiError, type BlockReportTexts, type Client, type LeaseRequest, type ResultsResponse } from "@crowdcompute/sdk";
 import { approximateBytes } from "./block-reports.ts";
 
 /** Keeps a request body well under the server's 32 MiB limit (results are at most 1 MiB each). */
@@ -12,9 +12,9 @@ const maxReportsPerPost = 256;
  */
 export class Outbox {
   /** Waiting to post; kept across failures. */
-  private waiting: BlockReport[] = [];
+  private waiting: BlockReportTexts[] = [];
   /** The reports of the post in flight: their blocks are no longer held, and not yet reported. */
-  private sending: BlockReport[] = [];
+  private sending: BlockReportTexts[] = [];
   private inFlight: Promise<void> | null = null;
 
   /** Whether a post is in flight. */
@@ -26,7 +26,7 @@ export class Outbox {
     return this.waiting.length === 0;
   }
 
-  add(reports: BlockReport[]): void {
+  add(reports: BlockReportTexts[]): void {
     this.waiting.push(...reports);
   }
 
@@ -46,7 +46,7 @@ export class Outbox {
    * reports worth sending again are back in the outbox. The post ends after either.
    */
   post(client: Client, next: LeaseRequest | undefined, idempotencyKey: string | undefined, answered: (response: ResultsResponse) => void, failed: (error: unknown) => Promise<void>): Promise<void> {
-    const reports: BlockReport[] = [];
+    const reports: BlockReportTexts[] = [];
     let bytes = 0;
     while (this.waiting.length > 0 && reports.length < maxReportsPerPost) {
       const size = approximateBytes(this.waiting[0]!);
