@@ -55,7 +55,7 @@ describe(`WASM, WebGPU and hostile tasks in the volunteer page (${backend})`, ()
     return { view, lines };
   }
 
-  it("computes a task with a .wasm: the page fetches and checks the module, work code gets ctx.wasm", async () => {
+  it("computes a task with a .wasm: the page fetches the module, the sandbox checks it, work code gets ctx.wasm", async () => {
     const wasm = await compileWat(fibWat);
     const code = `export default function work(n, ctx) {
       if (!(ctx.wasm instanceof WebAssembly.Instance)) throw new Error("no ctx.wasm");
@@ -105,5 +105,22 @@ describe(`WASM, WebGPU and hostile tasks in the volunteer page (${backend})`, ()
     const after = await finished(next);
     expect(after.view.status).toBe("done");
     expect(after.lines.map((line) => line.status === "done" && line.result)).toEqual([1, 4, 9, 16, 25, 36, 49, 64]);
+  });
+
+  it("a module that is not the one the task names fails the chunks at once, as throw: the sandbox checks it, not the page", async () => {
+    const named = await compileWat(fibWat.replace("i32.const 1))", "i32.const 2))"));
+    const served = await compileWat(fibWat);
+    // The bytes change on the way to the page (a server mid-deploy, a proxy): the page hands them on unchecked.
+    await page.route("**/api/tasks/*/wasm", (route) => route.fulfill({ status: 200, contentType: "application/wasm", body: Buffer.from(served) }));
+    try {
+      const task = await create({ name: "altered wasm", code: "export default (n, ctx) => ctx.wasm.exports.fib(n);", inputs: [1, 2, 3], wasm: Buffer.from(named).toString("base64"), maxAttempts: 1 });
+      const { view, lines } = await finished(task);
+      expect(view.counts).toMatchObject({ done: 0, failed: 3 });
+      expect(lines.map((line) => line.status === "failed" && line.error)).toEqual(
+        Array(3).fill({ kind: "throw", message: expect.stringMatching(new RegExp(`its wasm hashes to ${sha256Hex(served)}, not ${sha256Hex(named)}`)) }),
+      );
+    } finally {
+      await page.unroute("**/api/tasks/*/wasm");
+    }
   });
 });

@@ -67,12 +67,6 @@ export class SandboxParts {
     const { lease } = block;
     try {
       const task = await this.assets.sandboxTask(client, lease, this.settings().webgpu);
-      if (typeof task === "string")
-        return this.outcomes(
-          block,
-          offsets.map((offset) => ({ key: `${block.seq}:${offset}`, ok: false, error: { kind: "throw", message: task }, cpuMs: 0 })),
-          offsets,
-        );
       this.stats.learnAbout(client, lease.taskId);
       const started = performance.now();
       const part: RunningPart = {
@@ -100,7 +94,7 @@ export class SandboxParts {
       this.blocks.timed(lease.taskId, ((performance.now() - started) * Math.min(this.settings().threads, offsets.length)) / offsets.length);
       if (!block.dropped) this.outcomes(block, outcomes, offsets);
     } catch (error) {
-      // The sandbox refused the code (a hash mismatch) or is gone: fail nothing on the server,
+      // The sandbox refused the code (a hash mismatch; a module's fails the chunks instead) or is gone: fail nothing on the server,
       // let the block expire and be reissued, and say what happened.
       this.stats.update({ message: error instanceof Error ? error.message : String(error) });
     } finally {
