@@ -93,9 +93,21 @@ export function installMemoryBudget(budgetBytes: number, pending: PendingWork, r
     counted += bytes;
     register(owner, bytes);
   };
+  // A sampled allocation is registered by a token that lives exactly as long as it (the value
+  // of a WeakMap entry keyed by it): V8 made every allocation about 2× slower while small
+  // ArrayBuffers were targets of a FinalizationRegistry (its scavenges slowed down), not while
+  // plain objects were.
+  const tokens = new WeakMap<object, object>();
+  const getToken = WeakMap.prototype.get;
+  const setToken = WeakMap.prototype.set;
   const sampled = (owner: object): void => {
+    let token = apply(getToken, tokens, [owner]) as object | undefined;
+    if (token === undefined) {
+      token = {};
+      apply(setToken, tokens, [owner, token]);
+    }
     while (sampler.untilSample <= 0) {
-      countExact(owner, SMALL);
+      countExact(token, SMALL);
       sampler.untilSample += gap();
     }
   };
