@@ -86,8 +86,29 @@ describe("memory budget, by allocation family", () => {
         "map": () => { const one = new Uint8Array(64 * MiB); return keep(16, () => touch(one.map((x) => x))); },
         "to-sorted": () => { const one = new Uint8Array(64 * MiB); return keep(16, () => touch(one.toSorted())); },
         "small-kept-1GiB": () => keep(262144, () => touch(new Uint32Array(1024))),
+        // With no constructor or no species, the engine copies through its own constructor.
+        "slice-no-constructor": () => { const one = new Uint8Array(64 * MiB); one.constructor = undefined; return keep(16, () => touch(one.slice())); },
+        "map-no-species": () => { const one = new Uint8Array(64 * MiB); Object.defineProperty(one, "constructor", { value: { [Symbol.species]: null } }); return keep(16, () => touch(one.map((x) => x))); },
+        // filter calls back once an element: 720 MiB kept first, so that few copies reach the budget + 512 MiB.
+        "filter-no-constructor": () => { const ballast = [0, 1, 2].map(() => new Uint8Array(240 * MiB)); const one = new Float64Array(8 * MiB); one.constructor = undefined; return keep(16, () => touch(one.filter(() => true))) + ballast.length; },
+        "small-slices-no-constructor": () => { const one = new Uint8Array(16384); one.constructor = undefined; return keep(65536, () => touch(one.slice())); },
+        "getter-makes-one": () => { const one = new Uint8Array(64 * MiB); Object.defineProperty(one, "constructor", { get: () => { new Uint8Array(16); return undefined; } }); return keep(16, () => touch(one.slice())); },
       }`,
-      ["one-1GiB", "via-constructor", "subclass", "from-array-like", "slice", "map", "to-sorted", "small-kept-1GiB"],
+      [
+        "one-1GiB",
+        "via-constructor",
+        "subclass",
+        "from-array-like",
+        "slice",
+        "map",
+        "to-sorted",
+        "small-kept-1GiB",
+        "slice-no-constructor",
+        "map-no-species",
+        "filter-no-constructor",
+        "small-slices-no-constructor",
+        "getter-makes-one",
+      ],
     );
     for (const [name, outcome] of Object.entries(over)) expect(outcome, name).toEqual(oom);
 

@@ -4,7 +4,7 @@
 
 import { apply, arrayFrom, construct, typedArrayNames } from "../intrinsics.ts";
 import { type Accounting, SMALL } from "./accounting.ts";
-import { type AnyFunction, anyBufferByteLength, type Constructor, isArray, isView, standIn, toSize, typedArrayByteLength, typedArrayLength, wrapMethod } from "./wrap.ts";
+import { type AnyFunction, anyBufferByteLength, type Constructor, isArray, isView, standIn, toSize, typedArrayByteLength, typedArrayLength, viewByteLength, wrapMethod } from "./wrap.ts";
 
 /** A typed array's length, or -1 for anything else (a DataView included). */
 function lengthOfTyped(value: object): number {
@@ -17,6 +17,12 @@ function lengthOfTyped(value: object): number {
 
 export function installTypedArrays(accounting: Accounting): void {
   const { sampler, countView } = accounting;
+  // What the stand-ins counted, for the copying methods below: the last small array (holding it
+  // keeps at most SMALL bytes alive), and every large one.
+  let lastSmall: object | undefined;
+  const large = new WeakSet<object>();
+  const isLarge = WeakSet.prototype.has;
+  const addLarge = WeakSet.prototype.add;
 
   for (const name of typedArrayNames) {
     const Original = (globalThis as unknown as Record<string, unknown>)[name] as (Constructor & { BYTES_PER_ELEMENT: number }) | undefined;
@@ -44,7 +50,11 @@ export function installTypedArrays(accounting: Accounting): void {
         }
       }
       const made = construct(Made, checked, newTarget === Wrapped ? Made : (newTarget as Constructor)) as ArrayBufferView;
-      if (!view) countView(made);
+      if (!view) {
+        countView(made);
+        if (viewByteLength(made) >= SMALL) apply(addLarge, large, [made]);
+        else lastSmall = made;
+      }
       return made;
     };
     // The common cases cost a subtraction (budget.ts, SMALL): `new X(n)`, `new X(typedArray)`,
@@ -58,9 +68,10 @@ export function installTypedArrays(accounting: Accounting): void {
           else if (anyBufferByteLength(a) >= 0) return new Made(a, b, c);
         }
         if (bytes >= 0 && bytes < SMALL) {
-          const made = new Made(a);
-          if ((sampler.untilSample -= bytes) <= 0) accounting.sampled(made);
-          return made;
+          const view = new Made(a);
+          if ((sampler.untilSample -= bytes) <= 0) accounting.sampled(view);
+          lastSmall = view;
+          return view;
         }
       }
       // Not `arguments` or a rest array: spreading either runs the array iterator, which work code may have replaced.
@@ -82,8 +93,26 @@ export function installTypedArrays(accounting: Accounting): void {
     accounting.replaceGlobal(name, standIn(Original, Wrapped));
   }
 
-  // These make a new array of the same type through the engine's own constructor, not `constructor`.
   const typedArrays = Object.getPrototypeOf(Uint8Array.prototype) as Record<string, unknown>;
+  // These copy through the species constructor (`x.constructor[Symbol.species]`, the stand-in
+  // above), but through the engine's own constructor when work code makes either undefined
+  // (`x.constructor = undefined`): a copy no stand-in counted is counted here, right after it is
+  // made (it is no larger than the array it copies, which was counted). A small copy a stand-in
+  // made before a callback made another (`map`) is counted twice, as a sample.
+  for (const method of ["slice", "map", "filter"]) {
+    wrapMethod(
+      typedArrays,
+      method,
+      (original) =>
+        function (this: ArrayBufferView, a?: unknown, b?: unknown) {
+          const copy = apply(original as AnyFunction, this, [a, b] as never[]) as ArrayBufferView;
+          if (copy !== lastSmall && !(apply(isLarge, large, [copy]) as boolean)) countView(copy);
+          return copy;
+        },
+    );
+  }
+
+  // These make a new array of the same type through the engine's own constructor, not `constructor`.
   for (const method of ["toReversed", "toSorted", "with"]) {
     if (typeof typedArrays[method] !== "function") continue;
     wrapMethod(
