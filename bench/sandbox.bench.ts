@@ -8,7 +8,8 @@
 //            arrays and DataViews, TextEncoder, JSON, acorn parsing a module;
 //   dispatch: tiny chunks through the whole sandbox path (host → frame → worker and back),
 //            sequential (one chunk per call, awaited) and pipelined (64-chunk batches, all in flight).
-// Usage: npx node bench/sandbox.bench.ts [rounds]
+// Usage: npx node bench/sandbox.bench.ts [rounds] [kernels]: kernels, comma-separated, picks those
+// whose input names them (primes, sha256, hash-search, typed-arrays, text-encoder, json, acorn).
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -22,7 +23,7 @@ import { kernelSource } from "./sandbox-kernels.ts";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const rounds = Number(process.argv[2] ?? 3);
 const realSource = (await bundleWork(fileURLToPath(new URL("./sandbox-real-kernels.ts", import.meta.url)))).code;
-const kernels = [
+const allKernels = [
   { name: "primes < 3M (trial division)", source: kernelSource, input: { kernel: "primes", limit: 3_000_000 } },
   { name: "sha256 2 MiB × 24 (pure JS)", source: kernelSource, input: { kernel: "sha256", bytes: 2 * 1024 * 1024, rounds: 24 } },
   { name: "hash-search example, 100k nonces (@noble/hashes)", source: realSource, input: { kernel: "hash-search", n: 100_000 } },
@@ -31,6 +32,8 @@ const kernels = [
   { name: "JSON stringify + parse × 200k", source: realSource, input: { kernel: "json", n: 200_000 } },
   { name: "acorn parses a 60-function module × 100", source: realSource, input: { kernel: "acorn", n: 100 } },
 ];
+const picked = process.argv[3]?.split(",");
+const kernels = picked ? allKernels.filter(({ input }) => picked.includes(input.kernel)) : allKernels;
 const sequentialChunks = 400;
 const pipelinedChunks = 6400;
 const batchSize = 64;
@@ -209,37 +212,40 @@ try {
     rows.push(row);
   }
 
-  console.error("dispatch: tiny chunks");
-  dispatch = await page.evaluate(
-    async ([sequentialChunks, pipelinedChunks, batchSize]) => {
-      const code = "export default (n) => n + 1;";
-      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(code)));
-      const codeSha256 = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-      const task = { taskId: "bench-tiny", code, codeSha256, timeoutMs: 10_000 };
-      type Outcome = { ok: boolean; resultJson: string };
-      const sandbox = (window as unknown as { sandbox: { runBatch(t: object, c: object[]): Promise<Outcome[]> } }).sandbox;
-      const check = (outcomes: Outcome[], first: number) =>
-        outcomes.forEach((outcome, i) => {
-          if (!outcome.ok || outcome.resultJson !== String(first + i + 1)) throw new Error(`wrong outcome ${JSON.stringify(outcome)}`);
-        });
-      await sandbox.runBatch(task, [{ key: "warm", index: 0, input: 0 }]); // workers loaded
+  // A run of picked kernels skips the dispatch part.
+  if (!picked) console.error("dispatch: tiny chunks");
+  dispatch = picked
+    ? undefined
+    : await page.evaluate(
+        async ([sequentialChunks, pipelinedChunks, batchSize]) => {
+          const code = "export default (n) => n + 1;";
+          const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(code)));
+          const codeSha256 = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+          const task = { taskId: "bench-tiny", code, codeSha256, timeoutMs: 10_000 };
+          type Outcome = { ok: boolean; resultJson: string };
+          const sandbox = (window as unknown as { sandbox: { runBatch(t: object, c: object[]): Promise<Outcome[]> } }).sandbox;
+          const check = (outcomes: Outcome[], first: number) =>
+            outcomes.forEach((outcome, i) => {
+              if (!outcome.ok || outcome.resultJson !== String(first + i + 1)) throw new Error(`wrong outcome ${JSON.stringify(outcome)}`);
+            });
+          await sandbox.runBatch(task, [{ key: "warm", index: 0, input: 0 }]); // workers loaded
 
-      let started = performance.now();
-      for (let i = 0; i < sequentialChunks; i++) check(await sandbox.runBatch(task, [{ key: `s${i}`, index: i, input: i }]), i);
-      const sequentialMsPerChunk = (performance.now() - started) / sequentialChunks;
+          let started = performance.now();
+          for (let i = 0; i < sequentialChunks; i++) check(await sandbox.runBatch(task, [{ key: `s${i}`, index: i, input: i }]), i);
+          const sequentialMsPerChunk = (performance.now() - started) / sequentialChunks;
 
-      started = performance.now();
-      const batches: Promise<void>[] = [];
-      for (let first = 0; first < pipelinedChunks; first += batchSize) {
-        const chunks = Array.from({ length: batchSize }, (_, i) => ({ key: `p${first + i}`, index: first + i, input: first + i }));
-        batches.push(sandbox.runBatch(task, chunks).then((outcomes) => check(outcomes, first)));
-      }
-      await Promise.all(batches);
-      const pipelinedMsPerChunk = (performance.now() - started) / pipelinedChunks;
-      return { sequentialMsPerChunk, pipelinedMsPerChunk };
-    },
-    [sequentialChunks, pipelinedChunks, batchSize] as const,
-  );
+          started = performance.now();
+          const batches: Promise<void>[] = [];
+          for (let first = 0; first < pipelinedChunks; first += batchSize) {
+            const chunks = Array.from({ length: batchSize }, (_, i) => ({ key: `p${first + i}`, index: first + i, input: first + i }));
+            batches.push(sandbox.runBatch(task, chunks).then((outcomes) => check(outcomes, first)));
+          }
+          await Promise.all(batches);
+          const pipelinedMsPerChunk = (performance.now() - started) / pipelinedChunks;
+          return { sequentialMsPerChunk, pipelinedMsPerChunk };
+        },
+        [sequentialChunks, pipelinedChunks, batchSize] as const,
+      );
 } finally {
   await browser.close();
   await servers.close();
@@ -260,11 +266,13 @@ for (const row of rows) {
     `| ${row.kernel} | ${fixed(cpu(row.nodeCpuMs))} | ${fixed(cpu(row.workerCpuMs))} | ${fixed(cpu(row.sandboxCpuMs))} | ${fixed(cpu(row.workerCpuMs) / cpu(row.sandboxCpuMs), 2)}× | ${fixed(median(row.nodeMs))} (${range(row.nodeMs)}) | ${fixed(median(row.workerMs))} (${range(row.workerMs)}) | ${fixed(median(row.sandboxMs))} (${range(row.sandboxMs)}) | ${fixed(median(row.workerMs) / median(row.sandboxMs), 2)}× |`,
   );
 }
-console.log(`\nTiny chunks through host → frame → worker (${threads} threads):`);
-console.log("| mode | chunks | ms per chunk |");
-console.log("|---|---:|---:|");
-console.log(`| sequential (1 chunk per call, awaited) | ${sequentialChunks} | ${fixed(dispatch!.sequentialMsPerChunk, 3)} |`);
-console.log(`| pipelined (${batchSize}-chunk batches, all in flight) | ${pipelinedChunks} | ${fixed(dispatch!.pipelinedMsPerChunk, 3)} |`);
+if (dispatch) {
+  console.log(`\nTiny chunks through host → frame → worker (${threads} threads):`);
+  console.log("| mode | chunks | ms per chunk |");
+  console.log("|---|---:|---:|");
+  console.log(`| sequential (1 chunk per call, awaited) | ${sequentialChunks} | ${fixed(dispatch.sequentialMsPerChunk, 3)} |`);
+  console.log(`| pipelined (${batchSize}-chunk batches, all in flight) | ${pipelinedChunks} | ${fixed(dispatch.pipelinedMsPerChunk, 3)} |`);
+}
 console.log("\nTargets: sandbox speed ≥ 0.9× a plain Chromium worker on every kernel; pipelined < 0.3 ms per chunk.");
 
 mkdirSync(`${root}bench/results`, { recursive: true });
