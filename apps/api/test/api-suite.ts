@@ -1,5 +1,6 @@
 // The API's behaviour, written once against an ApiTarget so that it runs in process (PGlite,
 // Postgres) and over real HTTP against the Workers entry under `wrangler dev`.
+import { leaseResponseSchema, resultsResponseSchema } from "@crowdcompute/contract";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiTarget, rowCounts } from "./harness.ts";
@@ -391,6 +392,41 @@ export function describeApiSuite(title: string, open: () => Promise<ApiTarget>) 
         expect((await t.call("POST", "/api/work/lease", { token: closing.token, body: leaseBody(2), headers: { "idempotency-key": "gone-2" } })).json.leases).toEqual([]);
         const view = (await t.call("GET", `/api/tasks/${task.id}`, { token: creator.token })).json.task;
         expect(view.counts).toMatchObject({ leased: 0, pending: 4 });
+      });
+
+      it("answers lease and results requests exactly as the contract's schemas say", async () => {
+        // The handlers build these answers by hand for speed; parsing them must keep every field
+        // (an extra one would be stripped) and refuse none.
+        const exactly = (schema: { parse(value: unknown): unknown }, json: unknown) => expect(schema.parse(json)).toEqual(json);
+        await t.db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running'`);
+        await createTask({ inputs: Array.from({ length: 6 }, (_, i) => i), start: true, timeoutMs: 60_000 });
+        const { token } = await t.volunteer();
+        const lease = (key: string) => t.call("POST", "/api/work/lease", { token, body: leaseBody(2), headers: { "idempotency-key": key } });
+
+        const first = await lease("schema-1");
+        exactly(leaseResponseSchema, first.json);
+        const { leaseId } = first.json.leases[0];
+        const posted = await t.call("POST", "/api/work/results", { token, body: { results: [{ leaseId, results: [{ square: 0 }] }], next: leaseBody(2) } });
+        expect(posted.json.leases).toHaveLength(1);
+        exactly(resultsResponseSchema, posted.json);
+        // A repeat that names the chunks reported since.
+        const repeat = await lease("schema-1");
+        expect(repeat.json.leases[0].reportedOffsets).toEqual([0]);
+        exactly(leaseResponseSchema, repeat.json);
+
+        // A checkpoint, then a release: the retry carries the checkpoint.
+        const held = posted.json.leases[0];
+        const beat = await t.call("POST", "/api/work/heartbeat", { token, body: { leaseIds: [held.leaseId], checkpoints: { [held.leaseId]: [{ offset: 0, state: { i: 3 } }] } } });
+        expect(beat.status).toBe(200);
+        expect((await t.call("POST", "/api/work/release", { token, body: { leaseIds: [held.leaseId] } })).json.released).toEqual([held.leaseId]);
+        const retry = await t.call("POST", "/api/work/lease", { token, body: leaseBody(2) });
+        expect(retry.json.leases[0]).toMatchObject({ firstIndex: held.firstIndex, checkpoints: [{ offset: 0, state: { i: 3 } }] });
+        exactly(leaseResponseSchema, retry.json);
+        await t.db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running'`);
+        const rejected = await t.call("POST", "/api/work/results", { token, body: { results: [{ leaseId: retry.json.leases[0].leaseId, results: [1] }] } });
+        expect(rejected.json.rejected).toEqual([expect.objectContaining({ reason: "task-cancelled" })]);
+        exactly(resultsResponseSchema, rejected.json);
+        exactly(leaseResponseSchema, (await lease("schema-2")).json);
       });
 
       it("answers with retryAfterMs when there is no work", async () => {
