@@ -4,12 +4,31 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ElementHandle, Page } from "puppeteer-core";
 import { type LaunchedBrowser, launchChromium } from "../chromium.ts";
+import type { CliEnv } from "../config.ts";
 import { describeError } from "../errors.ts";
 import { formatDuration } from "../output.ts";
 import type { VolunteerIdentity } from "../volunteer-identity.ts";
-import type { VolunteerOptions } from "./volunteer.ts";
 
 /** How often the page's figures are read (ms). */
+/** What `crowdcompute volunteer` was asked for: each browser slot reads it. */
+export interface VolunteerOptions {
+  server: string;
+  /** Where the config file is, and the creator credential the volunteers compute for. */
+  env: CliEnv;
+  /** The volunteers' name (default: "alice's HOST" signed in, else the host name). */
+  name: string | undefined;
+  /** Worker threads per browser; the page's default (half the cores) when absent. */
+  threads: number | undefined;
+  /** The share of each thread's time chunks may use, 10-100 (the page's CPU share); the page's default (100) when absent. */
+  cpuPercent: number | undefined;
+  executablePath: string;
+  instances: number;
+  webgpu: boolean;
+  /** Print work code's console lines (the page's "show what tasks log" option); off by default. */
+  showConsole: boolean;
+  json: boolean;
+}
+
 export const pollMs = 1000;
 
 /**

@@ -1,27 +1,8 @@
 // `crowdcompute volunteer`: K headless Chromiums on the real volunteer page, supervised
 // (each browser slot: volunteer-browser.ts).
-import type { CliEnv } from "../config.ts";
 import { formatCount, formatDuration, formatRate, isTty, paint, printJson, safe, safeLines } from "../output.ts";
 import { type VolunteerIdentity, volunteerIdentities } from "../volunteer-identity.ts";
-import { Instance, type InstanceState, pollMs, type VolunteerEvent } from "./volunteer-browser.ts";
-
-export interface VolunteerOptions {
-  server: string;
-  /** Where the config file is, and the creator credential the volunteers compute for. */
-  env: CliEnv;
-  /** The volunteers' name (default: "alice's HOST" signed in, else the host name). */
-  name: string | undefined;
-  /** Worker threads per browser; the page's default (half the cores) when absent. */
-  threads: number | undefined;
-  /** The share of each thread's time chunks may use, 10-100 (the page's CPU share); the page's default (100) when absent. */
-  cpuPercent: number | undefined;
-  executablePath: string;
-  instances: number;
-  webgpu: boolean;
-  /** Print work code's console lines (the page's "show what tasks log" option); off by default. */
-  showConsole: boolean;
-  json: boolean;
-}
+import { Instance, type InstanceState, pollMs, type VolunteerEvent, type VolunteerOptions } from "./volunteer-browser.ts";
 
 /** Runs until SIGINT or SIGTERM, then closes every browser; resolves with the exit code. */
 export async function volunteer(options: VolunteerOptions): Promise<number> {
