@@ -31,12 +31,12 @@ const describeBytes = (bytes: number) => (bytes >= MiB ? `${bytes / MiB} MiB` : 
 
 const limitOf = (method: string, path: string) => bodyLimits.find((l) => l.method === method && l.pattern.test(path));
 
-export function bodyLimitFor(method: string, path: string): number {
+function bodyLimitFor(method: string, path: string): number {
   return limitOf(method, path)?.bytes ?? defaultBodyLimit;
 }
 
 /** The 413 for a body over its route's limit. */
-export function bodyTooLarge(c: AppContext): ProblemError {
+function bodyTooLarge(c: AppContext): ProblemError {
   const limit = limitOf(c.req.method, c.req.path);
   const bytes = limit?.bytes ?? defaultBodyLimit;
   const hint = limit?.hint ? `; ${limit.hint}` : "";

@@ -8,7 +8,7 @@ import { recordChunkErrors } from "./submit-errors.ts";
 import { recordVotes, type Vote } from "./votes.ts";
 
 export type { ResultRun } from "./submit-blocks.ts";
-export type { ChunkError, ChunkRef, ChunkResult, RejectionReason } from "./submit-chunks.ts";
+export type { ChunkError, ChunkRef, RejectionReason } from "./submit-chunks.ts";
 
 export interface SubmitOutcome {
   /** Chunks whose results counted now; a chunk reported again is accepted but not counted. */

@@ -44,7 +44,7 @@ function numbersAgree(a: number, b: number, tolerance: Tolerance): boolean {
 }
 
 /** A copy's result as stored (JSON text); text that does not parse agrees with nothing but equal text. */
-export function parseResult(text: string): { ok: true; value: unknown } | { ok: false } {
+function parseResult(text: string): { ok: true; value: unknown } | { ok: false } {
   try {
     return { ok: true, value: JSON.parse(text) as unknown };
   } catch {
