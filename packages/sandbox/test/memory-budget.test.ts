@@ -58,8 +58,12 @@ describe("memory budget, by allocation family", () => {
         "resizable": () => { const buffer = new ArrayBuffer(MiB, { maxByteLength: 4096 * MiB }); buffer.resize(1024 * MiB); return touch(new Uint8Array(buffer)); },
         "transfer": () => touch(new Uint8Array(new ArrayBuffer(MiB).transfer(1024 * MiB))),
         "small-kept-1GiB": () => keep(65536, () => touch(new Uint8Array(new ArrayBuffer(16384)))),
+        "slice": () => { const one = new ArrayBuffer(64 * MiB); return keep(16, () => touch(new Uint8Array(one.slice(0)))); },
+        // With no constructor the engine copies through its own constructor.
+        "slice-no-constructor": () => { const one = new ArrayBuffer(64 * MiB); one.constructor = undefined; return keep(16, () => touch(new Uint8Array(one.slice(0)))); },
+        "small-slices-no-constructor": () => { const one = new ArrayBuffer(16384); one.constructor = undefined; return keep(65536, () => touch(new Uint8Array(one.slice(0)))); },
       }`,
-      ["one-4GiB", "via-constructor", "via-reflect", "subclass", "resizable", "transfer", "small-kept-1GiB"],
+      ["one-4GiB", "via-constructor", "via-reflect", "subclass", "resizable", "transfer", "small-kept-1GiB", "slice", "slice-no-constructor", "small-slices-no-constructor"],
     );
     for (const [name, outcome] of Object.entries(over)) expect(outcome, name).toEqual(oom);
 

@@ -1,13 +1,19 @@
 // The memory budget's buffers (docs/architecture.md, "The sandbox", item 5): ArrayBuffer and
-// SharedArrayBuffer (a resizable or growable one counts at its maximum), and `transfer`, which
-// makes a new buffer of any size from an old one.
+// SharedArrayBuffer (a resizable or growable one counts at its maximum), `slice`, and
+// `transfer`, which makes a new buffer of any size from an old one.
 
 import { apply, construct, max } from "../intrinsics.ts";
 import { type Accounting, SMALL } from "./accounting.ts";
-import { type AnyFunction, anyBufferByteLength, type Constructor, standIn, toSize, wrapMethod } from "./wrap.ts";
+import { type AnyFunction, anyBufferByteLength, bufferExtent, type Constructor, standIn, toSize, wrapMethod } from "./wrap.ts";
 
 export function installBuffers(accounting: Accounting): void {
   const { sampler } = accounting;
+  // What the stand-ins counted, for `slice` below: the last small buffer (holding it keeps at
+  // most SMALL bytes alive), and every large one.
+  let lastSmall: object | undefined;
+  const large = new WeakSet<object>();
+  const isLarge = WeakSet.prototype.has;
+  const addLarge = WeakSet.prototype.add;
   const SharedBuffer = (globalThis as { SharedArrayBuffer?: typeof SharedArrayBuffer }).SharedArrayBuffer;
   for (const Original of [ArrayBuffer, SharedBuffer]) {
     if (!Original) continue;
@@ -21,6 +27,8 @@ export function installBuffers(accounting: Accounting): void {
       accounting.precheck(max(toSize(length), limit));
       const made = construct(Made, limit > 0 ? [length, { maxByteLength: limit }] : [length], newTarget === Wrapped ? Made : (newTarget as Constructor)) as ArrayBuffer;
       accounting.countBuffer(made);
+      if (bufferExtent(made) >= SMALL) apply(addLarge, large, [made]);
+      else lastSmall = made;
       return made;
     };
     // The common case costs a subtraction (budget.ts, SMALL): no exception, no array, no registry.
@@ -28,11 +36,25 @@ export function installBuffers(accounting: Accounting): void {
       if ((new.target as unknown) === Wrapped && typeof length === "number" && options === undefined && length >= 0 && length < SMALL) {
         const made = new Made(length);
         if ((sampler.untilSample -= length) <= 0) accounting.sampled(made);
+        lastSmall = made;
         return made;
       }
       return general(new.target, length, options);
     } as unknown as Constructor;
     accounting.replaceGlobal(name, standIn(Original as unknown as Constructor, Wrapped));
+    // `slice` copies through the species constructor (the stand-in), but through the engine's
+    // own when work code makes it undefined (`buffer.constructor = undefined`): a copy no
+    // stand-in counted is counted here, right after it is made (no larger than its source).
+    wrapMethod(
+      Original.prototype as unknown as Record<string, unknown>,
+      "slice",
+      (original) =>
+        function (this: ArrayBuffer, start?: unknown, end?: unknown) {
+          const copy = apply(original as AnyFunction, this, [start, end] as never[]) as ArrayBuffer;
+          if (copy !== lastSmall && !(apply(isLarge, large, [copy]) as boolean)) accounting.countBuffer(copy);
+          return copy;
+        },
+    );
   }
 
   for (const method of ["transfer", "transferToFixedLength"] as const) {
