@@ -122,5 +122,10 @@ describe(`WASM, WebGPU and hostile tasks in the volunteer page (${backend})`, ()
     } finally {
       await page.unroute("**/api/tasks/*/wasm");
     }
+    // The page forgot the refused bytes: the next task naming that module fetches it again.
+    const again = await create({ name: "wasm again", code: "export default (n, ctx) => Number(ctx.wasm.exports.fib(n));", inputs: [10], wasm: Buffer.from(named).toString("base64"), maxAttempts: 1 });
+    const second = await finished(again);
+    expect(second.view.counts).toMatchObject({ done: 1, failed: 0 });
+    expect(second.lines.map((line) => line.status === "done" && line.result)).toEqual([5]); // the named (altered) module's answer
   });
 });

@@ -3,6 +3,16 @@ import { TASK_MEMORY_MB } from "@crowdcompute/contract/limits";
 import { proxy, type Remote, wrap } from "comlink";
 import { type ChunkCheckpoint, type ChunkOutcome, type ChunkProgress, CONNECT_MESSAGE, type FrameApi, failure, MAX_THREADS, READY_MESSAGE, type SandboxChunk, type SandboxTask } from "./protocol.ts";
 
+const wasmMismatch = "hashes to";
+
+/**
+ * Whether the sandbox failed a chunk because the task's module was not the one it names: the
+ * page then drops the bytes it holds for that sha256 and fetches them again next time.
+ */
+export function failedOnWasmMismatch(outcome: ChunkOutcome): boolean {
+  return !outcome.ok && outcome.error.kind === "throw" && outcome.error.message.startsWith("refusing to run task ") && outcome.error.message.includes(`: its wasm ${wasmMismatch} `);
+}
+
 export interface SandboxOptions {
   /** The sandbox origin, e.g. `sandboxOriginFor(new URL(location.href), 8788)` (see ./document.ts). */
   origin: string;
@@ -195,7 +205,7 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
           if (actual !== task.wasmSha256?.toLowerCase()) {
             // Not the module the task names (a server mid-deploy, or bytes altered on the way):
             // no chunk of the block can run, so they fail now rather than wait out the lease.
-            const message = `refusing to run task ${task.taskId}: its wasm hashes to ${actual}, not ${task.wasmSha256}`;
+            const message = `refusing to run task ${task.taskId}: its wasm ${wasmMismatch} ${actual}, not ${task.wasmSha256}`;
             return chunks.map((chunk) => failure(chunk.key, "throw", message, 0));
           }
           verifiedWasm = { bytes: task.wasm, sha256: task.wasmSha256 };

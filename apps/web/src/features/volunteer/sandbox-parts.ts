@@ -1,4 +1,4 @@
-import type { ChunkCheckpoint, ChunkOutcome, ChunkProgress, Sandbox } from "@crowdcompute/sandbox";
+import { type ChunkCheckpoint, type ChunkOutcome, type ChunkProgress, failedOnWasmMismatch, type Sandbox } from "@crowdcompute/sandbox";
 import type { Client, LeasedBlock } from "@crowdcompute/sdk";
 import { echoConsole } from "./block-reports.ts";
 import type { HeldBlock, HeldBlocks } from "./held-blocks.ts";
@@ -88,6 +88,7 @@ export class SandboxParts {
           { onProgress: (progress) => this.progressed(part, lease, progress), onCheckpoint: (checkpoint) => this.checkpointed(lease, checkpoint) },
         )
         .finally(() => this.stats.partEnded(part));
+      if (lease.wasmSha256 && outcomes.some(failedOnWasmMismatch)) this.assets.forgetWasm(lease.wasmSha256);
       this.sinceLastBeat.ended(lease.leaseId, offsets);
       if (this.settings().showConsole) echoConsole(lease, offsets, outcomes);
       // Wall time per chunk and thread, as the sandbox delivered them (rests included).

@@ -4,7 +4,8 @@ import type { Client, LeasedBlock } from "@crowdcompute/sdk";
 /**
  * Tasks' code and WebAssembly modules, fetched once per sha256 by the page (never by work
  * code). The page does not check a module against the hash the lease names: the sandbox does,
- * since it must not trust the page, and fails the block's chunks at once when it does not match.
+ * since it must not trust the page, and fails the block's chunks at once when it does not match;
+ * the page then forgets those bytes (`forgetWasm`), so the next block fetches them again.
  */
 export class TaskAssets {
   private readonly codeBySha = new Map<string, string>();
@@ -27,6 +28,11 @@ export class TaskAssets {
       timeoutMs: lease.timeoutMs,
       memoryMb: lease.memoryMb,
     };
+  }
+
+  /** Drops a module the sandbox refused: the next block of its task fetches it again. */
+  forgetWasm(sha256: string): void {
+    this.wasmBySha.delete(sha256);
   }
 
   private taskWasm(client: Client, taskId: string, sha256: string): Promise<Uint8Array> {
