@@ -162,7 +162,9 @@ async function inSandbox(page: Page, source: string, input: object): Promise<Ker
 
 await buildBootstrap();
 const servers = await startServers();
-const browser = await chromium.launch({ executablePath: findChromium(), args: [...chromiumArgs, marker] });
+// BENCH_CHROMIUM_ARGS adds switches, e.g. `--js-flags=--prof` for V8 tick logs (isolate-*.log in the working directory).
+const extraArgs = process.env.BENCH_CHROMIUM_ARGS?.split(" ").filter(Boolean) ?? [];
+const browser = await chromium.launch({ executablePath: findChromium(), args: [...chromiumArgs, marker, ...extraArgs] });
 type Row = { kernel: string; nodeMs: number[]; workerMs: number[]; sandboxMs: number[]; sandboxWallMs: number[]; nodeCpuMs: number[]; workerCpuMs: number[]; sandboxCpuMs: number[] };
 const rows: Row[] = [];
 let dispatch: { sequentialMsPerChunk: number; pipelinedMsPerChunk: number } | undefined;
