@@ -41,5 +41,5 @@ export async function adminBootstrapNotice(db: Db, env: Pick<AppEnv, "jwtSecret"
   if (env.embedded || (await adminExists(db))) return null;
   if (!env.adminEmail) return "No admin yet: set ADMIN_EMAIL and restart to get the token that makes that account the admin.";
   const token = await adminBootstrapToken(env.jwtSecret, env.adminEmail);
-  return `No admin yet: register ${env.adminEmail} with "adminToken": "${token}" in the body of POST /api/auth/register ` + "to make it the admin (the token works only while there is no admin).";
+  return `No admin yet: register ${env.adminEmail} with "adminToken": "${token}" in the body of POST /api/auth/register to make it the admin (the token works only while there is no admin).`;
 }

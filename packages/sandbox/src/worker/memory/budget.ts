@@ -24,7 +24,7 @@ import { anyBufferByteLength, bufferExtent, bufferOfView, viewByteLength } from 
  * one per task, 8 MiB live at any time, were counted at up to 496 MiB. The single-allocation
  * limit is the budget itself.
  */
-export const GARBAGE_ALLOWANCE = 512 * 1024 * 1024;
+const GARBAGE_ALLOWANCE = 512 * 1024 * 1024;
 const MAX_VALUE = Number.MAX_VALUE;
 
 export interface MemoryBudget {

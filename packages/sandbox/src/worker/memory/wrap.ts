@@ -48,7 +48,7 @@ export const typedArrayByteLength = uncurry(getter(typedArrayProto, "byteLength"
 /** A typed array's length in elements (throws for anything else, a DataView included). */
 export const typedArrayLength = uncurry(getter(typedArrayProto, "length")) as (view: unknown) => number;
 /** An ArrayBuffer's byte length (throws for anything else). */
-export const bufferByteLength = uncurry(getter(ArrayBuffer.prototype, "byteLength")) as (buffer: unknown) => number;
+const bufferByteLength = uncurry(getter(ArrayBuffer.prototype, "byteLength")) as (buffer: unknown) => number;
 const sharedByteLength = SharedBuffer ? (uncurry(getter(SharedBuffer.prototype, "byteLength")) as (buffer: unknown) => number) : undefined;
 const maxByteLengthGetter = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "maxByteLength")?.get;
 const viewBuffer = uncurry(getter(typedArrayProto, "buffer")) as (view: unknown) => ArrayBuffer;
