@@ -1,46 +1,14 @@
 // cpuMs and the CPU share inside a chunk (docs/architecture.md, "CPU time and the CPU share"),
 // in real Chromium. Bounds are loose on purpose: timings go to bench/, these check behaviour.
-import { createHash } from "node:crypto";
-import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
-import { type Browser, chromium, type Page } from "playwright-core";
-import { afterAll, beforeAll, expect, test } from "vitest";
-import type * as HostModule from "../src/host.ts";
-import type { ChunkOutcome, Sandbox, SandboxTask } from "../src/index.ts";
-import { startServers, type TestServers } from "./servers.ts";
+import { expect, test } from "vitest";
+import type { ChunkOutcome } from "../src/index.ts";
+import { taskFor } from "./harness.ts";
+import { sandboxPage } from "./sandbox-page.ts";
 
-declare global {
-  interface Window {
-    ccSandbox: typeof HostModule;
-    sandbox: Sandbox;
-  }
-}
-
-let servers: TestServers;
-let browser: Browser;
-let page: Page;
-
-beforeAll(async () => {
-  servers = await startServers();
-  browser = await chromium.launch({ executablePath: findChromium(), args: chromiumArgs });
-  page = await browser.newPage();
-  await page.goto(`${servers.appOrigin}/`);
-  await page.evaluate(async (origin) => {
-    window.sandbox = await window.ccSandbox.createSandbox({ origin, threads: 1 });
-  }, servers.sandboxOrigin);
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await servers?.close();
-});
-
-function taskFor(code: string): SandboxTask {
-  const codeSha256 = createHash("sha256").update(code).digest("hex");
-  return { taskId: codeSha256, code, codeSha256, timeoutMs: 20_000 };
-}
+const running = sandboxPage({ threads: 1 });
 
 async function runOne(code: string, input: unknown, cpuPercent = 100): Promise<ChunkOutcome> {
-  const [outcome] = await page.evaluate(
+  const [outcome] = await running.page.evaluate(
     async ([task, chunk, share]) => {
       await window.sandbox.setCpuPercent(share);
       try {
@@ -49,7 +17,7 @@ async function runOne(code: string, input: unknown, cpuPercent = 100): Promise<C
         await window.sandbox.setCpuPercent(100);
       }
     },
-    [taskFor(code), { key: "chunk-0", index: 0, input }, cpuPercent] as const,
+    [taskFor(code, { timeoutMs: 20_000 }), { key: "chunk-0", index: 0, input }, cpuPercent] as const,
   );
   return outcome!;
 }

@@ -1,43 +1,13 @@
 import { createHash } from "node:crypto";
-import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
-import { type Browser, chromium, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import type * as HostModule from "../src/host.ts";
-import type { ChunkCheckpoint, ChunkOutcome, ChunkProgress, Sandbox, SandboxChunk, SandboxTask } from "../src/index.ts";
+import { describe, expect, test } from "vitest";
+import type { ChunkCheckpoint, ChunkOutcome, ChunkProgress, SandboxChunk, SandboxTask } from "../src/index.ts";
 import { gpuSquaresCode, gpuSquaresExpected } from "./gpu-work.ts";
-import { startServers, type TestServers } from "./servers.ts";
+import { sandboxPage } from "./sandbox-page.ts";
 import { compileWat, fib, fibWat } from "./wat.ts";
 
-declare global {
-  interface Window {
-    ccSandbox: typeof HostModule;
-    sandbox: Sandbox;
-  }
-}
-
-let servers: TestServers;
-let browser: Browser;
-let page: Page;
-
-beforeAll(async () => {
-  servers = await startServers();
-  // A small heap makes the out-of-memory test quick and light.
-  // SwiftShader's software adapter gives workers WebGPU (it works with --disable-gpu too).
-  browser = await chromium.launch({
-    executablePath: findChromium(),
-    args: [...chromiumArgs, "--enable-unsafe-webgpu", "--js-flags=--max-old-space-size=256"],
-  });
-  page = await browser.newPage();
-  await page.goto(`${servers.appOrigin}/`);
-  await page.evaluate(async (origin) => {
-    window.sandbox = await window.ccSandbox.createSandbox({ origin, threads: 2 });
-  }, servers.sandboxOrigin);
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await servers?.close();
-});
+// A small heap makes the out-of-memory test quick and light.
+// SwiftShader's software adapter gives workers WebGPU (it works with --disable-gpu too).
+const running = sandboxPage({ threads: 2, args: ["--enable-unsafe-webgpu", "--js-flags=--max-old-space-size=256"] });
 
 const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");
 
@@ -67,7 +37,7 @@ function toWire(task: SandboxTask): WireTask {
 }
 
 function runBatch(task: SandboxTask, chunks: SandboxChunk[]): Promise<ChunkOutcome[]> {
-  return page.evaluate(
+  return running.page.evaluate(
     ([{ wasmBase64, ...task }, chunks]) => {
       const wasm = wasmBase64 === undefined ? undefined : Uint8Array.from(atob(wasmBase64), (char) => char.charCodeAt(0));
       return window.sandbox.runBatch({ ...task, wasm }, chunks);
@@ -129,14 +99,14 @@ test("an infinite loop times out and the rest of the batch still computes", asyn
     if (input === "spin") for (;;) {}
     return input * 2;
   }`;
-  await page.evaluate(() => window.sandbox.setThreads(1));
+  await running.page.evaluate(() => window.sandbox.setThreads(1));
   try {
     const started = Date.now();
     const outcomes = await run(code, [1, "spin", 3, 4, 5], { timeoutMs: 300 });
     expect(Date.now() - started).toBeLessThan(3000);
     expect(results(outcomes)).toEqual([2, { kind: "timeout", message: "the chunk ran longer than its timeout of 300 ms" }, 6, 8, 10]);
   } finally {
-    await page.evaluate(() => window.sandbox.setThreads(2));
+    await running.page.evaluate(() => window.sandbox.setThreads(2));
   }
 });
 
@@ -225,7 +195,7 @@ test("storage, nested workers and broadcast channels are gone from work code", a
 });
 
 test("work code cannot reach the network; the app page can (positive control)", async () => {
-  const url = servers.listenerUrl;
+  const url = running.servers.listenerUrl;
   const code = `export default async function work(url) {
     const attempt = async (what, go) => {
       try { await go(); return what + ": reached"; } catch (err) { return what + ": blocked"; }
@@ -246,12 +216,12 @@ test("work code cannot reach the network; the app page can (positive control)", 
   const [attempts] = results(await run(code, [url]));
   expect(attempts).toEqual(["fetch", "fetch same origin", "import", "importScripts", "xhr", "websocket"].map((what) => `${what}: blocked`));
   await new Promise((resolve) => setTimeout(resolve, 300));
-  expect(servers.listenerConnections()).toBe(0);
-  expect(servers.sandboxStrayRequests()).toEqual([]);
+  expect(running.servers.listenerConnections()).toBe(0);
+  expect(running.servers.sandboxStrayRequests()).toEqual([]);
 
-  const fromApp = await page.evaluate((target) => fetch(target).then((response) => response.text()), `${url}control`);
+  const fromApp = await running.page.evaluate((target) => fetch(target).then((response) => response.text()), `${url}control`);
   expect(fromApp).toBe("reached");
-  expect(servers.listenerConnections()).toBe(1);
+  expect(running.servers.listenerConnections()).toBe(1);
 });
 
 test("workers are reused within a task and replaced on a task switch", async () => {
@@ -260,13 +230,13 @@ test("workers are reused within a task and replaced on a task switch", async () 
     globalThis.remembered = input;
     return before;
   }`;
-  await page.evaluate(() => window.sandbox.setThreads(1));
+  await running.page.evaluate(() => window.sandbox.setThreads(1));
   try {
     expect(results(await run(code, [1], { taskId: "task-a" }))).toEqual([null]);
     expect(results(await run(code, [2], { taskId: "task-a" }))).toEqual([1]);
     expect(results(await run(code, [3], { taskId: "task-b" }))).toEqual([null]);
   } finally {
-    await page.evaluate(() => window.sandbox.setThreads(2));
+    await running.page.evaluate(() => window.sandbox.setThreads(2));
   }
 });
 
@@ -280,7 +250,7 @@ test("progress reaches the host, at most 4 times a second per chunk", async () =
     ctx.progress(7);
     return "done";
   }`;
-  const { outcomes, events } = await page.evaluate(
+  const { outcomes, events } = await running.page.evaluate(
     async ([task, chunks]) => {
       const events: ChunkProgress[] = [];
       const outcomes = await window.sandbox.runBatch(task, chunks, { onProgress: (progress) => events.push(progress) });
@@ -379,7 +349,7 @@ describe("checkpoints", () => {
       { key: "fresh", index: 0, input: 0 },
       { key: "resumed", index: 1, input: 1, resume: { i: 41, note: "from before" } },
     ];
-    const { outcomes, checkpoints } = await page.evaluate(
+    const { outcomes, checkpoints } = await running.page.evaluate(
       async ([task, chunks]) => {
         const checkpoints: ChunkCheckpoint[] = [];
         const outcomes = await window.sandbox.runBatch(task, chunks, { onCheckpoint: (checkpoint) => checkpoints.push(checkpoint) });
@@ -424,9 +394,9 @@ test("a frame killed by an unbounded heap fails only the chunk that blew it up, 
   }`;
   // Playwright treats any renderer crash of a page, even its out-of-process iframe's, as
   // the page's own and refuses further calls: use a page of its own, driven over CDP.
-  const crashing = await browser.newPage();
+  const crashing = await running.browser.newPage();
   try {
-    await crashing.goto(`${servers.appOrigin}/`);
+    await crashing.goto(`${running.servers.appOrigin}/`);
     const cdp = await crashing.context().newCDPSession(crashing);
     const evaluate = async (expression: string): Promise<unknown> => {
       const reply = (await cdp.send("Runtime.evaluate", { expression, awaitPromise: true, returnByValue: true })) as {
@@ -436,7 +406,7 @@ test("a frame killed by an unbounded heap fails only the chunk that blew it up, 
       if (reply.exceptionDetails) throw new Error(JSON.stringify(reply.exceptionDetails));
       return reply.result.value;
     };
-    await evaluate(`ccSandbox.createSandbox({ origin: ${JSON.stringify(servers.sandboxOrigin)}, threads: 2 }).then((sandbox) => { window.sandbox = sandbox; })`);
+    await evaluate(`ccSandbox.createSandbox({ origin: ${JSON.stringify(running.servers.sandboxOrigin)}, threads: 2 }).then((sandbox) => { window.sandbox = sandbox; })`);
     const batch = (inputs: unknown[]): Promise<unknown> => evaluate(`window.sandbox.runBatch(${JSON.stringify(taskFor(code, { timeoutMs: 20_000 }))}, ${JSON.stringify(chunksFor(inputs))})`);
     // The frame said which chunks its workers ran; the others, and then each of those alone, run again.
     const crashed = (await batch([1, "hog", 3])) as ChunkOutcome[];
@@ -449,7 +419,7 @@ test("a frame killed by an unbounded heap fails only the chunk that blew it up, 
 });
 
 test("the frame takes one connection only; later connect messages are ignored", async () => {
-  const answers = await page.evaluate(async (origin) => {
+  const answers = await running.page.evaluate(async (origin) => {
     const iframe = document.createElement("iframe");
     iframe.setAttribute("sandbox", "allow-scripts allow-same-origin");
     iframe.src = `${origin}/`;
@@ -471,7 +441,7 @@ test("the frame takes one connection only; later connect messages are ignored", 
     const second = await pingOver();
     iframe.remove();
     return [first, second];
-  }, servers.sandboxOrigin);
+  }, running.servers.sandboxOrigin);
   expect(answers).toEqual(["pong", "no answer"]);
 });
 
@@ -499,10 +469,10 @@ describe("reduce and canonicalize exports", () => {
 
 describe("the sandbox document", () => {
   test("is served with a CSP that allows no network and no 'self'", async () => {
-    const response = await fetch(`${servers.sandboxOrigin}/`);
+    const response = await fetch(`${running.servers.sandboxOrigin}/`);
     const csp = response.headers.get("content-security-policy") ?? "";
     expect(csp).toMatch(/^default-src 'none'; script-src 'sha256-[A-Za-z0-9+/]+=*' blob: 'unsafe-eval' 'wasm-unsafe-eval'; worker-src blob:; connect-src 'none'/);
-    expect(csp).toContain(`frame-ancestors ${servers.appOrigin}`);
+    expect(csp).toContain(`frame-ancestors ${running.servers.appOrigin}`);
     expect(csp).not.toContain("'self'");
     expect(response.headers.get("permissions-policy")).toBe(
       "camera=(), microphone=(), geolocation=(), usb=(), serial=(), hid=(), bluetooth=(), clipboard-read=(), clipboard-write=(), display-capture=()",
@@ -515,10 +485,10 @@ describe("the sandbox document", () => {
   });
 
   test("runs in its own process (an out-of-process iframe)", async () => {
-    const session = await browser.newBrowserCDPSession();
+    const session = await running.browser.newBrowserCDPSession();
     const { targetInfos } = (await session.send("Target.getTargets")) as { targetInfos: { type: string; url: string }[] };
     await session.detach();
-    expect(targetInfos).toContainEqual(expect.objectContaining({ type: "iframe", url: `${servers.sandboxOrigin}/` }));
+    expect(targetInfos).toContainEqual(expect.objectContaining({ type: "iframe", url: `${running.servers.sandboxOrigin}/` }));
   });
 });
 
@@ -529,7 +499,7 @@ describe("WebAssembly", () => {
 
   test("ctx.wasm is an instance of the task's module, one per worker, kept across its chunks", async () => {
     const wasm = await compileWat(fibWat);
-    await page.evaluate(() => window.sandbox.setThreads(1));
+    await running.page.evaluate(() => window.sandbox.setThreads(1));
     try {
       const inputs = [10, 50, 90];
       const found = results(await run(code, inputs, { wasm, taskId: "wasm-task" })) as { fib: string; bump: number; isInstance: boolean }[];
@@ -540,7 +510,7 @@ describe("WebAssembly", () => {
       const next = results(await run(code, [1], { wasm, taskId: "wasm-task" })) as { bump: number }[];
       expect(next[0]?.bump).toBe(4);
     } finally {
-      await page.evaluate(() => window.sandbox.setThreads(2));
+      await running.page.evaluate(() => window.sandbox.setThreads(2));
     }
   });
 
@@ -608,7 +578,7 @@ describe("WebGPU", () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
       return { lostReason: globalThis.lostReason ?? null, fresh: ctx.gpu !== globalThis.held && typeof ctx.gpu?.createBuffer === "function" };
     }`;
-    await page.evaluate(() => window.sandbox.setThreads(1));
+    await running.page.evaluate(() => window.sandbox.setThreads(1));
     try {
       const outcomes = results(await run(watch, ["hold", "after"], { webgpu: true, timeoutMs: 1000 }));
       expect(outcomes).toEqual([
@@ -616,7 +586,7 @@ describe("WebGPU", () => {
         { lostReason: "destroyed", fresh: true },
       ]);
     } finally {
-      await page.evaluate(() => window.sandbox.setThreads(2));
+      await running.page.evaluate(() => window.sandbox.setThreads(2));
     }
   });
 });
@@ -631,9 +601,9 @@ describe("cancel", () => {
       globalThis.seen = ctx.signal.reason?.name ?? null;
       return input * 2;
     }`;
-    await page.evaluate(() => window.sandbox.setThreads(1));
+    await running.page.evaluate(() => window.sandbox.setThreads(1));
     try {
-      const outcomes = await page.evaluate(
+      const outcomes = await running.page.evaluate(
         async ([task, chunks]) => {
           const started = new Set<string>();
           let wake = (): void => {};
@@ -659,7 +629,7 @@ describe("cancel", () => {
       // "seen": the cooperative chunk saw ctx.signal abort with an AbortError, in the same worker.
       expect(results(outcomes)).toEqual([cancelled, "AbortError", cancelled, 2, 4, 6, cancelled]);
     } finally {
-      await page.evaluate(() => window.sandbox.setThreads(2));
+      await running.page.evaluate(() => window.sandbox.setThreads(2));
     }
   });
 
@@ -670,7 +640,7 @@ describe("cancel", () => {
       return input;
     }`;
     // A batch of another task waits for the running one (a batch of the same task would join it).
-    const outcomes = await page.evaluate(
+    const outcomes = await running.page.evaluate(
       async ([task, other, first, second]) => {
         let wake = (): void => {};
         let started = false;
@@ -696,7 +666,7 @@ describe("cancel", () => {
       if (input === "slow") await new Promise((resolve) => setTimeout(resolve, 600));
       return input;
     }`;
-    const order = await page.evaluate(
+    const order = await running.page.evaluate(
       async ([task, first, second]) => {
         const ended: string[] = [];
         const running = window.sandbox.runBatch(task, first).then(() => ended.push("first"));
@@ -716,7 +686,7 @@ describe("CPU share", () => {
   test("a worker rests after each chunk as long as the share asks: half the CPU, about twice the time", async () => {
     const code = `export default function work(ms) { const end = performance.now() + ms; while (performance.now() < end); return ms; }`;
     const elapsed = (cpuPercent: number) =>
-      page.evaluate(
+      running.page.evaluate(
         async ([task, chunks, share]) => {
           await window.sandbox.setThreads(1);
           await window.sandbox.setCpuPercent(share);
@@ -738,7 +708,7 @@ describe("CPU share", () => {
       expect(half - full).toBeGreaterThan(0.7 * rests);
       expect(half - full).toBeLessThan(2 * rests);
     } finally {
-      await page.evaluate(async () => {
+      await running.page.evaluate(async () => {
         await window.sandbox.setCpuPercent(100);
         await window.sandbox.setThreads(2);
       });
