@@ -83,23 +83,23 @@ function ScheduleFields({ schedule, onChange }: { schedule: Schedule; onChange: 
         <input type="checkbox" checked={schedule.on} onChange={(event) => onChange({ ...schedule, on: event.target.checked })} />
         Only between
       </label>
-      <input
-        type="time"
-        aria-label="From"
-        value={schedule.from}
-        required
-        onChange={(event) => event.target.value && onChange({ ...schedule, from: event.target.value })}
-        className="rounded border border-white/50 bg-white/10 px-1 text-white [color-scheme:dark]"
-      />
+      <TimeField label="From" value={schedule.from} onChange={(from) => onChange({ ...schedule, from })} />
       <span>and</span>
-      <input
-        type="time"
-        aria-label="To"
-        value={schedule.to}
-        required
-        onChange={(event) => event.target.value && onChange({ ...schedule, to: event.target.value })}
-        className="rounded border border-white/50 bg-white/10 px-1 text-white [color-scheme:dark]"
-      />
+      <TimeField label="To" value={schedule.to} onChange={(to) => onChange({ ...schedule, to })} />
     </fieldset>
+  );
+}
+
+/** A time of day; clearing it keeps the last time (a window needs both ends). */
+function TimeField({ label, value, onChange }: { label: string; value: string; onChange: (value: string) => void }) {
+  return (
+    <input
+      type="time"
+      aria-label={label}
+      value={value}
+      required
+      onChange={(event) => event.target.value && onChange(event.target.value)}
+      className="rounded border border-white/50 bg-white/10 px-1 text-white [color-scheme:dark]"
+    />
   );
 }
