@@ -69,3 +69,12 @@ export async function newCreator(server: RunningServer, email: string, name?: st
 export async function signIn(context: BrowserContext, server: RunningServer, session: Session): Promise<void> {
   await context.addInitScript(([origin, value]) => location.origin === origin && localStorage.setItem("crowdcompute.session", value), [server.url, JSON.stringify(session)] as const);
 }
+
+/** Work code whose chunks keep their thread busy for `ms` (checking nothing), then return `result` (an expression of `input`). */
+export function spinningWork(ms: number, result = "input"): string {
+  return `export default function work(input) {
+  const end = performance.now() + ${ms};
+  while (performance.now() < end) {}
+  return ${result};
+}`;
+}

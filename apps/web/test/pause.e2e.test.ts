@@ -4,16 +4,11 @@
 // blocks back at once too.
 import type { CDPSession } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { browserTestBackend as backend, newCreator, serverAndBrowser, until } from "./helpers.ts";
+import { browserTestBackend as backend, newCreator, serverAndBrowser, spinningWork, until } from "./helpers.ts";
 
 // Each chunk keeps its thread busy for 2 s of wall time, checking nothing: only terminating
 // its worker stops it.
-const spinCode = `
-export default function work(input) {
-  const end = performance.now() + 2000;
-  while (performance.now() < end) {}
-  return input * 2;
-}`;
+const spinCode = spinningWork(2000, "input * 2");
 
 /** CPU seconds every process of the browser has used, as Chromium counts them. */
 async function browserCpuSeconds(cdp: CDPSession): Promise<number> {

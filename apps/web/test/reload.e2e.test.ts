@@ -4,15 +4,10 @@
 // Pause is remembered too: a paused volunteer stays paused across a reload.
 import type { Request } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { browserTestBackend as backend, newCreator, serverAndBrowser, until } from "./helpers.ts";
+import { browserTestBackend as backend, newCreator, serverAndBrowser, spinningWork, until } from "./helpers.ts";
 
 // One chunk that spins its thread for 20 s: a reload always finds it mid-chunk.
-const spinCode = `
-export default function work(input) {
-  const end = performance.now() + 20000;
-  while (performance.now() < end) {}
-  return input * 2;
-}`;
+const spinCode = spinningWork(20_000, "input * 2");
 
 describe(`reloading a started volunteer in Chromium (${backend})`, () => {
   const running = serverAndBrowser({ IDLE_RETRY_MS: "300" });

@@ -7,17 +7,12 @@ import { fileURLToPath } from "node:url";
 import { createClient, type Session } from "@crowdcompute/sdk";
 import type { Browser, BrowserContext } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { browserTestBackend as backend, serverAndBrowser, signIn, until } from "./helpers.ts";
+import { browserTestBackend as backend, serverAndBrowser, signIn, spinningWork, until } from "./helpers.ts";
 
 const artifacts = fileURLToPath(new URL("../test-artifacts/", import.meta.url));
 
 /** A chunk of about a second that reports no progress. */
-const quietCode = `
-export default function work(input) {
-  const end = performance.now() + 1000;
-  while (performance.now() < end) {}
-  return input;
-}`;
+const quietCode = spinningWork(1000);
 
 async function volunteer(browser: Browser, url: string): Promise<BrowserContext> {
   const context = await browser.newContext();

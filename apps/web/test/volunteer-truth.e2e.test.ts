@@ -6,17 +6,12 @@ import { mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
-import { browserTestBackend as backend, newCreator, serverAndBrowser, until } from "./helpers.ts";
+import { browserTestBackend as backend, newCreator, serverAndBrowser, spinningWork, until } from "./helpers.ts";
 
 const artifacts = fileURLToPath(new URL("../test-artifacts/", import.meta.url));
 
 /** Each chunk keeps its thread busy for 300 ms: some credit, far less than a CPU hour's hundredth. */
-const spinCode = `
-export default function work(input) {
-  const end = performance.now() + 300;
-  while (performance.now() < end) {}
-  return input;
-}`;
+const spinCode = spinningWork(300);
 
 const shot = async (page: Page, name: string) => {
   mkdirSync(artifacts, { recursive: true });
