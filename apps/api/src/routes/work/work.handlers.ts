@@ -2,10 +2,9 @@
 // (docs/architecture.md, "Dispatch" and "Bounds on what one volunteer holds"). Reading and
 // checking reports and lease ids is in work.reports.ts.
 import type { leaseRequestSchema, ReleaseResponse } from "@crowdcompute/contract";
-import { type GrantedBlock, heartbeatLeases, leaseWithinBounds, recordChunkLive, releaseLeaseRequest, releaseLeases, submitResults } from "@crowdcompute/db";
+import { type GrantedBlock, heartbeatLeases, leaseWithinBounds, recordChunkLive, releaseLeaseRequest, releaseLeases, submitResults, sweepExpiredLeases } from "@crowdcompute/db";
 import type { z } from "@hono/zod-openapi";
 import { type AppContext, authorize, type AppRouteHandler as Handler, volunteerRoles } from "../../lib/context.ts";
-import { sweepBeforeLease } from "../../lib/expiry-sweep.ts";
 import { secondsSince } from "../../lib/metrics.ts";
 import { ProblemError } from "../../lib/problem.ts";
 import type { TokenClaims } from "../../lib/tokens.ts";
@@ -34,7 +33,9 @@ async function retryLater<T>(run: () => Promise<T>): Promise<T> {
 /** Leases for the request: the answer's members as JSON text (see `blockJson`) and the chunks in them. */
 async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<typeof leaseRequestSchema>, idempotencyKey: string | undefined) {
   const { db, env, leaseIds } = c.var.deps;
-  await sweepBeforeLease(c, claims.sub);
+  // Expired leases are taken back by lease requests, no daemon (docs/architecture.md, "Dispatch"):
+  // at most once every 250 ms a process, counted on this volunteer's counter shard.
+  await sweepExpiredLeases(db, claims.sub);
   // Within the bounds on what one volunteer holds (docs/architecture.md): beyond them the
   // answer has fewer blocks or none, and says when to ask again.
   const { blocks } = await leaseWithinBounds(db, {
