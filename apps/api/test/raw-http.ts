@@ -1,4 +1,4 @@
-// Test support for the abuse tests: one request on a connection of its own, with a body sent
+// Test support for the abuse tests and the abuse bench (bench/abuse/http.ts): one request on a connection of its own, with a body sent
 // whole or in parts (a trickle), from a chosen network source through a trusted proxy.
 import http from "node:http";
 
@@ -17,7 +17,12 @@ export interface RawRequest {
   headers?: Record<string, string>;
   /** A whole body (sent with its Content-Length), or parts sent one by one (chunked, unless headers name a Content-Length). */
   body?: string | Buffer | AsyncIterable<string | Buffer>;
+  /** Aborts the request (the socket is destroyed). */
   signal?: AbortSignal;
+  /** Gives up after this long without an answer (status 0). Default: none. */
+  timeoutMs?: number;
+  /** Called when the answer's status arrives, before its body (for streams held open). */
+  onHeaders?: (status: number) => void;
 }
 
 /** Resolves with the whole answer; a reset or refused connection, or an abort, as status 0. */
@@ -34,10 +39,12 @@ export function rawRequest(base: string, request: RawRequest): Promise<RawRespon
     const settle = (response: RawResponse) => {
       if (settled) return;
       settled = true;
+      if (timer) clearTimeout(timer);
       request.signal?.removeEventListener("abort", onAbort);
       resolve(response);
     };
     const req = http.request({ host: hostname, port, path: request.path, method: request.method ?? (body ? "POST" : "GET"), headers, agent: false }, (response) => {
+      request.onHeaders?.(response.statusCode ?? 0);
       const parts: Buffer[] = [];
       response.on("data", (part: Buffer) => parts.push(part));
       response.on("error", (error) => settle({ status: 0, headers: {}, text: error.message }));
@@ -47,6 +54,7 @@ export function rawRequest(base: string, request: RawRequest): Promise<RawRespon
       req.destroy();
       settle({ status: 0, headers: {}, text: "aborted" });
     };
+    const timer = request.timeoutMs ? setTimeout(onAbort, request.timeoutMs) : null;
     request.signal?.addEventListener("abort", onAbort, { once: true });
     req.on("error", (error) => settle({ status: 0, headers: {}, text: error.message }));
     if (typeof body === "string" || Buffer.isBuffer(body)) req.end(body);
