@@ -171,12 +171,11 @@ export class VolunteerRunner {
     this.outbox.clear();
     this.toRelease.clear();
     if (leaseIds.size === 0 && leaseRequestKey === undefined) return;
+    const ofRequest = leaseRequestKey === undefined ? {} : { leaseRequestKey };
     const volunteerId = this.identity.volunteerId;
-    if (volunteerId) rememberLeftBehind(this.options.storage, volunteerId, { leaseIds: [...leaseIds], ...(leaseRequestKey === undefined ? {} : { leaseRequestKey }) });
+    if (volunteerId) rememberLeftBehind(this.options.storage, volunteerId, { leaseIds: [...leaseIds], ...ofRequest });
     // The browser keeps at most 64 KiB of keepalive bodies in flight: 256 ids fit with room.
-    if (this.client) {
-      void this.client.release([...leaseIds].slice(0, 256), { keepalive: true, ...(leaseRequestKey === undefined ? {} : { leaseRequestKey }) }).catch(() => {});
-    }
+    if (this.client) void this.client.release([...leaseIds].slice(0, 256), { keepalive: true, ...ofRequest }).catch(() => {});
   }
 
   destroy(): void {
