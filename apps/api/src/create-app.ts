@@ -1,4 +1,4 @@
-import type { Db } from "@crowdcompute/db";
+import { type Db, notifyWorkReady } from "@crowdcompute/db";
 import type { AppEnv } from "./env.ts";
 import { apiReferencePage, docsScriptUrl as defaultDocsScriptUrl, tagOperations } from "./lib/api-docs.ts";
 import { type AppContext, createRouter, type Deps } from "./lib/context.ts";
@@ -18,6 +18,7 @@ import { createTaskNotifier } from "./lib/task-notifier.ts";
 import { createStreamTickets } from "./lib/tickets.ts";
 import { createTokens } from "./lib/tokens.ts";
 import { unobservedWork } from "./lib/work-observer.ts";
+import type { WorkWaiters } from "./lib/work-waiters.ts";
 import { adminRoutes } from "./routes/admin/admin.index.ts";
 import { authRoutes } from "./routes/auth/auth.index.ts";
 import { configRoutes } from "./routes/config/config.index.ts";
@@ -46,6 +47,8 @@ export interface AppOptions {
   minters?: MinterCache;
   /** What the process holds for its callers at once (lib/process-bounds.ts); Workers pass one per isolate. Default: this app's own, from `env.bounds`. */
   bounds?: ProcessBounds;
+  /** Where lease requests wait for work (`waitMs`); the Node entry passes LISTEN-woken ones. Default: none, they are answered at once. */
+  waiters?: WorkWaiters | null;
 }
 
 export const apiInfo = {
@@ -72,6 +75,7 @@ export function createApp({
   hmac,
   minters = createMinterCache(),
   bounds = createProcessBounds(env.bounds),
+  waiters = null,
 }: AppOptions) {
   const deps: Deps = {
     db,
@@ -82,6 +86,9 @@ export function createApp({
     changes,
     clientIp: throughProxies(clientIp, env.trustedProxies),
     taskChanged: createTaskNotifier(db),
+    // Work appearing is notified within 100 ms of a burst's last change, the first at once.
+    workReady: createTaskNotifier(db, notifyWorkReady, 100),
+    waiters,
     work: metrics?.work ?? unobservedWork,
     minters,
     bounds,

@@ -46,6 +46,13 @@ const envSchema = z
     LEASE_MAX_THREADS: z.coerce.number().int().min(1).max(256).default(64),
     LEASE_MAX_BUFFER_MS: z.coerce.number().int().min(1000).max(600_000).default(60_000),
     /**
+     * Lease requests waiting for work (`waitMs`) in one process: of one network source's
+     * anonymous volunteers, and in all; more are answered at once (docs/architecture.md,
+     * "Dispatch", waiting volunteers). Loopback benches raise the first.
+     */
+    LEASE_WAITING_PER_SOURCE: z.coerce.number().int().min(1).default(256),
+    LEASE_WAITING_MAX: z.coerce.number().int().min(1).default(20_000),
+    /**
      * Addresses of reverse proxies whose X-Forwarded-For is believed (comma-separated, e.g.
      * `127.0.0.1,::1` behind a proxy on this machine). A request from elsewhere counts as its
      * socket's address (docs/architecture.md, "Bounds on what one caller holds").
@@ -99,6 +106,7 @@ const envSchema = z
       maxThreads: env.LEASE_MAX_THREADS,
       maxBufferMs: env.LEASE_MAX_BUFFER_MS,
     },
+    leaseWaiting: { perSource: env.LEASE_WAITING_PER_SOURCE, total: env.LEASE_WAITING_MAX },
     trustedProxies: env.TRUSTED_PROXIES ?? [],
     bounds: {
       bodyBytesInFlight: env.BODY_BYTES_IN_FLIGHT,

@@ -13,6 +13,8 @@ export const MAX_LEASE_CHUNKS = 4096;
 /** How long a volunteer asks to be kept busy when it does not say (BOINC's work buffer). */
 export const DEFAULT_BUFFER_MS = 4000;
 export const MAX_BUFFER_MS = 600_000;
+/** The longest a lease request may ask the server to hold it for work (`waitMs`): under common proxies' 30 s idle cut. */
+export const MAX_LEASE_WAIT_MS = 25_000;
 /** Block reports per results request. */
 export const MAX_REPORTS_PER_REQUEST = 256;
 /** One chunk's result, as UTF-8 JSON. */

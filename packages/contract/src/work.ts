@@ -14,6 +14,7 @@ import {
   MAX_HEARTBEAT_LEASES,
   MAX_HEARTBEAT_PROGRESS,
   MAX_LEASE_CHUNKS,
+  MAX_LEASE_WAIT_MS,
   MAX_PROGRESS_MESSAGE_CHARS,
   MAX_REPORTS_PER_REQUEST,
 } from "./limits.ts";
@@ -43,6 +44,10 @@ export const leaseRequestSchema = z
         "How long to be kept busy (ms): each task's share is bufferMs × threads × cpuPercent/100 ÷ its measured mean chunk time, capped by `max`; a task not yet measured gives 2 chunks a thread",
     }),
     capabilities: capabilitiesSchema.default({ webgpu: false, threads: 1, cpuPercent: 100 }),
+    waitMs: z.number().int().min(0).max(MAX_LEASE_WAIT_MS).optional().meta({
+      description:
+        "With no work at once, how long (ms) the server may hold the request and answer the moment a task this volunteer may run gets work. One waiting request per volunteer (a newer one answers the older at once, empty). Ignored in `next` of a results request, and on the Workers entry, which answers at once; an answer with no work still says retryAfterMs",
+    }),
     exclude: z
       .object({ tasks: z.array(uuid).max(1000).default([]), creators: z.array(uuid).max(1000).default([]) })
       .strict()

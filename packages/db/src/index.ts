@@ -25,9 +25,9 @@ export { reclaimExpiredLeases, releaseLeaseRequest, releaseLeases, sweepExpiredL
 export { heartbeatLeases, oneBeatAtATime } from "./dispatch/heartbeat.ts";
 export { leaseBlocks } from "./dispatch/lease.ts";
 export { leaseWithinBounds } from "./dispatch/lease-bounds.ts";
-export type { GrantedBlock, LeaseBound, LeaseBounds, LeaseOutcome } from "./dispatch/lease-types.ts";
+export type { GrantedBlock, LeaseBound, LeaseBounds, LeaseOutcome, LeaseRequest } from "./dispatch/lease-types.ts";
 export { type ChunkError, type ResultRun, submitResults } from "./dispatch/submit.ts";
-export { listenTaskChanged, notifyTaskChanged } from "./events.ts";
+export { listenTaskChanged, listenWorkReady, notifyTaskChanged, notifyWorkReady } from "./events.ts";
 export type { DbHandle } from "./handle.ts";
 export { volunteerMayReadTask } from "./reads/task-readers.ts";
 export { appendInputs } from "./tasks/inputs.ts";

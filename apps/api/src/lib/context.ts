@@ -13,6 +13,7 @@ import type { TaskNotifier } from "./task-notifier.ts";
 import type { StreamTickets } from "./tickets.ts";
 import type { Role, TokenClaims, Tokens } from "./tokens.ts";
 import type { WorkObserver } from "./work-observer.ts";
+import type { WorkWaiters } from "./work-waiters.ts";
 
 /** What every handler may use; built once by `createApp`. */
 export interface Deps {
@@ -27,6 +28,10 @@ export interface Deps {
   clientIp: (c: AppContext) => string | null;
   /** Tells live streams (any process) that tasks changed; throttled per task. */
   taskChanged: TaskNotifier;
+  /** Tells waiting lease requests (any process) that tasks got work; throttled per task, the first at once. */
+  workReady: TaskNotifier;
+  /** Lease requests waiting for work (`waitMs`) in this process; null where there is no LISTEN (Workers): they are answered at once. */
+  waiters: WorkWaiters | null;
   /** Hears of each lease and results request, for operator metrics. */
   work: WorkObserver;
   /** Whether volunteer tokens' accounts and minting keys still stand, cached for a few seconds. */

@@ -2,11 +2,15 @@ import { type Db, notifyTaskChanged } from "@crowdcompute/db";
 
 // Live streams show a task at most every 500 ms, so a NOTIFY per submission
 // would be a round trip on the hot path for nothing: each task is notified at most every
-// 250 ms per process, with a trailing one so its last change is never lost.
-const windowMs = 250;
+// 250 ms per process, with a trailing one so its last change is never lost. The first
+// notification of a quiet task goes at once (waiting volunteers wake on it: "Dispatch").
+const defaultWindowMs = 250;
 
-/** Notifies listeners (any process) that tasks changed, at most every 250 ms per task. */
-export function createTaskNotifier(db: Db) {
+/**
+ * Notifies listeners (any process) that tasks changed (`notifyTaskChanged`), or another
+ * channel's `notify`, at most every `windowMs` per task, the first at once.
+ */
+export function createTaskNotifier(db: Db, notify = notifyTaskChanged, windowMs = defaultWindowMs) {
   const lastAt = new Map<string, number>();
   const pending = new Set<string>();
   let timer: ReturnType<typeof setTimeout> | null = null;
@@ -15,7 +19,7 @@ export function createTaskNotifier(db: Db) {
     const now = Date.now();
     for (const id of taskIds) lastAt.set(id, now);
     // Fire and forget: a lost notification is covered by the streams' safety poll.
-    notifyTaskChanged(db, taskIds).catch(() => {});
+    notify(db, taskIds).catch(() => {});
   };
 
   const flush = () => {

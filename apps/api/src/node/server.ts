@@ -1,8 +1,8 @@
-import { createHmac, createSecretKey, type KeyObject } from "node:crypto";
+import { createHmac, createSecretKey, type KeyObject, randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Db } from "@crowdcompute/db";
+import { type Db, notifyWorkReady, sweepExpiredLeases } from "@crowdcompute/db";
 import { sandboxDocument } from "@crowdcompute/sandbox/document";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import { serveStatic } from "@hono/node-server/serve-static";
@@ -14,6 +14,7 @@ import type { AppContext } from "../lib/context.ts";
 import { type ChangeFeed, listeningFeed, pollingFeed } from "../lib/live.ts";
 import { appOrigins } from "../lib/origins.ts";
 import { securityHeaders } from "../lib/security-headers.ts";
+import { listeningWorkWaiters, type WorkWaiters } from "../lib/work-waiters.ts";
 import { endableEventStreams } from "./event-streams.ts";
 import { listenOnLoopbacks } from "./listen.ts";
 import { createNodeMetrics } from "./metrics.ts";
@@ -54,7 +55,17 @@ export async function startServer({ db, env, webDist = defaultWebDist }: { db: D
     console.warn(`LISTEN unavailable, live streams poll instead: ${(error as Error).message}`);
     return pollingFeed();
   });
-  const streams = endableEventStreams(siteApp(db, actual, webDist, changes).fetch);
+  // Lease requests that wait for work wake on NOTIFY too; while any wait, expired leases are
+  // swept every second (waiters send no lease requests to sweep them).
+  const waiters = await listeningWorkWaiters(db, {
+    ...env.leaseWaiting,
+    tick: () =>
+      void sweepExpiredLeases(db, randomUUID()).then(
+        (n) => (n > 0 ? notifyWorkReady(db, ["*"]) : undefined),
+        () => {},
+      ),
+  });
+  const streams = endableEventStreams(siteApp(db, actual, webDist, changes, waiters).fetch);
   siteFetch = streams.fetch;
   sandboxFetch = sandboxApp(actual).fetch;
   return {
@@ -64,6 +75,8 @@ export async function startServer({ db, env, webDist = defaultWebDist }: { db: D
     close: async () => {
       const closed = Promise.all([site.close(env.shutdownTimeoutMs), sandbox.close(env.shutdownTimeoutMs)]);
       streams.endAll();
+      // Waiting lease requests are answered at once (no work), so they do not hold the drain.
+      await waiters?.close();
       const cut = (await closed).reduce((sum, n) => sum + n, 0);
       if (cut > 0) console.warn(`shutdown: cut ${cut} request${cut === 1 ? "" : "s"} still running after ${env.shutdownTimeoutMs} ms`);
       await changes.close().catch(() => {});
@@ -104,7 +117,7 @@ const immutable = "public, max-age=31536000, immutable";
 // The path served may be the compressed file's, ending .br or .gz.
 const hashedAsset = /[\\/]assets[\\/][^\\/]+-[A-Za-z0-9_-]{8}\.[a-z0-9]+(\.br|\.gz)?$/;
 
-function siteApp(db: Db, env: AppEnv, webDist: string, changes: ChangeFeed) {
+function siteApp(db: Db, env: AppEnv, webDist: string, changes: ChangeFeed, waiters: WorkWaiters | null) {
   const site = new Hono();
   // The web app's pages and files too, not only the API's answers.
   site.use("*", securityHeaders(env));
@@ -117,7 +130,7 @@ function siteApp(db: Db, env: AppEnv, webDist: string, changes: ChangeFeed) {
   else site.get(docsScriptUrl, (c) => c.text(`The API reference script is not built: run \`npm run build\` (looked in ${docsDist}).`, 503));
   // Metrics cost a little on every lease: kept only where an operator can read them.
   const metrics = env.metricsToken ? createNodeMetrics(db) : undefined;
-  site.route("/", createApp({ db, env, changes, clientIp, docsScriptUrl, hmac: nodeHmac, ...(metrics ? { metrics } : {}) }));
+  site.route("/", createApp({ db, env, changes, clientIp, docsScriptUrl, hmac: nodeHmac, waiters, ...(metrics ? { metrics } : {}) }));
   if (existsSync(join(webDist, "index.html"))) {
     const indexHtml = readFileSync(join(webDist, "index.html"), "utf8");
     site.use(

@@ -13,14 +13,15 @@ const sweepEveryMs = 250;
 
 /**
  * `reclaimExpiredLeases` for a lease request of volunteer `volunteerId` (counters go to its
- * shard), unless this process (`db`'s dispatch cache) swept less than 250 ms ago.
+ * shard), unless this process (`db`'s dispatch cache) swept less than 250 ms ago. Returns how
+ * many leases it reclaimed (0 when it did not sweep), so the caller can wake waiting volunteers.
  */
-export async function sweepExpiredLeases(db: Db, volunteerId: string): Promise<void> {
+export async function sweepExpiredLeases(db: Db, volunteerId: string): Promise<number> {
   const dispatchCache = dispatchCacheOf(db);
   const now = Date.now();
-  if (dispatchCache.lastSweepAt > now - sweepEveryMs) return;
+  if (dispatchCache.lastSweepAt > now - sweepEveryMs) return 0;
   dispatchCache.lastSweepAt = now;
-  await reclaimExpiredLeases(db, counterShardOf(volunteerId));
+  return reclaimExpiredLeases(db, counterShardOf(volunteerId));
 }
 
 /**

@@ -47,7 +47,7 @@ export async function leaseWithinBounds(db: Db, request: LeaseRequest): Promise<
     request.volunteerId,
     maxQueuedPerVolunteer,
     inTurn(async (): Promise<LeaseOutcome> => {
-      if (clamped.idempotencyKey && !(await claimRequestKey(db, clamped.volunteerId, clamped.idempotencyKey))) {
+      if (clamped.idempotencyKey && !clamped.keyClaimed && !(await claimRequestKey(db, clamped.volunteerId, clamped.idempotencyKey))) {
         return { blocks: await leasesOfRequest(db, clamped.volunteerId, clamped.idempotencyKey), bounded: null };
       }
       const mine = dispatchCache.heldEstimate(`volunteer:${clamped.volunteerId}`);

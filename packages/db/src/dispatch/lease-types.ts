@@ -52,6 +52,16 @@ export interface LeaseRequest {
   source?: string | null;
   /** What the volunteer may hold and claim (`leaseWithinBounds`); none when absent (the db's own tests and benches). */
   bounds?: LeaseBounds;
+  /**
+   * The request's key is already claimed by this same request (a waiting request leasing again
+   * after a wake-up): lease under it instead of returning what it got before.
+   */
+  keyClaimed?: boolean;
+  /**
+   * Volunteers waiting for work in this process besides this one (`waitMs`): a task not yet
+   * timed gives each a share of its open chunks, so a new task reaches all of them at once.
+   */
+  waiting?: number;
   /** Chunks the volunteer held before this request (set by `leaseWithinBounds`): it runs them first, so a block's `latest` counts them. */
   heldAhead?: number;
 }

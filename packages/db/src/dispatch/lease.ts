@@ -49,7 +49,7 @@ function taskShare(task: Pick<Candidate, "total" | "measured">, others: number):
  * the caller first (`reclaimExpiredLeases`).
  */
 export async function leaseBlocks(db: Db, request: LeaseRequest): Promise<GrantedBlock[]> {
-  if (request.idempotencyKey && !(await claimRequestKey(db, request.volunteerId, request.idempotencyKey))) {
+  if (request.idempotencyKey && !request.keyClaimed && !(await claimRequestKey(db, request.volunteerId, request.idempotencyKey))) {
     return leasesOfRequest(db, request.volunteerId, request.idempotencyKey);
   }
   return leaseUnclaimed(db, request, null);
@@ -80,10 +80,15 @@ export async function leaseUnclaimed(db: Db, request: LeaseRequest, sharing: Sha
  * inputs by the task's mean input size. A task with fewer than 8 results starts at 2 chunks
  * a thread and grows as its timing is learned.
  */
-function blockBudget(task: Pick<Candidate, "mean_chunk_ms" | "measured" | "mean_input_bytes">, request: Pick<LeaseRequest, "bufferMs" | "threads" | "cpuPercent">): number {
+function blockBudget(task: Pick<Candidate, "mean_chunk_ms" | "measured" | "mean_input_bytes" | "total">, request: Pick<LeaseRequest, "bufferMs" | "threads" | "cpuPercent" | "waiting">): number {
   const byBytes = task.mean_input_bytes > 0 ? Math.max(1, Math.floor(maxLeaseInputBytes / task.mean_input_bytes)) : MAX_LEASE_CHUNKS;
   if (request.bufferMs === undefined) return Math.min(MAX_LEASE_CHUNKS, byBytes);
-  if (task.measured < measuredAfter || task.mean_chunk_ms === null) return Math.min(byBytes, request.threads * unmeasuredChunksPerThread);
+  if (task.measured < measuredAfter || task.mean_chunk_ms === null) {
+    // Volunteers waiting here when a task starts each get a share of its open chunks at once
+    // (at least one), instead of the first few taking 2 a thread and the rest none.
+    const share = request.waiting ? Math.max(1, Math.ceil(Math.max(0, task.total - task.measured) / (request.waiting + 1))) : Number.POSITIVE_INFINITY;
+    return Math.min(byBytes, request.threads * unmeasuredChunksPerThread, share);
+  }
   const lentMs = request.bufferMs * request.threads * ((request.cpuPercent ?? 100) / 100);
   // A chunk never costs less than 10 µs here: the sandbox's own overhead per chunk is more.
   return Math.max(1, Math.min(MAX_LEASE_CHUNKS, byBytes, Math.ceil(lentMs / Math.max(task.mean_chunk_ms, 0.01))));

@@ -107,6 +107,7 @@ export const inputRoutes = createRouter().openapi(append, async (c) => {
   }
   if (outcome.ok) {
     c.var.deps.taskChanged([id]);
+    c.var.deps.workReady([id]); // new chunks: volunteers waiting for work take them
     return c.json({ total: outcome.total, sealed: outcome.sealed }, 200);
   }
   switch (outcome.reason) {

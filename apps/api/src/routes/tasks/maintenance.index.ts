@@ -56,6 +56,7 @@ export const taskMaintenanceRoutes = createRouter()
     const reopened = await retryFailedChunks(c.var.deps.db, id);
     if (reopened === null) throw conflict(`a ${access.status} task has no failed chunks to retry`);
     c.var.deps.taskChanged([id]);
+    c.var.deps.workReady([id]);
     return c.json({ task: taskJson((await getTaskView(c.var.deps.db, id))!), reopened }, 200);
   })
   .openapi(clone, async (c) => {

@@ -39,6 +39,8 @@ export const create: Handler<typeof routes.create> = async (c) => {
     inputs: inputs ? { kind: "array", items: inputs } : range ? { kind: "range", ...range } : { kind: "ndjson" },
   });
   const view = await getTaskView(c.var.deps.db, id);
+  // Created running (`start: true`): volunteers waiting for work take it now.
+  if (view?.status === "running") c.var.deps.workReady([id]);
   return c.json({ task: taskJson(view!) }, 201);
 };
 
@@ -69,6 +71,7 @@ export const lifecycle: Handler<typeof routes.lifecycle> = async (c) => {
     throw conflict(`cannot ${action} a task that is ${access.status}`);
   }
   await notifyTaskChanged(c.var.deps.db, [id]); // live streams show the new status now
+  if (action === "start" || action === "resume") c.var.deps.workReady([id]); // and waiting volunteers take its chunks
   const view = await getTaskView(c.var.deps.db, id);
   return c.json({ task: taskJson(view!) }, 200);
 };

@@ -1,8 +1,8 @@
 // The volunteer side of the API, its handlers: lease, results, heartbeat, release
 // (docs/architecture.md, "Dispatch" and "Bounds on what one volunteer holds"). Reading and
-// checking reports and lease ids is in work.reports.ts.
+// checking reports and lease ids is in work.reports.ts; waiting requests, lib/work-waiters.ts.
 import type { leaseRequestSchema, ReleaseResponse } from "@crowdcompute/contract";
-import { type GrantedBlock, heartbeatLeases, leaseWithinBounds, recordChunkLive, releaseLeaseRequest, releaseLeases, submitResults, sweepExpiredLeases } from "@crowdcompute/db";
+import { type GrantedBlock, heartbeatLeases, type LeaseRequest, leaseWithinBounds, recordChunkLive, releaseLeaseRequest, releaseLeases, submitResults, sweepExpiredLeases } from "@crowdcompute/db";
 import type { z } from "@hono/zod-openapi";
 import { type AppContext, authorize, type AppRouteHandler as Handler, volunteerRoles } from "../../lib/context.ts";
 import { secondsSince } from "../../lib/metrics.ts";
@@ -30,15 +30,23 @@ async function retryLater<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Leases for the request: the answer's members as JSON text (see `blockJson`) and the chunks in them. */
-async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<typeof leaseRequestSchema>, idempotencyKey: string | undefined) {
+type LeaseAgain = Pick<LeaseRequest, "keyClaimed" | "waiting">;
+
+/**
+ * Leases for the request: the answer's members as JSON text (see `blockJson`), the chunks in
+ * them, and the bound that kept it from more (null when none did). `again`: a waiting request
+ * leasing once more after a wake-up (its key is its own already; how many others wait here).
+ */
+async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<typeof leaseRequestSchema>, idempotencyKey: string | undefined, again: LeaseAgain = {}, retryAfterMs?: number) {
   const { db, env, leaseIds } = c.var.deps;
   // Expired leases are taken back by lease requests, no daemon (docs/architecture.md, "Dispatch"):
-  // at most once every 250 ms a process, counted on this volunteer's counter shard.
-  await sweepExpiredLeases(db, claims.sub);
+  // at most once every 250 ms a process, counted on this volunteer's counter shard. Their
+  // chunks are work again: waiting volunteers (any process) are woken.
+  if ((await sweepExpiredLeases(db, claims.sub)) > 0) c.var.deps.workReady(["*"]);
   // Within the bounds on what one volunteer holds (docs/architecture.md): beyond them the
   // answer has fewer blocks or none, and says when to ask again.
-  const { blocks } = await leaseWithinBounds(db, {
+  const { blocks, bounded } = await leaseWithinBounds(db, {
+    ...again,
     volunteerId: claims.sub,
     userId: claims.uid ?? null,
     max: request.max,
@@ -68,7 +76,10 @@ async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<ty
     texts.push(blockJson(signed, block));
     chunks += block.n - block.reportedOffsets.length;
   }
-  return { members: `"leases":[${texts.join(",")}],"retryAfterMs":${blocks.length > 0 ? 0 : env.idleRetryMs}`, chunks };
+  // A first copy of a replicated chunk out: its extra copies are work for other volunteers.
+  const copiesWanted = blocks.filter((block) => block.replication > 1 && block.copy === 0).map((block) => block.taskId);
+  if (copiesWanted.length > 0) c.var.deps.workReady(copiesWanted);
+  return { members: `"leases":[${texts.join(",")}],"retryAfterMs":${blocks.length > 0 ? 0 : (retryAfterMs ?? env.idleRetryMs)}`, chunks, bounded };
 }
 
 /**
@@ -92,8 +103,31 @@ const jsonBody = (c: AppContext, text: string) => c.body(text, 200, { "content-t
 export const lease: Handler<typeof routes.lease> = async (c) => {
   const startedAt = performance.now();
   const claims = await authorize(c, volunteerRoles);
-  const answer = await retryLater(() => leaseFor(c, claims, c.req.valid("json"), c.req.valid("header")["idempotency-key"]));
-  c.var.deps.work.leaseAnswered(answer.chunks, secondsSince(startedAt));
+  const request = c.req.valid("json");
+  const key = c.req.valid("header")["idempotency-key"];
+  let answer = await retryLater(() => leaseFor(c, claims, request, key));
+  const seconds = secondsSince(startedAt);
+  const { waiters } = c.var.deps;
+  // No work now, and the volunteer may wait: held here, with no database connection, until a
+  // task it may run gets work (docs/architecture.md, "Dispatch", waiting volunteers). Not past
+  // a bound: what holds it back is its own, and no notification changes that.
+  if (answer.chunks === 0 && answer.bounded === null && request.waitMs && waiters) {
+    const waited = await waiters.wait({
+      volunteerId: claims.sub,
+      source: leaseSource(c, claims),
+      excluded: new Set(request.exclude.tasks),
+      ms: request.waitMs,
+      signal: c.req.raw.signal,
+      attempt: async (waiting) => {
+        const again = await retryLater(() => leaseFor(c, claims, request, key, { keyClaimed: key !== undefined, waiting }));
+        return again.chunks > 0 ? again : null;
+      },
+    });
+    if (waited.answer) answer = waited.answer;
+    // It waited its whole time: it may ask again at once (and wait again).
+    else if (waited.why === "timeout") answer = { ...answer, members: answer.members.replace(/"retryAfterMs":\d+$/, `"retryAfterMs":0`) };
+  }
+  c.var.deps.work.leaseAnswered(answer.chunks, seconds);
   return jsonBody(c, `{${answer.members}}`) as never;
 };
 
@@ -110,6 +144,8 @@ export const results: Handler<typeof routes.results> = async (c) => {
     consoles: reports.consoles,
   });
   c.var.deps.taskChanged([...new Set([...reports.runs, ...reports.errors].map((item) => item.taskId))]);
+  // A chunk error may be retried at once: work for waiting volunteers.
+  if (reports.errors.length > 0) c.var.deps.workReady([...new Set(reports.errors.map((error) => error.taskId))]);
   const rejected = rejectedRuns(outcome.rejected, reports.blockOf);
   const rejectedChunks = rejected.reduce((n, r) => n + r.count, 0);
   let text = `"accepted":${reports.chunks - rejectedChunks},"rejected":${JSON.stringify(rejected)}`;
@@ -161,6 +197,9 @@ export const release: Handler<typeof routes.release> = async (c) => {
     response.requestReleased = ofRequest.length;
     for (const { taskId } of ofRequest) changed.add(taskId);
   }
-  if (changed.size > 0) c.var.deps.taskChanged([...changed]);
+  if (changed.size > 0) {
+    c.var.deps.taskChanged([...changed]);
+    c.var.deps.workReady([...changed]); // the released chunks are pending again
+  }
   return c.json(response, 200);
 };

@@ -1,0 +1,126 @@
+// Lease requests that wait for work (`waitMs`, docs/architecture.md "Dispatch", waiting
+// volunteers): held with no work, answered when a task starts, inputs are appended or a lease
+// expires back; one waiting request per volunteer, a per-source cap, bad waitMs refused.
+import { type Db, listenWorkReady, notifyWorkReady, sweepExpiredLeases } from "@crowdcompute/db";
+import { openTestDb, type TestDb, testBackends } from "@crowdcompute/db/testing";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../src/create-app.ts";
+import { createWorkWaiters, type WorkWaiters } from "../src/lib/work-waiters.ts";
+import { apiClient, testEnv } from "./harness.ts";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe.each(testBackends())("waiting lease requests on %s", (backend) => {
+  let testDb: TestDb;
+  let db: Db;
+  let waiters: WorkWaiters;
+  let stop: () => Promise<void>;
+  let t: ReturnType<typeof apiClient>;
+  let creator: string;
+
+  beforeAll(async () => {
+    testDb = await openTestDb(backend);
+    db = testDb.handle.db;
+    // As the Node entry builds them (node/server.ts), with a per-source cap of 3 to test it.
+    waiters = createWorkWaiters({
+      perSource: 3,
+      total: 100,
+      tick: () => void sweepExpiredLeases(db, crypto.randomUUID()).then((n) => (n > 0 ? notifyWorkReady(db, ["*"]) : undefined)),
+    });
+    stop = await listenWorkReady(db, (ids) => waiters.wake(ids));
+    const app = createApp({ db, env: testEnv({ leaseGraceMs: 100 }), waiters });
+    t = apiClient(async (path, init) => app.request(path, init));
+    creator = (await t.register("wait@example.com")).token;
+  });
+  afterAll(async () => {
+    await waiters?.close();
+    await stop?.();
+    await testDb?.dispose();
+  });
+
+  const idle = () => db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status IN ('running', 'paused')`);
+  const lease = (token: string, body: Record<string, unknown> = {}) => t.call("POST", "/api/work/lease", { token, body: { max: 4, waitMs: 20_000, ...body } });
+  /** Resolves once `n` requests wait here (they are held, not answered). */
+  const waiting = async (n: number) => {
+    while (waiters.size !== n) await sleep(10);
+  };
+
+  it("holds a request with no work and answers it when a task starts", async () => {
+    await idle();
+    const v = await t.volunteer();
+    const answer = lease(v.token);
+    await waiting(1);
+    const task = (await t.call("POST", "/api/tasks", { token: creator, body: { name: "w", code: "export default (x) => x", inputs: [1, 2, 3], start: true } })).json.task;
+    const res = await answer;
+    expect(res.status).toBe(200);
+    expect(res.json.leases.map((l: { taskId: string }) => l.taskId)).toEqual([task.id]);
+    expect(waiters.size).toBe(0);
+  });
+
+  it("answers a waiting request when a paused task resumes and when inputs are appended", async () => {
+    await idle();
+    const task = (await t.call("POST", "/api/tasks", { token: creator, body: { name: "w", code: "export default (x) => x", inputs: [1], start: true } })).json.task;
+    await t.call("POST", `/api/tasks/${task.id}/pause`, { token: creator });
+    const v = await t.volunteer();
+    const resumed = lease(v.token);
+    await waiting(1);
+    await t.call("POST", `/api/tasks/${task.id}/resume`, { token: creator });
+    expect((await resumed).json.leases.map((l: { inputs: unknown[] }) => l.inputs)).toEqual([[1]]);
+
+    // An NDJSON task takes inputs while it runs: the waiting volunteer gets them.
+    await idle();
+    const open = (await t.call("POST", "/api/tasks", { token: creator, body: { name: "w", code: "export default (x) => x", start: true } })).json.task;
+    const other = await t.volunteer();
+    const appended = lease(other.token);
+    await waiting(1);
+    const upload = await t.call("POST", `/api/tasks/${open.id}/inputs?offset=0`, { token: creator, raw: "7\n8\n", headers: { "content-type": "application/x-ndjson" } });
+    expect(upload.status).toBeLessThan(300);
+    expect((await appended).json.leases.flatMap((l: { inputs: unknown[] }) => l.inputs)).toEqual([7, 8]);
+  });
+
+  it("answers a waiting request when another volunteer's lease expires back", async () => {
+    await idle();
+    await t.call("POST", "/api/tasks", { token: creator, body: { name: "w", code: "export default (x) => x", inputs: [5], timeoutMs: 1000, start: true } });
+    const gone = await t.volunteer();
+    expect((await lease(gone.token)).json.leases).toHaveLength(1);
+    const v = await t.volunteer();
+    // Nothing left: it waits; the silent volunteer's block expires (1 s + 100 ms of grace) and
+    // the waiters' sweep (every second while any wait) takes it back and wakes it.
+    const res = await lease(v.token);
+    expect(res.json.leases.map((l: { inputs: unknown[] }) => l.inputs)).toEqual([[5]]);
+  });
+
+  it("keeps one waiting request per volunteer and caps a source's, answering the others at once", async () => {
+    await idle();
+    const v = await t.volunteer();
+    const first = lease(v.token);
+    await waiting(1);
+    const second = lease(v.token);
+    // The newer takes the older's place: the older is answered with no work.
+    const older = await first;
+    expect(older.status).toBe(200);
+    expect(older.json).toEqual({ leases: [], retryAfterMs: 2000 });
+    await waiting(1);
+    // Anonymous volunteers of one source (in process: "unknown") wait up to 3 at once here.
+    const others = await Promise.all([t.volunteer(), t.volunteer(), t.volunteer()]);
+    const held = [lease(others[0]!.token), lease(others[1]!.token)];
+    await waiting(3);
+    const refused = await lease(others[2]!.token);
+    expect(refused.json).toEqual({ leases: [], retryAfterMs: 2000 });
+    expect(waiters.size).toBe(3);
+    await t.call("POST", "/api/tasks", { token: creator, body: { name: "w", code: "export default (x) => x", inputs: [1, 2, 3], start: true } });
+    const answers = await Promise.all([second, ...held]);
+    expect(answers.flatMap((a) => a.json.leases.flatMap((l: { inputs: unknown[] }) => l.inputs)).sort()).toEqual([1, 2, 3]);
+  });
+
+  it("refuses a bad waitMs with problem+json, holding nothing", async () => {
+    const v = await t.volunteer();
+    for (const waitMs of [-1, 25_001, 1.5, "10"]) {
+      const res = await lease(v.token, { waitMs });
+      expect(res.status).toBe(422);
+      expect(res.type).toBe("application/problem+json");
+    }
+    expect(waiters.size).toBe(0);
+  });
+});
