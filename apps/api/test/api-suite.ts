@@ -132,6 +132,17 @@ export function describeApiSuite(title: string, open: () => Promise<ApiTarget>) 
       // A new task gives 2 chunks a thread: a volunteer of max/2 threads gets `max` chunks.
       const leaseBody = (max: number, extra: Record<string, unknown> = {}) => ({ max, capabilities: { threads: Math.ceil(max / 2) }, ...extra });
 
+      // In process and on Workers (no LISTEN there) nothing holds a request: `waitMs` is answered
+      // at once, with when to ask again (docs/architecture.md, "Dispatch", waiting volunteers).
+      it("answers a lease with waitMs and no work at once where nothing waits, saying when to ask again", async () => {
+        await t.db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status IN ('running', 'paused')`);
+        const { token } = await t.volunteer();
+        const res = await t.call("POST", "/api/work/lease", { token, body: leaseBody(2, { waitMs: 25_000 }) });
+        expect(res.status).toBe(200);
+        expect(res.json.leases).toEqual([]);
+        expect(res.json.retryAfterMs).toBeGreaterThan(0);
+      });
+
       it("leases signed blocks, takes results per block with the next lease, and serves results in index order", async () => {
         await t.db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running'`);
         const inputs = Array.from({ length: 10 }, (_, i) => i + 1);

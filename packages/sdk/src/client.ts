@@ -71,7 +71,7 @@ export function createClient(options: ClientOptions = {}) {
   const baseUrl = (options.baseUrl ?? "").replace(/\/$/, "");
   const doFetch = options.fetch ?? ((input: RequestInfo | URL, init?: RequestInit) => fetch(input, init));
 
-  async function send(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}, init: { keepalive?: boolean } = {}): Promise<Response> {
+  async function send(method: string, path: string, body?: unknown, extraHeaders: Record<string, string> = {}, init: { keepalive?: boolean; signal?: AbortSignal } = {}): Promise<Response> {
     const headers: Record<string, string> = { ...extraHeaders };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     if (body !== undefined) headers["content-type"] = "application/json";
@@ -223,7 +223,12 @@ export function createClient(options: ClientOptions = {}) {
      * request whose answer was lost with the same `idempotencyKey` returns the blocks the
      * first attempt got instead of leasing more.
      */
-    lease: (request: LeaseRequest, { idempotencyKey }: { idempotencyKey?: string } = {}) => json<LeaseResponse>("POST", "/api/work/lease", request, idempotency(idempotencyKey)),
+    /**
+     * Leases blocks. With `request.waitMs` the server may hold the request until work comes
+     * (up to 25 s); `signal` gives up waiting (the page's Pause).
+     */
+    lease: async (request: LeaseRequest, { idempotencyKey, signal }: { idempotencyKey?: string; signal?: AbortSignal } = {}) =>
+      (await (await send("POST", "/api/work/lease", request, idempotency(idempotencyKey), signal ? { signal } : {})).json()) as LeaseResponse,
     /**
      * Reports results and errors per block (a block may be reported in parts; an offset
      * reported again changes nothing); `next` leases the following blocks in the same round

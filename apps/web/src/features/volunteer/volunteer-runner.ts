@@ -39,6 +39,12 @@ export interface RunnerOptions {
  */
 const bufferMs = 4000;
 /**
+ * A lease asked with nothing in hand may wait this long on the server for work (`waitMs`):
+ * it is answered the moment a task this page may run gets chunks (docs/architecture.md,
+ * "Dispatch", waiting volunteers), instead of asking again every retryAfterMs.
+ */
+const leaseWaitMs = 20_000;
+/**
  * The most memory one sandbox worker may hold (MiB), whatever a task declares: a chunk over
  * it fails as oom. Each thread has a worker, so a page lends up to threads × this (plus what
  * the garbage collector has not yet freed: docs/architecture.md, "The sandbox").
@@ -79,6 +85,8 @@ export class VolunteerRunner {
   private leasing: Promise<unknown> | null = null;
   /** No lease before this time (ms since the epoch): the server said there is no work, or a request failed. */
   private leaseNotBefore = 0;
+  /** Ends a lease request that waits on the server for work (`waitMs`): Pause does not wait for it. */
+  private leaseWait: AbortController | null = null;
   /** The Idempotency-Key of the lease request whose answer has not arrived: a retry gets those blocks back. */
   private leaseKey: string | null = null;
   private failures = 0;
@@ -128,6 +136,7 @@ export class VolunteerRunner {
     for (const leaseId of this.blocks.leaseIds()) this.toRelease.add(leaseId);
     const keys = this.blocks.runningKeys();
     if (keys.length > 0) void this.sandbox?.cancel(keys).catch(() => {});
+    this.leaseWait?.abort();
     this.kick();
   }
 
@@ -201,10 +210,11 @@ export class VolunteerRunner {
     });
   }
 
-  private leaseRequest(): LeaseRequest {
+  private leaseRequest(wait = false): LeaseRequest {
     const { tasks, creators } = this.exclude;
     return {
       bufferMs,
+      ...(wait ? { waitMs: leaseWaitMs } : {}),
       // The server stretches the deadlines by 100 / cpuPercent for the rests between chunks.
       capabilities: { threads: this.threads, webgpu: this.webgpu, cpuPercent: this.cpuPercent },
       ...(tasks.length > 0 || creators.length > 0 ? { exclude: { tasks, creators } } : {}),
@@ -303,13 +313,22 @@ export class VolunteerRunner {
 
   private lease(client: Client): void {
     const key = (this.leaseKey ??= randomKey());
+    // Nothing in hand: the server may hold the request until work comes.
+    const wait = this.blocks.list.length === 0 ? new AbortController() : null;
+    this.leaseWait = wait;
     this.leasing = client
-      .lease(this.leaseRequest(), { idempotencyKey: key })
+      .lease(this.leaseRequest(wait !== null), { idempotencyKey: key, ...(wait ? { signal: wait.signal } : {}) })
       .then(
         (response) => this.leased(client, response),
-        (error: unknown) => this.failed(error),
+        (error: unknown) => {
+          if (!wait?.signal.aborted) return this.failed(error);
+          // Paused while it waited: whatever it may have been given in that moment goes back.
+          this.leaseKey = null;
+          void client.release([], { leaseRequestKey: key }).catch(() => {});
+        },
       )
       .finally(() => {
+        if (this.leaseWait === wait) this.leaseWait = null;
         this.leasing = null;
         this.kick();
       });

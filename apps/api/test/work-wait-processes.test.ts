@@ -1,0 +1,98 @@
+// Waiting lease requests (`waitMs`) through real API processes (docs/architecture.md,
+// "Dispatch", waiting volunteers): a request waiting on one process is answered when a task
+// starts through another (NOTIFY on Postgres), and a shutdown answers waiting requests at once.
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createTestDatabase, dropDatabase, freePort, testBackends } from "@crowdcompute/db/testing";
+import { afterEach, describe, expect, it } from "vitest";
+import { spawnServer } from "./server-process.ts";
+
+const apiRoot = fileURLToPath(new URL("..", import.meta.url));
+const secret = "wait-test-secret-wait-test-secret-0123";
+
+interface Api {
+  base: string;
+  process: ChildProcess;
+  exited: Promise<number | null>;
+}
+
+async function startApi(env: Record<string, string>): Promise<Api> {
+  const port = await freePort();
+  const fullEnv = { ...process.env, VOLUNTEER_MINT_PER_HOUR: "1000", VOLUNTEER_MINT_PER_DAY: "1000", ...env, PORT: String(port), SANDBOX_PORT: String(await freePort()) };
+  const { child } = await spawnServer(["src/main.ts"], { cwd: apiRoot, env: fullEnv });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return { base: `http://127.0.0.1:${port}`, process: child, exited };
+}
+
+async function call(api: Api, method: string, path: string, body?: unknown, token?: string): Promise<any> {
+  const response = await fetch(`${api.base}${path}`, {
+    method,
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function started(env: Record<string, string>): Promise<Api> {
+  const api = await startApi(env);
+  cleanups.push(async () => {
+    if (api.process.exitCode === null && api.process.signalCode === null) api.process.kill("SIGKILL");
+    await api.exited;
+  });
+  return api;
+}
+
+const waitMsBody = { max: 4, waitMs: 25_000 };
+
+describe.runIf(testBackends().includes("postgres"))("waiting lease requests across API processes (postgres)", () => {
+  it("answers a request waiting on one process when a task starts through another", async () => {
+    const adminUrl = process.env.DATABASE_URL!;
+    const url = await createTestDatabase(adminUrl);
+    cleanups.push(() => dropDatabase(adminUrl, new URL(url).pathname.slice(1)));
+    const env = { DATABASE_URL: url, JWT_SECRET: secret };
+    const a = await started(env);
+    const b = await started(env);
+    const { token: creator } = await call(b, "POST", "/api/auth/register", { email: "two@example.com", password: "a long password" });
+    const { token } = await call(a, "POST", "/api/volunteers", { name: "waiter" });
+    let answered = false;
+    const waiting = call(a, "POST", "/api/work/lease", waitMsBody, token).finally(() => {
+      answered = true;
+    });
+    // Not answered while there is no work (it would say so at once without waitMs)…
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(answered).toBe(false);
+    // …and answered once process b starts a task: the NOTIFY reaches process a.
+    const { task } = await call(b, "POST", "/api/tasks", { name: "two", code: "export default (x) => x", inputs: [1], start: true }, creator);
+    const answer = await waiting;
+    expect(answer.leases.map((l: { taskId: string }) => l.taskId)).toEqual([task.id]);
+  });
+});
+
+describe.each(testBackends())("shutdown with waiting lease requests (%s)", (backend) => {
+  it("answers them at once, with no work, and exits 0", async () => {
+    let env: Record<string, string>;
+    if (backend === "postgres") {
+      const adminUrl = process.env.DATABASE_URL!;
+      const url = await createTestDatabase(adminUrl);
+      cleanups.push(() => dropDatabase(adminUrl, new URL(url).pathname.slice(1)));
+      env = { DATABASE_URL: url, JWT_SECRET: secret };
+    } else env = { DATABASE_URL: "", JWT_SECRET: "", DATA_DIR: mkdtempSync(join(tmpdir(), "cc-wait-")) };
+    const api = await started({ ...env, SHUTDOWN_TIMEOUT_MS: "60000" });
+    const volunteers = await Promise.all([1, 2, 3].map(() => call(api, "POST", "/api/volunteers", { name: "waiter" })));
+    const waiting = volunteers.map((v) => call(api, "POST", "/api/work/lease", waitMsBody, v.token));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    api.process.kill("SIGTERM");
+    // With a 60 s drain and 25 s waits, only answering them at once ends this before the test's timeout.
+    for (const answer of await Promise.all(waiting)) expect(answer).toEqual({ leases: [], retryAfterMs: 2000 });
+    expect(await api.exited).toBe(0);
+  });
+});
