@@ -16,6 +16,11 @@ const envSchema = z
     REQUIRE_CREATOR_APPROVAL: flag.default(false),
     /** Added to every lease deadline: how long a silent volunteer keeps its chunks (docs/architecture.md, "Dispatch"). */
     LEASE_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
+    /**
+     * How long a block stays leased without a heartbeat: the page beats every 3 s while it holds
+     * blocks, so five missed beats give a vanished volunteer's chunks back (docs/architecture.md, "Dispatch").
+     */
+    LEASE_SILENT_MS: z.coerce.number().int().min(1_000).default(15_000),
     /** How long a volunteer that got no work waits before asking again. */
     IDLE_RETRY_MS: z.coerce.number().int().min(100).default(2_000),
     /** Failed sign-ins allowed per account from one IP address (an IPv6 /64), and per address, in 15 minutes. */
@@ -97,6 +102,7 @@ const envSchema = z
     adminEmail: env.ADMIN_EMAIL ?? null,
     requireCreatorApproval: env.REQUIRE_CREATOR_APPROVAL,
     leaseGraceMs: env.LEASE_GRACE_MS,
+    leaseSilentMs: env.LEASE_SILENT_MS,
     idleRetryMs: env.IDLE_RETRY_MS,
     metricsToken: env.METRICS_TOKEN ?? null,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,

@@ -15,6 +15,7 @@ export const testEnv = (overrides: Partial<AppEnv> = {}): AppEnv => ({
   adminEmail: null,
   requireCreatorApproval: false,
   leaseGraceMs: 30_000,
+  leaseSilentMs: 15_000,
   idleRetryMs: 2_000,
   metricsToken: null,
   shutdownTimeoutMs: 10_000,

@@ -84,19 +84,31 @@ describe.each(testBackends())("heartbeats on %s", (backend) => {
 
   it("gives a volunteer that lends part of its CPU proportionally longer deadlines", async () => {
     await startTask([1, 2, 3, 4], 60_000);
-    const v = await t.volunteer();
+    let v = await t.volunteer();
     const leaseFor = async (capabilities: Record<string, unknown>) => {
       const res = await t.call("POST", "/api/work/lease", { token: v.token, body: { max: 2, capabilities } });
       expect(res.status).toBe(200);
-      return (Date.parse(res.json.leases[0].deadline as string) - Date.now()) / 1000;
+      return { leaseId: res.json.leases[0].leaseId as string, deadline: (Date.parse(res.json.leases[0].deadline as string) - Date.now()) / 1000 };
     };
-    // 2 chunks on 1 thread, + 0.1 s grace: 120.1 s at full speed, 480.1 s at a quarter (less the round trip).
+    // 2 chunks on 1 thread, + 0.1 s grace: 120.1 s at full speed, 480.1 s at a quarter (less the
+    // round trip), as the latest deadline beats may carry the block to; its first deadline is
+    // the silence window (15 s) either way.
+    const latestOf = async (_leaseId: string) => {
+      const out = (await t.db.execute(sql`SELECT extract(epoch FROM latest - now())::float8 AS span FROM leases WHERE volunteer_id = ${v.volunteer.id} ORDER BY id DESC LIMIT 1`)) as unknown;
+      const rows = (Array.isArray(out) ? out : (out as { rows: unknown[] }).rows) as { span: number }[];
+      return Number(rows[0]!.span);
+    };
     const full = await leaseFor({ threads: 1 });
-    expect(full).toBeGreaterThan(115);
-    expect(full).toBeLessThanOrEqual(120.1);
+    expect(full.deadline).toBeGreaterThan(10);
+    expect(full.deadline).toBeLessThanOrEqual(15);
+    expect(await latestOf(full.leaseId)).toBeGreaterThan(115);
+    expect(await latestOf(full.leaseId)).toBeLessThanOrEqual(120.1);
+    // Another volunteer: the first one's 2 chunks would count ahead of its block.
+    v = await t.volunteer();
     const quarter = await leaseFor({ threads: 1, cpuPercent: 25 });
-    expect(quarter).toBeGreaterThan(475);
-    expect(quarter).toBeLessThanOrEqual(480.1);
+    expect(quarter.deadline).toBeLessThanOrEqual(15);
+    expect(await latestOf(quarter.leaseId)).toBeGreaterThan(475);
+    expect(await latestOf(quarter.leaseId)).toBeLessThanOrEqual(480.1);
     for (const cpuPercent of [0, 101, 50.5]) {
       expect((await t.call("POST", "/api/work/lease", { token: v.token, body: { max: 1, capabilities: { cpuPercent } } })).status).toBe(422);
     }
@@ -110,5 +122,62 @@ describe.each(testBackends())("heartbeats on %s", (backend) => {
     expect((await t.call("POST", "/api/work/heartbeat", { token: stranger.token, body: { leaseIds: [held!.leaseId] } })).status).toBe(403);
     expect((await t.call("POST", "/api/work/heartbeat", { token: owner.token, body: { leaseIds: ["forged"] } })).status).toBe(422);
     expect((await t.call("POST", "/api/work/heartbeat", { token: owner.token, body: { leaseIds: [] } })).status).toBe(422);
+  });
+});
+
+describe.each(testBackends())("missed beats on %s", (backend) => {
+  let t: TestApp;
+  let creator: string;
+
+  // A block goes back 1.5 s after its last beat here (15 s by default), its chunk's timeout is 6 s.
+  beforeAll(async () => {
+    t = await openTestApp(backend, { leaseGraceMs: 100, leaseSilentMs: 1500 });
+    creator = (await t.register("missed@example.com")).token;
+  });
+  afterAll(async () => t?.dispose());
+
+  const lease = async (token: string) => {
+    const res = await t.call("POST", "/api/work/lease", { token, body: { max: 1, capabilities: { threads: 1 } } });
+    expect(res.status, res.text).toBe(200);
+    return res.json.leases as LeasedBlock[];
+  };
+  const beat = async (token: string, leaseId: string) => (await t.call("POST", "/api/work/heartbeat", { token, body: { leaseIds: [leaseId] } })).json;
+
+  it("gives a silent volunteer's chunk back after the missed beats and leases it again, while a beating one keeps its chunk to its timeout", async () => {
+    const created = await t.call("POST", "/api/tasks", { token: creator, body: { name: "silent", code: "export default (x) => x", inputs: [1, 2], timeoutMs: 6000, start: true } });
+    expect(created.status).toBe(201);
+    const beating = await t.volunteer();
+    const silent = await t.volunteer();
+    const other = await t.volunteer();
+    const [kept] = await lease(beating.token);
+    const [gone] = await lease(silent.token);
+    expect([kept!.firstIndex, gone!.firstIndex]).toEqual([0, 1]);
+    const leasedAt = Date.now();
+    // The silent one's chunk comes back once 1.5 s pass without a beat, long before its 6 s
+    // timeout, and goes to the next volunteer that asks; the beating one's stays.
+    let again: LeasedBlock[] = [];
+    while (again.length === 0) {
+      await sleep(250);
+      expect(await beat(beating.token, kept!.leaseId)).toEqual({ extended: [kept!.leaseId], lost: [], cancelled: [] });
+      again = await lease(other.token);
+    }
+    const backAfterMs = Date.now() - leasedAt;
+    expect(again.map((b) => [b.firstIndex, b.inputs])).toEqual([[1, [2]]]);
+    expect(backAfterMs).toBeLessThan(6000);
+    expect(await beat(silent.token, gone!.leaseId)).toEqual({ extended: [], lost: [gone!.leaseId], cancelled: [] });
+    const posted = await t.call("POST", "/api/work/results", { token: other.token, body: { results: [{ leaseId: again[0]!.leaseId, offset: 0, results: [2], errors: [], cpuMs: 1 }] } });
+    expect(posted.json.accepted).toBe(1);
+    // The beating one keeps chunk 0 up to its timeout (6 s + 0.1 s of grace from its lease),
+    // however long past the silence window that is…
+    while (Date.now() - leasedAt < 5000) {
+      await sleep(400);
+      expect(await beat(beating.token, kept!.leaseId)).toEqual({ extended: [kept!.leaseId], lost: [], cancelled: [] });
+      expect(await lease(other.token)).toEqual([]);
+    }
+    // …and no longer: then it hears the chunk is lost, and the chunk is leased again.
+    await sleep(Math.max(0, leasedAt + 6300 - Date.now()));
+    expect(await beat(beating.token, kept!.leaseId)).toEqual({ extended: [], lost: [kept!.leaseId], cancelled: [] });
+    const reissued = await lease(other.token);
+    expect(reissued.map((b) => [b.firstIndex, b.inputs])).toEqual([[0, [1]]]);
   });
 });

@@ -3,7 +3,7 @@ import { type Db, queryRows, retryOnDeadlockOrSerialization } from "../db.ts";
 import { dispatchCacheOf } from "./dispatch-cache.ts";
 
 export interface HeartbeatOutcome {
-  /** Lease rows still the volunteer's: each deadline now runs one more chunk timeout + grace, or to its latest. */
+  /** Lease rows still the volunteer's: each deadline now runs one more silence window, or to its latest. */
   extended: number[];
   /** Lease rows already taken back (or unknown), or past their latest deadline: their chunks are someone else's now. */
   lost: number[];
@@ -12,19 +12,23 @@ export interface HeartbeatOutcome {
 }
 
 /**
- * Keeps a live volunteer's leases from expiring: each deadline becomes at least
- * now + timeoutMs + grace, so a batch that runs long but steadily is never reissued, while
- * a silent volunteer still loses its chunks one timeout after its last heartbeat. Never past
- * the lease's `latest` (docs/architecture.md, "Bounds on what one volunteer holds"): what its
- * chunks need at the volunteer's threads, plus grace, so beating keeps no chunk indefinitely.
- * Only deadlines that move by a second or more (a quarter of timeout + grace if less) are written, their rows locked in id order
+ * Keeps a live volunteer's leases from expiring: each deadline becomes at least now + the
+ * silence window, min(`silentMs`, timeoutMs + grace) (docs/architecture.md, "Dispatch"), so a
+ * volunteer that beats keeps its long chunk, and the blocks queued behind it, while one that
+ * stops beating loses them one window after its last beat (15 s, five of the page's 3 s beats).
+ * Never past the lease's `latest` ("Bounds on what one volunteer holds"): what its chunks need
+ * at the volunteer's threads, plus grace, so beating keeps no chunk indefinitely.
+ * Only deadlines that move by a second or more (a quarter of the window if less) are written, their rows locked in id order
  * (concurrent beats wait in turn rather than deadlock), and a lost race is retried: a
  * volunteer beating in a loop writes each block at most once a second.
  */
-export async function heartbeatLeases(db: Db, input: { volunteerId: string; leaseRowIds: readonly number[]; graceMs: number }): Promise<HeartbeatOutcome> {
+export async function heartbeatLeases(db: Db, input: { volunteerId: string; leaseRowIds: readonly number[]; graceMs: number; silentMs?: number }): Promise<HeartbeatOutcome> {
   const outcome: HeartbeatOutcome = { extended: [], lost: [], cancelled: [] };
   if (input.leaseRowIds.length === 0) return outcome;
   const ids = JSON.stringify([...new Set(input.leaseRowIds)].sort((a, b) => a - b));
+  // The silence window (ms) of a lease whose task times out after c.timeout_ms.
+  const silent = input.silentMs === undefined ? sql`` : sql`, ${input.silentMs}::bigint`;
+  const windowMs = sql`least(c.timeout_ms + ${input.graceMs}::bigint${silent})`;
   const rows = await retryOnDeadlockOrSerialization(() =>
     queryRows<{ id: string | number; state: "extended" | "lost" | "cancelled" }>(
       db,
@@ -35,19 +39,19 @@ export async function heartbeatLeases(db: Db, input: { volunteerId: string; leas
             FROM leases l JOIN tasks t ON t.id = l.task_id
             WHERE l.id IN (SELECT id FROM wanted) AND l.volunteer_id = ${input.volunteerId}
           ), due AS (
-            -- Only a deadline that moves by a second or more (a quarter of timeout + grace when
+            -- Only a deadline that moves by a second or more (a quarter of the window when
             -- that is less) is written: a beat that repeats itself, or a block at its latest
             -- deadline, writes nothing and locks nothing.
             SELECT c.id FROM current c
             WHERE NOT c.reclaimed AND c.task_status IN ('running', 'paused')
-              AND least(c.latest, now() + make_interval(secs => (c.timeout_ms + ${input.graceMs}::bigint) / 1000.0))
-                  > c.deadline + make_interval(secs => least(1000, (c.timeout_ms + ${input.graceMs}::bigint) / 4) / 1000.0)
+              AND least(c.latest, now() + make_interval(secs => ${windowMs} / 1000.0))
+                  > c.deadline + make_interval(secs => least(1000, ${windowMs} / 4) / 1000.0)
           ), locked AS (
             SELECT l.id FROM leases l WHERE l.id IN (SELECT id FROM due) ORDER BY l.id FOR NO KEY UPDATE
           ), extended AS (
             UPDATE leases l
             SET deadline = least(coalesce(l.latest, 'infinity'::timestamptz),
-                                 greatest(l.deadline, now() + make_interval(secs => (c.timeout_ms + ${input.graceMs}::bigint) / 1000.0)))
+                                 greatest(l.deadline, now() + make_interval(secs => ${windowMs} / 1000.0)))
             FROM locked k JOIN current c ON c.id = k.id
             WHERE l.id = k.id AND NOT l.reclaimed
           )

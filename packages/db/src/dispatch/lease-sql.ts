@@ -55,13 +55,17 @@ export const stillRunning = (task: Candidate) => sql`EXISTS (SELECT 1 FROM tasks
  * threads⌉ rounds of at most timeoutMs each, or, once the task's mean chunk time is known,
  * one timeoutMs plus 4 × the mean per round when that is sooner (a volunteer that vanishes
  * with a buffer of 16k chunks of 1 ms then loses it in about a minute, not in days);
- * stretched by 100 / cpuPercent, plus grace. Heartbeats extend every block the volunteer holds.
+ * stretched by 100 / cpuPercent, plus grace; and never more than `silentMs` away. Heartbeats
+ * extend every block the volunteer holds.
  */
 export const deadlineAfter = (task: Candidate, request: LeaseRequest, n: SQL) => {
   const perRoundMs = task.measured >= measuredAfter && task.mean_chunk_ms !== null ? Math.min(task.timeout_ms, 4 * task.mean_chunk_ms) : task.timeout_ms;
-  return sql`now() + make_interval(secs => (least(${task.timeout_ms}::float8 * ceil((${n})::numeric / ${request.threads}::int)::float8,
+  // At most `silentMs` off when given: a volunteer that never beats loses the block that soon
+  // (docs/architecture.md, "Dispatch"); its beats carry the block on up to `latestAfter`.
+  const silent = request.silentMs === undefined ? sql`` : sql`, ${request.silentMs}::float8`;
+  return sql`now() + make_interval(secs => least((least(${task.timeout_ms}::float8 * ceil((${n})::numeric / ${request.threads}::int)::float8,
                                                   ${task.timeout_ms}::float8 + ${perRoundMs}::float8 * ceil((${n})::numeric / ${request.threads}::int)::float8)
-                                            * 100 / ${request.cpuPercent ?? 100}::int + ${request.graceMs}::bigint) / 1000.0)`;
+                                            * 100 / ${request.cpuPercent ?? 100}::int + ${request.graceMs}::bigint)${silent}) / 1000.0)`;
 };
 
 /**

@@ -46,6 +46,13 @@ export interface LeaseRequest {
   excludeCreators: readonly string[];
   /** Added to every lease deadline (30 s by default). */
   graceMs: number;
+  /**
+   * How long a block stays leased without a heartbeat (the API's `LEASE_SILENT_MS`, 15 s): its
+   * first deadline is at most this far off, and each beat moves it on by as much, up to its
+   * `latest` (docs/architecture.md, "Dispatch"). None when absent: the deadline is what the
+   * chunks need (the db's own tests and benches).
+   */
+  silentMs?: number;
   /** The request's `Idempotency-Key`: a repeat with the same key gets the same leases back. */
   idempotencyKey?: string | null;
   /** The network source of an anonymous volunteer (null for an account's): its leases count toward the source's bound. */

@@ -57,6 +57,7 @@ async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<ty
     excludeTasks: request.exclude.tasks,
     excludeCreators: request.exclude.creators,
     graceMs: env.leaseGraceMs,
+    silentMs: env.leaseSilentMs,
     idempotencyKey: idempotencyKey ?? null,
     source: leaseSource(c, claims),
     bounds: env.leaseBounds,
@@ -167,7 +168,7 @@ export const heartbeat: Handler<typeof routes.heartbeat> = async (c) => {
   const rowOf = new Map([...blocks].map(([leaseId, block]) => [leaseId, block.leaseRowId]));
   // Checked whole before anything is written: a refused beat extends nothing.
   const live = liveReports(body, blocks);
-  const outcome = await retryLater(() => heartbeatLeases(db, { volunteerId: claims.sub, leaseRowIds: [...new Set(rowOf.values())], graceMs: env.leaseGraceMs }));
+  const outcome = await retryLater(() => heartbeatLeases(db, { volunteerId: claims.sub, leaseRowIds: [...new Set(rowOf.values())], graceMs: env.leaseGraceMs, silentMs: env.leaseSilentMs }));
   if (live.length > 0) {
     const changed = await retryLater(() => recordChunkLive(db, { volunteerId: claims.sub, reports: live }));
     if (changed.length > 0) c.var.deps.taskChanged(changed);

@@ -23,13 +23,27 @@ export interface BeatExtras {
 export class SinceLastBeat {
   private readonly progress: Pending<Progress> = new Map();
   private readonly checkpoints: Pending<string> = new Map();
+  private readonly onNews: () => void;
+
+  /** `onNews`: a chunk reported something (the heartbeat brings its next beat forward). */
+  constructor(onNews: () => void = () => {}) {
+    this.onNews = onNews;
+  }
 
   progressed(leaseId: string, offset: number, progress: Progress): void {
     pendingFor(this.progress, leaseId).set(offset, progress);
+    this.onNews();
   }
 
   checkpointed(leaseId: string, offset: number, json: string): void {
     pendingFor(this.checkpoints, leaseId).set(offset, json);
+    this.onNews();
+  }
+
+  /** Whether anything waits for the next beat. */
+  pending(): boolean {
+    for (const pending of [this.progress, this.checkpoints] as Pending<unknown>[]) for (const byOffset of pending.values()) if (byOffset.size > 0) return true;
+    return false;
   }
 
   /** These chunks' outcomes are in: what they said while running goes no further. */
