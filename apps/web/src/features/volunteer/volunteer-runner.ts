@@ -316,6 +316,12 @@ export class VolunteerRunner {
     // Nothing in hand: the server may hold the request until work comes.
     const wait = this.blocks.list.length === 0 ? new AbortController() : null;
     this.leaseWait = wait;
+    // Not answered at once: the server holds it, there is no work right now.
+    if (wait) {
+      setTimeout(() => {
+        if (this.leaseWait === wait && this.running && !this.blocks.computing()) this.stats.update({ state: "waiting", message: "no work right now", nextLeaseAt: null });
+      }, 250);
+    }
     this.leasing = client
       .lease(this.leaseRequest(wait !== null), { idempotencyKey: key, ...(wait ? { signal: wait.signal } : {}) })
       .then(
