@@ -1,5 +1,5 @@
 // Pause means pause, in real Chromium: a volunteer computing long chunks presses Pause, and
-// within a second its browser stops using the CPU, the blocks it held go back to the server
+// at once its sandbox frame goes (its workers with it) and its browser stops using the CPU, the blocks it held go back to the server
 // at once, and Resume picks the task up again until it is done. A tab that closes gives its
 // blocks back at once too.
 import type { CDPSession } from "playwright-core";
@@ -21,9 +21,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describe(`pausing a volunteer in Chromium (${backend})`, () => {
   const running = serverAndBrowser({ IDLE_RETRY_MS: "300" });
 
-  it("stops using the CPU within a second, gives its blocks back, and resumes", async () => {
+  it.each([1, 8])("with %i threads, ends the sandbox frame at the click, stops using the CPU, gives its blocks back, and resumes", async (threads) => {
     const { server, browser } = running;
-    const creator = await newCreator(server, "pauser@example.com");
+    const creator = await newCreator(server, `pauser${threads}@example.com`);
     const inputs = Array.from({ length: 12 }, (_, i) => i);
     const task = await creator.createTask({ name: "spin", code: spinCode, inputs, timeoutMs: 10_000, start: true });
 
@@ -32,25 +32,43 @@ describe(`pausing a volunteer in Chromium (${backend})`, () => {
     page.on("pageerror", (error) => console.error("page error:", error.message));
     const cdp = await browser.newBrowserCDPSession();
     await page.goto(`${server.url}/`);
-    await page.getByRole("slider", { name: "Threads" }).fill("2");
+    await page.getByRole("slider", { name: "Threads" }).fill(String(threads));
     await page.getByRole("button", { name: "Start" }).click();
     await until("chunks to be running", async () => (await creator.getTask(task.id)).counts.leased > 0);
     await sleep(500);
 
-    // The control: while computing, two spinning threads use about a CPU second a second each
-    // (1.95 on an idle 2-core machine); at least one, however busy the machine is otherwise.
+    // The control: while computing, spinning threads use about a CPU second a second each
+    // (up to the machine's 2 cores); at least half of one, however busy the machine is otherwise.
     const busyFrom = await browserCpuSeconds(cdp);
     await sleep(1000);
     const busy = (await browserCpuSeconds(cdp)) - busyFrom;
-    expect(busy).toBeGreaterThan(1);
+    expect(busy).toBeGreaterThan(0.5);
 
-    await page.getByRole("button", { name: "Pause" }).click();
-    await sleep(1000);
+    // Pause, clicked in the page, which notes when the sandbox frame (its workers with it) goes.
+    const frameGoneMs = page.evaluate(
+      () =>
+        new Promise<number>((resolve) => {
+          const button = [...document.querySelectorAll("button")].find((b) => b.textContent?.trim() === "Pause")!;
+          const frame = () => document.querySelector('iframe[title="CrowdCompute sandbox"]');
+          const clickedAt = performance.now();
+          new MutationObserver((_, observer) => {
+            if (frame()) return;
+            observer.disconnect();
+            resolve(performance.now() - clickedAt);
+          }).observe(document.body, { childList: true, subtree: true });
+          button.click();
+        }),
+    );
+    const clickedAt = Date.now();
+    expect(await frameGoneMs).toBeLessThan(500);
+    // The CPU from 0.5 s to 2.5 s after the click: under 0.1 core (0.2 s in 2 s). It was ~1 core
+    // for ~2 s while terminated workers' loops spun on (bench/pause prints both ways).
+    await sleep(Math.max(0, clickedAt + 500 - Date.now()));
     const idleFrom = await browserCpuSeconds(cdp);
     await sleep(2000);
     const idle = (await browserCpuSeconds(cdp)) - idleFrom;
-    console.log(`browser CPU: ${busy.toFixed(2)} s in 1 s while computing; ${idle.toFixed(2)} s in the 2 s from 1 s after Pause`);
-    expect(idle).toBeLessThan(0.4);
+    console.log(`${threads} threads, browser CPU: ${busy.toFixed(2)} s in 1 s while computing; ${idle.toFixed(2)} s in the 2 s from 0.5 s after Pause`);
+    expect(idle).toBeLessThan(0.2);
 
     // The page says so, and the server has the chunks back: none leased, none lost.
     await until("the page to say it paused", async () => (await page.getByTestId("state").getAttribute("data-state")) === "paused");
@@ -61,7 +79,7 @@ describe(`pausing a volunteer in Chromium (${backend})`, () => {
     expect(counts.done + counts.pending).toBe(inputs.length);
     expect(counts.pending).toBeGreaterThan(0);
 
-    // Resume: the task finishes, every chunk right.
+    // Resume: a fresh frame, the task finishes, every chunk right.
     await page.getByRole("button", { name: "Resume" }).click();
     await until("the task to finish", async () => (await creator.getTask(task.id)).status === "done", 90_000);
     const lines = [];

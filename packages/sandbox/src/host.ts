@@ -60,6 +60,13 @@ export interface Sandbox {
   setThreads(threads: number): Promise<void>;
   /** Takes effect at once: each worker rests cpuMs · (100 / cpuPercent − 1) after each chunk. */
   setCpuPercent(cpuPercent: number): Promise<void>;
+  /**
+   * Ends the frame now, its workers and whatever they compute with it (Pause: code that never
+   * checks `ctx.signal` stops at once, not after `cancel`'s 500 ms and a `terminate()` its loop
+   * may outlive). Batches running settle with every chunk `cancelled`; the next call starts a
+   * fresh frame.
+   */
+  stop(): void;
   /** Removes the frame; batches still running reject. */
   destroy(): void;
 }
@@ -79,16 +86,20 @@ const PING_TIMEOUT_MS = 3000;
 const UNNAMED_CRASHES = 2;
 const crashedMessage = "the sandbox frame died while this chunk ran on its own (out of memory?)";
 
+type FrameEnd = "crashed" | "stopped" | "destroyed";
+
 interface Connection {
   frame: Remote<FrameApi>;
-  /** Settles when the frame is gone: "crashed" (stopped answering) or "destroyed". */
-  lost: Promise<"crashed" | "destroyed">;
-  close(reason: "crashed" | "destroyed"): void;
+  /** Settles when the frame is gone: "crashed" (stopped answering), "stopped" (`Sandbox.stop`) or "destroyed". */
+  lost: Promise<FrameEnd>;
+  close(reason: FrameEnd): void;
   /** Batches running now; the watchdog pings only while there are some. */
   busy: number;
   watched: boolean;
   /** The chunks the frame last said its workers were running. */
   running: ReadonlySet<string>;
+  /** Set by `close`. */
+  gone: boolean;
 }
 
 /**
@@ -138,6 +149,8 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
         sleep(PING_TIMEOUT_MS).then(() => false),
       ]);
       if (alive) return void setTimeout(tick, PING_INTERVAL_MS);
+      // Stopped or destroyed while the ping was out: not a crash, and not ours to replace.
+      if (conn.gone) return;
       conn.close("crashed");
       if (destroyed) return;
       connection = connect(origin, container, settings());
@@ -223,6 +236,7 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
           try {
             const outcome = await Promise.race([conn.frame.runBatch(task, batch, progress, checkpoint), conn.lost]);
             if (outcome === "destroyed") throw new Error("the sandbox was destroyed");
+            if (outcome === "stopped") return batch.map((chunk) => failure(chunk.key, "cancelled", "the chunk was cancelled", 0));
             if (outcome === "crashed") return { crashed: conn.running };
             return outcome;
           } finally {
@@ -246,6 +260,16 @@ export async function createSandbox(options: SandboxOptions): Promise<Sandbox> {
     async setCpuPercent(value) {
       cpuPercent = checkCpuPercent(value);
       await (await current()).frame.configure(settings());
+    },
+    stop() {
+      if (destroyed) return;
+      connection.then(
+        (conn) => conn.close("stopped"),
+        () => {},
+      );
+      // The next call connects afresh (see `current`).
+      connection = Promise.reject(new Error("the sandbox frame was stopped"));
+      connection.catch(() => {});
     },
     destroy() {
       destroyed = true;
@@ -294,15 +318,16 @@ async function connect(origin: string, container: HTMLElement, settings: { threa
   const { port1, port2 } = new MessageChannel();
   iframe.contentWindow?.postMessage({ type: CONNECT_MESSAGE }, origin, [port2]);
   const frame = wrap<FrameApi>(port1);
-  let close!: (reason: "crashed" | "destroyed") => void;
-  const lost = new Promise<"crashed" | "destroyed">((resolve) => {
+  let close!: (reason: FrameEnd) => void;
+  const lost = new Promise<FrameEnd>((resolve) => {
     close = (reason) => {
+      conn.gone = true;
       port1.close();
       iframe.remove();
       resolve(reason);
     };
   });
-  const conn: Connection = { frame, lost, close, busy: 0, watched: false, running: new Set() };
+  const conn: Connection = { frame, lost, close, busy: 0, watched: false, running: new Set(), gone: false };
   await frame.configure(settings);
   return conn;
 }

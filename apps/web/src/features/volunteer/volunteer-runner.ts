@@ -125,8 +125,8 @@ export class VolunteerRunner {
   }
 
   /**
-   * Stops the CPU now: chunks running in the sandbox are cancelled (a chunk that does not let
-   * go within 500 ms loses its worker), results already computed are posted, and every block
+   * Stops the CPU now: the sandbox frame running chunks is ended with its workers (a fresh
+   * one starts on Resume), results already computed are posted, and every block
    * held is given back to the server, whose other volunteers get its chunks at once.
    */
   pause(): void {
@@ -134,8 +134,10 @@ export class VolunteerRunner {
     this.running = false;
     if (this.looping) this.stats.update({ state: "pausing", message: null, nextLeaseAt: null });
     for (const leaseId of this.blocks.leaseIds()) this.toRelease.add(leaseId);
-    const keys = this.blocks.runningKeys();
-    if (keys.length > 0) void this.sandbox?.cancel(keys).catch(() => {});
+    // The sandbox frame goes, its workers with it: code that never checks ctx.signal stops now,
+    // not after cancel's 500 ms and a terminate() its loop may outlive by ~2 s. Its parts end
+    // as cancelled; Resume starts a fresh frame (docs/architecture.md, "The volunteer page").
+    if (this.blocks.runningKeys().length > 0) this.sandbox?.stop();
     this.leaseWait?.abort();
     this.kick();
   }
