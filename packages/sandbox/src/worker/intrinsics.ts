@@ -3,7 +3,7 @@
 // Map.prototype.size and the like; the checks that keep it in bounds (memory/,
 // pending-work.ts) call only these, and keep their state in numbers and index-addressed arrays.
 export const { apply, construct } = Reflect;
-export const { log, max, trunc } = Math;
+export const { log, max, min, trunc } = Math;
 export const toNumber = Number;
 export const isFiniteNumber = Number.isFinite;
 export const objectValues = Object.values;

@@ -4,6 +4,7 @@
 
 import { apply, arrayFrom, construct, typedArrayNames } from "../intrinsics.ts";
 import { type Accounting, SMALL } from "./accounting.ts";
+import { type FastCopies, installFastCopies } from "./typed-array-fast.ts";
 import { type AnyFunction, anyBufferByteLength, type Constructor, isArray, isView, standIn, toSize, typedArrayByteLength, typedArrayLength, viewByteLength, wrapMethod } from "./wrap.ts";
 
 /** A typed array's length, or -1 for anything else (a DataView included). */
@@ -24,6 +25,44 @@ export function installTypedArrays(accounting: Accounting): void {
   const isLarge = WeakSet.prototype.has;
   const addLarge = WeakSet.prototype.add;
 
+  const typedArrays = Object.getPrototypeOf(Uint8Array.prototype) as Record<string, unknown>;
+  // These copy through the species constructor (`x.constructor[Symbol.species]`, the stand-ins
+  // below), but through the engine's own constructor when work code makes either undefined
+  // (`x.constructor = undefined`): a copy no stand-in counted is counted here, right after it is
+  // made (it is no larger than the array it copies, which was counted). A small copy a stand-in
+  // made before a callback made another (`map`) is counted twice, as a sample.
+  for (const method of ["slice", "map", "filter"]) {
+    wrapMethod(
+      typedArrays,
+      method,
+      (original) =>
+        function (this: ArrayBufferView, a?: unknown, b?: unknown) {
+          const copy = apply(original as AnyFunction, this, [a, b] as never[]) as ArrayBufferView;
+          if (copy !== lastSmall && !(apply(isLarge, large, [copy]) as boolean)) countView(copy);
+          return copy;
+        },
+    );
+  }
+
+  // These make a new array of the same type through the engine's own constructor, not `constructor`.
+  for (const method of ["toReversed", "toSorted", "with"]) {
+    if (typeof typedArrays[method] !== "function") continue;
+    wrapMethod(
+      typedArrays,
+      method,
+      (original) =>
+        function (this: ArrayBufferView, ...args: unknown[]) {
+          accounting.precheck(typedArrayByteLength(this));
+          const copy = apply(original as AnyFunction, this, args as never[]) as ArrayBufferView;
+          countView(copy);
+          return copy;
+        },
+    );
+  }
+
+  const builtInSubarray = typedArrays.subarray as AnyFunction;
+  const countingSlice = typedArrays.slice as AnyFunction;
+  const species = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array) as object, Symbol.species)!;
   for (const name of typedArrayNames) {
     const Original = (globalThis as unknown as Record<string, unknown>)[name] as (Constructor & { BYTES_PER_ELEMENT: number }) | undefined;
     if (!Original) continue;
@@ -91,40 +130,26 @@ export function installTypedArrays(accounting: Accounting): void {
       );
     }
     accounting.replaceGlobal(name, standIn(Original, Wrapped));
-  }
-
-  const typedArrays = Object.getPrototypeOf(Uint8Array.prototype) as Record<string, unknown>;
-  // These copy through the species constructor (`x.constructor[Symbol.species]`, the stand-in
-  // above), but through the engine's own constructor when work code makes either undefined
-  // (`x.constructor = undefined`): a copy no stand-in counted is counted here, right after it is
-  // made (it is no larger than the array it copies, which was counted). A small copy a stand-in
-  // made before a callback made another (`map`) is counted twice, as a sample.
-  for (const method of ["slice", "map", "filter"]) {
-    wrapMethod(
-      typedArrays,
-      method,
-      (original) =>
-        function (this: ArrayBufferView, a?: unknown, b?: unknown) {
-          const copy = apply(original as AnyFunction, this, [a, b] as never[]) as ArrayBufferView;
-          if (copy !== lastSmall && !(apply(isLarge, large, [copy]) as boolean)) countView(copy);
-          return copy;
-        },
-    );
-  }
-
-  // These make a new array of the same type through the engine's own constructor, not `constructor`.
-  for (const method of ["toReversed", "toSorted", "with"]) {
-    if (typeof typedArrays[method] !== "function") continue;
-    wrapMethod(
-      typedArrays,
-      method,
-      (original) =>
-        function (this: ArrayBufferView, ...args: unknown[]) {
-          accounting.precheck(typedArrayByteLength(this));
-          const copy = apply(original as AnyFunction, this, args as never[]) as ArrayBufferView;
-          countView(copy);
-          return copy;
-        },
-    );
+    // The engine's own getter, but fixed: the fast `slice` and `subarray` make what it answers.
+    Object.defineProperty(Wrapped, Symbol.species, { get: species.get, configurable: false, enumerable: false });
+    /** A new array of `length` elements, counted as the stand-in counts `new X(length)`. */
+    const make = (length: number): ArrayBufferView => {
+      const bytes = length * perElement;
+      if (bytes >= SMALL) return general(Wrapped, [length]);
+      const view = new Made(length);
+      if ((sampler.untilSample -= bytes) <= 0) accounting.sampled(view);
+      lastSmall = view;
+      return view;
+    };
+    installFastCopies({
+      prototype: Original.prototype,
+      standIn: Wrapped,
+      Made: Made as FastCopies["Made"],
+      perElement,
+      integer: !name.startsWith("Float"),
+      make: make as FastCopies["make"],
+      subarray: builtInSubarray,
+      slice: countingSlice,
+    });
   }
 }

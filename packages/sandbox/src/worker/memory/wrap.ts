@@ -51,7 +51,10 @@ export const typedArrayLength = uncurry(getter(typedArrayProto, "length")) as (v
 const bufferByteLength = uncurry(getter(ArrayBuffer.prototype, "byteLength")) as (buffer: unknown) => number;
 const sharedByteLength = SharedBuffer ? (uncurry(getter(SharedBuffer.prototype, "byteLength")) as (buffer: unknown) => number) : undefined;
 const maxByteLengthGetter = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "maxByteLength")?.get;
-const viewBuffer = uncurry(getter(typedArrayProto, "buffer")) as (view: unknown) => ArrayBuffer;
+/** A typed array's buffer (throws for anything else). For a small on-heap typed array this moves its bytes off the heap. */
+export const viewBuffer = uncurry(getter(typedArrayProto, "buffer")) as (view: unknown) => ArrayBuffer;
+/** A typed array's byte offset (throws for anything else). */
+export const typedArrayByteOffset = uncurry(getter(typedArrayProto, "byteOffset")) as (view: unknown) => number;
 const dataViewBuffer = uncurry(getter(DataView.prototype, "buffer")) as (view: unknown) => ArrayBuffer;
 const dataViewByteLength = uncurry(getter(DataView.prototype, "byteLength")) as (view: unknown) => number;
 export const isView = ArrayBuffer.isView;
