@@ -103,8 +103,38 @@ describe(`chunk progress, console and checkpoints with real volunteers (${backen
     await second.context.close();
   });
 
+  it("a 10 s chunk that reports each second shows its progress in the chunk listing while it runs, not only at the next regular beat", async () => {
+    // Before, progress rode the heartbeat, every min(10 s, timeout / 2): this chunk showed none.
+    const code = `export default async function work(input, ctx) {
+      for (let i = 1; i <= 10; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        ctx.progress(i / 10, "second " + i);
+      }
+      return input;
+    }`;
+    const task = await creator.createTask({ name: "ten seconds", code, inputs: [7], timeoutMs: 60_000, start: true });
+    const v = await volunteer(1);
+    // What the listing says of the chunk while it is leased: its fractions, in the order seen.
+    const seen: number[] = [];
+    await until(
+      "the chunk to be done",
+      async () => {
+        const [chunk] = (await creator.listChunks(task.id)).items;
+        if (chunk?.status === "leased" && chunk.progress && seen.at(-1) !== chunk.progress.fraction) seen.push(chunk.progress.fraction);
+        return chunk?.status === "done";
+      },
+      60_000,
+    );
+    console.log(`progress seen in the listing while the chunk ran: ${seen.join(", ")}`);
+    // Several steps of it, rising, before the chunk was done.
+    expect(seen.length).toBeGreaterThanOrEqual(3);
+    expect([...seen].sort((a, b) => a - b)).toEqual(seen);
+    expect(seen[0]).toBeLessThan(0.8);
+    await v.context.close();
+  });
+
   it("shows the chunks running now with their progress and the console output on the task page; the volunteer's console stays quiet unless asked", async () => {
-    // ~7 s a chunk: longer than the 5 s between heartbeats (half the timeout), which carry progress.
+    // ~7 s a chunk, reporting progress every 20 ms: the page sends it at most once a second.
     const inputs = [{ n: 350 }, { n: 350, warn: "odd input" }];
     const task = await creator.createTask({ name: "watched", code: stepsCode, inputs, timeoutMs: 10_000, start: true });
     // The creator's task page.
@@ -115,7 +145,7 @@ describe(`chunk progress, console and checkpoints with real volunteers (${backen
     await watcher.getByRole("heading", { name: "Chunks running now" }).waitFor();
 
     const quiet = await volunteer(2);
-    // Heartbeats (every 5 s here) carry the chunks' progress to the page's "chunks running now".
+    // Beats (at most one a second) carry the chunks' progress to the page's "chunks running now".
     const running = watcher.getByRole("list", { name: "Chunks running now" });
     await running
       .getByText(/\d+ % · step \d+ of 350/)

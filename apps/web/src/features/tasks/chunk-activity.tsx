@@ -52,7 +52,7 @@ export function RunningChunks({ client, task, running }: { client: Client; task:
       <CardTitle id="running-heading">Chunks running now</CardTitle>
       {chunks.length === 0 ? (
         <p className="text-sm text-slate-500">
-          No chunk is at a volunteer now. Work code reports how far a chunk is with <code>ctx.progress(fraction, message)</code>; volunteers send it every few seconds.
+          No chunk is at a volunteer now. Work code reports how far a chunk is with <code>ctx.progress(fraction, message)</code>; volunteers send it within about a second.
         </p>
       ) : (
         <>
