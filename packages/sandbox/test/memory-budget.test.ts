@@ -7,7 +7,7 @@
 import { rmSync } from "node:fs";
 import { freshUserDataDir } from "@crowdcompute/tooling/chromium";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { chunksFor, openVolunteer, results, runBatch, taskFor, type Volunteer } from "./harness.ts";
+import { chunksFor, openVolunteer, results, runBatch, runInPlainWorker, taskFor, type Volunteer } from "./harness.ts";
 import { startServers, type TestServers } from "./servers.ts";
 
 let servers: TestServers;
@@ -150,6 +150,32 @@ describe("memory budget, by allocation family", () => {
       ["small-encodes", "small-clones", "digests"],
     );
     expect(under).toEqual({ "small-encodes": true, "small-clones": 50_000 * 64, digests: 200 * 32 });
+  });
+
+  test("streams: a byte stream's autoAllocateChunkSize (buffers the engine allocates per read) is refused; streams without it run; outside the sandbox the engine hands out the buffers (positive control)", {
+    timeout: 60_000,
+  }, async () => {
+    const source = `const MiB = 1024 * 1024;
+      const touch = (bytes) => { for (let i = 0; i < bytes.length; i += 4096) bytes[i] = 1; return bytes.length; };
+      // Each read of a default reader on an empty byte stream allocates autoAllocateChunkSize bytes, handed to pull as byobRequest.view.
+      const autoAllocated = (mib) => { let total = 0; const stream = new ReadableStream({ type: "bytes", autoAllocateChunkSize: mib * MiB, pull(c) { total += touch(c.byobRequest.view); c.byobRequest.respond(1); } }); const reader = stream.getReader(); return Promise.all([reader.read(), reader.read()]).then(() => total); };
+      const byGetter = () => { let asked = 0; return new ReadableStream({ type: "bytes", get autoAllocateChunkSize() { return asked++ === 0 ? undefined : 1024 * MiB; }, pull(c) { c.enqueue(new Uint8Array(8)); } }).getReader().read().then(({ value }) => value.length); };
+      const enqueued = async () => { const stream = new ReadableStream({ type: "bytes", start(c) { c.enqueue(new Uint8Array(16)); c.close(); } }); let sum = 0; for await (const chunk of stream) sum += chunk.length; return sum; };
+      const byob = async () => { const stream = new ReadableStream({ type: "bytes", pull(c) { c.byobRequest.view[0] = 7; c.byobRequest.respond(1); } }); const { value } = await stream.getReader({ mode: "byob" }).read(new Uint8Array(4)); return value[0]; };
+      const plain = async () => { const stream = new ReadableStream({ start(c) { c.enqueue("a"); c.enqueue("b"); c.close(); } }); let text = ""; for await (const chunk of stream) text += chunk; return text + new TransformStream().readable.constructor.name; };
+      globalThis.ccStreams = { autoAllocated, byGetter, enqueued, byob, plain };`;
+    const code = `${source}\n export default async (input) => input === "probe" ? "fine" : await ccStreams[input.name](input.mib);`;
+    const task = taskFor(code, { taskId: "memory-streams", timeoutMs: 30_000 });
+    const found: Record<string, unknown> = {};
+    for (const name of ["autoAllocated", "byGetter", "enqueued", "byob", "plain"]) {
+      const [outcome, after] = results(await runBatch(volunteer, task, chunksFor([{ name, mib: 1024 }, "probe"], name)));
+      expect(after, `${name}: the chunk after it`).toBe("fine");
+      found[name] = outcome;
+    }
+    const refused = { kind: "throw", message: expect.stringContaining("autoAllocateChunkSize is not offered") };
+    expect(found).toEqual({ autoAllocated: refused, byGetter: 8, enqueued: 16, byob: 7, plain: "abReadableStream" });
+    // 2 × 256 MiB, committed outside any budget (the machine is shared).
+    expect(await runInPlainWorker(volunteer, source, "ccStreams.autoAllocated(input)", 256)).toBe(512 * MiB);
   });
 
   test("WebAssembly: memories created, grown or declared over the budget fail; under it they run", { timeout: 120_000 }, async () => {

@@ -13,6 +13,7 @@ import type { PendingWork } from "../pending-work.ts";
 import { type Accounting, SMALL } from "./accounting.ts";
 import { installBuffers } from "./buffers.ts";
 import { installPlatformCopies } from "./copies.ts";
+import { installStreams } from "./streams.ts";
 import { installTypedArrays } from "./typed-arrays.ts";
 import { installWasm } from "./wasm.ts";
 import { anyBufferByteLength, bufferExtent, bufferOfView, viewByteLength } from "./wrap.ts";
@@ -147,6 +148,7 @@ export function installMemoryBudget(budgetBytes: number, pending: PendingWork, r
   installBuffers(accounting);
   installTypedArrays(accounting);
   installPlatformCopies(accounting);
+  installStreams(accounting);
   const { countInstance } = installWasm(accounting);
   return {
     get exceeded() {
