@@ -114,6 +114,25 @@ describe.each(testBackends())("heartbeats on %s", (backend) => {
     }
   });
 
+  it("takes a volunteer's progress and checkpoints at most every 500 ms: a beat carrying them sooner is a 429 that writes nothing, a bare beat is not", async () => {
+    const taskId = await startTask([1], 60_000);
+    const v = await t.volunteer();
+    const [held] = await lease(v.token, 1);
+    const id = held!.leaseId;
+    const progress = (fraction: number) => ({ leaseIds: [id], progress: { [id]: [{ offset: 0, fraction }] } });
+    const shown = async () => (await t.call("GET", `/api/tasks/${taskId}/chunks?status=leased`, { token: creator })).json.items[0]?.progress?.fraction;
+    expect((await t.call("POST", "/api/work/heartbeat", { token: v.token, body: progress(0.25) })).status).toBe(200);
+    const hurried = await t.call("POST", "/api/work/heartbeat", { token: v.token, body: progress(0.5) });
+    expect(hurried.status).toBe(429);
+    expect(hurried.headers.get("content-type")).toContain("application/problem+json");
+    expect(hurried.headers.get("retry-after")).not.toBeNull();
+    expect(await shown()).toBe(0.25);
+    expect((await t.call("POST", "/api/work/heartbeat", { token: v.token, body: { leaseIds: [id] } })).json).toEqual({ extended: [id], lost: [], cancelled: [] });
+    await sleep(500);
+    expect((await t.call("POST", "/api/work/heartbeat", { token: v.token, body: progress(0.75) })).status).toBe(200);
+    expect(await shown()).toBe(0.75);
+  });
+
   it("refuses forged and foreign lease ids", async () => {
     await startTask([1], 60_000);
     const owner = await t.volunteer();

@@ -22,7 +22,7 @@ export {
 export type { Db } from "./db.ts";
 export { type ConsoleReport, type LiveChunkReport, recordChunkLive } from "./dispatch/chunk-live.ts";
 export { reclaimExpiredLeases, releaseLeaseRequest, releaseLeases, sweepExpiredLeases } from "./dispatch/expire.ts";
-export { heartbeatLeases, oneBeatAtATime } from "./dispatch/heartbeat.ts";
+export { heartbeatLeases, liveReportAllowed, oneBeatAtATime } from "./dispatch/heartbeat.ts";
 export { leaseBlocks } from "./dispatch/lease.ts";
 export { leaseWithinBounds } from "./dispatch/lease-bounds.ts";
 export type { GrantedBlock, LeaseBound, LeaseBounds, LeaseOutcome, LeaseRequest } from "./dispatch/lease-types.ts";

@@ -125,7 +125,7 @@ describe.each(testBackends())("block results on %s", (backend) => {
     expect(counted!.done).toBe(5);
   });
 
-  it("hands out a replicated task's extra copies as blocks of consecutive chunks, and stores votes per chunk", async () => {
+  it("hands out a replicated task's extra copy as the first copy's block whole, and decides a block whose copies agree as one row", async () => {
     const taskId = await onlyTask(6, { replication: 2, quorum: 2 });
     // The owner's volunteers start trusted: two agreeing copies make the quorum.
     const owned = async () => (await createVolunteer(db(), { name: "o", userId: ownerId })).id;
@@ -147,8 +147,10 @@ describe.each(testBackends())("block results on %s", (backend) => {
     expect(secondCopies.map((b) => [b.firstIdx, b.n, b.copy, JSON.parse(b.inputsJson)])).toEqual([[0, 6, 1, [0, 1, 2, 3, 4, 5]]]);
     expect(await leaseBlocks(db(), leaseRequest(first, { max: 6 }))).toEqual([]); // it voted on all six
     expect((await report(second, secondCopies[0]!)).inserted).toBe(6);
-    expect((await rowsOf(taskId)).map((r) => [r.idx, r.n])).toEqual(results.map((_, i) => [i, 1]));
-    expect(Number((await queryRows<{ n: number }>(db(), sql`SELECT count(*) AS n FROM votes WHERE task_id = ${taskId}`))[0]!.n)).toBe(12);
+    // Votes by the block: one result row, one vote row a copy, none per chunk.
+    expect((await rowsOf(taskId)).map((r) => [r.idx, r.n])).toEqual([[0, 6]]);
+    expect(Number((await queryRows<{ n: number }>(db(), sql`SELECT count(*) AS n FROM votes WHERE task_id = ${taskId}`))[0]!.n)).toBe(0);
+    expect(Number((await queryRows<{ n: number }>(db(), sql`SELECT count(*) AS n FROM block_votes WHERE task_id = ${taskId}`))[0]!.n)).toBe(2);
     expect((await getTaskView(db(), taskId))!.status).toBe("done");
     await expectConsistent(taskId);
   });

@@ -144,12 +144,19 @@ describe.each(testBackends())("chunk listing on %s", (backend) => {
     );
     // Each chunk has one vote and waits for a volunteer that has not computed it.
     expect((await getTaskView(db(), taskId))!).toMatchObject({ volunteers: 0, counts: { pending: 3, leased: 0, awaitingCopy: 3 } });
-    const copies = await lease(owners, 2);
-    expect(copies.map((c) => c.index)).toEqual([0, 1]);
-    await report(owners, [
-      [copies[0]!, 20],
-      [copies[1]!, "disagrees"],
-    ]);
+    // A copy takes the first copy's block whole; reported with an error in it, it is counted
+    // chunk by chunk (block-votes.ts), and the errored chunk's copy slot is free again.
+    expect(await lease(owners, 2)).toEqual([]);
+    const copies = await lease(owners, 3);
+    expect(copies.map((c) => c.index)).toEqual([0, 1, 2]);
+    await report(
+      owners,
+      [
+        [copies[0]!, 20],
+        [copies[1]!, "disagrees"],
+      ],
+      [[copies[2]!, "boom"]],
+    );
 
     const { items } = await page(taskId, null);
     expect(statuses(items)).toEqual([

@@ -126,6 +126,8 @@ async function takeBack(db: Db, shard: number, which: SQL, expiriesAdded: 0 | 1)
             WHERE NOT ${resultCovers(sql`o.task_id`, sql`o.idx`)}
               -- a reduce lease from before its tree was thrown away reissues nothing
               AND NOT (o.idx >= t.total AND o.leased_at < t.reduce_reset_at)
+              -- an extra copy of a block voted whole has no chunk_state: its slot is block_state's
+              AND (cs.task_id IS NOT NULL OR o.copy = 0)
               AND (cs.task_id IS NULL OR (cs.status = 'leased' AND cs.lease_id = o.lease_id)
                    -- an extra copy of a chunk under vote: its slot frees up, the vote goes on
                    OR (cs.status = 'voting' AND o.copy > 0))
@@ -144,6 +146,11 @@ async function takeBack(db: Db, shard: number, which: SQL, expiriesAdded: 0 | 1)
                   last_error = coalesce(excluded.last_error, chunk_state.last_error)
               WHERE (chunk_state.status = 'leased' AND chunk_state.lease_id = excluded.lease_id) OR chunk_state.status = 'voting' 
             RETURNING task_id, idx, status, last_error
+          ), block_copies_freed AS (
+            -- an extra copy of a block voted whole that reported nothing frees its slot (block-votes.ts)
+            UPDATE block_state bs SET copies_out = greatest(bs.copies_out - 1, 0)
+            FROM expired e WHERE e.copy > 0 AND position(B'1' in e.reported) = 0
+              AND bs.task_id = e.task_id AND bs.first_idx = e.first_idx AND bs.n = e.n
           ), failed_counts AS (
             ${addToTaskCounters(["failed"], sql`SELECT task_id, ${shard}, count(*) FROM upserted WHERE status = 'failed' GROUP BY task_id ORDER BY task_id`)}
           ), old_lease_requests AS (

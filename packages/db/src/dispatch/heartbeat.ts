@@ -69,6 +69,31 @@ export async function heartbeatLeases(db: Db, input: { volunteerId: string; leas
   return outcome;
 }
 
+/**
+ * The shortest gap between two of a volunteer's beats that carry progress or checkpoints, in one
+ * process: the page sends at most one a second, so this refuses only a client in a hurry, and a
+ * volunteer's live rows are written at most twice a second a process (docs/architecture.md,
+ * "Progress, console and checkpoints").
+ */
+const liveReportGapMs = 500;
+const liveReportedAt = new WeakMap<Db, Map<string, number>>();
+
+/**
+ * Whether a beat of `volunteerId` that carries progress or checkpoints may write them now (and if
+ * so, notes that it does): false within 500 ms of the last one in this process, when the caller
+ * answers 429 with Retry-After and writes nothing. Entries older than the gap are dropped past
+ * 10,000 volunteers.
+ */
+export function liveReportAllowed(db: Db, volunteerId: string, now = Date.now()): boolean {
+  let last = liveReportedAt.get(db);
+  if (!last) liveReportedAt.set(db, (last = new Map()));
+  const at = last.get(volunteerId);
+  if (at !== undefined && now - at < liveReportGapMs) return false;
+  if (last.size >= 10_000) for (const [id, when] of last) if (now - when >= liveReportGapMs) last.delete(id);
+  last.set(volunteerId, now);
+  return true;
+}
+
 /** A volunteer's heartbeats running or waiting in one process; more are refused at once. */
 const maxBeatsQueued = 2;
 

@@ -1,5 +1,5 @@
-// The lease statement for extra copies of chunks under vote (docs/architecture.md, "Replication,
-// trust and reduce"): one round trip per block run.
+// The lease statements for extra copies (docs/architecture.md, "Replication, trust and
+// reduce"): of a block voted whole, or of chunks under vote, one round trip per block.
 
 import { MAX_BLOCK_CHUNKS } from "@crowdcompute/contract/limits";
 import { sql } from "drizzle-orm";
@@ -9,11 +9,57 @@ import { deadlineAfter, type LeaseBlockRow, latestAfter, stillRunning, storedInp
 import type { Candidate, LeaseRequest } from "./lease-types.ts";
 
 /**
- * One round trip: extra copies of chunks whose quorum is under way ('voting'), as blocks of
+ * Extra copies: of a block under vote as a whole first (`leaseBlockCopy`), else of chunks
+ * whose quorum is under way ('voting') chunk by chunk, as blocks of
  * consecutive such chunks (so a replicated task's copies are as cheap to hand out as its
  * first ones), never to a volunteer (or user) that already voted on a chunk or holds a copy.
  */
-export function leaseCopies(db: Db, task: Candidate, want: number, ahead: number, request: LeaseRequest): Promise<LeaseBlockRow[]> {
+export async function leaseCopies(db: Db, task: Candidate, want: number, ahead: number, request: LeaseRequest): Promise<LeaseBlockRow[]> {
+  const rows = await leaseBlockCopy(db, task, ahead, request);
+  const block = rows.filter((row) => row.lease_id !== null);
+  if (block.length > 0) return block;
+  // The per-chunk statement only when some chunk under vote wants a copy (the block statement
+  // looked): a replicated task whose copies agree has none, and a round trip a lease is saved.
+  return rows[0]?.chunk_copies_wanted ? leaseChunkCopies(db, task, want, ahead, request) : [];
+}
+
+/**
+ * One round trip: an extra copy of a block under vote as a whole (block-votes.ts), the first
+ * that wants one, whole (its first copy's boundaries), as one lease row; never to a volunteer
+ * or user that voted on it or holds a copy of it. A block larger than what the request may
+ * still take (`request.max`, less `ahead`) is left for another.
+ */
+function leaseBlockCopy(db: Db, task: Candidate, ahead: number, request: LeaseRequest): Promise<(LeaseBlockRow & { chunk_copies_wanted: boolean })[]> {
+  return queryRows<LeaseBlockRow & { chunk_copies_wanted: boolean }>(
+    db,
+    sql`WITH picked AS (
+          SELECT bs.first_idx, bs.n FROM block_state bs
+          WHERE bs.task_id = ${task.id} AND bs.copies_out + bs.votes_in < bs.needed AND bs.n <= ${request.max - ahead}::int AND ${stillRunning(task)}
+            AND NOT EXISTS (SELECT 1 FROM block_votes v WHERE v.task_id = bs.task_id AND v.first_idx = bs.first_idx
+                            AND (v.volunteer_id = ${request.volunteerId} OR v.user_id = ${request.userId}))
+            AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.task_id = bs.task_id AND l.first_idx = bs.first_idx AND l.copy > 0
+                            AND l.volunteer_id = ${request.volunteerId} AND NOT l.reclaimed)
+          ORDER BY bs.first_idx LIMIT 1 FOR UPDATE SKIP LOCKED
+        ), copy_lease AS (
+          INSERT INTO leases (task_id, volunteer_id, first_idx, n, copy, reported, deadline, request_key, source, latest)
+          SELECT ${task.id}, ${request.volunteerId}, first_idx, n, 1, ${noneReported(sql`n`)},
+                 ${deadlineAfter(task, request, sql`picked.n + ${ahead}::int`)}, ${request.idempotencyKey ?? null},
+                 ${request.source ?? null}, ${latestAfter(task, request, sql`picked.n + ${ahead}::int`)}
+          FROM picked
+          RETURNING id, first_idx, n, deadline
+        ), counted AS (
+          UPDATE block_state bs SET copies_out = bs.copies_out + 1
+          FROM picked p WHERE bs.task_id = ${task.id} AND bs.first_idx = p.first_idx
+        )
+        -- one row even when no block wants a copy: whether a chunk under vote does
+        SELECT l.id AS lease_id, l.first_idx, l.n, l.deadline, 1 AS copy, ${storedInputs(task, sql`l`)} AS inputs,
+               EXISTS (SELECT 1 FROM chunk_state cs WHERE cs.task_id = ${task.id} AND cs.status = 'voting' AND cs.copies_out + cs.votes_in < cs.needed) AS chunk_copies_wanted
+        FROM (SELECT 1) one LEFT JOIN copy_lease l ON true`,
+  );
+}
+
+/** Extra copies of chunks under vote one by one, as runs of consecutive such chunks. */
+function leaseChunkCopies(db: Db, task: Candidate, want: number, ahead: number, request: LeaseRequest): Promise<LeaseBlockRow[]> {
   return queryRows<LeaseBlockRow>(
     db,
     sql`WITH picked AS (

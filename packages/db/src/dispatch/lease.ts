@@ -113,7 +113,8 @@ async function leaseFromCandidates(db: Db, candidates: Candidate[], request: Lea
       const ahead = sum(got);
       const take = Math.min(MAX_BLOCK_CHUNKS, want - ahead);
       // Extra copies of replicated chunks first: they hold back a quorum already under way.
-      const copies = task.replication > 1 ? await retryOnDeadlockOrSerialization(() => leaseCopies(db, task, take, ahead, request)) : [];
+      // A copy of a block voted whole is taken whole, up to what the request may still take.
+      const copies = task.replication > 1 ? await retryOnDeadlockOrSerialization(() => leaseCopies(db, task, take, ahead, { ...request, max: request.max - count })) : [];
       let blocks = copies;
       if (copies.length === 0) {
         const fresh = Math.min(take, shareLeft);

@@ -5,6 +5,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Db, queryRows } from "../db.ts";
 import { addToTaskCounters, type TaskCounter } from "../sql/counters.ts";
+import { reopenBannedBlocks } from "./block-explode.ts";
 import { resetReduceTrees } from "./reduce.ts";
 
 // Trust (docs/architecture.md, "Replication, trust and reduce"): a probationer becomes
@@ -80,6 +81,8 @@ async function distrust(tx: Db, volunteerIds: string[]): Promise<string[]> {
           WHERE t.replication > 1 AND t.spot_check < 1 AND r.task_id = t.id
             AND r.volunteer_id IN (SELECT value::uuid FROM json_array_elements_text(${ids}::json))
             AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.task_id = r.task_id AND v.idx = r.idx)
+            -- a block decided whole by agreeing copies has its votes as block votes
+            AND NOT EXISTS (SELECT 1 FROM block_votes bv WHERE bv.task_id = r.task_id AND bv.first_idx = r.idx)
           RETURNING r.task_id, r.idx, r.n, r.cpu_ms, t.total, t.replication
         ), chunks AS (
           SELECT a.task_id, c.idx, a.replication FROM alone a CROSS JOIN LATERAL generate_series(a.idx, a.idx + a.n - 1) AS c(idx)
@@ -114,7 +117,15 @@ async function banVolunteers(tx: Db, volunteerIds: string[]): Promise<string[]> 
     UPDATE chunk_state cs SET votes_in = greatest(cs.votes_in - u.n, 0)
     FROM (SELECT task_id, idx, count(*)::int AS n FROM uncounted GROUP BY task_id, idx) u
     WHERE cs.task_id = u.task_id AND cs.idx = u.idx AND cs.status = 'voting'`);
-  return reopenChunks(
+  // Blocks decided whole that needed their votes go back to voting as blocks.
+  const blockTasks = await reopenBannedBlocks(tx, ids);
+  if (blockTasks.length > 0) {
+    await tx.execute(sql`
+      UPDATE tasks SET status = 'running', finished_at = NULL
+      WHERE id IN (SELECT value::uuid FROM json_array_elements_text(${JSON.stringify(blockTasks)}::json)) AND status IN ('done', 'failed')`);
+    await resetReduceTrees(tx, blockTasks);
+  }
+  const chunkTasks = await reopenChunks(
     tx,
     sql`WITH helped AS (
           SELECT DISTINCT r.task_id, r.idx, r.hash, r.cpu_ms FROM results r
@@ -138,6 +149,7 @@ async function banVolunteers(tx: Db, volunteerIds: string[]): Promise<string[]> 
       stepBack: { counters: ["done", "cpu_ms"], rows: sql`SELECT task_id, 0, -count(*) FILTER (WHERE idx < total), -sum(cpu_ms) FROM fallen GROUP BY task_id ORDER BY task_id` },
     },
   );
+  return [...new Set([...blockTasks, ...chunkTasks])];
 }
 
 /**
@@ -147,10 +159,18 @@ async function banVolunteers(tx: Db, volunteerIds: string[]): Promise<string[]> 
  * volunteers on its tasks, cannot promote each other.
  */
 export async function promoteProbationers(tx: Db, winners: { task_id: string; idx: number }[]): Promise<void> {
+  await promoteVoters(
+    tx,
+    sql`SELECT v.volunteer_id FROM json_to_recordset(${JSON.stringify(winners)}::json) AS w(task_id uuid, idx int)
+        JOIN votes v ON v.task_id = w.task_id AND v.idx = w.idx AND v.counted AND NOT v.trusted`,
+  );
+}
+
+/** `promoteProbationers` for the volunteers `voters` selects (a block's untrusted winning votes, block-votes.ts). */
+export async function promoteVoters(tx: Db, voters: SQL): Promise<void> {
   await tx.execute(sql`
     UPDATE volunteers p SET trusted = true
-    WHERE p.id IN (SELECT v.volunteer_id FROM json_to_recordset(${JSON.stringify(winners)}::json) AS w(task_id uuid, idx int)
-                   JOIN votes v ON v.task_id = w.task_id AND v.idx = w.idx AND v.counted AND NOT v.trusted)
+    WHERE p.id IN (${voters})
       AND NOT p.trusted AND NOT p.banned AND p.vouched_wins >= ${winsToTrust} AND cardinality(p.vouchers) >= ${vouchersToTrust}`);
 }
 

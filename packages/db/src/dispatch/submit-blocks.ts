@@ -30,12 +30,13 @@ export interface ResultRun {
 
 /**
  * What the caller must act on: per task, results counted and whether it may be finished;
- * per run not stored whole, either a rejection of all of it or `perChunk` (store it chunk by
- * chunk: a late result, a part overlapping an earlier report, or votes of a replicated task).
+ * per run not stored whole, either a rejection of all of it, a vote by the block
+ * (`block_vote`: a replicated block reported whole by the lease that holds it), or else store
+ * it chunk by chunk (a late result, a part overlapping an earlier report, other votes).
  */
 export type BlockRow =
-  | { kind: "task"; task_id: string; item: null; reason: null; inserted: number; exhausted: boolean }
-  | { kind: "run"; task_id: string; item: number; reason: RejectionReason | null; inserted: null; exhausted: null };
+  | { kind: "task"; task_id: string; item: null; reason: null; inserted: number; exhausted: boolean; block_vote: null }
+  | { kind: "run"; task_id: string; item: number; reason: RejectionReason | null; inserted: null; exhausted: null; block_vote: boolean };
 
 export function insertResultRuns(db: Db, volunteerId: string, shard: number, runs: ResultRun[]): Promise<BlockRow[]> {
   const items = runsJson(runs.map((run) => ({ leaseRowId: run.leaseRowId, taskId: run.taskId, first: run.offset, count: run.count, resultsJson: run.resultsJson, cpuMs: run.cpuMs })));
@@ -72,6 +73,10 @@ export function insertResultRuns(db: Db, volunteerId: string, shard: number, run
                    -- "Replication, trust and reduce"). Probationers' blocks always go to a vote.
                    OR coalesce(t.spot_check < 1 AND NOT vr.banned AND NOT vr.suspended AND (vr.trusted OR coalesce(t.owner_id = vr.user_id, false))
                                AND ('x' || substr(md5(l.id::text || t.spot_seed), 1, 8))::bit(32)::bigint / 4294967296.0 >= t.spot_check, false))) AS whole,
+            -- A copy of a replicated block, whole, from the lease that holds it and has reported
+            -- none of it: a vote by the block (block-votes.ts), unless accepted alone above.
+            (l.id IS NOT NULL AND NOT l.reclaimed AND t.replication > 1 AND l.n >= 2 AND i.off = 0 AND i.len = l.n
+              AND ${noneSetIn(sql`l.reported`, sql`0`, sql`l.n`)}) AS block_vote,
             -- What the server saw: no more than len × (lease to now), nor len × timeoutMs.
             ${boundedCpu(sql`i.cpu_ms`, sql`l.created_at`, sql`t.timeout_ms`, sql`i.len`)} AS bounded_cpu
           FROM items i
@@ -124,9 +129,9 @@ export function insertResultRuns(db: Db, volunteerId: string, shard: number, run
         )
         SELECT 'task' AS kind, t.task_id, NULL::int AS item, NULL::text AS reason,
           (SELECT coalesce(sum(i.n), 0)::int FROM inserted i WHERE i.task_id = t.task_id) AS inserted,
-          ${exhausted(sql`t.task_id`)} AS exhausted
+          ${exhausted(sql`t.task_id`)} AS exhausted, NULL::boolean AS block_vote
         FROM (SELECT DISTINCT task_id FROM judged) t
         UNION ALL
-        SELECT 'run', j.task_id, j.item, j.reason, NULL, NULL FROM judged j WHERE j.reason IS NOT NULL OR NOT j.whole`,
+        SELECT 'run', j.task_id, j.item, j.reason, NULL, NULL, j.block_vote FROM judged j WHERE j.reason IS NOT NULL OR NOT j.whole`,
   );
 }

@@ -1,6 +1,8 @@
 import { type Db, retryOnDeadlockOrSerialization } from "../db.ts";
 import { counterShardOf } from "../sql/counters.ts";
 import { completeFinishedTasks } from "../tasks/tasks.ts";
+import { explodeBlocksOfLeases } from "./block-explode.ts";
+import { recordBlockVotes } from "./block-votes.ts";
 import { type ConsoleReport, recordChunkConsole } from "./chunk-live.ts";
 import { insertResultRuns, type ResultRun } from "./submit-blocks.ts";
 import { type ChunkError, insertChunkResults, type RejectionReason, type RunOfResults } from "./submit-chunks.ts";
@@ -37,6 +39,7 @@ export async function submitResults(
   if (runs.length > 0) {
     const rows = await retryOnDeadlockOrSerialization(() => insertResultRuns(db, input.volunteerId, input.shard, runs));
     const perChunk: RunOfResults[] = [];
+    const blockVotes: RunOfResults[] = [];
     for (const row of rows) {
       if (row.kind === "task") {
         outcome.inserted += row.inserted;
@@ -45,12 +48,36 @@ export async function submitResults(
       }
       const run = runs[row.item]!;
       const first = run.firstIdx + run.offset;
+      const chunks = { leaseRowId: run.leaseRowId, taskId: run.taskId, first, count: run.count, resultsJson: run.resultsJson, cpuMs: run.cpuMs };
       if (row.reason) outcome.rejected.push({ leaseRowId: run.leaseRowId, taskId: run.taskId, index: first, count: run.count, reason: row.reason });
-      else perChunk.push({ leaseRowId: run.leaseRowId, taskId: run.taskId, first, count: run.count, resultsJson: run.resultsJson, cpuMs: run.cpuMs });
+      else if (row.block_vote) blockVotes.push(chunks);
+      else perChunk.push(chunks);
     }
-    if (perChunk.length > 0) await submitChunkByChunk(db, input, perChunk, outcome, touched);
+    if (blockVotes.length > 0) {
+      const voted = await recordBlockVotes(db, { volunteerId: input.volunteerId, userId: input.userId ?? null, shard: input.shard, runs: blockVotes });
+      // A task a block decided may be finished only once its stripes are spent: the block
+      // statement's task row said so (`exhausted`), and put it in `touched` then.
+      outcome.inserted += voted.inserted;
+      perChunk.push(...voted.perChunk);
+    }
+    if (perChunk.length > 0) {
+      // A part of a block copied whole, or a copy that disagrees: its block goes per chunk first.
+      await retryOnDeadlockOrSerialization(() =>
+        explodeBlocksOfLeases(
+          db,
+          perChunk.map((run) => run.leaseRowId),
+        ),
+      );
+      await submitChunkByChunk(db, input, perChunk, outcome, touched);
+    }
   }
   if (input.errors.length > 0) {
+    await retryOnDeadlockOrSerialization(() =>
+      explodeBlocksOfLeases(
+        db,
+        input.errors.map((error) => error.leaseRowId),
+      ),
+    );
     const rows = await retryOnDeadlockOrSerialization(() => recordChunkErrors(db, input.shard, input.errors));
     for (const row of rows) {
       if (row.status === "failed") touched.add(row.task_id);

@@ -4,6 +4,7 @@
 import { sql } from "drizzle-orm";
 import { type Db, queryRows } from "../db.ts";
 import { addToTaskCounters, addToVolunteerCounters, boundedCpu } from "../sql/counters.ts";
+import { resultCovers } from "../sql/result-rows.ts";
 import { penalizeLosers, promoteProbationers, vouchersToTrust } from "./reputation.ts";
 import type { ChunkResult } from "./submit-chunks.ts";
 import { sidesWithin, type Tolerance, type ToleranceVote } from "./tolerance.ts";
@@ -59,7 +60,11 @@ export async function recordVotes(db: Db, input: { volunteerId: string; userId: 
         INSERT INTO chunk_state (task_id, idx, status, needed)
         SELECT DISTINCT x.task_id, x.idx, 'voting', t.replication FROM ${itemTable}
         JOIN tasks t ON t.id = x.task_id
-        WHERE NOT EXISTS (SELECT 1 FROM results r WHERE r.task_id = x.task_id AND r.idx = x.idx)
+        -- not final (a block row may cover it), nor under a vote by the block (block-votes.ts:
+        -- a copy reported again, which changes nothing)
+        WHERE NOT ${resultCovers(sql`x.task_id`, sql`x.idx`)}
+          AND coalesce((SELECT b.first_idx + b.n <= x.idx FROM block_state b WHERE b.task_id = x.task_id AND b.first_idx <= x.idx
+                        ORDER BY b.first_idx DESC LIMIT 1), true)
         ORDER BY x.task_id, x.idx
         ON CONFLICT (task_id, idx) DO UPDATE SET status = 'voting', needed = greatest(chunk_state.needed, excluded.needed)
           WHERE chunk_state.status IN ('pending', 'leased')

@@ -2,6 +2,7 @@
 // never rows (docs/architecture.md, "The database"), so a chunk's status is derived, in this
 // precedence:
 //   a `results` row                           -> done
+//   a `block_state` row covering it (a block under vote as a whole) -> voting
 //   a `chunk_state` row: failed | voting | pending
 //   a `chunk_state` row: leased               -> leased while its lease is live, else pending
 //   no row, inside a live block lease that has not reported it -> leased
@@ -26,7 +27,7 @@ export interface ChunkVote {
   volunteerId: string;
   /** The name the volunteer chose (never an email). */
   volunteerName: string | null;
-  /** The first characters of the server's sha256 of the result's canonical JSON. */
+  /** The first characters of the server's sha256 of the result's canonical JSON (of the block's array, for a block voted whole). */
   hashPrefix: string;
   /** Whether it matches the accepted result; null while the chunk has none. */
   agrees: boolean | null;
@@ -90,6 +91,8 @@ type Row = {
   idx: number;
   status: ChunkStatus;
   wanted: boolean;
+  block_decided: boolean | null;
+  block_first: number | null;
   attempts: number | null;
   expiries: number | null;
   needed: number | null;
@@ -130,8 +133,10 @@ export async function listChunks(db: Db, taskId: string, options: { status: Chun
     sql`WITH cand AS (
           SELECT DISTINCT idx FROM (${candidates}) c WHERE idx > ${after} AND idx < ${task.total} ORDER BY idx LIMIT ${take}
         ), classified AS (
-          SELECT c.idx, cs.attempts, cs.expiries, cs.needed, cs.copies_out, cs.last_error, r.hash AS result_hash, (r.idx IS NOT NULL) AS done,
+          SELECT c.idx, cs.attempts, cs.expiries, coalesce(bs.needed, cs.needed) AS needed, coalesce(bs.copies_out, cs.copies_out) AS copies_out,
+            cs.last_error, r.hash AS result_hash, (r.idx IS NOT NULL) AS done, r.n > 1 AND bv.one IS NOT NULL AS block_decided, bs.first_idx AS block_first,
             CASE WHEN r.idx IS NOT NULL THEN 'done'
+                 WHEN bs.first_idx IS NOT NULL THEN 'voting'
                  WHEN cs.status IN ('failed', 'voting', 'pending') THEN cs.status
                  WHEN cs.status = 'leased' THEN
                    CASE WHEN EXISTS (SELECT 1 FROM leases l WHERE l.id = cs.lease_id AND ${liveLease(live)}) THEN 'leased' ELSE 'pending' END
@@ -147,6 +152,11 @@ export async function listChunks(db: Db, taskId: string, options: { status: Chun
           LEFT JOIN LATERAL (SELECT * FROM (SELECT r.idx, r.n, r.hash FROM results r WHERE r.task_id = ${taskId} AND r.idx <= c.idx
                                             ORDER BY r.idx DESC LIMIT 1) r0 WHERE r0.idx + r0.n > c.idx) r ON true
           LEFT JOIN chunk_state cs ON cs.task_id = ${taskId} AND cs.idx = c.idx
+          -- A block under vote as a whole covering the chunk (one state row a block), and whether
+          -- a block result row was decided by block votes (block-votes.ts).
+          LEFT JOIN LATERAL (SELECT * FROM (SELECT b.first_idx, b.n, b.needed, b.copies_out FROM block_state b WHERE b.task_id = ${taskId} AND b.first_idx <= c.idx
+                                            ORDER BY b.first_idx DESC LIMIT 1) b0 WHERE b0.first_idx + b0.n > c.idx) bs ON r.idx IS NULL
+          LEFT JOIN LATERAL (SELECT 1 AS one FROM block_votes v WHERE v.task_id = ${taskId} AND v.first_idx = r.idx AND r.n > 1 LIMIT 1) bv ON true
         ), page AS (
           SELECT k.*, ${status === null ? sql`true` : sql`k.status = ${status}`} AS wanted FROM classified k
         )
@@ -159,13 +169,24 @@ export async function listChunks(db: Db, taskId: string, options: { status: Chun
           CASE WHEN p.status = 'voting' THEN p.copies_out END AS copies_out,
           -- A voting chunk's largest side of counted votes (a trusted side first among equals),
           -- as votes.ts tallies it: what it still waits for follows from it and the quorum.
-          CASE WHEN p.wanted AND p.status = 'voting' THEN (
+          CASE WHEN p.wanted AND p.status = 'voting' AND p.block_first IS NOT NULL THEN (
+            -- a block's counted votes all agree: one side
+            SELECT json_build_object('n', count(*)::int, 'trusted', coalesce(bool_or(v.trusted), false)) FROM block_votes v
+            WHERE v.task_id = ${taskId} AND v.first_idx = p.block_first AND v.counted)
+               WHEN p.wanted AND p.status = 'voting' THEN (
             SELECT json_build_object('n', s.n, 'trusted', s.trusted) FROM (
               SELECT count(*)::int AS n, bool_or(v.trusted) AS trusted FROM votes v
               WHERE v.task_id = ${taskId} AND v.idx = p.idx AND v.counted
               GROUP BY v.hash ORDER BY count(*) DESC, bool_or(v.trusted) DESC LIMIT 1) s) END AS side,
           CASE WHEN p.wanted THEN (SELECT ci.input FROM chunk_inputs ci WHERE ci.task_id = ${taskId} AND ci.idx = p.idx) END AS input,
-          CASE WHEN p.wanted THEN (
+          CASE WHEN p.wanted AND (p.block_first IS NOT NULL OR p.block_decided) THEN (
+            -- a block's votes, hashed as a block; every counted one of a decided block agreed
+            SELECT json_agg(json_build_object('volunteer_id', v.volunteer_id, 'name', vo.name, 'hash', v.hash,
+                                              'agrees', CASE WHEN p.result_hash IS NULL THEN NULL ELSE v.counted END,
+                                              'at', v.created_at) ORDER BY v.created_at, v.volunteer_id)
+            FROM block_votes v LEFT JOIN volunteers vo ON vo.id = v.volunteer_id
+            WHERE v.task_id = ${taskId} AND v.first_idx = coalesce(p.block_first, (SELECT r.idx FROM results r WHERE r.task_id = ${taskId} AND r.idx <= p.idx ORDER BY r.idx DESC LIMIT 1)))
+               WHEN p.wanted THEN (
             SELECT json_agg(json_build_object('volunteer_id', v.volunteer_id, 'name', vo.name, 'hash', v.hash,
                                               'agrees', CASE WHEN p.result_hash IS NULL THEN NULL ELSE v.hash = p.result_hash END,
                                               'at', v.created_at) ORDER BY v.created_at, v.volunteer_id)
@@ -249,7 +270,12 @@ const candidateSources: Record<ChunkStatus, (w: Window) => SQL> = {
          CROSS JOIN LATERAL generate_series(0, r.n - 1) AS o
          WHERE r.idx + o > ${w.after} ORDER BY 1 LIMIT ${w.take})`,
   failed: (w) => stateRows(w, ["failed"]),
-  voting: (w) => stateRows(w, ["voting"]),
+  // chunks under vote one by one, and those of blocks under vote as a whole (one row a block)
+  voting: (w) =>
+    sql`${stateRows(w, ["voting"])} UNION ALL (SELECT b.first_idx + o AS idx FROM (
+          SELECT first_idx, n FROM block_state WHERE task_id = ${w.taskId} AND first_idx + n > ${w.after + 1}::int AND first_idx < ${w.total}::int
+          ORDER BY first_idx LIMIT ${w.take}) b CROSS JOIN LATERAL generate_series(0, b.n - 1) AS o
+        WHERE b.first_idx + o > ${w.after} ORDER BY 1 LIMIT ${w.take})`,
   leased: (w) => (w.live ? sql`${stateRows(w, ["leased"])} UNION ALL ${leasedChunks(w, liveLease(true))}` : sql`SELECT NULL::int AS idx WHERE false`),
   // A retry's lease may have lapsed ('leased' rows), and an expired block lease waits for the
   // next lease request to reclaim it: both are pending until then, as the task's counts say.

@@ -5,7 +5,8 @@ import { sql } from "drizzle-orm";
 /** The chunks of task `t` out on a live lease (a replicated chunk counts once). */
 export const leasedChunksOfTask = sql`((SELECT coalesce(sum(l.n - bit_count(l.reported)), 0) FROM leases l
     WHERE l.task_id = t.id AND l.copy = 0 AND NOT l.reclaimed AND l.deadline > now() AND l.first_idx < t.total)
-  + (SELECT count(*) FROM chunk_state cs WHERE cs.task_id = t.id AND cs.status = 'voting' AND cs.copies_out > 0))`;
+  + (SELECT count(*) FROM chunk_state cs WHERE cs.task_id = t.id AND cs.status = 'voting' AND cs.copies_out > 0)
+  + (SELECT coalesce(sum(bs.n), 0) FROM block_state bs WHERE bs.task_id = t.id AND bs.copies_out > 0))`;
 
 /** Joins `c`: task `t`'s done, failed and cpu_ms, summed over its counter shards. */
 export const counterTotals = sql`
@@ -20,6 +21,8 @@ export const counterTotals = sql`
  */
 export const awaitingCopyOfTask = sql`(CASE WHEN t.replication > 1 AND t.status IN ('running', 'paused') THEN
     (SELECT count(*) FROM chunk_state cs WHERE cs.task_id = t.id AND cs.status = 'voting' AND cs.copies_out = 0 AND cs.idx < t.total)
+    -- blocks voted whole (block-votes.ts): one state row a block
+    + (SELECT coalesce(sum(bs.n), 0) FROM block_state bs WHERE bs.task_id = t.id AND bs.copies_out = 0)
   ELSE 0 END)`;
 
 /**

@@ -205,3 +205,58 @@ export const votes = pgTable(
   },
   (t) => [primaryKey({ columns: [t.taskId, t.idx, t.volunteerId] }), uniqueIndex("votes_user_once_idx").on(t.taskId, t.idx, t.userId).where(sql`user_id IS NOT NULL`)],
 );
+
+/**
+ * A replicated block under vote as a whole (docs/architecture.md, "Replication, trust and
+ * reduce"): the first copy of a block reported whole opens it, extra copies take it whole (same
+ * first_idx and n), and copies that all agree decide every chunk at once. One row a block;
+ * a block whose copies disagree is turned into per-chunk state (`chunk_state` 'voting', `votes`)
+ * and this row goes.
+ */
+export const blockState = pgTable(
+  "block_state",
+  {
+    taskId: uuid("task_id").notNull(),
+    firstIdx: integer("first_idx").notNull(),
+    n: smallint("n").notNull(),
+    /** Copies needed so far, copies leased out now, and counted votes in, as chunk_state's. */
+    needed: smallint("needed").notNull(),
+    copiesOut: smallint("copies_out").notNull().default(0),
+    votesIn: smallint("votes_in").notNull().default(0),
+  },
+  (t) => [
+    primaryKey({ columns: [t.taskId, t.firstIdx] }),
+    // The blocks that want another copy now: what extra copies are leased from first.
+    index("block_state_open_copies_idx").on(t.taskId, t.firstIdx).where(sql`copies_out + votes_in < needed`),
+  ],
+);
+
+/**
+ * One row per copy of a block voted whole: its results as one JSON array text of canonical
+ * JSON, and the sha256 of that text. Kept once the block is decided, so that a ban can take
+ * back what a banned volunteer's vote decided. A volunteer, and a user, vote once a block.
+ */
+export const blockVotes = pgTable(
+  "block_votes",
+  {
+    taskId: uuid("task_id").notNull(),
+    firstIdx: integer("first_idx").notNull(),
+    n: smallint("n").notNull(),
+    volunteerId: uuid("volunteer_id").notNull(),
+    userId: uuid("user_id"),
+    hash: text("hash").notNull(),
+    results: text("results").notNull(),
+    cpuMs: bigint("cpu_ms", { mode: "number" }).notNull(),
+    /** The credit this copy earns if it wins: its CPU time bounded as a vote's claim is. */
+    claim: bigint("claim", { mode: "number" }).notNull(),
+    trusted: boolean("trusted").notNull(),
+    counted: boolean("counted").notNull().default(true),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.taskId, t.firstIdx, t.volunteerId] }),
+    uniqueIndex("block_votes_user_once_idx").on(t.taskId, t.firstIdx, t.userId).where(sql`user_id IS NOT NULL`),
+    // a ban finds a volunteer's block votes by volunteer
+    index("block_votes_volunteer_idx").on(t.volunteerId),
+  ],
+);

@@ -90,7 +90,7 @@ export async function cloneTask(db: Db, input: { taskId: string; ownerId: string
 /** Deletes a task and everything of it. The hot tables carry no foreign key (see schema.ts), so each is cleared here. */
 export async function deleteTask(db: Db, taskId: string): Promise<boolean> {
   return db.transaction(async (tx) => {
-    for (const table of ["results", "votes", "leases", "chunk_state", "task_counters", "chunk_live", "chunk_console"] as const) {
+    for (const table of ["results", "votes", "block_votes", "block_state", "leases", "chunk_state", "task_counters", "chunk_live", "chunk_console"] as const) {
       await tx.execute(sql`DELETE FROM ${sql.identifier(table)} WHERE task_id = ${taskId}`);
     }
     const deleted = await queryRows<{ id: string }>(tx, sql`DELETE FROM tasks WHERE id = ${taskId} RETURNING id`);

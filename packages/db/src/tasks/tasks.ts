@@ -208,8 +208,17 @@ async function waitingOf(db: Db, id: string): Promise<TaskView["waiting"]> {
           WHERE v.task_id = ${id} AND v.idx = a.idx AND v.counted
           GROUP BY v.hash ORDER BY count(*) DESC, bool_or(v.trusted) DESC LIMIT 1) s ON true`,
   );
-  const trustedCopy = Number(row?.trusted_copy ?? 0);
-  const examined = Number(row?.examined ?? 0);
+  // Blocks under vote as a whole (block-votes.ts): their counted votes all agree, one side a block.
+  const [blocks] = await queryRows<{ trusted_copy: Numeric; examined: Numeric }>(
+    db,
+    sql`SELECT coalesce(sum(b.n) FILTER (WHERE b.votes_in >= t.quorum AND NOT s.trusted), 0) AS trusted_copy, coalesce(sum(b.n), 0) AS examined
+        FROM (SELECT * FROM block_state WHERE task_id = ${id} AND copies_out = 0 ORDER BY first_idx LIMIT ${waitingExamined}) b
+        JOIN tasks t ON t.id = ${id}
+        CROSS JOIN LATERAL (SELECT coalesce(bool_or(v.trusted), false) AS trusted FROM block_votes v
+                            WHERE v.task_id = ${id} AND v.first_idx = b.first_idx AND v.counted) s`,
+  );
+  const trustedCopy = Number(row?.trusted_copy ?? 0) + Number(blocks?.trusted_copy ?? 0);
+  const examined = Number(row?.examined ?? 0) + Number(blocks?.examined ?? 0);
   return { trustedCopy, moreCopies: examined - trustedCopy, examined };
 }
 

@@ -2,11 +2,22 @@
 // (docs/architecture.md, "Dispatch" and "Bounds on what one volunteer holds"). Reading and
 // checking reports and lease ids is in work.reports.ts; waiting requests, lib/work-waiters.ts.
 import type { leaseRequestSchema, ReleaseResponse } from "@crowdcompute/contract";
-import { type GrantedBlock, heartbeatLeases, type LeaseRequest, leaseWithinBounds, recordChunkLive, releaseLeaseRequest, releaseLeases, submitResults, sweepExpiredLeases } from "@crowdcompute/db";
+import {
+  type GrantedBlock,
+  heartbeatLeases,
+  type LeaseRequest,
+  leaseWithinBounds,
+  liveReportAllowed,
+  recordChunkLive,
+  releaseLeaseRequest,
+  releaseLeases,
+  submitResults,
+  sweepExpiredLeases,
+} from "@crowdcompute/db";
 import type { z } from "@hono/zod-openapi";
 import { type AppContext, authorize, type AppRouteHandler as Handler, volunteerRoles } from "../../lib/context.ts";
 import { secondsSince } from "../../lib/metrics.ts";
-import { ProblemError } from "../../lib/problem.ts";
+import { ProblemError, tooManyRequests } from "../../lib/problem.ts";
 import type { TokenClaims } from "../../lib/tokens.ts";
 import { leaseSource } from "./source.ts";
 import { leaseBlocksOf, liveReports, readReports, rejectedRuns } from "./work.reports.ts";
@@ -168,6 +179,11 @@ export const heartbeat: Handler<typeof routes.heartbeat> = async (c) => {
   const rowOf = new Map([...blocks].map(([leaseId, block]) => [leaseId, block.leaseRowId]));
   // Checked whole before anything is written: a refused beat extends nothing.
   const live = liveReports(body, blocks);
+  // Progress and checkpoints at most every 500 ms a volunteer (the page sends them at most once a
+  // second): the write rate stays bounded (docs/architecture.md, "Progress, console and checkpoints").
+  if (live.length > 0 && !liveReportAllowed(db, claims.sub)) {
+    throw tooManyRequests("this volunteer sent progress or checkpoints less than 500 ms ago: send them at most once a second", 1000);
+  }
   const outcome = await retryLater(() => heartbeatLeases(db, { volunteerId: claims.sub, leaseRowIds: [...new Set(rowOf.values())], graceMs: env.leaseGraceMs, silentMs: env.leaseSilentMs }));
   if (live.length > 0) {
     const changed = await retryLater(() => recordChunkLive(db, { volunteerId: claims.sub, reports: live }));
