@@ -34,6 +34,12 @@ describe("the page's heartbeat (docs/architecture.md, Dispatch)", () => {
     heartbeat.keep(client);
     await vi.advanceTimersByTimeAsync(10_000);
     expect(beats).toHaveLength(3);
+    // Blocks in hand again, long after the last beat: the first beat 3 s later, not at once.
+    held = [block];
+    heartbeat.keep(client);
+    await vi.advanceTimersByTimeAsync(3_500);
+    expect(beats.map((b) => b.at)).toEqual([3_000, 6_000, 9_000, 22_500]);
+    heartbeat.end();
   });
 
   it("sends what a chunk reports within a second of the last beat, at most one beat a second", async () => {

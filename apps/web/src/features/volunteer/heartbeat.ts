@@ -46,7 +46,8 @@ export class Heartbeat {
       this.end();
       return;
     }
-    if (!this.timer && !this.beating) this.soon(beatEveryMs);
+    // The first beat 3 s after blocks come into hand (their deadlines are 15 s away), not at once.
+    if (!this.timer && !this.beating) this.soon(beatEveryMs, Math.max(this.lastBeatAt, Date.now()));
   }
 
   end(): void {
@@ -55,10 +56,10 @@ export class Heartbeat {
     this.client = null;
   }
 
-  /** The next beat at most `gapMs` after the last one (never sooner than the timer set already). */
-  private soon(gapMs: number): void {
+  /** The next beat at most `gapMs` after `from` (the last beat), unless the timer is set sooner already. */
+  private soon(gapMs: number, from = this.lastBeatAt): void {
     if (!this.client || this.beating) return;
-    const at = Math.max(Date.now(), this.lastBeatAt + gapMs);
+    const at = Math.max(Date.now(), from + gapMs);
     if (this.timer && this.dueAt <= at) return;
     if (this.timer) clearTimeout(this.timer);
     this.dueAt = at;
