@@ -23,7 +23,11 @@ export function standIn(Original: Constructor, Wrapped: Constructor): Constructo
     Object.defineProperty(Wrapped, key, Object.getOwnPropertyDescriptor(Original, key)!);
   }
   Object.defineProperty(Wrapped, "length", { value: Original.length });
-  Object.defineProperty(Wrapped, "prototype", { value: Original.prototype, writable: false });
+  // Assigned, and so left writable (the engine's own is not): with `writable: false` V8 no longer
+  // folds `x instanceof Uint8Array` to a prototype-chain check (Node, 10M: 19 → 155 ms), and
+  // noble-hashes asks that of every input. Reassigning it changes only work code's own
+  // `instanceof` answers and subclasses: the stand-in constructs with the engine's prototype.
+  (Wrapped as { prototype: unknown }).prototype = Original.prototype;
   Object.defineProperty(Original.prototype, "constructor", { value: Wrapped, writable: true, configurable: true, enumerable: false });
   return Wrapped;
 }
