@@ -56,7 +56,7 @@ export async function auditTask(db: Db, taskId: string): Promise<TaskAudit> {
   };
 }
 
-/** One volunteer's part in a replicated task, counted from the votes (tests and benches only). */
+/** One volunteer's part in a replicated task, counted from the votes, per chunk and by the block (tests and benches only). */
 export interface VolunteerAudit {
   volunteerId: string;
   votes: number;
@@ -75,16 +75,23 @@ export interface VolunteerAudit {
 export async function auditVolunteers(db: Db, taskId: string): Promise<VolunteerAudit[]> {
   const rows = await queryRows<Record<string, string | number | boolean>>(
     db,
-    sql`SELECT v.volunteer_id, count(*) AS votes,
-          count(*) FILTER (WHERE v.hash = r.hash) AS winning_votes,
-          coalesce(sum(v.claim) FILTER (WHERE v.hash = r.hash), 0) AS winning_claims,
+    sql`WITH copies AS (
+          -- votes chunk by chunk, and votes by the block (n chunks each; every counted one of a
+          -- block decided whole won: block-votes.ts)
+          SELECT v.volunteer_id, 1 AS n, coalesce(v.hash = r.hash, false) AS won, v.claim FROM votes v
+          LEFT JOIN results r ON r.task_id = v.task_id AND r.idx = v.idx WHERE v.task_id = ${taskId}
+          UNION ALL
+          SELECT bv.volunteer_id, bv.n, r.idx IS NOT NULL AND bv.counted, bv.claim FROM block_votes bv
+          LEFT JOIN results r ON r.task_id = bv.task_id AND r.idx = bv.first_idx AND r.n = bv.n WHERE bv.task_id = ${taskId}
+        )
+        SELECT v.volunteer_id, sum(v.n) AS votes,
+          coalesce(sum(v.n) FILTER (WHERE v.won), 0) AS winning_votes,
+          coalesce(sum(v.claim) FILTER (WHERE v.won), 0) AS winning_claims,
           coalesce(max(vc.credit), 0) AS credit, max(vol.wins) AS wins, max(vol.losses) AS losses,
           bool_or(vol.trusted) AS trusted, bool_or(vol.banned) AS banned
-        FROM votes v
+        FROM copies v
         JOIN volunteers vol ON vol.id = v.volunteer_id
-        LEFT JOIN results r ON r.task_id = v.task_id AND r.idx = v.idx
         LEFT JOIN volunteer_counters vc ON vc.volunteer_id = v.volunteer_id
-        WHERE v.task_id = ${taskId}
         GROUP BY v.volunteer_id ORDER BY v.volunteer_id`,
   );
   return rows.map((row) => ({
