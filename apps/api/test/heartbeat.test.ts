@@ -160,7 +160,7 @@ describe.each(testBackends())("missed beats on %s", (backend) => {
     expect(res.status, res.text).toBe(200);
     return res.json.leases as LeasedBlock[];
   };
-  const beat = async (token: string, leaseId: string) => (await t.call("POST", "/api/work/heartbeat", { token, body: { leaseIds: [leaseId] } })).json;
+  const beat = async (token: string, ...leaseIds: string[]) => (await t.call("POST", "/api/work/heartbeat", { token, body: { leaseIds } })).json;
 
   it("gives a silent volunteer's chunk back after the missed beats and leases it again, while a beating one keeps its chunk to its timeout", async () => {
     const created = await t.call("POST", "/api/tasks", { token: creator, body: { name: "silent", code: "export default (x) => x", inputs: [1, 2], timeoutMs: 6000, start: true } });
@@ -198,5 +198,28 @@ describe.each(testBackends())("missed beats on %s", (backend) => {
     expect(await beat(beating.token, kept!.leaseId)).toEqual({ extended: [], lost: [kept!.leaseId], cancelled: [] });
     const reissued = await lease(other.token);
     expect(reissued.map((b) => [b.firstIndex, b.inputs])).toEqual([[0, [1]]]);
+  });
+
+  it("keeps a block queued behind the running one while the volunteer beats, up to the rounds ahead of it", async () => {
+    await t.db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running'`);
+    const created = await t.call("POST", "/api/tasks", { token: creator, body: { name: "queued", code: "export default (x) => x", inputs: [1, 2], timeoutMs: 2000, start: true } });
+    expect(created.status).toBe(201);
+    const v = await t.volunteer();
+    const other = await t.volunteer();
+    // One thread: block A runs first, block B waits its turn behind it.
+    const [a] = await lease(v.token);
+    const [b] = await lease(v.token);
+    expect([a!.firstIndex, b!.firstIndex]).toEqual([0, 1]);
+    const leasedAt = Date.now();
+    // Beats name both. A is due one timeout after its lease (2 s + 0.1 s), B two (it runs after A),
+    // though neither would last the 1.5 s silence window without the beats.
+    while (Date.now() - leasedAt < 3200) {
+      await sleep(300);
+      expect((await beat(v.token, a!.leaseId, b!.leaseId)).extended).toContain(b!.leaseId);
+    }
+    // A has passed what it needs and went back; B, queued behind it, is still the volunteer's.
+    const again = await lease(other.token);
+    expect(again.map((block) => block.firstIndex)).toEqual([0]);
+    expect(await beat(v.token, b!.leaseId)).toEqual({ extended: [b!.leaseId], lost: [], cancelled: [] });
   });
 });
