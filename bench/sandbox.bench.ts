@@ -9,7 +9,8 @@
 //   dispatch: tiny chunks through the whole sandbox path (host → frame → worker and back),
 //            sequential (one chunk per call, awaited) and pipelined (64-chunk batches, all in flight).
 // Usage: npx node bench/sandbox.bench.ts [rounds] [kernels]: kernels, comma-separated, picks those
-// whose input names them (primes, sha256, hash-search, typed-arrays, text-encoder, json, acorn).
+// whose input names them (primes, sha256, hash-search, typed-arrays, text-encoder, json, acorn),
+// and the dispatch part only if "dispatch" is among them (`1 dispatch`: the dispatch part alone).
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -214,9 +215,10 @@ try {
     rows.push(row);
   }
 
-  // A run of picked kernels skips the dispatch part.
-  if (!picked) console.error("dispatch: tiny chunks");
-  dispatch = picked
+  // A run of picked kernels skips the dispatch part, unless "dispatch" is one of them.
+  const runDispatch = !picked || picked.includes("dispatch");
+  if (runDispatch) console.error("dispatch: tiny chunks");
+  dispatch = !runDispatch
     ? undefined
     : await page.evaluate(
         async ([sequentialChunks, pipelinedChunks, batchSize]) => {
