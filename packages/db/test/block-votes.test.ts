@@ -37,7 +37,9 @@ describe.each(testBackends())("votes by the block on %s", (backend) => {
     const flush = (end: number) => {
       if (end > start) {
         const part = values.slice(start, end);
-        runs.push({ leaseRowId: block.leaseRowId, taskId: block.taskId, firstIdx: block.firstIdx, offset: start, count: part.length, resultsJson: JSON.stringify(part), cpuMs: part.length });
+        // the API's hint, as its signed lease id gives it: a whole block of a replicated lease
+        const wholeReplicatedBlock = start === 0 && part.length === block.n;
+        runs.push({ leaseRowId: block.leaseRowId, taskId: block.taskId, firstIdx: block.firstIdx, offset: start, count: part.length, resultsJson: JSON.stringify(part), cpuMs: part.length, wholeReplicatedBlock });
       }
     };
     values.forEach((value, offset) => {
@@ -207,6 +209,18 @@ describe.each(testBackends())("votes by the block on %s", (backend) => {
     expect((await report(t3, again!, doubled(again!))).inserted).toBe(2);
     expect((await getTaskView(db(), taskId))!.status).toBe("done");
     expect(await results(taskId)).toEqual([0, 2]);
+    await expectConsistent(taskId);
+  });
+
+  it("still accepts a trusted volunteer's first copy alone on a spot-checked task, and votes on a probationer's by the block", async () => {
+    const taskId = await onlyTask(6, { spotCheck: 1e-9 });
+    const [t, p] = [await volunteer(true), await volunteer()];
+    const [alone] = await lease(t, 3);
+    expect((await report(t, alone!, doubled(alone!))).inserted).toBe(3);
+    const [voted] = await lease(p, 3);
+    expect((await report(p, voted!, doubled(voted!))).inserted).toBe(0);
+    expect([await count("block_votes", taskId), await count("block_state", taskId)]).toEqual([1, 1]);
+    expect((await rowsOf(taskId)).map((r) => [r.idx, r.n])).toEqual([[0, 3]]);
     await expectConsistent(taskId);
   });
 

@@ -10,7 +10,8 @@ import { type Db, queryRows } from "../db.ts";
 import { addToTaskCounters, addToVolunteerCounters, boundedCpu } from "../sql/counters.ts";
 import { runMask } from "../sql/report-masks.ts";
 import { vouchersToTrust } from "./reputation.ts";
-import type { RunOfResults } from "./submit-chunks.ts";
+import { notSpotChecked } from "./submit-blocks.ts";
+import { exhausted, type RunOfResults } from "./submit-chunks.ts";
 
 type Voter = { volunteerId: string; userId: string | null; shard: number };
 
@@ -21,17 +22,21 @@ type Voter = { volunteerId: string; userId: string | null; shard: number };
  */
 export const leaseFacts = (input: { volunteerId: string }, run: RunOfResults) => sql`
   SELECT l.id, l.copy, l.n, l.first_idx, l.task_id, t.replication, t.quorum, t.total, t.tolerance,
-         NOT l.reclaimed AND position(B'1' in l.reported) = 0 AND l.n = ${run.count} AND l.first_idx = ${run.first} AND t.replication > 1 AS open,
+         NOT l.reclaimed AND position(B'1' in l.reported) = 0 AND l.n = ${run.count} AND l.first_idx = ${run.first} AND t.replication > 1
+           -- a trusted volunteer's first copy outside the spot-checked share is accepted alone (submit-blocks.ts)
+           AND NOT coalesce(l.copy = 0 AND t.spot_check < 1 AND NOT v.banned AND (v.trusted OR coalesce(t.owner_id = v.user_id, false))
+                            AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = v.user_id AND u.suspended_at IS NOT NULL)
+                            AND ${notSpotChecked(sql`l.id`, sql`t`)}, false) AS open,
          (v.trusted OR coalesce(t.owner_id = v.user_id, false))
            AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = v.user_id AND u.suspended_at IS NOT NULL) AND NOT v.banned AS trusted, v.banned,
          ${boundedCpu(sql`${Math.round(run.cpuMs)}::bigint`, sql`l.created_at`, sql`t.timeout_ms`, sql`l.n`)} AS claim,
          encode(sha256(convert_to(${run.resultsJson}::text, 'UTF8')), 'hex') AS hash
   FROM leases l JOIN tasks t ON t.id = l.task_id JOIN volunteers v ON v.id = ${input.volunteerId}
-  WHERE l.id = ${run.leaseRowId} AND l.task_id = ${run.taskId} AND t.status = 'running'
+  WHERE l.id = ${run.leaseRowId} AND l.task_id = ${run.taskId} AND t.status IN ('running', 'paused')
   FOR UPDATE OF l`;
 
 /** What the statement did: `open` false sends the run chunk by chunk; `handled` false to block-votes.ts. */
-export type WholeVote = { open: boolean; copy: number; handled: boolean; decided: number; untrusted_winner: boolean };
+export type WholeVote = { open: boolean; copy: number; handled: boolean; decided: number; untrusted_winner: boolean; exhausted: boolean };
 
 export async function voteWhole(db: Db, input: Voter, run: RunOfResults): Promise<WholeVote> {
   const block = sql`v.task_id = s.task_id AND v.first_idx = s.first_idx`;
@@ -84,10 +89,10 @@ export async function voteWhole(db: Db, input: Voter, run: RunOfResults): Promis
         )
         SELECT lease.open, lease.copy, EXISTS (SELECT 1 FROM voted) AS handled,
                coalesce((SELECT sum(n) FROM inserted), 0)::int AS decided,
-               EXISTS (SELECT 1 FROM winners WHERE NOT trusted) AS untrusted_winner
+               EXISTS (SELECT 1 FROM winners WHERE NOT trusted) AS untrusted_winner, ${exhausted(sql`lease.task_id`)} AS exhausted
         FROM lease`,
   );
-  return rows[0] ?? { open: false, copy: 0, handled: false, decided: 0, untrusted_winner: false };
+  return rows[0] ?? { open: false, copy: 0, handled: false, decided: 0, untrusted_winner: false, exhausted: false };
 }
 
 /**

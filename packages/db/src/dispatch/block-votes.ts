@@ -37,27 +37,35 @@ type LeaseCheck = {
 type Voted = { hash: string; trusted: boolean; results?: string };
 
 /**
- * Records each run as a block vote. Returns the results counted (chunks decided now) and the
- * runs that must go chunk by chunk instead (their block was already turned into per-chunk
- * state, or is turned now because this copy disagrees).
+ * Records each run as a block vote. Returns the results counted (chunks decided now), the runs
+ * that must go chunk by chunk instead (their block was already turned into per-chunk state, or
+ * is turned now because this copy disagrees), those whose lease no longer holds the whole
+ * block unreported (`notOpen`: a late or repeated copy, a spot check's lone copy; nothing was
+ * written for them), and the tasks with no fresh chunks left (they may be finished).
  */
 export async function recordBlockVotes(
   db: Db,
   input: { volunteerId: string; userId: string | null; shard: number; runs: readonly BlockVoteRun[] },
-): Promise<{ inserted: number; perChunk: BlockVoteRun[] }> {
-  const outcome = { inserted: 0, perChunk: [] as BlockVoteRun[] };
+): Promise<{ inserted: number; perChunk: BlockVoteRun[]; notOpen: BlockVoteRun[]; exhausted: Set<string> }> {
+  const outcome = { inserted: 0, perChunk: [] as BlockVoteRun[], notOpen: [] as BlockVoteRun[], exhausted: new Set<string>() };
   for (const run of input.runs) {
     // The common case is one statement (block-vote-whole.ts); the rest one transaction, retried
     // alone: a retry of runs already committed would find their leases reported.
     const whole = await retryOnDeadlockOrSerialization(() => voteWhole(db, input, run));
+    if (!whole.open) {
+      outcome.notOpen.push(run);
+      continue;
+    }
     let got: number | "per-chunk";
-    if (!whole.open || (!whole.handled && whole.copy === 0)) got = "per-chunk";
+    if (!whole.handled && whole.copy === 0) got = "per-chunk";
     else if (whole.handled) {
       got = whole.decided;
       if (whole.untrusted_winner) await promoteBlockVoters(db, run);
     } else got = await retryOnDeadlockOrSerialization(() => db.transaction((tx) => recordCopy(tx, input, run)));
     if (got === "per-chunk") outcome.perChunk.push(run);
     else outcome.inserted += got;
+    // no fresh chunks left: deciding this block may have finished the task
+    if (whole.exhausted) outcome.exhausted.add(run.taskId);
   }
   return outcome;
 }

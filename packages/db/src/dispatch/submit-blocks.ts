@@ -8,11 +8,17 @@
 // reported these offsets, so no one else holds them; a chunk held by another lease came back
 // to it by expiry (the old lease is reclaimed) or an error (the offset is reported), and such
 // a chunk is reissued alone, one lease row a chunk, so its late results meet on the key.
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { type Db, preparedRows } from "../db.ts";
 import { addToVolunteerCounters, boundedCpu, countCredited } from "../sql/counters.ts";
 import { noneSetIn, runMask } from "../sql/report-masks.ts";
 import { exhausted, type RejectionReason, runsJson } from "./submit-chunks.ts";
+
+/**
+ * SQL boolean: lease `leaseId` of task row `t` (spot_check, spot_seed) is not among the spot-checked
+ * share: a hash of its id and a seed volunteers never see, above `spot_check`.
+ */
+export const notSpotChecked = (leaseId: SQL, t: SQL) => sql`('x' || substr(md5(${leaseId}::text || ${t}.spot_seed), 1, 8))::bit(32)::bigint / 4294967296.0 >= ${t}.spot_check`;
 
 /** Consecutive results of one lease: element k of `resultsJson` is chunk `firstIdx + offset + k`. */
 export interface ResultRun {
@@ -26,6 +32,12 @@ export interface ResultRun {
   resultsJson: string;
   /** CPU time of the run's chunks together, as the volunteer claims it. */
   cpuMs: number;
+  /**
+   * The caller's hint, from the signed lease id: the run is the whole block (two chunks or more)
+   * of a replicated task's lease, so it is tried first as a vote by the block, in one statement
+   * (block-vote-whole.ts); the lease is judged there again whatever the hint says.
+   */
+  wholeReplicatedBlock?: boolean;
 }
 
 /**
@@ -72,7 +84,7 @@ export function insertResultRuns(db: Db, volunteerId: string, shard: number, run
                    -- lease's id and a seed volunteers never see (docs/architecture.md,
                    -- "Replication, trust and reduce"). Probationers' blocks always go to a vote.
                    OR coalesce(t.spot_check < 1 AND NOT vr.banned AND NOT vr.suspended AND (vr.trusted OR coalesce(t.owner_id = vr.user_id, false))
-                               AND ('x' || substr(md5(l.id::text || t.spot_seed), 1, 8))::bit(32)::bigint / 4294967296.0 >= t.spot_check, false))) AS whole,
+                               AND ${notSpotChecked(sql`l.id`, sql`t`)}, false))) AS whole,
             -- A copy of a replicated block, whole, from the lease that holds it and has reported
             -- none of it: a vote by the block (block-votes.ts), unless accepted alone above.
             (l.id IS NOT NULL AND NOT l.reclaimed AND t.replication > 1 AND l.n >= 2 AND i.off = 0 AND i.len = l.n

@@ -35,10 +35,21 @@ export async function submitResults(
   const input = { ...submitted, shard: submitted.shard ?? counterShardOf(submitted.volunteerId) };
   const outcome: SubmitOutcome = { inserted: 0, rejected: [] };
   const touched = new Set<string>();
-  const runs = input.runs.filter((run) => run.count > 0);
+  let runs = input.runs.filter((run) => run.count > 0);
+  const perChunk: RunOfResults[] = [];
+  // Whole blocks of replicated leases (the caller's hint): a vote by the block in one statement
+  // each; what that statement finds is not one goes the usual way below.
+  const hinted = runs.filter((run) => run.wholeReplicatedBlock && run.offset === 0 && run.count >= 2);
+  if (hinted.length > 0) {
+    const voted = await recordBlockVotes(db, { volunteerId: input.volunteerId, userId: input.userId ?? null, shard: input.shard, runs: hinted.map(runOfResults) });
+    outcome.inserted += voted.inserted;
+    for (const taskId of voted.exhausted) touched.add(taskId);
+    perChunk.push(...voted.perChunk);
+    const notOpen = new Set(voted.notOpen.map((run) => run.leaseRowId));
+    runs = runs.filter((run) => !(run.wholeReplicatedBlock && run.offset === 0 && run.count >= 2) || notOpen.has(run.leaseRowId));
+  }
   if (runs.length > 0) {
     const rows = await retryOnDeadlockOrSerialization(() => insertResultRuns(db, input.volunteerId, input.shard, runs));
-    const perChunk: RunOfResults[] = [];
     const blockVotes: RunOfResults[] = [];
     for (const row of rows) {
       if (row.kind === "task") {
@@ -48,7 +59,7 @@ export async function submitResults(
       }
       const run = runs[row.item]!;
       const first = run.firstIdx + run.offset;
-      const chunks = { leaseRowId: run.leaseRowId, taskId: run.taskId, first, count: run.count, resultsJson: run.resultsJson, cpuMs: run.cpuMs };
+      const chunks = runOfResults(run);
       if (row.reason) outcome.rejected.push({ leaseRowId: run.leaseRowId, taskId: run.taskId, index: first, count: run.count, reason: row.reason });
       else if (row.block_vote) blockVotes.push(chunks);
       else perChunk.push(chunks);
@@ -58,18 +69,18 @@ export async function submitResults(
       // A task a block decided may be finished only once its stripes are spent: the block
       // statement's task row said so (`exhausted`), and put it in `touched` then.
       outcome.inserted += voted.inserted;
-      perChunk.push(...voted.perChunk);
+      perChunk.push(...voted.perChunk, ...voted.notOpen);
     }
-    if (perChunk.length > 0) {
-      // A part of a block copied whole, or a copy that disagrees: its block goes per chunk first.
-      await retryOnDeadlockOrSerialization(() =>
-        explodeBlocksOfLeases(
-          db,
-          perChunk.map((run) => run.leaseRowId),
-        ),
-      );
-      await submitChunkByChunk(db, input, perChunk, outcome, touched);
-    }
+  }
+  if (perChunk.length > 0) {
+    // A part of a block copied whole, or a copy that disagrees: its block goes per chunk first.
+    await retryOnDeadlockOrSerialization(() =>
+      explodeBlocksOfLeases(
+        db,
+        perChunk.map((run) => run.leaseRowId),
+      ),
+    );
+    await submitChunkByChunk(db, input, perChunk, outcome, touched);
   }
   if (input.errors.length > 0) {
     await retryOnDeadlockOrSerialization(() =>
@@ -110,3 +121,13 @@ async function submitChunkByChunk(db: Db, input: { volunteerId: string; userId?:
     for (const taskId of counted.finishedChunksOf) touched.add(taskId);
   }
 }
+
+/** A run as the vote and per-chunk statements take it: `first` is its first chunk's task index. */
+const runOfResults = (run: ResultRun): RunOfResults => ({
+  leaseRowId: run.leaseRowId,
+  taskId: run.taskId,
+  first: run.firstIdx + run.offset,
+  count: run.count,
+  resultsJson: run.resultsJson,
+  cpuMs: run.cpuMs,
+});

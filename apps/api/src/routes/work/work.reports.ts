@@ -48,6 +48,8 @@ export async function readReports(c: AppContext, claims: TokenClaims, reports: R
         count: report.results.length,
         resultsJson: resultsJson(report, block, position),
         cpuMs: report.cpuMs,
+        // a replicated block reported whole in one report: tried first as a vote by the block
+        wholeReplicatedBlock: block.replicated && block.n >= 2 && report.offset === 0 && report.results.length === block.n,
       });
     }
     for (const error of report.errors) {
