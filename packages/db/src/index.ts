@@ -20,6 +20,7 @@ export {
   type VolunteerLink,
 } from "./accounts/users.ts";
 export type { Db } from "./db.ts";
+export { candidateTasksChanged } from "./dispatch/candidates.ts";
 export { type ConsoleReport, type LiveChunkReport, recordChunkLive } from "./dispatch/chunk-live.ts";
 export { reclaimExpiredLeases, releaseLeaseRequest, releaseLeases, sweepExpiredLeases } from "./dispatch/expire.ts";
 export { heartbeatLeases, liveReportAllowed, oneBeatAtATime } from "./dispatch/heartbeat.ts";

@@ -1,7 +1,7 @@
 // Lease requests that wait for work (`waitMs`): held in memory, no database connection, and
 // woken by `notifyWorkReady` from any API process (docs/architecture.md, "Dispatch", waiting
 // volunteers). A wake-up is served a few requests at a time, not as a herd of lease statements.
-import { type Db, listenWorkReady } from "@crowdcompute/db";
+import { candidateTasksChanged, type Db, listenWorkReady } from "@crowdcompute/db";
 
 /** How one wait ended: with work (the attempt's answer), or with none and why. */
 export type WaitEnd<T> = { answer: T } | { answer: null; why: "timeout" | "replaced" | "closed" | "gone" | "refused" };
@@ -163,7 +163,9 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
       if (request.source !== null && (bySource.get(request.source) ?? 0) >= options.perSource) return Promise.resolve({ answer: null, why: "refused" });
       return new Promise<WaitEnd<T>>((resolve) => {
         const onAbort = () => end(entry, { answer: null, why: "gone" });
-        const timeout = setTimeout(() => end(entry, { answer: null, why: "timeout" }), request.ms);
+        // Up to 15 % sooner, at random: volunteers that began waiting together (a restart, a
+        // task's end) do not all time out and ask again in the same moment.
+        const timeout = setTimeout(() => end(entry, { answer: null, why: "timeout" }), request.ms * (0.85 + 0.15 * Math.random()));
         const entry: Entry = {
           ...request,
           running: false,
@@ -192,7 +194,11 @@ export async function listeningWorkWaiters(db: Db, options: WorkWaitersOptions):
   const waiters = createWorkWaiters(options);
   let stop: () => Promise<void>;
   try {
-    stop = await listenWorkReady(db, (taskIds) => waiters.wake(taskIds));
+    stop = await listenWorkReady(db, (taskIds) => {
+      // Tasks another process started are not in this process's cached candidate lists yet.
+      candidateTasksChanged(db);
+      waiters.wake(taskIds);
+    });
   } catch {
     return null;
   }

@@ -14,7 +14,7 @@ const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
  * Metrics of one API process over `db`.
  * @example const metrics = createNodeMetrics(db); createApp({ db, env, metrics });
  */
-export function createNodeMetrics(db: Db): AppMetrics {
+export function createNodeMetrics(db: Db, waiting: () => number = () => 0): AppMetrics {
   const registry = new Registry();
   const registers = [registry];
   collectDefaultMetrics({ register: registry });
@@ -45,6 +45,14 @@ export function createNodeMetrics(db: Db): AppMetrics {
     help: "Chunks by state: done and failed of all tasks; pending and leased of running and paused tasks.",
     labelNames: ["state"],
     registers,
+  });
+  new Gauge({
+    name: "crowdcompute_lease_requests_waiting",
+    help: "Lease requests this process holds until work comes (waitMs).",
+    registers,
+    collect() {
+      this.set(waiting());
+    },
   });
   const poolMax = new Gauge({ name: "crowdcompute_db_pool_max", help: "The most connections this process's database pool opens (embedded PGlite: 1).", registers });
   const connections = new Gauge({

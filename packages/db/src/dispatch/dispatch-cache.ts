@@ -20,7 +20,7 @@ export class DispatchCache {
   /** Each filter's last answer (candidates.ts). */
   readonly candidates = new Map<string, CachedCandidates>();
   /** Candidate queries under way: requests that find an answer expired together share one. */
-  readonly candidateQueries = new Map<string, { generation: number; tasks: Promise<Candidate[]> }>();
+  readonly candidateQueries = new Map<string, { generation: number; startedAt: number; tasks: Promise<Candidate[]> }>();
   /** When each creator was last moved to the back of the turn order from here (lease.ts). */
   readonly markedAt = new Map<string, number>();
   /** When a lease request last swept expired leases (`sweepExpiredLeases`). */

@@ -110,6 +110,7 @@ function blockJson(leaseId: string, block: GrantedBlock): string {
   );
 }
 
+const utf8 = new TextEncoder();
 const jsonBody = (c: AppContext, text: string) => c.body(text, 200, { "content-type": "application/json" });
 
 export const lease: Handler<typeof routes.lease> = async (c) => {
@@ -117,14 +118,15 @@ export const lease: Handler<typeof routes.lease> = async (c) => {
   const claims = await authorize(c, volunteerRoles);
   const request = c.req.valid("json");
   const key = c.req.valid("header")["idempotency-key"];
-  let answer = await retryLater(() => leaseFor(c, claims, request, key));
+  const answer = await retryLater(() => leaseFor(c, claims, request, key));
   const seconds = secondsSince(startedAt);
   const { waiters } = c.var.deps;
   // No work now, and the volunteer may wait: held here, with no database connection, until a
   // task it may run gets work (docs/architecture.md, "Dispatch", waiting volunteers). Not past
   // a bound: what holds it back is its own, and no notification changes that.
   if (answer.chunks === 0 && answer.bounded === null && request.waitMs && waiters) {
-    const waited = await waiters.wait({
+    const first = answer;
+    const waited = waiters.wait({
       volunteerId: claims.sub,
       source: leaseSource(c, claims),
       excluded: new Set(request.exclude.tasks),
@@ -135,9 +137,26 @@ export const lease: Handler<typeof routes.lease> = async (c) => {
         return again.chunks > 0 ? again : null;
       },
     });
-    if (waited.answer) answer = waited.answer;
-    // It waited its whole time: it may ask again at once (and wait again).
-    else if (waited.why === "timeout") answer = { ...answer, members: answer.members.replace(/"retryAfterMs":\d+$/, `"retryAfterMs":0`) };
+    // The headers go now and the body when the wait ends: the handler and every middleware
+    // around it return at once, so a waiting request keeps its socket, this stream and the
+    // closure above rather than a suspended async frame per middleware.
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        void waited.then((end) => {
+          let final = end.answer ?? first;
+          // It waited its whole time: it may ask again at once (and wait again).
+          if (!end.answer && end.why === "timeout") final = { ...first, members: first.members.replace(/"retryAfterMs":\d+$/, `"retryAfterMs":0`) };
+          c.var.deps.work.leaseAnswered(final.chunks, seconds);
+          try {
+            controller.enqueue(utf8.encode(`{${final.members}}`));
+            controller.close();
+          } catch {
+            // Its client went: nobody reads the answer (what it got expires, or its key releases it).
+          }
+        });
+      },
+    });
+    return c.body(body, 200, { "content-type": "application/json" }) as never;
   }
   c.var.deps.work.leaseAnswered(answer.chunks, seconds);
   return jsonBody(c, `{${answer.members}}`) as never;
