@@ -155,10 +155,11 @@ export function describeApiSuite(title: string, open: () => Promise<ApiTarget>) 
         const block = first.json.leases[0];
         expect(block).toMatchObject({ taskId: task.id, firstIndex: 0, inputs: [1, 2, 3, 4], codeSha256: task.codeSha256, wasmSha256: null, entry: "work" });
         expect(block.reportedOffsets).toBeUndefined();
-        // timeoutMs · ⌈4 / 2⌉ + 30 s grace
+        // The silence window (LEASE_SILENT_MS, 15 s): sooner than what the chunks need,
+        // timeoutMs · ⌈4 / 2⌉ + 30 s grace, to which heartbeats may carry it.
         const deadlineIn = Date.parse(block.deadline) - Date.now();
-        expect(deadlineIn).toBeGreaterThan(140_000);
-        expect(deadlineIn).toBeLessThanOrEqual(150_000);
+        expect(deadlineIn).toBeGreaterThan(10_000);
+        expect(deadlineIn).toBeLessThanOrEqual(15_000);
 
         const code = await t.call("GET", `/api/tasks/${task.id}/code`, { token });
         expect(code.text).toBe(squareCode);
