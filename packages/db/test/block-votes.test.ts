@@ -7,7 +7,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { queryRows } from "../src/db.ts";
 import type { GrantedBlock } from "../src/dispatch/lease-types.ts";
-import { createTask, createUser, createVolunteer, getTaskView, leaseBlocks, reclaimExpiredLeases, submitResults } from "../src/index.ts";
+import { createTask, createUser, createVolunteer, getTaskView, leaseBlocks, type ResultRun, reclaimExpiredLeases, submitResults } from "../src/index.ts";
 import { auditTask } from "../src/reads/audit.ts";
 import { finalChunksPage, getTaskForResults } from "../src/reads/results.ts";
 import { leaseRequest, openTestDb, type TestDb, taskFixture, testBackends } from "../testing/testing.ts";
@@ -31,7 +31,7 @@ describe.each(testBackends())("votes by the block on %s", (backend) => {
   const lease = (v: string, max = 6, graceMs = 30_000) => leaseBlocks(db(), leaseRequest(v, { max, threads: 8, graceMs }));
   /** Reports a block: values per offset; an `Error` value is reported as an error of that chunk. */
   const report = (v: string, block: GrantedBlock, values: unknown[]) => {
-    const runs: { leaseRowId: number; taskId: string; firstIdx: number; offset: number; count: number; resultsJson: string; cpuMs: number }[] = [];
+    const runs: ResultRun[] = [];
     const errors: { leaseRowId: number; taskId: string; index: number; kind: string; message: string; cpuMs: number }[] = [];
     let start = 0;
     const flush = (end: number) => {
@@ -39,7 +39,16 @@ describe.each(testBackends())("votes by the block on %s", (backend) => {
         const part = values.slice(start, end);
         // the API's hint, as its signed lease id gives it: a whole block of a replicated lease
         const wholeReplicatedBlock = start === 0 && part.length === block.n;
-        runs.push({ leaseRowId: block.leaseRowId, taskId: block.taskId, firstIdx: block.firstIdx, offset: start, count: part.length, resultsJson: JSON.stringify(part), cpuMs: part.length, wholeReplicatedBlock });
+        runs.push({
+          leaseRowId: block.leaseRowId,
+          taskId: block.taskId,
+          firstIdx: block.firstIdx,
+          offset: start,
+          count: part.length,
+          resultsJson: JSON.stringify(part),
+          cpuMs: part.length,
+          wholeReplicatedBlock,
+        });
       }
     };
     values.forEach((value, offset) => {

@@ -3,7 +3,7 @@
 
 import { MAX_BLOCK_CHUNKS } from "@crowdcompute/contract/limits";
 import { sql } from "drizzle-orm";
-import { type Db, queryRows } from "../db.ts";
+import { type Db, preparedRows, queryRows } from "../db.ts";
 import { noneReported } from "../sql/report-masks.ts";
 import { deadlineAfter, type LeaseBlockRow, latestAfter, stillRunning, storedInputs } from "./lease-sql.ts";
 import type { Candidate, LeaseRequest } from "./lease-types.ts";
@@ -30,7 +30,8 @@ export async function leaseCopies(db: Db, task: Candidate, want: number, ahead: 
  * still take (`request.max`, less `ahead`) is left for another.
  */
 function leaseBlockCopy(db: Db, task: Candidate, ahead: number, request: LeaseRequest): Promise<(LeaseBlockRow & { chunk_copies_wanted: boolean })[]> {
-  return queryRows<LeaseBlockRow & { chunk_copies_wanted: boolean }>(
+  // Prepared, as the fresh lease statement is: every row found by key or a partial index.
+  return preparedRows<LeaseBlockRow & { chunk_copies_wanted: boolean }>(
     db,
     sql`WITH picked AS (
           SELECT bs.first_idx, bs.n FROM block_state bs
