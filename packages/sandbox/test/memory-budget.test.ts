@@ -178,6 +178,25 @@ describe("memory budget, by allocation family", () => {
     expect(await runInPlainWorker(volunteer, source, "ccStreams.autoAllocated(input)", 256)).toBe(512 * MiB);
   });
 
+  test("garbage: counted until the chunk lets its event loop run; a loop that awaits ctx.yield() now and then makes GiBs of it", { timeout: 120_000 }, async () => {
+    // 2 GiB of 1 KiB buffers, none kept: without a pause no collection can be seen (finalization
+    // callbacks run between tasks), so the count passes the budget + 512 MiB and the chunk fails
+    // as oom, saying how to pause; with ctx.yield() every 10,000 the collected ones are subtracted.
+    const code = `export default async (input, ctx) => {
+      let sum = 0;
+      for (let i = 0; i < 2_000_000; i++) {
+        sum += new Uint8Array(1024).length;
+        if (input === "pauses" && i % 10_000 === 0) await ctx.yield();
+      }
+      return sum;
+    };`;
+    const task = taskFor(code, { taskId: "memory-garbage", timeoutMs: 60_000 });
+    const [withoutPauses] = results(await runBatch(volunteer, task, chunksFor(["no-pauses"], "no-pauses")));
+    const [withPauses] = results(await runBatch(volunteer, task, chunksFor(["pauses"], "pauses")));
+    expect(withoutPauses).toEqual({ kind: "oom", message: expect.stringContaining("await ctx.yield()") });
+    expect(withPauses).toBe(2_000_000 * 1024);
+  });
+
   test("WebAssembly: memories created, grown or declared over the budget fail; under it they run", { timeout: 120_000 }, async () => {
     // (module (memory (export "memory") 1) (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))
     const growModule = "new Uint8Array([0,97,115,109,1,0,0,0,1,6,1,96,1,127,1,127,3,2,1,0,5,3,1,0,1,7,17,2,6,109,101,109,111,114,121,2,0,4,103,114,111,119,0,0,10,8,1,6,0,32,0,64,0,11])";

@@ -87,7 +87,10 @@ export function installMemoryBudget(budgetBytes: number, pending: PendingWork, r
     if (exceeded !== null) throw new RangeError(exceeded);
     if (bytes > budgetBytes) throw over(`one allocation of ${mib(bytes)}`);
     const total = counted + bytes + (memories.length > 0 ? memoryBytes() : 0);
-    if (total > ceiling) throw over(`the worker's buffers reached ${mib(total)} (${mib(GARBAGE_ALLOWANCE)} above the budget is left for garbage not yet collected)`);
+    if (total > ceiling)
+      throw over(
+        `the worker's buffers reached ${mib(total)} (${mib(GARBAGE_ALLOWANCE)} above the budget is left for garbage not yet collected; garbage counts until the chunk lets its event loop run, so a long loop that allocates should \`await ctx.yield()\` now and then)`,
+      );
   };
   const countExact = (owner: object, bytes: number): void => {
     check(bytes);
