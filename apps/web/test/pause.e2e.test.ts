@@ -19,7 +19,9 @@ async function browserCpuSeconds(cdp: CDPSession): Promise<number> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe(`pausing a volunteer in Chromium (${backend})`, () => {
-  const running = serverAndBrowser({ IDLE_RETRY_MS: "300" });
+  // A page that stops beating loses its blocks after LEASE_SILENT_MS (15 s by default): raised
+  // to 10 minutes, so only a release brings chunks back within these tests' bounds.
+  const running = serverAndBrowser({ IDLE_RETRY_MS: "300", LEASE_SILENT_MS: "600000" });
 
   it.each([
     [1, "click"],

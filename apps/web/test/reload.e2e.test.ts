@@ -10,7 +10,9 @@ import { browserTestBackend as backend, newCreator, serverAndBrowser, spinningWo
 const spinCode = spinningWork(20_000, "input * 2");
 
 describe(`reloading a started volunteer in Chromium (${backend})`, () => {
-  const running = serverAndBrowser({ IDLE_RETRY_MS: "300" });
+  // A page that stops beating loses its blocks after LEASE_SILENT_MS (15 s by default): raised
+  // to 10 minutes, so only a release frees a chunk within this test's bounds.
+  const running = serverAndBrowser({ IDLE_RETRY_MS: "300", LEASE_SILENT_MS: "600000" });
 
   it("gives the old page's chunk back at once and starts again by itself", async () => {
     const { server, browser } = running;
