@@ -182,7 +182,10 @@ export const results: Handler<typeof routes.results> = async (c) => {
   let text = `"accepted":${reports.chunks - rejectedChunks},"rejected":${JSON.stringify(rejected)}`;
   let leased = 0;
   if (body.next) {
-    const answer = await leaseFor(c, claims, body.next, c.req.valid("header")["idempotency-key"]);
+    // The reports are answered now, never held: a volunteer that would wait is told to ask
+    // again at once, with a lease request, which waits (docs/architecture.md, "Dispatch").
+    const askAgainNow = body.next.waitMs && c.var.deps.waiters ? 0 : undefined;
+    const answer = await leaseFor(c, claims, body.next, c.req.valid("header")["idempotency-key"], {}, askAgainNow);
     text += `,${answer.members}`;
     leased = answer.chunks;
   }

@@ -85,6 +85,12 @@ export class VolunteerRunner {
   private leasing: Promise<unknown> | null = null;
   /** No lease before this time (ms since the epoch): the server said there is no work, or a request failed. */
   private leaseNotBefore = 0;
+  /**
+   * A lease asked ahead (blocks in hand, so it did not wait) found no work: the next one goes as
+   * soon as the hand is empty, and waits, rather than after retryAfterMs (~2 s late for a task
+   * created just after: docs/architecture.md, "Dispatch", waiting volunteers).
+   */
+  private askWhenIdle = false;
   /** Ends a lease request that waits on the server for work (`waitMs`): Pause does not wait for it. */
   private leaseWait: AbortController | null = null;
   /** The Idempotency-Key of the lease request whose answer has not arrived: a retry gets those blocks back. */
@@ -267,7 +273,7 @@ export class VolunteerRunner {
   /** One pass: hand blocks to the sandbox, post reports, lease ahead. Each starts work in the background and kicks the loop when it ends. */
   private step(client: Client, sandbox: Sandbox): void {
     if (this.running) this.parts.feed(client, sandbox);
-    const wantLease = this.running && this.leasing === null && this.blocks.wantsBlock() && Date.now() >= this.leaseNotBefore;
+    const wantLease = this.running && this.leasing === null && this.blocks.wantsBlock() && this.leaseDue();
     if (!this.outbox.posting && !this.outbox.empty) this.post(client, wantLease);
     else if (wantLease) this.lease(client);
     if (this.blocks.computing() && this.running) this.stats.update({ state: "running", message: null, nextLeaseAt: null });
@@ -277,8 +283,12 @@ export class VolunteerRunner {
     this.heartbeat.keep(client);
   }
 
+  private leaseDue(): boolean {
+    return Date.now() >= this.leaseNotBefore || (this.askWhenIdle && this.blocks.list.length === 0);
+  }
+
   private nextWakeMs(): number {
-    if (this.running && this.leasing === null && this.blocks.wantsBlock()) return Math.max(0, this.leaseNotBefore - Date.now());
+    if (this.running && this.leasing === null && this.blocks.wantsBlock()) return this.leaseDue() ? 0 : Math.max(0, this.leaseNotBefore - Date.now());
     return 60_000;
   }
 
@@ -327,7 +337,7 @@ export class VolunteerRunner {
     this.leasing = client
       .lease(this.leaseRequest(wait !== null), { idempotencyKey: key, ...(wait ? { signal: wait.signal } : {}) })
       .then(
-        (response) => this.leased(client, response),
+        (response) => this.leased(client, response, wait !== null),
         (error: unknown) => {
           if (!wait?.signal.aborted) return this.failed(error);
           // Paused while it waited: whatever it may have been given in that moment goes back.
@@ -344,7 +354,8 @@ export class VolunteerRunner {
 
   /** Posts the outbox (as much as one request takes), leasing the next blocks in the same round trip when one is due. */
   private post(client: Client, withLease: boolean): void {
-    const next = withLease ? this.leaseRequest() : undefined;
+    // With nothing in hand it says waitMs: no work then is answered retryAfterMs 0, and the next lease waits.
+    const next = withLease ? this.leaseRequest(this.blocks.list.length === 0) : undefined;
     const key = next ? (this.leaseKey ??= randomKey()) : undefined;
     const posting = this.outbox
       .post(
@@ -353,7 +364,7 @@ export class VolunteerRunner {
         key,
         (response) => {
           this.stats.refreshCredit(client);
-          if (next) this.leased(client, { leases: response.leases ?? [], retryAfterMs: response.retryAfterMs ?? 0 });
+          if (next) this.leased(client, { leases: response.leases ?? [], retryAfterMs: response.retryAfterMs ?? 0 }, next.waitMs !== undefined);
           else this.failures = 0;
         },
         (error) => this.failed(error),
@@ -365,15 +376,20 @@ export class VolunteerRunner {
     if (next) this.leasing = posting;
   }
 
-  private leased(client: Client, response: LeaseResponse): void {
+  /** `waited`: the request said waitMs (it was asked with nothing in hand). */
+  private leased(client: Client, response: LeaseResponse, waited: boolean): void {
     this.leaseKey = null;
     this.failures = 0;
     for (const lease of response.leases) this.blocks.hold(lease);
     if (response.leases.length === 0) {
       this.stats.refreshCredit(client);
       this.leaseNotBefore = Date.now() + response.retryAfterMs;
+      this.askWhenIdle = !waited;
       if (!this.blocks.computing()) this.stats.update({ state: "waiting", message: "no work right now", nextLeaseAt: this.leaseNotBefore });
-    } else this.leaseNotBefore = 0;
+    } else {
+      this.leaseNotBefore = 0;
+      this.askWhenIdle = false;
+    }
   }
 
   private async failed(error: unknown): Promise<void> {
