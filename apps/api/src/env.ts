@@ -18,7 +18,7 @@ const envSchema = z
     LEASE_GRACE_MS: z.coerce.number().int().min(0).default(30_000),
     /**
      * How long a block stays leased without a heartbeat: the page beats every 3 s while it holds
-     * blocks, so five missed beats give a vanished volunteer's chunks back (docs/architecture.md, "Dispatch").
+     * blocks, so four to five missed beats give a vanished volunteer's chunks back (docs/architecture.md, "Dispatch").
      */
     LEASE_SILENT_MS: z.coerce.number().int().min(1_000).default(15_000),
     /** How long a volunteer that got no work waits before asking again. */

@@ -15,12 +15,13 @@ export interface HeartbeatOutcome {
  * Keeps a live volunteer's leases from expiring: each deadline becomes at least now + the
  * silence window, min(`silentMs`, timeoutMs + grace) (docs/architecture.md, "Dispatch"), so a
  * volunteer that beats keeps its long chunk, and the blocks queued behind it, while one that
- * stops beating loses them one window after its last beat (15 s, five of the page's 3 s beats).
+ * stops beating loses them about one window after its last beat (12–15 s with the page's 3 s beats).
  * Never past the lease's `latest` ("Bounds on what one volunteer holds"): what its chunks need
  * at the volunteer's threads, plus grace, so beating keeps no chunk indefinitely.
- * Only deadlines that move by a second or more (a quarter of the window if less) are written, their rows locked in id order
- * (concurrent beats wait in turn rather than deadlock), and a lost race is retried: a
- * volunteer beating in a loop writes each block at most once a second.
+ * Only deadlines that move by 5 s or more (a third of the window if less) are written, their rows locked in id order
+ * (concurrent beats wait in turn rather than deadlock), and a lost race is retried: the
+ * page's 3 s beats write a block every 6 s (a vanished volunteer's blocks go back 12–15 s after
+ * its last beat), and a volunteer beating in a loop writes each block at most every 5 s.
  */
 export async function heartbeatLeases(db: Db, input: { volunteerId: string; leaseRowIds: readonly number[]; graceMs: number; silentMs?: number }): Promise<HeartbeatOutcome> {
   const outcome: HeartbeatOutcome = { extended: [], lost: [], cancelled: [] };
@@ -39,13 +40,14 @@ export async function heartbeatLeases(db: Db, input: { volunteerId: string; leas
             FROM leases l JOIN tasks t ON t.id = l.task_id
             WHERE l.id IN (SELECT id FROM wanted) AND l.volunteer_id = ${input.volunteerId}
           ), due AS (
-            -- Only a deadline that moves by a second or more (a quarter of the window when
-            -- that is less) is written: a beat that repeats itself, or a block at its latest
-            -- deadline, writes nothing and locks nothing.
+            -- Only a deadline that moves by 5 s or more (a third of the window when that is
+            -- less) is written: the page's 3 s beats rewrite a block every other beat, a beat
+            -- that repeats itself, or a block at its latest deadline, writes nothing and locks
+            -- nothing. Every write is a commit, and commits are what a busy Postgres runs out of.
             SELECT c.id FROM current c
             WHERE NOT c.reclaimed AND c.task_status IN ('running', 'paused')
               AND least(c.latest, now() + make_interval(secs => ${windowMs} / 1000.0))
-                  > c.deadline + make_interval(secs => least(1000, ${windowMs} / 4) / 1000.0)
+                  > c.deadline + make_interval(secs => least(5000, ${windowMs} / 3) / 1000.0)
           ), locked AS (
             SELECT l.id FROM leases l WHERE l.id IN (SELECT id FROM due) ORDER BY l.id FOR NO KEY UPDATE
           ), extended AS (
