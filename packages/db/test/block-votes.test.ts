@@ -168,6 +168,36 @@ describe.each(testBackends())("votes by the block on %s", (backend) => {
     await expectConsistent(taskId);
   });
 
+  it("takes a copy reported in two parts chunk by chunk, and gives no copy to another volunteer of a user that voted", async () => {
+    const taskId = await onlyTask(4);
+    const userId = (await createUser(db(), { email: "two-volunteers@example.com", passwordHash: "x", firstIsAdmin: false }))!.id;
+    const mine = async () => (await createVolunteer(db(), { name: "u", userId })).id;
+    const [first, sameUser, t] = [await mine(), await mine(), await volunteer(true)];
+    const [block] = await leaseBlocks(db(), leaseRequest(first, { userId, max: 6, threads: 8 }));
+    const whole = { leaseRowId: block!.leaseRowId, taskId, firstIdx: 0, offset: 0, count: 4, resultsJson: "[0,2,4,6]", cpuMs: 1, wholeReplicatedBlock: true };
+    await submitResults(db(), { volunteerId: first, userId, shard: 0, errors: [], runs: [whole] });
+    expect(await leaseBlocks(db(), leaseRequest(sameUser, { userId, max: 6, threads: 8 }))).toEqual([]);
+    const [copy] = await lease(t);
+    expect(copy).toMatchObject({ firstIdx: 0, n: 4, copy: 1 });
+    const part = (offset: number, values: number[]) =>
+      submitResults(db(), {
+        volunteerId: t,
+        shard: 0,
+        errors: [],
+        runs: [{ leaseRowId: copy!.leaseRowId, taskId, firstIdx: 0, offset, count: values.length, resultsJson: JSON.stringify(values), cpuMs: 1 }],
+      });
+    expect((await part(0, [0, 2])).inserted).toBe(2);
+    expect((await part(2, [4, 6])).inserted).toBe(2);
+    expect((await rowsOf(taskId)).map((r) => [r.idx, r.n])).toEqual([
+      [0, 1],
+      [1, 1],
+      [2, 1],
+      [3, 1],
+    ]);
+    expect((await getTaskView(db(), taskId))!.verification).toMatchObject({ copiesReceived: 8, chunksReplicated: 4, disagreements: 0 });
+    await expectConsistent(taskId);
+  });
+
   it("frees an expired copy's slot without reissuing its chunks as fresh ones", async () => {
     const taskId = await onlyTask(3);
     const [t1, gone, t2] = [await volunteer(true), await volunteer(true), await volunteer(true)];

@@ -62,8 +62,12 @@ export async function voteWhole(db: Db, input: Voter, run: RunOfResults): Promis
                  (SELECT count(*) FROM block_votes v WHERE ${block} AND v.counted)::int AS votes,
                  (SELECT coalesce(bool_or(v.trusted), false) OR lease.trusted FROM block_votes v WHERE ${block} AND v.counted) AS vouched
           FROM state s, lease
-          -- every counted vote hashes the same as this copy, and neither this volunteer nor its user voted
-          WHERE NOT EXISTS (SELECT 1 FROM block_votes v WHERE ${block} AND v.counted AND v.hash <> lease.hash)
+          -- The statement's snapshot predates the lock: when another copy's vote committed while
+          -- this one waited for the block, the count it reads falls short of the locked row's,
+          -- and the copy goes the transaction's way (block-votes.ts), which reads after locking.
+          WHERE s.votes_in = (SELECT count(*) FROM block_votes v WHERE ${block} AND v.counted)
+            -- every counted vote hashes the same as this copy, and neither this volunteer nor its user voted
+            AND NOT EXISTS (SELECT 1 FROM block_votes v WHERE ${block} AND v.counted AND v.hash <> lease.hash)
             AND NOT EXISTS (SELECT 1 FROM block_votes v WHERE ${block} AND (v.volunteer_id = ${input.volunteerId} OR v.user_id = ${input.userId}))
         ), voted AS (
           INSERT INTO block_votes (task_id, first_idx, n, volunteer_id, user_id, hash, results, cpu_ms, claim, trusted, counted)

@@ -78,18 +78,23 @@ async function recordCopy(tx: Db, input: { volunteerId: string; userId: string |
   const [lease] = await queryRows<LeaseCheck>(tx, leaseFacts(input, run));
   if (!lease?.open) return "per-chunk";
   const counted = !lease.banned;
-  // The block's state, locked, with its votes: counted ones in the order sides take them
+  // The block's state, locked; then, in a new statement whose snapshot sees every vote
+  // committed before the lock was ours, its votes: counted ones in the order sides take them
   // (trusted first, then by arrival), and whether this volunteer or user voted already.
-  const [state] = await queryRows<{ needed: number; votes: Voted[] | string; voted_before: boolean }>(
-    tx,
-    sql`SELECT bs.needed,
+  const locked = await queryRows(tx, sql`SELECT 1 FROM block_state WHERE task_id = ${run.taskId} AND first_idx = ${run.first} FOR UPDATE`);
+  const [state] =
+    locked.length === 0
+      ? []
+      : await queryRows<{ needed: number; votes: Voted[] | string; voted_before: boolean }>(
+          tx,
+          sql`SELECT bs.needed,
                coalesce((SELECT json_agg(json_build_object('trusted', v.trusted, 'hash', v.hash ${lease.tolerance ? sql`, 'results', v.results` : sql``})
                                          ORDER BY NOT v.trusted, v.created_at, v.volunteer_id)
                          FROM block_votes v WHERE v.task_id = bs.task_id AND v.first_idx = bs.first_idx AND v.counted), '[]') AS votes,
                EXISTS (SELECT 1 FROM block_votes v WHERE v.task_id = bs.task_id AND v.first_idx = bs.first_idx
                          AND (v.volunteer_id = ${input.volunteerId} OR v.user_id = ${input.userId})) AS voted_before
-        FROM block_state bs WHERE bs.task_id = ${run.taskId} AND bs.first_idx = ${run.first} AND bs.n = ${run.count} FOR UPDATE`,
-  );
+        FROM block_state bs WHERE bs.task_id = ${run.taskId} AND bs.first_idx = ${run.first} AND bs.n = ${run.count}`,
+        );
   if (!state) {
     // Decided by the block already: a late copy changes nothing (its lease is marked reported).
     const decided = await queryRows<{ one: number }>(tx, sql`SELECT 1 AS one FROM results WHERE task_id = ${run.taskId} AND idx = ${run.first} AND n = ${run.count}`);
