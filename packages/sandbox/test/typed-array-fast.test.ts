@@ -55,6 +55,12 @@ const cases = `(() => {
   own.constructor = Int32Array;
   found["own constructor slice"] = tried(() => own.slice(1), own);
   found["own constructor subarray"] = tried(() => own.subarray(1), own);
+  for (const [Real, Posing] of [[Uint8Array, Float64Array], [Uint8Array, Uint16Array], [Int8Array, Uint8ClampedArray]]) {
+    const posing = Object.setPrototypeOf(new Real(200).map((_, i) => i * 7 - 90), Posing.prototype);
+    found[\`\${Real.name} as \${Posing.name} slice\`] = tried(() => posing.slice(1, 150), posing);
+    found[\`\${Real.name} as \${Posing.name} small slice\`] = tried(() => posing.slice(1, 9), posing);
+    found[\`\${Real.name} as \${Posing.name} subarray\`] = tried(() => posing.subarray(1, 3), posing);
+  }
   const resizable = new ArrayBuffer(16, { maxByteLength: 64 });
   const tracking = new Uint8Array(resizable);
   tracking.set([9, 8, 7, 6]);

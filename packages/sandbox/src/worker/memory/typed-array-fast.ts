@@ -6,14 +6,17 @@
 // Here, when `this.constructor` is the type's own stand-in (an inline-cached load in JS), the
 // arguments are plain numbers and the buffer is of fixed length, the view or copy is made
 // directly: what the species lookup would have made, at the protector-intact speed (0.027 and
-// 0.036 µs). Anything else (subclasses, an own `constructor`, objects as indexes, resizable
-// buffers, empty or detached arrays) goes to the built-in, as before.
+// 0.036 µs). Anything else (subclasses, an own `constructor`, an array of another type given
+// this type's prototype, objects as indexes, resizable buffers, empty or detached arrays) goes
+// to the built-in, as before.
 
 import { apply, max, min, trunc } from "../intrinsics.ts";
-import { type AnyFunction, typedArrayByteOffset, typedArrayLength, uncurry, viewBuffer } from "./wrap.ts";
+import { type AnyFunction, typedArrayByteLength, typedArrayByteOffset, typedArrayLength, uncurry, viewBuffer } from "./wrap.ts";
 
 type View = ArrayBufferView & { [index: number]: number | bigint };
 
+/** The [[TypedArrayName]] of a real typed array (whatever its prototype now is), else undefined: the engine's getter. */
+const typeOf = uncurry(Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, Symbol.toStringTag)!.get as AnyFunction) as (value: unknown) => string | undefined;
 const setFrom = uncurry((Object.getPrototypeOf(Uint8Array.prototype) as { set: AnyFunction }).set) as (target: unknown, source: unknown) => void;
 const resizable = Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "resizable")?.get;
 
@@ -35,6 +38,8 @@ function relative(value: number | undefined, length: number, fallback: number): 
 }
 
 export interface FastCopies {
+  /** The type's name, e.g. "Uint8Array". */
+  name: string;
   prototype: object;
   /** The type's stand-in: `this.constructor` must be it, or the built-in decides. */
   standIn: unknown;
@@ -52,7 +57,7 @@ export interface FastCopies {
 /** Copies up to this many integer elements one by one (no buffer is made for a small on-heap array). */
 const BY_ELEMENT = 64;
 
-export function installFastCopies({ prototype, standIn, Made, perElement, integer, make, subarray, slice }: FastCopies): void {
+export function installFastCopies({ name, prototype, standIn, Made, perElement, integer, make, subarray, slice }: FastCopies): void {
   const builtInSubarray = uncurry(subarray);
   const builtInSlice = uncurry(slice);
   const define = (name: string, value: AnyFunction): void => {
@@ -63,7 +68,8 @@ export function installFastCopies({ prototype, standIn, Made, perElement, intege
     if (this.constructor === standIn && typeof begin === "number" && (end === undefined || typeof end === "number")) {
       const length = typedArrayLength(this);
       const buffer = viewBuffer(this);
-      if (length > 0 && fixedLength(buffer)) {
+      // The element size must be this type's: another type's array given this prototype steps by its own.
+      if (length > 0 && typedArrayByteLength(this) === length * perElement && fixedLength(buffer)) {
         const start = relative(begin, length, 0);
         const final = relative(end, length, length);
         return new Made(buffer, typedArrayByteOffset(this) + start * perElement, final > start ? final - start : 0);
@@ -81,7 +87,8 @@ export function installFastCopies({ prototype, standIn, Made, perElement, intege
         for (let i = 0; i < count; i++) copy[i] = this[start + i]!;
         return copy;
       }
-      if (count > BY_ELEMENT) {
+      // Copying bytes is right only between arrays of one type (by element, the engine converts).
+      if (count > BY_ELEMENT && typeOf(this) === name) {
         const buffer = viewBuffer(this);
         if (fixedLength(buffer)) {
           const copy = make(count);

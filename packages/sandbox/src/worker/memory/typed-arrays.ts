@@ -142,6 +142,7 @@ export function installTypedArrays(accounting: Accounting): void {
       return view;
     };
     installFastCopies({
+      name,
       prototype: Original.prototype,
       standIn: Wrapped,
       Made: Made as FastCopies["Made"],
