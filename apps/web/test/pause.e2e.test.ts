@@ -130,10 +130,11 @@ describe(`pausing a volunteer in Chromium (${backend})`, () => {
       answeredBehindItsBack(((await response.json()) as { leases: unknown[] }).leases);
     });
     await page.goto(`${server.url}/`);
-    // One thread: a new task's first block holds 2 chunks, and the next lease asks for the rest.
+    // One thread: a new task's first block holds 2 chunks, and the next lease asks for the
+    // rest (in one block or more: a task not yet timed is shared out in small blocks).
     await page.getByRole("slider", { name: "Threads" }).fill("1");
     await page.getByRole("button", { name: "Start" }).click();
-    expect(await behindItsBack).toHaveLength(1);
+    expect((await behindItsBack).length).toBeGreaterThan(0);
     expect((await creator.getTask(task.id)).counts).toMatchObject({ leased: 4, pending: 0 });
 
     // Closed the way a person closes a tab: the page's pagehide runs.
