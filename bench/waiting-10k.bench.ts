@@ -6,7 +6,7 @@
 // BENCH_WAITING (10000).
 import net from "node:net";
 import { createTestDatabase, dropDatabase } from "@crowdcompute/db/testing";
-import { adminUrl, benchMintLimits, databaseName, keepAliveClient, percentile, rssMb, sleep, startApiProcess, volunteerTokens } from "./api-process.ts";
+import { adminUrl, benchMintLimits, databaseName, keepAliveClient, machineTimes, percentile, rssMb, sleep, startApiProcess, treeCpuSeconds, volunteerTokens } from "./api-process.ts";
 
 const count = Number(process.env.BENCH_WAITING ?? 10_000);
 const metricsToken = "bench-metrics-token-0123456789";
@@ -142,6 +142,8 @@ try {
   const during = await creatorReads(client, creator, probe.id, 200);
   const rssAfterReads = rssMb(api.pid);
 
+  const cpuBefore = treeCpuSeconds(api.pid);
+  const machineBefore = machineTimes();
   const startedAt = performance.now();
   await client.post("/api/tasks", { name: "ten thousand", code: "export default () => 0", range: { start: 0, end: count, size: 1 }, start: true }, creator);
   let peakRss = rssMb(api.pid);
@@ -149,6 +151,9 @@ try {
     await sleep(100);
     peakRss = Math.max(peakRss, rssMb(api.pid));
   }
+  const handOutS = (performance.now() - startedAt) / 1000;
+  const apiCpuS = treeCpuSeconds(api.pid) - cpuBefore;
+  const machineAfter = machineTimes();
   const got = waiters
     .map((w) => w.gotWorkAt)
     .filter((t) => t > 0)
@@ -166,6 +171,9 @@ try {
   );
   console.log(`\n| a ${count}-chunk task starts → volunteers with work | ms |\n|---|---|`);
   for (const n of [1, 1000, Math.floor(count / 2), count]) console.log(`| first ${n} | ${got[n - 1]?.toFixed(0) ?? `only ${got.length} got work`} |`);
+  console.log(
+    `(while handing out: the API process used ${apiCpuS.toFixed(1)} CPU s in ${handOutS.toFixed(1)} s, ${(apiCpuS / handOutS).toFixed(2)} cores; the machine ${((machineAfter.busySeconds - machineBefore.busySeconds) / handOutS).toFixed(2)} of its cores busy)`,
+  );
   console.log("\ntargets: RSS < 300 MiB; GET p99 < 50 ms while waiting; all within 5 s, first 1,000 within 1 s");
 } finally {
   for (const w of waiters) w.close();
