@@ -15,7 +15,7 @@ import {
   sweepExpiredLeases,
 } from "@crowdcompute/db";
 import type { z } from "@hono/zod-openapi";
-import { type AppContext, authorize, type AppRouteHandler as Handler, volunteerRoles } from "../../lib/context.ts";
+import { type AppContext, authorize, type Deps, type AppRouteHandler as Handler, volunteerRoles } from "../../lib/context.ts";
 import { secondsSince } from "../../lib/metrics.ts";
 import { ProblemError, tooManyRequests } from "../../lib/problem.ts";
 import type { TokenClaims } from "../../lib/tokens.ts";
@@ -42,18 +42,21 @@ async function retryLater<T>(run: () => Promise<T>): Promise<T> {
 }
 
 type LeaseAgain = Pick<LeaseRequest, "keyClaimed" | "waiting">;
+/** Who leases, and with what: all a lease needs of its request once the request is read. */
+type LeaseScope = { deps: Deps; claims: TokenClaims; source: string | null };
 
 /**
  * Leases for the request: the answer's members as JSON text (see `blockJson`), the chunks in
  * them, and the bound that kept it from more (null when none did). `again`: a waiting request
  * leasing once more after a wake-up (its key is its own already; how many others wait here).
  */
-async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<typeof leaseRequestSchema>, idempotencyKey: string | undefined, again: LeaseAgain = {}, retryAfterMs?: number) {
-  const { db, env, leaseIds } = c.var.deps;
+async function leaseFor(scope: LeaseScope, request: z.output<typeof leaseRequestSchema>, idempotencyKey: string | undefined, again: LeaseAgain = {}, retryAfterMs?: number) {
+  const { deps, claims, source } = scope;
+  const { db, env, leaseIds } = deps;
   // Expired leases are taken back by lease requests, no daemon (docs/architecture.md, "Dispatch"):
   // at most once every 250 ms a process, counted on this volunteer's counter shard. Their
   // chunks are work again: waiting volunteers (any process) are woken.
-  if ((await sweepExpiredLeases(db, claims.sub)) > 0) c.var.deps.workReady(["*"]);
+  if ((await sweepExpiredLeases(db, claims.sub)) > 0) deps.workReady(["*"]);
   // Within the bounds on what one volunteer holds (docs/architecture.md): beyond them the
   // answer has fewer blocks or none, and says when to ask again.
   const { blocks, bounded } = await leaseWithinBounds(db, {
@@ -70,7 +73,7 @@ async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<ty
     graceMs: env.leaseGraceMs,
     silentMs: env.leaseSilentMs,
     idempotencyKey: idempotencyKey ?? null,
-    source: leaseSource(c, claims),
+    source,
     bounds: env.leaseBounds,
   });
   const texts: string[] = [];
@@ -90,7 +93,7 @@ async function leaseFor(c: AppContext, claims: TokenClaims, request: z.output<ty
   }
   // A first copy of a replicated chunk out: its extra copies are work for other volunteers.
   const copiesWanted = blocks.filter((block) => block.replication > 1 && block.copy === 0).map((block) => block.taskId);
-  if (copiesWanted.length > 0) c.var.deps.workReady(copiesWanted);
+  if (copiesWanted.length > 0) deps.workReady(copiesWanted);
   return { members: `"leases":[${texts.join(",")}],"retryAfterMs":${blocks.length > 0 ? 0 : (retryAfterMs ?? env.idleRetryMs)}`, chunks, bounded };
 }
 
@@ -118,9 +121,11 @@ export const lease: Handler<typeof routes.lease> = async (c) => {
   const claims = await authorize(c, volunteerRoles);
   const request = c.req.valid("json");
   const key = c.req.valid("header")["idempotency-key"];
-  const answer = await retryLater(() => leaseFor(c, claims, request, key));
+  // What leasing needs of the request, so a waiting request's closure keeps these, not hono's context.
+  const scope: LeaseScope = { deps: c.var.deps, claims, source: leaseSource(c, claims) };
+  const answer = await retryLater(() => leaseFor(scope, request, key));
   const seconds = secondsSince(startedAt);
-  const { waiters } = c.var.deps;
+  const { waiters, work } = scope.deps;
   // No work now, and the volunteer may wait: held here, with no database connection, until a
   // task it may run gets work (docs/architecture.md, "Dispatch", waiting volunteers). Not past
   // a bound: what holds it back is its own, and no notification changes that.
@@ -128,12 +133,12 @@ export const lease: Handler<typeof routes.lease> = async (c) => {
     const first = answer;
     const waited = waiters.wait({
       volunteerId: claims.sub,
-      source: leaseSource(c, claims),
+      source: scope.source,
       excluded: new Set(request.exclude.tasks),
       ms: request.waitMs,
       signal: c.req.raw.signal,
       attempt: async (waiting) => {
-        const again = await retryLater(() => leaseFor(c, claims, request, key, { keyClaimed: key !== undefined, waiting }));
+        const again = await retryLater(() => leaseFor(scope, request, key, { keyClaimed: key !== undefined, waiting }));
         return again.chunks > 0 ? again : null;
       },
     });
@@ -146,7 +151,7 @@ export const lease: Handler<typeof routes.lease> = async (c) => {
           let final = end.answer ?? first;
           // It waited its whole time: it may ask again at once (and wait again).
           if (!end.answer && end.why === "timeout") final = { ...first, members: first.members.replace(/"retryAfterMs":\d+$/, `"retryAfterMs":0`) };
-          c.var.deps.work.leaseAnswered(final.chunks, seconds);
+          work.leaseAnswered(final.chunks, seconds);
           try {
             controller.enqueue(utf8.encode(`{${final.members}}`));
             controller.close();
@@ -185,7 +190,7 @@ export const results: Handler<typeof routes.results> = async (c) => {
     // The reports are answered now, never held: a volunteer that would wait is told to ask
     // again at once, with a lease request, which waits (docs/architecture.md, "Dispatch").
     const askAgainNow = body.next.waitMs && c.var.deps.waiters ? 0 : undefined;
-    const answer = await leaseFor(c, claims, body.next, c.req.valid("header")["idempotency-key"], {}, askAgainNow);
+    const answer = await leaseFor({ deps: c.var.deps, claims, source: leaseSource(c, claims) }, body.next, c.req.valid("header")["idempotency-key"], {}, askAgainNow);
     text += `,${answer.members}`;
     leased = answer.chunks;
   }
