@@ -3,11 +3,12 @@ import { ApiError, type Client, type LeaseRequest, type LeaseResponse } from "@c
 import { reportsForPart } from "./block-reports.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import { type HeldBlock, HeldBlocks } from "./held-blocks.ts";
-import { rememberLeftBehind, takeLeftBehind } from "./left-behind.ts";
 import { Outbox } from "./outbox.ts";
+import { releaseAll, releaseLeftBehind, releaseOnUnload } from "./release.ts";
 import { type RunnerStats, StatsKeeper } from "./runner-stats.ts";
 import { SandboxParts } from "./sandbox-parts.ts";
 import { VolunteerIdentity } from "./volunteer-identity.ts";
+import { hasWebGpuAdapter } from "./webgpu.ts";
 
 export type { RunnerStats, RunningPart, TaskInfo } from "./runner-stats.ts";
 export { volunteerTokenKey } from "./volunteer-identity.ts";
@@ -187,12 +188,7 @@ export class VolunteerRunner {
     this.blocks.clear();
     this.outbox.clear();
     this.toRelease.clear();
-    if (leaseIds.size === 0 && leaseRequestKey === undefined) return;
-    const ofRequest = leaseRequestKey === undefined ? {} : { leaseRequestKey };
-    const volunteerId = this.identity.volunteerId;
-    if (volunteerId) rememberLeftBehind(this.options.storage, volunteerId, { leaseIds: [...leaseIds], ...ofRequest });
-    // The browser keeps at most 64 KiB of keepalive bodies in flight: 256 ids fit with room.
-    if (this.client) void this.client.release([...leaseIds].slice(0, 256), { keepalive: true, ...ofRequest }).catch(() => {});
+    releaseOnUnload(this.client, this.options.storage, this.identity.volunteerId, [...leaseIds], leaseRequestKey);
   }
 
   destroy(): void {
@@ -238,7 +234,7 @@ export class VolunteerRunner {
           if (!this.client) {
             this.client = await this.identity.connect();
             this.stats.update({ volunteerId: this.identity.volunteerId });
-            await this.releaseLeftBehind(this.client);
+            await releaseLeftBehind(this.client, this.options.storage, this.identity.volunteerId);
           }
           this.client = this.identity.adoptStored() ?? this.client;
           if (!this.sandbox) {
@@ -309,18 +305,7 @@ export class VolunteerRunner {
     const leaseIds = [...this.toRelease];
     this.toRelease.clear();
     this.blocks.clear();
-    for (let first = 0; first < leaseIds.length; first += 256) {
-      await client.release(leaseIds.slice(first, first + 256)).catch(() => {});
-    }
-  }
-
-  /** Gives back what an earlier page of this browser held when it went (see left-behind.ts). */
-  private async releaseLeftBehind(client: Client): Promise<void> {
-    const volunteerId = this.identity.volunteerId;
-    const left = volunteerId ? takeLeftBehind(this.options.storage, volunteerId) : null;
-    if (!left) return;
-    for (let first = 0; first < left.leaseIds.length; first += 256) await client.release(left.leaseIds.slice(first, first + 256)).catch(() => {});
-    for (const leaseRequestKey of left.leaseRequestKeys) await client.release([], { leaseRequestKey }).catch(() => {});
+    await releaseAll(client, leaseIds);
   }
 
   private lease(client: Client): void {
@@ -406,16 +391,6 @@ export class VolunteerRunner {
     this.leaseNotBefore = Date.now() + wait;
     this.stats.update({ state: "error", message: `${describe(error)}; retrying in ${wait / 1000} s` });
     await sleep(wait);
-  }
-}
-
-/** True when `navigator.gpu` gives an adapter (SwiftShader's counts: it computes, slowly). */
-async function hasWebGpuAdapter(): Promise<boolean> {
-  try {
-    const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
-    return Boolean(await gpu?.requestAdapter());
-  } catch {
-    return false;
   }
 }
 
