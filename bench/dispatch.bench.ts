@@ -138,13 +138,18 @@ async function rawPath(sizing: { max: number } | { bufferMs: number }) {
 const loopbackEnv = { LEASE_HELD_PER_SOURCE: String(clients * 4096 * 4) };
 
 /** The API in its own process, 16 keep-alive volunteer clients draining one range task. */
-async function httpPath(label: string, lease: Record<string, unknown>, replication: { copies: number; quorum: number } | null = null) {
+async function httpPath(label: string, lease: Record<string, unknown>, replication: { copies: number; quorum: number; spotCheck?: number } | null = null) {
   const chunks = replication ? replicatedChunks : allChunks;
   const url = await createTestDatabase(adminUrl);
   const server = await startApiProcess(url, loopbackEnv);
   try {
     const client = keepAliveClient(server.base, clients);
-    await startRangeTask(client, "bench", chunks, replication ? { replication: replication.copies, quorum: replication.quorum } : {});
+    await startRangeTask(
+      client,
+      "bench",
+      chunks,
+      replication ? { replication: replication.copies, quorum: replication.quorum, ...(replication.spotCheck ? { spotCheck: replication.spotCheck } : {}) } : {},
+    );
     const tokens = await volunteerTokens(client, clients);
     // A mature pool: every volunteer trusted, so `quorum` agreeing copies decide a chunk.
     if (replication) await trustEveryone(url);
@@ -152,7 +157,11 @@ async function httpPath(label: string, lease: Record<string, unknown>, replicati
     const apiCpu = treeCpuSeconds(server.pid);
     const clientCpu = process.cpuUsage();
     const finished = await timed(url);
-    const expected = chunks * (replication?.copies ?? 1);
+    // Spot-checked, the copies a task takes are not known before: it ends when the task is done.
+    const spotChecked = replication?.spotCheck !== undefined;
+    const expected = spotChecked ? Number.POSITIVE_INFINITY : chunks * (replication?.copies ?? 1);
+    let taskDone = false;
+    const watching = spotChecked ? watchTaskDone(url, () => (taskDone = true)) : null;
     // A volunteer's chain of leases ends when a lease comes back empty; a replicated task's next
     // copies appear only as first copies come back, so each volunteer asks again after a short
     // wait, as the page does after `retryAfterMs`, until every copy is in (a volunteer no longer
@@ -161,21 +170,37 @@ async function httpPath(label: string, lease: Record<string, unknown>, replicati
     const deadline = performance.now() + 600_000;
     await Promise.all(
       tokens.map(async (token) => {
-        while (accepted < expected && performance.now() < deadline) {
+        while (accepted < expected && !taskDone && performance.now() < deadline) {
           const got = await drainTask(client, token, lease);
           accepted += got;
-          if (got === 0 && accepted < expected) await sleep(5);
+          if (got === 0 && accepted < expected && !taskDone) await sleep(5);
         }
       }),
     );
-    if (accepted !== expected) throw new Error(`http path accepted ${accepted} of ${expected}`);
+    await watching;
+    if (spotChecked ? !taskDone : accepted !== expected) throw new Error(`http path accepted ${accepted} of ${expected}`);
+    const copies = spotChecked ? `; ${(accepted / chunks).toFixed(3)} copies received a chunk` : "";
     const usPerChunk = (seconds: number) => Math.round((seconds * 1e6) / chunks);
     const { user, system } = process.cpuUsage(clientCpu);
     const split = `of which the API ${usPerChunk(treeCpuSeconds(server.pid) - apiCpu)} µs, the clients ${usPerChunk((user + system) / 1e6)} µs`;
-    await finished(label, chunks, `${clients} volunteer clients (node:http keep-alive), server pool ${poolSize}, one Node process (the npm start bundle); CPU ${split}`, () => server.stop());
+    await finished(label, chunks, `${clients} volunteer clients (node:http keep-alive), server pool ${poolSize}, one Node process (the npm start bundle); CPU ${split}${copies}`, () => server.stop());
   } finally {
     await server.stop();
     await dropDatabase(adminUrl, databaseName(url));
+  }
+}
+
+/** Polls the task's status every 50 ms until it is done, then calls `done`. */
+async function watchTaskDone(url: string, done: () => void) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    for (const deadline = performance.now() + 600_000; performance.now() < deadline; await sleep(50)) {
+      const { rows } = await client.query<{ status: string }>("SELECT status FROM tasks");
+      if (rows.every((row) => row.status === "done")) return done();
+    }
+  } finally {
+    await client.end();
   }
 }
 
@@ -231,6 +256,8 @@ async function graphileWorker() {
 }
 
 const sized = { bufferMs: 4000, capabilities: { threads: 4 } };
+const replicatedPath = "(b) HTTP API, sized, replication 2 / quorum 2";
+const spotCheckedPath = "(b) HTTP API, sized, replication 2 / quorum 2, spotCheck 0.1";
 
 console.error(`dispatch benchmark: ${chunks.toLocaleString("en")} chunks on ${adminUrl.replace(/\/\/[^@]*@/, "//")}`);
 console.error(
@@ -245,23 +272,24 @@ if (!only || only === "raw") {
 }
 if (!only || only === "http" || only === "replication") {
   if (only !== "replication") await httpPath("(b) HTTP API, blocks of 64", { max: 64, capabilities: { threads: 32 } });
-  // Plain and replicated alternate BENCH_PAIRS times (default 1; 3 with BENCH_ONLY=replication):
+  // Plain, replicated and spot-checked take turns BENCH_PAIRS times (default 1; 3 with BENCH_ONLY=replication):
   // on a shared machine one pair can land on a quiet and a busy moment.
   const pairs = Number(process.env.BENCH_PAIRS ?? (only === "replication" ? 3 : 1));
   for (let pair = 0; pair < pairs; pair++) {
     await httpPath("(b) HTTP API, blocks sized to the work", sized);
-    await httpPath("(b) HTTP API, sized, replication 2 / quorum 2", sized, { copies: 2, quorum: 2 });
+    await httpPath(replicatedPath, sized, { copies: 2, quorum: 2 });
+    await httpPath(spotCheckedPath, sized, { copies: 2, quorum: 2, spotCheck: 0.1 });
   }
 }
 if (!only || only === "graphile") await graphileWorker();
 
 const byPath = (path: string) => rows.find((row) => row.path === path)?.perSecond ?? Number.NaN;
-/** Replicated ÷ plain chunks/s of each pair run back to back, and their median. */
-function medianPairRatio(): number {
+/** `path` ÷ plain chunks/s of each round run back to back, and their median. */
+function medianPairRatio(path: string): number {
   const plain = rows.filter((row) => row.path === "(b) HTTP API, blocks sized to the work");
-  const replicated = rows.filter((row) => row.path === "(b) HTTP API, sized, replication 2 / quorum 2");
+  const replicated = rows.filter((row) => row.path === path);
   const each = replicated.map((row, i) => row.perSecond / (plain[i]?.perSecond ?? Number.NaN)).filter(Number.isFinite);
-  if (each.length > 1) console.log(`\nreplicated / plain, pair by pair: ${each.map((r) => `${r.toFixed(3)}×`).join(", ")}`);
+  if (each.length > 1) console.log(`\n${path.slice("(b) HTTP API, sized, ".length)} / plain, round by round: ${each.map((r) => `${r.toFixed(3)}×`).join(", ")}`);
   const sorted = [...each].sort((a, b) => a - b);
   return sorted.length === 0 ? Number.NaN : (sorted[(sorted.length - 1) >> 1]! + sorted[sorted.length >> 1]!) / 2;
 }
@@ -271,9 +299,10 @@ const ratios = {
   httpOverGraphile: byPath("(b) HTTP API, blocks sized to the work") / byPath("(c) graphile-worker, batched"),
   http64OverGraphile: byPath("(b) HTTP API, blocks of 64") / byPath("(c) graphile-worker, batched"),
   httpOverRaw: byPath("(b) HTTP API, blocks sized to the work") / byPath("(a) raw db modules, blocks sized to the work"),
-  replicatedOverPlain: medianPairRatio(),
+  replicatedOverPlain: medianPairRatio(replicatedPath),
+  spotCheckedOverPlain: medianPairRatio(spotCheckedPath),
 };
-const replicatedRows = rows.find((row) => row.path === "(b) HTTP API, sized, replication 2 / quorum 2")?.rowsPerChunk ?? Number.NaN;
+const replicatedRows = rows.find((row) => row.path === replicatedPath)?.rowsPerChunk ?? Number.NaN;
 console.log(
   `\nHTTP (sized blocks) / graphile-worker = ${ratios.httpOverGraphile.toFixed(2)}× (target ≥ 1.5×); with blocks of 64: ${ratios.http64OverGraphile.toFixed(2)}×; ` +
     `HTTP / raw, sized = ${(ratios.httpOverRaw * 100).toFixed(0)} %`,
@@ -282,5 +311,6 @@ console.log(
   `Replication 2 / quorum 2 / plain, both sized through HTTP in this run (median of the pairs) = ${ratios.replicatedOverPlain.toFixed(3)}× (target ≥ 0.4×, ceiling 0.5×: every chunk is computed twice); ` +
     `${replicatedRows} rows written a replicated chunk (target ≤ 0.05)`,
 );
+console.log(`Replication 2 / quorum 2 at spotCheck 0.1, every volunteer trusted / plain (median) = ${ratios.spotCheckedOverPlain.toFixed(3)}× (target ≥ 0.8×; its copies a chunk are in its row)`);
 mkdirSync(new URL("./results", import.meta.url), { recursive: true });
 writeFileSync(new URL("./results/dispatch.json", import.meta.url), JSON.stringify({ date: new Date().toISOString(), chunks, clients, poolSize, rows, ratios }, null, 2));
