@@ -23,6 +23,12 @@ export class DispatchCache {
   readonly candidateQueries = new Map<string, { generation: number; startedAt: number; tasks: Promise<Candidate[]> }>();
   /** When each creator was last moved to the back of the turn order from here (lease.ts). */
   readonly markedAt = new Map<string, number>();
+  /**
+   * Replicated tasks whose extra copies a lease here last looked for and found none, and when
+   * (lease.ts): the next looks wait 100 ms while fresh chunks are left. Results submitted here
+   * for a task, and any release or expiry here, forget it (copies may be wanted now).
+   */
+  readonly noCopiesAt = new Map<string, number>();
   /** When a lease request last swept expired leases (`sweepExpiredLeases`). */
   lastSweepAt = 0;
   /** Parties (a volunteer, or an anonymous source) by when they last asked for work here, oldest first (lease.ts, a task's share). */

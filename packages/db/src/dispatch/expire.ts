@@ -173,5 +173,7 @@ async function takeBack(db: Db, shard: number, which: SQL, expiriesAdded: 0 | 1)
   );
   const row = rows[0];
   if (row?.failed_tasks?.length) await completeFinishedTasks(db, row.failed_tasks);
+  // Copies taken back are wanted again: the next lease here looks for them (lease.ts, `noCopiesAt`).
+  if ((row?.reclaimed ?? 0) > 0) dispatchCacheOf(db).noCopiesAt.clear();
   return row?.reclaimed ?? 0;
 }

@@ -28,6 +28,13 @@ const maxRoundsPerTask = 32;
  * a time to each volunteer that asked in the last 10 s (some of which may be gone).
  */
 const minShare = 32;
+/**
+ * While fresh chunks are left, a replicated task's extra copies are looked for at most this
+ * often a process once a look found none (docs/architecture.md, "Replication, trust and
+ * reduce"): at spotCheck 0.1 most blocks never want one, and the look is a round trip before
+ * every fresh lease. A lease that finds no fresh chunk always looks.
+ */
+const noCopiesLookEveryMs = 100;
 /** What a task's share bound needs: how many other parties ask for work, what this party holds of each task. */
 export type Sharing = { others: number; heldByTask: ReadonlyMap<string, number> };
 
@@ -95,6 +102,14 @@ function blockBudget(task: Pick<Candidate, "mean_chunk_ms" | "measured" | "mean_
 }
 
 async function leaseFromCandidates(db: Db, candidates: Candidate[], request: LeaseRequest, sharing: Sharing | null): Promise<GrantedBlock[]> {
+  const { noCopiesAt } = dispatchCacheOf(db);
+  /** Extra copies of `task` up to `take` chunks; a look that finds none is noted (`noCopiesAt`). */
+  const copiesOf = async (task: Candidate, take: number, ahead: number, count: number) => {
+    const copies = await retryOnDeadlockOrSerialization(() => leaseCopies(db, task, take, ahead, { ...request, max: request.max - count }));
+    if (copies.length === 0) noCopiesAt.set(task.id, Date.now());
+    else noCopiesAt.delete(task.id);
+    return copies;
+  };
   const leased: GrantedBlock[] = [];
   let count = 0;
   // The share of the buffer still to fill: a task's blocks use up n / its budget of it.
@@ -114,16 +129,22 @@ async function leaseFromCandidates(db: Db, candidates: Candidate[], request: Lea
       const take = Math.min(MAX_BLOCK_CHUNKS, want - ahead);
       // Extra copies of replicated chunks first: they hold back a quorum already under way.
       // A copy of a block voted whole is taken whole, up to what the request may still take.
-      const copies = task.replication > 1 ? await retryOnDeadlockOrSerialization(() => leaseCopies(db, task, take, ahead, { ...request, max: request.max - count })) : [];
+      const lookedAt = noCopiesAt.get(task.id);
+      const looked = task.replication > 1 && (lookedAt === undefined || lookedAt < Date.now() - noCopiesLookEveryMs);
+      const copies = looked ? await copiesOf(task, take, ahead, count) : [];
       let blocks = copies;
       if (copies.length === 0) {
         const fresh = Math.min(take, shareLeft);
-        if (fresh <= 0) break;
-        blocks = await retryOnDeadlockOrSerialization(() => leaseFromTask(db, task, fresh, ahead, request, "skip-locked"));
-        // Every open stripe was locked by other lessees' statements (near a task's end, when few
-        // stripes are left): wait for one rather than send the volunteer away with no work.
-        if (blocks.length === 0 && got.length === 0) blocks = await retryOnDeadlockOrSerialization(() => leaseFromTask(db, task, fresh, ahead, request, "wait"));
-        shareLeft -= sum(blocks);
+        if (fresh > 0) {
+          blocks = await retryOnDeadlockOrSerialization(() => leaseFromTask(db, task, fresh, ahead, request, "skip-locked"));
+          // Every open stripe was locked by other lessees' statements (near a task's end, when few
+          // stripes are left): wait for one rather than send the volunteer away with no work.
+          if (blocks.length === 0 && got.length === 0) blocks = await retryOnDeadlockOrSerialization(() => leaseFromTask(db, task, fresh, ahead, request, "wait"));
+          shareLeft -= sum(blocks);
+        }
+        // No fresh chunk for this request: copies are looked for now, however recent the last look.
+        if (blocks.length === 0 && task.replication > 1 && !looked) blocks = await copiesOf(task, take, ahead, count);
+        if (blocks.length === 0 && fresh <= 0) break;
       }
       if (blocks.length === 0) break;
       got.push(...blocks);

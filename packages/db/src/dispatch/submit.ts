@@ -4,6 +4,7 @@ import { completeFinishedTasks } from "../tasks/tasks.ts";
 import { explodeBlocksOfLeases } from "./block-explode.ts";
 import { recordBlockVotes } from "./block-votes.ts";
 import { type ConsoleReport, recordChunkConsole } from "./chunk-live.ts";
+import { dispatchCacheOf } from "./dispatch-cache.ts";
 import { insertResultRuns, type ResultRun } from "./submit-blocks.ts";
 import { type ChunkError, insertChunkResults, type RejectionReason, type RunOfResults } from "./submit-chunks.ts";
 import { recordChunkErrors } from "./submit-errors.ts";
@@ -33,6 +34,10 @@ export async function submitResults(
   submitted: { volunteerId: string; userId?: string | null; shard?: number; runs: ResultRun[]; errors: ChunkError[]; consoles?: readonly ConsoleReport[] },
 ): Promise<SubmitOutcome> {
   const input = { ...submitted, shard: submitted.shard ?? counterShardOf(submitted.volunteerId) };
+  // Copies of these tasks may be wanted now: the next lease here looks (lease.ts, `noCopiesAt`).
+  const { noCopiesAt } = dispatchCacheOf(db);
+  for (const run of submitted.runs) noCopiesAt.delete(run.taskId);
+  for (const error of submitted.errors) noCopiesAt.delete(error.taskId);
   const outcome: SubmitOutcome = { inserted: 0, rejected: [] };
   const touched = new Set<string>();
   let runs = input.runs.filter((run) => run.count > 0);
