@@ -23,7 +23,12 @@ afterAll(async () => {
   rmSync(profile, { recursive: true, force: true });
 });
 
-/** `first()` registers 20,000 objects it then drops; `second()` makes garbage and yields for a while, and says how many callbacks ran meanwhile. */
+/**
+ * `first()` registers 20,000 objects it then drops; `second()` makes garbage and yields for a
+ * while, and says how many callbacks ran meanwhile. It keeps its last 8 rounds of garbage, so
+ * the old generation grows and full collections come (with young garbage alone, scavenges may
+ * leave the registered objects, promoted by then, uncollected: the control once saw 0).
+ */
 const source = String.raw`
 globalThis.ccFinal = {
   first() {
@@ -34,10 +39,12 @@ globalThis.ccFinal = {
   },
   async second() {
     const before = globalThis.ran;
-    for (let round = 0; round < 40 && globalThis.ran === before; round++) {
-      let junk = [];
+    const kept = [];
+    for (let round = 0; round < 80 && globalThis.ran === before; round++) {
+      const junk = [];
       for (let i = 0; i < 200000; i++) junk.push({ i, s: "x" + i });
-      junk = null;
+      kept.push(junk);
+      if (kept.length > 8) kept.shift();
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     return globalThis.ran - before;
