@@ -77,16 +77,18 @@ describe.runIf(testBackends().includes("postgres"))("waiting lease requests acro
   });
 });
 
+/** A database of `backend` for one API process: a fresh Postgres database, or an embedded one in a new folder. */
+async function backendEnv(backend: string): Promise<Record<string, string>> {
+  if (backend !== "postgres") return { DATABASE_URL: "", JWT_SECRET: "", DATA_DIR: mkdtempSync(join(tmpdir(), "cc-wait-")) };
+  const adminUrl = process.env.DATABASE_URL!;
+  const url = await createTestDatabase(adminUrl);
+  cleanups.push(() => dropDatabase(adminUrl, new URL(url).pathname.slice(1)));
+  return { DATABASE_URL: url, JWT_SECRET: secret };
+}
+
 describe.each(testBackends())("shutdown with waiting lease requests (%s)", (backend) => {
   it("answers them at once, with no work, and exits 0", async () => {
-    let env: Record<string, string>;
-    if (backend === "postgres") {
-      const adminUrl = process.env.DATABASE_URL!;
-      const url = await createTestDatabase(adminUrl);
-      cleanups.push(() => dropDatabase(adminUrl, new URL(url).pathname.slice(1)));
-      env = { DATABASE_URL: url, JWT_SECRET: secret };
-    } else env = { DATABASE_URL: "", JWT_SECRET: "", DATA_DIR: mkdtempSync(join(tmpdir(), "cc-wait-")) };
-    const api = await started({ ...env, SHUTDOWN_TIMEOUT_MS: "60000" });
+    const api = await started({ ...(await backendEnv(backend)), SHUTDOWN_TIMEOUT_MS: "60000" });
     const volunteers = await Promise.all([1, 2, 3].map(() => call(api, "POST", "/api/volunteers", { name: "waiter" })));
     const waiting = volunteers.map((v) => call(api, "POST", "/api/work/lease", waitMsBody, v.token));
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -94,5 +96,33 @@ describe.each(testBackends())("shutdown with waiting lease requests (%s)", (back
     // With a 60 s drain and 25 s waits, only answering them at once ends this before the test's timeout.
     for (const answer of await Promise.all(waiting)) expect(answer).toEqual({ leases: [], retryAfterMs: 2000 });
     expect(await api.exited).toBe(0);
+  });
+});
+
+// The Node server writes a held answer to the node response itself, with no web stream
+// (docs/architecture.md, "Dispatch", waiting volunteers): what the client sees is as before.
+describe.each(testBackends())("a waiting lease request on the Node server (%s)", (backend) => {
+  it("gets its headers at once, the API's own among them, and stops waiting when its client goes", async () => {
+    const metricsToken = "wait-test-metrics-token-0123456789";
+    const api = await started({ ...(await backendEnv(backend)), METRICS_TOKEN: metricsToken });
+    const waitingHere = async () => {
+      const text = await (await fetch(`${api.base}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } })).text();
+      return Number(/^crowdcompute_lease_requests_waiting (\d+)/m.exec(text)?.[1]);
+    };
+    const { token } = await call(api, "POST", "/api/volunteers", { name: "held" });
+    const client = new AbortController();
+    // fetch resolves with the headers: they come while the request waits.
+    const response = await fetch(`${api.base}/api/work/lease`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify(waitMsBody),
+      signal: client.signal,
+    });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("application/json");
+    expect(response.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(await waitingHere()).toBe(1);
+    client.abort();
+    while ((await waitingHere()) !== 0) await new Promise((resolve) => setTimeout(resolve, 50));
   });
 });

@@ -18,6 +18,7 @@ import { listeningWorkWaiters, type WorkWaiters } from "../lib/work-waiters.ts";
 import { endableEventStreams } from "./event-streams.ts";
 import { listenOnLoopbacks } from "./listen.ts";
 import { createNodeMetrics } from "./metrics.ts";
+import { sendingHeldAnswers } from "./send-held.ts";
 
 export const defaultWebDist = fileURLToPath(new URL("../../../web/dist", import.meta.url));
 /** Scalar's script for /api/docs, copied and compressed by the Node build (scripts/bundle.ts). */
@@ -66,7 +67,7 @@ export async function startServer({ db, env, webDist = defaultWebDist }: { db: D
       ),
   });
   const streams = endableEventStreams(siteApp(db, actual, webDist, changes, waiters).fetch);
-  siteFetch = streams.fetch;
+  siteFetch = sendingHeldAnswers(streams.fetch);
   sandboxFetch = sandboxApp(actual).fetch;
   return {
     url: env.publicUrl ?? `http://localhost:${site.port}`,

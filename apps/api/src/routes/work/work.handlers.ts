@@ -16,6 +16,7 @@ import {
 } from "@crowdcompute/db";
 import type { z } from "@hono/zod-openapi";
 import { type AppContext, authorize, type Deps, type AppRouteHandler as Handler, volunteerRoles } from "../../lib/context.ts";
+import { goneSignal, holdAnswer, nodeResponseOf } from "../../lib/held-answers.ts";
 import { secondsSince } from "../../lib/metrics.ts";
 import { ProblemError, tooManyRequests } from "../../lib/problem.ts";
 import type { TokenClaims } from "../../lib/tokens.ts";
@@ -131,29 +132,40 @@ export const lease: Handler<typeof routes.lease> = async (c) => {
   // a bound: what holds it back is its own, and no notification changes that.
   if (answer.chunks === 0 && answer.bounded === null && request.waitMs && waiters) {
     const first = answer;
+    // On Node the answer goes straight to the node response, with no web stream, and the
+    // client's going is read from it: the request's signal would make node-server build a
+    // full web Request (docs/architecture.md, "Dispatch", waiting volunteers).
+    const outgoing = nodeResponseOf(c.env);
     const waited = waiters.wait({
       volunteerId: claims.sub,
       source: scope.source,
       excluded: new Set(request.exclude.tasks),
       ms: request.waitMs,
-      signal: c.req.raw.signal,
+      signal: outgoing ? goneSignal(outgoing) : c.req.raw.signal,
       attempt: async (waiting) => {
         const again = await retryLater(() => leaseFor(scope, request, key, { keyClaimed: key !== undefined, waiting }));
         return again.chunks > 0 ? again : null;
       },
     });
+    const text = waited.then((end) => {
+      let final = end.answer ?? first;
+      // It waited its whole time: it may ask again at once (and wait again).
+      if (!end.answer && end.why === "timeout") final = { ...first, members: first.members.replace(/"retryAfterMs":\d+$/, `"retryAfterMs":0`) };
+      work.leaseAnswered(final.chunks, seconds);
+      return `{${final.members}}`;
+    });
     // The headers go now and the body when the wait ends: the handler and every middleware
-    // around it return at once, so a waiting request keeps its socket, this stream and the
-    // closure above rather than a suspended async frame per middleware.
+    // around it return at once, so a waiting request keeps its socket and the closure above
+    // rather than a suspended async frame per middleware.
+    if (outgoing) {
+      holdAnswer(outgoing, text);
+      return c.body(null, 200, { "content-type": "application/json" }) as never;
+    }
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
-        void waited.then((end) => {
-          let final = end.answer ?? first;
-          // It waited its whole time: it may ask again at once (and wait again).
-          if (!end.answer && end.why === "timeout") final = { ...first, members: first.members.replace(/"retryAfterMs":\d+$/, `"retryAfterMs":0`) };
-          work.leaseAnswered(final.chunks, seconds);
+        void text.then((json) => {
           try {
-            controller.enqueue(utf8.encode(`{${final.members}}`));
+            controller.enqueue(utf8.encode(json));
             controller.close();
           } catch {
             // Its client went: nobody reads the answer (what it got expires, or its key releases it).

@@ -1,0 +1,67 @@
+import type { ServerResponse } from "node:http";
+import { takeHeldAnswer } from "../lib/held-answers.ts";
+
+type Fetch = (request: Request, env?: unknown) => Response | Promise<Response>;
+
+let sent: Response | undefined;
+/**
+ * What tells @hono/node-server the response is written already: its X_ALREADY_SENT header, on a
+ * response it reads through `headers` (reading `body` turns its own Response class into the
+ * platform's; one it keeps as is, it writes out again).
+ */
+function alreadySent(): Response {
+  if (!sent) {
+    sent = new Response(null, { headers: { "x-hono-already-sent": "true" } });
+    void sent.body;
+  }
+  return sent;
+}
+
+/**
+ * node-server builds a full web Request (headers, body stream, signal) the first time a
+ * middleware reads the request's body stream (lib/limits.ts does), keeps it on its own
+ * request, and keeps that request while the response is open, for its close handler, which
+ * needs only its abort controller. A held request's body was read whole before its handler
+ * ran: the web Request goes now. Found by its symbol's name; where it is not, nothing is done.
+ */
+function forgetWebRequest(request: Request): void {
+  for (const key of Object.getOwnPropertySymbols(request)) {
+    if (key.description === "requestCache") delete (request as unknown as Record<symbol, unknown>)[key];
+  }
+}
+
+/** `headers` as node writes them (a record built here would stay in the closure below while the request waits). */
+function nodeHeaders(headers: Headers): Record<string, string | string[]> {
+  const record: Record<string, string | string[]> = {};
+  headers.forEach((value, name) => {
+    record[name] = value;
+  });
+  const cookies = headers.getSetCookie();
+  if (cookies.length > 0) record["set-cookie"] = cookies;
+  return record;
+}
+
+/**
+ * Wraps `fetch` so that a response whose body a handler held (lib/held-answers.ts, a waiting
+ * lease request) is written here: its status and headers, every middleware's included, at
+ * once, and its body to the node response when it comes. A held request keeps no web stream,
+ * reader or write loop (docs/architecture.md, "Dispatch", waiting volunteers).
+ */
+export function sendingHeldAnswers(fetch: Fetch): Fetch {
+  return async (request, bindings) => {
+    const response = await fetch(request, bindings);
+    const outgoing = (bindings as { outgoing?: ServerResponse } | undefined)?.outgoing;
+    const text = outgoing && takeHeldAnswer(outgoing);
+    if (!outgoing || !text) return response;
+    outgoing.writeHead(response.status, nodeHeaders(response.headers));
+    outgoing.flushHeaders();
+    forgetWebRequest(request);
+    void text.then(
+      (json) => {
+        if (!outgoing.destroyed) outgoing.end(json);
+      },
+      () => outgoing.destroy(),
+    );
+    return alreadySent();
+  };
+}
