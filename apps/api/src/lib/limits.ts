@@ -88,7 +88,10 @@ export async function readRequestBody(c: AppContext): Promise<() => void> {
   if (length !== null && !(Number.isSafeInteger(length) && length >= 0)) throw new ProblemError(400, "Bad request", "Content-Length is not a byte count");
   if (length !== null && length > maxBytes) throw bodyTooLarge(c);
   const raw = c.req.raw;
-  if (!raw.body || length === 0) return () => {};
+  // On Node the body is read from the node request (see `readNodeWhole`); reading `raw.body`
+  // would make node-server build a web Request and a web stream of it.
+  const incoming = nodeIncomingOf(c.env);
+  if (length === 0 || (!incoming && !raw.body)) return () => {};
   const { bodies, config } = c.var.deps.bounds;
   const source = networkSource(c);
   let held = 0;
@@ -102,14 +105,15 @@ export async function readRequestBody(c: AppContext): Promise<() => void> {
   };
   try {
     if (length !== null) take(length);
-    const bytes = await readWhole(raw.body, {
+    const bounds: BodyBounds = {
       maxBytes,
       length,
       idleMs: config.bodyIdleMs,
       timeoutMs: config.bodyTimeoutMs,
       tooLarge: () => bodyTooLarge(c),
       ...(length === null ? { onBytes: take } : {}),
-    });
+    };
+    const bytes = incoming ? await readNodeWhole(incoming, bounds) : await readWhole(raw.body!, bounds);
     const mediaType = (raw.headers.get("content-type") ?? "").split(";")[0]!.trim();
     if (textMediaType.test(mediaType)) {
       // Decoded once, where hono keeps a body it read (c.req.text(), c.req.json() and the
@@ -129,61 +133,146 @@ export async function readRequestBody(c: AppContext): Promise<() => void> {
   }
 }
 
-/** The whole of `body` in one array, within its limits (see `readRequestBody`). */
-async function readWhole(
-  body: ReadableStream<Uint8Array>,
-  limits: { maxBytes: number; length: number | null; idleMs: number; timeoutMs: number; tooLarge: () => Error; onBytes?: (bytes: number) => void },
-): Promise<Uint8Array> {
-  const reader = body.getReader();
-  // Declared: read straight into one array. Chunked: kept in parts, joined at the end.
+interface BodyBounds {
+  maxBytes: number;
+  length: number | null;
+  idleMs: number;
+  timeoutMs: number;
+  tooLarge: () => Error;
+  onBytes?: (bytes: number) => void;
+}
+
+/** What @hono/node-server passes as the bindings (`c.env`): the node request, its body unread. */
+interface NodeIncoming {
+  on(event: string, listener: (arg?: unknown) => void): unknown;
+  off(event: string, listener: (arg?: unknown) => void): unknown;
+  pause(): unknown;
+  readonly readableEnded: boolean;
+  readonly readableDidRead: boolean;
+  readonly destroyed: boolean;
+}
+
+function nodeIncomingOf(bindings: unknown): NodeIncoming | undefined {
+  const incoming = (bindings as { incoming?: NodeIncoming } | undefined)?.incoming;
+  return incoming && typeof incoming.on === "function" && !incoming.readableDidRead ? incoming : undefined;
+}
+
+/**
+ * Gathers a body's chunks within its bounds and tells when it stalled or dragged; the same for
+ * a web stream and a node request. Declared: read straight into one array. Chunked: kept in
+ * parts, joined at the end.
+ */
+function gathering(limits: BodyBounds) {
   const whole = limits.length !== null ? new Uint8Array(limits.length) : null;
   const parts: Uint8Array[] = [];
   let received = 0;
   const started = Date.now();
   let lastRead = started;
-  // One timer for the whole body, rescheduled only when it fires: a per-read timer cost more
-  // than the read (a 12 MiB body comes in ~200 reads).
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timedOut = new Promise<"timeout">((resolve) => {
-    const check = () => {
-      const now = Date.now();
-      const idleLeft = lastRead + limits.idleMs - now;
-      const totalLeft = started + limits.timeoutMs - now;
-      if (idleLeft <= 0 || totalLeft <= 0) resolve("timeout");
-      else timer = setTimeout(check, Math.min(idleLeft, totalLeft));
-    };
-    timer = setTimeout(check, Math.min(limits.idleMs, limits.timeoutMs));
-  });
-  try {
-    for (;;) {
-      const next = await Promise.race([reader.read(), timedOut]);
-      if (next === "timeout") {
-        throw bodyTimedOut(Date.now() - started >= limits.timeoutMs ? `the body did not arrive whole within ${limits.timeoutMs / 1000} s` : `the body sent nothing for ${limits.idleMs / 1000} s`);
-      }
-      if (next.done) break;
+  return {
+    add(value: Uint8Array): void {
       lastRead = Date.now();
-      const value = next.value;
       if (received + value.byteLength > limits.maxBytes || (limits.length !== null && received + value.byteLength > limits.length)) throw limits.tooLarge();
       limits.onBytes?.(value.byteLength);
       if (whole) whole.set(value, received);
       else parts.push(value);
       received += value.byteLength;
+    },
+    /**
+     * Calls `onTimeout` with the 408 once the body sends nothing for `idleMs` or is not whole
+     * after `timeoutMs`. One timer for the whole body, rescheduled only when it fires: a
+     * per-read timer cost more than the read (a 12 MiB body comes in ~200 reads). Returns its stop.
+     */
+    watch(onTimeout: (error: Error) => void): () => void {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const check = () => {
+        const now = Date.now();
+        const idleLeft = lastRead + limits.idleMs - now;
+        const totalLeft = started + limits.timeoutMs - now;
+        if (idleLeft <= 0 || totalLeft <= 0)
+          onTimeout(bodyTimedOut(now - started >= limits.timeoutMs ? `the body did not arrive whole within ${limits.timeoutMs / 1000} s` : `the body sent nothing for ${limits.idleMs / 1000} s`));
+        else timer = setTimeout(check, Math.min(idleLeft, totalLeft));
+      };
+      timer = setTimeout(check, Math.min(limits.idleMs, limits.timeoutMs));
+      return () => clearTimeout(timer);
+    },
+    result(): Uint8Array {
+      if (whole) return received === whole.byteLength ? whole : whole.subarray(0, received);
+      if (parts.length === 1) return parts[0]!;
+      const joined = new Uint8Array(received);
+      let at = 0;
+      for (const part of parts) {
+        joined.set(part, at);
+        at += part.byteLength;
+      }
+      return joined;
+    },
+  };
+}
+
+/** The whole of `body` in one array, within its limits (see `readRequestBody`). */
+async function readWhole(body: ReadableStream<Uint8Array>, limits: BodyBounds): Promise<Uint8Array> {
+  const reader = body.getReader();
+  const into = gathering(limits);
+  let stop = () => {};
+  const timedOut = new Promise<Error>((resolve) => {
+    stop = into.watch(resolve);
+  });
+  try {
+    for (;;) {
+      const next = await Promise.race([reader.read(), timedOut]);
+      if (next instanceof Error) throw next;
+      if (next.done) break;
+      into.add(next.value);
     }
   } catch (error) {
     reader.cancel().catch(() => {});
     throw error;
   } finally {
-    clearTimeout(timer);
+    stop();
   }
-  if (whole) return received === whole.byteLength ? whole : whole.subarray(0, received);
-  if (parts.length === 1) return parts[0]!;
-  const joined = new Uint8Array(received);
-  let at = 0;
-  for (const part of parts) {
-    joined.set(part, at);
-    at += part.byteLength;
-  }
-  return joined;
+  return into.result();
+}
+
+/**
+ * The same from the node request itself, on Node: no web Request, no web stream of the body
+ * (Readable.toWeb's, which its listeners kept until the socket closed: ~1.5 KB a waiting lease
+ * request; docs/architecture.md, "Dispatch", waiting volunteers). On a refusal the request is
+ * paused and left to node-server, as a cancelled web reader left it.
+ */
+function readNodeWhole(incoming: NodeIncoming, limits: BodyBounds): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const into = gathering(limits);
+    const finish = (error?: unknown) => {
+      stop();
+      incoming.off("data", onData);
+      incoming.off("end", onEnd);
+      incoming.off("error", onError);
+      incoming.off("close", onClose);
+      if (error === undefined) resolve(into.result());
+      else {
+        incoming.pause();
+        reject(error);
+      }
+    };
+    const onData = (chunk: unknown) => {
+      try {
+        into.add(chunk as Uint8Array);
+      } catch (error) {
+        finish(error);
+      }
+    };
+    const onEnd = () => finish();
+    const onError = (error: unknown) => finish(error ?? new Error("the body failed"));
+    const onClose = () => {
+      if (!incoming.readableEnded) finish(new Error("Client connection prematurely closed."));
+    };
+    const stop = into.watch(finish);
+    if (incoming.destroyed) return finish(new Error("Client connection prematurely closed."));
+    incoming.on("data", onData);
+    incoming.on("end", onEnd);
+    incoming.on("error", onError);
+    incoming.on("close", onClose);
+  });
 }
 
 // As hono's validator tells a JSON body: `application/json`, or any `+json` type.
