@@ -19,7 +19,7 @@ function alreadySent(): Response {
 
 /**
  * node-server builds a full web Request (headers, body stream, signal) the first time a
- * middleware reads the request's body stream (lib/limits.ts does), keeps it on its own
+ * middleware reads the request's body stream (lib/limits.ts does not on Node), keeps it on its own
  * request, and keeps that request while the response is open, for its close handler, which
  * needs only its abort controller. A held request's body was read whole before its handler
  * ran: the web Request goes now. Found by its symbol's name; where it is not, nothing is done.
