@@ -151,18 +151,21 @@ export class VolunteerRunner {
 
   async setThreads(threads: number): Promise<void> {
     this.threads = threads;
+    this.askAgainIfWaiting();
     await this.sandbox?.setThreads(threads);
   }
 
   /** Takes effect at once: each worker rests after each chunk to fit the new share. */
   setCpuPercent(cpuPercent: number): void {
     this.cpuPercent = checkCpuPercent(cpuPercent);
+    this.askAgainIfWaiting();
     void this.sandbox?.setCpuPercent(this.cpuPercent);
   }
 
   /** From the next lease request on; chunks of newly excluded tasks already in hand still run. */
   setExclusions(exclude: Exclusions): void {
     this.exclude = exclude;
+    this.askAgainIfWaiting();
   }
 
   /** From the next part's outcomes on. */
@@ -196,6 +199,15 @@ export class VolunteerRunner {
     this.heartbeat.end();
     this.sandbox?.destroy();
     this.sandbox = null;
+  }
+
+  /**
+   * A lease request the server holds (waitMs) says the settings it was asked with: one that
+   * changed ends it (whatever its key got goes back) and the next asks with the new ones, so a
+   * task that starts meanwhile is not leased at the old threads, CPU share or exclusions.
+   */
+  private askAgainIfWaiting(): void {
+    this.leaseWait?.abort();
   }
 
   private kick(): void {
@@ -325,7 +337,8 @@ export class VolunteerRunner {
         (response) => this.leased(client, response, wait !== null),
         (error: unknown) => {
           if (!wait?.signal.aborted) return this.failed(error);
-          // Paused while it waited: whatever it may have been given in that moment goes back.
+          // Paused, or the settings changed, while it waited: whatever it may have been given in
+          // that moment goes back.
           this.leaseKey = null;
           void client.release([], { leaseRequestKey: key }).catch(() => {});
         },
