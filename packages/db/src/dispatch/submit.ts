@@ -34,10 +34,6 @@ export async function submitResults(
   submitted: { volunteerId: string; userId?: string | null; shard?: number; runs: ResultRun[]; errors: ChunkError[]; consoles?: readonly ConsoleReport[] },
 ): Promise<SubmitOutcome> {
   const input = { ...submitted, shard: submitted.shard ?? counterShardOf(submitted.volunteerId) };
-  // Copies of these tasks may be wanted now: the next lease here looks (lease.ts, `noCopiesAt`).
-  const { noCopiesAt } = dispatchCacheOf(db);
-  for (const run of submitted.runs) noCopiesAt.delete(run.taskId);
-  for (const error of submitted.errors) noCopiesAt.delete(error.taskId);
   const outcome: SubmitOutcome = { inserted: 0, rejected: [] };
   const touched = new Set<string>();
   let runs = input.runs.filter((run) => run.count > 0);
@@ -45,12 +41,17 @@ export async function submitResults(
   // Whole blocks of replicated leases (the caller's hint): a vote by the block in one statement
   // each; what that statement finds is not one goes the usual way below.
   const hinted = runs.filter((run) => run.wholeReplicatedBlock && run.offset === 0 && run.count >= 2);
+  // Copies of a task may be wanted once a vote of it is recorded or a chunk errs: the next lease
+  // here looks (lease.ts, `noCopiesAt`). A trusted copy accepted alone (spotCheck) wants none.
+  const { noCopiesAt } = dispatchCacheOf(db);
+  for (const error of input.errors) noCopiesAt.delete(error.taskId);
   if (hinted.length > 0) {
     const voted = await recordBlockVotes(db, { volunteerId: input.volunteerId, userId: input.userId ?? null, shard: input.shard, runs: hinted.map(runOfResults) });
     outcome.inserted += voted.inserted;
     for (const taskId of voted.exhausted) touched.add(taskId);
     perChunk.push(...voted.perChunk);
     const notOpen = new Set(voted.notOpen.map((run) => run.leaseRowId));
+    for (const run of hinted) if (!notOpen.has(run.leaseRowId)) noCopiesAt.delete(run.taskId);
     runs = runs.filter((run) => !(run.wholeReplicatedBlock && run.offset === 0 && run.count >= 2) || notOpen.has(run.leaseRowId));
   }
   if (runs.length > 0) {
@@ -68,6 +69,7 @@ export async function submitResults(
       if (row.reason) outcome.rejected.push({ leaseRowId: run.leaseRowId, taskId: run.taskId, index: first, count: run.count, reason: row.reason });
       else if (row.block_vote) blockVotes.push(chunks);
       else perChunk.push(chunks);
+      if (!row.reason) noCopiesAt.delete(run.taskId);
     }
     if (blockVotes.length > 0) {
       const voted = await recordBlockVotes(db, { volunteerId: input.volunteerId, userId: input.userId ?? null, shard: input.shard, runs: blockVotes });
