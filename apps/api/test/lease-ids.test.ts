@@ -5,7 +5,16 @@ import { describe, expect, it } from "vitest";
 import { createLeaseIds } from "../src/lib/lease-ids.ts";
 
 const secret = "lease-ids-test-secret-lease-ids-test";
-const block = { leaseRowId: 123456789, taskId: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", volunteerId: "0193a1b2-c3d4-7e5f-8a9b-ffffffffffff", copy: 1, firstIdx: 640, n: 64, replicated: true };
+const block = {
+  leaseRowId: 123456789,
+  taskId: "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b",
+  volunteerId: "0193a1b2-c3d4-7e5f-8a9b-ffffffffffff",
+  copy: 1,
+  firstIdx: 640,
+  n: 64,
+  replicated: true,
+  spotChecked: false,
+};
 const nodeHmac = (key: Uint8Array, data: Uint8Array) => createHmac("sha256", key).update(data).digest();
 
 describe("lease ids", () => {
@@ -16,6 +25,17 @@ describe("lease ids", () => {
     expect(await node.encodeBlock(block)).toBe(signed);
     expect(await node.decoder()(signed)).toEqual(block);
     expect(await web.decoder()(signed)).toEqual(block);
+  });
+
+  it("say whether the task is replicated, and spot-checked (a trusted first copy may stand alone)", async () => {
+    const node = createLeaseIds(secret, nodeHmac);
+    for (const kind of [
+      { replicated: false, spotChecked: false },
+      { replicated: true, spotChecked: false },
+      { replicated: true, spotChecked: true },
+    ]) {
+      expect(await node.decoder()(await node.encodeBlock({ ...block, ...kind }))).toEqual({ ...block, ...kind });
+    }
   });
 
   it("refuses another secret's signature, a flipped byte, a truncated id and an old per-chunk id", async () => {

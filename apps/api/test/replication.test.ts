@@ -139,6 +139,24 @@ describe.each(testBackends())("replicated tasks through the API on %s", (backend
     expect((await t.call("POST", `/api/tasks/${task.id}/clone`, { token: creator, body: { spotCheck: 0.25 } })).json.task.spotCheck).toBe(0.25);
   });
 
+  it("votes on a probationer's block of a spot-checked task, and takes the trusted copy that decides it whole", async () => {
+    await t.db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status = 'running'`);
+    const body = { name: "spot probation", code: "export default (x) => x", inputs: [4, 5, 6], replication: 2, quorum: 2, spotCheck: 0.000001, start: true };
+    const task = (await t.call("POST", "/api/tasks", { token: creator, body })).json.task;
+    // A fresh volunteer is on probation: its first copy goes to a vote, never accepted alone.
+    const probationer = (await t.volunteer()).token;
+    const first = (await t.call("POST", "/api/work/lease", { token: probationer, body: { max: 4, capabilities: { threads: 4 } } })).json.leases;
+    expect(first.map((lease: { inputs: unknown[] }) => lease.inputs.length)).toEqual([3]);
+    await t.call("POST", "/api/work/results", { token: probationer, body: { results: [{ leaseId: first[0].leaseId, results: [4, 5, 6], cpuMs: 3 }] } });
+    expect((await t.call("GET", `/api/tasks/${task.id}`, { token: creator })).json.task).toMatchObject({ status: "running", verification: { copiesReceived: 3, chunksReplicated: 3 } });
+    // The admin's volunteer gets the copy, the first copy's block whole, and its agreeing copy decides it.
+    const trusted = (await t.volunteer(admin)).token;
+    const copy = (await t.call("POST", "/api/work/lease", { token: trusted, body: { max: 4, capabilities: { threads: 4 } } })).json.leases;
+    expect(copy.map((lease: { firstIndex: number; inputs: unknown[] }) => [lease.firstIndex, lease.inputs.length])).toEqual([[0, 3]]);
+    await t.call("POST", "/api/work/results", { token: trusted, body: { results: [{ leaseId: copy[0].leaseId, results: [4, 5, 6], cpuMs: 3 }] } });
+    expect((await t.call("GET", `/api/tasks/${task.id}`, { token: creator })).json.task).toMatchObject({ status: "done", verification: { copiesReceived: 6, chunksReplicated: 3, disagreements: 0 } });
+  });
+
   it("refuses a quorum larger than the replication, storing nothing", async () => {
     const bad = await t.call("POST", "/api/tasks", { token: creator, body: { name: "bad", code: "export default (x) => x", inputs: [1], replication: 2, quorum: 3 } });
     expect(bad.status).toBe(422);

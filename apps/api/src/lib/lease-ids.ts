@@ -18,6 +18,8 @@ export interface SignedBlock {
   n: number;
   /** The task runs more than one copy of each chunk: its results are compared by their canonical JSON. */
   replicated: boolean;
+  /** Replicated with a spotCheck under 1: a trusted first copy may be accepted alone (ids made before say false). */
+  spotChecked?: boolean;
 }
 
 const uuidToBytes = (uuid: string, into: Uint8Array, at: number) => {
@@ -78,7 +80,8 @@ export function createLeaseIds(secret: string, hmac?: HmacSha256) {
       copy: view.getUint16(40),
       firstIdx: view.getUint32(42),
       n: view.getUint16(46),
-      replicated: bytes[48] === 1,
+      replicated: bytes[48] === 1 || bytes[48] === 2,
+      spotChecked: bytes[48] === 2,
     };
   }
 
@@ -93,7 +96,7 @@ export function createLeaseIds(secret: string, hmac?: HmacSha256) {
       view.setUint16(40, block.copy);
       view.setUint32(42, block.firstIdx);
       view.setUint16(46, block.n);
-      bytes[48] = block.replicated ? 1 : 0;
+      bytes[48] = block.replicated ? (block.spotChecked ? 2 : 1) : 0;
       bytes.set(await mac(bytes.subarray(0, payloadBytes)), payloadBytes);
       return toBase64Url(bytes);
     },

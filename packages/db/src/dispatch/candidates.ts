@@ -64,7 +64,7 @@ async function queryCandidates(db: Db, dispatchCache: DispatchCache, filter: Can
   const startedIn = dispatchCache.generation;
   const tasks = await queryRows<Candidate>(
     db,
-    sql`SELECT t.id, t.owner_id, t.input_kind, t.range, t.timeout_ms, t.memory_mb, t.code_sha256, t.wasm_sha256, t.replication, t.requires, t.total,
+    sql`SELECT t.id, t.owner_id, t.input_kind, t.range, t.timeout_ms, t.memory_mb, t.code_sha256, t.wasm_sha256, t.replication, t.spot_check, t.requires, t.total,
                tc.measured, tc.mean_chunk_ms, t.input_bytes::float8 / greatest(t.total, 1) AS mean_input_bytes
         FROM tasks t LEFT JOIN creator_turns ct ON ct.owner_id = t.owner_id
         -- The task's running figure, from its counter shards: at most 16 rows by key.

@@ -15,6 +15,8 @@ export type Candidate = {
   code_sha256: string;
   wasm_sha256: string | null;
   replication: number;
+  /** A replicated task's share of blocks checked by a copy (1: every block). */
+  spot_check: number;
   requires: { webgpu?: boolean };
   total: number;
   /** Results counted so far, and their mean CPU time (ms), for sizing blocks; null before any. */
@@ -124,6 +126,8 @@ export interface GrantedBlock {
   entry: "work" | "reduce";
   /** Copies of each chunk the task runs: with more than one, results are compared by their canonical JSON. */
   replication: number;
+  /** A replicated task's share of blocks checked by a copy: below 1, a trusted first copy may be accepted alone. */
+  spotCheck: number;
   /** Offsets already reported (only a repeated Idempotency-Key gets a block with some). */
   reportedOffsets: number[];
   /**

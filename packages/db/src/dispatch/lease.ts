@@ -162,7 +162,7 @@ async function leaseFromCandidates(db: Db, candidates: Candidate[], request: Lea
 
 const sum = (blocks: LeaseBlockRow[]) => blocks.reduce((total, block) => total + block.n, 0);
 
-type TaskOfLease = Pick<Candidate, "id" | "owner_id" | "input_kind" | "range" | "timeout_ms" | "memory_mb" | "code_sha256" | "wasm_sha256" | "requires" | "total" | "replication">;
+type TaskOfLease = Pick<Candidate, "id" | "owner_id" | "input_kind" | "range" | "timeout_ms" | "memory_mb" | "code_sha256" | "wasm_sha256" | "requires" | "total" | "replication" | "spot_check">;
 
 /**
  * The block as the API serves it, inputs built. A reduce chunk's input is its children's
@@ -211,6 +211,7 @@ async function leasedBlock(db: Db, task: TaskOfLease, block: LeaseBlockRow): Pro
     memoryMb: task.memory_mb,
     requires: task.requires,
     replication: task.replication,
+    spotCheck: task.spot_check,
     reportedOffsets: typeof block.reported_offsets === "string" ? (JSON.parse(block.reported_offsets) as number[]) : (block.reported_offsets ?? []),
     checkpointJson: block.checkpoint ?? null,
   };
@@ -226,7 +227,7 @@ export async function leasesOfRequest(db: Db, volunteerId: string, key: string):
   const rows = await queryRows<LeaseBlockRow & TaskOfLease>(
     db,
     sql`SELECT l.id AS lease_id, l.first_idx, l.n, l.deadline, l.copy,
-               t.id, t.owner_id, t.input_kind, t.range, t.timeout_ms, t.memory_mb, t.code_sha256, t.wasm_sha256, t.requires, t.total, t.replication,
+               t.id, t.owner_id, t.input_kind, t.range, t.timeout_ms, t.memory_mb, t.code_sha256, t.wasm_sha256, t.requires, t.total, t.replication, t.spot_check,
                ${storedInputsOf(sql`t.id`, sql`l`)} AS inputs, ${checkpointOf(sql`t.id`, sql`l`)} AS checkpoint,
                array_to_json(ARRAY(SELECT o FROM generate_series(0, l.n - 1) AS o WHERE get_bit(l.reported, o) = 1 ORDER BY o)) AS reported_offsets
         FROM leases l

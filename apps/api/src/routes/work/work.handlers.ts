@@ -88,6 +88,7 @@ async function leaseFor(scope: LeaseScope, request: z.output<typeof leaseRequest
       firstIdx: block.firstIdx,
       n: block.n,
       replicated: block.replication > 1,
+      spotChecked: block.replication > 1 && block.spotCheck < 1,
     });
     texts.push(blockJson(signed, block));
     chunks += block.n - block.reportedOffsets.length;

@@ -48,8 +48,10 @@ export async function readReports(c: AppContext, claims: TokenClaims, reports: R
         count: report.results.length,
         resultsJson: resultsJson(report, block, position),
         cpuMs: report.cpuMs,
-        // a replicated block reported whole in one report: tried first as a vote by the block
-        wholeReplicatedBlock: block.replicated && block.n >= 2 && report.offset === 0 && report.results.length === block.n,
+        // A replicated block reported whole in one report: tried first as a vote by the block.
+        // Not a spot-checked task's first copy, which a trusted volunteer's block statement
+        // mostly accepts alone (the vote would be a second statement for nine blocks in ten).
+        wholeReplicatedBlock: block.replicated && (!block.spotChecked || block.copy > 0) && block.n >= 2 && report.offset === 0 && report.results.length === block.n,
       });
     }
     for (const error of report.errors) {
