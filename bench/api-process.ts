@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import { fileURLToPath } from "node:url";
-import { freePort } from "@crowdcompute/db/testing";
+import { createTestDatabase, dropDatabase, freePort } from "@crowdcompute/db/testing";
 import { bundlePath, bundleServer, serverNodeFlags } from "../apps/api/scripts/bundle.ts";
 import { spawnServer } from "../apps/api/test/server-process.ts";
 
@@ -88,6 +88,33 @@ async function spawnApi(given: Record<string, string | undefined>): Promise<ApiP
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
       await exited;
+    },
+  };
+}
+
+/** A bench's API: its process, a keep-alive client, and the creator it registered. */
+export interface LiveServer {
+  server: ApiProcess;
+  client: JsonClient;
+  /** The creator's bearer token. */
+  token: string;
+  /** Stops the process and drops its database. */
+  close(): Promise<void>;
+}
+
+/** The API (`startApiProcess` with `env`) on a fresh database of `adminUrl`'s server, a client of `maxSockets` sockets, and a creator. */
+export async function liveServer(env: Record<string, string> = {}, maxSockets = 8): Promise<LiveServer> {
+  const url = await createTestDatabase(adminUrl);
+  const server = await startApiProcess(url, env);
+  const client = keepAliveClient(server.base, maxSockets);
+  const { token } = await client.post("/api/auth/register", { email: "live@example.com", password: "bench password" });
+  return {
+    server,
+    client,
+    token,
+    close: async () => {
+      await server.stop();
+      await dropDatabase(adminUrl, databaseName(url)).catch(() => {});
     },
   };
 }

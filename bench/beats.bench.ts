@@ -5,17 +5,16 @@
 // process's CPU a second and a beat.
 // Usage: npx node bench/beats.bench.ts [volunteers] [seconds a run]   (DATABASE_URL)
 import { mkdirSync, writeFileSync } from "node:fs";
-import { keepAliveClient, percentile, sleep, startRangeTask, treeCpuSeconds, volunteerTokens } from "./api-process.ts";
-import { liveServer } from "./cli-volunteer.ts";
+import { liveServer, percentile, sleep, startRangeTask, treeCpuSeconds, volunteerTokens } from "./api-process.ts";
 
 const volunteers = Number(process.argv[2] ?? 1000);
 const seconds = Number(process.argv[3] ?? 30);
 type Row = { periodMs: number; beats: number; perSecond: number; p50: number; p99: number; apiCpuPerSecond: number; apiCpuMsPerBeat: number; errors: number };
 const rows: Row[] = [];
 
-const live = await liveServer({ LEASE_HELD_PER_SOURCE: "10000000" });
+const live = await liveServer({ LEASE_HELD_PER_SOURCE: "10000000" }, 64);
 try {
-  const client = keepAliveClient(live.server.base, 64);
+  const { client } = live;
   // A long timeout: no block reaches its latest deadline during the runs.
   await startRangeTask(client, "beaten", volunteers, { timeoutMs: 3_600_000 });
   const tokens = await volunteerTokens(client, volunteers);

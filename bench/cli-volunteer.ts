@@ -1,41 +1,14 @@
-// What the live benches share (progress, vanished): the API in a process of its own on a fresh
-// bench database with a registered creator, and the real `crowdcompute volunteer` (headless
-// Chromium on the volunteer page) that can be killed outright, its Chromium with it.
+// What the live benches share (progress, vanished): the real `crowdcompute volunteer` (headless
+// Chromium on the volunteer page) that can be killed outright, its Chromium with it; their API
+// is api-process.ts's `liveServer`.
 // Not a bench itself (run.ts runs only *.bench.ts).
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createTestDatabase, dropDatabase } from "@crowdcompute/db/testing";
-import { type ApiProcess, adminUrl, databaseName, type JsonClient, keepAliveClient, startApiProcess } from "./api-process.ts";
 
 const cli = fileURLToPath(new URL("../apps/cli/bin/crowdcompute.js", import.meta.url));
-
-export interface LiveServer {
-  server: ApiProcess;
-  client: JsonClient;
-  /** The creator's bearer token. */
-  token: string;
-  close(): Promise<void>;
-}
-
-/** The API on a fresh database of `adminUrl`'s server with `env`, and a creator. */
-export async function liveServer(env: Record<string, string> = {}): Promise<LiveServer> {
-  const url = await createTestDatabase(adminUrl);
-  const server = await startApiProcess(url, env);
-  const client = keepAliveClient(server.base, 8);
-  const { token } = await client.post("/api/auth/register", { email: "live@example.com", password: "bench password" });
-  return {
-    server,
-    client,
-    token,
-    close: async () => {
-      await server.stop();
-      await dropDatabase(adminUrl, databaseName(url));
-    },
-  };
-}
 
 export interface CliVolunteer {
   child: ChildProcess;

@@ -11,7 +11,7 @@ import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
 import { Logger, makeWorkerUtils, run } from "graphile-worker";
 import pg from "pg";
 import { chromium } from "playwright-core";
-import { adminUrl, benchMintLimits, databaseName, keepAliveClient, percentile, sleep, startApiProcess } from "./api-process.ts";
+import { adminUrl, benchMintLimits, databaseName, liveServer, percentile, sleep } from "./api-process.ts";
 
 const tasks = Number(process.env.BENCH_INSTANT_TASKS ?? 50);
 const volunteers = Number(process.env.BENCH_INSTANT_VOLUNTEERS ?? 8);
@@ -40,12 +40,10 @@ const leaseLatencies: number[] = [];
 
 async function httpPath(waitMs: number | null, n: number): Promise<number[]> {
   leaseLatencies.length = 0;
-  const url = await createTestDatabase(adminUrl);
-  const api = await startApiProcess(url, waitingEnv);
-  const client = keepAliveClient(api.base, volunteers * 2 + 4);
+  const live = await liveServer(waitingEnv, volunteers * 2 + 4);
+  const { server: api, client, token: creator } = live;
   let running = true;
   try {
-    const { token: creator } = await client.post("/api/auth/register", { email: "instant@example.com", password: "a long password" });
     const loops = Array.from({ length: volunteers }, async () => {
       const { token } = await client.post("/api/volunteers", { name: "lean" });
       while (running) {
@@ -77,19 +75,16 @@ async function httpPath(waitMs: number | null, n: number): Promise<number[]> {
     return latencies;
   } finally {
     running = false;
-    await api.stop().catch(() => {});
-    await dropDatabase(adminUrl, databaseName(url)).catch(() => {});
+    await live.close();
   }
 }
 
 /** The same with one real volunteer page in headless Chromium (Start clicked, it waits), `n` tasks. */
 async function browserPath(n: number): Promise<number[]> {
-  const url = await createTestDatabase(adminUrl);
-  const api = await startApiProcess(url, waitingEnv);
-  const client = keepAliveClient(api.base, 4);
+  const live = await liveServer(waitingEnv, 4);
+  const { server: api, client, token: creator } = live;
   const browser = await chromium.launch({ executablePath: findChromium(), args: chromiumArgs });
   try {
-    const { token: creator } = await client.post("/api/auth/register", { email: "instant-page@example.com", password: "a long password" });
     const page = await browser.newPage();
     await page.goto(`${api.base}/`);
     await page.getByRole("button", { name: "Start" }).click();
@@ -106,8 +101,7 @@ async function browserPath(n: number): Promise<number[]> {
     return latencies;
   } finally {
     await browser.close();
-    await api.stop();
-    await dropDatabase(adminUrl, databaseName(url)).catch(() => {});
+    await live.close();
   }
 }
 

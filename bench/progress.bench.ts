@@ -7,8 +7,8 @@
 // first after ~10 s): the page no longer has that path to run.
 // Usage: npx node bench/progress.bench.ts [chunk seconds]   (DATABASE_URL names the Postgres server)
 import { mkdirSync, writeFileSync } from "node:fs";
-import { percentile, sleep } from "./api-process.ts";
-import { cliVolunteer, liveServer } from "./cli-volunteer.ts";
+import { liveServer, percentile, sleep } from "./api-process.ts";
+import { cliVolunteer } from "./cli-volunteer.ts";
 
 const chunkS = Number(process.argv[2] ?? 20);
 const code = `export default async function work(input, ctx) {

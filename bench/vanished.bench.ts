@@ -6,8 +6,8 @@
 // rule (the window past timeout + grace, so the chunk waits for its deadline).
 // Usage: npx node bench/vanished.bench.ts [old|new|both]   (DATABASE_URL names the Postgres server)
 import { mkdirSync, writeFileSync } from "node:fs";
-import { sleep } from "./api-process.ts";
-import { cliVolunteer, liveServer } from "./cli-volunteer.ts";
+import { liveServer, sleep } from "./api-process.ts";
+import { cliVolunteer } from "./cli-volunteer.ts";
 
 const chunkMs = 60_000;
 const timeoutMs = 90_000;

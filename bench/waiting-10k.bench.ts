@@ -5,8 +5,7 @@
 // the same creator reads with nobody waiting.
 // BENCH_WAITING (10000).
 import net from "node:net";
-import { createTestDatabase, dropDatabase } from "@crowdcompute/db/testing";
-import { adminUrl, benchMintLimits, databaseName, keepAliveClient, machineTimes, percentile, rssMb, sleep, startApiProcess, treeCpuSeconds, volunteerTokens } from "./api-process.ts";
+import { benchMintLimits, type JsonClient, liveServer, machineTimes, percentile, rssMb, sleep, treeCpuSeconds, volunteerTokens } from "./api-process.ts";
 
 const count = Number(process.env.BENCH_WAITING ?? 10_000);
 const metricsToken = "bench-metrics-token-0123456789";
@@ -82,7 +81,7 @@ class Waiter {
   }
 }
 
-async function creatorReads(client: ReturnType<typeof keepAliveClient>, token: string, taskId: string, n: number): Promise<number[]> {
+async function creatorReads(client: JsonClient, token: string, taskId: string, n: number): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < n; i++) {
     const at = performance.now();
@@ -100,12 +99,10 @@ async function metric(base: string, name: string): Promise<number> {
 }
 const heapUsedMb = async (base: string) => (await metric(base, "nodejs_heap_size_used_bytes")) / 1024 / 1024;
 
-const url = await createTestDatabase(adminUrl);
-const api = await startApiProcess(url, env);
-const client = keepAliveClient(api.base, 64);
+const live = await liveServer(env, 64);
+const { server: api, client, token: creator } = live;
 const waiters: Waiter[] = [];
 try {
-  const { token: creator } = await client.post("/api/auth/register", { email: "tenk@example.com", password: "a long password" });
   const { task: probe } = await client.post("/api/tasks", { name: "probe", code: "export default (x) => x", inputs: [1] }, creator);
   const rssIdle = rssMb(api.pid);
   const heapIdle = await heapUsedMb(api.base);
@@ -177,7 +174,6 @@ try {
   console.log("\ntargets: RSS < 300 MiB; GET p99 < 50 ms while waiting; all within 5 s, first 1,000 within 1 s");
 } finally {
   for (const w of waiters) w.close();
-  await api.stop();
-  await dropDatabase(adminUrl, databaseName(url)).catch(() => {});
+  await live.close();
 }
 process.exit(0);
