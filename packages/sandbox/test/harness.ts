@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
 import { type BrowserContext, type CDPSession, chromium, type Page } from "playwright-core";
+import { expect } from "vitest";
 import type { ChunkOutcome, SandboxChunk, SandboxTask } from "../src/index.ts";
 
 export interface Volunteer {
@@ -54,6 +55,28 @@ export function runBatch(volunteer: Volunteer, task: SandboxTask, chunks: Sandbo
 
 /** Each outcome's value, or its error. */
 export const results = (outcomes: ChunkOutcome[]): unknown[] => outcomes.map((outcome) => (outcome.ok ? JSON.parse(outcome.resultJson) : outcome.error));
+
+/**
+ * For the memory budget's suites: runs each named way (`ways[name]()` in work code, which has
+ * `MiB`, `touch` and `keep`) in a chunk of its own, then a probe chunk that must run; returns
+ * each way's outcome.
+ */
+export async function runWays(volunteer: Volunteer, family: string, source: string, names: string[]): Promise<Record<string, unknown>> {
+  const code = `const MiB = 1024 * 1024;
+    const touch = (bytes) => { for (let i = 0; i < bytes.length; i += 4096) bytes[i] = 1; return bytes.length; };
+    const keep = (count, make) => { const kept = []; for (let i = 0; i < count; i++) kept.push(make(i)); globalThis.kept = kept; return kept.length; };
+    const ways = ${source};
+    export default async (input) => { if (input === "probe") { globalThis.kept = undefined; return "fine"; } return await ways[input](); };`;
+  const task = taskFor(code, { taskId: `memory-${family}`, timeoutMs: 30_000 });
+  const found: Record<string, unknown> = {};
+  for (const name of names) {
+    const [outcome, after] = results(await runBatch(volunteer, task, chunksFor([name, "probe"], name)));
+    expect(after, `${family} ${name}: the chunk after it`).toBe("fine");
+    found[name] = outcome;
+  }
+  console.log(`memory, ${family}:`, found);
+  return found;
+}
 
 /**
  * Runs `source` (a classic script defining what `call` uses) in a plain Blob worker of the app

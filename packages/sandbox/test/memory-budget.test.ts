@@ -7,7 +7,7 @@
 import { rmSync } from "node:fs";
 import { freshUserDataDir } from "@crowdcompute/tooling/chromium";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { chunksFor, openVolunteer, results, runBatch, runInPlainWorker, taskFor, type Volunteer } from "./harness.ts";
+import { chunksFor, openVolunteer, results, runBatch, runInPlainWorker, runWays, taskFor, type Volunteer } from "./harness.ts";
 import { startServers, type TestServers } from "./servers.ts";
 
 let servers: TestServers;
@@ -28,27 +28,10 @@ afterAll(async () => {
 const MiB = 1024 * 1024;
 const oom = { kind: "oom", message: expect.any(String) };
 
-/** Runs each named way (`ways[name]()` in work code) in a chunk of its own, then a probe chunk; returns each way's outcome. */
-async function runWays(family: string, source: string, names: string[]): Promise<Record<string, unknown>> {
-  const code = `const MiB = 1024 * 1024;
-    const touch = (bytes) => { for (let i = 0; i < bytes.length; i += 4096) bytes[i] = 1; return bytes.length; };
-    const keep = (count, make) => { const kept = []; for (let i = 0; i < count; i++) kept.push(make(i)); globalThis.kept = kept; return kept.length; };
-    const ways = ${source};
-    export default async (input) => { if (input === "probe") { globalThis.kept = undefined; return "fine"; } return await ways[input](); };`;
-  const task = taskFor(code, { taskId: `memory-${family}`, timeoutMs: 30_000 });
-  const found: Record<string, unknown> = {};
-  for (const name of names) {
-    const [outcome, after] = results(await runBatch(volunteer, task, chunksFor([name, "probe"], name)));
-    expect(after, `${family} ${name}: the chunk after it`).toBe("fine");
-    found[name] = outcome;
-  }
-  console.log(`memory, ${family}:`, found);
-  return found;
-}
-
 describe("memory budget, by allocation family", () => {
   test("buffers: one huge, one reached by its constructor, resizable, transferred, many small kept; small ones under the budget run", { timeout: 120_000 }, async () => {
     const over = await runWays(
+      volunteer,
       "buffers",
       `{
         "one-4GiB": () => touch(new Uint8Array(new ArrayBuffer(4096 * MiB))),
@@ -68,6 +51,7 @@ describe("memory budget, by allocation family", () => {
     for (const [name, outcome] of Object.entries(over)) expect(outcome, name).toEqual(oom);
 
     const under = await runWays(
+      volunteer,
       "buffers",
       `{
         "small-garbage": () => { let sum = 0; for (let i = 0; i < 500_000; i++) { const view = new DataView(new ArrayBuffer(1024)); view.setUint32(0, i); sum += view.getUint32(0) & 1; } return sum; },
@@ -80,6 +64,7 @@ describe("memory budget, by allocation family", () => {
 
   test("typed arrays: one huge, by constructor, species copies, from/of, many small kept; small ones and views under the budget run", { timeout: 120_000 }, async () => {
     const over = await runWays(
+      volunteer,
       "typed-arrays",
       `{
         "one-1GiB": () => touch(new Float64Array(128 * MiB)) * 8,
@@ -117,6 +102,7 @@ describe("memory budget, by allocation family", () => {
     for (const [name, outcome] of Object.entries(over)) expect(outcome, name).toEqual(oom);
 
     const under = await runWays(
+      volunteer,
       "typed-arrays",
       `{
         "small-garbage": () => { let sum = 0; for (let i = 0; i < 1_000_000; i++) { const bytes = new Uint8Array(32); bytes[0] = i; sum += bytes.slice(0, 16)[0] & 1; } return sum; },
@@ -130,6 +116,7 @@ describe("memory budget, by allocation family", () => {
 
   test("platform copies: structuredClone and TextEncoder over the budget fail; small ones run", { timeout: 120_000 }, async () => {
     const over = await runWays(
+      volunteer,
       "platform-copies",
       `{
         "structured-clone": () => { const one = new Uint8Array(64 * MiB); return keep(16, () => touch(structuredClone(one))); },
@@ -141,6 +128,7 @@ describe("memory budget, by allocation family", () => {
     for (const [name, outcome] of Object.entries(over)) expect(outcome, name).toEqual(oom);
 
     const under = await runWays(
+      volunteer,
       "platform-copies",
       `{
         "small-encodes": () => { const encoder = new TextEncoder(); let sum = 0; for (let i = 0; i < 500_000; i++) sum += encoder.encode("crowdcompute:" + i).length; return sum > 0; },
@@ -201,6 +189,7 @@ describe("memory budget, by allocation family", () => {
     // (module (memory (export "memory") 1) (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))
     const growModule = "new Uint8Array([0,97,115,109,1,0,0,0,1,6,1,96,1,127,1,127,3,2,1,0,5,3,1,0,1,7,17,2,6,109,101,109,111,114,121,2,0,4,103,114,111,119,0,0,10,8,1,6,0,32,0,64,0,11])";
     const over = await runWays(
+      volunteer,
       "wasm",
       `{
         "memory-initial": () => touch(new Uint8Array(new WebAssembly.Memory({ initial: 16384 }).buffer)),
@@ -218,6 +207,7 @@ describe("memory budget, by allocation family", () => {
     }
 
     const under = await runWays(
+      volunteer,
       "wasm",
       `{
         "memory-64MiB": () => { const memory = new WebAssembly.Memory({ initial: 1 }); memory.grow(1023); return touch(new Uint8Array(memory.buffer)); },

@@ -6,7 +6,7 @@ import { rmSync } from "node:fs";
 import { runInNewContext } from "node:vm";
 import { freshUserDataDir } from "@crowdcompute/tooling/chromium";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { chunksFor, openVolunteer, results, runBatch, taskFor, type Volunteer } from "./harness.ts";
+import { chunksFor, openVolunteer, results, runBatch, runWays, taskFor, type Volunteer } from "./harness.ts";
 import { startServers, type TestServers } from "./servers.ts";
 
 let servers: TestServers;
@@ -90,20 +90,14 @@ test("slice and subarray make what the language makes, for every type and kind o
 });
 
 test("copies made by slice count against the budget: large ones at once, small ones kept", { timeout: 120_000 }, async () => {
-  const code = `const MiB = 1024 * 1024;
-    const touch = (bytes) => { for (let i = 0; i < bytes.length; i += 4096) bytes[i] = 1; return bytes.length; };
-    const keep = (count, make) => { const kept = []; for (let i = 0; i < count; i++) kept.push(make(i)); globalThis.kept = kept; return kept.length; };
-    const ways = {
+  const found = await runWays(
+    volunteer,
+    "typed-array-fast",
+    `{
       "large-slices": () => { const one = new Uint8Array(64 * MiB); return keep(16, () => touch(one.slice(0, 64 * MiB))); },
       "small-slices-kept-1GiB": () => { const one = new Uint32Array(4096); return keep(65536, () => touch(new Uint8Array(one.slice(0, 4096).buffer))); },
-    };
-    export default (input) => { if (input === "probe") { globalThis.kept = undefined; return "fine"; } return ways[input](); };`;
-  const task = taskFor(code, { taskId: "typed-array-fast-budget", timeoutMs: 30_000 });
-  const found: Record<string, unknown> = {};
-  for (const name of ["large-slices", "small-slices-kept-1GiB"]) {
-    const [outcome, after] = results(await runBatch(volunteer, task, chunksFor([name, "probe"], name)));
-    expect(after, `${name}: the chunk after it`).toBe("fine");
-    found[name] = outcome;
-  }
+    }`,
+    ["large-slices", "small-slices-kept-1GiB"],
+  );
   expect(found).toEqual({ "large-slices": { kind: "oom", message: expect.any(String) }, "small-slices-kept-1GiB": { kind: "oom", message: expect.any(String) } });
 });
