@@ -40,7 +40,7 @@ export async function submitResults(
   const perChunk: RunOfResults[] = [];
   // Whole blocks of replicated leases (the caller's hint): a vote by the block in one statement
   // each; what that statement finds is not one goes the usual way below.
-  const hinted = runs.filter((run) => run.wholeReplicatedBlock && run.offset === 0 && run.count >= 2);
+  const hinted = runs.filter(isHintedBlock);
   // Copies of a task may be wanted once a vote of it is recorded or a chunk errs: the next lease
   // here looks (lease.ts, `noCopiesAt`). A trusted copy accepted alone (spotCheck) wants none.
   const { noCopiesAt } = dispatchCacheOf(db);
@@ -52,7 +52,7 @@ export async function submitResults(
     perChunk.push(...voted.perChunk);
     const notOpen = new Set(voted.notOpen.map((run) => run.leaseRowId));
     for (const run of hinted) if (!notOpen.has(run.leaseRowId)) noCopiesAt.delete(run.taskId);
-    runs = runs.filter((run) => !(run.wholeReplicatedBlock && run.offset === 0 && run.count >= 2) || notOpen.has(run.leaseRowId));
+    runs = runs.filter((run) => !isHintedBlock(run) || notOpen.has(run.leaseRowId));
   }
   if (runs.length > 0) {
     const rows = await retryOnDeadlockOrSerialization(() => insertResultRuns(db, input.volunteerId, input.shard, runs));
@@ -128,6 +128,9 @@ async function submitChunkByChunk(db: Db, input: { volunteerId: string; userId?:
     for (const taskId of counted.finishedChunksOf) touched.add(taskId);
   }
 }
+
+/** The caller's hint that `run` is a replicated lease's whole block (two chunks or more): tried as a vote by the block first. */
+const isHintedBlock = (run: ResultRun): boolean => run.wholeReplicatedBlock === true && run.offset === 0 && run.count >= 2;
 
 /** A run as the vote and per-chunk statements take it: `first` is its first chunk's task index. */
 const runOfResults = (run: ResultRun): RunOfResults => ({
