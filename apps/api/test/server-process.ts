@@ -22,3 +22,14 @@ export async function spawnServer(args: string[], { cwd, env }: { cwd: string; e
   });
   return { child, output: () => output };
 }
+
+/** A JSON request to a server process at `api.base`; its JSON answer, or throws with the status and body. */
+export async function callJson(api: { base: string }, method: string, path: string, body?: unknown, token?: string): Promise<any> {
+  const response = await fetch(`${api.base}${path}`, {
+    method,
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
+  return response.json();
+}

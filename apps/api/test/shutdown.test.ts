@@ -14,7 +14,7 @@ import { createPostgresDb } from "@crowdcompute/db/postgres";
 import { type Backend, createTestDatabase, dropDatabase, freePort, testBackends } from "@crowdcompute/db/testing";
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
-import { spawnServer } from "./server-process.ts";
+import { callJson, spawnServer } from "./server-process.ts";
 
 const apiRoot = fileURLToPath(new URL("..", import.meta.url));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -39,16 +39,6 @@ async function startApi(env: Record<string, string>): Promise<Api> {
   const { child, output } = await spawnServer(["src/main.ts"], { cwd: apiRoot, env: fullEnv });
   const exited = new Promise<{ code: number | null; at: number }>((resolve) => child.once("exit", (code) => resolve({ code, at: Date.now() })));
   return { base: `http://127.0.0.1:${port}`, port, process: child, output, exited };
-}
-
-async function call(api: Api, method: string, path: string, body?: unknown, token?: string): Promise<any> {
-  const response = await fetch(`${api.base}${path}`, {
-    method,
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
-  return response.json();
 }
 
 /** Resolves with the error code of a new TCP connection to `port` (null when it connected). */
@@ -133,9 +123,9 @@ describe.each(testBackends())("graceful shutdown (%s)", (backend) => {
       if (api.process.exitCode === null && api.process.signalCode === null) api.process.kill("SIGKILL");
       await api.exited;
     });
-    const { token } = await call(api, "POST", "/api/auth/register", { email: "shutdown@example.com", password: "a long password" });
+    const { token } = await callJson(api, "POST", "/api/auth/register", { email: "shutdown@example.com", password: "a long password" });
     // No inputs at creation: they come as NDJSON uploads.
-    const { task } = await call(api, "POST", "/api/tasks", { name: "shutdown", code: "export default (x) => x" }, token);
+    const { task } = await callJson(api, "POST", "/api/tasks", { name: "shutdown", code: "export default (x) => x" }, token);
     return { setup, api, token, taskId: task.id as string };
   }
 

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createTestDatabase, dropDatabase, freePort, testBackends } from "@crowdcompute/db/testing";
 import { afterEach, describe, expect, it } from "vitest";
-import { spawnServer } from "./server-process.ts";
+import { callJson, spawnServer } from "./server-process.ts";
 
 const apiRoot = fileURLToPath(new URL("..", import.meta.url));
 const secret = "wait-test-secret-wait-test-secret-0123";
@@ -25,16 +25,6 @@ async function startApi(env: Record<string, string>): Promise<Api> {
   const { child } = await spawnServer(["src/main.ts"], { cwd: apiRoot, env: fullEnv });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   return { base: `http://127.0.0.1:${port}`, process: child, exited };
-}
-
-async function call(api: Api, method: string, path: string, body?: unknown, token?: string): Promise<any> {
-  const response = await fetch(`${api.base}${path}`, {
-    method,
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
-  return response.json();
 }
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -61,17 +51,17 @@ describe.runIf(testBackends().includes("postgres"))("waiting lease requests acro
     const env = { DATABASE_URL: url, JWT_SECRET: secret };
     const a = await started(env);
     const b = await started(env);
-    const { token: creator } = await call(b, "POST", "/api/auth/register", { email: "two@example.com", password: "a long password" });
-    const { token } = await call(a, "POST", "/api/volunteers", { name: "waiter" });
+    const { token: creator } = await callJson(b, "POST", "/api/auth/register", { email: "two@example.com", password: "a long password" });
+    const { token } = await callJson(a, "POST", "/api/volunteers", { name: "waiter" });
     let answered = false;
-    const waiting = call(a, "POST", "/api/work/lease", waitMsBody, token).finally(() => {
+    const waiting = callJson(a, "POST", "/api/work/lease", waitMsBody, token).finally(() => {
       answered = true;
     });
     // Not answered while there is no work (it would say so at once without waitMs)…
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(answered).toBe(false);
     // …and answered once process b starts a task: the NOTIFY reaches process a.
-    const { task } = await call(b, "POST", "/api/tasks", { name: "two", code: "export default (x) => x", inputs: [1], start: true }, creator);
+    const { task } = await callJson(b, "POST", "/api/tasks", { name: "two", code: "export default (x) => x", inputs: [1], start: true }, creator);
     const answer = await waiting;
     expect(answer.leases.map((l: { taskId: string }) => l.taskId)).toEqual([task.id]);
   });
@@ -89,8 +79,8 @@ async function backendEnv(backend: string): Promise<Record<string, string>> {
 describe.each(testBackends())("shutdown with waiting lease requests (%s)", (backend) => {
   it("answers them at once, with no work, and exits 0", async () => {
     const api = await started({ ...(await backendEnv(backend)), SHUTDOWN_TIMEOUT_MS: "60000" });
-    const volunteers = await Promise.all([1, 2, 3].map(() => call(api, "POST", "/api/volunteers", { name: "waiter" })));
-    const waiting = volunteers.map((v) => call(api, "POST", "/api/work/lease", waitMsBody, v.token));
+    const volunteers = await Promise.all([1, 2, 3].map(() => callJson(api, "POST", "/api/volunteers", { name: "waiter" })));
+    const waiting = volunteers.map((v) => callJson(api, "POST", "/api/work/lease", waitMsBody, v.token));
     await new Promise((resolve) => setTimeout(resolve, 300));
     api.process.kill("SIGTERM");
     // With a 60 s drain and 25 s waits, only answering them at once ends this before the test's timeout.
@@ -109,7 +99,7 @@ describe.each(testBackends())("a waiting lease request on the Node server (%s)",
       const text = await (await fetch(`${api.base}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } })).text();
       return Number(/^crowdcompute_lease_requests_waiting (\d+)/m.exec(text)?.[1]);
     };
-    const { token } = await call(api, "POST", "/api/volunteers", { name: "held" });
+    const { token } = await callJson(api, "POST", "/api/volunteers", { name: "held" });
     const client = new AbortController();
     // fetch resolves with the headers: they come while the request waits.
     const response = await fetch(`${api.base}/api/work/lease`, {
