@@ -29,6 +29,8 @@ export class DispatchCache {
    * for a task, and any release or expiry here, forget it (copies may be wanted now).
    */
   readonly noCopiesAt = new Map<string, number>();
+  /** When each volunteer's beat last carried progress or checkpoints here (heartbeat.ts, `liveReportAllowed`). */
+  readonly liveReportedAt = new Map<string, number>();
   /** When a lease request last swept expired leases (`sweepExpiredLeases`). */
   lastSweepAt = 0;
   /** Parties (a volunteer, or an anonymous source) by when they last asked for work here, oldest first (lease.ts, a task's share). */

@@ -78,7 +78,6 @@ export async function heartbeatLeases(db: Db, input: { volunteerId: string; leas
  * "Progress, console and checkpoints").
  */
 const liveReportGapMs = 500;
-const liveReportedAt = new WeakMap<Db, Map<string, number>>();
 
 /**
  * Whether a beat of `volunteerId` that carries progress or checkpoints may write them now (and if
@@ -87,8 +86,7 @@ const liveReportedAt = new WeakMap<Db, Map<string, number>>();
  * 10,000 volunteers.
  */
 export function liveReportAllowed(db: Db, volunteerId: string, now = Date.now()): boolean {
-  let last = liveReportedAt.get(db);
-  if (!last) liveReportedAt.set(db, (last = new Map()));
+  const last = dispatchCacheOf(db).liveReportedAt;
   const at = last.get(volunteerId);
   if (at !== undefined && now - at < liveReportGapMs) return false;
   if (last.size >= 10_000) for (const [id, when] of last) if (now - when >= liveReportGapMs) last.delete(id);
