@@ -33,7 +33,7 @@ export interface WorkWaitersOptions {
   tick?: () => void;
 }
 
-type Entry = WaitRequest<unknown> & { done(end: WaitEnd<unknown>): void; running: boolean };
+type Entry = WaitRequest<unknown> & { done(end: WaitEnd<unknown>): void };
 
 export interface WorkWaiters {
   /** Holds `request` until an attempt gets work, `ms` pass, a newer request of its volunteer comes, the client goes, or `close()`. */
@@ -93,13 +93,13 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
     let cutShort = false;
     try {
       let emptyInARow = 0;
-      const queue = [...entries].filter((entry) => !entry.running && wants(entry, ids));
+      // One drain at a time (`draining`; a wake-up meanwhile goes in `again`): none of these is mid-attempt.
+      const queue = [...entries].filter((entry) => wants(entry, ids));
       let next = 0;
       const worker = async () => {
         while (!closed && emptyInARow < concurrency && next < queue.length) {
           const entry = queue[next++]!;
           if (!entries.has(entry)) continue;
-          entry.running = true;
           try {
             // The others woken with it: a new task gives each of them a share (the count stays as the drain began).
             const answer = await entry.attempt(queue.length - 1);
@@ -115,8 +115,6 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
           } catch (error) {
             if (remove(entry)) entry.done({ answer: null, why: "gone" });
             console.warn(`a waiting lease request failed: ${(error as Error).message}`);
-          } finally {
-            entry.running = false;
           }
         }
       };
@@ -179,7 +177,6 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
         const timeout = setTimeout(() => end(entry, { answer: null, why: "timeout" }), request.ms * (0.85 + 0.15 * Math.random()));
         const entry: Entry = {
           ...request,
-          running: false,
           done: (how) => {
             clearTimeout(timeout);
             request.signal.removeEventListener("abort", onAbort);
