@@ -2,26 +2,10 @@
 // item 4): a FinalizationRegistry callback for objects one chunk dropped must not run while the
 // next chunk of the same task computes. Positive control: in a plain worker of the app page the
 // same two calls, one after the other, do see the first one's callbacks run during the second.
-import { rmSync } from "node:fs";
-import { freshUserDataDir } from "@crowdcompute/tooling/chromium";
-import { afterAll, beforeAll, expect, test } from "vitest";
-import { chunksFor, openVolunteer, results, runBatch, taskFor, type Volunteer } from "./harness.ts";
-import { startServers, type TestServers } from "./servers.ts";
+import { expect, test } from "vitest";
+import { chunksFor, results, runBatch, taskFor, volunteerSuite } from "./harness.ts";
 
-let servers: TestServers;
-let volunteer: Volunteer;
-const profile = freshUserDataDir();
-
-beforeAll(async () => {
-  servers = await startServers();
-  volunteer = await openVolunteer(profile, servers, { threads: 1 });
-});
-
-afterAll(async () => {
-  await volunteer?.close();
-  await servers?.close();
-  rmSync(profile, { recursive: true, force: true });
-});
+const running = volunteerSuite({ threads: 1 });
 
 /**
  * `first()` registers 20,000 objects it then drops; `second()` makes garbage and yields for a
@@ -53,7 +37,7 @@ globalThis.ccFinal = {
 `;
 
 test("a chunk's FinalizationRegistry callbacks do not run during the next chunk; outside the sandbox they do (positive control)", { timeout: 120_000 }, async () => {
-  const control = await volunteer.evaluate<number>(`new Promise((resolve, reject) => {
+  const control = await running.volunteer.evaluate<number>(`new Promise((resolve, reject) => {
     const worker = new Worker(URL.createObjectURL(new Blob([${JSON.stringify(source)} + "; onmessage = async (event) => postMessage(await ccFinal[event.data]());"], { type: "text/javascript" })));
     worker.onerror = (event) => reject(new Error(event.message));
     worker.onmessage = (event) => {
@@ -68,7 +52,7 @@ test("a chunk's FinalizationRegistry callbacks do not run during the next chunk;
   const code = `${source}\nexport default (input) => globalThis.ccFinal[input]();`;
   const task = taskFor(code, { taskId: "finalization", timeoutMs: 30_000 });
   // One thread: both chunks run in the same worker, one after the other.
-  const found = results(await runBatch(volunteer, task, chunksFor(["first", "second"])));
+  const found = results(await runBatch(running.volunteer, task, chunksFor(["first", "second"])));
   console.log("in the sandbox:", found);
   expect(found).toEqual(["registered", 0]);
 });

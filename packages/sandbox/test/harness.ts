@@ -3,12 +3,13 @@
 // storage leaks), the app page over CDP (Playwright refuses a page whose sandbox frame
 // crashed; CDP does not), and tasks as the host takes them.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
+import { chromiumArgs, findChromium, freshUserDataDir } from "@crowdcompute/tooling/chromium";
 import { type BrowserContext, type CDPSession, chromium, type Page } from "playwright-core";
-import { expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import type { ChunkOutcome, SandboxChunk, SandboxTask } from "../src/index.ts";
+import { startServers, type TestServers } from "./servers.ts";
 
 export interface Volunteer {
   context: BrowserContext;
@@ -39,6 +40,26 @@ export async function openVolunteer(profileDir: string, servers: { appOrigin: st
   };
   await evaluate(`ccSandbox.createSandbox({ origin: ${JSON.stringify(servers.sandboxOrigin)}, threads: ${threads}, ...${sandboxOptions} }).then((sandbox) => { window.sandbox = sandbox; })`);
   return { context, page, cdp, evaluate, close: () => context.close() };
+}
+
+/**
+ * A suite's volunteer: the test servers and `openVolunteer` (with `options`) on a fresh profile,
+ * started before the tests of the file that calls it, closed and the profile removed after.
+ * Read `volunteer` in the tests (it is set by `beforeAll`).
+ */
+export function volunteerSuite(options?: Parameters<typeof openVolunteer>[2]): { readonly volunteer: Volunteer } {
+  const held = {} as { servers: TestServers; volunteer: Volunteer };
+  const profile = freshUserDataDir();
+  beforeAll(async () => {
+    held.servers = await startServers();
+    held.volunteer = await openVolunteer(profile, held.servers, options);
+  });
+  afterAll(async () => {
+    await held.volunteer?.close();
+    await held.servers?.close();
+    rmSync(profile, { recursive: true, force: true });
+  });
+  return held;
 }
 
 const sha256 = (text: string): string => createHash("sha256").update(text).digest("hex");

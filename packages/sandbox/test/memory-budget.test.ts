@@ -4,26 +4,10 @@
 // original constructor included; under the budget, code that makes many small allocations (as
 // binary-data code and npm libraries do) runs. Garbage made in one synchronous stretch counts
 // until the chunk yields (see the doc), so the garbage here stays under the budget + 512 MiB.
-import { rmSync } from "node:fs";
-import { freshUserDataDir } from "@crowdcompute/tooling/chromium";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { chunksFor, openVolunteer, results, runBatch, runInPlainWorker, runWays, taskFor, type Volunteer } from "./harness.ts";
-import { startServers, type TestServers } from "./servers.ts";
+import { describe, expect, test } from "vitest";
+import { chunksFor, results, runBatch, runInPlainWorker, runWays, taskFor, volunteerSuite } from "./harness.ts";
 
-let servers: TestServers;
-let volunteer: Volunteer;
-const profile = freshUserDataDir();
-
-beforeAll(async () => {
-  servers = await startServers();
-  volunteer = await openVolunteer(profile, servers);
-});
-
-afterAll(async () => {
-  await volunteer?.close();
-  await servers?.close();
-  rmSync(profile, { recursive: true, force: true });
-});
+const running = volunteerSuite();
 
 const MiB = 1024 * 1024;
 const oom = { kind: "oom", message: expect.any(String) };
@@ -31,7 +15,7 @@ const oom = { kind: "oom", message: expect.any(String) };
 describe("memory budget, by allocation family", () => {
   test("buffers: one huge, one reached by its constructor, resizable, transferred, many small kept; small ones under the budget run", { timeout: 120_000 }, async () => {
     const over = await runWays(
-      volunteer,
+      running.volunteer,
       "buffers",
       `{
         "one-4GiB": () => touch(new Uint8Array(new ArrayBuffer(4096 * MiB))),
@@ -51,7 +35,7 @@ describe("memory budget, by allocation family", () => {
     for (const [name, outcome] of Object.entries(over)) expect(outcome, name).toEqual(oom);
 
     const under = await runWays(
-      volunteer,
+      running.volunteer,
       "buffers",
       `{
         "small-garbage": () => { let sum = 0; for (let i = 0; i < 500_000; i++) { const view = new DataView(new ArrayBuffer(1024)); view.setUint32(0, i); sum += view.getUint32(0) & 1; } return sum; },
@@ -64,7 +48,7 @@ describe("memory budget, by allocation family", () => {
 
   test("typed arrays: one huge, by constructor, species copies, from/of, many small kept; small ones and views under the budget run", { timeout: 120_000 }, async () => {
     const over = await runWays(
-      volunteer,
+      running.volunteer,
       "typed-arrays",
       `{
         "one-1GiB": () => touch(new Float64Array(128 * MiB)) * 8,
@@ -102,7 +86,7 @@ describe("memory budget, by allocation family", () => {
     for (const [name, outcome] of Object.entries(over)) expect(outcome, name).toEqual(oom);
 
     const under = await runWays(
-      volunteer,
+      running.volunteer,
       "typed-arrays",
       `{
         "small-garbage": () => { let sum = 0; for (let i = 0; i < 1_000_000; i++) { const bytes = new Uint8Array(32); bytes[0] = i; sum += bytes.slice(0, 16)[0] & 1; } return sum; },
@@ -116,7 +100,7 @@ describe("memory budget, by allocation family", () => {
 
   test("platform copies: structuredClone and TextEncoder over the budget fail; small ones run", { timeout: 120_000 }, async () => {
     const over = await runWays(
-      volunteer,
+      running.volunteer,
       "platform-copies",
       `{
         "structured-clone": () => { const one = new Uint8Array(64 * MiB); return keep(16, () => touch(structuredClone(one))); },
@@ -128,7 +112,7 @@ describe("memory budget, by allocation family", () => {
     for (const [name, outcome] of Object.entries(over)) expect(outcome, name).toEqual(oom);
 
     const under = await runWays(
-      volunteer,
+      running.volunteer,
       "platform-copies",
       `{
         "small-encodes": () => { const encoder = new TextEncoder(); let sum = 0; for (let i = 0; i < 500_000; i++) sum += encoder.encode("crowdcompute:" + i).length; return sum > 0; },
@@ -156,14 +140,14 @@ describe("memory budget, by allocation family", () => {
     const task = taskFor(code, { taskId: "memory-streams", timeoutMs: 30_000 });
     const found: Record<string, unknown> = {};
     for (const name of ["autoAllocated", "byGetter", "enqueued", "byob", "plain"]) {
-      const [outcome, after] = results(await runBatch(volunteer, task, chunksFor([{ name, mib: 1024 }, "probe"], name)));
+      const [outcome, after] = results(await runBatch(running.volunteer, task, chunksFor([{ name, mib: 1024 }, "probe"], name)));
       expect(after, `${name}: the chunk after it`).toBe("fine");
       found[name] = outcome;
     }
     const refused = { kind: "throw", message: expect.stringContaining("autoAllocateChunkSize is not offered") };
     expect(found).toEqual({ autoAllocated: refused, byGetter: 8, enqueued: 16, byob: 7, plain: "abReadableStream" });
     // 2 × 256 MiB, committed outside any budget (the machine is shared).
-    expect(await runInPlainWorker(volunteer, source, "ccStreams.autoAllocated(input)", 256)).toBe(512 * MiB);
+    expect(await runInPlainWorker(running.volunteer, source, "ccStreams.autoAllocated(input)", 256)).toBe(512 * MiB);
   });
 
   test("garbage: counted until the chunk lets its event loop run; a loop that awaits ctx.yield() now and then makes GiBs of it", { timeout: 120_000 }, async () => {
@@ -179,8 +163,8 @@ describe("memory budget, by allocation family", () => {
       return sum;
     };`;
     const task = taskFor(code, { taskId: "memory-garbage", timeoutMs: 60_000 });
-    const [withoutPauses] = results(await runBatch(volunteer, task, chunksFor(["no-pauses"], "no-pauses")));
-    const [withPauses] = results(await runBatch(volunteer, task, chunksFor(["pauses"], "pauses")));
+    const [withoutPauses] = results(await runBatch(running.volunteer, task, chunksFor(["no-pauses"], "no-pauses")));
+    const [withPauses] = results(await runBatch(running.volunteer, task, chunksFor(["pauses"], "pauses")));
     expect(withoutPauses).toEqual({ kind: "oom", message: expect.stringContaining("await ctx.yield()") });
     expect(withPauses).toBe(2_000_000 * 1024);
   });
@@ -189,7 +173,7 @@ describe("memory budget, by allocation family", () => {
     // (module (memory (export "memory") 1) (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))
     const growModule = "new Uint8Array([0,97,115,109,1,0,0,0,1,6,1,96,1,127,1,127,3,2,1,0,5,3,1,0,1,7,17,2,6,109,101,109,111,114,121,2,0,4,103,114,111,119,0,0,10,8,1,6,0,32,0,64,0,11])";
     const over = await runWays(
-      volunteer,
+      running.volunteer,
       "wasm",
       `{
         "memory-initial": () => touch(new Uint8Array(new WebAssembly.Memory({ initial: 16384 }).buffer)),
@@ -207,7 +191,7 @@ describe("memory budget, by allocation family", () => {
     }
 
     const under = await runWays(
-      volunteer,
+      running.volunteer,
       "wasm",
       `{
         "memory-64MiB": () => { const memory = new WebAssembly.Memory({ initial: 1 }); memory.grow(1023); return touch(new Uint8Array(memory.buffer)); },

@@ -2,27 +2,11 @@
 // architecture.md, "The sandbox", item 5): what they make is what the language makes (the same
 // code's answers in a fresh Node context are the expected ones), every case they leave to the built-in included,
 // and the copies they make count against the memory budget as any other allocation does.
-import { rmSync } from "node:fs";
 import { runInNewContext } from "node:vm";
-import { freshUserDataDir } from "@crowdcompute/tooling/chromium";
-import { afterAll, beforeAll, expect, test } from "vitest";
-import { chunksFor, openVolunteer, results, runBatch, runWays, taskFor, type Volunteer } from "./harness.ts";
-import { startServers, type TestServers } from "./servers.ts";
+import { expect, test } from "vitest";
+import { chunksFor, results, runBatch, runWays, taskFor, volunteerSuite } from "./harness.ts";
 
-let servers: TestServers;
-let volunteer: Volunteer;
-const profile = freshUserDataDir();
-
-beforeAll(async () => {
-  servers = await startServers();
-  volunteer = await openVolunteer(profile, servers);
-});
-
-afterAll(async () => {
-  await volunteer?.close();
-  await servers?.close();
-  rmSync(profile, { recursive: true, force: true });
-});
+const running = volunteerSuite();
 
 /** Each case: a name and what it made, as plain data (type, length, offset, whether it shares its source's buffer, an FNV-1a hash of its bytes). */
 const cases = `(() => {
@@ -85,13 +69,13 @@ test("slice and subarray make what the language makes, for every type and kind o
   // The budget fixes each type's species (it cannot be redefined): the one answer that differs.
   expected.species = "TypeError";
   const task = taskFor(`export default () => ${cases};`, { taskId: "typed-array-fast", timeoutMs: 30_000 });
-  const [found] = results(await runBatch(volunteer, task, chunksFor([0])));
+  const [found] = results(await runBatch(running.volunteer, task, chunksFor([0])));
   expect(found).toEqual(expected);
 });
 
 test("copies made by slice count against the budget: large ones at once, small ones kept", { timeout: 120_000 }, async () => {
   const found = await runWays(
-    volunteer,
+    running.volunteer,
     "typed-array-fast",
     `{
       "large-slices": () => { const one = new Uint8Array(64 * MiB); return keep(16, () => touch(one.slice(0, 64 * MiB))); },
