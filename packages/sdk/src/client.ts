@@ -124,7 +124,8 @@ export function createClient(options: ClientOptions = {}) {
     }
   }
 
-  const json = async <T>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<T> => (await (await send(method, path, body, headers)).json()) as T;
+  const json = async <T>(method: string, path: string, body?: unknown, headers?: Record<string, string>, init?: { keepalive?: boolean; signal?: AbortSignal }): Promise<T> =>
+    (await (await send(method, path, body, headers, init)).json()) as T;
   const idempotency = (key: string | undefined) => (key ? { "idempotency-key": key } : undefined);
 
   return {
@@ -221,14 +222,11 @@ export function createClient(options: ClientOptions = {}) {
     /**
      * Leases blocks of chunks, sized to keep the volunteer busy for `bufferMs`. Retrying a
      * request whose answer was lost with the same `idempotencyKey` returns the blocks the
-     * first attempt got instead of leasing more.
-     */
-    /**
-     * Leases blocks. With `request.waitMs` the server may hold the request until work comes
-     * (up to 25 s); `signal` gives up waiting (the page's Pause).
+     * first attempt got instead of leasing more. With `request.waitMs` the server may hold the
+     * request until work comes (up to 25 s); `signal` gives up waiting (the page's Pause).
      */
     lease: async (request: LeaseRequest, { idempotencyKey, signal }: { idempotencyKey?: string; signal?: AbortSignal } = {}) =>
-      (await (await send("POST", "/api/work/lease", request, idempotency(idempotencyKey), signal ? { signal } : {})).json()) as LeaseResponse,
+      json<LeaseResponse>("POST", "/api/work/lease", request, idempotency(idempotencyKey), signal ? { signal } : {}),
     /**
      * Reports results and errors per block (a block may be reported in parts; an offset
      * reported again changes nothing); `next` leases the following blocks in the same round
@@ -259,7 +257,7 @@ export function createClient(options: ClientOptions = {}) {
      * browser caps such bodies at 64 KiB.
      */
     release: async (leaseIds: string[], { keepalive = false, leaseRequestKey }: { keepalive?: boolean; leaseRequestKey?: string } = {}) =>
-      (await (await send("POST", "/api/work/release", { leaseIds, ...(leaseRequestKey === undefined ? {} : { leaseRequestKey }) }, {}, keepalive ? { keepalive } : {})).json()) as ReleaseResponse,
+      json<ReleaseResponse>("POST", "/api/work/release", { leaseIds, ...(leaseRequestKey === undefined ? {} : { leaseRequestKey }) }, {}, keepalive ? { keepalive } : {}),
 
     config: () => json<{ sandboxOrigin: string }>("GET", "/api/config"),
     health: () => json<{ status: "ok"; db: "ok" }>("GET", "/api/health"),
