@@ -58,6 +58,15 @@ describe.each(testBackends())("waiting lease requests on %s", (backend) => {
     expect(waiters.size).toBe(0);
   });
 
+  it("answers a wait that ran its time out with no work and retryAfterMs 0, so the volunteer asks again at once", async () => {
+    await idle();
+    const v = await t.volunteer();
+    const res = await lease(v.token, { waitMs: 300 });
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({ leases: [], retryAfterMs: 0 });
+    expect(waiters.size).toBe(0);
+  });
+
   it("answers a waiting request when a paused task resumes and when inputs are appended", async () => {
     await idle();
     const task = (await t.call("POST", "/api/tasks", { token: creator, body: { name: "w", code: "export default (x) => x", inputs: [1], start: true } })).json.task;

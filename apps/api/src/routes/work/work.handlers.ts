@@ -47,11 +47,12 @@ type LeaseAgain = Pick<LeaseRequest, "keyClaimed" | "waiting">;
 type LeaseScope = { deps: Deps; claims: TokenClaims; source: string | null };
 
 /**
- * Leases for the request: the answer's members as JSON text (see `blockJson`), the chunks in
- * them, and the bound that kept it from more (null when none did). `again`: a waiting request
- * leasing once more after a wake-up (its key is its own already; how many others wait here).
+ * Leases for the request: its blocks as JSON text (see `blockJson`; `membersOf` writes the
+ * answer), when to ask again, the chunks in them, and the bound that kept it from more (null
+ * when none did). `again`: a waiting request leasing once more after a wake-up (its key is its
+ * own already; how many others wait here).
  */
-async function leaseFor(scope: LeaseScope, request: z.output<typeof leaseRequestSchema>, idempotencyKey: string | undefined, again: LeaseAgain = {}, retryAfterMs?: number) {
+async function leaseFor(scope: LeaseScope, request: z.output<typeof leaseRequestSchema>, idempotencyKey: string | undefined, again: LeaseAgain = {}) {
   const { deps, claims, source } = scope;
   const { db, env, leaseIds } = deps;
   // Expired leases are taken back by lease requests, no daemon (docs/architecture.md, "Dispatch"):
@@ -96,7 +97,7 @@ async function leaseFor(scope: LeaseScope, request: z.output<typeof leaseRequest
   // A first copy of a replicated chunk out: its extra copies are work for other volunteers.
   const copiesWanted = blocks.filter((block) => block.replication > 1 && block.copy === 0).map((block) => block.taskId);
   if (copiesWanted.length > 0) deps.workReady(copiesWanted);
-  return { members: `"leases":[${texts.join(",")}],"retryAfterMs":${blocks.length > 0 ? 0 : (retryAfterMs ?? env.idleRetryMs)}`, chunks, bounded };
+  return { leases: texts.join(","), retryAfterMs: blocks.length > 0 ? 0 : env.idleRetryMs, chunks, bounded };
 }
 
 /**
@@ -114,6 +115,11 @@ function blockJson(leaseId: string, block: GrantedBlock): string {
     `"timeoutMs":${block.timeoutMs},"memoryMb":${block.memoryMb},"requires":${JSON.stringify(block.requires)},"entry":"${block.entry}"${checkpoints}}`
   );
 }
+
+type LeaseAnswer = Awaited<ReturnType<typeof leaseFor>>;
+
+/** The answer's members as JSON text; `retryAfterMs` may say to ask again at once (an answer with blocks says 0 anyway). */
+const membersOf = (answer: LeaseAnswer, retryAfterMs = answer.retryAfterMs) => `"leases":[${answer.leases}],"retryAfterMs":${retryAfterMs}`;
 
 const utf8 = new TextEncoder();
 const jsonBody = (c: AppContext, text: string) => c.body(text, 200, { "content-type": "application/json" });
@@ -151,9 +157,9 @@ export const lease: Handler<typeof routes.lease> = async (c) => {
     const text = waited.then((end) => {
       let final = end.answer ?? first;
       // It waited its whole time: it may ask again at once (and wait again).
-      if (!end.answer && end.why === "timeout") final = { ...first, members: first.members.replace(/"retryAfterMs":\d+$/, `"retryAfterMs":0`) };
+      if (!end.answer && end.why === "timeout") final = { ...first, retryAfterMs: 0 };
       work.leaseAnswered(final.chunks, seconds);
-      return `{${final.members}}`;
+      return `{${membersOf(final)}}`;
     });
     // The headers go now and the body when the wait ends: the handler and every middleware
     // around it return at once, so a waiting request keeps its socket and the closure above
@@ -177,7 +183,7 @@ export const lease: Handler<typeof routes.lease> = async (c) => {
     return c.body(body, 200, { "content-type": "application/json" }) as never;
   }
   c.var.deps.work.leaseAnswered(answer.chunks, seconds);
-  return jsonBody(c, `{${answer.members}}`) as never;
+  return jsonBody(c, `{${membersOf(answer)}}`) as never;
 };
 
 export const results: Handler<typeof routes.results> = async (c) => {
@@ -202,9 +208,8 @@ export const results: Handler<typeof routes.results> = async (c) => {
   if (body.next) {
     // The reports are answered now, never held: a volunteer that would wait is told to ask
     // again at once, with a lease request, which waits (docs/architecture.md, "Dispatch").
-    const askAgainNow = body.next.waitMs && c.var.deps.waiters ? 0 : undefined;
-    const answer = await leaseFor({ deps: c.var.deps, claims, source: leaseSource(c, claims) }, body.next, c.req.valid("header")["idempotency-key"], {}, askAgainNow);
-    text += `,${answer.members}`;
+    const answer = await leaseFor({ deps: c.var.deps, claims, source: leaseSource(c, claims) }, body.next, c.req.valid("header")["idempotency-key"]);
+    text += `,${body.next.waitMs && c.var.deps.waiters ? membersOf(answer, 0) : membersOf(answer)}`;
     leased = answer.chunks;
   }
   c.var.deps.work.resultsAnswered({ accepted: reports.chunks - rejectedChunks, rejected: rejectedChunks, leased }, secondsSince(startedAt));
