@@ -58,9 +58,10 @@ export async function explodeBlocksOfLeases(db: Db, leaseRowIds: readonly number
 /**
  * A ban (reputation.ts): the banned volunteers' block votes stop counting, and every block
  * decided whole that no longer has a quorum of counted votes with a trusted one among them
- * goes back to voting as a block, wanting one more copy; its result row goes and the task's
- * done and CPU time step back. Blocks still under vote count a vote fewer. Returns the tasks
- * whose blocks were reopened (the caller runs them again and resets their reduce trees).
+ * goes back to voting as a block, wanting one more copy; its result row goes, the task's
+ * done and CPU time step back, and a task done or failed runs again. Blocks still under vote
+ * count a vote fewer. Returns the tasks whose blocks were reopened (the caller resets their
+ * reduce trees).
  */
 export async function reopenBannedBlocks(tx: Db, volunteerIdsJson: string): Promise<string[]> {
   await tx.execute(sql`
@@ -93,6 +94,10 @@ export async function reopenBannedBlocks(tx: Db, volunteerIdsJson: string): Prom
           ON CONFLICT DO NOTHING
         ), uncounted AS (
           ${addToTaskCounters(["done", "cpu_ms"], sql`SELECT task_id, 0, -sum(least(n, greatest(total - idx, 0))), -sum(cpu_ms) FROM fallen GROUP BY task_id ORDER BY task_id`)}
+        ), running_again AS (
+          -- as reopenChunks (reputation.ts) runs a task again whose chunks a ban reopened
+          UPDATE tasks SET status = 'running', finished_at = NULL
+          WHERE id IN (SELECT task_id FROM fallen) AND status IN ('done', 'failed')
         )
         SELECT DISTINCT task_id FROM fallen`,
   );

@@ -119,12 +119,7 @@ async function banVolunteers(tx: Db, volunteerIds: string[]): Promise<string[]> 
     WHERE cs.task_id = u.task_id AND cs.idx = u.idx AND cs.status = 'voting'`);
   // Blocks decided whole that needed their votes go back to voting as blocks.
   const blockTasks = await reopenBannedBlocks(tx, ids);
-  if (blockTasks.length > 0) {
-    await tx.execute(sql`
-      UPDATE tasks SET status = 'running', finished_at = NULL
-      WHERE id IN (SELECT value::uuid FROM json_array_elements_text(${JSON.stringify(blockTasks)}::json)) AND status IN ('done', 'failed')`);
-    await resetReduceTrees(tx, blockTasks);
-  }
+  if (blockTasks.length > 0) await resetReduceTrees(tx, blockTasks);
   const chunkTasks = await reopenChunks(
     tx,
     sql`WITH helped AS (
