@@ -115,11 +115,30 @@ async function inNode(source: string, input: object): Promise<KernelResult & { c
   return { ...result, cpuMs: (used.user + used.system) / 1000 };
 }
 
-/** Runs `run` and adds the CPU time the bench's Chromium workers spent meanwhile. */
+/**
+ * The worker threads' ticks once none of them ran for `quietMs` (at most `limitMs`). A worker
+ * keeps its thread busy for a while after it posted its result (V8 collects the kernel's garbage
+ * then: 20–50 ms of CPU); read at once, that went to whichever kernel ran next (the sandbox's
+ * reading of the TextEncoder kernel held 30–50 ms of the plain worker's thread, and the other way round).
+ */
+async function settledWorkerTicks(quietMs = 150, limitMs = 3000): Promise<Map<string, number>> {
+  const started = Date.now();
+  let last = chromiumWorkerTicks();
+  let quietSince = Date.now();
+  while (Date.now() - quietSince < quietMs && Date.now() - started < limitMs) {
+    await new Promise((resolve) => setTimeout(resolve, 25));
+    const now = chromiumWorkerTicks();
+    if (cpuMsBetween(last, now) > 0) quietSince = Date.now();
+    last = now;
+  }
+  return last;
+}
+
+/** Runs `run` and adds the CPU time the bench's Chromium workers spent for it, what they did after it returned included. */
 async function withWorkerCpu<T>(run: () => Promise<T>): Promise<T & { cpuMs: number }> {
-  const before = chromiumWorkerTicks();
+  const before = await settledWorkerTicks();
   const result = await run();
-  return { ...result, cpuMs: cpuMsBetween(before, chromiumWorkerTicks()) };
+  return { ...result, cpuMs: cpuMsBetween(before, await settledWorkerTicks()) };
 }
 
 /** A plain module Worker per source on the app origin (no CSP, no lockdown), kept warm across rounds like the sandbox's. */
