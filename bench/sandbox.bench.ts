@@ -18,7 +18,6 @@ import { bundleWork } from "@crowdcompute/sdk/node";
 import { chromiumArgs, findChromium } from "@crowdcompute/tooling/chromium";
 import { chromium, type Page } from "playwright-core";
 import { buildBootstrap } from "../packages/sandbox/build.ts";
-import { startServers } from "../packages/sandbox/test/servers.ts";
 import { kernelSource } from "./sandbox-kernels.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -181,6 +180,9 @@ async function inSandbox(page: Page, source: string, input: object): Promise<Ker
 }
 
 await buildBootstrap();
+// Imported only now: the servers serve the bootstrap that dist/bootstrap.js held when they were
+// imported, and a static import ran before the build above (each run measured the tree of the run before).
+const { startServers } = await import("../packages/sandbox/test/servers.ts");
 const servers = await startServers();
 // BENCH_CHROMIUM_ARGS adds switches, e.g. `--js-flags=--prof` for V8 tick logs (isolate-*.log in the working directory).
 const extraArgs = process.env.BENCH_CHROMIUM_ARGS?.split(" ").filter(Boolean) ?? [];
