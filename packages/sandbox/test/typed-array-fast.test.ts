@@ -1,4 +1,4 @@
-// The typed arrays' own `subarray` and `slice` (worker/memory/typed-array-fast.ts; docs/
+// The typed arrays' own `subarray`, `slice` and `map` (worker/memory/typed-array-fast.ts; docs/
 // architecture.md, "The sandbox", item 5): what they make is what the language makes (the same
 // code's answers in a fresh Node context are the expected ones), every case they leave to the built-in included,
 // and the copies they make count against the memory budget as any other allocation does.
@@ -28,6 +28,11 @@ const cases = `(() => {
         found[\`\${Type.name} \${length} shifted slice(\${args})\`] = tried(() => shifted.slice(...args), shifted);
         found[\`\${Type.name} \${length} shifted subarray(\${args})\`] = tried(() => shifted.subarray(...args), shifted);
       }
+      const big = Type.name.startsWith("Big");
+      found[\`\${Type.name} \${length} map\`] = tried(() => source.map((x, i, array) => (array === source ? x * (big ? 3n : 3) - (big ? BigInt(i) : i) : x)), source);
+      found[\`\${Type.name} \${length} shifted map\`] = tried(() => shifted.map((x) => x + x), shifted);
+      found[\`\${Type.name} \${length} map with this\`] = tried(() => source.map(function () { return this.k; }, { k: big ? 7n : 7.5 }), source);
+      found[\`\${Type.name} \${length} map to the wrong kind\`] = tried(() => source.map(() => (big ? 1 : 1n)), source);
     }
   }
   // What the built-ins decide: subclasses, an own constructor, a species, resizable and detached buffers, wrong receivers.
@@ -35,15 +40,26 @@ const cases = `(() => {
   const mine = new Bytes([1, 2, 3, 4]);
   found["subclass slice"] = tried(() => mine.slice(1, 3), mine);
   found["subclass subarray"] = tried(() => mine.subarray(1, 3), mine);
+  found["subclass map"] = tried(() => mine.map((x) => x + 1), mine);
   const own = new Uint16Array([1, 2, 3]);
   own.constructor = Int32Array;
   found["own constructor slice"] = tried(() => own.slice(1), own);
   found["own constructor subarray"] = tried(() => own.subarray(1), own);
+  found["own constructor map"] = tried(() => own.map((x) => x * 2), own);
+  let reads = 0;
+  const watched = new Uint8Array([1, 2, 3]);
+  Object.defineProperty(watched, "constructor", { get: () => (reads++, Uint8Array) });
+  found["map reads the constructor once"] = [tried(() => watched.map((x) => x + 1), watched), reads];
+  found["map's callback replaces the constructor"] = tried(() => { const changing = new Uint8Array([1, 2, 3]); return changing.map((x) => { changing.constructor = Int32Array; return x; }); }, {});
+  found["map with no function"] = tried(() => new Uint8Array(3).map(), {});
+  found["map with a class"] = tried(() => new Uint8Array(3).map(class {}), {});
+  found["map's callback throws"] = tried(() => new Uint8Array(3).map(() => { throw new RangeError("no"); }), {});
   for (const [Real, Posing] of [[Uint8Array, Float64Array], [Uint8Array, Uint16Array], [Int8Array, Uint8ClampedArray]]) {
     const posing = Object.setPrototypeOf(new Real(200).map((_, i) => i * 7 - 90), Posing.prototype);
     found[\`\${Real.name} as \${Posing.name} slice\`] = tried(() => posing.slice(1, 150), posing);
     found[\`\${Real.name} as \${Posing.name} small slice\`] = tried(() => posing.slice(1, 9), posing);
     found[\`\${Real.name} as \${Posing.name} subarray\`] = tried(() => posing.subarray(1, 3), posing);
+    found[\`\${Real.name} as \${Posing.name} map\`] = tried(() => posing.map((x) => x + 1), posing);
   }
   const resizable = new ArrayBuffer(16, { maxByteLength: 64 });
   const tracking = new Uint8Array(resizable);
@@ -52,18 +68,23 @@ const cases = `(() => {
   resizable.resize(32);
   found["length-tracking subarray after a resize"] = trackingView.length;
   found["resizable slice"] = tried(() => tracking.slice(1, 5), tracking);
+  found["map's callback shrinks the buffer"] = tried(() => tracking.map((x, i) => { if (i === 1) resizable.resize(8); return x + 1; }), tracking);
+  const leaving = new Uint8Array(8).fill(5);
+  found["map's callback detaches the buffer"] = tried(() => leaving.map((x, i) => { if (i === 2) leaving.buffer.transfer(); return x + 1; }), {});
   const gone = new Uint8Array(8);
   gone.buffer.transfer();
   found["detached slice"] = tried(() => gone.slice(0, 2), gone);
   found["detached subarray"] = tried(() => gone.subarray(0, 2), gone);
+  found["detached map"] = tried(() => gone.map((x) => x), gone);
   found["wrong receiver slice"] = tried(() => Uint8Array.prototype.slice.call({ constructor: Uint8Array, length: 3 }, 0, 1), {});
   found["wrong receiver subarray"] = tried(() => Uint8Array.prototype.subarray.call([1, 2, 3], 0, 1), {});
+  found["wrong receiver map"] = tried(() => Uint8Array.prototype.map.call({ constructor: Uint8Array, length: 3, 0: 1 }, (x) => x), {});
   found["NaN bits kept"] = tried(() => { const f = new Float32Array(new Uint32Array([0x7fc00001, 0xffc00002]).buffer); return new Uint32Array(f.slice().buffer); }, {});
   found["species"] = (() => { try { Object.defineProperty(Uint8Array, Symbol.species, { value: Bytes, configurable: true }); delete Uint8Array[Symbol.species]; return "redefined"; } catch (error) { return error.constructor.name; } })();
   return found;
 })()`;
 
-test("slice and subarray make what the language makes, for every type and kind of argument", { timeout: 60_000 }, async () => {
+test("slice, subarray and map make what the language makes, for every type and kind of argument", { timeout: 60_000 }, async () => {
   // In a context of its own: the cases redefine a species, and Node is the reference.
   const expected = runInNewContext(cases) as Record<string, unknown>;
   // The budget fixes each type's species (it cannot be redefined): the one answer that differs.

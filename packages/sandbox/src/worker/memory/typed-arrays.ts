@@ -62,6 +62,7 @@ export function installTypedArrays(accounting: Accounting): void {
 
   const builtInSubarray = typedArrays.subarray as AnyFunction;
   const countingSlice = typedArrays.slice as AnyFunction;
+  const countingMap = typedArrays.map as AnyFunction;
   const species = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array) as object, Symbol.species)!;
   for (const name of typedArrayNames) {
     const Original = (globalThis as unknown as Record<string, unknown>)[name] as (Constructor & { BYTES_PER_ELEMENT: number }) | undefined;
@@ -151,6 +152,7 @@ export function installTypedArrays(accounting: Accounting): void {
       make: make as FastCopies["make"],
       subarray: builtInSubarray,
       slice: countingSlice,
+      map: countingMap,
     });
   }
 }
