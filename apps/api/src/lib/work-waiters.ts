@@ -6,18 +6,22 @@ import { candidateTasksChanged, type Db, listenWorkReady } from "@crowdcompute/d
 /** How one wait ended: with work (the attempt's answer), or with none and why. */
 export type WaitEnd<T> = { answer: T } | { answer: null; why: "timeout" | "replaced" | "closed" | "gone" | "refused" };
 
-/** One waiting request: it tries to lease when woken; a truthy answer ends its wait. */
+/**
+ * One waiting request: it tries to lease when woken; a truthy answer ends its wait. Held as
+ * it is, with no closure, promise or timer of its own: ten thousand of them wait in one
+ * process (docs/architecture.md, "Dispatch", waiting volunteers).
+ */
 export interface WaitRequest<T> {
-  volunteerId: string;
+  readonly volunteerId: string;
   /** The network source of an anonymous volunteer (null for an account's): waiting requests are capped per source. */
-  source: string | null;
+  readonly source: string | null;
   /** Tasks it never runs: a wake-up for only those tasks passes it by. */
-  excluded: ReadonlySet<string>;
-  ms: number;
-  /** Aborts when the client goes: the wait ends at once. */
-  signal: AbortSignal;
+  readonly excluded: ReadonlySet<string>;
+  readonly ms: number;
   /** One lease attempt, given how many others wait here; null when it got no work. */
   attempt(waiting: number): Promise<T | null>;
+  /** How its wait ended: called once, at once when it is not held at all. */
+  end(how: WaitEnd<T>): void;
 }
 
 export interface WorkWaitersOptions {
@@ -33,11 +37,11 @@ export interface WorkWaitersOptions {
   tick?: () => void;
 }
 
-type Entry = WaitRequest<unknown> & { done(end: WaitEnd<unknown>): void };
-
 export interface WorkWaiters {
-  /** Holds `request` until an attempt gets work, `ms` pass, a newer request of its volunteer comes, the client goes, or `close()`. */
-  wait<T>(request: WaitRequest<T>): Promise<WaitEnd<T>>;
+  /** Holds `request` until an attempt gets work, its `ms` pass, a newer request of its volunteer comes, it `leave`s, or `close()`. */
+  hold<T>(request: WaitRequest<T>): void;
+  /** `request`'s client went: its wait ends ("gone") if it still waits. */
+  leave(request: WaitRequest<unknown>): void;
   /** Work appeared for these tasks ("*": any): waiting requests try to lease, a few at a time. */
   wake(taskIds: readonly string[]): void;
   /** How many requests wait here now. */
@@ -45,6 +49,14 @@ export interface WorkWaiters {
   /** Answers every waiting request at once (no work) and stops listening. */
   close(): Promise<void>;
 }
+
+type Request = WaitRequest<unknown>;
+
+/**
+ * Timeouts share one timer per TIMEOUT_STEP_MS: a wait ends at most that much after its time,
+ * and ten thousand waits hold ~250 timers, not one each.
+ */
+const TIMEOUT_STEP_MS = 100;
 
 /**
  * Waiting lease requests of one process. A wake-up serves them oldest first, `concurrency`
@@ -54,23 +66,36 @@ export interface WorkWaiters {
 export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
   const concurrency = options.concurrency ?? 8;
   const safetyMs = options.safetyMs ?? 5_000;
-  // Insertion order is the order served: a request that tried and got nothing goes to the back.
-  const entries = new Set<Entry>();
-  const byVolunteer = new Map<string, Entry>();
+  // Each waiting request and the step its time runs out at. Insertion order is the order
+  // served: a request that tried and got nothing goes to the back.
+  const entries = new Map<Request, number>();
+  const byVolunteer = new Map<string, Request>();
   const bySource = new Map<string, number>();
+  /** The requests whose time runs out at each step, and that step's timer. */
+  const steps = new Map<number, { requests: Set<Request>; timer: ReturnType<typeof setTimeout> }>();
   let closed = false;
   let draining = false;
   let again: Set<string> | null = null;
   let timer: ReturnType<typeof setInterval> | null = null;
   let lastDrainAt = 0;
 
-  const remove = (entry: Entry) => {
-    if (!entries.delete(entry)) return false;
-    if (byVolunteer.get(entry.volunteerId) === entry) byVolunteer.delete(entry.volunteerId);
-    if (entry.source !== null) {
-      const n = (bySource.get(entry.source) ?? 1) - 1;
-      if (n <= 0) bySource.delete(entry.source);
-      else bySource.set(entry.source, n);
+  const remove = (request: Request) => {
+    const step = entries.get(request);
+    if (step === undefined) return false;
+    entries.delete(request);
+    const due = steps.get(step);
+    if (due) {
+      due.requests.delete(request);
+      if (due.requests.size === 0) {
+        clearTimeout(due.timer);
+        steps.delete(step);
+      }
+    }
+    if (byVolunteer.get(request.volunteerId) === request) byVolunteer.delete(request.volunteerId);
+    if (request.source !== null) {
+      const n = (bySource.get(request.source) ?? 1) - 1;
+      if (n <= 0) bySource.delete(request.source);
+      else bySource.set(request.source, n);
     }
     if (entries.size === 0 && timer) {
       clearInterval(timer);
@@ -78,12 +103,17 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
     }
     return true;
   };
-  const end = (entry: Entry, how: WaitEnd<unknown>) => {
-    remove(entry);
-    entry.done(how);
+  const end = (request: Request, how: WaitEnd<unknown>) => {
+    if (remove(request)) request.end(how);
   };
 
-  const wants = (entry: Entry, ids: ReadonlySet<string>) => ids.has("*") || [...ids].some((id) => !entry.excluded.has(id));
+  const timeOut = (step: number) => {
+    const due = steps.get(step);
+    steps.delete(step);
+    if (due) for (const request of due.requests) end(request, { answer: null, why: "timeout" });
+  };
+
+  const wants = (request: Request, ids: ReadonlySet<string>) => ids.has("*") || [...ids].some((id) => !request.excluded.has(id));
 
   /** Serves the waiting requests for `ids`, `concurrency` at a time, until a run of empty attempts. */
   const drain = async (ids: Set<string>) => {
@@ -94,26 +124,30 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
     try {
       let emptyInARow = 0;
       // One drain at a time (`draining`; a wake-up meanwhile goes in `again`): none of these is mid-attempt.
-      const queue = [...entries].filter((entry) => wants(entry, ids));
+      const queue = [...entries.keys()].filter((request) => wants(request, ids));
       let next = 0;
       const worker = async () => {
         while (!closed && emptyInARow < concurrency && next < queue.length) {
-          const entry = queue[next++]!;
-          if (!entries.has(entry)) continue;
+          const request = queue[next++]!;
+          if (!entries.has(request)) continue;
           try {
             // The others woken with it: a new task gives each of them a share (the count stays as the drain began).
-            const answer = await entry.attempt(queue.length - 1);
+            const answer = await request.attempt(queue.length - 1);
             if (answer !== null) {
               emptyInARow = 0;
               served++;
-              if (entries.has(entry)) end(entry, { answer });
+              end(request, { answer });
             } else {
               emptyInARow++;
               // Tried and found nothing: to the back of the order.
-              if (entries.delete(entry)) entries.add(entry);
+              const step = entries.get(request);
+              if (step !== undefined) {
+                entries.delete(request);
+                entries.set(request, step);
+              }
             }
           } catch (error) {
-            if (remove(entry)) entry.done({ answer: null, why: "gone" });
+            end(request, { answer: null, why: "gone" });
             console.warn(`a waiting lease request failed: ${(error as Error).message}`);
           }
         }
@@ -162,37 +196,40 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
       return entries.size;
     },
     wake,
-    wait<T>(request: WaitRequest<T>): Promise<WaitEnd<T>> {
-      if (closed || request.signal.aborted) return Promise.resolve({ answer: null, why: closed ? "closed" : "gone" });
+    hold<T>(request: WaitRequest<T>): void {
+      const held = request as Request;
+      if (closed) {
+        held.end({ answer: null, why: "closed" });
+        return;
+      }
       // One waiting request per volunteer: the newer one takes the place (the older one's client
       // has usually gone, a reload or a retry), and the older is answered at once.
-      const older = byVolunteer.get(request.volunteerId);
+      const older = byVolunteer.get(held.volunteerId);
       if (older) end(older, { answer: null, why: "replaced" });
-      if (entries.size >= options.total) return Promise.resolve({ answer: null, why: "refused" });
-      if (request.source !== null && (bySource.get(request.source) ?? 0) >= options.perSource) return Promise.resolve({ answer: null, why: "refused" });
-      return new Promise<WaitEnd<T>>((resolve) => {
-        const onAbort = () => end(entry, { answer: null, why: "gone" });
-        // Up to 15 % sooner, at random: volunteers that began waiting together (a restart, a
-        // task's end) do not all time out and ask again in the same moment.
-        const timeout = setTimeout(() => end(entry, { answer: null, why: "timeout" }), request.ms * (0.85 + 0.15 * Math.random()));
-        const entry: Entry = {
-          ...request,
-          done: (how) => {
-            clearTimeout(timeout);
-            request.signal.removeEventListener("abort", onAbort);
-            resolve(how as WaitEnd<T>);
-          },
-        };
-        request.signal.addEventListener("abort", onAbort, { once: true });
-        entries.add(entry);
-        byVolunteer.set(request.volunteerId, entry);
-        if (request.source !== null) bySource.set(request.source, (bySource.get(request.source) ?? 0) + 1);
-        startTimer();
-      });
+      if (entries.size >= options.total || (held.source !== null && (bySource.get(held.source) ?? 0) >= options.perSource)) {
+        held.end({ answer: null, why: "refused" });
+        return;
+      }
+      // Up to 15 % sooner, at random: volunteers that began waiting together (a restart, a
+      // task's end) do not all time out and ask again in the same moment.
+      const step = Math.ceil((Date.now() + held.ms * (0.85 + 0.15 * Math.random())) / TIMEOUT_STEP_MS);
+      let due = steps.get(step);
+      if (!due) {
+        due = { requests: new Set(), timer: setTimeout(timeOut, Math.max(0, step * TIMEOUT_STEP_MS - Date.now()), step) };
+        steps.set(step, due);
+      }
+      due.requests.add(held);
+      entries.set(held, step);
+      byVolunteer.set(held.volunteerId, held);
+      if (held.source !== null) bySource.set(held.source, (bySource.get(held.source) ?? 0) + 1);
+      startTimer();
+    },
+    leave(request) {
+      end(request, { answer: null, why: "gone" });
     },
     async close() {
       closed = true;
-      for (const entry of [...entries]) end(entry, { answer: null, why: "closed" });
+      for (const request of [...entries.keys()]) end(request, { answer: null, why: "closed" });
     },
   };
 }
@@ -214,7 +251,8 @@ export async function listeningWorkWaiters(db: Db, options: WorkWaitersOptions):
     get size() {
       return waiters.size;
     },
-    wait: (request) => waiters.wait(request),
+    hold: (request) => waiters.hold(request),
+    leave: (request) => waiters.leave(request),
     wake: (taskIds) => waiters.wake(taskIds),
     async close() {
       await waiters.close();
