@@ -32,15 +32,18 @@ export function installBuffers(accounting: Accounting): void {
       return made;
     };
     // The common case costs a subtraction (budget.ts, SMALL): no exception, no array, no registry.
-    const Wrapped = function (this: unknown, length?: unknown, options?: unknown) {
-      if ((new.target as unknown) === Wrapped && typeof length === "number" && options === undefined && length >= 0 && length < SMALL) {
-        const made = new Made(length);
-        if ((sampler.untilSample -= length) <= 0) accounting.sampled(made);
-        lastSmall = made;
-        return made;
-      }
-      return general(new.target, length, options);
-    } as unknown as Constructor;
+    // Named and of length 1 (`options` has a default) as made, as the engine's is: see standIn.
+    const Wrapped = {
+      [name]: function (this: unknown, length?: unknown, options: unknown = undefined) {
+        if ((new.target as unknown) === Wrapped && typeof length === "number" && options === undefined && length >= 0 && length < SMALL) {
+          const made = new Made(length);
+          if ((sampler.untilSample -= length) <= 0) accounting.sampled(made);
+          lastSmall = made;
+          return made;
+        }
+        return general(new.target, length, options);
+      },
+    }[name] as unknown as Constructor;
     accounting.replaceGlobal(name, standIn(Original as unknown as Constructor, Wrapped));
     // `slice` copies through the species constructor (the stand-in), but through the engine's
     // own when work code makes it undefined (`buffer.constructor = undefined`): a copy no

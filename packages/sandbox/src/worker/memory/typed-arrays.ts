@@ -99,24 +99,27 @@ export function installTypedArrays(accounting: Accounting): void {
     };
     // The common cases cost a subtraction (budget.ts, SMALL): `new X(n)`, `new X(typedArray)`,
     // and a view of a buffer (what `subarray` makes through the species constructor).
-    const Wrapped = function (this: unknown, a?: unknown, b?: unknown, c?: unknown) {
-      if ((new.target as unknown) === Wrapped) {
-        let bytes = -1;
-        if (typeof a === "number") bytes = a * perElement;
-        else if (typeof a === "object" && a !== null && !isArray(a)) {
-          if (isView(a)) bytes = lengthOfTyped(a) * perElement;
-          else if (anyBufferByteLength(a) >= 0) return new Made(a, b, c);
+    // Named and of length 3 as made, as the engine's are: see standIn.
+    const Wrapped = {
+      [name]: function (this: unknown, a?: unknown, b?: unknown, c?: unknown) {
+        if ((new.target as unknown) === Wrapped) {
+          let bytes = -1;
+          if (typeof a === "number") bytes = a * perElement;
+          else if (typeof a === "object" && a !== null && !isArray(a)) {
+            if (isView(a)) bytes = lengthOfTyped(a) * perElement;
+            else if (anyBufferByteLength(a) >= 0) return new Made(a, b, c);
+          }
+          if (bytes >= 0 && bytes < SMALL) {
+            const view = new Made(a);
+            if ((sampler.untilSample -= bytes) <= 0) accounting.sampled(view);
+            lastSmall = view;
+            return view;
+          }
         }
-        if (bytes >= 0 && bytes < SMALL) {
-          const view = new Made(a);
-          if ((sampler.untilSample -= bytes) <= 0) accounting.sampled(view);
-          lastSmall = view;
-          return view;
-        }
-      }
-      // Not `arguments` or a rest array: spreading either runs the array iterator, which work code may have replaced.
-      return general(new.target, [a, b, c]);
-    } as unknown as Constructor;
+        // Not `arguments` or a rest array: spreading either runs the array iterator, which work code may have replaced.
+        return general(new.target, [a, b, c]);
+      },
+    }[name] as unknown as Constructor;
     for (const method of ["fromBase64", "fromHex"]) {
       if (typeof (Original as unknown as Record<string, unknown>)[method] !== "function") continue;
       wrapMethod(
