@@ -9,8 +9,10 @@ import { type AnyFunction, anyBufferByteLength, bufferExtent, type Constructor, 
 export function installBuffers(accounting: Accounting): void {
   const { sampler } = accounting;
   // What the stand-ins counted, for `slice` below: the last small buffer (holding it keeps at
-  // most SMALL bytes alive), and every large one.
+  // most SMALL bytes alive), kept only while `slice` runs (a write barrier per buffer otherwise:
+  // typed-arrays.ts), and every large one.
   let lastSmall: object | undefined;
+  let copying = 0;
   const large = new WeakSet<object>();
   const isLarge = WeakSet.prototype.has;
   const addLarge = WeakSet.prototype.add;
@@ -28,7 +30,7 @@ export function installBuffers(accounting: Accounting): void {
       const made = construct(Made, limit > 0 ? [length, { maxByteLength: limit }] : [length], newTarget === Wrapped ? Made : (newTarget as Constructor)) as ArrayBuffer;
       accounting.countBuffer(made);
       if (bufferExtent(made) >= SMALL) apply(addLarge, large, [made]);
-      else lastSmall = made;
+      else if (copying > 0) lastSmall = made;
       return made;
     };
     // The common case costs a subtraction (budget.ts, SMALL): no exception, no array, no registry.
@@ -38,7 +40,7 @@ export function installBuffers(accounting: Accounting): void {
         if ((new.target as unknown) === Wrapped && typeof length === "number" && options === undefined && length >= 0 && length < SMALL) {
           const made = new Made(length);
           if ((sampler.untilSample -= length) <= 0) accounting.sampled(made);
-          lastSmall = made;
+          if (copying > 0) lastSmall = made;
           return made;
         }
         return general(new.target, length, options);
@@ -53,7 +55,13 @@ export function installBuffers(accounting: Accounting): void {
       "slice",
       (original) =>
         function (this: ArrayBuffer, start?: unknown, end?: unknown) {
-          const copy = apply(original as AnyFunction, this, [start, end] as never[]) as ArrayBuffer;
+          let copy: ArrayBuffer;
+          copying += 1;
+          try {
+            copy = apply(original as AnyFunction, this, [start, end] as never[]) as ArrayBuffer;
+          } finally {
+            copying -= 1;
+          }
           if (copy !== lastSmall && !(apply(isLarge, large, [copy]) as boolean)) accounting.countBuffer(copy);
           return copy;
         },

@@ -19,8 +19,11 @@ function lengthOfTyped(value: object): number {
 export function installTypedArrays(accounting: Accounting): void {
   const { sampler, countView } = accounting;
   // What the stand-ins counted, for the copying methods below: the last small array (holding it
-  // keeps at most SMALL bytes alive), and every large one.
+  // keeps at most SMALL bytes alive), and every large one. The last small one is kept only while
+  // one of those methods runs (`copying`): kept always, each array stored in this closure (in the
+  // old generation) cost V8 a write barrier's slow path, 1.5M of them in the typed-array kernel.
   let lastSmall: object | undefined;
+  let copying = 0;
   const large = new WeakSet<object>();
   const isLarge = WeakSet.prototype.has;
   const addLarge = WeakSet.prototype.add;
@@ -37,7 +40,13 @@ export function installTypedArrays(accounting: Accounting): void {
       method,
       (original) =>
         function (this: ArrayBufferView, a?: unknown, b?: unknown) {
-          const copy = apply(original as AnyFunction, this, [a, b] as never[]) as ArrayBufferView;
+          let copy: ArrayBufferView;
+          copying += 1;
+          try {
+            copy = apply(original as AnyFunction, this, [a, b] as never[]) as ArrayBufferView;
+          } finally {
+            copying -= 1;
+          }
           if (copy !== lastSmall && !(apply(isLarge, large, [copy]) as boolean)) countView(copy);
           return copy;
         },
@@ -93,7 +102,7 @@ export function installTypedArrays(accounting: Accounting): void {
       if (!view) {
         countView(made);
         if (viewByteLength(made) >= SMALL) apply(addLarge, large, [made]);
-        else lastSmall = made;
+        else if (copying > 0) lastSmall = made;
       }
       return made;
     };
@@ -112,7 +121,7 @@ export function installTypedArrays(accounting: Accounting): void {
           if (bytes >= 0 && bytes < SMALL) {
             const view = new Made(a);
             if ((sampler.untilSample -= bytes) <= 0) accounting.sampled(view);
-            lastSmall = view;
+            if (copying > 0) lastSmall = view;
             return view;
           }
         }
@@ -142,7 +151,7 @@ export function installTypedArrays(accounting: Accounting): void {
       if (bytes >= SMALL) return general(Wrapped, [length]);
       const view = new Made(length);
       if ((sampler.untilSample -= bytes) <= 0) accounting.sampled(view);
-      lastSmall = view;
+      if (copying > 0) lastSmall = view;
       return view;
     };
     installFastCopies({
