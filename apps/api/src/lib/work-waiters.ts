@@ -22,6 +22,11 @@ export interface WaitRequest<T> {
   attempt(waiting: number): Promise<T | null>;
   /** How its wait ended: called once, at once when it is not held at all. */
   end(how: WaitEnd<T>): void;
+  /**
+   * An attempt got work after the wait had ended (its client went, a newer request took its
+   * place, the waiters closed while the attempt ran): nobody will receive `answer`.
+   */
+  unclaimed(answer: T): void;
 }
 
 export interface WorkWaitersOptions {
@@ -136,7 +141,8 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
             if (answer !== null) {
               emptyInARow = 0;
               served++;
-              end(request, { answer });
+              if (entries.has(request)) end(request, { answer });
+              else request.unclaimed(answer);
             } else {
               emptyInARow++;
               // Tried and found nothing: to the back of the order.

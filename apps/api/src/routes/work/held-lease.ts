@@ -3,6 +3,7 @@
 // wait in one process. It leases again when the waiters wake it and writes its answer when
 // its wait ends, to the node response (HeldBody) or, off Node, to a stream.
 import type { leaseRequestSchema } from "@crowdcompute/contract";
+import { releaseLeases } from "@crowdcompute/db";
 import type { z } from "@hono/zod-openapi";
 import type { HeldBody } from "../../lib/held-answers.ts";
 import type { WaitEnd, WaitRequest } from "../../lib/work-waiters.ts";
@@ -50,5 +51,23 @@ export class HeldLease implements WaitRequest<LeaseAnswer> {
     const answer = how.answer ?? (how.why === "timeout" ? { ...this.first, retryAfterMs: 0 } : this.first);
     this.scope.deps.work.leaseAnswered(answer.chunks, this.seconds);
     this.body.send(`{${membersOf(answer)}}`);
+  }
+
+  /**
+   * Its client went while an attempt leased for it: the blocks go back now, not when the
+   * volunteer's silence shows (LEASE_SILENT_MS) or its request key is released.
+   */
+  unclaimed(answer: LeaseAnswer): void {
+    const { deps, claims } = this.scope;
+    const leaseRowIds = answer.granted.map((block) => block.leaseRowId);
+    void releaseLeases(deps.db, { volunteerId: claims.sub, leaseRowIds }).then(
+      (released) => {
+        const tasks = [...new Set(answer.granted.filter((block) => released.includes(block.leaseRowId)).map((block) => block.taskId))];
+        if (tasks.length === 0) return;
+        deps.taskChanged(tasks);
+        deps.workReady(tasks);
+      },
+      (error: Error) => console.warn(`blocks leased for a waiting request whose client went were not released (they expire instead): ${error.message}`),
+    );
   }
 }

@@ -32,8 +32,8 @@ export type LeaseScope = { deps: Deps; claims: TokenClaims; source: string | nul
 
 /**
  * Leases for the request: its blocks as JSON text (see `blockJson`; `membersOf` writes the
- * answer), when to ask again, the chunks in them, and the bound that kept it from more (null
- * when none did). `again`: a waiting request leasing once more after a wake-up (its key is its
+ * answer), their lease rows and tasks, when to ask again, the chunks in them, and the bound
+ * that kept it from more (null when none did). `again`: a waiting request leasing once more after a wake-up (its key is its
  * own already; how many others wait here).
  */
 export async function leaseFor(scope: LeaseScope, request: z.output<typeof leaseRequestSchema>, idempotencyKey: string | undefined, again: LeaseAgain = {}) {
@@ -81,7 +81,8 @@ export async function leaseFor(scope: LeaseScope, request: z.output<typeof lease
   // A first copy of a replicated chunk out: its extra copies are work for other volunteers.
   const copiesWanted = blocks.filter((block) => block.replication > 1 && block.copy === 0).map((block) => block.taskId);
   if (copiesWanted.length > 0) deps.workReady(copiesWanted);
-  return { leases: texts.join(","), retryAfterMs: blocks.length > 0 ? 0 : env.idleRetryMs, chunks, bounded };
+  const granted = blocks.map((block) => ({ leaseRowId: block.leaseRowId, taskId: block.taskId }));
+  return { leases: texts.join(","), granted, retryAfterMs: blocks.length > 0 ? 0 : env.idleRetryMs, chunks, bounded };
 }
 
 /**
