@@ -1,4 +1,4 @@
-import type { SQL } from "drizzle-orm";
+import { Placeholder, type SQL, sql } from "drizzle-orm";
 import { type PgDatabase, PgDialect, type PgQueryResultHKT } from "drizzle-orm/pg-core";
 import type * as schema from "./schema.ts";
 
@@ -73,5 +73,49 @@ export async function retryOnDeadlockOrSerialization<T>(run: () => Promise<T>, a
       if (attempt >= attempts || !code || !retryableCodes.has(code)) throw error;
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
     }
+  }
+}
+
+/** A value of a shaped statement (`ShapedStatement`): itself where the SQL is built for one run, a placeholder where it is built once. */
+export type ValueOf<V> = <K extends keyof V & string>(name: K) => unknown;
+
+/**
+ * A hot statement whose text depends on its shape only: on a postgres.js pool it is built
+ * with drizzle once, as text with placeholders, and afterwards runs from its values alone
+ * (prepared, as `preparedRows`). Building the lease statement's SQL tree and text on every
+ * call was ~14 % of the API's CPU and much of its garbage while 10,000 waiting volunteers
+ * got their first blocks (docs/architecture.md, "Dispatch", waiting volunteers). Elsewhere
+ * (PGlite, a transaction) it is built with its values each time, as `queryRows` runs it.
+ */
+export class ShapedStatement<V extends Record<string, unknown>> {
+  private compiled: { text: string; names: (keyof V & string)[] } | null = null;
+  private readonly build: (value: ValueOf<V>) => SQL;
+
+  /** `build` makes the statement from `value(name)`, and from nothing else that varies. */
+  constructor(build: (value: ValueOf<V>) => SQL) {
+    this.build = build;
+  }
+
+  async rows<T>(db: Db, values: V): Promise<T[]> {
+    const prepared = (db as WithState)[processState]?.prepared;
+    if (!prepared) {
+      const withValues = this.build((name) => values[name]);
+      return queryRows<T>(db, withValues);
+    }
+    this.compiled ??= this.compile();
+    const { text, names } = this.compiled;
+    const params: unknown[] = new Array(names.length);
+    for (let i = 0; i < names.length; i++) params[i] = values[names[i]!];
+    return (await prepared(text, params)) as T[];
+  }
+
+  private compile() {
+    const { sql: text, params } = dialect.sqlToQuery(this.build((name) => sql.placeholder(name)));
+    const names = params.map((param) => {
+      // A value built into the statement itself would be the first call's for every later one.
+      if (!(param instanceof Placeholder)) throw new Error(`a shaped statement holds a value that is not one of its placeholders: ${String(param)}`);
+      return param.name as keyof V & string;
+    });
+    return { text, names };
   }
 }

@@ -45,10 +45,29 @@ export const storedInputsOf = (taskId: SQL, block: SQL) =>
  * texts, not a parameter: a CASE on a parameter made Postgres plan the lease statement anew
  * for every request (its custom plans looked cheaper than the generic one).
  */
-export const storedInputs = (task: Candidate, block: SQL) => (task.input_kind === "range" ? sql`NULL::text` : storedInputsOf(sql`${task.id}::uuid`, block));
+export const storedInputs = (inputKind: string, taskId: unknown, block: SQL) => (inputKind === "range" ? sql`NULL::text` : storedInputsOf(sql`${taskId}::uuid`, block));
 
 /** The candidate list may be 100 ms old: each lease statement checks the task still runs. */
-export const stillRunning = (task: Candidate) => sql`EXISTS (SELECT 1 FROM tasks WHERE id = ${task.id} AND status = 'running')`;
+export const stillRunning = (taskId: unknown) => sql`EXISTS (SELECT 1 FROM tasks WHERE id = ${taskId} AND status = 'running')`;
+
+/**
+ * What a block's deadlines are computed from (`deadlineAfter`, `latestAfter`): values, or a
+ * shaped statement's placeholders (lease-fresh.ts). `silentMs` null: no silence bound.
+ */
+export type DeadlineTerms = { timeoutMs: unknown; perRoundMs: unknown; threads: unknown; cpuPercent: unknown; graceMs: unknown; silentMs: unknown; heldAhead: unknown };
+
+/** The deadline terms of a lease of `task` for `request`, as values. */
+export function deadlineTermsOf(task: Candidate, request: LeaseRequest) {
+  return {
+    timeoutMs: task.timeout_ms,
+    perRoundMs: task.measured >= measuredAfter && task.mean_chunk_ms !== null ? Math.min(task.timeout_ms, 4 * task.mean_chunk_ms) : task.timeout_ms,
+    threads: request.threads,
+    cpuPercent: request.cpuPercent ?? 100,
+    graceMs: request.graceMs,
+    silentMs: request.silentMs ?? null,
+    heldAhead: request.heldAhead ?? 0,
+  };
+}
 
 /**
  * A block's deadline, for the `n` chunks the volunteer has in hand up to its end: R = ⌈n /
@@ -58,14 +77,13 @@ export const stillRunning = (task: Candidate) => sql`EXISTS (SELECT 1 FROM tasks
  * stretched by 100 / cpuPercent, plus grace; and never more than `silentMs` away. Heartbeats
  * extend every block the volunteer holds.
  */
-export const deadlineAfter = (task: Candidate, request: LeaseRequest, n: SQL) => {
-  const perRoundMs = task.measured >= measuredAfter && task.mean_chunk_ms !== null ? Math.min(task.timeout_ms, 4 * task.mean_chunk_ms) : task.timeout_ms;
+export const deadlineAfter = (t: DeadlineTerms, n: SQL) => {
   // At most `silentMs` off when given: a volunteer that never beats loses the block that soon
   // (docs/architecture.md, "Dispatch"); its beats carry the block on up to `latestAfter`.
-  const silent = request.silentMs === undefined ? sql`` : sql`, ${request.silentMs}::float8`;
-  return sql`now() + make_interval(secs => least((least(${task.timeout_ms}::float8 * ceil((${n})::numeric / ${request.threads}::int)::float8,
-                                                  ${task.timeout_ms}::float8 + ${perRoundMs}::float8 * ceil((${n})::numeric / ${request.threads}::int)::float8)
-                                            * 100 / ${request.cpuPercent ?? 100}::int + ${request.graceMs}::bigint)${silent}) / 1000.0)`;
+  const silent = t.silentMs === null ? sql`` : sql`, ${t.silentMs}::float8`;
+  return sql`now() + make_interval(secs => least((least(${t.timeoutMs}::float8 * ceil((${n})::numeric / ${t.threads}::int)::float8,
+                                                  ${t.timeoutMs}::float8 + ${t.perRoundMs}::float8 * ceil((${n})::numeric / ${t.threads}::int)::float8)
+                                            * 100 / ${t.cpuPercent}::int + ${t.graceMs}::bigint)${silent}) / 1000.0)`;
 };
 
 /**
@@ -75,6 +93,6 @@ export const deadlineAfter = (task: Candidate, request: LeaseRequest, n: SQL) =>
  * stretched by 100 / cpuPercent, plus grace, from the lease; never later, however long the
  * volunteer keeps beating.
  */
-export const latestAfter = (task: Candidate, request: LeaseRequest, n: SQL) =>
-  sql`now() + make_interval(secs => (${task.timeout_ms}::float8 * ceil((${n} + ${request.heldAhead ?? 0}::int)::numeric / ${request.threads}::int)::float8
-                                     * 100 / ${request.cpuPercent ?? 100}::int + ${request.graceMs}::bigint) / 1000.0)`;
+export const latestAfter = (t: DeadlineTerms, n: SQL) =>
+  sql`now() + make_interval(secs => (${t.timeoutMs}::float8 * ceil((${n} + ${t.heldAhead}::int)::numeric / ${t.threads}::int)::float8
+                                     * 100 / ${t.cpuPercent}::int + ${t.graceMs}::bigint) / 1000.0)`;
