@@ -98,20 +98,26 @@ async function metric(base: string, name: string): Promise<number> {
   return Number(new RegExp(`^${name} (\\d+)`, "m").exec(text)?.[1] ?? Number.NaN);
 }
 const heapUsedMb = async (base: string) => (await metric(base, "nodejs_heap_size_used_bytes")) / 1024 / 1024;
+/** RSS split into V8's committed heap (what it keeps between collections) and everything else (malloc: sockets, parsers, crypto). */
+async function rssParts(base: string, pid: number): Promise<string> {
+  const rss = rssMb(pid);
+  const committed = (await metric(base, "nodejs_heap_size_total_bytes")) / 1024 / 1024;
+  const used = await heapUsedMb(base);
+  return `| ${rss.toFixed(0)} | ${committed.toFixed(0)} | ${used.toFixed(0)} | ${(rss - committed).toFixed(0)} |`;
+}
 
 const live = await liveServer(env, 64);
 const { server: api, client, token: creator } = live;
 const waiters: Waiter[] = [];
 try {
   const { task: probe } = await client.post("/api/tasks", { name: "probe", code: "export default (x) => x", inputs: [1] }, creator);
-  const rssIdle = rssMb(api.pid);
-  const heapIdle = await heapUsedMb(api.base);
+  const partsIdle = await rssParts(api.base, api.pid);
   const alone = await creatorReads(client, creator, probe.id, 200);
 
   let at = performance.now();
   const tokens = await volunteerTokens(client, count, 64);
   const mintS = (performance.now() - at) / 1000;
-  const rssMinted = rssMb(api.pid);
+  const partsMinted = await rssParts(api.base, api.pid);
   at = performance.now();
   for (let i = 0; i < tokens.length; i += 500) {
     const batch = tokens.slice(i, i + 500).map((token) => new Waiter(api.port, token));
@@ -119,7 +125,7 @@ try {
     waiters.push(...batch);
   }
   await sleep(1000);
-  const rssSockets = rssMb(api.pid);
+  const partsSockets = await rssParts(api.base, api.pid);
   // They come to wait at about 1,000 a second (each one's first request reads what it holds).
   for (let i = 0; i < waiters.length; i += 100) {
     for (const w of waiters.slice(i, i + 100)) w.ask();
@@ -134,20 +140,32 @@ try {
     process.kill(api.pid, "SIGUSR2");
     await sleep(Number(process.env.BENCH_HEAP_SNAPSHOT));
   }
-  const rssWaiting = rssMb(api.pid);
-  const heapWaiting = await heapUsedMb(api.base);
+  const partsWaiting = await rssParts(api.base, api.pid);
   const during = await creatorReads(client, creator, probe.id, 200);
-  const rssAfterReads = rssMb(api.pid);
+  const partsAfterReads = await rssParts(api.base, api.pid);
 
   const cpuBefore = treeCpuSeconds(api.pid);
   const machineBefore = machineTimes();
   const startedAt = performance.now();
   await client.post("/api/tasks", { name: "ten thousand", code: "export default () => 0", range: { start: 0, end: count, size: 1 }, start: true }, creator);
   let peakRss = rssMb(api.pid);
-  while (waiters.some((w) => w.gotWorkAt === 0) && performance.now() - startedAt < 30_000) {
+  const handingOut = () => waiters.some((w) => w.gotWorkAt === 0) && performance.now() - startedAt < 30_000;
+  // The creator reads its task meanwhile, as it would while its work goes out.
+  const readsDuring: number[] = [];
+  const reading = (async () => {
+    while (handingOut()) {
+      const at = performance.now();
+      await client.get(`/api/tasks/${probe.id}`, creator);
+      readsDuring.push(performance.now() - at);
+      await sleep(10);
+    }
+  })();
+  while (handingOut()) {
     await sleep(100);
     peakRss = Math.max(peakRss, rssMb(api.pid));
   }
+  await reading;
+  readsDuring.sort((a, b) => a - b);
   const handOutS = (performance.now() - startedAt) / 1000;
   const apiCpuS = treeCpuSeconds(api.pid) - cpuBefore;
   const machineAfter = machineTimes();
@@ -161,11 +179,20 @@ try {
   console.log("\n| creator's GET /api/tasks/:id | p50 ms | p99 ms | max ms |\n|---|---|---|---|");
   console.log(row("nobody waiting (peer)", alone));
   console.log(row(`${count} waiting`, during));
-  console.log(`\nV8 heap in use: ${heapIdle.toFixed(0)} MiB idle, ${heapWaiting.toFixed(0)} MiB with ${count} waiting`);
-  console.log("\n| API RSS | MiB |\n|---|---|");
+  console.log(row(`while the ${count} get work`, readsDuring));
+  const partsHandedOut = await rssParts(api.base, api.pid);
+  console.log("\n| API memory, MiB | RSS | V8 heap committed | V8 heap in use | RSS outside the V8 heap |\n|---|---|---|---|---|");
   console.log(
-    `| idle, before the volunteers | ${rssIdle.toFixed(0)} |\n| ${count} minted | ${rssMinted.toFixed(0)} |\n| ${count} idle keep-alive sockets | ${rssSockets.toFixed(0)} |\n| ${count} waiting | ${rssWaiting.toFixed(0)} |\n| after the creator's reads | ${rssAfterReads.toFixed(0)} |\n| peak while the task is handed out | ${peakRss.toFixed(0)} |`,
+    [
+      `| idle, before the volunteers ${partsIdle}`,
+      `| ${count} minted ${partsMinted}`,
+      `| ${count} idle keep-alive sockets ${partsSockets}`,
+      `| ${count} waiting ${partsWaiting}`,
+      `| after the creator's reads ${partsAfterReads}`,
+      `| after the hand-out ${partsHandedOut}`,
+    ].join("\n"),
   );
+  console.log(`peak RSS while the task is handed out: ${peakRss.toFixed(0)} MiB`);
   console.log(`\n| a ${count}-chunk task starts → volunteers with work | ms |\n|---|---|`);
   for (const n of [1, 1000, Math.floor(count / 2), count]) console.log(`| first ${n} | ${got[n - 1]?.toFixed(0) ?? `only ${got.length} got work`} |`);
   console.log(
