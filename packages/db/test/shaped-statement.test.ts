@@ -15,19 +15,13 @@ describe.each(testBackends())("a shaped statement on %s", (backend) => {
     expect(await statement.rows(testDb.handle.db, { a: 2, b: "x" })).toEqual([{ twice: 4, b: "x", again: 2 }]);
     expect(await statement.rows(testDb.handle.db, { a: 21, b: null })).toEqual([{ twice: 42, b: "none", again: 21 }]);
   });
-});
 
-// Only a postgres.js pool builds the statement once; elsewhere it is built with each call's values.
-describe.each(testBackends().filter((backend) => backend === "postgres"))("a shaped statement built once, on %s", (backend) => {
-  let testDb: TestDb;
-  beforeAll(async () => {
-    testDb = await openTestDb(backend);
-  });
-  afterAll(async () => testDb?.dispose());
-
-  it("refuses a value built into its text, which every later call would reuse", async () => {
+  it("refuses a value built into its text where it is built once (a postgres.js pool), which every later call would reuse", async () => {
     const fixed = 7;
     const statement = new ShapedStatement<{ a: number }>((v) => sql`SELECT ${v("a")}::int + ${fixed}::int AS sum`);
-    await expect(statement.rows(testDb.handle.db, { a: 1 })).rejects.toThrow(/not one of its placeholders/);
+    const run = statement.rows(testDb.handle.db, { a: 1 });
+    // PGlite builds it with its values every time: nothing is reused there.
+    if (backend === "postgres") await expect(run).rejects.toThrow(/not one of its placeholders/);
+    else expect(await run).toEqual([{ sum: 8 }]);
   });
 });
