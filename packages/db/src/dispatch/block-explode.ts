@@ -3,6 +3,7 @@
 import { sql } from "drizzle-orm";
 import { type Db, queryRows } from "../db.ts";
 import { addToTaskCounters } from "../sql/counters.ts";
+import { runTasksAgain } from "../sql/run-again.ts";
 
 /**
  * Turns block (task, firstIdx) under vote into per-chunk state, as if its copies had always
@@ -95,9 +96,7 @@ export async function reopenBannedBlocks(tx: Db, volunteerIdsJson: string): Prom
         ), uncounted AS (
           ${addToTaskCounters(["done", "cpu_ms"], sql`SELECT task_id, 0, -sum(least(n, greatest(total - idx, 0))), -sum(cpu_ms) FROM fallen GROUP BY task_id ORDER BY task_id`)}
         ), running_again AS (
-          -- as reopenChunks (reputation.ts) runs a task again whose chunks a ban reopened
-          UPDATE tasks SET status = 'running', finished_at = NULL
-          WHERE id IN (SELECT task_id FROM fallen) AND status IN ('done', 'failed')
+          ${runTasksAgain(sql`fallen`)}
         )
         SELECT DISTINCT task_id FROM fallen`,
   );

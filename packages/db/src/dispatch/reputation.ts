@@ -5,6 +5,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { type Db, queryRows } from "../db.ts";
 import { addToTaskCounters, type TaskCounter } from "../sql/counters.ts";
+import { runTasksAgain } from "../sql/run-again.ts";
 import { reopenBannedBlocks } from "./block-explode.ts";
 import { resetReduceTrees } from "./reduce.ts";
 
@@ -187,8 +188,7 @@ async function reopenChunks(tx: Db, removed: SQL, chunks: { taken: SQL; revoting
         ), uncounted AS (
           ${addToTaskCounters(chunks.stepBack.counters, chunks.stepBack.rows)}
         ), running_again AS (
-          UPDATE tasks SET status = 'running', finished_at = NULL
-          WHERE id IN (SELECT task_id FROM ${chunks.taken}) AND status IN ('done', 'failed')
+          ${runTasksAgain(chunks.taken)}
         )
         SELECT DISTINCT task_id FROM ${chunks.taken}`,
   );
