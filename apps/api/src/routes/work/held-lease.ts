@@ -7,7 +7,7 @@ import { releaseLeases } from "@crowdcompute/db";
 import type { z } from "@hono/zod-openapi";
 import type { HeldBody } from "../../lib/held-answers.ts";
 import type { WaitEnd, WaitRequest } from "../../lib/work-waiters.ts";
-import { type LeaseAnswer, type LeaseScope, leaseFor, membersOf, retryLater } from "./work.lease.ts";
+import { chunksReleased, type LeaseAnswer, type LeaseScope, leaseFor, membersOf, retryLater } from "./work.lease.ts";
 
 const noTasks: ReadonlySet<string> = new Set();
 
@@ -62,10 +62,7 @@ export class HeldLease implements WaitRequest<LeaseAnswer> {
     const leaseRowIds = answer.granted.map((block) => block.leaseRowId);
     void releaseLeases(deps.db, { volunteerId: claims.sub, leaseRowIds }).then(
       (released) => {
-        const tasks = [...new Set(answer.granted.filter((block) => released.includes(block.leaseRowId)).map((block) => block.taskId))];
-        if (tasks.length === 0) return;
-        deps.taskChanged(tasks);
-        deps.workReady(tasks);
+        chunksReleased(deps, [...new Set(answer.granted.filter((block) => released.includes(block.leaseRowId)).map((block) => block.taskId))]);
       },
       (error: Error) => console.warn(`blocks leased for a waiting request whose client went were not released (they expire instead): ${error.message}`),
     );

@@ -10,7 +10,7 @@ import { secondsSince } from "../../lib/metrics.ts";
 import { tooManyRequests } from "../../lib/problem.ts";
 import { HeldLease } from "./held-lease.ts";
 import { leaseSource } from "./source.ts";
-import { type LeaseScope, leaseFor, membersOf, retryLater } from "./work.lease.ts";
+import { chunksReleased, type LeaseScope, leaseFor, membersOf, retryLater } from "./work.lease.ts";
 import { leaseBlocksOf, liveReports, readReports, rejectedRuns } from "./work.reports.ts";
 import type * as routes from "./work.routes.ts";
 
@@ -150,9 +150,6 @@ export const release: Handler<typeof routes.release> = async (c) => {
     response.requestReleased = ofRequest.length;
     for (const { taskId } of ofRequest) changed.add(taskId);
   }
-  if (changed.size > 0) {
-    c.var.deps.taskChanged([...changed]);
-    c.var.deps.workReady([...changed]); // the released chunks are pending again
-  }
+  chunksReleased(c.var.deps, [...changed]);
   return c.json(response, 200);
 };
