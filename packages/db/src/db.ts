@@ -77,7 +77,7 @@ export async function retryOnDeadlockOrSerialization<T>(run: () => Promise<T>, a
 }
 
 /** A value of a shaped statement (`ShapedStatement`): itself where the SQL is built for one run, a placeholder where it is built once. */
-export type ValueOf<V> = <K extends keyof V & string>(name: K) => unknown;
+type ValueOf<V> = <K extends keyof V & string>(name: K) => unknown;
 
 /**
  * A hot statement whose text depends on its shape only: on a postgres.js pool it is built

@@ -62,7 +62,10 @@ export class HeldLease implements WaitRequest<LeaseAnswer> {
     const leaseRowIds = answer.granted.map((block) => block.leaseRowId);
     void releaseLeases(deps.db, { volunteerId: claims.sub, leaseRowIds }).then(
       (released) => {
-        chunksReleased(deps, [...new Set(answer.granted.filter((block) => released.includes(block.leaseRowId)).map((block) => block.taskId))]);
+        chunksReleased(
+          deps,
+          answer.granted.filter((block) => released.includes(block.leaseRowId)).map((block) => block.taskId),
+        );
       },
       (error: Error) => console.warn(`blocks leased for a waiting request whose client went were not released (they expire instead): ${error.message}`),
     );

@@ -150,6 +150,6 @@ export const release: Handler<typeof routes.release> = async (c) => {
     response.requestReleased = ofRequest.length;
     for (const { taskId } of ofRequest) changed.add(taskId);
   }
-  chunksReleased(c.var.deps, [...changed]);
+  chunksReleased(c.var.deps, changed);
   return c.json(response, 200);
 };

@@ -30,10 +30,11 @@ export async function retryLater<T>(run: () => Promise<T>): Promise<T> {
  * Released chunks of `taskIds` are pending again: their tasks' followers hear of it, and
  * volunteers waiting for work (any process) are woken to take them.
  */
-export function chunksReleased(deps: Pick<Deps, "taskChanged" | "workReady">, taskIds: readonly string[]): void {
-  if (taskIds.length === 0) return;
-  deps.taskChanged(taskIds);
-  deps.workReady(taskIds);
+export function chunksReleased(deps: Pick<Deps, "taskChanged" | "workReady">, taskIds: Iterable<string>): void {
+  const tasks = [...new Set(taskIds)];
+  if (tasks.length === 0) return;
+  deps.taskChanged(tasks);
+  deps.workReady(tasks);
 }
 
 export type LeaseAgain = Pick<LeaseRequest, "keyClaimed" | "waiting">;
@@ -91,7 +92,7 @@ export async function leaseFor(scope: LeaseScope, request: z.output<typeof lease
   // A first copy of a replicated chunk out: its extra copies are work for other volunteers.
   const copiesWanted = blocks.filter((block) => block.replication > 1 && block.copy === 0).map((block) => block.taskId);
   if (copiesWanted.length > 0) deps.workReady(copiesWanted);
-  return { leases: texts.join(","), granted: blocks as readonly Pick<GrantedBlock, "leaseRowId" | "taskId">[], retryAfterMs: blocks.length > 0 ? 0 : env.idleRetryMs, chunks, bounded };
+  return { leases: texts.join(","), granted: blocks, retryAfterMs: blocks.length > 0 ? 0 : env.idleRetryMs, chunks, bounded };
 }
 
 /**
