@@ -58,6 +58,12 @@ const envSchema = z
     LEASE_WAITING_PER_SOURCE: z.coerce.number().int().min(1).default(256),
     LEASE_WAITING_MAX: z.coerce.number().int().min(1).default(20_000),
     /**
+     * Lease requests that may wait and lease as they arrive, at once in one process; past it they
+     * are answered at once, no work, to ask again in 0.25–1.25 s (docs/architecture.md, "Dispatch",
+     * waiting volunteers).
+     */
+    LEASE_ARRIVING_MAX: z.coerce.number().int().min(1).default(64),
+    /**
      * Addresses of reverse proxies whose X-Forwarded-For is believed (comma-separated, e.g.
      * `127.0.0.1,::1` behind a proxy on this machine). A request from elsewhere counts as its
      * socket's address (docs/architecture.md, "Bounds on what one caller holds").
@@ -112,7 +118,7 @@ const envSchema = z
       maxThreads: env.LEASE_MAX_THREADS,
       maxBufferMs: env.LEASE_MAX_BUFFER_MS,
     },
-    leaseWaiting: { perSource: env.LEASE_WAITING_PER_SOURCE, total: env.LEASE_WAITING_MAX },
+    leaseWaiting: { perSource: env.LEASE_WAITING_PER_SOURCE, total: env.LEASE_WAITING_MAX, arrivingMax: env.LEASE_ARRIVING_MAX },
     trustedProxies: env.TRUSTED_PROXIES ?? [],
     bounds: {
       bodyBytesInFlight: env.BODY_BYTES_IN_FLIGHT,

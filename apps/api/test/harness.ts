@@ -20,7 +20,7 @@ export const testEnv = (overrides: Partial<AppEnv> = {}): AppEnv => ({
   metricsToken: null,
   shutdownTimeoutMs: 10_000,
   leaseBounds: { perVolunteer: 16_384, perSource: 65_536, maxThreads: 64, maxBufferMs: 60_000 },
-  leaseWaiting: { perSource: 256, total: 20_000 },
+  leaseWaiting: { perSource: 256, total: 20_000, arrivingMax: 64 },
   trustedProxies: [],
   bounds: {
     bodyBytesInFlight: 96 * 1024 * 1024,

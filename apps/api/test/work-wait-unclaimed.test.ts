@@ -20,6 +20,7 @@ describe("a wait that ends while its attempt leases", () => {
       excluded: new Set(),
       ms: 20_000,
       attempt: () => new Promise<string>((resolve) => (finishAttempt = resolve)),
+      first: async () => null,
       end: (how) => void ends.push(how),
       unclaimed: (answer) => void unclaimed.push(answer),
     };
@@ -54,6 +55,14 @@ describe.each(testBackends())("unclaimed blocks of a waiting request on %s", (ba
         real.hold(request);
       },
       leave: (request) => real.leave(request),
+      get arriving() {
+        return real.arriving;
+      },
+      arrive: () => real.arrive(),
+      holdArriving: (request) => {
+        held = request as unknown as HeldLease;
+        real.holdArriving(request);
+      },
       wake: () => {},
       close: () => real.close(),
     };

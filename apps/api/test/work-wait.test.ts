@@ -133,3 +133,80 @@ describe.each(testBackends())("waiting lease requests on %s", (backend) => {
     expect(waiters.size).toBe(0);
   });
 });
+
+// Past LEASE_ARRIVING_MAX leasing as they arrive, a waiting request is held at once and leases
+// in turn (docs/architecture.md, "Dispatch", waiting volunteers): what each volunteer gets is
+// as if it had leased at once.
+describe.each(testBackends())("a herd of waiting lease requests on %s", (backend) => {
+  let testDb: TestDb;
+  let db: Db;
+  let waiters: WorkWaiters;
+  let heldBeforeLeasing = 0;
+  let stop: () => Promise<void>;
+  let t: ReturnType<typeof apiClient>;
+  let creator: string;
+
+  beforeAll(async () => {
+    testDb = await openTestDb(backend);
+    db = testDb.handle.db;
+    const real = createWorkWaiters({ perSource: 100, total: 100, arrivingMax: 1 });
+    waiters = {
+      get size() {
+        return real.size;
+      },
+      get arriving() {
+        return real.arriving;
+      },
+      hold: (request) => real.hold(request),
+      holdArriving: (request) => {
+        heldBeforeLeasing++;
+        real.holdArriving(request);
+      },
+      arrive: () => real.arrive(),
+      leave: (request) => real.leave(request),
+      wake: (ids) => real.wake(ids),
+      close: () => real.close(),
+    };
+    stop = await listenWorkReady(db, (ids) => waiters.wake(ids));
+    t = apiClient(async (path, init) => createApp({ db, env: testEnv(), waiters }).request(path, init));
+    creator = (await t.register("herd@example.com")).token;
+  });
+  afterAll(async () => {
+    await waiters?.close();
+    await stop?.();
+    await testDb?.dispose();
+  });
+
+  const idle = () => db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status IN ('running', 'paused')`);
+  const inputsOf = (answers: { json: { leases: { inputs: number[] }[] } }[]) => answers.flatMap((a) => a.json.leases.flatMap((l) => l.inputs)).sort((a, b) => a - b);
+  /** `n` volunteers ask at once while the one place is taken (as by another request leasing), which is freed once all are held. */
+  const herd = async (n: number) => {
+    const volunteers = await Promise.all(Array.from({ length: n }, () => t.volunteer()));
+    heldBeforeLeasing = 0;
+    const place = waiters.arrive()!;
+    const asked = volunteers.map((v) => t.call("POST", "/api/work/lease", { token: v.token, body: { max: 1, waitMs: 20_000 } }));
+    while (waiters.arriving !== n) await sleep(5);
+    expect(heldBeforeLeasing).toBe(n);
+    place();
+    return asked;
+  };
+
+  it("leases for each in turn when there is work: every one gets its own chunk", async () => {
+    await idle();
+    await t.call("POST", "/api/tasks", { token: creator, body: { name: "herd", code: "export default (x) => x", inputs: [1, 2, 3, 4, 5, 6, 7, 8], start: true } });
+    const answers = await Promise.all(await herd(8));
+    expect(answers.map((a) => a.status)).toEqual(Array(8).fill(200));
+    expect(inputsOf(answers)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(waiters.size).toBe(0);
+  });
+
+  it("leaves each waiting after its turn when there is none, and answers them all when a task starts", async () => {
+    await idle();
+    const asked = await herd(8);
+    while (waiters.size !== 8 || waiters.arriving !== 0) await sleep(10);
+    await t.call("POST", "/api/tasks", { token: creator, body: { name: "herd", code: "export default (x) => x", inputs: [1, 2, 3, 4, 5, 6, 7, 8], start: true } });
+    const answers = await Promise.all(asked);
+    expect(answers.map((a) => a.json.leases.length)).toEqual(Array(8).fill(1));
+    expect(inputsOf(answers)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+  });
+});

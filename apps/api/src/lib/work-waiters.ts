@@ -4,7 +4,7 @@
 import { candidateTasksChanged, type Db, listenWorkReady } from "@crowdcompute/db";
 
 /** How one wait ended: with work (the attempt's answer), or with none and why. */
-export type WaitEnd<T> = { answer: T } | { answer: null; why: "timeout" | "replaced" | "closed" | "gone" | "refused" };
+export type WaitEnd<T> = { answer: T } | { answer: null; why: "timeout" | "replaced" | "closed" | "gone" | "refused" | "failed" };
 
 /**
  * One waiting request: it tries to lease when woken; a truthy answer ends its wait. Held as
@@ -20,6 +20,11 @@ export interface WaitRequest<T> {
   readonly ms: number;
   /** One lease attempt, given how many others wait here; null when it got no work. */
   attempt(waiting: number): Promise<T | null>;
+  /**
+   * The lease of a request held before it leased (`holdArriving`): an answer ends its wait (work,
+   * or a bound that holds it back), null leaves it waiting; a throw ends it ("failed").
+   */
+  first(): Promise<T | null>;
   /** How its wait ended: called once, at once when it is not held at all. */
   end(how: WaitEnd<T>): void;
   /**
@@ -44,6 +49,13 @@ export interface WorkWaitersOptions {
   safetyMs?: number;
   /** Called every second while requests wait: expired leases are swept by lease requests, and waiters send none. */
   tick?: () => void;
+  /**
+   * Lease requests that lease as they arrive, at once (LEASE_ARRIVING_MAX). Past it a request
+   * is held before it leases, and leases in turn (`holdArriving`): a herd (ten thousand
+   * volunteers reconnecting) would queue on the pool otherwise, each request keeping a suspended
+   * async frame per middleware, ~38 KB (docs/architecture.md, "Dispatch", waiting volunteers).
+   */
+  arrivingMax?: number;
 }
 
 export interface WorkWaiters {
@@ -51,10 +63,22 @@ export interface WorkWaiters {
   hold<T>(request: WaitRequest<T>): void;
   /** `request`'s client went: its wait ends ("gone") if it still waits. */
   leave(request: WaitRequest<unknown>): void;
+  /**
+   * A lease request that may wait leases once as it arrives: a function to call when that lease
+   * is done, or null when `arrivingMax` lease already; then it is held at once (`holdArriving`).
+   */
+  arrive(): (() => void) | null;
+  /**
+   * Holds `request` as `hold` does, before it leased: its `first` lease runs when one of the
+   * `arrivingMax` places is free, oldest first. Woken meanwhile, it is not tried: its turn comes.
+   */
+  holdArriving<T>(request: WaitRequest<T>): void;
   /** Work appeared for these tasks ("*": any): waiting requests try to lease, a few at a time. */
   wake(taskIds: readonly string[]): void;
   /** How many requests wait here now. */
   readonly size: number;
+  /** Of those, how many were held before their first lease and have not had it yet (a herd being taken in). */
+  readonly arriving: number;
   /** Answers every waiting request at once (no work) and stops listening. */
   close(): Promise<void>;
 }
@@ -75,6 +99,13 @@ const TIMEOUT_STEP_MS = 100;
 export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
   const concurrency = options.concurrency ?? 32;
   const safetyMs = options.safetyMs ?? 5_000;
+  const arrivingMax = options.arrivingMax ?? 64;
+  /** Leases of arriving requests under way (inline in their handlers, or a held one's `first`). */
+  let arriving = 0;
+  /** Held requests whose first lease waits for a place, oldest first, from `arrivalsHead`. */
+  let arrivals: Request[] = [];
+  let arrivalsHead = 0;
+  const beforeFirst = new Set<Request>();
   // Each waiting request and the step its time runs out at. Insertion order is the order
   // served: a request that tried and got nothing goes to the back.
   const entries = new Map<Request, number>();
@@ -100,6 +131,7 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
         steps.delete(step);
       }
     }
+    beforeFirst.delete(request);
     if (byVolunteer.get(request.volunteerId) === request) byVolunteer.delete(request.volunteerId);
     if (request.source !== null) {
       const n = (bySource.get(request.source) ?? 1) - 1;
@@ -122,7 +154,39 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
     if (due) for (const request of due.requests) end(request, { answer: null, why: "timeout" });
   };
 
-  const wants = (request: Request, ids: ReadonlySet<string>) => ids.has("*") || [...ids].some((id) => !request.excluded.has(id));
+  const wants = (request: Request, ids: ReadonlySet<string>) => !beforeFirst.has(request) && (ids.has("*") || [...ids].some((id) => !request.excluded.has(id)));
+
+  const leftArriving = () => {
+    arriving--;
+    nextArrivals();
+  };
+  /** First leases for held arrivals, while places are free. */
+  const nextArrivals = () => {
+    while (arriving < arrivingMax && arrivalsHead < arrivals.length) {
+      const request = arrivals[arrivalsHead++]!;
+      if (!beforeFirst.has(request)) continue; // its wait ended before its turn
+      arriving++;
+      void leaseFirst(request);
+    }
+    if (arrivalsHead === arrivals.length) {
+      arrivals = [];
+      arrivalsHead = 0;
+    }
+  };
+  const leaseFirst = async (request: Request) => {
+    try {
+      const answer = await request.first();
+      beforeFirst.delete(request);
+      if (answer === null) return;
+      if (entries.has(request)) end(request, { answer });
+      else request.unclaimed(answer);
+    } catch (error) {
+      end(request, { answer: null, why: "failed" });
+      console.warn(`a waiting lease request's first lease failed: ${(error as Error).message}`);
+    } finally {
+      leftArriving();
+    }
+  };
 
   /** Serves the waiting requests for `ids`, `concurrency` at a time, until a run of empty attempts. */
   const drain = async (ids: Set<string>) => {
@@ -192,6 +256,36 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
     void drain(ids);
   };
 
+  /** Holds `held` (see `hold`); false when it was answered at once instead. */
+  const add = (held: Request): boolean => {
+    if (closed) {
+      held.end({ answer: null, why: "closed" });
+      return false;
+    }
+    // One waiting request per volunteer: the newer one takes the place (the older one's client
+    // has usually gone, a reload or a retry), and the older is answered at once.
+    const older = byVolunteer.get(held.volunteerId);
+    if (older) end(older, { answer: null, why: "replaced" });
+    if (entries.size >= options.total || (held.source !== null && (bySource.get(held.source) ?? 0) >= options.perSource)) {
+      held.end({ answer: null, why: "refused" });
+      return false;
+    }
+    // Up to 15 % sooner, at random: volunteers that began waiting together (a restart, a
+    // task's end) do not all time out and ask again in the same moment.
+    const step = Math.ceil((Date.now() + held.ms * (0.85 + 0.15 * Math.random())) / TIMEOUT_STEP_MS);
+    let due = steps.get(step);
+    if (!due) {
+      due = { requests: new Set(), timer: setTimeout(timeOut, Math.max(0, step * TIMEOUT_STEP_MS - Date.now()), step) };
+      steps.set(step, due);
+    }
+    due.requests.add(held);
+    entries.set(held, step);
+    byVolunteer.set(held.volunteerId, held);
+    if (held.source !== null) bySource.set(held.source, (bySource.get(held.source) ?? 0) + 1);
+    startTimer();
+    return true;
+  };
+
   const startTimer = () => {
     if (timer) return;
     timer = setInterval(() => {
@@ -205,37 +299,32 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
     get size() {
       return entries.size;
     },
+    get arriving() {
+      return beforeFirst.size;
+    },
     wake,
     hold<T>(request: WaitRequest<T>): void {
+      add(request as Request);
+    },
+    holdArriving<T>(request: WaitRequest<T>): void {
       const held = request as Request;
-      if (closed) {
-        held.end({ answer: null, why: "closed" });
-        return;
-      }
-      // One waiting request per volunteer: the newer one takes the place (the older one's client
-      // has usually gone, a reload or a retry), and the older is answered at once.
-      const older = byVolunteer.get(held.volunteerId);
-      if (older) end(older, { answer: null, why: "replaced" });
-      if (entries.size >= options.total || (held.source !== null && (bySource.get(held.source) ?? 0) >= options.perSource)) {
-        held.end({ answer: null, why: "refused" });
-        return;
-      }
-      // Up to 15 % sooner, at random: volunteers that began waiting together (a restart, a
-      // task's end) do not all time out and ask again in the same moment.
-      const step = Math.ceil((Date.now() + held.ms * (0.85 + 0.15 * Math.random())) / TIMEOUT_STEP_MS);
-      let due = steps.get(step);
-      if (!due) {
-        due = { requests: new Set(), timer: setTimeout(timeOut, Math.max(0, step * TIMEOUT_STEP_MS - Date.now()), step) };
-        steps.set(step, due);
-      }
-      due.requests.add(held);
-      entries.set(held, step);
-      byVolunteer.set(held.volunteerId, held);
-      if (held.source !== null) bySource.set(held.source, (bySource.get(held.source) ?? 0) + 1);
-      startTimer();
+      if (!add(held)) return;
+      beforeFirst.add(held);
+      arrivals.push(held);
+      nextArrivals();
     },
     leave(request) {
       end(request, { answer: null, why: "gone" });
+    },
+    arrive() {
+      if (arriving >= arrivingMax) return null;
+      arriving++;
+      let done = false;
+      return () => {
+        if (done) return;
+        done = true;
+        leftArriving();
+      };
     },
     async close() {
       closed = true;
@@ -261,8 +350,13 @@ export async function listeningWorkWaiters(db: Db, options: WorkWaitersOptions):
     get size() {
       return waiters.size;
     },
+    get arriving() {
+      return waiters.arriving;
+    },
     hold: (request) => waiters.hold(request),
     leave: (request) => waiters.leave(request),
+    arrive: () => waiters.arrive(),
+    holdArriving: (request) => waiters.holdArriving(request),
     wake: (taskIds) => waiters.wake(taskIds),
     async close() {
       await waiters.close();

@@ -14,7 +14,7 @@ const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
  * Metrics of one API process over `db`.
  * @example const metrics = createNodeMetrics(db); createApp({ db, env, metrics });
  */
-export function createNodeMetrics(db: Db, waiting: () => number = () => 0): AppMetrics {
+export function createNodeMetrics(db: Db, waiting: () => { size: number; arriving: number } = () => ({ size: 0, arriving: 0 })): AppMetrics {
   const registry = new Registry();
   const registers = [registry];
   collectDefaultMetrics({ register: registry });
@@ -51,7 +51,15 @@ export function createNodeMetrics(db: Db, waiting: () => number = () => 0): AppM
     help: "Lease requests this process holds until work comes (waitMs).",
     registers,
     collect() {
-      this.set(waiting());
+      this.set(waiting().size);
+    },
+  });
+  new Gauge({
+    name: "crowdcompute_lease_requests_arriving",
+    help: "Of the waiting lease requests, those held before their first lease, which they get in turn: more than LEASE_ARRIVING_MAX came at once (a herd of volunteers).",
+    registers,
+    collect() {
+      this.set(waiting().arriving);
     },
   });
   const poolMax = new Gauge({ name: "crowdcompute_db_pool_max", help: "The most connections this process's database pool opens (embedded PGlite: 1).", registers });

@@ -130,7 +130,7 @@ function siteApp(db: Db, env: AppEnv, webDist: string, changes: ChangeFeed, wait
     );
   else site.get(docsScriptUrl, (c) => c.text(`The API reference script is not built: run \`npm run build\` (looked in ${docsDist}).`, 503));
   // Metrics cost a little on every lease: kept only where an operator can read them.
-  const metrics = env.metricsToken ? createNodeMetrics(db, () => waiters?.size ?? 0) : undefined;
+  const metrics = env.metricsToken ? createNodeMetrics(db, () => ({ size: waiters?.size ?? 0, arriving: waiters?.arriving ?? 0 })) : undefined;
   site.route("/", createApp({ db, env, changes, clientIp, docsScriptUrl, hmac: nodeHmac, waiters, ...(metrics ? { metrics } : {}) }));
   if (existsSync(join(webDist, "index.html"))) {
     const indexHtml = readFileSync(join(webDist, "index.html"), "utf8");

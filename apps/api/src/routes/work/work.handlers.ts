@@ -10,9 +10,10 @@ import { secondsSince } from "../../lib/metrics.ts";
 import { tooManyRequests } from "../../lib/problem.ts";
 import { HeldLease } from "./held-lease.ts";
 import { leaseSource } from "./source.ts";
-import { chunksReleased, type LeaseScope, leaseFor, membersOf, retryLater } from "./work.lease.ts";
+import { chunksReleased, type LeaseAnswer, type LeaseScope, leaseFor, membersOf, retryLater } from "./work.lease.ts";
 import { leaseBlocksOf, liveReports, readReports, rejectedRuns } from "./work.reports.ts";
 import type * as routes from "./work.routes.ts";
+import type { WorkWaiters } from "../../lib/work-waiters.ts";
 
 const utf8 = new TextEncoder();
 const jsonBody = (c: AppContext, text: string) => c.body(text, 200, { "content-type": "application/json" });
@@ -24,58 +25,78 @@ export const lease: Handler<typeof routes.lease> = async (c) => {
   const key = c.req.valid("header")["idempotency-key"];
   // What leasing needs of the request, so a waiting request (HeldLease) keeps these, not hono's context.
   const scope: LeaseScope = { deps: c.var.deps, claims, source: leaseSource(c, claims) };
-  const answer = await retryLater(() => leaseFor(scope, request, key));
-  const seconds = secondsSince(startedAt);
-  const { waiters } = scope.deps;
+  const waiters = request.waitMs ? scope.deps.waiters : null;
+  // A request that may wait leases as it arrives, unless LEASE_ARRIVING_MAX do already (a herd):
+  // then it is held at once and leases in turn, rather than queue on the pool with a suspended
+  // frame per middleware (docs/architecture.md, "Dispatch", waiting volunteers).
+  const arrived = waiters?.arrive();
+  if (waiters && arrived === null) {
+    return holdLease(c, waiters, (body) => new HeldLease(scope, request, key, body, startedAt, null), true);
+  }
+  let answer: LeaseAnswer;
+  try {
+    answer = await retryLater(() => leaseFor(scope, request, key));
+  } finally {
+    arrived?.();
+  }
   // No work now, and the volunteer may wait: held here, with no database connection, until a
   // task it may run gets work (docs/architecture.md, "Dispatch", waiting volunteers). Not past
   // a bound: what holds it back is its own, and no notification changes that.
-  if (answer.chunks === 0 && answer.bounded === null && request.waitMs && waiters) {
-    // On Node the answer goes straight to the node response, with no web stream, and the
-    // client's going is read from it: the request's signal would make node-server build a
-    // full web Request (docs/architecture.md, "Dispatch", waiting volunteers).
-    const outgoing = nodeResponseOf(c.env);
-    if (outgoing) {
-      const body = new HeldBody();
-      const held = new HeldLease(scope, request, key, answer, seconds, body);
-      waiters.hold(held);
-      // Its client went: the wait ends (a client gone already goes at once).
-      if (outgoing.destroyed) waiters.leave(held);
-      else
-        outgoing.once("close", () => {
-          if (!outgoing.writableFinished) waiters.leave(held);
-        });
-      // The headers go now and the body when the wait ends: the handler and every middleware
-      // around it return at once, so a waiting request keeps its socket and `held` rather
-      // than a suspended async frame per middleware.
-      holdAnswer(outgoing, body);
-      return c.body(null, 200, { "content-type": "application/json" }) as never;
-    }
-    let stream!: ReadableStreamDefaultController<Uint8Array>;
-    const sent = new ReadableStream<Uint8Array>({
-      start(controller) {
-        stream = controller;
-      },
-    });
-    const held = new HeldLease(scope, request, key, answer, seconds, {
-      send(json) {
-        try {
-          stream.enqueue(utf8.encode(json));
-          stream.close();
-        } catch {
-          // Its client went: nobody reads the answer (what it got expires, or its key releases it).
-        }
-      },
-    });
-    const signal = c.req.raw.signal;
-    signal.addEventListener("abort", () => waiters.leave(held), { once: true });
-    waiters.hold(held);
-    if (signal.aborted) waiters.leave(held);
-    return c.body(sent, 200, { "content-type": "application/json" }) as never;
+  if (waiters && answer.chunks === 0 && answer.bounded === null) {
+    return holdLease(c, waiters, (body) => new HeldLease(scope, request, key, body, startedAt, answer), false);
   }
-  c.var.deps.work.leaseAnswered(answer.chunks, seconds);
+  c.var.deps.work.leaseAnswered(answer.chunks, secondsSince(startedAt));
   return jsonBody(c, `{${membersOf(answer)}}`) as never;
 };
+
+/**
+ * Holds the request made by `lease` with its body (`arriving`: before its first lease) and
+ * answers hono at once; the answer is written when its wait ends.
+ */
+function holdLease(c: AppContext, waiters: WorkWaiters, lease: (body: Pick<HeldBody, "send">) => HeldLease, arriving: boolean): never {
+  const hold = (held: HeldLease) => (arriving ? waiters.holdArriving(held) : waiters.hold(held));
+  // On Node the answer goes straight to the node response, with no web stream, and the
+  // client's going is read from it: the request's signal would make node-server build a
+  // full web Request (docs/architecture.md, "Dispatch", waiting volunteers).
+  const outgoing = nodeResponseOf(c.env);
+  if (outgoing) {
+    const body = new HeldBody();
+    const held = lease(body);
+    hold(held);
+    // Its client went: the wait ends (a client gone already goes at once).
+    if (outgoing.destroyed) waiters.leave(held);
+    else
+      outgoing.once("close", () => {
+        if (!outgoing.writableFinished) waiters.leave(held);
+      });
+    // The headers go now and the body when the wait ends: the handler and every middleware
+    // around it return at once, so a waiting request keeps its socket and `held` rather
+    // than a suspended async frame per middleware.
+    holdAnswer(outgoing, body);
+    return c.body(null, 200, { "content-type": "application/json" }) as never;
+  }
+  let stream!: ReadableStreamDefaultController<Uint8Array>;
+  const sent = new ReadableStream<Uint8Array>({
+    start(controller) {
+      stream = controller;
+    },
+  });
+  const held = lease({
+    send(json) {
+      try {
+        stream.enqueue(utf8.encode(json));
+        stream.close();
+      } catch {
+        // Its client went: nobody reads the answer (what it got expires, or its key releases it).
+      }
+    },
+  });
+  const signal = c.req.raw.signal;
+  signal.addEventListener("abort", () => waiters.leave(held), { once: true });
+  hold(held);
+  if (signal.aborted) waiters.leave(held);
+  return c.body(sent, 200, { "content-type": "application/json" }) as never;
+}
 
 export const results: Handler<typeof routes.results> = async (c) => {
   const startedAt = performance.now();
