@@ -2,7 +2,8 @@ import { type Db, notifyWorkReady } from "@crowdcompute/db";
 import type { AppEnv } from "./env.ts";
 import { apiReferencePage, docsScriptUrl as defaultDocsScriptUrl, tagOperations } from "./lib/api-docs.ts";
 import { type AppContext, createRouter, type Deps } from "./lib/context.ts";
-import { createLeaseIds, type HmacSha256 } from "./lib/lease-ids.ts";
+import type { HmacSha256 } from "./lib/hmac.ts";
+import { createLeaseIds } from "./lib/lease-ids.ts";
 import { limitJsonBodies, readBodies } from "./lib/limits.ts";
 import { type ChangeFeed, pollingFeed } from "./lib/live.ts";
 import { type AppMetrics, metricsHandler } from "./lib/metrics.ts";
@@ -80,7 +81,7 @@ export function createApp({
   const deps: Deps = {
     db,
     env,
-    tokens: createTokens(env.jwtSecret),
+    tokens: createTokens(env.jwtSecret, hmac),
     leaseIds: createLeaseIds(env.jwtSecret, hmac),
     tickets: createStreamTickets(env.jwtSecret),
     changes,

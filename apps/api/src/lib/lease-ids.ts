@@ -5,6 +5,8 @@
 //
 // Why one MAC per block and not per chunk: with a WebCrypto HMAC per chunk, signing and
 // verifying took 34 % of the API's CPU in bench/dispatch.bench.ts (64-chunk leases).
+import { fromBase64Url, type HmacSha256, macWith, sameBytes, toBase64Url } from "./hmac.ts";
+
 const payloadBytes = 8 + 16 + 16 + 2 + 4 + 2 + 1;
 const macBytes = 16;
 
@@ -32,34 +34,9 @@ const bytesToUuid = (bytes: Uint8Array, at: number) => {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 };
 
-const toBase64Url = (bytes: Uint8Array) =>
-  btoa(String.fromCharCode(...bytes))
-    .replaceAll("+", "-")
-    .replaceAll("/", "_")
-    .replace(/=+$/, "");
-
-function fromBase64Url(text: string): Uint8Array<ArrayBuffer> | null {
-  if (!/^[A-Za-z0-9_-]+$/.test(text)) return null;
-  try {
-    return Uint8Array.from(atob(text.replaceAll("-", "+").replaceAll("_", "/")), (ch) => ch.charCodeAt(0));
-  } catch {
-    return null;
-  }
-}
-
-/** HMAC-SHA-256 of `data` under `key`. */
-export type HmacSha256 = (key: Uint8Array, data: Uint8Array) => Uint8Array | Promise<Uint8Array>;
-
-/** WebCrypto's, which every runtime has; each call is an asynchronous job (~70 µs of CPU on Node). */
-function webCryptoHmac(key: Uint8Array): (data: Uint8Array<ArrayBuffer>) => Promise<Uint8Array> {
-  const keyPromise = crypto.subtle.importKey("raw", key as Uint8Array<ArrayBuffer>, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  return async (data) => new Uint8Array(await crypto.subtle.sign("HMAC", await keyPromise, data));
-}
-
-/** `hmac`: a runtime's faster HMAC (the Node entry passes node:crypto's, ~7 µs); default WebCrypto's. */
+/** `hmac`: a runtime's faster HMAC (lib/hmac.ts); default WebCrypto's. */
 export function createLeaseIds(secret: string, hmac?: HmacSha256) {
-  const key = new TextEncoder().encode(`lease-ids:${secret}`);
-  const sign = hmac ? (data: Uint8Array<ArrayBuffer>) => hmac(key, data) : webCryptoHmac(key);
+  const sign = macWith(new TextEncoder().encode(`lease-ids:${secret}`), hmac);
   const mac = async (payload: Uint8Array<ArrayBuffer>) => (await sign(payload)).subarray(0, macBytes);
 
   async function verifyBlock(block: string): Promise<SignedBlock | null> {
@@ -68,10 +45,7 @@ export function createLeaseIds(secret: string, hmac?: HmacSha256) {
     // One spelling per id: 64 bytes leave 4 spare bits in the last character, which a decoder
     // ignores, so another string would pass for the same lease.
     if (toBase64Url(bytes) !== block) return null;
-    const expected = await mac(bytes.subarray(0, payloadBytes));
-    let diff = 0;
-    for (let i = 0; i < macBytes; i++) diff |= expected[i]! ^ bytes[payloadBytes + i]!;
-    if (diff !== 0) return null;
+    if (!sameBytes(await mac(bytes.subarray(0, payloadBytes)), bytes.subarray(payloadBytes))) return null;
     const view = new DataView(bytes.buffer, bytes.byteOffset);
     return {
       leaseRowId: Number(view.getBigUint64(0)),
