@@ -2,7 +2,7 @@
 // JSON clients for it, the dispatch volunteer loop, and figures read from /proc.
 // Not a bench itself (run.ts runs only *.bench.ts).
 
-import { readdirSync, readFileSync } from "node:fs";
+import { appendFileSync, readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import { fileURLToPath } from "node:url";
 import { createTestDatabase, dropDatabase, freePort } from "@crowdcompute/db/testing";
@@ -46,7 +46,8 @@ let mintLimitsPrinted = false;
  * Starts the server `npm start` runs (the bundle apps/api/dist/main.js, built once per bench
  * run) on a free port against `databaseUrl` (it migrates first, under an advisory lock, so
  * several may start at once) and resolves when it serves.
- * BENCH_SERVER_PROFILE=dir writes a V8 CPU profile of each API process there.
+ * BENCH_SERVER_PROFILE=dir writes a V8 CPU profile of each API process there; BENCH_SERVER_LOG=file
+ * appends its output there once it stops.
  */
 export async function startApiProcess(databaseUrl: string, env: Record<string, string> = {}): Promise<ApiProcess> {
   return spawnApi({ ...process.env, DATABASE_URL: databaseUrl, JWT_SECRET: jwtSecret, ...env });
@@ -88,6 +89,7 @@ async function spawnApi(given: Record<string, string | undefined>): Promise<ApiP
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
       await exited;
+      if (process.env.BENCH_SERVER_LOG) appendFileSync(process.env.BENCH_SERVER_LOG, output());
     },
   };
 }

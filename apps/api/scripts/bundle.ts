@@ -31,6 +31,11 @@ const workersDocsScriptPath = fileURLToPath(new URL("../dist/workers-assets/api/
  *   (heap committed at its peak: 112-147 MiB against 55-61), for ~10 % of the compute phase's
  *   throughput (145-220k chunks/s against 182-240k, alternating runs on a noisy 2-core box).
  *   `--optimize-for-size` got 124-139 MiB but cost ~30 % of it (146-164k).
+ * - the old generation grown by 30 % of what lived after each full collection (V8 takes ~60 %
+ *   at a 1 GiB limit). Ten thousand waiting volunteers (bench/waiting-10k, ~95 MiB live)
+ *   held RSS at 276-281 MiB waiting and 283-286 MiB at the hand-out's peak, against 290-300 and
+ *   310-322 MiB without, three alternating pairs on 2026-12-08; bench/dispatch's HTTP paths did
+ *   not move (blocks of 64: the API 35-39 µs a chunk either way, two alternating pairs).
  * - WebAssembly on V8's baseline compiler only, which matters for the embedded database alone
  *   (Postgres compiled to WebAssembly; a Postgres server means no WebAssembly here).
  *   Optimizing Postgres' hottest functions took the process from ~250 MB to ~700-740 MB RSS
@@ -39,7 +44,7 @@ const workersDocsScriptPath = fileURLToPath(new URL("../dist/workers-assets/api/
  *   (bench/transfer with BENCH_EMBEDDED=1, 200k chunks: upload 20k lines/s against 67-75k).
  *   An embedded install favours memory; DATABASE_URL is for throughput.
  */
-export const serverNodeFlags = ["--max-semi-space-size=4", "--max-old-space-size=1024", "--liftoff-only"];
+export const serverNodeFlags = ["--max-semi-space-size=4", "--max-old-space-size=1024", "--heap-growing-percent=30", "--liftoff-only"];
 
 /**
  * Our own modules find files beside themselves (migrations, the web app, a package's
