@@ -151,6 +151,7 @@ try {
   const partsAfterReads = await rssParts(api.base, api.pid);
 
   const cpuBefore = treeCpuSeconds(api.pid);
+  const clientBefore = process.cpuUsage();
   const machineBefore = machineTimes();
   const startedAt = performance.now();
   await client.post("/api/tasks", { name: "ten thousand", code: "export default () => 0", range: { start: 0, end: count, size: 1 }, start: true }, creator);
@@ -174,6 +175,8 @@ try {
   readsDuring.sort((a, b) => a - b);
   const handOutS = (performance.now() - startedAt) / 1000;
   const apiCpuS = treeCpuSeconds(api.pid) - cpuBefore;
+  const clientUsage = process.cpuUsage(clientBefore);
+  const clientCpuS = (clientUsage.user + clientUsage.system) / 1e6;
   const machineAfter = machineTimes();
   const got = waiters
     .map((w) => w.gotWorkAt)
@@ -203,7 +206,7 @@ try {
   console.log(`\n| a ${count}-chunk task starts → volunteers with work | ms |\n|---|---|`);
   for (const n of [1, 1000, Math.floor(count / 2), count]) console.log(`| first ${n} | ${got[n - 1]?.toFixed(0) ?? `only ${got.length} got work`} |`);
   console.log(
-    `(while handing out: the API process used ${apiCpuS.toFixed(1)} CPU s in ${handOutS.toFixed(1)} s, ${(apiCpuS / handOutS).toFixed(2)} cores; the machine ${((machineAfter.busySeconds - machineBefore.busySeconds) / handOutS).toFixed(2)} of its cores busy)`,
+    `(while handing out: the API process used ${apiCpuS.toFixed(1)} CPU s in ${handOutS.toFixed(1)} s, ${(apiCpuS / handOutS).toFixed(2)} cores; this client with its ${count} sockets ${(clientCpuS / handOutS).toFixed(2)}; the machine ${((machineAfter.busySeconds - machineBefore.busySeconds) / handOutS).toFixed(2)} of its cores busy, Postgres most of the rest)`,
   );
   console.log("\ntargets: RSS < 300 MiB; GET p99 < 50 ms while waiting; all within 5 s, first 1,000 within 1 s");
 } finally {

@@ -2,7 +2,7 @@
 // volunteers): held with no work, answered when a task starts, inputs are appended or a lease
 // expires back; one waiting request per volunteer, a per-source cap, bad waitMs refused.
 import { type Db, listenWorkReady, notifyWorkReady, sweepExpiredLeases } from "@crowdcompute/db";
-import { openTestDb, type TestDb, testBackends } from "@crowdcompute/db/testing";
+import { openTestDb, testBackends } from "@crowdcompute/db/testing";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../src/create-app.ts";
@@ -11,35 +11,57 @@ import { apiClient, testEnv } from "./harness.ts";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** An app on a fresh database of `backend` whose waiting lease requests are held by the waiters `make` builds, woken by NOTIFY, and a creator. */
+async function waitingApp(backend: Parameters<typeof openTestDb>[0], make: (db: Db) => WorkWaiters, env: Parameters<typeof testEnv>[0] = {}) {
+  const testDb = await openTestDb(backend);
+  const db = testDb.handle.db;
+  const waiters = make(db);
+  const stop = await listenWorkReady(db, (ids) => waiters.wake(ids));
+  const app = createApp({ db, env: testEnv(env), waiters });
+  const t = apiClient(async (path, init) => app.request(path, init));
+  const creator = (await t.register("wait@example.com")).token;
+  return {
+    db,
+    waiters,
+    t,
+    creator,
+    dispose: async () => {
+      await waiters.close();
+      await stop();
+      await testDb.dispose();
+    },
+  };
+}
+
+/** No task runs or is paused: a lease finds no work. */
+const idleTasks = (db: Db) => db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status IN ('running', 'paused')`);
+
 describe.each(testBackends())("waiting lease requests on %s", (backend) => {
-  let testDb: TestDb;
+  let app: Awaited<ReturnType<typeof waitingApp>>;
   let db: Db;
   let waiters: WorkWaiters;
-  let stop: () => Promise<void>;
   let t: ReturnType<typeof apiClient>;
   let creator: string;
 
   beforeAll(async () => {
-    testDb = await openTestDb(backend);
-    db = testDb.handle.db;
     // As the Node entry builds them (node/server.ts), with a per-source cap of 3 to test it.
-    waiters = createWorkWaiters({
-      perSource: 3,
-      total: 100,
-      tick: () => void sweepExpiredLeases(db, crypto.randomUUID()).then((n) => (n > 0 ? notifyWorkReady(db, ["*"]) : undefined)),
-    });
-    stop = await listenWorkReady(db, (ids) => waiters.wake(ids));
-    const app = createApp({ db, env: testEnv({ leaseGraceMs: 100 }), waiters });
-    t = apiClient(async (path, init) => app.request(path, init));
-    creator = (await t.register("wait@example.com")).token;
+    app = await waitingApp(
+      backend,
+      (db) =>
+        createWorkWaiters({
+          perSource: 3,
+          total: 100,
+          tick: () => void sweepExpiredLeases(db, crypto.randomUUID()).then((n) => (n > 0 ? notifyWorkReady(db, ["*"]) : undefined)),
+        }),
+      { leaseGraceMs: 100 },
+    );
+    ({ db, waiters, t, creator } = app);
   });
   afterAll(async () => {
-    await waiters?.close();
-    await stop?.();
-    await testDb?.dispose();
+    await app?.dispose();
   });
 
-  const idle = () => db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status IN ('running', 'paused')`);
+  const idle = () => idleTasks(db);
   const lease = (token: string, body: Record<string, unknown> = {}) => t.call("POST", "/api/work/lease", { token, body: { max: 4, waitMs: 20_000, ...body } });
   /** Resolves once `n` requests wait here (they are held, not answered). */
   const waiting = async (n: number) => {
@@ -138,46 +160,40 @@ describe.each(testBackends())("waiting lease requests on %s", (backend) => {
 // in turn (docs/architecture.md, "Dispatch", waiting volunteers): what each volunteer gets is
 // as if it had leased at once.
 describe.each(testBackends())("a herd of waiting lease requests on %s", (backend) => {
-  let testDb: TestDb;
-  let db: Db;
+  let app: Awaited<ReturnType<typeof waitingApp>>;
   let waiters: WorkWaiters;
   let heldBeforeLeasing = 0;
-  let stop: () => Promise<void>;
   let t: ReturnType<typeof apiClient>;
   let creator: string;
 
   beforeAll(async () => {
-    testDb = await openTestDb(backend);
-    db = testDb.handle.db;
-    const real = createWorkWaiters({ perSource: 100, total: 100, arrivingMax: 1 });
-    waiters = {
-      get size() {
-        return real.size;
-      },
-      get arriving() {
-        return real.arriving;
-      },
-      hold: (request) => real.hold(request),
-      holdArriving: (request) => {
-        heldBeforeLeasing++;
-        real.holdArriving(request);
-      },
-      arrive: () => real.arrive(),
-      leave: (request) => real.leave(request),
-      wake: (ids) => real.wake(ids),
-      close: () => real.close(),
-    };
-    stop = await listenWorkReady(db, (ids) => waiters.wake(ids));
-    t = apiClient(async (path, init) => createApp({ db, env: testEnv(), waiters }).request(path, init));
-    creator = (await t.register("herd@example.com")).token;
+    app = await waitingApp(backend, () => {
+      const real = createWorkWaiters({ perSource: 100, total: 100, arrivingMax: 1 });
+      return {
+        get size() {
+          return real.size;
+        },
+        get arriving() {
+          return real.arriving;
+        },
+        hold: (request) => real.hold(request),
+        holdArriving: (request) => {
+          heldBeforeLeasing++;
+          real.holdArriving(request);
+        },
+        arrive: () => real.arrive(),
+        leave: (request) => real.leave(request),
+        wake: (ids) => real.wake(ids),
+        close: () => real.close(),
+      };
+    });
+    ({ waiters, t, creator } = app);
   });
   afterAll(async () => {
-    await waiters?.close();
-    await stop?.();
-    await testDb?.dispose();
+    await app?.dispose();
   });
 
-  const idle = () => db.execute(sql`UPDATE tasks SET status = 'cancelled' WHERE status IN ('running', 'paused')`);
+  const idle = () => idleTasks(app.db);
   const inputsOf = (answers: { json: { leases: { inputs: number[] }[] } }[]) => answers.flatMap((a) => a.json.leases.flatMap((l) => l.inputs)).sort((a, b) => a - b);
   /** `n` volunteers ask at once while the one place is taken (as by another request leasing), which is freed once all are held. */
   const herd = async (n: number) => {
