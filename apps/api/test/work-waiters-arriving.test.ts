@@ -73,8 +73,11 @@ describe("arriving lease requests", () => {
     await tick();
     expect([a.attempts(), b.attempts(), c.attempts()]).toEqual([0, 0, 0]);
 
+    expect(waiters.arriving).toBe(3);
     waiters.leave(b.request);
     expect(b.ends).toEqual([{ answer: null, why: "gone" }]);
+    // Nothing of it is kept for its turn.
+    expect(waiters.arriving).toBe(2);
     a.firsts[0]!(null);
     await tick();
     expect(b.firsts).toHaveLength(0);

@@ -102,10 +102,9 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
   const arrivingMax = options.arrivingMax ?? 64;
   /** Leases of arriving requests under way (inline in their handlers, or a held one's `first`). */
   let arriving = 0;
-  /** Held requests whose first lease waits for a place, oldest first, from `arrivalsHead`. */
-  let arrivals: Request[] = [];
-  let arrivalsHead = 0;
-  const beforeFirst = new Set<Request>();
+  /** Held requests whose first lease waits for a place, oldest first, and those whose first lease is under way. */
+  const queuedFirst = new Set<Request>();
+  const leasingFirst = new Set<Request>();
   // Each waiting request and the step its time runs out at. Insertion order is the order
   // served: a request that tried and got nothing goes to the back.
   const entries = new Map<Request, number>();
@@ -131,7 +130,8 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
         steps.delete(step);
       }
     }
-    beforeFirst.delete(request);
+    queuedFirst.delete(request);
+    leasingFirst.delete(request);
     if (byVolunteer.get(request.volunteerId) === request) byVolunteer.delete(request.volunteerId);
     if (request.source !== null) {
       const n = (bySource.get(request.source) ?? 1) - 1;
@@ -154,7 +154,8 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
     if (due) for (const request of due.requests) end(request, { answer: null, why: "timeout" });
   };
 
-  const wants = (request: Request, ids: ReadonlySet<string>) => !beforeFirst.has(request) && (ids.has("*") || [...ids].some((id) => !request.excluded.has(id)));
+  const wants = (request: Request, ids: ReadonlySet<string>) =>
+    !queuedFirst.has(request) && !leasingFirst.has(request) && (ids.has("*") || [...ids].some((id) => !request.excluded.has(id)));
 
   const leftArriving = () => {
     arriving--;
@@ -162,21 +163,18 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
   };
   /** First leases for held arrivals, while places are free. */
   const nextArrivals = () => {
-    while (arriving < arrivingMax && arrivalsHead < arrivals.length) {
-      const request = arrivals[arrivalsHead++]!;
-      if (!beforeFirst.has(request)) continue; // its wait ended before its turn
+    while (arriving < arrivingMax && queuedFirst.size > 0) {
+      const request: Request = queuedFirst.values().next().value!;
+      queuedFirst.delete(request);
+      leasingFirst.add(request);
       arriving++;
       void leaseFirst(request);
-    }
-    if (arrivalsHead === arrivals.length) {
-      arrivals = [];
-      arrivalsHead = 0;
     }
   };
   const leaseFirst = async (request: Request) => {
     try {
       const answer = await request.first();
-      beforeFirst.delete(request);
+      leasingFirst.delete(request);
       if (answer === null) return;
       if (entries.has(request)) end(request, { answer });
       else request.unclaimed(answer);
@@ -300,7 +298,7 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
       return entries.size;
     },
     get arriving() {
-      return beforeFirst.size;
+      return queuedFirst.size + leasingFirst.size;
     },
     wake,
     hold<T>(request: WaitRequest<T>): void {
@@ -309,8 +307,7 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
     holdArriving<T>(request: WaitRequest<T>): void {
       const held = request as Request;
       if (!add(held)) return;
-      beforeFirst.add(held);
-      arrivals.push(held);
+      queuedFirst.add(held);
       nextArrivals();
     },
     leave(request) {
