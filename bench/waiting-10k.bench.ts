@@ -136,8 +136,7 @@ try {
   // Until the API holds every one and each has had its first lease (past LEASE_ARRIVING_MAX at
   // once they are held first and lease in turn); the creator reads meanwhile.
   const readsArriving: number[] = [];
-  const settled = async () =>
-    (await metric(api.base, "crowdcompute_lease_requests_waiting")) >= count && (await metric(api.base, "crowdcompute_lease_requests_arriving")) === 0;
+  const settled = async () => (await metric(api.base, "crowdcompute_lease_requests_waiting")) >= count && (await metric(api.base, "crowdcompute_lease_requests_arriving")) === 0;
   while (!(await settled())) readsArriving.push(...(await creatorReads(client, creator, probe.id, 10)));
   readsArriving.sort((a, b) => a - b);
   const heldAfterS = (performance.now() - at) / 1000;

@@ -33,13 +33,24 @@ async function corpus(): Promise<Record<string, string>> {
   return {
     good,
     "no expiry": await new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).sign(key),
-    expired: await new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setIssuedAt(now - 7200).setExpirationTime(now - 60).sign(key),
+    expired: await new SignJWT(claims)
+      .setProtectedHeader({ alg: "HS256" })
+      .setIssuedAt(now - 7200)
+      .setExpirationTime(now - 60)
+      .sign(key),
     "expires this second": signedRaw({ alg: "HS256" }, { ...claims, exp: now }),
-    "not before an hour from now": await new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setNotBefore(now + 3600).setExpirationTime("2h").sign(key),
+    "not before an hour from now": await new SignJWT(claims)
+      .setProtectedHeader({ alg: "HS256" })
+      .setNotBefore(now + 3600)
+      .setExpirationTime("2h")
+      .sign(key),
     "nbf passed": signedRaw({ alg: "HS256" }, { ...claims, nbf: now - 10, exp: now + 60 }),
     "exp a string": signedRaw({ alg: "HS256" }, { ...claims, exp: String(now + 60) }),
     "iat a string": signedRaw({ alg: "HS256" }, { ...claims, iat: "yesterday", exp: now + 60 }),
-    "other secret": await new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setExpirationTime("1h").sign(new TextEncoder().encode(`${secret}x`)),
+    "other secret": await new SignJWT(claims)
+      .setProtectedHeader({ alg: "HS256" })
+      .setExpirationTime("1h")
+      .sign(new TextEncoder().encode(`${secret}x`)),
     HS512: await new SignJWT(claims).setProtectedHeader({ alg: "HS512" }).setExpirationTime("1h").sign(key),
     "alg none": `${b64({ alg: "none" })}.${b64(claims)}.`,
     "crit header": signedRaw({ alg: "HS256", crit: ["exp"] }, { ...claims, exp: now + 60 }),

@@ -16,8 +16,7 @@ function arrival(name: string) {
     source: null,
     excluded: new Set(),
     ms: 20_000,
-    first: () =>
-      new Promise<string | null>((resolve, reject) => firsts.push((answer) => (answer instanceof Error ? reject(answer) : resolve(answer)))),
+    first: () => new Promise<string | null>((resolve, reject) => firsts.push((answer) => (answer instanceof Error ? reject(answer) : resolve(answer)))),
     attempt: async () => {
       attempts++;
       return null;

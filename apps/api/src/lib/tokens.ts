@@ -47,7 +47,7 @@ async function checkHs256(token: string, mac: (data: Uint8Array<ArrayBuffer>) =>
   if (parts.length !== 3) return null;
   const [head, body, signature] = parts as [string, string, string];
   const header = jsonObjectOf(head);
-  if (!header || header.alg !== "HS256" || "crit" in header || "b64" in header) return null;
+  if (header?.alg !== "HS256" || "crit" in header || "b64" in header) return null;
   const given = fromBase64Url(signature);
   if (!given || !sameBytes(await mac(utf8.encode(`${head}.${body}`)), given)) return null;
   const claims = jsonObjectOf(body);

@@ -154,8 +154,7 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
     if (due) for (const request of due.requests) end(request, { answer: null, why: "timeout" });
   };
 
-  const wants = (request: Request, ids: ReadonlySet<string>) =>
-    !queuedFirst.has(request) && !leasingFirst.has(request) && (ids.has("*") || [...ids].some((id) => !request.excluded.has(id)));
+  const wants = (request: Request, ids: ReadonlySet<string>) => !queuedFirst.has(request) && !leasingFirst.has(request) && (ids.has("*") || [...ids].some((id) => !request.excluded.has(id)));
 
   const leftArriving = () => {
     arriving--;

@@ -8,12 +8,12 @@ import { type AppContext, authorize, type AppRouteHandler as Handler, volunteerR
 import { HeldBody, holdAnswer, nodeResponseOf } from "../../lib/held-answers.ts";
 import { secondsSince } from "../../lib/metrics.ts";
 import { tooManyRequests } from "../../lib/problem.ts";
+import type { WorkWaiters } from "../../lib/work-waiters.ts";
 import { HeldLease } from "./held-lease.ts";
 import { leaseSource } from "./source.ts";
 import { chunksReleased, type LeaseAnswer, type LeaseScope, leaseFor, membersOf, retryLater } from "./work.lease.ts";
 import { leaseBlocksOf, liveReports, readReports, rejectedRuns } from "./work.reports.ts";
 import type * as routes from "./work.routes.ts";
-import type { WorkWaiters } from "../../lib/work-waiters.ts";
 
 const utf8 = new TextEncoder();
 const jsonBody = (c: AppContext, text: string) => c.body(text, 200, { "content-type": "application/json" });
