@@ -173,7 +173,6 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
   const leaseFirst = async (request: Request) => {
     try {
       const answer = await request.first();
-      leasingFirst.delete(request);
       if (answer === null) return;
       if (entries.has(request)) end(request, { answer });
       else request.unclaimed(answer);
@@ -181,6 +180,7 @@ export function createWorkWaiters(options: WorkWaitersOptions): WorkWaiters {
       end(request, { answer: null, why: "failed" });
       console.warn(`a waiting lease request's first lease failed: ${(error as Error).message}`);
     } finally {
+      leasingFirst.delete(request);
       leftArriving();
     }
   };
@@ -342,21 +342,11 @@ export async function listeningWorkWaiters(db: Db, options: WorkWaitersOptions):
   } catch {
     return null;
   }
-  return {
-    get size() {
-      return waiters.size;
-    },
-    get arriving() {
-      return waiters.arriving;
-    },
-    hold: (request) => waiters.hold(request),
-    leave: (request) => waiters.leave(request),
-    arrive: () => waiters.arrive(),
-    holdArriving: (request) => waiters.holdArriving(request),
-    wake: (taskIds) => waiters.wake(taskIds),
-    async close() {
-      await waiters.close();
-      await stop().catch(() => {});
-    },
+  // The same waiters, whose close also stops listening.
+  const closeWaiters = waiters.close;
+  waiters.close = async () => {
+    await closeWaiters();
+    await stop().catch(() => {});
   };
+  return waiters;
 }
